@@ -1,0 +1,38 @@
+# Two entry points: `make demo` (the main job on a bundled example) and `make test`.
+# Each creates .venv and installs what it needs from PyPI on first use.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-test
+
+.PHONY: demo test lint fixtures bench clean
+
+$(STAMP): pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@
+
+demo: $(STAMP)
+	$(VENV)/bin/accelgen inspect examples/digits_cnn_w4a8.onnx
+	$(PY) examples/digits_demo.py
+
+lint: $(STAMP)
+	$(PY) -m ruff check accelgen tests benchmarks examples setup.py
+	$(PY) -m ruff format --check accelgen
+
+test: lint
+	$(PY) -m pytest -q -ra
+
+# Re-train and re-export tests/models/ with the real exporters (torch, Brevitas, onnxruntime).
+fixtures: $(STAMP)
+	$(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet -e ".[fixtures]"
+	$(PY) tests/models/make_models.py
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_frontend.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,180 @@
+"""The `accelgen` command line. Errors become one clear message and an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from accelgen import __version__
+from accelgen.errors import AccelgenError, InputError, InternalError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except AccelgenError as exc:
+        _error(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except Exception as exc:  # a bug: say so, keep the traceback for --debug
+        if args.debug:
+            traceback.print_exc()
+        _error(str(InternalError(f"{type(exc).__name__}: {exc}")) + ("" if args.debug else " [--debug shows the traceback]"))
+        return 1
+
+
+def _error(message: str) -> None:
+    print(f"accelgen: error: {message}", file=sys.stderr)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="accelgen", description="Quantized ONNX -> FPGA accelerator generator.")
+    p.add_argument("--version", action="version", version=f"accelgen {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    sub = p.add_subparsers(dest="command")
+
+    ins = sub.add_parser("inspect", help="per-layer table: op, shapes, bits, MACs, weight bytes")
+    ins.add_argument("model", help="quantized ONNX model (QONNX, QDQ or QOperator)")
+    ins.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ins.add_argument("--ir", metavar="FILE", help="also write the lowered IR as JSON to FILE")
+    _requant_arg(ins)
+    ins.set_defaults(func=cmd_inspect)
+
+    run = sub.add_parser("run", help="run a model on inputs from .npy files")
+    run.add_argument("model", help="quantized ONNX model")
+    run.add_argument("--input", "-i", required=True, action="append", metavar="[NAME=]X.npy",
+                     help="input batch (first axis = batch); NAME= for models with several inputs")  # fmt: skip
+    run.add_argument("--output", "-o", required=True, metavar="Y.npy",
+                     help="where to write the output (.npz for models with several outputs)")  # fmt: skip
+    run.add_argument("--backend", default="golden", choices=["golden", "csim", "pynq"],
+                     help="golden: the bit-exact integer reference (default for a model file)")  # fmt: skip
+    _requant_arg(run)
+    run.set_defaults(func=cmd_run)
+    return p
+
+
+def _requant_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--requant", default="auto", choices=["auto", "thresholds", "multiply_shift"],
+                   help="integer requantization: auto (default), thresholds, multiply_shift")  # fmt: skip
+
+
+def _compile(args):
+    from accelgen.config import CompileConfig
+    from accelgen.pipeline import compile_model
+
+    return compile_model(args.model, CompileConfig(requant=args.requant))
+
+
+def cmd_inspect(args) -> int:
+    from accelgen.analysis import summary
+
+    compiled = _compile(args)
+    info = summary(compiled.graph, compiled.dialect)
+    if args.ir:
+        _write_atomic(Path(args.ir), compiled.graph.dumps().encode())
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    _print_inspect(info)
+    return 0
+
+
+def _print_inspect(info: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"{info['model']}  ({info['dialect']} dialect)", title_justify="left")
+    for col, just in (("layer", "left"), ("op", "left"), ("in", "right"), ("out", "right"),
+                      ("weights", "left"), ("input", "left"), ("output", "left"), ("MACs", "right"),
+                      ("weight bytes", "right"), ("requant", "left")):  # fmt: skip
+        table.add_column(col, justify=just)
+    for r in info["layers"]:
+        table.add_row(
+            r["source"], r["op"], "x".join(map(str, r["in_shape"])), "x".join(map(str, r["out_shape"])),
+            r["w_type"] or "-", r["a_type"] or "-", r["out_type"], f"{r['macs']:,}",
+            f"{r['weight_bytes']:,}", r["requant"],
+        )  # fmt: skip
+    t = info["totals"]
+    table.add_section()
+    table.add_row("total", f"{t['layers']} layers", "", "", "", "", "", f"{t['macs']:,}", f"{t['weight_bytes']:,}", "")
+    console.print(table)
+    host = info["host"]
+    console.print("host prologue: " + (", ".join(host["prologue"]) or "none"))
+    console.print("host epilogue: " + (", ".join(host["epilogue"]) or "none (the hardware writes the outputs)"))
+
+
+def _load_inputs(specs: list[str], input_names: list[str]) -> dict[str, np.ndarray]:
+    arrays = {}
+    for spec in specs:
+        name, _, path = spec.rpartition("=") if "=" in spec else ("", "", spec)
+        if not name:
+            if len(input_names) != 1 or len(specs) != 1:
+                raise InputError(f"the model has inputs {', '.join(input_names)}: give --input NAME=FILE for each")
+            name = input_names[0]
+        if name not in input_names:
+            raise InputError(f"--input {spec}: the model has no input '{name}' (inputs: {', '.join(input_names)})")
+        p = Path(path)
+        if not p.is_file():
+            raise InputError(f"--input {spec}: no such file '{path}'")
+        try:
+            arrays[name] = np.load(p, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise InputError(f"--input {spec}: '{path}' is not a .npy array ({exc})") from None
+    return arrays
+
+
+def cmd_run(args) -> int:
+    from accelgen import golden
+
+    if Path(args.model).is_dir():
+        raise InputError(f"{args.model} is a directory; `accelgen run` on a build directory needs `accelgen build`")
+    if args.backend != "golden":
+        raise InputError(f"--backend {args.backend} runs a built design; for a model file use --backend golden")
+    compiled = _compile(args)
+    inputs = _load_inputs(args.input, compiled.graph.inputs)
+    outputs = golden.run(compiled.graph, inputs)
+    out = Path(args.output)
+    if len(outputs) == 1 and out.suffix != ".npz":
+        _save_atomic(out, lambda f: np.save(f, next(iter(outputs.values()))))
+    elif out.suffix == ".npz":
+        _save_atomic(out, lambda f: np.savez(f, **outputs))
+    else:
+        raise InputError(f"the model has {len(outputs)} outputs: give an --output ending in .npz")
+    print(f"wrote {out} ({', '.join(f'{k}: {v.shape} {v.dtype}' for k, v in outputs.items())})")
+    return 0
+
+
+def _save_atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    _save_atomic(path, lambda f: f.write(data))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,602 @@
+"""The integer intermediate representation: typed tensors, frozen op dataclasses, a graph.
+
+Every tensor is one of three kinds:
+
+* ``codes``  integer codes of a quantized activation; its :class:`QType` says what they mean
+  (real value = scale * (code - zero_point)).
+* ``acc``    a wide integer accumulator (a convolution's sums); its QType carries the
+  per-channel scale of one accumulator step and the accumulator width.
+* ``float``  a real-valued tensor: the model's float input before its first quantizer, or
+  the float tail that the host computes after the last integer layer.
+
+Ops are frozen dataclasses. Float element-wise ops (:class:`Affine`, :class:`Relu`, ...)
+read a ``codes`` or ``acc`` tensor as its real value. The passes fuse chains of them into
+the producing integer layer as a :class:`FloatRequant`, then turn that into an integer
+:class:`Thresholds` or :class:`MultiplyShift` requantizer. After the passes, every op is
+either an integer op or marked as running on the host.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+
+from accelgen.errors import InternalError
+
+TENSOR_KINDS = ("codes", "acc", "float")
+
+# ---------------------------------------------------------------------------------------
+# Quantization type
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QType:
+    """What an integer code means: value = scale * (code - zero_point).
+
+    ``scale`` and ``zero_point`` hold one entry (per tensor) or one per channel along
+    ``axis``. ``bipolar`` codes take only the values -1 and +1 (one bit in hardware).
+    """
+
+    bits: int
+    signed: bool
+    scale: tuple[float, ...] = (1.0,)
+    zero_point: tuple[int, ...] = (0,)
+    axis: int | None = None
+    narrow: bool = False
+    bipolar: bool = False
+
+    def __post_init__(self) -> None:
+        if self.bits < 1:
+            raise InternalError(f"QType with {self.bits} bits")
+        if len(self.scale) != len(self.zero_point) and len(self.zero_point) != 1:
+            raise InternalError("QType scale and zero point lengths differ")
+
+    @property
+    def qmin(self) -> int:
+        if self.bipolar:
+            return -1
+        if self.signed:
+            return -(1 << (self.bits - 1)) + (1 if self.narrow else 0)
+        return 0
+
+    @property
+    def qmax(self) -> int:
+        if self.bipolar:
+            return 1
+        if self.signed:
+            return (1 << (self.bits - 1)) - 1
+        return (1 << self.bits) - 1 - (1 if self.narrow else 0)
+
+    @property
+    def per_channel(self) -> bool:
+        return len(self.scale) > 1 or len(self.zero_point) > 1
+
+    def scale_array(self, channels: int = 1) -> np.ndarray:
+        """The scale broadcast to ``channels`` entries (float64)."""
+        s = np.asarray(self.scale, dtype=np.float64)
+        return np.broadcast_to(s, (max(channels, s.size),)).copy()
+
+    def zero_point_array(self, channels: int = 1) -> np.ndarray:
+        z = np.asarray(self.zero_point, dtype=np.int64)
+        return np.broadcast_to(z, (max(channels, z.size),)).copy()
+
+    def describe(self) -> str:
+        if self.bipolar:
+            kind = "bipolar"
+        else:
+            kind = f"{'int' if self.signed else 'uint'}{self.bits}"
+        return kind + (" per-channel" if self.per_channel else "")
+
+    def with_axis(self, axis: int | None) -> QType:
+        return dataclasses.replace(self, axis=axis if self.per_channel else None)
+
+
+def signed_bits_for(lo: int, hi: int) -> int:
+    """Bits of the smallest two's-complement integer holding every value in [lo, hi]."""
+    bits = 1
+    while lo < -(1 << (bits - 1)) or hi > (1 << (bits - 1)) - 1:
+        bits += 1
+    return bits
+
+
+# ---------------------------------------------------------------------------------------
+# Tensors
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """A value flowing between ops. ``shape[0]`` is the batch (None when symbolic)."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    kind: str
+    qtype: QType | None = None
+    layout: str = ""  # "NCHW" or "NHWC" for 4-D feature maps, "" otherwise
+
+    @property
+    def channels(self) -> int:
+        """Channel count: the dim a per-channel QType's axis points at, else the feature dim."""
+        if self.qtype is not None and self.qtype.axis is not None:
+            return int(self.shape[self.qtype.axis])
+        if self.layout == "NHWC":
+            return int(self.shape[3])
+        if len(self.shape) >= 2:
+            return int(self.shape[1])
+        return 1
+
+    def elements_per_sample(self) -> int:
+        return int(np.prod([d for d in self.shape[1:]], dtype=np.int64))
+
+
+# ---------------------------------------------------------------------------------------
+# Requantizers: how an accumulator becomes the next layer's codes
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class FloatStep:
+    """One monotone element-wise float operation of a requantization chain.
+
+    ``op`` is one of ``mul``, ``add`` (per-channel ``values``), ``relu``, ``clip``
+    (``values`` = [lo, hi]), ``round`` (to an integer with rounding ``mode``).
+    """
+
+    op: str
+    values: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    mode: str = ""  # rounding mode of a ``round`` step
+
+
+@dataclass(frozen=True, eq=False)
+class FloatRequant:
+    """The float definition of a requantization, before the integer pass.
+
+    ``out = quantize(steps(acc_value))`` where ``acc_value`` is the accumulator's real
+    value (accumulator times its scale), ``quantize`` divides by ``divisor`` (default: the
+    output scale), adds the zero point, rounds with ``rounding`` and clips to ``out_qtype``.
+    """
+
+    steps: tuple[FloatStep, ...]
+    out_qtype: QType
+    rounding: str = "HALF_EVEN"
+    divisor: float | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Thresholds:
+    """out = base + step * count(direction * acc >= thresholds[c, :]), per channel c.
+
+    Exact for any monotone function of the accumulator: each threshold is the smallest
+    accumulator value that reaches the next output level.
+    """
+
+    thresholds: np.ndarray  # (C, L) int64, non-decreasing along L (C == 1: shared)
+    base: np.ndarray  # (C,) or (1,) int64
+    direction: np.ndarray  # (C,) or (1,) int64, +1 or -1
+    step: int = 1  # 2 for bipolar outputs (-1, +1)
+    reason: str = ""
+
+    kind = "thresholds"
+
+
+@dataclass(frozen=True, eq=False)
+class MultiplyShift:
+    """out = clip(floor((direction * acc * multiplier + offset) / 2**shift), lo, hi).
+
+    Chosen only when it equals the float reference on the whole accumulator range.
+    """
+
+    multiplier: np.ndarray  # (C,) int64, > 0
+    offset: np.ndarray  # (C,) int64
+    shift: int
+    lo: np.ndarray  # (C,) int64
+    hi: np.ndarray  # (C,) int64
+    direction: np.ndarray  # (C,) int64
+    reason: str = ""
+
+    kind = "multiply_shift"
+
+    @property
+    def multiplier_bits(self) -> int:
+        return int(max(int(m) for m in self.multiplier)).bit_length() + 1
+
+
+Requant = FloatRequant | Thresholds | MultiplyShift
+
+
+# ---------------------------------------------------------------------------------------
+# Ops
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Op:
+    """Base of every op: a unique name, input and output tensor names, the ONNX source."""
+
+    name: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    source: str = ""  # the ONNX node (or nodes) this op came from
+
+    kind = "op"
+    #: element-wise float op that passes may fold into a requantizer
+    elementwise_float = False
+    #: runs on the host in the finished design (quantizing the input, the float tail)
+    on_host = False
+
+    def replace(self, **changes: Any) -> Op:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, eq=False)
+class Quantize(Op):
+    """float -> codes (the host quantizes the model's float input)."""
+
+    qtype: QType = QType(8, True)
+    rounding: str = "HALF_EVEN"
+    divisor: float | None = None  # divide by this instead of the scale (QONNX Trunc)
+    kind = "Quantize"
+    on_host = True
+
+
+@dataclass(frozen=True, eq=False)
+class Dequantize(Op):
+    """codes or acc -> float (host epilogue)."""
+
+    kind = "Dequantize"
+    on_host = True
+
+
+@dataclass(frozen=True, eq=False)
+class Conv(Op):
+    """2-D convolution of codes with integer weights, accumulating ``code - zero_point``.
+
+    ``weights`` is (OC, IC/groups, KH, KW) holding ``weight_code - weight_zero_point``.
+    Padding contributes zero (that is, input code == zero point).
+    """
+
+    weights: np.ndarray = field(default_factory=lambda: np.zeros((1, 1, 1, 1), np.int64))
+    w_qtype: QType = QType(8, True)
+    groups: int = 1
+    strides: tuple[int, int] = (1, 1)
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)  # top, left, bottom, right
+    dilations: tuple[int, int] = (1, 1)
+    requant: Requant | None = None
+    kind = "Conv"
+
+
+@dataclass(frozen=True, eq=False)
+class Dense(Op):
+    """Fully connected layer: acc[n, o] = sum_i (x[n, i] - zp) * weights[o, i]."""
+
+    weights: np.ndarray = field(default_factory=lambda: np.zeros((1, 1), np.int64))
+    w_qtype: QType = QType(8, True)
+    requant: Requant | None = None
+    kind = "Dense"
+
+
+@dataclass(frozen=True, eq=False)
+class MaxPool(Op):
+    """Max over windows of codes (exact: dequantization is increasing)."""
+
+    kernel: tuple[int, int] = (2, 2)
+    strides: tuple[int, int] = (2, 2)
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+    kind = "MaxPool"
+
+
+@dataclass(frozen=True, eq=False)
+class AvgPool(Op):
+    """Window sums of ``code - zero_point``; the mean's 1/k is part of the requantizer."""
+
+    kernel: tuple[int, int] = (2, 2)
+    strides: tuple[int, int] = (2, 2)
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+    requant: Requant | None = None
+    kind = "AvgPool"
+
+
+@dataclass(frozen=True, eq=False)
+class Add(Op):
+    """Residual add of two code tensors.
+
+    The integer pass picks integer input multipliers so that
+    ``acc = m0 * (a - za) + m1 * (b - zb)`` orders every input pair as the real sum does,
+    verified on the whole input domain; ``requant`` then maps ``acc`` to codes.
+    """
+
+    input_multipliers: tuple[int, int] = (1, 1)
+    requant: Requant | None = None
+    kind = "Add"
+
+
+@dataclass(frozen=True, eq=False)
+class Concat(Op):
+    """Concatenation of code tensors of one QType along the channel axis."""
+
+    axis: int = 1
+    kind = "Concat"
+
+
+@dataclass(frozen=True, eq=False)
+class Requantize(Op):
+    """codes -> codes of another QType (element-wise), e.g. to align Concat inputs."""
+
+    requant: Requant | None = None
+    kind = "Requantize"
+
+
+@dataclass(frozen=True, eq=False)
+class Reshape(Op):
+    """Pure layout: the stream order of elements does not change."""
+
+    shape: tuple[int, ...] = ()  # per-sample shape (batch excluded)
+    kind = "Reshape"
+
+
+@dataclass(frozen=True, eq=False)
+class Transpose(Op):
+    """A layout change at the model boundary (host side)."""
+
+    perm: tuple[int, ...] = ()
+    kind = "Transpose"
+    on_host = True
+
+
+@dataclass(frozen=True, eq=False)
+class Affine(Op):
+    """Float ``x * mul + add`` per channel (bias, Mul, folded BatchNorm)."""
+
+    mul: np.ndarray = field(default_factory=lambda: np.ones(1))
+    add: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    kind = "Affine"
+    elementwise_float = True
+
+
+@dataclass(frozen=True, eq=False)
+class BatchNorm(Op):
+    """Float batch normalisation (folded into :class:`Affine` by a pass)."""
+
+    gamma: np.ndarray = field(default_factory=lambda: np.ones(1))
+    beta: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    mean: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    var: np.ndarray = field(default_factory=lambda: np.ones(1))
+    epsilon: float = 1e-5
+    kind = "BatchNorm"
+    elementwise_float = True
+
+
+@dataclass(frozen=True, eq=False)
+class Relu(Op):
+    kind = "Relu"
+    elementwise_float = True
+
+
+@dataclass(frozen=True, eq=False)
+class Clip(Op):
+    lo: float = -math.inf
+    hi: float = math.inf
+    kind = "Clip"
+    elementwise_float = True
+
+
+@dataclass(frozen=True, eq=False)
+class Round(Op):
+    """Float rounding to an integer value (inside QONNX Trunc)."""
+
+    mode: str = "HALF_EVEN"
+    kind = "Round"
+    elementwise_float = True
+
+
+@dataclass(frozen=True, eq=False)
+class Softmax(Op):
+    axis: int = -1
+    kind = "Softmax"
+    on_host = True
+
+
+@dataclass(frozen=True, eq=False)
+class Sigmoid(Op):
+    kind = "Sigmoid"
+    on_host = True
+
+
+OP_TYPES: dict[str, type[Op]] = {
+    cls.kind: cls
+    for cls in (
+        Quantize, Dequantize, Conv, Dense, MaxPool, AvgPool, Add, Concat, Requantize,
+        Reshape, Transpose, Affine, BatchNorm, Relu, Clip, Round, Softmax, Sigmoid,
+    )
+}  # fmt: skip
+
+#: integer layers whose accumulator a requantizer turns into codes
+REQUANT_OPS = (Conv, Dense, AvgPool, Add, Requantize)
+
+
+def is_host_op(op: Op, tensors: dict[str, Tensor]) -> bool:
+    """True for ops the host runs: quantizing the input, layout at the boundary, and
+    everything that produces a float tensor (the float tail)."""
+    return op.on_host or tensors[op.outputs[0]].kind == "float"
+
+
+# ---------------------------------------------------------------------------------------
+# Graph
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Graph:
+    """Ops in topological order over named tensors. Passes build new graphs."""
+
+    name: str
+    tensors: dict[str, Tensor]
+    ops: list[Op]
+    inputs: list[str]
+    outputs: list[str]
+    # ONNX-side dtype of each graph input/output ("float32", "uint8", ...)
+    io_dtypes: dict[str, str] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def producer(self, tensor: str) -> Op | None:
+        for op in self.ops:
+            if tensor in op.outputs:
+                return op
+        return None
+
+    def consumers(self, tensor: str) -> list[Op]:
+        return [op for op in self.ops if tensor in op.inputs]
+
+    def op(self, name: str) -> Op:
+        for op in self.ops:
+            if op.name == name:
+                return op
+        raise KeyError(name)
+
+    def integer_ops(self) -> Iterator[Op]:
+        return (op for op in self.ops if not is_host_op(op, self.tensors))
+
+    def copy(self, **changes: Any) -> Graph:
+        base = dict(
+            name=self.name,
+            tensors=dict(self.tensors),
+            ops=list(self.ops),
+            inputs=list(self.inputs),
+            outputs=list(self.outputs),
+            io_dtypes=dict(self.io_dtypes),
+            meta=dict(self.meta),
+        )
+        base.update(changes)
+        return Graph(**base)
+
+    # -- serialisation ---------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "inputs": self.inputs,
+            "outputs": self.outputs,
+            "io_dtypes": self.io_dtypes,
+            "tensors": {n: _jsonable(t) for n, t in self.tensors.items()},
+            "ops": [{"type": op.kind, **_jsonable(op)} for op in self.ops],
+            "meta": _jsonable(self.meta),
+        }
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=1, sort_keys=False)
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out = {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        kind = getattr(type(value), "kind", None)
+        if isinstance(value, (Thresholds, MultiplyShift)):
+            out["kind"] = kind
+        return out
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------------------------------
+# Verification: the invariants every pass must keep
+# ---------------------------------------------------------------------------------------
+
+
+def verify(graph: Graph, *, lowered: bool = False) -> None:
+    """Check the graph's invariants; raise InternalError naming the op that breaks one.
+
+    Always: every op input is produced before it is used; tensor names are unique;
+    codes/acc tensors carry a QType; codes fit 1..8 bits; weights are integers within
+    their QType. ``lowered``: every requantizer is integer and no float op remains
+    between integer ops.
+    """
+    known = set(graph.inputs)
+    names: set[str] = set()
+    for name in graph.inputs:
+        if name not in graph.tensors:
+            raise InternalError(f"graph input '{name}' has no tensor")
+    for op in graph.ops:
+        if op.name in names:
+            raise InternalError(f"duplicate op name '{op.name}'")
+        names.add(op.name)
+        for tin in op.inputs:
+            if tin not in known:
+                raise InternalError(f"op '{op.name}' reads '{tin}' before it is produced")
+        for tout in op.outputs:
+            if tout in known:
+                raise InternalError(f"tensor '{tout}' produced twice (op '{op.name}')")
+            if tout not in graph.tensors:
+                raise InternalError(f"op '{op.name}' output '{tout}' has no tensor")
+            known.add(tout)
+        _verify_op(graph, op, lowered)
+    for name in graph.outputs:
+        if name not in known:
+            raise InternalError(f"graph output '{name}' is never produced")
+    for t in graph.tensors.values():
+        if t.kind not in TENSOR_KINDS:
+            raise InternalError(f"tensor '{t.name}' has unknown kind '{t.kind}'")
+        if t.kind in ("codes", "acc") and t.qtype is None:
+            raise InternalError(f"{t.kind} tensor '{t.name}' has no QType")
+        if t.kind == "codes" and t.qtype is not None and t.qtype.bits > 8 and t.name in known:
+            # wide codes are allowed only where the model itself exposes integer I/O
+            if t.name not in graph.inputs and t.name not in graph.outputs:
+                raise InternalError(f"codes tensor '{t.name}' is {t.qtype.bits} bits wide")
+
+
+def _verify_op(graph: Graph, op: Op, lowered: bool) -> None:
+    tensors = graph.tensors
+    ins = [tensors[t] for t in op.inputs]
+    out = tensors[op.outputs[0]]
+    if isinstance(op, (Conv, Dense)):
+        if ins[0].kind != "codes":
+            raise InternalError(f"{op.kind} '{op.name}' input is not codes")
+        w = op.weights
+        if w.dtype.kind not in "iu":
+            raise InternalError(f"{op.kind} '{op.name}' weights are not integers")
+        if isinstance(op, Conv):
+            if w.ndim != 4:
+                raise InternalError(f"Conv '{op.name}' weights are not 4-D")
+            cin = ins[0].shape[3] if ins[0].layout == "NHWC" else ins[0].shape[1]
+            if cin != w.shape[1] * op.groups:
+                raise InternalError(f"Conv '{op.name}' input channels {cin} != weights")
+        else:
+            if w.ndim != 2 or ins[0].shape[-1] != w.shape[1]:
+                raise InternalError(f"Dense '{op.name}' weights {w.shape} vs input {ins[0].shape}")
+    if isinstance(op, REQUANT_OPS):
+        rq = op.requant
+        want = "codes" if rq is not None else "acc"
+        if out.kind != want:
+            raise InternalError(f"{op.kind} '{op.name}' output kind {out.kind}, expected {want}")
+        if lowered and isinstance(rq, FloatRequant):
+            raise InternalError(f"{op.kind} '{op.name}' still has a float requantizer")
+        if isinstance(rq, Thresholds) and np.any(np.diff(rq.thresholds, axis=1) < 0):
+            raise InternalError(f"{op.kind} '{op.name}' thresholds are not sorted")
+    if isinstance(op, (MaxPool, Concat)) and any(t.kind != "codes" for t in ins):
+        raise InternalError(f"{op.kind} '{op.name}' input is not codes")
+    if isinstance(op, Concat) and len({_qkey(t.qtype) for t in ins}) != 1:
+        raise InternalError(f"Concat '{op.name}' inputs have different QTypes")
+    if lowered and op.elementwise_float and not is_host_op(op, tensors):
+        raise InternalError(f"float op '{op.name}' left between integer layers")
+
+
+def _qkey(q: QType | None) -> tuple:
+    if q is None:
+        return ()
+    return (q.bits, q.signed, q.scale, q.zero_point, q.narrow, q.bipolar)

@@ -1,0 +1,391 @@
+"""Absorb scales into integer requantization: thresholds or an exact multiply-shift.
+
+A layer's output code is a monotone function of its integer accumulator: the float chain
+(scale, bias, BatchNorm, ReLU, clip) followed by rounding and clipping. *Thresholds*
+store, per channel and output level, the smallest accumulator that reaches the level;
+they are exact for any monotone chain. A *multiply-shift* ``floor((acc*M + B) >> S)`` is
+cheaper for wide outputs; it is used only when its own thresholds equal the exact ones on
+the layer's whole accumulator range, which is checked in integer arithmetic.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from accelgen import ir
+from accelgen.config import CompileConfig
+from accelgen.errors import InputError, InternalError
+from accelgen.numeric import round_mode
+
+MAX_SHIFT = 48
+INT64_SAFE = 1 << 62
+ADD_MAX_SHIFT = 24
+
+
+# -- the float reference of one requantization ------------------------------------------------
+
+
+def eval_float_requant(fr: ir.FloatRequant, value: np.ndarray, ch: np.ndarray) -> np.ndarray:
+    """Codes the float chain gives for real accumulator values ``value`` of channels ``ch``."""
+    v = np.asarray(value, dtype=np.float64)
+    for step in fr.steps:
+        vals = step.values
+        if step.op == "mul":
+            v = v * (vals[ch] if vals.size > 1 else vals[0])
+        elif step.op == "add":
+            v = v + (vals[ch] if vals.size > 1 else vals[0])
+        elif step.op == "relu":
+            v = np.maximum(v, 0.0)
+        elif step.op == "clip":
+            v = np.clip(v, vals[0], vals[1])
+        elif step.op == "round":
+            v = round_mode(v, step.mode)
+        else:
+            raise InternalError(f"unknown float step {step.op}")
+    q = fr.out_qtype
+    scale = np.asarray(q.scale, dtype=np.float64)
+    zp = np.asarray(q.zero_point, dtype=np.float64)
+    divisor = fr.divisor if fr.divisor is not None else (scale[ch] if scale.size > 1 else scale[0])
+    z = zp[ch] if zp.size > 1 else zp[0]
+    codes = round_mode(np.clip(v / divisor + z, q.qmin, q.qmax), fr.rounding)
+    return np.clip(codes, q.qmin, q.qmax).astype(np.int64)
+
+
+def chain_direction(fr: ir.FloatRequant, acc_scale: np.ndarray, channels: int) -> np.ndarray:
+    """+1 where the chain increases with the accumulator, -1 where it decreases (per channel)."""
+    sign = np.sign(np.broadcast_to(acc_scale, (channels,))).astype(np.int64)
+    for step in fr.steps:
+        if step.op == "mul":
+            sign = sign * np.sign(np.broadcast_to(step.values, (channels,))).astype(np.int64)
+    return np.where(sign < 0, -1, 1).astype(np.int64)
+
+
+def levels(q: ir.QType) -> tuple[int, int, int]:
+    """(base, step, count): output = base + step * (number of thresholds passed)."""
+    if q.bipolar:
+        return -1, 2, 1
+    return q.qmin, 1, q.qmax - q.qmin
+
+
+# -- accumulator ranges ------------------------------------------------------------------------
+
+
+def input_range(q: ir.QType, padded: bool = False) -> tuple[int, int]:
+    """Range of ``code - zero_point`` for a (per-tensor) QType; padding contributes 0."""
+    zp = int(q.zero_point[0]) if not q.bipolar else 0
+    lo, hi = q.qmin - zp, q.qmax - zp
+    if len(set(q.zero_point)) > 1:
+        zps = np.asarray(q.zero_point)
+        lo, hi = int(q.qmin - zps.max()), int(q.qmax - zps.min())
+    if padded:
+        lo, hi = min(lo, 0), max(hi, 0)
+    return lo, hi
+
+
+def _weighted_range(weights: np.ndarray, xlo: int, xhi: int) -> tuple[np.ndarray, np.ndarray]:
+    w = weights.reshape(weights.shape[0], -1).astype(np.int64)
+    hi = np.maximum(w * xlo, w * xhi).sum(axis=1)
+    lo = np.minimum(w * xlo, w * xhi).sum(axis=1)
+    return lo, hi
+
+
+def acc_range_and_scale(graph: ir.Graph, op: ir.Op) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-channel accumulator range (lo, hi) and the real value of one accumulator step."""
+    x = graph.tensors[op.inputs[0]]
+    xq = x.qtype
+    s_in = np.asarray(xq.scale, dtype=np.float64)
+    if isinstance(op, (ir.Conv, ir.Dense)):
+        padded = isinstance(op, ir.Conv) and any(op.pads)
+        lo, hi = _weighted_range(op.weights, *input_range(xq, padded))
+        scale = s_in[0] * np.asarray(op.w_qtype.scale, dtype=np.float64)
+        return lo, hi, scale
+    if isinstance(op, ir.AvgPool):
+        k = op.kernel[0] * op.kernel[1]
+        xlo, xhi = input_range(xq, any(op.pads))
+        return np.array([k * xlo]), np.array([k * xhi]), s_in / k
+    if isinstance(op, ir.Requantize):
+        xlo, xhi = input_range(xq)
+        return np.array([xlo]), np.array([xhi]), s_in
+    raise InternalError(f"no accumulator range for {op.kind}")
+
+
+# -- thresholds --------------------------------------------------------------------------------
+
+
+def search_thresholds(fn, lo: np.ndarray, hi: np.ndarray, q: ir.QType) -> np.ndarray:
+    """Smallest a in [lo, hi+1] with fn(a, c) >= level, for every channel and level.
+
+    ``fn(a, c)`` must be non-decreasing in ``a``; a value of hi+1 means "never reached".
+    Vectorised binary search over all (channel, level) pairs at once.
+    """
+    base, step, count = levels(q)
+    channels = lo.size
+    targets = base + step * (1 + np.arange(count, dtype=np.int64))
+    a = np.repeat(lo[:, None], count, axis=1).astype(np.int64)
+    b = np.repeat(hi[:, None] + 1, count, axis=1).astype(np.int64)
+    ch = np.repeat(np.arange(channels)[:, None], count, axis=1)
+    tgt = np.broadcast_to(targets, (channels, count))
+    while True:
+        open_ = a < b
+        if not open_.any():
+            return a
+        mid = (a + b) // 2
+        ge = fn(mid[open_], ch[open_]) >= tgt[open_]
+        b_new, a_new = b[open_], a[open_]
+        b_new = np.where(ge, mid[open_], b_new)
+        a_new = np.where(ge, a_new, mid[open_] + 1)
+        b[open_] = b_new
+        a[open_] = a_new
+
+
+def apply_thresholds(acc: np.ndarray, th: ir.Thresholds, channel_axis: int = -1) -> np.ndarray:
+    """Integer evaluation: base + step * count(direction * acc >= thresholds[c])."""
+    acc = np.moveaxis(np.asarray(acc, dtype=np.int64), channel_axis, -1)
+    out = np.empty(acc.shape, dtype=np.int64)
+    C = acc.shape[-1]
+    T = th.thresholds
+    for c in range(C):
+        tc = T[c] if T.shape[0] > 1 else T[0]
+        d = th.direction[c] if th.direction.size > 1 else th.direction[0]
+        base = th.base[c] if th.base.size > 1 else th.base[0]
+        out[..., c] = base + th.step * np.searchsorted(tc, d * acc[..., c], side="right")
+    return np.moveaxis(out, -1, channel_axis)
+
+
+def apply_multiply_shift(acc: np.ndarray, ms: ir.MultiplyShift, channel_axis: int = -1) -> np.ndarray:
+    acc = np.moveaxis(np.asarray(acc, dtype=np.int64), channel_axis, -1)
+    n = acc.shape[-1]
+
+    def per(v: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(v, (n,)) if v.size == 1 else v
+
+    y = (per(ms.direction) * acc * per(ms.multiplier) + per(ms.offset)) >> ms.shift
+    return np.moveaxis(np.clip(y, per(ms.lo), per(ms.hi)), -1, channel_axis)
+
+
+def apply_requant(acc: np.ndarray, rq, channel_axis: int = -1) -> np.ndarray:
+    if isinstance(rq, ir.Thresholds):
+        return apply_thresholds(acc, rq, channel_axis)
+    if isinstance(rq, ir.MultiplyShift):
+        return apply_multiply_shift(acc, rq, channel_axis)
+    raise InternalError(f"requantizer {type(rq).__name__} is not integer")
+
+
+# -- multiply-shift ----------------------------------------------------------------------------
+
+
+def _multiplier_interval(tc: np.ndarray, vc: np.ndarray, shift: int) -> tuple[int, int]:
+    """All M for which some B satisfies every level's interval (empty when lo > hi).
+
+    Level i needs ``v_i*2**S - M*T_i <= B``, level j needs ``B <= v_j*2**S - M*(T_j-1) - 1``;
+    intervals on a line intersect iff every such pair is compatible:
+    ``M*(T_j - 1 - T_i) <= (v_j - v_i)*2**S - 1``.
+    """
+    d = (tc[None, :] - 1) - tc[:, None]  # [i, j] = T_j - 1 - T_i
+    n = (vc[None, :] - vc[:, None]) * (1 << shift) - 1
+    pos, neg, zero = d > 0, d < 0, d == 0
+    if np.any(n[zero] < 0):
+        return 1, 0
+    m_hi = int((n[pos] // d[pos]).min()) if pos.any() else 1 << 62
+    m_lo = int((-(n[neg] // -d[neg])).max()) if neg.any() else 1
+    return max(m_lo, 1), m_hi
+
+
+def _fit_channel(tc: np.ndarray, vc: np.ndarray, shift: int, max_bits: int) -> tuple[int, int] | None:
+    m_lo, m_hi = _multiplier_interval(tc, vc, shift)
+    m_hi = min(m_hi, (1 << (max_bits - 1)) - 1)
+    if m_lo > m_hi:
+        return None
+    if tc[-1] > tc[0]:  # prefer the multiplier nearest the slope
+        guess = round((int(vc[-1]) - int(vc[0])) * (1 << shift) / (int(tc[-1]) - int(tc[0])))
+        m = min(max(guess, m_lo), m_hi)
+    else:
+        m = m_lo
+    b = max(int(v) * (1 << shift) - m * int(t) for v, t in zip(vc, tc))
+    return m, b
+
+
+def fit_multiply_shift(T: np.ndarray, lo: np.ndarray, hi: np.ndarray, q: ir.QType, max_bits: int):
+    """Find M, B (per channel) and one shift S with floor((a*M + B) / 2**S) == thresholds.
+
+    ``T`` are thresholds on the direction-adjusted accumulator with range [lo, hi]. For a
+    level v the floor reaches v exactly from a = T_v on iff
+    ``v*2**S - M*T_v <= B < v*2**S - M*(T_v - 1)``; the valid M form an interval
+    (:func:`_multiplier_interval`) and B is then the largest lower bound. A fit at shift S
+    also fits at S+1, so the smallest shift is found by bisection. Returns
+    (M, B, S, out_lo, out_hi) or None when no multiplier of ``max_bits`` bits is exact.
+    """
+    base, step, count = levels(q)
+    if step != 1:
+        return None
+    vlev = base + 1 + np.arange(count, dtype=np.int64)
+    out_lo = base + (T <= lo[:, None]).sum(axis=1)
+    out_hi = base + (T <= hi[:, None]).sum(axis=1)
+    rel = [(T[c] > lo[c]) & (T[c] <= hi[c]) for c in range(T.shape[0])]
+
+    def attempt(shift: int):  # feasibility grows with the shift; the width cap is checked last
+        mults, offs = [], []
+        for c, r in enumerate(rel):
+            if not r.any():
+                mults.append(0)
+                offs.append(int(out_lo[c]) << shift)
+                continue
+            fit = _fit_channel(T[c][r], vlev[r], shift, 63)
+            if fit is None:
+                return None
+            mults.append(fit[0])
+            offs.append(fit[1])
+        return mults, offs
+
+    if attempt(MAX_SHIFT) is None:
+        return None
+    lo_s, hi_s = 0, MAX_SHIFT
+    while lo_s < hi_s:
+        mid = (lo_s + hi_s) // 2
+        if attempt(mid) is None:
+            lo_s = mid + 1
+        else:
+            hi_s = mid
+    mults, offs = attempt(lo_s)
+    if max(mults).bit_length() > max_bits - 1:
+        return None
+    span = int(np.maximum(np.abs(lo), np.abs(hi)).max()) + 1
+    if span * max(mults) + max(abs(b) for b in offs) >= INT64_SAFE:
+        return None
+    return (np.array(mults, dtype=np.int64), np.array(offs, dtype=np.int64), lo_s,
+            out_lo.astype(np.int64), out_hi.astype(np.int64))  # fmt: skip
+
+
+# -- the pass ----------------------------------------------------------------------------------
+
+
+def _choose(op: ir.Op, T, lo, hi, direction, q: ir.QType, config: CompileConfig, note: str):
+    """Pick thresholds or multiply-shift for one layer under the configured policy."""
+    base, step, _ = levels(q)
+    lo_b = np.broadcast_to(lo, (T.shape[0],))
+    hi_b = np.broadcast_to(hi, (T.shape[0],))
+    T = np.clip(T, lo_b[:, None], hi_b[:, None] + 1)
+    thresholds = ir.Thresholds(
+        thresholds=T, base=np.full(1, base, np.int64), direction=direction, step=step, reason=""
+    )
+    policy = config.requant
+    if policy == "thresholds" or (policy == "auto" and q.bits <= config.threshold_max_bits):
+        why = f"{q.describe()} output: {T.shape[1]} comparator(s) per channel" if policy == "auto" else "requested"
+        return _with_reason(thresholds, why + note)
+    fit = fit_multiply_shift(T, lo_b, hi_b, q, config.max_multiplier_bits)
+    if fit is None:
+        if policy == "multiply_shift":
+            raise InputError(
+                f"layer '{op.source}': no multiply-shift with a multiplier of at most "
+                f"{config.max_multiplier_bits} bits reproduces the float reference on the whole "
+                "accumulator range; use --requant thresholds (exact for any scale) for this model"
+            )
+        return _with_reason(thresholds, "no exact multiply-shift exists; thresholds are exact" + note)
+    m, b, s, olo, ohi = fit
+    ms = ir.MultiplyShift(multiplier=m, offset=b, shift=s, lo=olo, hi=ohi, direction=direction,
+                          reason=f"exact on the accumulator range [{int(lo_b.min())}, {int(hi_b.max())}]" + note)  # fmt: skip
+    return ms
+
+
+def _with_reason(th: ir.Thresholds, reason: str) -> ir.Thresholds:
+    return ir.Thresholds(th.thresholds, th.base, th.direction, th.step, reason)
+
+
+def _solve_monotone(graph: ir.Graph, op: ir.Op, config: CompileConfig):
+    fr: ir.FloatRequant = op.requant
+    lo, hi, scale = acc_range_and_scale(graph, op)
+    channels = max(lo.size, scale.size, *(s.values.size for s in fr.steps), len(fr.out_qtype.scale))
+    lo = np.broadcast_to(lo, (channels,)).astype(np.int64)
+    hi = np.broadcast_to(hi, (channels,)).astype(np.int64)
+    scale_b = np.broadcast_to(scale, (channels,))
+    direction = chain_direction(fr, scale_b, channels)
+    lo_d = np.where(direction > 0, lo, -hi)
+    hi_d = np.where(direction > 0, hi, -lo)
+
+    def fn(a: np.ndarray, ch: np.ndarray) -> np.ndarray:
+        acc = direction[ch] * a
+        return eval_float_requant(fr, acc.astype(np.float64) * scale_b[ch], ch)
+
+    T = search_thresholds(fn, lo_d, hi_d, fr.out_qtype)
+    return _choose(op, T, lo_d, hi_d, direction, fr.out_qtype, config, "")
+
+
+def _solve_add(graph: ir.Graph, op: ir.Add, config: CompileConfig):
+    """Pick integer input multipliers so one accumulator orders every input pair exactly."""
+    fr: ir.FloatRequant = op.requant
+    qa, qb = (graph.tensors[t].qtype for t in op.inputs)
+    alo, ahi = input_range(qa)
+    blo, bhi = input_range(qb)
+    xa, xb = np.meshgrid(np.arange(alo, ahi + 1), np.arange(blo, bhi + 1), indexing="ij")
+    if qa.bipolar:
+        xa = np.where(xa == 0, -1, xa)
+    if qb.bipolar:
+        xb = np.where(xb == 0, -1, xb)
+    sa, sb = qa.scale[0], qb.scale[0]
+    real = sa * xa.astype(np.float64) + sb * xb.astype(np.float64)
+    zero = np.zeros(real.shape, dtype=np.int64)
+    ref = eval_float_requant(fr, real, zero).reshape(-1)
+    smin = min(sa, sb)
+    direction = chain_direction(fr, np.array([1.0]), 1)
+    for shift in range(0, ADD_MAX_SHIFT + 1):
+        ma = int(round(sa / smin * (1 << shift)))
+        mb = int(round(sb / smin * (1 << shift)))
+        acc = (direction[0] * (ma * xa + mb * xb)).reshape(-1)
+        order = np.argsort(acc, kind="stable")
+        acc_s, ref_s = acc[order], ref[order]
+        if np.any(np.diff(ref_s) < 0):
+            continue  # not monotone in this accumulator
+        same = np.diff(acc_s) == 0
+        if np.any(same & (np.diff(ref_s) != 0)):
+            continue  # two input pairs with one accumulator but different outputs
+        base, step, count = levels(fr.out_qtype)
+        targets = base + step * (1 + np.arange(count))
+        lo, hi = int(acc_s[0]), int(acc_s[-1])
+        idx = np.searchsorted(ref_s, targets, side="left")
+        T = np.where(idx < acc_s.size, acc_s[np.minimum(idx, acc_s.size - 1)], hi + 1)[None, :]
+        note = f"; inputs weighted {ma}:{mb}"
+        rq = _choose(op, T.astype(np.int64), np.array([lo]), np.array([hi]), direction, fr.out_qtype, config, note)
+        return rq, (ma, mb)
+    raise InputError(
+        f"residual Add '{op.source}': the input scales {sa} and {sb} have no integer ratio of "
+        f"up to {ADD_MAX_SHIFT} bits that reproduces the float sum exactly; quantize both "
+        "branches with related (e.g. equal or power-of-two) scales"
+    )
+
+
+def integer_requant(graph: ir.Graph, config: CompileConfig) -> tuple[ir.Graph, bool]:
+    """Replace every FloatRequant by an integer Thresholds or MultiplyShift requantizer."""
+    ops = []
+    changed = False
+    for op in graph.ops:
+        if isinstance(op, ir.REQUANT_OPS) and isinstance(op.requant, ir.FloatRequant):
+            if isinstance(op, ir.Add):
+                rq, mults = _solve_add(graph, op, config)
+                op = op.replace(requant=rq, input_multipliers=mults)
+            else:
+                op = op.replace(requant=_solve_monotone(graph, op, config))
+            changed = True
+        ops.append(op)
+    return graph.copy(ops=ops), changed
+
+
+def remove_identity_requant(graph: ir.Graph, config: CompileConfig) -> tuple[ir.Graph, bool]:
+    """Drop a Requantize that maps every code to itself onto the same QType."""
+    for op in graph.ops:
+        if not isinstance(op, ir.Requantize) or op.outputs[0] in graph.outputs:
+            continue
+        src, dst = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+        if ir._qkey(src.qtype) != ir._qkey(dst.qtype):
+            continue
+        q = src.qtype
+        codes = np.arange(q.qmin, q.qmax + 1, dtype=np.int64)
+        zp = int(q.zero_point[0])
+        if not np.array_equal(apply_requant((codes - zp)[:, None], op.requant), codes[:, None]):
+            continue
+        rename = {op.outputs[0]: op.inputs[0]}
+        ops = [o.replace(inputs=tuple(rename.get(t, t) for t in o.inputs)) for o in graph.ops if o is not op]
+        tensors = {k: v for k, v in graph.tensors.items() if k != op.outputs[0]}
+        return graph.copy(ops=ops, tensors=tensors), True
+    return graph, False
