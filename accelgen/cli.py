@@ -8,8 +8,8 @@ import os
 import sys
 import tempfile
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -34,7 +34,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: say so, keep the traceback for --debug
         if args.debug:
             traceback.print_exc()
-        _error(str(InternalError(f"{type(exc).__name__}: {exc}")) + ("" if args.debug else " [--debug shows the traceback]"))
+        _error(
+            str(InternalError(f"{type(exc).__name__}: {exc}"))
+            + ("" if args.debug else " [--debug shows the traceback]")
+        )
         return 1
 
 
@@ -98,12 +101,12 @@ def _print_inspect(info: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 200)
     table = Table(title=f"{info['model']}  ({info['dialect']} dialect)", title_justify="left")
     for col, just in (("layer", "left"), ("op", "left"), ("in", "right"), ("out", "right"),
                       ("weights", "left"), ("input", "left"), ("output", "left"), ("MACs", "right"),
                       ("weight bytes", "right"), ("requant", "left")):  # fmt: skip
-        table.add_column(col, justify=just)
+        table.add_column(col, justify=just, no_wrap=True)
     for r in info["layers"]:
         table.add_row(
             r["source"], r["op"], "x".join(map(str, r["in_shape"])), "x".join(map(str, r["out_shape"])),

@@ -9,13 +9,13 @@ they do so as the runtime does.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
 from accelgen import ir
 from accelgen.errors import InputError, InternalError
-from accelgen.numeric import round_mode
+from accelgen.numeric import round_mode, to_codes
 from accelgen.passes.requant import apply_requant
 
 FLOAT64_EXACT = 1 << 53
@@ -56,9 +56,7 @@ def _check_input(graph: ir.Graph, name: str, x: np.ndarray) -> np.ndarray:
     t = graph.tensors[name]
     want = tuple(t.shape[1:])
     if x.ndim != len(t.shape) or tuple(x.shape[1:]) != want:
-        raise InputError(
-            f"input '{name}' has shape {x.shape}; the model expects (batch, {', '.join(map(str, want))})"
-        )
+        raise InputError(f"input '{name}' has shape {x.shape}; the model expects (batch, {', '.join(map(str, want))})")
     if t.kind == "float":
         if x.dtype.kind not in "fiu":
             raise InputError(f"input '{name}' has dtype {x.dtype}; expected float")
@@ -205,8 +203,8 @@ def _quantize(op: ir.Quantize, ins, graph) -> np.ndarray:
     else:
         scaled = x / _per_axis(q.scale, x.ndim, q.axis).astype(np.float32)
     zp = _per_axis(q.zero_point, x.ndim, q.axis).astype(np.float32)
-    codes = round_mode(np.clip(scaled + zp, q.qmin, q.qmax), op.rounding)
-    return np.clip(codes, q.qmin, q.qmax).astype(np.int64)
+    codes = to_codes(scaled, zp, q.qmin, q.qmax, op.rounding, op.zero_point_after_rounding)
+    return codes.astype(np.int64)
 
 
 def _dequantize(op: ir.Dequantize, ins, graph) -> np.ndarray:

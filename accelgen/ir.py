@@ -21,8 +21,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -159,13 +160,15 @@ class FloatRequant:
 
     ``out = quantize(steps(acc_value))`` where ``acc_value`` is the accumulator's real
     value (accumulator times its scale), ``quantize`` divides by ``divisor`` (default: the
-    output scale), adds the zero point, rounds with ``rounding`` and clips to ``out_qtype``.
+    output scale), adds the zero point, rounds with ``rounding`` and clips to ``out_qtype``;
+    with ``zero_point_after_rounding`` it rounds first and adds the zero point after.
     """
 
     steps: tuple[FloatStep, ...]
     out_qtype: QType
     rounding: str = "HALF_EVEN"
     divisor: float | None = None
+    zero_point_after_rounding: bool = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -236,11 +239,17 @@ class Op:
 
 @dataclass(frozen=True, eq=False)
 class Quantize(Op):
-    """float -> codes (the host quantizes the model's float input)."""
+    """float -> codes (the host quantizes the model's float input).
+
+    ``zero_point_after_rounding``: ONNX QuantizeLinear and the QLinear* ops compute
+    ``round(x / scale) + zero_point``; QONNX Quant computes ``round(x / scale + zero_point)``.
+    The two differ on exact ties when the zero point is odd.
+    """
 
     qtype: QType = QType(8, True)
     rounding: str = "HALF_EVEN"
     divisor: float | None = None  # divide by this instead of the scale (QONNX Trunc)
+    zero_point_after_rounding: bool = False
     kind = "Quantize"
     on_host = True
 

@@ -31,3 +31,19 @@ def round_mode(x: np.ndarray, mode: str) -> np.ndarray:
     if mode == "BIPOLAR":
         return np.where(x >= 0, 1.0, -1.0)
     raise InputError(f"unsupported rounding mode {mode}")
+
+
+def to_codes(
+    scaled: np.ndarray, zero_point, qmin: int, qmax: int, mode: str, zero_point_after_rounding: bool = False
+) -> np.ndarray:
+    """Integer codes of values already divided by their scale, clipped to [qmin, qmax].
+
+    QONNX Quant rounds ``scaled + zero_point``; ONNX QuantizeLinear (and the QLinear* ops)
+    round ``scaled`` and add the zero point after (``zero_point_after_rounding``). With an
+    odd zero point the two differ on exact ties.
+    """
+    if zero_point_after_rounding:
+        codes = round_mode(np.clip(scaled, qmin - zero_point, qmax - zero_point), mode) + zero_point
+    else:
+        codes = round_mode(np.clip(scaled + zero_point, qmin, qmax), mode)
+    return np.clip(codes, qmin, qmax)

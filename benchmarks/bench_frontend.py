@@ -29,16 +29,16 @@ def main() -> None:
     print(f"{'model':36s} {'compile ms':>10s} {'golden samples/s':>17s}")
     for entry in manifest:
         path = ROOT / "tests" / "models" / entry["file"]
-        best_compile = min(_timed(lambda: compile_model(path)) for _ in range(REPEATS))
+        best_compile = min(_timed(compile_model, path) for _ in range(REPEATS))
         graph = compile_model(path).graph
         x = as_images(x_flat) if entry["input_layout"] == "image" else x_flat
-        best_run = min(_timed(lambda: golden.run(graph, x)) for _ in range(REPEATS))
+        best_run = min(_timed(golden.run, graph, x) for _ in range(REPEATS))
         print(f"{entry['file']:36s} {best_compile * 1e3:10.1f} {len(x) / best_run:17,.0f}")
 
 
-def _timed(fn) -> float:
+def _timed(fn, *args) -> float:
     t0 = time.perf_counter()
-    fn()
+    fn(*args)
     return time.perf_counter() - t0
 
 

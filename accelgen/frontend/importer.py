@@ -12,9 +12,10 @@ Each handler is one method named after the ONNX op type it reads.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import onnx
@@ -22,11 +23,12 @@ import onnx
 from accelgen import ir
 from accelgen.errors import InputError, UnsupportedError
 from accelgen.frontend.constants import QConst, fold_node, int_dtype_bits, to_array
-from accelgen.numeric import ROUNDING_MODES
-from accelgen.numeric import round_mode as _round
 from accelgen.frontend.load import QONNX_DOMAINS, SUPPORTED_EXPORTERS, detect_dialect, opset_version
+from accelgen.numeric import ROUNDING_MODES, to_codes
+from accelgen.numeric import round_mode as _round
 
 MAX_BITS = 8
+FLOAT_INPUT_DTYPES = ("float16", "float32", "float64")
 LAYOUT_OPS = {"Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"}
 #: ops whose every input may be constant; they are evaluated at import time
 FOLDABLE = LAYOUT_OPS | {
@@ -72,6 +74,7 @@ class _Importer:
         self.uninterpreted: set[str] = set()  # integer tensors whose scale is not known yet
         self.io_dtypes: dict[str, str] = {}
         self._names: set[str] = set()
+        self._outputs: set[str] = set()  # graph outputs (IR tensors named as in the model)
         self.node: onnx.NodeProto | None = None
 
     # -- driver ----------------------------------------------------------------------
@@ -150,14 +153,23 @@ class _Importer:
             intinfo = int_dtype_bits(dtype)
             if intinfo is not None:
                 bits, signed = intinfo
+                if bits > MAX_BITS:
+                    raise InputError(
+                        f"graph input '{vi.name}' holds {np.dtype(dtype).name} codes: accelgen builds "
+                        f"1- to {MAX_BITS}-bit datapaths; quantize the input to 8 bits or fewer"
+                    )
                 t = self._new_tensor(vi.name, shape, "codes", ir.QType(bits, signed), layout)
                 self.uninterpreted.add(t)
                 self.values[vi.name] = Value(t, "int")
-            elif np.dtype(dtype).kind == "f":
+            elif np.dtype(dtype).name in FLOAT_INPUT_DTYPES:
                 t = self._new_tensor(vi.name, shape, "float", None, layout)
                 self.values[vi.name] = Value(t, "real")
             else:
-                raise InputError(f"graph input '{vi.name}' has unsupported type {np.dtype(dtype)}")
+                raise InputError(
+                    f"graph input '{vi.name}' has type {np.dtype(dtype).name}: accelgen takes float "
+                    f"({', '.join(FLOAT_INPUT_DTYPES)}) inputs or integer codes of 1 to {MAX_BITS} "
+                    "bits (float8/float4 quantization is not supported)"
+                )
             names.append(t)
         return names
 
@@ -173,10 +185,39 @@ class _Importer:
         wants_real = dtype is None or dtype.kind == "f"
         self.io_dtypes[vi.name] = dtype.name if dtype is not None else "float32"
         if t.kind != "float" and wants_real:
-            out = self._new_tensor(vi.name, t.shape, "float", None, t.layout)
-            self._emit(ir.Dequantize, [v.tensor], out, source=vi.name)
-            return out
-        return v.tensor
+            if vi.name in self.tensors:  # the codes carry the output's name (a QONNX Quant): move them
+                self._rename_tensor(vi.name, self._fresh(f"{vi.name}_codes"))
+            self.tensors[vi.name] = ir.Tensor(vi.name, t.shape, "float", None, t.layout)
+            self._names.add(vi.name)
+            self._emit(ir.Dequantize, [self.values[vi.name].tensor], vi.name, source=vi.name)
+        elif v.tensor != vi.name:
+            # a pass-through op (Identity, a quantizer onto the codes' own grid) left the
+            # output an alias of a tensor named after another ONNX value
+            if v.tensor in self._outputs or not any(v.tensor in op.outputs for op in self.ops):
+                raise InputError(
+                    f"graph output '{vi.name}' is the value '{v.tensor}' (a graph input or another output) "
+                    "passed through unchanged; accelgen needs each output computed by its own layer"
+                )
+            if vi.name in self.tensors:
+                self._rename_tensor(vi.name, self._fresh(f"{vi.name}_value"))
+            self._rename_tensor(v.tensor, vi.name)
+        self._outputs.add(vi.name)
+        return vi.name
+
+    def _rename_tensor(self, old: str, new: str) -> None:
+        """Rename an IR tensor produced by an op, everywhere it is referenced."""
+        if not any(old in op.outputs for op in self.ops):
+            raise InputError(f"graph output '{new}' has the name of the graph input '{old}'")
+        self.tensors[new] = dataclasses.replace(self.tensors.pop(old), name=new)
+        self._names.add(new)
+
+        def renamed(names: tuple[str, ...]) -> tuple[str, ...]:
+            return tuple(new if n == old else n for n in names)
+
+        self.ops = [op.replace(inputs=renamed(op.inputs), outputs=renamed(op.outputs)) for op in self.ops]
+        for key, v in self.values.items():
+            if isinstance(v, Value) and v.tensor == old:
+                self.values[key] = Value(new, v.view)
 
     def _import_node(self, node: onnx.NodeProto) -> None:
         handler = self._handler(node)
@@ -439,7 +480,7 @@ class _Importer:
             scale, zp = self._qparams_linear(node, x.shape)
             bits, signed = self._linear_out_type(node)
             lo, hi = _int_range(bits, signed, False)
-            codes = np.clip(_round(x / scale + zp, "HALF_EVEN"), lo, hi)
+            codes = to_codes(x / scale, zp, lo, hi, "HALF_EVEN", zero_point_after_rounding=True)
             return QConst.make(codes, scale, zp, bits, signed, source=src)
         if op == "BipolarQuant":
             scale = np.asarray(self._const_real(node.input[1]), dtype=np.float64)
@@ -455,12 +496,21 @@ class _Importer:
         narrow = bool(self._attr(node, "narrow", 0))
         rounding = self._rounding(node)
         if bits == 1 and signed:
+            self._check_bipolar_zero_point(zp, node.input[2])
             codes = np.where(x / scale + zp >= 0, 1, -1)
             return QConst.make(codes, np.broadcast_to(scale, x.shape), 0, 1, True, bipolar=True, source=src)
         lo, hi = _int_range(int(bits), signed, narrow)
         codes = np.clip(_round(np.clip(x / scale + zp, lo, hi), rounding), lo, hi)
         return QConst.make(codes, np.broadcast_to(scale, x.shape), np.broadcast_to(zp, x.shape).round(),
                            int(bits), signed, narrow, source=src)  # fmt: skip
+
+    def _check_bipolar_zero_point(self, zp: np.ndarray, name: str) -> None:
+        """A 1-bit signed Quant is bipolar (codes -1, +1); qonnx would shift it by a zero point."""
+        if np.any(np.asarray(zp) != 0):
+            raise InputError(
+                f"node '{self._label()}': 1-bit signed Quant with a nonzero zero point '{name}' "
+                "(values (+-1 - zero_point) * scale) is not supported; use zero point 0 or BipolarQuant"
+            )
 
     def _rounding(self, node: onnx.NodeProto) -> str:
         mode = self._attr(node, "rounding_mode", b"ROUND")
@@ -504,24 +554,49 @@ class _Importer:
             )
         return info
 
-    def _quantize_dynamic(self, src: Value, qtype: ir.QType, rounding: str, out_name: str, view: str) -> None:
-        """Quantize a dynamic tensor: float->codes, or codes->codes when already quantized."""
-        t = self.tensors[src.tensor]
-        if isinstance(self.values.get(self.node.input[0]), PendingConcat):
-            self._resolve_concat(self.values[self.node.input[0]], qtype, rounding, out_name, view)
+    def _quantize_dynamic(self, src: Value | PendingConcat, qtype: ir.QType, rounding: str, out_name: str,
+                          view: str, zero_point_after_rounding: bool = False) -> None:  # fmt: skip
+        """Quantize a dynamic tensor: float->codes, or codes->codes when already quantized.
+
+        ``zero_point_after_rounding``: ONNX quantizers round before adding the zero point,
+        QONNX Quant after (see :class:`ir.Quantize`).
+        """
+        if isinstance(src, PendingConcat):
+            self._resolve_concat(src, qtype, rounding, out_name, view, zero_point_after_rounding)
             return
+        t = self.tensors[src.tensor]
         if t.kind == "codes" and src.view == "real" and t.qtype == qtype:
             self._set(out_name, src.tensor, view)  # quantizing codes onto their own grid
             return
         out = self._new_tensor(out_name, t.shape, "codes", qtype, t.layout)
         if t.kind == "codes":
-            self._emit(ir.Requantize, [src.tensor], out, requant=ir.FloatRequant((), qtype, rounding))
+            requant = ir.FloatRequant((), qtype, rounding, zero_point_after_rounding=zero_point_after_rounding)
+            self._emit(ir.Requantize, [src.tensor], out, requant=requant)
         else:
-            self._emit(ir.Quantize, [src.tensor], out, qtype=qtype, rounding=rounding)
+            self._emit(ir.Quantize, [src.tensor], out, qtype=qtype, rounding=rounding,
+                       zero_point_after_rounding=zero_point_after_rounding)  # fmt: skip
         self._set(out_name, out, view)
 
+    def _quantizer_input(self, name: str) -> tuple[Value | PendingConcat, str]:
+        """A quantizer's input and an IR tensor of its rank and layout.
+
+        The input may be a Concat of differently quantized tensors, which the quantizer
+        resolves by requantizing each part (see :meth:`_check_concat_quantizer`).
+        """
+        v = self.values.get(name)
+        if isinstance(v, PendingConcat):
+            return v, v.values[0].tensor
+        v = self._dynamic(name)
+        return v, v.tensor
+
+    def _check_concat_quantizer(self, src: Value | PendingConcat, scale: np.ndarray, zp: np.ndarray) -> None:
+        if isinstance(src, PendingConcat) and (np.asarray(scale).size > 1 or np.asarray(zp).size > 1):
+            raise InputError(
+                f"node '{self._label()}': per-channel quantizer after the Concat '{src.node}' of differently "
+                "quantized tensors; quantize a Concat's output per tensor"
+            )
+
     def op_Quant(self, node: onnx.NodeProto) -> None:
-        src = self._dynamic(node.input[0])
         scale = np.asarray(self._const_real(node.input[1]), dtype=np.float64)
         zp = np.asarray(self._const_real(node.input[2]), dtype=np.float64)
         bits = float(np.asarray(self._const_real(node.input[3])).reshape(-1)[0])
@@ -530,11 +605,14 @@ class _Importer:
         bits = self._check_bits(bits, "activation")
         if not np.all(zp == np.round(zp)):
             raise InputError(f"node '{self._label()}': zero point {zp} is not an integer")
-        tensor = src.tensor if not isinstance(self.values.get(node.input[0]), PendingConcat) else None
-        scale_c = self._per_channel(scale, tensor, "scale") if tensor else scale.reshape(-1)
-        zp_c = self._per_channel(zp, tensor, "zero point").astype(np.int64) if tensor else zp.reshape(-1).astype(np.int64)
+        src, like = self._quantizer_input(node.input[0])
+        self._check_concat_quantizer(src, scale, zp)
+        scale_c = self._per_channel(scale, like, "scale")
+        zp_c = self._per_channel(zp, like, "zero point").astype(np.int64)
         self._check_scale(scale_c, node.input[1])
         bipolar = bits == 1 and signed
+        if bipolar:
+            self._check_bipolar_zero_point(zp_c, node.input[2])
         qtype = ir.QType(bits, signed, tuple(map(float, scale_c)), tuple(map(int, zp_c)),
                          axis=1 if scale_c.size > 1 else None, narrow=narrow, bipolar=bipolar)  # fmt: skip
         self._quantize_dynamic(src, qtype, "BIPOLAR" if bipolar else self._rounding(node), node.output[0], "real")
@@ -542,11 +620,12 @@ class _Importer:
     op_IntQuant = op_Quant
 
     def op_BipolarQuant(self, node: onnx.NodeProto) -> None:
-        src = self._dynamic(node.input[0])
         scale = np.asarray(self._const_real(node.input[1]), dtype=np.float64).reshape(-1)
+        src, like = self._quantizer_input(node.input[0])
+        self._check_concat_quantizer(src, scale, np.zeros(1))
         self._check_scale(scale, node.input[1])
         if scale.size > 1:
-            scale = self._per_channel(scale, src.tensor, "scale")
+            scale = self._per_channel(scale, like, "scale")
         qtype = ir.QType(1, True, tuple(map(float, scale)), (0,), axis=1 if scale.size > 1 else None, bipolar=True)
         self._quantize_dynamic(src, qtype, "BIPOLAR", node.output[0], "real")
 
@@ -582,16 +661,17 @@ class _Importer:
         self._set(node.output[0], out, "real")
 
     def op_QuantizeLinear(self, node: onnx.NodeProto) -> None:
-        src = self._dynamic(node.input[0])
-        t = self.tensors[src.tensor]
+        src, like = self._quantizer_input(node.input[0])
+        t = self.tensors[like]
         scale, zp = self._qparams_linear(node, t.shape)
+        self._check_concat_quantizer(src, scale, zp)
         bits, signed = self._linear_out_type(node)
         bits = self._check_bits(bits, "activation")
-        scale_c = self._per_channel(scale, src.tensor, "scale")
-        zp_c = self._per_channel(zp, src.tensor, "zero point").astype(np.int64)
+        scale_c = self._per_channel(scale, like, "scale")
+        zp_c = self._per_channel(zp, like, "zero point").astype(np.int64)
         qtype = ir.QType(bits, signed, tuple(map(float, scale_c)), tuple(map(int, zp_c)),
                          axis=(3 if t.layout == "NHWC" else 1) if scale_c.size > 1 else None)  # fmt: skip
-        self._quantize_dynamic(src, qtype, "HALF_EVEN", node.output[0], "int")
+        self._quantize_dynamic(src, qtype, "HALF_EVEN", node.output[0], "int", zero_point_after_rounding=True)
 
     def op_DequantizeLinear(self, node: onnx.NodeProto) -> None:
         v = self._dynamic(node.input[0])
@@ -814,7 +894,9 @@ class _Importer:
             for size, k, s, d in ((h, kh, strides[0], dil[0]), (w, kw, strides[1], dil[1])):
                 out = -(-size // s)
                 total = max(0, (out - 1) * s + (k - 1) * d + 1 - size)
-                pads.append((total // 2, total - total // 2) if auto_pad == "SAME_UPPER" else (total - total // 2, total // 2))
+                pads.append(
+                    (total // 2, total - total // 2) if auto_pad == "SAME_UPPER" else (total - total // 2, total // 2)
+                )
             pads = [pads[0][0], pads[1][0], pads[0][1], pads[1][1]]
         elif auto_pad == "VALID":
             pads = [0, 0, 0, 0]
@@ -829,7 +911,9 @@ class _Importer:
         _, strides, pads, dil, (oh, ow) = self._conv_geometry(node, t.shape, weights.shape)
         groups = int(group_attr if group_attr is not None else self._attr(node, "group", 1))
         if t.shape[1] != weights.shape[1] * groups:
-            raise InputError(f"node '{self._label()}': {t.shape[1]} input channels do not match weights {weights.shape}")
+            raise InputError(
+                f"node '{self._label()}': {t.shape[1]} input channels do not match weights {weights.shape}"
+            )
         oc = weights.shape[0]
         acc_scale = np.asarray(t.qtype.scale, dtype=np.float64) * np.asarray(w_qtype.scale)
         if len(t.qtype.scale) > 1:
@@ -960,7 +1044,7 @@ class _Importer:
         qtype = ir.QType(self._check_bits(bits, "output"), signed, tuple(map(float, scale)),
                          tuple(map(int, zp)), axis=1 if scale.size > 1 else None)  # fmt: skip
         out = self._new_tensor(out_name, t.shape, "codes", qtype, t.layout)
-        self._emit(ir.Quantize, [src], out, qtype=qtype, rounding="HALF_EVEN")
+        self._emit(ir.Quantize, [src], out, qtype=qtype, rounding="HALF_EVEN", zero_point_after_rounding=True)
         self._set(out_name, out, "int")
 
     def _interpret_input(self, node: onnx.NodeProto, idx: int) -> str:
@@ -1017,7 +1101,9 @@ class _Importer:
         w, wq = self._qoperator_weights(node, 3, 0 if trans_b else 1)
         acc = self._emit_dense(x, w, wq, node.output[0] + "_acc", "real")
         alpha = float(self._attr(node, "alpha", 1.0))
-        bias = np.asarray(self._const_real(node.input[6])).reshape(-1) if len(node.input) > 6 and node.input[6] else None
+        bias = (
+            np.asarray(self._const_real(node.input[6])).reshape(-1) if len(node.input) > 6 and node.input[6] else None
+        )
         if len(node.input) < 8 or not node.input[7]:
             raise InputError(f"node '{self._label()}': QGemm with float output is not supported")
         if alpha != 1.0:
@@ -1028,16 +1114,24 @@ class _Importer:
         a = self._interpret_input(node, 0)
         b = self._interpret_input(node, 3)
         self._residual_add(node, [Value(a, "real"), Value(b, "real")], out_name=node.output[0] + "_sum")
-        self._qlinear_quantize(node.output[0] + "_sum", node.input[6], node.input[7], node.output[0])
+        self._qlinear_quantize(node.output[0] + "_sum", node.input[6], node.input[7], node.output[0],
+                               zero_point_after_rounding=False)  # fmt: skip
 
-    def _qlinear_quantize(self, src_onnx: str, y_scale: str, y_zp: str | None, out_name: str) -> None:
+    def _qlinear_quantize(self, src_onnx: str, y_scale: str, y_zp: str | None, out_name: str,
+                          zero_point_after_rounding: bool) -> None:  # fmt: skip
+        """Quantize a com.microsoft QLinear op's real result.
+
+        onnxruntime's QLinearAdd and QLinearAveragePool round ``y / scale + zero_point``;
+        its other QLinear kernels (like QuantizeLinear) round first and add the zero point.
+        """
         v = self._dynamic(src_onnx)
         t = self.tensors[v.tensor]
         scale, zp = self._scale_zp(y_scale, y_zp)
         bits, signed = int_dtype_bits(np.asarray(self.consts[y_zp]).dtype) if y_zp else (8, False)
         qtype = ir.QType(self._check_bits(bits, "output"), signed, tuple(map(float, scale)), tuple(map(int, zp)))
         out = self._new_tensor(out_name, t.shape, "codes", qtype, t.layout)
-        self._emit(ir.Quantize, [v.tensor], out, qtype=qtype, rounding="HALF_EVEN")
+        self._emit(ir.Quantize, [v.tensor], out, qtype=qtype, rounding="HALF_EVEN",
+                   zero_point_after_rounding=zero_point_after_rounding)  # fmt: skip
         self._set(out_name, out, "int")
 
     def op_QLinearGlobalAveragePool(self, node: onnx.NodeProto) -> None:
@@ -1046,13 +1140,15 @@ class _Importer:
         x = self._interpret_input(node, 0)
         t = self.tensors[x]
         self._emit_avgpool(x, (t.shape[2], t.shape[3]), (1, 1), (0, 0, 0, 0), node.output[0] + "_mean")
-        self._qlinear_quantize(node.output[0] + "_mean", node.input[3], node.input[4], node.output[0])
+        self._qlinear_quantize(node.output[0] + "_mean", node.input[3], node.input[4], node.output[0],
+                               zero_point_after_rounding=True)  # fmt: skip
 
     def op_QLinearAveragePool(self, node: onnx.NodeProto) -> None:
         x = self._interpret_input(node, 0)
         kernel, strides, pads = self._pool_attrs(node, avg=True)
         self._emit_avgpool(x, kernel, strides, pads, node.output[0] + "_mean")
-        self._qlinear_quantize(node.output[0] + "_mean", node.input[3], node.input[4], node.output[0])
+        self._qlinear_quantize(node.output[0] + "_mean", node.input[3], node.input[4], node.output[0],
+                               zero_point_after_rounding=False)  # fmt: skip
 
     def op_QLinearConcat(self, node: onnx.NodeProto) -> None:
         y_scale, y_zp = node.input[0], node.input[1]
@@ -1063,7 +1159,8 @@ class _Importer:
         bits, signed = int_dtype_bits(np.asarray(self.consts[y_zp]).dtype)
         qtype = ir.QType(bits, signed, tuple(map(float, scale)), tuple(map(int, zp)))
         axis = int(self._attr(node, "axis", 1))
-        self._resolve_concat(PendingConcat(vals, axis, self._label()), qtype, "HALF_EVEN", node.output[0], "int")
+        pending = PendingConcat(vals, axis, self._label())
+        self._resolve_concat(pending, qtype, "HALF_EVEN", node.output[0], "int", zero_point_after_rounding=True)
 
     # -- pools, residual add, concat -----------------------------------------------------
 
@@ -1188,7 +1285,8 @@ class _Importer:
         self._emit(ir.Concat, tensors, out, axis=1)
         self._set(out_name, out, view)
 
-    def _resolve_concat(self, pending: PendingConcat, qtype: ir.QType, rounding: str, out_name: str, view: str) -> None:
+    def _resolve_concat(self, pending: PendingConcat, qtype: ir.QType, rounding: str, out_name: str, view: str,
+                        zero_point_after_rounding: bool = False) -> None:  # fmt: skip
         if qtype.per_channel:
             raise InputError(f"node '{self._label()}': per-channel quantizer after a Concat")
         parts = []
@@ -1198,7 +1296,8 @@ class _Importer:
                 parts.append(v.tensor)
                 continue
             req = self._new_tensor(f"{out_name}_{t.name}", t.shape, "codes", qtype, t.layout)
-            self._emit(ir.Requantize, [v.tensor], req, requant=ir.FloatRequant((), qtype, rounding))
+            requant = ir.FloatRequant((), qtype, rounding, zero_point_after_rounding=zero_point_after_rounding)
+            self._emit(ir.Requantize, [v.tensor], req, requant=requant)
             parts.append(req)
         self._emit_concat(parts, out_name, view)
 

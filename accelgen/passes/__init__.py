@@ -6,7 +6,7 @@ a pass that breaks an invariant is named at once.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from accelgen import ir
 from accelgen.config import CompileConfig

@@ -10,14 +10,12 @@ the layer's whole accumulator range, which is checked in integer arithmetic.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from accelgen import ir
 from accelgen.config import CompileConfig
 from accelgen.errors import InputError, InternalError
-from accelgen.numeric import round_mode
+from accelgen.numeric import round_mode, to_codes
 
 MAX_SHIFT = 48
 INT64_SAFE = 1 << 62
@@ -49,8 +47,8 @@ def eval_float_requant(fr: ir.FloatRequant, value: np.ndarray, ch: np.ndarray) -
     zp = np.asarray(q.zero_point, dtype=np.float64)
     divisor = fr.divisor if fr.divisor is not None else (scale[ch] if scale.size > 1 else scale[0])
     z = zp[ch] if zp.size > 1 else zp[0]
-    codes = round_mode(np.clip(v / divisor + z, q.qmin, q.qmax), fr.rounding)
-    return np.clip(codes, q.qmin, q.qmax).astype(np.int64)
+    codes = to_codes(v / divisor, z, q.qmin, q.qmax, fr.rounding, fr.zero_point_after_rounding)
+    return codes.astype(np.int64)
 
 
 def chain_direction(fr: ir.FloatRequant, acc_scale: np.ndarray, channels: int) -> np.ndarray:
@@ -267,9 +265,7 @@ def _choose(op: ir.Op, T, lo, hi, direction, q: ir.QType, config: CompileConfig,
     lo_b = np.broadcast_to(lo, (T.shape[0],))
     hi_b = np.broadcast_to(hi, (T.shape[0],))
     T = np.clip(T, lo_b[:, None], hi_b[:, None] + 1)
-    thresholds = ir.Thresholds(
-        thresholds=T, base=np.full(1, base, np.int64), direction=direction, step=step, reason=""
-    )
+    thresholds = ir.Thresholds(thresholds=T, base=np.full(1, base, np.int64), direction=direction, step=step, reason="")
     policy = config.requant
     if policy == "thresholds" or (policy == "auto" and q.bits <= config.threshold_max_bits):
         why = f"{q.describe()} output: {T.shape[1]} comparator(s) per channel" if policy == "auto" else "requested"
