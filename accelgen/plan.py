@@ -1,0 +1,89 @@
+"""The folding plan: how much hardware each layer gets. Data, not code.
+
+The explorer writes it as ``folding.json``; the user may edit it and pass it back with
+``--folding``; code generation reads it. Keys are the IR op names of the lowered graph.
+
+Folding semantics, per kernel (every kernel module validates its own):
+
+* Dense: ``simd`` input features and ``pe`` output neurons per cycle;
+  ``simd | in_features``, ``pe | out_features``; cycles = (IN/simd) * (OUT/pe).
+* Conv (groups == 1): ``simd`` input channels, ``pe`` output channels per cycle;
+  ``simd | IC``, ``pe | OC``; cycles = OH*OW * KH*KW * (IC/simd) * (OC/pe).
+* Depthwise / grouped Conv: ``pe`` channels in parallel, ``simd`` kernel taps per cycle;
+  ``pe | OC``, ``simd | KH*KW``.
+* MaxPool, AvgPool, Add, Requantize: ``pe`` channels per cycle, ``pe | C``; ``simd`` is 1.
+* Concat, Reshape: no folding (``pe = simd = 1``): they move whole stream words.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from accelgen.errors import InputError
+
+PLAN_VERSION = 1
+
+
+@dataclass(frozen=True)
+class LayerFold:
+    pe: int = 1
+    simd: int = 1
+
+
+@dataclass
+class FoldingPlan:
+    """Per-layer folding plus what it was planned for."""
+
+    layers: dict[str, LayerFold]
+    board: str = ""
+    clock_mhz: float = 0.0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def fold(self, layer: str) -> LayerFold:
+        return self.layers.get(layer, LayerFold())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": PLAN_VERSION,
+            "board": self.board,
+            "clock_mhz": self.clock_mhz,
+            "layers": {name: {"pe": f.pe, "simd": f.simd} for name, f in self.layers.items()},
+            "meta": self.meta,
+        }
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_json(), indent=2) + "\n")
+
+    @staticmethod
+    def from_json(data: dict[str, Any], source: str = "folding plan") -> FoldingPlan:
+        if not isinstance(data, dict) or not isinstance(data.get("layers"), dict):
+            raise InputError(f"{source}: expected a JSON object with a 'layers' object")
+        layers = {}
+        for name, entry in data["layers"].items():
+            try:
+                pe, simd = int(entry.get("pe", 1)), int(entry.get("simd", 1))
+            except (AttributeError, TypeError, ValueError):
+                raise InputError(f"{source}: layer '{name}' needs integer 'pe' and 'simd'") from None
+            if pe < 1 or simd < 1:
+                raise InputError(f"{source}: layer '{name}' has pe={pe}, simd={simd}; both must be >= 1")
+            layers[name] = LayerFold(pe, simd)
+        return FoldingPlan(
+            layers=layers,
+            board=str(data.get("board", "")),
+            clock_mhz=float(data.get("clock_mhz", 0.0) or 0.0),
+            meta=dict(data.get("meta", {})),
+        )
+
+    @staticmethod
+    def load(path: str | Path) -> FoldingPlan:
+        p = Path(path)
+        if not p.is_file():
+            raise InputError(f"--folding {path}: no such file")
+        try:
+            data = json.loads(p.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(f"--folding {path}: not valid JSON ({exc})") from None
+        return FoldingPlan.from_json(data, source=str(path))
