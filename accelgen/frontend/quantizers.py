@@ -1,0 +1,247 @@
+"""Quantizers of the QONNX (Quant, BipolarQuant, Trunc) and QDQ (QuantizeLinear, DequantizeLinear) dialects."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+
+from accelgen import ir
+from accelgen.errors import InputError
+from accelgen.frontend.constants import QConst, int_dtype_bits
+from accelgen.frontend.values import (
+    PendingConcat,
+    Value,
+    int_range,
+)
+from accelgen.numeric import ROUNDING_MODES, to_codes
+from accelgen.numeric import round_mode as _round
+
+
+class QuantizerHandlers:
+    """Handler mixin of the importer (``op_<OpType>`` methods)."""
+
+    # -- quantizers --------------------------------------------------------------------
+
+    def _quantize_constant(self, node: onnx.NodeProto) -> QConst:
+        op = node.op_type
+        src = node.input[0]
+        if op == "DequantizeLinear":
+            if src in self.qconsts:
+                return self.qconsts[src]
+            x = np.asarray(self.consts[src])
+            info = int_dtype_bits(x.dtype)
+            if info is None:
+                raise InputError(f"node '{self._label()}': DequantizeLinear of a non-integer constant")
+            scale, zp = self._qparams_linear(node, x.shape)
+            return QConst.make(x, scale, zp, info[0], info[1], source=src)
+        x = self._const_real(src).astype(np.float64)
+        if op == "QuantizeLinear":
+            scale, zp = self._qparams_linear(node, x.shape)
+            bits, signed = self._linear_out_type(node)
+            lo, hi = int_range(bits, signed, False)
+            codes = to_codes(x / scale, zp, lo, hi, "HALF_EVEN", zero_point_after_rounding=True)
+            return QConst.make(codes, scale, zp, bits, signed, source=src)
+        if op == "BipolarQuant":
+            scale = np.asarray(self._const_real(node.input[1]), dtype=np.float64)
+            self._check_scale(scale.reshape(-1), node.input[1])
+            codes = np.where(x >= 0, 1, -1)
+            return QConst.make(codes, np.broadcast_to(scale, x.shape), 0, 1, True, bipolar=True, source=src)
+        # QONNX Quant on a constant: weights, or a (possibly 32-bit) bias
+        scale = np.asarray(self._const_real(node.input[1]), dtype=np.float64)
+        zp = np.asarray(self._const_real(node.input[2]), dtype=np.float64)
+        bits = float(np.asarray(self._const_real(node.input[3])).reshape(-1)[0])
+        self._check_scale(scale.reshape(-1), node.input[1])
+        signed = bool(self._attr(node, "signed", 1))
+        narrow = bool(self._attr(node, "narrow", 0))
+        rounding = self._rounding(node)
+        if bits == 1 and signed:
+            self._check_bipolar_zero_point(zp, node.input[2])
+            codes = np.where(x / scale + zp >= 0, 1, -1)
+            return QConst.make(codes, np.broadcast_to(scale, x.shape), 0, 1, True, bipolar=True, source=src)
+        lo, hi = int_range(int(bits), signed, narrow)
+        codes = np.clip(_round(np.clip(x / scale + zp, lo, hi), rounding), lo, hi)
+        return QConst.make(codes, np.broadcast_to(scale, x.shape), np.broadcast_to(zp, x.shape).round(),
+                           int(bits), signed, narrow, source=src)  # fmt: skip
+
+    def _check_bipolar_zero_point(self, zp: np.ndarray, name: str) -> None:
+        """A 1-bit signed Quant is bipolar (codes -1, +1); qonnx would shift it by a zero point."""
+        if np.any(np.asarray(zp) != 0):
+            raise InputError(
+                f"node '{self._label()}': 1-bit signed Quant with a nonzero zero point '{name}' "
+                "(values (+-1 - zero_point) * scale) is not supported; use zero point 0 or BipolarQuant"
+            )
+
+    def _rounding(self, node: onnx.NodeProto) -> str:
+        mode = self._attr(node, "rounding_mode", b"ROUND")
+        mode = (mode.decode() if isinstance(mode, bytes) else str(mode)).upper()
+        mode = {"ROUND": "HALF_EVEN"}.get(mode, mode)
+        if mode not in ROUNDING_MODES:
+            raise InputError(f"node '{self._label()}': rounding mode '{mode}' is not supported")
+        return mode
+
+    def _qparams_linear(self, node: onnx.NodeProto, shape: tuple) -> tuple[np.ndarray, np.ndarray]:
+        """QuantizeLinear/DequantizeLinear scale and zero point broadcast to ``shape``."""
+        if self._attr(node, "block_size", 0):
+            raise InputError(
+                f"node '{self._label()}': blocked quantization (block_size) is not supported; "
+                "use per-tensor or per-channel quantization"
+            )
+        scale = np.asarray(self._const_real(node.input[1]), dtype=np.float64)
+        zp_name = node.input[2] if len(node.input) > 2 and node.input[2] else None
+        zp = np.asarray(self.consts[zp_name]).astype(np.float64) if zp_name else np.zeros(1)
+        self._check_scale(scale.reshape(-1), node.input[1])
+        if scale.size > 1:
+            axis = int(self._attr(node, "axis", 1))
+            axis = axis % len(shape)
+            bshape = [1] * len(shape)
+            bshape[axis] = scale.size
+            scale = scale.reshape(bshape)
+            zp = zp.reshape(bshape) if zp.size > 1 else zp.reshape(())
+        return scale, zp.reshape(scale.shape) if zp.size == scale.size else zp
+
+    def _linear_out_type(self, node: onnx.NodeProto) -> tuple[int, bool]:
+        if len(node.input) > 2 and node.input[2]:
+            dtype = np.asarray(self.consts[node.input[2]]).dtype
+        else:
+            out_dtype = self._attr(node, "output_dtype", 0)
+            dtype = onnx.helper.tensor_dtype_to_np_dtype(out_dtype) if out_dtype else np.dtype("uint8")
+        info = int_dtype_bits(dtype)
+        if info is None:
+            raise InputError(
+                f"node '{self._label()}': quantization to {np.dtype(dtype).name} is not supported; "
+                "accelgen takes integer types int8/uint8/int4/uint4/int2/uint2"
+            )
+        return info
+
+    def _quantize_dynamic(self, src: Value | PendingConcat, qtype: ir.QType, rounding: str, out_name: str,
+                          view: str, zero_point_after_rounding: bool = False) -> None:  # fmt: skip
+        """Quantize a dynamic tensor: float->codes, or codes->codes when already quantized.
+
+        ``zero_point_after_rounding``: ONNX quantizers round before adding the zero point,
+        QONNX Quant after (see :class:`ir.Quantize`).
+        """
+        if isinstance(src, PendingConcat):
+            self._resolve_concat(src, qtype, rounding, out_name, view, zero_point_after_rounding)
+            return
+        t = self.tensors[src.tensor]
+        if t.kind == "codes" and src.view == "real" and t.qtype == qtype:
+            self._set(out_name, src.tensor, view)  # quantizing codes onto their own grid
+            return
+        out = self._new_tensor(out_name, t.shape, "codes", qtype, t.layout)
+        if t.kind == "codes":
+            requant = ir.FloatRequant((), qtype, rounding, zero_point_after_rounding=zero_point_after_rounding)
+            self._emit(ir.Requantize, [src.tensor], out, requant=requant)
+        else:
+            self._emit(ir.Quantize, [src.tensor], out, qtype=qtype, rounding=rounding,
+                       zero_point_after_rounding=zero_point_after_rounding)  # fmt: skip
+        self._set(out_name, out, view)
+
+    def _quantizer_input(self, name: str) -> tuple[Value | PendingConcat, str]:
+        """A quantizer's input and an IR tensor of its rank and layout.
+
+        The input may be a Concat of differently quantized tensors, which the quantizer
+        resolves by requantizing each part (see :meth:`_check_concat_quantizer`).
+        """
+        v = self.values.get(name)
+        if isinstance(v, PendingConcat):
+            return v, v.values[0].tensor
+        v = self._dynamic(name)
+        return v, v.tensor
+
+    def _check_concat_quantizer(self, src: Value | PendingConcat, scale: np.ndarray, zp: np.ndarray) -> None:
+        if isinstance(src, PendingConcat) and (np.asarray(scale).size > 1 or np.asarray(zp).size > 1):
+            raise InputError(
+                f"node '{self._label()}': per-channel quantizer after the Concat '{src.node}' of differently "
+                "quantized tensors; quantize a Concat's output per tensor"
+            )
+
+    def op_Quant(self, node: onnx.NodeProto) -> None:
+        scale = np.asarray(self._const_real(node.input[1]), dtype=np.float64)
+        zp = np.asarray(self._const_real(node.input[2]), dtype=np.float64)
+        bits = float(np.asarray(self._const_real(node.input[3])).reshape(-1)[0])
+        signed = bool(self._attr(node, "signed", 1))
+        narrow = bool(self._attr(node, "narrow", 0))
+        bits = self._check_bits(bits, "activation")
+        if not np.all(zp == np.round(zp)):
+            raise InputError(f"node '{self._label()}': zero point {zp} is not an integer")
+        src, like = self._quantizer_input(node.input[0])
+        self._check_concat_quantizer(src, scale, zp)
+        scale_c = self._per_channel(scale, like, "scale")
+        zp_c = self._per_channel(zp, like, "zero point").astype(np.int64)
+        self._check_scale(scale_c, node.input[1])
+        bipolar = bits == 1 and signed
+        if bipolar:
+            self._check_bipolar_zero_point(zp_c, node.input[2])
+        qtype = ir.QType(bits, signed, tuple(map(float, scale_c)), tuple(map(int, zp_c)),
+                         axis=1 if scale_c.size > 1 else None, narrow=narrow, bipolar=bipolar)  # fmt: skip
+        self._quantize_dynamic(src, qtype, "BIPOLAR" if bipolar else self._rounding(node), node.output[0], "real")
+
+    op_IntQuant = op_Quant
+
+    def op_BipolarQuant(self, node: onnx.NodeProto) -> None:
+        scale = np.asarray(self._const_real(node.input[1]), dtype=np.float64).reshape(-1)
+        src, like = self._quantizer_input(node.input[0])
+        self._check_concat_quantizer(src, scale, np.zeros(1))
+        self._check_scale(scale, node.input[1])
+        if scale.size > 1:
+            scale = self._per_channel(scale, like, "scale")
+        qtype = ir.QType(1, True, tuple(map(float, scale)), (0,), axis=1 if scale.size > 1 else None, bipolar=True)
+        self._quantize_dynamic(src, qtype, "BIPOLAR", node.output[0], "real")
+
+    def op_Trunc(self, node: onnx.NodeProto) -> None:
+        """QONNX Trunc: codes divided by a power of two with the given rounding (floor)."""
+        src = self._dynamic(node.input[0])
+        t = self.tensors[src.tensor]
+        scale = np.asarray(self._const_real(node.input[1]), dtype=np.float64).reshape(-1)
+        zp = np.asarray(self._const_real(node.input[2]), dtype=np.float64).reshape(-1)
+        in_bits = float(np.asarray(self._const_real(node.input[3])).reshape(-1)[0])
+        if len(node.input) >= 6:  # Trunc v2: (x, scale, zp, in_bits, out_scale, out_bits)
+            out_scale = np.asarray(self._const_real(node.input[4]), dtype=np.float64).reshape(-1)
+            out_bits = float(np.asarray(self._const_real(node.input[5])).reshape(-1)[0])
+            shift = np.round(np.log2(out_scale / scale))
+        else:
+            out_bits = float(np.asarray(self._const_real(node.input[4])).reshape(-1)[0])
+            shift = np.array([in_bits - out_bits])
+            out_scale = scale
+        if np.any(zp != 0) or scale.size != 1:
+            raise InputError(f"node '{self._label()}': Trunc with a zero point or per-channel scale is not supported")
+        out_bits_i = self._check_bits(out_bits, "Trunc output")
+        signed = bool(self._attr(node, "signed", 1))
+        narrow = bool(self._attr(node, "narrow", 0))
+        qtype = ir.QType(out_bits_i, signed, (float(out_scale[0]),), (0,), narrow=narrow)
+        # code = rounding(round(x / scale) / 2**shift): an affine step, a round, a scaled quantizer
+        inner = self._new_tensor(node.output[0] + "_scaled", t.shape, "float", None, t.layout)
+        self._emit(ir.Affine, [src.tensor], inner, mul=np.array([1.0 / scale[0]]), add=np.zeros(1))
+        rounded = self._new_tensor(node.output[0] + "_round", t.shape, "float", None, t.layout)
+        self._emit(ir.Round, [inner], rounded, mode="HALF_EVEN")
+        out = self._new_tensor(node.output[0], t.shape, "codes", qtype, t.layout)
+        self._emit(ir.Quantize, [rounded], out, qtype=qtype, rounding=self._rounding(node),
+                   divisor=float(2.0 ** shift[0]))  # fmt: skip
+        self._set(node.output[0], out, "real")
+
+    def op_QuantizeLinear(self, node: onnx.NodeProto) -> None:
+        src, like = self._quantizer_input(node.input[0])
+        t = self.tensors[like]
+        scale, zp = self._qparams_linear(node, t.shape)
+        self._check_concat_quantizer(src, scale, zp)
+        bits, signed = self._linear_out_type(node)
+        bits = self._check_bits(bits, "activation")
+        scale_c = self._per_channel(scale, like, "scale")
+        zp_c = self._per_channel(zp, like, "zero point").astype(np.int64)
+        qtype = ir.QType(bits, signed, tuple(map(float, scale_c)), tuple(map(int, zp_c)),
+                         axis=(3 if t.layout == "NHWC" else 1) if scale_c.size > 1 else None)  # fmt: skip
+        self._quantize_dynamic(src, qtype, "HALF_EVEN", node.output[0], "int", zero_point_after_rounding=True)
+
+    def op_DequantizeLinear(self, node: onnx.NodeProto) -> None:
+        v = self._dynamic(node.input[0])
+        t = self.tensors[v.tensor]
+        scale, zp = self._qparams_linear(node, t.shape)
+        scale_c = self._per_channel(scale, v.tensor, "scale")
+        zp_c = self._per_channel(zp, v.tensor, "zero point").astype(np.int64)
+        if v.view == "real":
+            raise InputError(f"node '{self._label()}': DequantizeLinear of a tensor that is not integer")
+        if t.kind == "acc":  # e.g. ConvInteger -> DequantizeLinear(int32)
+            self._emit_float(ir.Affine, v.tensor, node.output[0], mul=scale_c, add=-zp_c * scale_c)
+            return
+        tensor = self._interpret(v, (scale_c, zp_c), f"input '{node.input[0]}'")
+        self._set(node.output[0], tensor, "real")
