@@ -1,10 +1,26 @@
-"""accelgen: quantized ONNX models to bit-exact FPGA accelerators."""
+"""accelgen: quantized ONNX models to bit-exact FPGA accelerators.
+
+The compiler's entry points are loaded on first use, so that ``accelgen.runtime`` (which
+a board imports with only numpy installed) does not pull in onnx.
+"""
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from accelgen.config import CompileConfig  # noqa: E402
-from accelgen.pipeline import Compiled, compile_model  # noqa: E402
+_LAZY = {
+    "CompileConfig": ("accelgen.config", "CompileConfig"),
+    "Compiled": ("accelgen.pipeline", "Compiled"),
+    "compile_model": ("accelgen.pipeline", "compile_model"),
+}
 
-__all__ = ["CompileConfig", "Compiled", "compile_model", "__version__"]
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'accelgen' has no attribute {name!r}")

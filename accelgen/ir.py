@@ -487,39 +487,63 @@ class Graph:
     # -- serialisation ---------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
+        """The whole graph as JSON-compatible data (arrays as nested lists)."""
+        return self._serialise(None)
+
+    def to_program(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The graph as the runtime's program: JSON data plus the arrays it references.
+
+        Arrays appear in the JSON as ``{"$array": key}`` with ``key`` into the second
+        result (saved as .npz); :mod:`accelgen.runtime.program` loads the pair back.
+        """
+        arrays: dict[str, np.ndarray] = {}
+        data = self._serialise(arrays)
+        data["format"] = PROGRAM_FORMAT
+        data["version"] = PROGRAM_VERSION
+        return data, arrays
+
+    def _serialise(self, arrays: dict[str, np.ndarray] | None) -> dict[str, Any]:
         return {
             "name": self.name,
             "inputs": self.inputs,
             "outputs": self.outputs,
             "io_dtypes": self.io_dtypes,
-            "tensors": {n: _jsonable(t) for n, t in self.tensors.items()},
-            "ops": [{"type": op.kind, **_jsonable(op)} for op in self.ops],
-            "meta": _jsonable(self.meta),
+            "tensors": {n: _jsonable(t, arrays) for n, t in self.tensors.items()},
+            "ops": [{"type": op.kind, **_jsonable(op, arrays)} for op in self.ops],
+            "meta": _jsonable(self.meta, arrays),
         }
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), indent=1, sort_keys=False)
 
 
-def _jsonable(value: Any) -> Any:
+PROGRAM_FORMAT = "accelgen-program"
+PROGRAM_VERSION = 1
+
+
+def _jsonable(value: Any, arrays: dict[str, np.ndarray] | None = None) -> Any:
+    """JSON-compatible form; with ``arrays``, numpy arrays are stored there by reference."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        out = {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-        kind = getattr(type(value), "kind", None)
+        out = {f.name: _jsonable(getattr(value, f.name), arrays) for f in dataclasses.fields(value)}
         if isinstance(value, (Thresholds, MultiplyShift)):
-            out["kind"] = kind
+            out["kind"] = value.kind
         return out
     if isinstance(value, np.ndarray):
-        return value.tolist()
+        if arrays is None:
+            return value.tolist()
+        key = f"a{len(arrays)}"
+        arrays[key] = value
+        return {"$array": key}
     if isinstance(value, (np.integer,)):
         return int(value)
     if isinstance(value, (np.floating,)):
         return float(value)
-    if isinstance(value, float) and not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value) and arrays is None:
         return str(value)
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): _jsonable(v, arrays) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [_jsonable(v, arrays) for v in value]
     return value
 
 

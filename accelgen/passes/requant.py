@@ -16,6 +16,7 @@ from accelgen import ir
 from accelgen.config import CompileConfig
 from accelgen.errors import InputError, InternalError
 from accelgen.numeric import round_mode, to_codes
+from accelgen.runtime.numeric import apply_requant
 
 MAX_SHIFT = 48
 INT64_SAFE = 1 << 62
@@ -136,39 +137,6 @@ def search_thresholds(fn, lo: np.ndarray, hi: np.ndarray, q: ir.QType) -> np.nda
         a_new = np.where(ge, a_new, mid[open_] + 1)
         b[open_] = b_new
         a[open_] = a_new
-
-
-def apply_thresholds(acc: np.ndarray, th: ir.Thresholds, channel_axis: int = -1) -> np.ndarray:
-    """Integer evaluation: base + step * count(direction * acc >= thresholds[c])."""
-    acc = np.moveaxis(np.asarray(acc, dtype=np.int64), channel_axis, -1)
-    out = np.empty(acc.shape, dtype=np.int64)
-    C = acc.shape[-1]
-    T = th.thresholds
-    for c in range(C):
-        tc = T[c] if T.shape[0] > 1 else T[0]
-        d = th.direction[c] if th.direction.size > 1 else th.direction[0]
-        base = th.base[c] if th.base.size > 1 else th.base[0]
-        out[..., c] = base + th.step * np.searchsorted(tc, d * acc[..., c], side="right")
-    return np.moveaxis(out, -1, channel_axis)
-
-
-def apply_multiply_shift(acc: np.ndarray, ms: ir.MultiplyShift, channel_axis: int = -1) -> np.ndarray:
-    acc = np.moveaxis(np.asarray(acc, dtype=np.int64), channel_axis, -1)
-    n = acc.shape[-1]
-
-    def per(v: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(v, (n,)) if v.size == 1 else v
-
-    y = (per(ms.direction) * acc * per(ms.multiplier) + per(ms.offset)) >> ms.shift
-    return np.moveaxis(np.clip(y, per(ms.lo), per(ms.hi)), -1, channel_axis)
-
-
-def apply_requant(acc: np.ndarray, rq, channel_axis: int = -1) -> np.ndarray:
-    if isinstance(rq, ir.Thresholds):
-        return apply_thresholds(acc, rq, channel_axis)
-    if isinstance(rq, ir.MultiplyShift):
-        return apply_multiply_shift(acc, rq, channel_axis)
-    raise InternalError(f"requantizer {type(rq).__name__} is not integer")
 
 
 # -- multiply-shift ----------------------------------------------------------------------------

@@ -1,0 +1,288 @@
+"""The integer interpreter: what the hardware computes, element for element.
+
+``run(graph, inputs)`` evaluates a lowered graph: the compiler's IR graph, or the same
+graph loaded from the JSON program in a build's driver directory (:mod:`.program`). Ops
+are told apart by ``op.kind``. Integer convolutions and matrix products run over
+``code - zero_point``; requantizers are integer (thresholds or multiply-shift); pools,
+residual adds and concatenations are exact. Only the host ops (quantizing the float input,
+the float tail) use floating point, in float32 as onnxruntime and the qonnx executor do.
+
+Part of the standalone runtime: numpy only, Python >= 3.8, no import from the compiler.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .numeric import apply_requant, qrange, round_mode, to_codes
+
+FLOAT64_EXACT = 1 << 53
+SMALL_INT_TYPES = ("int4", "uint4", "int2", "uint2")
+
+
+class InputValidationError(ValueError):
+    """The caller's input does not match what the model expects."""
+
+
+class OpFailure(RuntimeError):
+    """Evaluating an op failed: a bug, or a graph from a newer compiler. Names the op."""
+
+
+def run(graph, inputs, keep: bool = False) -> dict:
+    """Evaluate ``graph`` on a batch: {output name: array} (every tensor if ``keep``).
+
+    ``inputs`` maps each graph input name to an array whose first axis is the batch; a
+    bare array is accepted for single-input graphs. Arrays use the model's own ONNX
+    layout and dtype.
+    """
+    if not isinstance(inputs, dict):
+        if len(graph.inputs) != 1:
+            raise InputValidationError(f"the model has {len(graph.inputs)} inputs; pass a dict {{name: array}}")
+        inputs = {graph.inputs[0]: inputs}
+    env = {}
+    for name in graph.inputs:
+        if name not in inputs:
+            raise InputValidationError(f"missing input '{name}' (the model's inputs: {', '.join(graph.inputs)})")
+        env[name] = check_input(graph, name, np.asarray(inputs[name]))
+    for op in graph.ops:
+        fn = _EVAL.get(op.kind)
+        if fn is None:
+            raise OpFailure(f"no evaluation for {op.kind} ('{op.name}')")
+        try:
+            env[op.outputs[0]] = fn(op, [env[t] for t in op.inputs], graph)
+        except Exception as exc:  # name the op: this is a bug or a foreign graph
+            raise OpFailure(f"{op.kind} '{op.name}': {exc!r}") from exc
+    if keep:
+        return env
+    return {name: to_output(graph, name, env[name]) for name in graph.outputs}
+
+
+def check_input(graph, name: str, x: np.ndarray) -> np.ndarray:
+    """Validate one input batch against the graph (shape, dtype, finite, code range)."""
+    t = graph.tensors[name]
+    want = tuple(t.shape[1:])
+    if x.ndim != len(t.shape) or tuple(x.shape[1:]) != want:
+        raise InputValidationError(
+            f"input '{name}' has shape {x.shape}; the model expects (batch, {', '.join(map(str, want))})"
+        )
+    if t.kind == "float":
+        if x.dtype.kind not in "fiu":
+            raise InputValidationError(f"input '{name}' has dtype {x.dtype}; expected float")
+        x = x.astype(np.float32)
+        if not np.all(np.isfinite(x)):
+            raise InputValidationError(f"input '{name}' contains NaN or infinite values")
+        return x
+    if x.dtype.kind not in "iu" and np.dtype(x.dtype).name not in SMALL_INT_TYPES:
+        raise InputValidationError(f"input '{name}' has dtype {x.dtype}; the model expects integer codes")
+    x = x.astype(np.int64)
+    qmin, qmax = qrange(t.qtype)
+    if x.size and (x.min() < qmin or x.max() > qmax):
+        raise InputValidationError(f"input '{name}' has values outside [{qmin}, {qmax}]")
+    return x
+
+
+def to_output(graph, name: str, value: np.ndarray) -> np.ndarray:
+    dtype = graph.io_dtypes.get(name, "float32")
+    return value.astype(np.dtype(dtype) if dtype not in SMALL_INT_TYPES else _ml(dtype))
+
+
+def _ml(name: str):
+    import ml_dtypes  # numpy's 4- and 2-bit types (a dependency of onnx)
+
+    return getattr(ml_dtypes, name)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _per_axis(values: tuple, ndim: int, axis: int | None) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.size == 1 or axis is None:
+        return arr.reshape(()) if arr.size == 1 else arr
+    shape = [1] * ndim
+    shape[axis] = arr.size
+    return arr.reshape(shape)
+
+
+def _centered(x: np.ndarray, q: object) -> np.ndarray:
+    """code - zero_point (bipolar codes are their own value)."""
+    if q.bipolar:
+        return x
+    return x - _per_axis(q.zero_point, x.ndim, q.axis).astype(np.int64)
+
+
+def _matmul_exact(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Exact integer a @ b; float64 BLAS when every partial sum is below 2**53."""
+    bound = a.shape[-1] * (int(np.abs(a).max(initial=0)) * int(np.abs(b).max(initial=0)))
+    if bound < FLOAT64_EXACT:
+        return np.rint(a.astype(np.float64) @ b.astype(np.float64)).astype(np.int64)
+    return a.astype(object).dot(b.astype(object)).astype(np.int64)
+
+
+# -- integer ops -----------------------------------------------------------------------------
+
+
+def _windows(x: np.ndarray, kernel, strides, pads, dilations=(1, 1), pad_value=0) -> np.ndarray:
+    """(N, OH, OW, C, KH, KW) windows of an NHWC tensor."""
+    top, left, bottom, right = pads
+    x = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=pad_value)
+    kh, kw = kernel
+    dh, dw = dilations
+    ekh, ekw = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+    win = np.lib.stride_tricks.sliding_window_view(x, (ekh, ekw), axis=(1, 2))
+    return win[:, :: strides[0], :: strides[1], :, ::dh, ::dw]
+
+
+def _conv(op, ins, graph) -> np.ndarray:
+    xq = graph.tensors[op.inputs[0]].qtype
+    x = _centered(ins[0], xq)
+    w = op.weights
+    oc, icg, kh, kw = w.shape
+    win = _windows(x, (kh, kw), op.strides, op.pads, op.dilations)
+    n, oh, ow = win.shape[:3]
+    if icg == 1 and op.groups > 1:  # depthwise (with channel multiplier)
+        mult = oc // op.groups
+        wd = w.reshape(op.groups, mult, kh * kw)
+        flat = win.reshape(n * oh * ow, op.groups, kh * kw)
+        acc = np.stack([_matmul_exact(flat[:, c, :], wd[c].T) for c in range(op.groups)], axis=1)
+        acc = acc.reshape(n, oh, ow, oc)
+    else:
+        ocg = oc // op.groups
+        parts = []
+        for g in range(op.groups):
+            xs = win[:, :, :, g * icg : (g + 1) * icg].reshape(n * oh * ow, icg * kh * kw)
+            wg = w[g * ocg : (g + 1) * ocg].reshape(ocg, icg * kh * kw)
+            parts.append(_matmul_exact(xs, wg.T))
+        acc = np.concatenate(parts, axis=1).reshape(n, oh, ow, oc)
+    return _requant(op, acc)
+
+
+def _dense(op, ins, graph) -> np.ndarray:
+    x = _centered(ins[0], graph.tensors[op.inputs[0]].qtype)
+    return _requant(op, _matmul_exact(x, op.weights.T))
+
+
+def _requant(op, acc: np.ndarray) -> np.ndarray:
+    if op.requant is None:
+        return acc
+    return apply_requant(acc, op.requant, channel_axis=-1)
+
+
+def _maxpool(op, ins, graph) -> np.ndarray:
+    q = graph.tensors[op.inputs[0]].qtype
+    win = _windows(ins[0], op.kernel, op.strides, op.pads, pad_value=qrange(q)[0] - 1)
+    return win.max(axis=(-2, -1))
+
+
+def _avgpool(op, ins, graph) -> np.ndarray:
+    x = _centered(ins[0], graph.tensors[op.inputs[0]].qtype)
+    acc = _windows(x, op.kernel, op.strides, op.pads).sum(axis=(-2, -1))
+    return _requant(op, acc)
+
+
+def _add(op, ins, graph) -> np.ndarray:
+    qa, qb = (graph.tensors[t].qtype for t in op.inputs)
+    ma, mb = op.input_multipliers
+    acc = ma * _centered(ins[0], qa) + mb * _centered(ins[1], qb)
+    return _requant(op, acc)
+
+
+def _requantize(op, ins, graph) -> np.ndarray:
+    return _requant(op, _centered(ins[0], graph.tensors[op.inputs[0]].qtype))
+
+
+def _concat(op, ins, graph) -> np.ndarray:
+    return np.concatenate(ins, axis=op.axis)
+
+
+def _reshape(op, ins, graph) -> np.ndarray:
+    return ins[0].reshape((ins[0].shape[0], *op.shape))
+
+
+# -- host ops --------------------------------------------------------------------------------
+
+
+def _quantize(op, ins, graph) -> np.ndarray:
+    """Float -> codes in float32 arithmetic, as onnxruntime and the qonnx executor do."""
+    q = op.qtype
+    x = ins[0].astype(np.float32)
+    if op.divisor is not None:
+        scaled = x / np.float32(op.divisor)
+    else:
+        scaled = x / _per_axis(q.scale, x.ndim, q.axis).astype(np.float32)
+    zp = _per_axis(q.zero_point, x.ndim, q.axis).astype(np.float32)
+    qmin, qmax = qrange(q)
+    codes = to_codes(scaled, zp, qmin, qmax, op.rounding, op.zero_point_after_rounding)
+    return codes.astype(np.int64)
+
+
+def _dequantize(op, ins, graph) -> np.ndarray:
+    return _as_float(ins[0], graph.tensors[op.inputs[0]]).astype(np.float32)
+
+
+def _channel_vec(values: np.ndarray, x: np.ndarray) -> np.ndarray:
+    if values.size == 1:
+        return values.reshape(())
+    return values.reshape((1,) * (x.ndim - 1) + (-1,))
+
+
+def _affine(op, ins, graph) -> np.ndarray:
+    x = _as_float(ins[0], graph.tensors[op.inputs[0]])
+    return (x * _channel_vec(op.mul, x) + _channel_vec(op.add, x)).astype(np.float32)
+
+
+def _as_float(x: np.ndarray, t: object) -> np.ndarray:
+    """The real value of a tensor (float tensors are their own value)."""
+    if t.kind == "float":
+        return x.astype(np.float64)
+    q = t.qtype
+    c = x if q.bipolar else x - _per_axis(q.zero_point, x.ndim, q.axis)
+    return c * _per_axis(q.scale, x.ndim, q.axis)
+
+
+def _relu(op, ins, graph):
+    return np.maximum(_as_float(ins[0], graph.tensors[op.inputs[0]]), 0).astype(np.float32)
+
+
+def _clip(op, ins, graph):
+    return np.clip(_as_float(ins[0], graph.tensors[op.inputs[0]]), op.lo, op.hi).astype(np.float32)
+
+
+def _round(op, ins, graph):
+    return round_mode(_as_float(ins[0], graph.tensors[op.inputs[0]]), op.mode).astype(np.float32)
+
+
+def _softmax(op, ins, graph):
+    x = _as_float(ins[0], graph.tensors[op.inputs[0]])
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def _sigmoid(op, ins, graph):
+    x = _as_float(ins[0], graph.tensors[op.inputs[0]])
+    return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
+
+
+def _transpose(op, ins, graph):
+    return np.ascontiguousarray(np.transpose(ins[0], op.perm))
+
+
+_EVAL = {
+    "Conv": _conv,
+    "Dense": _dense,
+    "MaxPool": _maxpool,
+    "AvgPool": _avgpool,
+    "Add": _add,
+    "Requantize": _requantize,
+    "Concat": _concat,
+    "Reshape": _reshape,
+    "Quantize": _quantize,
+    "Dequantize": _dequantize,
+    "Affine": _affine,
+    "Relu": _relu,
+    "Clip": _clip,
+    "Round": _round,
+    "Softmax": _softmax,
+    "Sigmoid": _sigmoid,
+    "Transpose": _transpose,
+}

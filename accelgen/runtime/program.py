@@ -1,0 +1,77 @@
+"""Loading a lowered graph saved by the compiler (program.json + program.npz).
+
+The JSON holds the graph's structure (the compiler's ``Graph.to_program()``); arrays are
+``{"$array": key}`` references into the .npz. Loaded objects expose the same attribute
+names as the compiler's IR, so :mod:`.interpreter` runs either.
+
+Part of the standalone runtime: numpy only, Python >= 3.8, no import from the compiler.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "accelgen-program"
+SUPPORTED_VERSIONS = (1,)
+
+
+class Node(dict):
+    """A dict whose keys read as attributes (``op.weights``), like the compiler's dataclasses."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+class Program:
+    """A lowered graph: ``inputs``, ``outputs``, ``io_dtypes``, ``tensors``, ``ops``."""
+
+    def __init__(self, data: dict, arrays) -> None:
+        if data.get("format") != FORMAT or data.get("version") not in SUPPORTED_VERSIONS:
+            raise ValueError(
+                f"not an accelgen program of a supported version (format {data.get('format')!r}, "
+                f"version {data.get('version')!r}); rebuild it with this accelgen"
+            )
+        self.name = data["name"]
+        self.inputs = list(data["inputs"])
+        self.outputs = list(data["outputs"])
+        self.io_dtypes = dict(data["io_dtypes"])
+        self.meta = data.get("meta", {})
+        self.tensors = {n: _node(t, arrays) for n, t in data["tensors"].items()}
+        self.ops = []
+        for op in data["ops"]:
+            node = _node(op, arrays)
+            node["kind"] = op["type"]
+            self.ops.append(node)
+
+
+def _node(value, arrays):
+    if isinstance(value, dict):
+        if set(value) == {"$array"}:
+            return np.asarray(arrays[value["$array"]])
+        return Node((k, _node(v, arrays)) for k, v in value.items())
+    if isinstance(value, list):
+        return [_node(v, arrays) for v in value]
+    return value
+
+
+def load_program(json_path) -> Program:
+    """Read ``program.json`` and the ``.npz`` beside it (same stem)."""
+    json_path = Path(json_path)
+    data = json.loads(json_path.read_text())
+    with np.load(json_path.with_suffix(".npz"), allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    return Program(data, arrays)
+
+
+def save_program(data: dict, arrays: dict, json_path) -> None:
+    """Write a program produced by the compiler (``Graph.to_program()``)."""
+    json_path = Path(json_path)
+    json_path.write_text(json.dumps(data, indent=1) + "\n")
+    with open(json_path.with_suffix(".npz"), "wb") as f:
+        np.savez(f, **arrays)
