@@ -100,3 +100,24 @@ def test_program_version_is_checked(tmp_path):
     save_program(data, arrays, tmp_path / "program.json")
     with pytest.raises(ValueError, match="rebuild it"):
         load_program(tmp_path / "program.json")
+
+
+@pytest.mark.parametrize("file", ["qonnx_cnn_w4a8.onnx", "qdq_mlp_pertensor.onnx", "qonnx_mlp_w2a2.onnx"])
+def test_accelerator_golden_backend_splits_host_and_hardware(file, tmp_path):
+    from accelgen.runtime.accelerator import Accelerator
+
+    graph = compile_model(MODELS / file).graph
+    data, arrays = graph.to_program()
+    save_program(data, arrays, tmp_path / "program.json")
+    entry = next(e for e in MANIFEST if e["file"] == file)
+    x = _inputs(entry)
+    with Accelerator(tmp_path, backend="golden") as acc:
+        out = acc.run(x)
+        part = acc.partition
+        assert part.prologue[0].kind in ("Quantize", "Transpose") and part.hardware
+        assert all(op.kind not in ("Quantize", "Softmax") for op in part.hardware)
+        assert len(part.hw_inputs) == 1 and len(part.hw_outputs) == 1
+        assert acc.stats.summary()["samples"] == len(x)
+    assert np.array_equal(out, next(iter(golden.run(graph, x).values())))
+    with pytest.raises(RuntimeError, match="closed"):
+        acc.run(x)

@@ -44,7 +44,15 @@ def run(graph, inputs, keep: bool = False) -> dict:
         if name not in inputs:
             raise InputValidationError(f"missing input '{name}' (the model's inputs: {', '.join(graph.inputs)})")
         env[name] = check_input(graph, name, np.asarray(inputs[name]))
-    for op in graph.ops:
+    evaluate_ops(graph, graph.ops, env)
+    if keep:
+        return env
+    return {name: to_output(graph, name, env[name]) for name in graph.outputs}
+
+
+def evaluate_ops(graph, ops, env: dict) -> None:
+    """Evaluate ``ops`` (a part of ``graph``, in order) on the tensors in ``env``, in place."""
+    for op in ops:
         fn = _EVAL.get(op.kind)
         if fn is None:
             raise OpFailure(f"no evaluation for {op.kind} ('{op.name}')")
@@ -52,9 +60,6 @@ def run(graph, inputs, keep: bool = False) -> dict:
             env[op.outputs[0]] = fn(op, [env[t] for t in op.inputs], graph)
         except Exception as exc:  # name the op: this is a bug or a foreign graph
             raise OpFailure(f"{op.kind} '{op.name}': {exc!r}") from exc
-    if keep:
-        return env
-    return {name: to_output(graph, name, env[name]) for name in graph.outputs}
 
 
 def check_input(graph, name: str, x: np.ndarray) -> np.ndarray:
