@@ -142,35 +142,42 @@ def search_thresholds(fn, lo: np.ndarray, hi: np.ndarray, q: ir.QType) -> np.nda
 # -- multiply-shift ----------------------------------------------------------------------------
 
 
-def _multiplier_interval(tc: np.ndarray, vc: np.ndarray, shift: int) -> tuple[int, int]:
-    """All M for which some B satisfies every level's interval (empty when lo > hi).
+def _spread_excess(M: np.ndarray, T: np.ndarray, vlev: np.ndarray, rel: np.ndarray, shift: int) -> np.ndarray:
+    """Per channel: spread of ``v*2**S - M*T_v`` over the relevant levels, minus (M - 1).
 
-    Level i needs ``v_i*2**S - M*T_i <= B``, level j needs ``B <= v_j*2**S - M*(T_j-1) - 1``;
-    intervals on a line intersect iff every such pair is compatible:
-    ``M*(T_j - 1 - T_i) <= (v_j - v_i)*2**S - 1``.
+    Level v needs ``v*2**S - M*T_v <= B <= v*2**S - M*(T_v - 1) - 1``; one B satisfies every
+    level iff the largest lower bound is at most the smallest upper bound, i.e. iff this
+    excess is <= 0. As a function of M it is convex (a max of lines minus a min of lines),
+    so the valid M form an interval.
     """
-    d = (tc[None, :] - 1) - tc[:, None]  # [i, j] = T_j - 1 - T_i
-    n = (vc[None, :] - vc[:, None]) * (1 << shift) - 1
-    pos, neg, zero = d > 0, d < 0, d == 0
-    if np.any(n[zero] < 0):
-        return 1, 0
-    m_hi = int((n[pos] // d[pos]).min()) if pos.any() else 1 << 62
-    m_lo = int((-(n[neg] // -d[neg])).max()) if neg.any() else 1
-    return max(m_lo, 1), m_hi
+    r = (vlev << shift)[None, :] - M[:, None] * T
+    top = np.where(rel, r, np.iinfo(np.int64).min).max(axis=1)
+    bottom = np.where(rel, r, np.iinfo(np.int64).max).min(axis=1)
+    return np.where(rel.any(axis=1), top - bottom - (M - 1), 0)
 
 
-def _fit_channel(tc: np.ndarray, vc: np.ndarray, shift: int, max_bits: int) -> tuple[int, int] | None:
-    m_lo, m_hi = _multiplier_interval(tc, vc, shift)
-    m_hi = min(m_hi, (1 << (max_bits - 1)) - 1)
-    if m_lo > m_hi:
-        return None
-    if tc[-1] > tc[0]:  # prefer the multiplier nearest the slope
-        guess = round((int(vc[-1]) - int(vc[0])) * (1 << shift) / (int(tc[-1]) - int(tc[0])))
-        m = min(max(guess, m_lo), m_hi)
-    else:
-        m = m_lo
-    b = max(int(v) * (1 << shift) - m * int(t) for v, t in zip(vc, tc))
-    return m, b
+def _fit_multipliers(T, vlev, rel, first, last, shift: int) -> np.ndarray | None:
+    """A valid multiplier per channel at this shift, or None if some channel has none.
+
+    Tries the slope of the thresholds first, then the minimiser of the convex excess
+    (bisection on its forward difference) within a factor of two of the slope.
+    """
+    rows = np.arange(T.shape[0])
+    t0, t1 = T[rows, first], T[rows, last]
+    span = np.maximum(t1 - t0, 1)
+    guess = np.where(t1 > t0, np.rint((vlev[last] - vlev[first]) * float(1 << shift) / span), 1)
+    guess = np.maximum(guess.astype(np.int64), 1)
+    excess = _spread_excess(guess, T, vlev, rel, shift)
+    if np.all(excess <= 0):
+        return guess
+    lo, hi = np.maximum(guess // 2, 1), 2 * guess + 2
+    while np.any(lo < hi):
+        mid = (lo + hi) // 2
+        rising = _spread_excess(mid + 1, T, vlev, rel, shift) >= _spread_excess(mid, T, vlev, rel, shift)
+        hi = np.where(rising & (lo < hi), mid, hi)
+        lo = np.where(~rising & (lo < hi), mid + 1, lo)
+    best = np.where(excess <= 0, guess, lo)
+    return best if np.all(_spread_excess(best, T, vlev, rel, shift) <= 0) else None
 
 
 def fit_multiply_shift(T: np.ndarray, lo: np.ndarray, hi: np.ndarray, q: ir.QType, max_bits: int):
@@ -178,10 +185,10 @@ def fit_multiply_shift(T: np.ndarray, lo: np.ndarray, hi: np.ndarray, q: ir.QTyp
 
     ``T`` are thresholds on the direction-adjusted accumulator with range [lo, hi]. For a
     level v the floor reaches v exactly from a = T_v on iff
-    ``v*2**S - M*T_v <= B < v*2**S - M*(T_v - 1)``; the valid M form an interval
-    (:func:`_multiplier_interval`) and B is then the largest lower bound. A fit at shift S
-    also fits at S+1, so the smallest shift is found by bisection. Returns
-    (M, B, S, out_lo, out_hi) or None when no multiplier of ``max_bits`` bits is exact.
+    ``v*2**S - M*T_v <= B < v*2**S - M*(T_v - 1)`` (see :func:`_spread_excess`); B is then
+    the largest lower bound. A fit at shift S also fits at S+1, so the smallest shift is
+    found by bisection. Returns (M, B, S, out_lo, out_hi), or None when no multiplier of
+    ``max_bits`` bits is exact.
     """
     base, step, count = levels(q)
     if step != 1:
@@ -189,20 +196,17 @@ def fit_multiply_shift(T: np.ndarray, lo: np.ndarray, hi: np.ndarray, q: ir.QTyp
     vlev = base + 1 + np.arange(count, dtype=np.int64)
     out_lo = base + (T <= lo[:, None]).sum(axis=1)
     out_hi = base + (T <= hi[:, None]).sum(axis=1)
-    rel = [(T[c] > lo[c]) & (T[c] <= hi[c]) for c in range(T.shape[0])]
+    rel = (T > lo[:, None]) & (T <= hi[:, None])
+    first = np.argmax(rel, axis=1)
+    last = T.shape[1] - 1 - np.argmax(rel[:, ::-1], axis=1)
 
-    def attempt(shift: int):  # feasibility grows with the shift; the width cap is checked last
-        mults, offs = [], []
-        for c, r in enumerate(rel):
-            if not r.any():
-                mults.append(0)
-                offs.append(int(out_lo[c]) << shift)
-                continue
-            fit = _fit_channel(T[c][r], vlev[r], shift, 63)
-            if fit is None:
-                return None
-            mults.append(fit[0])
-            offs.append(fit[1])
+    def attempt(shift: int):
+        mults = _fit_multipliers(T, vlev, rel, first, last, shift)
+        if mults is None:
+            return None
+        mults = np.where(rel.any(axis=1), mults, 0)
+        r = (vlev << shift)[None, :] - mults[:, None] * T
+        offs = np.where(rel.any(axis=1), np.where(rel, r, np.iinfo(np.int64).min).max(axis=1), out_lo << shift)
         return mults, offs
 
     if attempt(MAX_SHIFT) is None:
@@ -215,13 +219,12 @@ def fit_multiply_shift(T: np.ndarray, lo: np.ndarray, hi: np.ndarray, q: ir.QTyp
         else:
             hi_s = mid
     mults, offs = attempt(lo_s)
-    if max(mults).bit_length() > max_bits - 1:
+    if int(mults.max()).bit_length() > max_bits - 1:
         return None
     span = int(np.maximum(np.abs(lo), np.abs(hi)).max()) + 1
-    if span * max(mults) + max(abs(b) for b in offs) >= INT64_SAFE:
+    if span * int(mults.max()) + int(np.abs(offs).max()) >= INT64_SAFE:
         return None
-    return (np.array(mults, dtype=np.int64), np.array(offs, dtype=np.int64), lo_s,
-            out_lo.astype(np.int64), out_hi.astype(np.int64))  # fmt: skip
+    return mults.astype(np.int64), offs.astype(np.int64), lo_s, out_lo.astype(np.int64), out_hi.astype(np.int64)
 
 
 # -- the pass ----------------------------------------------------------------------------------
