@@ -1,0 +1,126 @@
+"""The build's output directory: written atomically, one log per stage, stage checkpoints.
+
+A build writes into a hidden sibling directory and renames it onto OUTDIR only when every
+stage has finished, so an interrupted or failed build never leaves an OUTDIR that looks
+complete (an older complete OUTDIR stays untouched). ``.accelgen/checkpoints.json``
+records each stage's input hash and result; a rebuild with unchanged inputs copies an
+expensive stage's files from the previous OUTDIR instead of running it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from accelgen.errors import InputError
+
+CHECKPOINTS = ".accelgen/checkpoints.json"
+
+
+def hash_paths(*paths: Path, extra: Any = None) -> str:
+    """Content hash of files and directory trees (names and bytes), plus ``extra`` (JSON)."""
+    h = hashlib.sha256()
+    for root in paths:
+        root = Path(root)
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+        for f in files:
+            h.update(str(f.relative_to(root) if root.is_dir() else f.name).encode())
+            h.update(b"\0")
+            h.update(f.read_bytes())
+            h.update(b"\0")
+    h.update(json.dumps(extra, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+class Workspace:
+    """A build in progress: ``path`` is where stages write; ``commit()`` publishes it."""
+
+    def __init__(self, outdir: Path) -> None:
+        self.outdir = Path(outdir).resolve()
+        if self.outdir.exists() and not self._is_build(self.outdir):
+            raise InputError(
+                f"-o {outdir}: the directory exists and is not an accelgen build; accelgen replaces its "
+                "output directory as a whole, so choose a new or empty directory"
+            )
+        self.outdir.parent.mkdir(parents=True, exist_ok=True)
+        self._clean_stale_partials()
+        self.path = self.outdir.parent / f".{self.outdir.name}.partial-{os.getpid()}"
+        if self.path.exists():
+            shutil.rmtree(self.path)
+        self.path.mkdir()
+        (self.path / "logs").mkdir()
+        self.previous = self._read_checkpoints(self.outdir)
+        self.checkpoints: dict[str, dict] = {}
+
+    @staticmethod
+    def _is_build(path: Path) -> bool:
+        return path.is_dir() and ((path / CHECKPOINTS).is_file() or not any(path.iterdir()))
+
+    def _clean_stale_partials(self) -> None:
+        for stale in self.outdir.parent.glob(f".{self.outdir.name}.partial-*"):
+            pid = stale.name.rsplit("-", 1)[-1]
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(stale, ignore_errors=True)
+
+    @staticmethod
+    def _read_checkpoints(outdir: Path) -> dict[str, dict]:
+        try:
+            return json.loads((outdir / CHECKPOINTS).read_text())
+        except (OSError, json.JSONDecodeError):
+            return {}
+
+    def log_path(self, stage: str) -> Path:
+        return self.path / "logs" / f"{stage}.log"
+
+    def reusable(self, stage: str, key: str, outputs: list[str]) -> dict | None:
+        """The previous build's record of ``stage`` if its key matches and its files exist."""
+        rec = self.previous.get(stage)
+        if not rec or rec.get("key") != key:
+            return None
+        if not all((self.outdir / o).exists() for o in outputs):
+            return None
+        return rec
+
+    def restore(self, stage: str, outputs: list[str]) -> None:
+        """Copy a stage's files from the previous OUTDIR into this build."""
+        for rel in outputs:
+            src, dst = self.outdir / rel, self.path / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if src.is_dir():
+                shutil.copytree(src, dst, dirs_exist_ok=True, symlinks=True)
+            else:
+                shutil.copy2(src, dst)
+
+    def record(self, stage: str, key: str, result: Any) -> None:
+        self.checkpoints[stage] = {"key": key, "result": result}
+
+    def commit(self) -> Path:
+        """Publish: write the checkpoints, then swap the finished tree onto OUTDIR."""
+        ck = self.path / CHECKPOINTS
+        ck.parent.mkdir(parents=True, exist_ok=True)
+        ck.write_text(json.dumps(self.checkpoints, indent=1, sort_keys=True, default=str) + "\n")
+        old = None
+        if self.outdir.exists():
+            old = self.outdir.parent / f".{self.outdir.name}.old-{os.getpid()}"
+            os.replace(self.outdir, old)
+        os.replace(self.path, self.outdir)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return self.outdir
+
+    def discard(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
