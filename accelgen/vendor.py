@@ -1,0 +1,117 @@
+"""The vendor tools (Vitis HLS, Vivado): found on PATH, run as logged subprocesses with
+timeouts, their reports parsed back. Nothing here is needed when the tools are absent."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from accelgen.errors import AccelgenError, InputError
+
+TOOLS = ("vitis_hls", "vivado")
+HLS_TIMEOUT_S = 4 * 3600
+VIVADO_TIMEOUT_S = 8 * 3600
+
+
+class VendorToolError(AccelgenError):
+    """A vendor tool failed or timed out; the message points to its log."""
+
+    exit_code = 1
+
+
+def find_tools() -> dict[str, str | None]:
+    return {t: shutil.which(t) for t in TOOLS}
+
+
+def synthesis_plan(mode: str) -> tuple[bool, str]:
+    """Whether to synthesise, and why, for ``--synth auto|on|off``."""
+    tools = find_tools()
+    missing = [t for t, p in tools.items() if p is None]
+    if mode == "off":
+        return False, "skipped (--synth off)"
+    if mode == "on":
+        if missing:
+            raise InputError(
+                f"--synth on needs {' and '.join(missing)} on PATH, and it is not found: install AMD "
+                "Vitis/Vivado (2023.1 or newer) and source its settings64.sh, or use --synth auto/off"
+            )
+        return True, "requested (--synth on)"
+    if mode != "auto":
+        raise InputError(f"--synth must be auto, on or off, not '{mode}'")
+    if missing:
+        return False, f"skipped: {' and '.join(missing)} not on PATH"
+    return True, "vitis_hls and vivado found on PATH"
+
+
+def run_logged(cmd: list[str], cwd: Path, log: Path, timeout_s: float) -> float:
+    """Run ``cmd`` with its output appended to ``log``; seconds taken. Kills the process
+    group on timeout or interrupt so no tool keeps running behind a stopped build."""
+    t0 = time.perf_counter()
+    with open(log, "ab") as f:
+        f.write(f"$ {' '.join(cmd)}  (in {cwd})\n".encode())
+        f.flush()
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            code = proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            raise VendorToolError(f"{cmd[0]} did not finish within {timeout_s / 3600:.1f} h; see {log}") from None
+        except BaseException:
+            _kill_group(proc)
+            raise
+    if code != 0:
+        raise VendorToolError(f"{cmd[0]} failed (exit {code}); the last lines of {log}:\n{_tail(log)}")
+    return time.perf_counter() - t0
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+_UTIL_ROWS = {
+    "CLB LUTs": "lut",
+    "Slice LUTs": "lut",
+    "CLB Registers": "ff",
+    "Slice Registers": "ff",
+    "Block RAM Tile": "bram_tile",
+    "URAM": "uram",
+    "DSPs": "dsp",
+}
+
+
+def parse_vivado_utilization(text: str) -> dict[str, float]:
+    """Used resources from a Vivado ``report_utilization`` text report.
+
+    BRAM is reported in 36 Kb tiles; ``bram18`` is twice that.
+    """
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 2:
+            continue
+        name = re.sub(r"\*+$", "", cells[0]).strip()
+        key = _UTIL_ROWS.get(name)
+        if key and key not in found:
+            try:
+                found[key] = float(cells[1])
+            except ValueError:
+                continue
+    if "bram_tile" in found:
+        found["bram18"] = 2 * found.pop("bram_tile")
+    return found
