@@ -4,7 +4,8 @@ Standalone by design: it imports only numpy (and pynq on the board), runs on Pyt
 and never imports the compiler, so a build's driver directory carries a copy of it.
 """
 
+from .accelerator import Accelerator
 from .interpreter import InputValidationError, OpFailure, run
 from .program import Program, load_program, save_program
 
-__all__ = ["InputValidationError", "OpFailure", "Program", "load_program", "run", "save_program"]
+__all__ = ["Accelerator", "InputValidationError", "OpFailure", "Program", "load_program", "run", "save_program"]
