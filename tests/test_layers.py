@@ -949,6 +949,21 @@ def test_qonnx_bipolar() -> None:
     check(Case(net.model(y), net.feeds, "qonnx", out_scale=np.float32(0.75), multiply_shift=False), min_levels=2)
 
 
+def test_qonnx_bipolar_conv_maxpool() -> None:
+    """FINN-style binarized CNN block: BipolarQuant -> Conv(bipolar W) -> BN -> BipolarQuant -> MaxPool."""
+    net = Net(735, reference="qonnx")
+    x = net.float_input((BATCH, 3, 6, 6))
+    xb = net.op("BipolarQuant", [x, net.const(np.float32(1.0), "s")], domain=QONNX_DOMAIN)
+    w = net.rng.uniform(-1, 1, (4, 3, 3, 3)).astype(np.float32)
+    wb = net.op("BipolarQuant", [net.const(w, "w"), net.const(np.float32(1.0), "s")], domain=QONNX_DOMAIN)
+    h = net.op("Conv", [xb, wb], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    h = net.op("Add", [net.op("Mul", [h, net.const(net.rng.uniform(-1, 1, (1, 4, 1, 1)).astype(np.float32))]),
+                       net.const(net.rng.uniform(-2, 2, (1, 4, 1, 1)).astype(np.float32))])  # fmt: skip
+    hb = net.op("BipolarQuant", [h, net.const(np.float32(1.0), "s")], domain=QONNX_DOMAIN)
+    y = net.op("MaxPool", [hb], kernel_shape=[2, 2], strides=[2, 2])
+    check(Case(net.model(y), net.feeds, "qonnx", out_scale=np.float32(1.0), multiply_shift=False), min_levels=2)
+
+
 @pytest.mark.parametrize("version", [1, 2], ids=["v1", "v2"])
 def test_qonnx_trunc_after_average_pool(version: int) -> None:
     """Brevitas' quantized average pool: AveragePool -> Mul(k*k) (the window sum) -> Trunc.

@@ -209,8 +209,6 @@ class LayerHandlers:
             raise InputError(f"node '{self._label()}': only 2-D pooling is supported")
         kernel, strides, pads = self._pool_attrs(node, avg=False)
         oh, ow = self._pool_out(t, kernel, strides, pads)
-        if t.qtype.bipolar:
-            raise InputError(f"node '{self._label()}': MaxPool of bipolar values: pool before the BipolarQuant")
         out = self._new_tensor(node.output[0], (None, t.shape[1], oh, ow), "codes", t.qtype, "NCHW")
         self._emit(ir.MaxPool, [x], out, kernel=kernel, strides=strides, pads=pads)
         self._set(node.output[0], out, "real")

@@ -28,7 +28,8 @@ PASSES: list[Pass] = [
     channels_last,
 ]
 
-MAX_ROUNDS = 50
+#: a pass may rewrite one op per round; more rounds than this means it does not converge
+EXTRA_ROUNDS = 50
 
 
 def run_passes(graph: ir.Graph, config: CompileConfig | None = None, passes: list[Pass] | None = None) -> ir.Graph:
@@ -36,7 +37,7 @@ def run_passes(graph: ir.Graph, config: CompileConfig | None = None, passes: lis
     config = config or CompileConfig()
     ir.verify(graph)
     for p in passes if passes is not None else PASSES:
-        for _ in range(MAX_ROUNDS):
+        for _ in range(len(graph.ops) + EXTRA_ROUNDS):
             graph, changed = p(graph, config)
             ir.verify(graph)
             if not changed:
