@@ -68,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="golden: the bit-exact integer reference (default for a model file)")  # fmt: skip
     _requant_arg(run)
     run.set_defaults(func=cmd_run)
+    _add_dse_commands(sub)
     return p
 
 
@@ -177,6 +178,117 @@ def _save_atomic(path: Path, write) -> None:
 
 def _write_atomic(path: Path, data: bytes) -> None:
     _save_atomic(path, lambda f: f.write(data))
+
+
+# -- accelgen dse / accelgen boards ----------------------------------------------------------
+
+
+def _add_dse_commands(sub) -> None:
+    dse = sub.add_parser("dse", help="plan the folding on a board: per-layer cycles and resources (estimates)")
+    dse.add_argument("model", help="quantized ONNX model")
+    dse.add_argument("--board", "-b", required=True, help="board name or alias (see `accelgen boards`), or a .toml")
+    dse.add_argument("--json", action="store_true", help="print report.json instead of a table")
+    dse.add_argument("--max-util", type=float, default=0.8, metavar="F",
+                     help="fraction of each resource the plan may use (default 0.8)")  # fmt: skip
+    dse.add_argument("--target-fps", type=float, metavar="N", help="the cheapest plan reaching N frames/s")
+    dse.add_argument("--clock", type=float, metavar="MHZ", help="PL clock (default: the board's)")
+    dse.add_argument("--folding", metavar="PLAN.json", help="cost this plan (from a previous -o) instead of searching")
+    dse.add_argument("-o", "--output", metavar="OUTDIR",
+                     help="write folding.json, report.json, report.md and report.png to OUTDIR")  # fmt: skip
+    _requant_arg(dse)
+    dse.set_defaults(func=cmd_dse)
+    boards = sub.add_parser("boards", help="the boards accelgen knows and their resources")
+    boards.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    boards.set_defaults(func=cmd_boards)
+
+
+def cmd_dse(args) -> int:
+    from accelgen.boards import get_board
+    from accelgen.dse import explore
+    from accelgen.plan import FoldingPlan
+    from accelgen.report import build_report, report_files, write_outdir
+
+    board = get_board(args.board)
+    plan = FoldingPlan.load(args.folding) if args.folding else None
+    compiled = _compile(args)
+    estimate = explore(compiled.graph, board, max_util=args.max_util, clock_mhz=args.clock,
+                       target_fps=args.target_fps, folding=plan, model=Path(args.model).stem)  # fmt: skip
+    report = build_report(estimate)
+    if args.output:
+        files = report_files(report, estimate.plan().to_json())
+        log = f"dse: {estimate.mode}, search {estimate.search_seconds:.3f} s\n"
+        write_outdir(args.output, files, log)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print_dse(report)
+        if args.output:
+            print(f"wrote {args.output}/: folding.json report.json report.md report.png")
+    return 0
+
+
+def _print_dse(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    t, b, info = report["totals"], report["bound"], report["board_info"]
+    table = Table(title=f"{report['model']} on {info['title']} at {report['clock_mhz']:g} MHz  (estimates)",
+                  title_justify="left")  # fmt: skip
+    cols = ("layer", "op", "in", "out", "W/A", "pe", "simd", "cycles", "DSP", "BRAM18", "LUT", "FF")
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("layer", "op") else "right", no_wrap=True)
+    for la in report["layers"]:
+        style = "bold red" if la["bottleneck"] else None
+        table.add_row(
+            la["source"] or la["name"], la["op"], "x".join(map(str, la["in_shape"] or [])),
+            "x".join(map(str, la["out_shape"] or [])), f"{la['w_bits'] or '-'}/{la['a_bits'] or '-'}",
+            str(la["pe"]), str(la["simd"]), f"{la['cycles']:,}", f"{la['dsp']:,}", f"{la['bram18']:,}",
+            f"{la['lut']:,}", f"{la['ff']:,}", style=style,
+        )  # fmt: skip
+    table.add_section()
+    table.add_row("total", f"{len(report['layers'])} layers", "", "", "", "", "", f"II {t['ii_cycles']:,}",
+                  f"{t['dsp']:,}", f"{t['bram18']:,}", f"{t['lut']:,}", f"{t['ff']:,}")  # fmt: skip
+    console.print(table)
+    bn = next(la for la in report["layers"] if la["bottleneck"])
+    console.print(f"bottleneck: {bn['source'] or bn['name']} ({bn['op']}, {bn['cycles']:,} cycles)")
+    console.print(f"estimate: II {t['ii_cycles']:,} cycles = {t['fps']:,.1f} frames/s; latency "
+                  f"{t['latency_cycles']:,} cycles = {t['latency_us']:,.2f} us")  # fmt: skip
+    if report["mode"] == "target-fps":
+        limit = int(report["clock_mhz"] * 1e6 // report["target_fps"])
+        console.print(f"target: {report['target_fps']:,.0f} frames/s = II <= {limit:,} cycles; the cheapest plan "
+                      f"reaching it (the lower bound on the II is {b['ii_cycles']:,} cycles)")  # fmt: skip
+    else:
+        gap = f"gap {100 * b['gap']:.1f}%" if b["gap"] is not None else ""
+        console.print(f"lower bound on the II: {b['ii_cycles']:,} cycles ({gap}"
+                      + (", proven optimal)" if b["proven_optimal"] else ")"))  # fmt: skip
+    util = ", ".join(f"{k} {t[k]:,}/{n:,} ({100 * t[k] / n:.1f}%)" for k, n in t["available"].items() if n)
+    console.print(f"utilisation (estimate, budget {report['max_util']:.0%}): {util}")
+    for note in report["notes"]:
+        console.print(f"note: {note}")
+
+
+def cmd_boards(args) -> int:
+    from accelgen.boards import known_boards
+
+    boards = known_boards()
+    if args.json:
+        print(json.dumps([b.to_json() for b in boards.values()], indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    table = Table(title="boards", title_justify="left")
+    for col in ("board", "aliases", "part", "PS", "clock MHz", "LUT", "FF", "DSP", "BRAM18", "URAM", "DDR GB/s"):
+        table.add_column(col, justify="left" if col in ("board", "aliases", "part", "PS") else "right", no_wrap=True)
+    for b in boards.values():
+        r = b.resources
+        table.add_row(b.name, ", ".join(b.aliases) or "-", b.part, b.processing_system, f"{b.default_clock_mhz:g}",
+                      f"{r['lut']:,}", f"{r['ff']:,}", f"{r['dsp']:,}", f"{r['bram18']:,}", f"{r['uram']:,}",
+                      f"{b.ddr_bandwidth_gbps:g}")  # fmt: skip
+    console.print(table)
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

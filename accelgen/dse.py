@@ -1,0 +1,594 @@
+"""Design-space exploration: a folding (pe, simd) per layer, planned against a board.
+
+The explorer asks each layer's kernel (accelgen.kernels) for its legal foldings and their
+costs; it never looks at op types. It then solves, exactly:
+
+1. **the smallest initiation interval**: the pipeline's II is its slowest layer's cycles,
+   so it is one of the layers' cycle counts. For a candidate II ``T`` every layer may use
+   any folding with ``cycles <= T``; ``T`` is feasible when one folding per layer fits the
+   budget in every resource. Feasibility only grows with ``T``, so a binary search over
+   the candidates finds the smallest feasible one. Each feasibility question is a small
+   multi-dimensional multiple-choice knapsack, decided by (a) the per-resource relaxation
+   and Lagrangian bounds, which prove infeasibility, (b) Lagrangian-weighted choices,
+   which usually find a solution, and (c) a depth-first branch and bound over the
+   per-layer Pareto-optimal foldings, which settles the rest exactly (within a node
+   budget; if it runs out the result says the II is not proven optimal);
+2. **the cheapest plan at that II** (or at the II a ``target_fps`` needs): minimise the
+   summed fractions of the budget used, by per-layer choice when that fits and by branch
+   and bound otherwise.
+
+The answer comes with lower bounds on the II (total MACs over the multipliers the budget
+affords; the fully unrolled slowest layer; the relaxation) and the gap to them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from accelgen import analysis, ir
+from accelgen.boards import DEFAULT_MAX_UTIL, Board, check_max_util, known_boards
+from accelgen.errors import FitError, InputError
+from accelgen.kernels import kernel_for, streams
+from accelgen.kernels.base import RESOURCE_KEYS, Cost, Kernel, LayerSpec, Resources, foldings, total
+from accelgen.plan import FoldingPlan, LayerFold
+
+#: branch-and-bound nodes the whole exploration may spend before settling for "not proven"
+NODE_BUDGET = 200_000
+#: rounds of Lagrangian re-weighting before branch and bound
+LAGRANGE_ROUNDS = 40
+
+
+# ---------------------------------------------------------------------------------------
+# Layers and their options
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Layer:
+    """One integer op, its kernel and spec, and the cost of every legal folding."""
+
+    op: ir.Op
+    kernel: Kernel
+    spec: LayerSpec
+    legal: dict[str, list[int]]
+    folds: list[LayerFold]
+    costs: list[Cost]
+
+    @property
+    def name(self) -> str:
+        return self.op.name
+
+    def index(self, fold: LayerFold) -> int:
+        return self.folds.index(fold)
+
+
+def describe_layers(graph: ir.Graph) -> list[Layer]:
+    """Every integer op with its kernel, its spec (bypass FIFOs sized) and the cost of
+    every legal folding."""
+    ops = list(graph.integer_ops())
+    kernels = {op.name: kernel_for(op) for op in ops}
+    specs = {op.name: kernels[op.name].describe(op, graph) for op in ops}
+    lag_of = {name: kernels[name].lag for name in specs}
+    bypass = streams.bypass_depths(graph, specs, lambda s: lag_of[s.name](s))
+    layers = []
+    for op in ops:
+        kernel = kernels[op.name]
+        spec = specs[op.name]
+        if op.name in bypass:
+            spec = spec.with_bypass(bypass[op.name])
+        legal = kernel.legal(spec)
+        folds = foldings(legal)
+        costs = [kernel.cost(spec, f) for f in folds]
+        layers.append(Layer(op, kernel, spec, legal, folds, costs))
+    return layers
+
+
+# ---------------------------------------------------------------------------------------
+# The search (pure: arrays of cycles and resource vectors per layer, and a budget)
+# ---------------------------------------------------------------------------------------
+
+
+class _OutOfNodes(Exception):
+    pass
+
+
+def _pareto(res: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """The options of ``order`` (cheapest first) that no earlier one matches or beats on
+    every column of ``res``."""
+    rows = res[order]
+    covered = np.all(rows[None, :, :] <= rows[:, None, :], axis=2)  # [j, i]: option i <= option j
+    dominated = np.any(np.tril(covered, k=-1), axis=1)
+    return order[~dominated]
+
+
+@dataclass
+class Problem:
+    """``cycles[i]``: (n_i,) cycles of layer i's options; ``res[i]``: (n_i, K) resources;
+    ``budget``: (K,). Weights make resources comparable: fractions of the budget."""
+
+    cycles: list[np.ndarray]
+    res: list[np.ndarray]
+    budget: np.ndarray
+    nodes_left: int = NODE_BUDGET
+    weights: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.weights = 1.0 / np.maximum(self.budget, 1).astype(np.float64)
+        # an option beaten on cycles and on every resource by another is never worth taking
+        self.useful = [_pareto(np.column_stack([c, r]), np.lexsort((np.arange(c.size), r @ self.weights, c)))
+                       for c, r in zip(self.cycles, self.res)]  # fmt: skip
+
+    @property
+    def min_ii(self) -> int:
+        return max((int(c.min()) for c in self.cycles), default=0)
+
+    def candidates(self) -> list[int]:
+        """Every II worth trying: the layers' cycle counts at or above the unrolled minimum."""
+        lo = self.min_ii
+        values = {int(v) for c, u in zip(self.cycles, self.useful) for v in c[u] if v >= lo}
+        return sorted(values | {lo})
+
+    def allowed(self, ii: int) -> list[np.ndarray]:
+        """Per layer: the Pareto-optimal options with cycles <= ii, cheapest first."""
+        out = []
+        for cyc, res, useful in zip(self.cycles, self.res, self.useful):
+            idx = useful[cyc[useful] <= ii]
+            if idx.size == 0:
+                return []
+            order = idx[np.lexsort((idx, cyc[idx], res[idx] @ self.weights))]
+            out.append(_pareto(res, order))
+        return out
+
+    def relaxation_fits(self, ii: int) -> bool:
+        """The necessary condition: each resource's per-layer minima fit on their own."""
+        mins = 0
+        for cyc, res in zip(self.cycles, self.res):
+            ok = cyc <= ii
+            if not ok.any():
+                return False
+            mins = mins + res[ok].min(axis=0)
+        return bool(np.all(mins <= self.budget))
+
+    # -- feasibility ---------------------------------------------------------------------
+
+    def feasible(self, ii: int) -> tuple[list[int] | None, bool]:
+        """A fitting choice with every layer at <= ii cycles, and whether the answer is proven."""
+        if not self.relaxation_fits(ii):
+            return None, True
+        allowed = self.allowed(ii)
+        lam = self.weights.copy()
+        budget = self.budget.astype(np.float64)
+        for _ in range(LAGRANGE_ROUNDS):
+            choice = [int(a[np.argmin(self.res[i][a] @ lam)]) for i, a in enumerate(allowed)]
+            used = sum(self.res[i][c] for i, c in enumerate(choice))
+            if np.all(used <= self.budget):
+                return choice, True
+            # the Lagrangian bound: sum of per-layer minima of lam.r must not exceed lam.budget
+            if sum(float((self.res[i][a] @ lam).min()) for i, a in enumerate(allowed)) > lam @ budget + 1e-9:
+                return None, True
+            over = used / np.maximum(budget, 1.0)
+            lam = lam * np.where(used > self.budget, np.clip(over, 1.1, 4.0), 1.0)
+        try:
+            return self._branch_and_bound(allowed, lam, objective=None), True
+        except _OutOfNodes:
+            return None, False
+
+    # -- the smallest II -------------------------------------------------------------------
+
+    def minimise(self) -> tuple[list[int] | None, int, bool]:
+        """Binary search for the smallest feasible II over :meth:`candidates`.
+
+        Returns (choice, II, proven); choice None when nothing fits at any II. ``proven``:
+        every feasibility answer on the way was exact (none ran out of nodes).
+        """
+        candidates = self.candidates()
+        choice, proven = self.feasible(candidates[-1])
+        if choice is None:
+            return None, candidates[-1], proven
+        lo, hi, best, all_proven = 0, len(candidates) - 1, choice, proven
+        while lo < hi:
+            mid = (lo + hi) // 2
+            found, proven = self.feasible(candidates[mid])
+            all_proven = all_proven and proven
+            if found is not None:
+                hi, best = mid, found
+            else:
+                lo = mid + 1
+        return best, candidates[lo], all_proven
+
+    # -- cheapest plan at an II ----------------------------------------------------------
+
+    def cheapest(self, ii: int, start: list[int]) -> tuple[list[int], bool]:
+        """The fitting choice at <= ii cycles with the least summed budget fraction."""
+        allowed = self.allowed(ii)
+        choice = [int(a[0]) for a in allowed]  # cheapest first
+        used = sum(self.res[i][c] for i, c in enumerate(choice))
+        if np.all(used <= self.budget):
+            return choice, True
+        best = self._improve(allowed, list(start))
+        try:
+            found = self._branch_and_bound(allowed, self.weights, objective=best)
+        except _OutOfNodes:
+            return best, False
+        return (found if found is not None else best), True
+
+    def _score(self, choice: list[int]) -> float:
+        return float(sum(self.res[i][c] @ self.weights for i, c in enumerate(choice)))
+
+    def _improve(self, allowed: list[np.ndarray], choice: list[int]) -> list[int]:
+        """Greedy descent: switch single layers to cheaper options while everything fits."""
+        used = sum(self.res[i][c] for i, c in enumerate(choice))
+        changed = True
+        while changed:
+            changed = False
+            for i, a in enumerate(allowed):
+                cur = self.res[i][choice[i]]
+                for opt in a:  # cheapest first
+                    cand = self.res[i][opt]
+                    if cand @ self.weights >= cur @ self.weights - 1e-12:
+                        break
+                    if np.all(used - cur + cand <= self.budget):
+                        used = used - cur + cand
+                        choice[i] = int(opt)
+                        changed = True
+                        break
+        return choice
+
+    def _branch_and_bound(self, allowed: list[np.ndarray], lam: np.ndarray,
+                          objective: list[int] | None) -> list[int] | None:  # fmt: skip
+        """Depth-first search over the Pareto options.
+
+        ``objective`` None: return the first fitting choice (None if there is none).
+        Otherwise: minimise the weighted cost, starting from the fitting choice given.
+        """
+        n, k = len(allowed), self.budget.size
+        budget = [int(b) for b in self.budget]
+        opts = [[tuple(int(v) for v in self.res[i][o]) for o in a] for i, a in enumerate(allowed)]
+        w = [float(x) for x in (self.weights if objective is not None else lam)]
+        # layers with most options first: their choice constrains the rest the most
+        order = sorted(range(n), key=lambda i: (-len(opts[i]), i))
+        mins = [[min(o[d] for o in opts[i]) for d in range(k)] for i in order]
+        min_score = [min(sum(wd * od for wd, od in zip(w, o)) for o in opts[i]) for i in order]
+        suffix = [[0] * k for _ in range(n + 1)]
+        suffix_score = [0.0] * (n + 1)
+        for j in range(n - 1, -1, -1):
+            suffix[j] = [a + b for a, b in zip(suffix[j + 1], mins[j])]
+            suffix_score[j] = suffix_score[j + 1] + min_score[j]
+        best_choice = list(objective) if objective is not None else None
+        # minimising: beat the incumbent; searching: stay within the Lagrangian bound lam.budget
+        best_score = self._score(objective) - 1e-9 if objective is not None else float(lam @ self.budget) + 1e-9
+        pick = [0] * n
+        # options ordered by score within each layer
+        ranked = [sorted(range(len(opts[i])), key=lambda o, i=i: (sum(wd * od for wd, od in zip(w, opts[i][o])), o))
+                  for i in order]  # fmt: skip
+
+        def visit(j: int, used: list[int], score: float) -> bool:
+            nonlocal best_choice, best_score
+            self.nodes_left -= 1
+            if self.nodes_left < 0:
+                raise _OutOfNodes
+            if j == n:
+                if objective is None:
+                    best_choice = [0] * n
+                    for jj, i in enumerate(order):
+                        best_choice[i] = int(allowed[i][pick[jj]])
+                    return True
+                if score < best_score:
+                    best_score = score
+                    best_choice = [0] * n
+                    for jj, i in enumerate(order):
+                        best_choice[i] = int(allowed[i][pick[jj]])
+                return False
+            li = order[j]
+            rest = suffix[j + 1]
+            for o in ranked[j]:
+                r = opts[li][o]
+                new = [a + b for a, b in zip(used, r)]
+                if any(x + y > b for x, y, b in zip(new, rest, budget)):
+                    continue
+                s = score + sum(wd * od for wd, od in zip(w, r))
+                if s + suffix_score[j + 1] > best_score:  # cannot beat the incumbent / the bound
+                    continue
+                pick[j] = o
+                if visit(j + 1, new, s):
+                    return True
+            return False
+
+        visit(0, [0] * k, 0.0)
+        return best_choice
+
+
+# ---------------------------------------------------------------------------------------
+# The explorer
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bound:
+    """Lower bounds on the II (cycles) and how far the plan is from them."""
+
+    ii_cycles: int
+    macs_per_multiplier: int  # total MACs / multipliers the budget affords
+    fully_unrolled: int  # the slowest layer at its most parallel folding
+    relaxation: int  # smallest II whose per-resource relaxation fits
+    proven_optimal: bool  # the plan's II is the smallest feasible one (exact search)
+
+    def gap(self, ii: int) -> float:
+        return ii / self.ii_cycles - 1.0 if self.ii_cycles else 0.0
+
+
+@dataclass
+class LayerPlan:
+    layer: Layer
+    fold: LayerFold
+    cost: Cost
+
+    @property
+    def name(self) -> str:
+        return self.layer.name
+
+
+@dataclass
+class Estimate:
+    """A planned design: per-layer foldings and costs, totals, bounds. All estimates."""
+
+    model: str
+    board: Board
+    clock_mhz: float
+    max_util: float
+    budget: dict[str, int]
+    layers: list[LayerPlan]
+    ii_cycles: int
+    latency_cycles: int
+    resources: Resources
+    bound: Bound
+    mode: str  # "min-ii", "target-fps" or "given"
+    target_fps: float | None = None
+    cost_optimal: bool = True
+    notes: list[str] = field(default_factory=list)
+    search_seconds: float = 0.0
+    table: list[dict[str, Any]] = field(default_factory=list)  # analysis.layer_table rows
+
+    @property
+    def fps(self) -> float:
+        return self.clock_mhz * 1e6 / max(self.ii_cycles, 1)
+
+    @property
+    def latency_us(self) -> float:
+        return self.latency_cycles / self.clock_mhz
+
+    @property
+    def bottleneck(self) -> LayerPlan:
+        return max(self.layers, key=lambda lp: lp.cost.cycles)
+
+    @property
+    def total_macs(self) -> int:
+        return sum(lp.layer.kernel.multiplier(lp.layer.spec).macs for lp in self.layers)
+
+    @property
+    def multipliers(self) -> int:
+        return sum(lp.cost.multipliers for lp in self.layers)
+
+    def multiplier_efficiency(self) -> float:
+        """Achieved MACs per cycle over the multipliers instantiated (1.0: all busy)."""
+        if not self.multipliers or not self.ii_cycles:
+            return 0.0
+        return self.total_macs / self.ii_cycles / self.multipliers
+
+    def utilisation(self) -> dict[str, float]:
+        used = self.resources.as_dict()
+        return {k: (used[k] / n if n else (0.0 if not used[k] else math.inf)) for k, n in self.board.resources.items()}
+
+    def plan(self) -> FoldingPlan:
+        return FoldingPlan(
+            layers={lp.name: lp.fold for lp in self.layers},
+            board=self.board.name,
+            clock_mhz=self.clock_mhz,
+            meta={
+                "generator": "accelgen dse",
+                "mode": self.mode,
+                "max_util": self.max_util,
+                "ii_cycles": self.ii_cycles,
+                "estimate": True,
+                "legal": {lp.name: lp.layer.legal for lp in self.layers},
+                "sources": {lp.name: lp.layer.op.source for lp in self.layers},
+            },
+        )
+
+
+def _problem(layers: list[Layer], keys: list[str], budget: dict[str, int]) -> Problem:
+    cycles = [np.array([c.cycles for c in layer.costs], dtype=np.int64) for layer in layers]
+    cols = [RESOURCE_KEYS.index(k) for k in keys]
+    res = [np.array([c.resources for c in layer.costs], dtype=np.int64).reshape(-1, len(RESOURCE_KEYS))[:, cols]
+           for layer in layers]  # fmt: skip
+    return Problem(cycles, res, np.array([budget[k] for k in keys], dtype=np.int64))
+
+
+def _mac_bound(layers: list[Layer], keys: list[str], budget: dict[str, int]) -> int:
+    need = dict.fromkeys(keys, 0.0)
+    for layer in layers:
+        m = layer.kernel.multiplier(layer.spec)
+        for k, unit in m.unit.items():
+            if k in need:
+                need[k] += m.macs * unit
+    bounds = [math.ceil(v / budget[k] - 1e-9) for k, v in need.items() if v > 0 and budget[k] > 0]
+    return max(bounds, default=0)
+
+
+def _relaxation_bound(problem: Problem, candidates: list[int]) -> int | None:
+    lo, hi = 0, len(candidates) - 1
+    if not problem.relaxation_fits(candidates[hi]):
+        return None
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if problem.relaxation_fits(candidates[mid]):
+            hi = mid
+        else:
+            lo = mid + 1
+    return candidates[lo]
+
+
+def explore(
+    graph: ir.Graph,
+    board: Board,
+    *,
+    max_util: float = DEFAULT_MAX_UTIL,
+    clock_mhz: float | None = None,
+    target_fps: float | None = None,
+    folding: FoldingPlan | None = None,
+    model: str | None = None,
+) -> Estimate:
+    """Plan the lowered ``graph`` on ``board``: the minimum-II plan (default), the cheapest
+    plan reaching ``target_fps``, or the given ``folding`` validated and costed.
+
+    Raises FitError (exit 3) when nothing fits, InputError for an illegal plan or option.
+    """
+    t0 = time.perf_counter()
+    check_max_util(max_util)
+    clock = float(clock_mhz or board.default_clock_mhz)
+    if clock <= 0:
+        raise InputError(f"--clock must be positive, not {clock_mhz}")
+    if target_fps is not None and target_fps <= 0:
+        raise InputError(f"--target-fps must be positive, not {target_fps}")
+    model = model or graph.name
+    keys = [k for k in RESOURCE_KEYS if k in board.resources]
+    budget = {k: v for k, v in board.budget(max_util).items() if k in keys}
+    layers = describe_layers(graph)
+    if not layers:
+        raise InputError(f"{model}: no integer layer to put in hardware (everything runs on the host)")
+    problem = _problem(layers, keys, budget)
+    relax = _relaxation_bound(problem, problem.candidates())
+    notes: list[str] = []
+    if folding is not None:
+        choice, mode, proven, cost_optimal = _validate(folding, layers, board, notes), "given", False, False
+    elif relax is None:
+        raise _no_fit(model, board, max_util, layers, keys, budget)
+    elif target_fps is not None:
+        mode, proven = "target-fps", True
+        choice, cost_optimal = _cheapest_at_rate(problem, layers, model, board, max_util, clock, target_fps)
+    else:
+        mode = "min-ii"
+        choice, ii, proven = problem.minimise()
+        if choice is None:
+            raise _no_fit(model, board, max_util, layers, keys, budget, proven=proven)
+        choice, cost_optimal = problem.cheapest(ii, choice)
+        if not proven:
+            notes.append(
+                f"the search ran out of its {NODE_BUDGET:,}-node budget: the II fits but is not proven minimal"
+            )
+    if mode != "given" and not cost_optimal:
+        notes.append("the resources spent at this II are a local optimum (search budget exhausted)")
+    bound = Bound(
+        ii_cycles=max(_mac_bound(layers, keys, budget), problem.min_ii, relax or 0, 1),
+        macs_per_multiplier=_mac_bound(layers, keys, budget),
+        fully_unrolled=problem.min_ii,
+        relaxation=relax or 0,
+        proven_optimal=mode == "min-ii" and proven,
+    )
+    plans = [LayerPlan(la, la.folds[c], la.costs[c]) for la, c in zip(layers, choice)]
+    ii = max(max(lp.cost.cycles for lp in plans), 1)
+    lag_of = {la.name: la.kernel.lag for la in layers}
+    latency = streams.frame_latency(graph, {la.name: la.spec for la in layers}, {lp.name: lp.cost for lp in plans},
+                                    lambda s: lag_of[s.name](s))  # fmt: skip
+    return Estimate(
+        model=model, board=board, clock_mhz=clock, max_util=max_util, budget=budget, layers=plans, ii_cycles=ii,
+        latency_cycles=max(latency, ii), resources=total([lp.cost.resources for lp in plans]), bound=bound,
+        mode=mode, target_fps=target_fps, cost_optimal=cost_optimal, notes=notes,
+        search_seconds=time.perf_counter() - t0, table=analysis.layer_table(graph),
+    )  # fmt: skip
+
+
+def _cheapest_at_rate(problem: Problem, layers: list[Layer], model: str, board: Board, max_util: float,
+                      clock: float, target_fps: float) -> tuple[list[int], bool]:  # fmt: skip
+    """The cheapest choice whose every layer runs within the II that ``target_fps`` allows."""
+    ii_target = math.floor(clock * 1e6 / target_fps)
+    if ii_target < problem.min_ii:
+        slow = max(layers, key=lambda la: min(c.cycles for c in la.costs))
+        raise FitError(
+            f"{target_fps:g} fps at {clock:g} MHz needs an II of {ii_target} cycles, but layer '{slow.name}' "
+            f"takes {problem.min_ii} cycles even fully unrolled (at most {clock * 1e6 / problem.min_ii:,.1f} fps). "
+            "Try a higher --clock or a lower --target-fps."
+        )
+    start, _ = problem.feasible(ii_target)
+    if start is None:
+        best, best_ii, _ = problem.minimise()
+        hint = (f" the fastest plan that fits reaches {clock * 1e6 / best_ii:,.1f} fps (II {best_ii} cycles)."
+                if best is not None else " no plan fits at all.")  # fmt: skip
+        raise FitError(
+            f"{model} cannot reach {target_fps:g} fps on {board.title} within {max_util:.0%} of its resources "
+            f"(estimate):{hint} Try a lower --target-fps, --max-util closer to 1, fewer bits or a larger board."
+        )
+    return problem.cheapest(ii_target, start)
+
+
+def _validate(plan: FoldingPlan, layers: list[Layer], board: Board, notes: list[str]) -> list[int]:
+    """Each layer's folding from the plan, checked against its kernel's legal values."""
+    names = [la.name for la in layers]
+    unknown = [n for n in plan.layers if n not in names]
+    if unknown:
+        raise InputError(
+            f"folding plan: no layer named {', '.join(repr(n) for n in unknown)} in this model; "
+            f"its layers are: {', '.join(names)}"
+        )
+    problems = []
+    for la in layers:
+        fold = plan.fold(la.name)
+        bad = [f"{key}={getattr(fold, key)} (legal: {', '.join(map(str, values))})"
+               for key, values in la.legal.items() if getattr(fold, key) not in values]  # fmt: skip
+        if bad:
+            problems.append(f"layer '{la.name}' ({la.op.kind}): illegal {' and '.join(bad)}")
+    if problems:
+        raise InputError("folding plan: " + "; ".join(problems))
+    missing = [n for n in names if n not in plan.layers]
+    if missing:
+        notes.append(f"layers missing from the plan use pe=simd=1: {', '.join(missing)}")
+    if plan.board and plan.board != board.name:
+        notes.append(f"the plan was made for board '{plan.board}', costed here for '{board.name}'")
+    choice = []
+    for la in layers:
+        fold = plan.fold(la.name)
+        if fold not in la.folds:
+            la.folds.append(fold)
+            la.costs.append(la.kernel.cost(la.spec, fold))
+        choice.append(la.index(fold))
+    used = total([la.costs[c].resources for la, c in zip(layers, choice)]).as_dict()
+    over = [f"{k} {used[k]:,} > {n:,}" for k, n in board.resources.items() if used.get(k, 0) > n]
+    if over:
+        raise FitError(f"the folding plan does not fit {board.title} (estimate): {'; '.join(over)}. "
+                       "Fold the largest layers more (smaller pe / simd) or use a larger board.")  # fmt: skip
+    return choice
+
+
+def _no_fit(model: str, board: Board, max_util: float, layers: list[Layer], keys: list[str],
+            budget: dict[str, int], proven: bool = True) -> FitError:  # fmt: skip
+    """The FitError for a model that fits no plan: what the fully folded design needs."""
+    folded = [la.costs[la.index(LayerFold(1, 1))] if LayerFold(1, 1) in la.folds else la.costs[0] for la in layers]
+    need = total([c.resources for c in folded]).as_dict()
+    over = [k for k in keys if need[k] > budget[k]] or [max(keys, key=lambda k: need[k] / max(budget[k], 1))]
+    key = max(over, key=lambda k: need[k] / max(budget[k], 1))
+    users = sorted(((c.resources.as_dict()[key], la.name) for la, c in zip(layers, folded)), reverse=True)
+    top = ", ".join(f"'{n}' {v:,}" for v, n in users[:3] if v > 0)
+    needs = "; ".join(
+        f"{need[k]:,} {k} (budget {budget[k]:,} = {max_util:.0%} of {board.resources[k]:,})" for k in over
+    )
+    head = f"{model} does not fit {board.title} ({board.name}) even fully folded (pe = simd = 1): it needs {needs}"
+    if not proven:
+        head += "; no faster plan that fits was found within the search budget either"
+    hints = []
+    if key in ("bram18", "lutram", "lut", "uram"):
+        hints.append("fewer weight bits (weights live on chip at their bit width)")
+    if key in ("dsp", "lut", "ff"):
+        hints.append("fewer bits (products of operands of <= 4 bits are built in LUTs, not DSPs)")
+    bigger = [b.name for b in known_boards().values()
+              if b.name != board.name and all(b.budget(max_util).get(k, 0) >= need[k] for k in over)]  # fmt: skip
+    hints.append(
+        f"a larger board ({', '.join(bigger)})" if bigger else "a larger board (none of the known ones has enough)"
+    )
+    if max_util < 0.95 and all(need[k] <= 0.95 * board.resources.get(k, 0) for k in over):
+        hints.append(f"--max-util 0.95 (now {max_util:g})")
+    return FitError(f"{head}. Largest users of {key} (estimate): {top or 'none'}. Try: {'; '.join(hints)}.")

@@ -1,0 +1,160 @@
+"""What every kernel module offers the explorer, and the data it exchanges.
+
+A kernel module (``dense``, ``conv``, ...) implements :class:`Kernel`:
+
+* ``OPS``: the IR op classes it can implement, ``matches(op)``: whether it takes this one;
+* ``describe(op, graph) -> LayerSpec``: everything its cost model needs, read once;
+* ``legal(spec) -> {"pe": [...], "simd": [...]}``: the legal values (every pair is legal);
+* ``cost(spec, fold) -> Cost``: cycles, pipeline depth and resources, a pure function;
+* ``lag(spec)``: input elements consumed before the first output (for stream plumbing);
+* ``multiplier(spec)``: resources of one multiplier and the MACs it must do (lower bound).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
+
+from accelgen import ir
+from accelgen.plan import LayerFold
+
+#: resources a cost model counts, in report order; ``lutram`` LUTs are also in ``lut``
+RESOURCE_KEYS = ("lut", "ff", "dsp", "bram18", "lutram", "uram")
+
+
+class Resources(NamedTuple):
+    """Programmable-logic resources. ``lutram``: LUTs used as memory (SLICEM), part of ``lut``.
+
+    ``+`` adds and ``* n`` scales field by field (a NamedTuple: cost models build many).
+    """
+
+    lut: int = 0
+    ff: int = 0
+    dsp: int = 0
+    bram18: int = 0
+    lutram: int = 0
+    uram: int = 0
+
+    def __add__(self, other: Resources) -> Resources:  # type: ignore[override]
+        return Resources(self.lut + other.lut, self.ff + other.ff, self.dsp + other.dsp,
+                         self.bram18 + other.bram18, self.lutram + other.lutram, self.uram + other.uram)  # fmt: skip
+
+    def __mul__(self, n: int) -> Resources:  # type: ignore[override]
+        return Resources(self.lut * n, self.ff * n, self.dsp * n, self.bram18 * n, self.lutram * n, self.uram * n)
+
+    __rmul__ = __mul__
+
+    def as_tuple(self) -> tuple[int, ...]:
+        return tuple(self)
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(zip(RESOURCE_KEYS, self))
+
+
+NONE = Resources()
+
+
+def total(parts: list[Resources] | tuple[Resources, ...]) -> Resources:
+    out = NONE
+    for p in parts:
+        out = out + p
+    return out
+
+
+@dataclass(frozen=True)
+class Cost:
+    """A layer at one folding: cycles per frame (its initiation interval), pipeline depth
+    (cycles from its first input to its first output at full speed), resources, and the
+    multipliers it instantiates."""
+
+    cycles: int
+    depth: int
+    resources: Resources
+    multipliers: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class LayerSpec:
+    """What every kernel's spec holds: the layer's name and kind, its streams' element
+    widths and sizes per frame, and the bypass buffering the stream plumbing adds."""
+
+    name: str
+    kind: str
+    in_bits: tuple[int, ...]
+    in_elems: tuple[int, ...]
+    out_bits: int
+    out_elems: int
+    #: extra FIFO depth (elements) on each input, set by the stream plumbing (residual forks)
+    bypass: tuple[int, ...] = ()
+
+    def with_bypass(self, depths: tuple[int, ...]) -> LayerSpec:
+        return dataclasses.replace(self, bypass=tuple(depths))
+
+
+@dataclass(frozen=True)
+class MultiplierNeed:
+    """For the lower bound: the layer must do ``macs`` products per frame, each on a
+    multiplier that costs at least ``unit`` (fractions allowed: a DSP48E2 can hold two)."""
+
+    macs: int
+    unit: dict[str, float]
+
+
+class Kernel(Protocol):
+    OPS: tuple[type[ir.Op], ...]
+
+    def matches(self, op: ir.Op) -> bool: ...
+    def describe(self, op: ir.Op, graph: ir.Graph) -> LayerSpec: ...
+    def legal(self, spec: LayerSpec) -> dict[str, list[int]]: ...
+    def cost(self, spec: LayerSpec, fold: LayerFold) -> Cost: ...
+    def lag(self, spec: LayerSpec) -> int: ...
+    def multiplier(self, spec: LayerSpec) -> MultiplierNeed: ...
+
+
+def divisors(n: int) -> list[int]:
+    """Positive divisors of ``n`` in increasing order (``[1]`` for n <= 1)."""
+    if n <= 1:
+        return [1]
+    small = [d for d in range(1, int(n**0.5) + 1) if n % d == 0]
+    return sorted(set(small) | {n // d for d in small})
+
+
+def foldings(legal: dict[str, list[int]]) -> list[LayerFold]:
+    """Every (pe, simd) pair of a kernel's legal values, pe-major, increasing."""
+    return [LayerFold(pe, simd) for pe, simd in itertools.product(legal["pe"], legal["simd"])]
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def feature_map(t: ir.Tensor) -> tuple[int, int, int]:
+    """(H, W, C) of a channels-last stream; a flat vector is 1 x 1 x features."""
+    dims = [int(d) for d in t.shape[1:]]
+    if len(dims) == 3:
+        return dims[0], dims[1], dims[2]
+    if len(dims) == 1:
+        return 1, 1, dims[0]
+    n = 1
+    for d in dims[:-1]:
+        n *= d
+    return 1, n, dims[-1]
+
+
+def code_range(q: ir.QType | None) -> tuple[int, int]:
+    """The range of ``code - zero_point`` that an integer layer computes with."""
+    if q is None:
+        return 0, 0
+    if q.bipolar:
+        return -1, 1
+    zps = q.zero_point or (0,)
+    return q.qmin - max(zps), q.qmax - min(zps)
+
+
+def element_bits(t: ir.Tensor) -> int:
+    """Bits of one stream element (1 for bipolar codes)."""
+    if t.qtype is None:
+        return 32
+    return 1 if t.qtype.bipolar else t.qtype.bits

@@ -1,0 +1,217 @@
+"""Cost primitives every kernel's model is built from, and where each figure comes from.
+
+Memories (block RAM, distributed ROM/RAM, FIFOs), multipliers (LUT fabric or DSP48E2),
+adders, comparators and accumulator widths. Pure functions of widths and depths.
+
+Sources: Xilinx UG573 (UltraScale memory resources: RAMB18E2), UG574 (UltraScale CLB: LUT6,
+distributed RAM, SRL, CARRY8), UG579 (UltraScale DSP48E2), WP486 (INT8 packing in DSP48E2).
+Zynq-7000 parts have the same BRAM18 shapes (UG473) and a 25 x 18 DSP48E1 (UG479); the
+model uses the UltraScale figures for every board (the Pynq-Z2 estimate is slightly kind).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+from accelgen import ir
+from accelgen.kernels.base import NONE, Resources, ceil_div
+
+# -- block RAM ------------------------------------------------------------------------------
+
+#: RAMB18E2 port shapes (depth, width), UG573 "Block RAM port aspect ratios": 16K x 1 ...
+#: 1K x 18 in true dual port, 512 x 36 in simple dual port (the width ROMs and FIFOs use).
+BRAM18_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+#: read latency of a block RAM with its output register enabled (UG573), in cycles
+BRAM_READ_LATENCY = 2
+
+# -- distributed memory (LUTs) --------------------------------------------------------------
+
+#: a LUT6 is a 64 x 1 ROM, or in a SLICEM a 64 x 1 RAM (UG574, ROM64X1 / RAM64X1S)
+LUT_MEMORY_DEPTH = 64
+#: RAM64M8 (UG574): a SLICEM's 8 LUTs form a 64-deep, 7-bit simple-dual-port RAM
+LUTRAM_SDP_WIDTH = 7
+LUTRAM_SDP_LUTS = 8
+#: SRLC32E (UG574): one LUT is a 32-deep shift register; shallow FIFOs are built from them
+SRL_DEPTH = 32
+#: policy of this model (close to Vivado synthesis's automatic choice for small arrays):
+#: a memory at most this deep, or holding at most LUT_MEMORY_MAX_BITS, goes to LUTs, since
+#: a BRAM18 spent on it would be mostly empty; everything else goes to BRAM18
+LUT_MEMORY_MAX_DEPTH = 64
+LUT_MEMORY_MAX_BITS = 1024
+
+# -- streams ---------------------------------------------------------------------------------
+
+#: depth of an hls::stream FIFO between two kernels (Vitis HLS's default depth)
+STREAM_FIFO_DEPTH = 2
+
+# -- multipliers -----------------------------------------------------------------------------
+
+#: products with both operands at most this wide are built in LUTs (a 4 x 4 product is
+#: ~15 LUTs, far cheaper than a DSP48E2); a 1-bit operand (binary or bipolar) is always LUTs
+LUT_MULT_MAX_BITS = 4
+#: DSP48E2 multiplier: 27 x 18 bits, two's complement (UG579); 26 / 17 bits of magnitude
+DSP_A_BITS = 27
+DSP_B_BITS = 18
+#: WP486: two products a*w1, a*w2 that share the operand a fit one DSP48E2 (w1 << 18 and w2
+#: through the 27-bit pre-adder, a on the B port) when both operands are at most 8 bits
+#: wide; the cost model packs the pe products of one input lane in pairs where this holds
+DSP_PACK_MAX_BITS = 8
+#: pipeline latency of a DSP48E2 multiply with A/B, M and P registers (UG579)
+DSP_LATENCY = 3
+
+# -- control ---------------------------------------------------------------------------------
+
+#: loop counters, FSM and stream handshakes of one pipelined HLS kernel: four 16-bit
+#: counters at one LUT and one FF per bit (this model's estimate, not a vendor figure)
+KERNEL_CONTROL = Resources(lut=64, ff=64)
+
+
+# -- memories --------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=65536)
+def bram18_count(width: int, depth: int) -> int:
+    """BRAM18s for a ``width`` x ``depth`` memory: the best RAMB18E2 aspect ratio, tiled."""
+    if width <= 0 or depth <= 0:
+        return 0
+    return min(ceil_div(width, w) * ceil_div(depth, d) for d, w in BRAM18_SHAPES)
+
+
+def in_luts(width: int, depth: int) -> bool:
+    """The memory policy: shallow or small memories are distributed (LUT) memory."""
+    return depth <= LUT_MEMORY_MAX_DEPTH or width * depth <= LUT_MEMORY_MAX_BITS
+
+
+def rom(width: int, depth: int) -> Resources:
+    """A read-only table (weights, thresholds, requantization parameters).
+
+    Depth 1 is a set of constants wired into the logic (free here); a small table is LUT6
+    ROM (``width * ceil(depth / 64)`` LUTs, logic LUTs: no SLICEM needed); else BRAM18.
+    """
+    if width <= 0 or depth <= 1:
+        return NONE
+    if in_luts(width, depth):
+        return Resources(lut=width * ceil_div(depth, LUT_MEMORY_DEPTH))
+    return Resources(bram18=bram18_count(width, depth))
+
+
+def ram(width: int, depth: int) -> Resources:
+    """A read-write buffer (line buffers, partial results, deep FIFOs).
+
+    Depth 1 is a register; small is RAM64M8 distributed RAM (8 SLICEM LUTs per 7 bits per
+    64 words, plus an output register); else BRAM18.
+    """
+    if width <= 0 or depth <= 0:
+        return NONE
+    if depth == 1:
+        return Resources(ff=width)
+    if in_luts(width, depth):
+        luts = ceil_div(width, LUTRAM_SDP_WIDTH) * LUTRAM_SDP_LUTS * ceil_div(depth, LUT_MEMORY_DEPTH)
+        return Resources(lut=luts, lutram=luts, ff=width)
+    return Resources(bram18=bram18_count(width, depth))
+
+
+def fifo(width: int, depth: int) -> Resources:
+    """A stream FIFO: SRLC32E shift registers up to 32 deep, a buffer beyond; plus two
+    pointer/counter registers of ``ceil(log2(depth + 1))`` bits (one LUT, one FF per bit)."""
+    if width <= 0 or depth <= 0:
+        return NONE
+    counter = 2 * max(1, math.ceil(math.log2(depth + 1)))
+    control = Resources(lut=counter, ff=counter)
+    if depth <= SRL_DEPTH:
+        return Resources(lut=width, lutram=width, ff=width) + control
+    return ram(width, depth) + control
+
+
+# -- arithmetic ------------------------------------------------------------------------------
+
+
+def product_range(x: tuple[int, int], w: tuple[int, int]) -> tuple[int, int]:
+    corners = [a * b for a in x for b in w]
+    return min(corners), max(corners)
+
+
+def accumulator_bits(x: tuple[int, int], w: tuple[int, int], fan_in: int) -> int:
+    """Two's-complement width holding any sum of ``fan_in`` products x * w."""
+    lo, hi = product_range(x, w)
+    return ir.signed_bits_for(fan_in * min(lo, 0), fan_in * max(hi, 0))
+
+
+def products_in_luts(a_bits: int, w_bits: int) -> bool:
+    return max(a_bits, w_bits) <= LUT_MULT_MAX_BITS or min(a_bits, w_bits) == 1
+
+
+def lut_multiplier(a_bits: int, w_bits: int) -> int:
+    """LUTs of one a x b product in the fabric.
+
+    A 1-bit operand: one LUT per bit of the other (AND gates, conditional negation, or one
+    XNOR for two bipolar bits). Otherwise an array multiplier whose rows are added on the
+    CARRY8 chain: each LUT6 forms a partial-product bit and its sum bit, so b - 1 adders
+    of a + 1 bits (a >= b): 4 x 4 -> 15, 3 x 3 -> 8, 2 x 2 -> 3 LUTs.
+    """
+    a, b = max(a_bits, w_bits), min(a_bits, w_bits)
+    if b <= 1:
+        return a
+    return (b - 1) * (a + 1)
+
+
+def dsp_tiles(a_bits: int, b_bits: int) -> int:
+    """DSP48E2s for one a x b two's-complement product: 26 x 17-bit magnitude tiles."""
+    hi, lo = max(a_bits, b_bits), min(a_bits, b_bits)
+    return max(1, ceil_div(max(hi - 1, 1), DSP_A_BITS - 1)) * max(1, ceil_div(max(lo - 1, 1), DSP_B_BITS - 1))
+
+
+def packing_legal(a_bits: int, w_bits: int) -> bool:
+    """WP486 packing: two products sharing an operand, both operands <= 8 bits."""
+    return max(a_bits, w_bits) <= DSP_PACK_MAX_BITS
+
+
+def adder_tree(inputs: int, bits: int) -> Resources:
+    """A registered binary adder tree summing ``inputs`` values of ``bits`` bits.
+
+    Level by level, pairs are added by ripple adders on the carry chain (one LUT and one
+    FF per result bit); each level's results are one bit wider.
+    """
+    luts, width, count = 0, bits, inputs
+    while count > 1:
+        pairs = count // 2
+        width += 1
+        luts += pairs * width
+        count -= pairs
+    return Resources(lut=luts, ff=luts)
+
+
+def tree_levels(inputs: int) -> int:
+    return max(0, math.ceil(math.log2(inputs))) if inputs > 1 else 0
+
+
+def adder(bits: int) -> Resources:
+    """A registered ripple-carry adder or accumulator: one LUT and one FF per bit."""
+    return Resources(lut=bits, ff=bits)
+
+
+def comparator_luts(bits: int) -> int:
+    """A >= comparator of two ``bits``-bit numbers on the carry chain: two bits per LUT6."""
+    return ceil_div(bits, 2)
+
+
+def const_multiplier_luts(m: int, bits: int) -> int:
+    """x * m for a constant m by shift-and-add: one adder of ``bits + bitlen(m)`` bits per
+    extra set bit of |m| (a power of two is wiring); a negative m adds a negation."""
+    mag = abs(int(m))
+    adders = max(bin(mag).count("1") - 1, 0)
+    luts = adders * (bits + mag.bit_length())
+    if m < 0:
+        luts += bits + mag.bit_length()
+    return luts
+
+
+def input_fifos(in_bits: tuple[int, ...], bypass: tuple[int, ...], words: tuple[int, ...]) -> Resources:
+    """The FIFO in front of each input: ``words[i]`` elements per word, the stream's default
+    depth plus the bypass words the stream plumbing asks for (residual forks)."""
+    out = NONE
+    for i, (bits, word) in enumerate(zip(in_bits, words)):
+        extra = bypass[i] if i < len(bypass) else 0
+        out = out + fifo(bits * word, STREAM_FIFO_DEPTH + ceil_div(extra, word))
+    return out

@@ -1,0 +1,76 @@
+"""The requantization unit fused behind every accumulating kernel (one per PE).
+
+Reads the IR's requantizer once (:func:`describe`) into a small summary; :func:`cost`
+prices ``pe`` units plus their parameter tables.
+
+* Thresholds, a (C or 1, L) table of accumulator-width entries: each unit compares the
+  accumulator with the L thresholds of its channel at once (L carry-chain comparators)
+  and counts the ones passed (a thermometer-to-binary encoder, ~one LUT per level). The
+  table is a ROM per PE (C / pe rows of L x acc_bits); a shared (1, L) table is constants.
+* MultiplyShift: an acc_bits x multiplier_bits product in DSP48E2 tiles, the offset adder,
+  the clip comparators; per-channel multipliers and offsets are a ROM per PE.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from accelgen import ir
+from accelgen.kernels import hw
+from accelgen.kernels.base import NONE, Resources, ceil_div
+
+
+@dataclass(frozen=True)
+class RequantSpec:
+    """``kind``: none / thresholds / multiply_shift. ``levels``: L. ``channel_bits``:
+    bits stored per channel (0: every channel shares constants). ``multiplier_bits``."""
+
+    kind: str = "none"
+    levels: int = 0
+    channel_bits: int = 0
+    multiplier_bits: int = 0
+
+
+NO_REQUANT = RequantSpec()
+
+
+def _varies(a: np.ndarray) -> bool:
+    a = np.asarray(a)
+    return a.size > 1 and bool(np.any(a != a.reshape(-1)[0]))
+
+
+def describe(rq: ir.Requant | None, acc_bits: int, out_bits: int) -> RequantSpec:
+    """Summarise an integer requantizer for the cost model (None: the accumulator is the output)."""
+    if rq is None:
+        return NO_REQUANT
+    if isinstance(rq, ir.Thresholds):
+        rows, levels = rq.thresholds.shape
+        per_channel = levels * acc_bits if rows > 1 else 0
+        per_channel += out_bits if _varies(rq.base) else 0
+        per_channel += 1 if _varies(rq.direction) else 0
+        return RequantSpec("thresholds", int(levels), int(per_channel))
+    if isinstance(rq, ir.MultiplyShift):
+        m_bits = rq.multiplier_bits
+        offset_bits = ir.signed_bits_for(int(np.min(rq.offset)), int(np.max(rq.offset)))
+        per_channel = (m_bits if _varies(rq.multiplier) else 0) + (offset_bits if _varies(rq.offset) else 0)
+        per_channel += 2 * out_bits if (_varies(rq.lo) or _varies(rq.hi)) else 0
+        per_channel += 1 if _varies(rq.direction) else 0
+        return RequantSpec("multiply_shift", 0, int(per_channel), int(m_bits))
+    raise ValueError(f"requantizer {type(rq).__name__} is not integer")  # verify() forbids it after the passes
+
+
+def cost(spec: RequantSpec, acc_bits: int, out_bits: int, pe: int, channels: int) -> tuple[Resources, int]:
+    """Resources of ``pe`` units serving ``channels`` channels, and the unit's latency."""
+    if spec.kind == "none":
+        return NONE, 0
+    rows = ceil_div(channels, pe)
+    table = hw.rom(spec.channel_bits, rows) * pe if spec.channel_bits else NONE
+    if spec.kind == "thresholds":
+        unit = Resources(lut=spec.levels * hw.comparator_luts(acc_bits) + spec.levels, ff=out_bits)
+        return unit * pe + table, 2
+    product = acc_bits + spec.multiplier_bits
+    unit = Resources(dsp=hw.dsp_tiles(acc_bits, spec.multiplier_bits)) + hw.adder(product)
+    unit = unit + Resources(lut=2 * hw.comparator_luts(product) + out_bits, ff=out_bits)
+    return unit * pe + table, hw.DSP_LATENCY + 2

@@ -1,0 +1,418 @@
+"""The design report: report.json (DESIGN.md section 7), report.md and report.png.
+
+:func:`build_report` turns an explorer :class:`~accelgen.dse.Estimate` into the JSON
+document; later stages add their sections (``csim`` from the C simulation, ``synth``
+from a Vitis HLS ``csynth.xml``, shown beside the estimates). :func:`render_markdown` and
+:func:`render_png` read only that document, so a report can be re-rendered after a stage
+fills in its section. Every figure from the cost models is labelled as an estimate.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+from accelgen import __version__
+from accelgen.dse import Estimate
+from accelgen.errors import InputError
+from accelgen.kernels import kernel_name
+from accelgen.kernels.base import RESOURCE_KEYS
+
+REPORT_VERSION = 1
+ESTIMATE_SOURCE = "accelgen cost models (accelgen.kernels): estimates, not synthesis results"
+#: the resources compared with a Vitis HLS report, as csynth.xml names them
+CSYNTH_RESOURCES = {
+    "bram18": ("BRAM_18K",),
+    "dsp": ("DSP", "DSP48E"),
+    "ff": ("FF",),
+    "lut": ("LUT",),
+    "uram": ("URAM",),
+}
+CSIM_KEYS = ("passed", "vectors", "mismatches")
+
+
+# ---------------------------------------------------------------------------------------
+# report.json
+# ---------------------------------------------------------------------------------------
+
+
+def build_report(estimate: Estimate, *, csim: dict[str, Any] | None = None,
+                 synth: dict[str, Any] | str | Path | None = None) -> dict[str, Any]:  # fmt: skip
+    """The report document. ``csim``: {passed, vectors, mismatches, ...} from the C
+    simulation; ``synth``: a csynth.xml path (or its :func:`parse_csynth` result)."""
+    rows = {r["name"]: r for r in estimate.table}
+    bottleneck = estimate.bottleneck.name
+    layers = []
+    for lp in estimate.layers:
+        row = rows.get(lp.name, {})
+        res = lp.cost.resources.as_dict()
+        layers.append(
+            {
+                "name": lp.name,
+                "source": lp.layer.op.source,
+                "op": lp.layer.op.kind,
+                "kernel": kernel_name(lp.layer.kernel),
+                "in_shape": row.get("in_shape"),
+                "out_shape": row.get("out_shape"),
+                "w_bits": row.get("w_bits"),
+                "a_bits": row.get("a_bits"),
+                "out_bits": lp.layer.spec.out_bits,
+                "macs": lp.layer.kernel.multiplier(lp.layer.spec).macs,
+                "requant": row.get("requant"),
+                "pe": lp.fold.pe,
+                "simd": lp.fold.simd,
+                "cycles": lp.cost.cycles,
+                "depth": lp.cost.depth,
+                "multipliers": lp.cost.multipliers,
+                **res,
+                "bottleneck": lp.name == bottleneck,
+            }
+        )
+    used = estimate.resources.as_dict()
+    totals: dict[str, Any] = {
+        "ii_cycles": estimate.ii_cycles,
+        "latency_cycles": estimate.latency_cycles,
+        "fps": round(estimate.fps, 3),
+        "latency_us": round(estimate.latency_us, 3),
+        **{k: used[k] for k in RESOURCE_KEYS},
+        "macs": estimate.total_macs,
+        "multipliers": estimate.multipliers,
+        "multiplier_efficiency": round(estimate.multiplier_efficiency(), 4),
+        "utilisation": {k: _round(v) for k, v in estimate.utilisation().items()},
+        "budget": dict(estimate.budget),
+        "available": dict(estimate.board.resources),
+    }
+    bound = estimate.bound
+    report: dict[str, Any] = {
+        "report_version": REPORT_VERSION,
+        "accelgen_version": __version__,
+        "estimate": True,
+        "estimate_source": ESTIMATE_SOURCE,
+        "model": estimate.model,
+        "board": estimate.board.name,
+        "board_info": estimate.board.to_json(),
+        "clock_mhz": estimate.clock_mhz,
+        "max_util": estimate.max_util,
+        "mode": estimate.mode,
+        "target_fps": estimate.target_fps,
+        "layers": layers,
+        "bottleneck": bottleneck,
+        "totals": totals,
+        "bound": {
+            "ii_cycles": bound.ii_cycles,
+            "macs_per_multiplier": bound.macs_per_multiplier,
+            "fully_unrolled": bound.fully_unrolled,
+            "relaxation": bound.relaxation,
+            "gap": _round(bound.gap(estimate.ii_cycles)),
+            "proven_optimal": bound.proven_optimal,
+            "cost_optimal": estimate.cost_optimal,
+        },
+        "notes": list(estimate.notes),
+        "csim": None,
+        "synth": None,
+    }
+    if csim is not None:
+        add_csim(report, csim)
+    if synth is not None:
+        add_synth(report, synth)
+    return report
+
+
+def _round(x: float) -> float | None:
+    return None if not math.isfinite(x) else round(x, 4)
+
+
+def add_csim(report: dict[str, Any], csim: dict[str, Any]) -> dict[str, Any]:
+    """Fill the ``csim`` section: at least ``passed``, ``vectors``, ``mismatches``."""
+    missing = [k for k in CSIM_KEYS if k not in csim]
+    if missing:
+        raise ValueError(f"csim section needs {', '.join(missing)}")
+    report["csim"] = dict(csim)
+    return report
+
+
+def add_synth(report: dict[str, Any], synth: dict[str, Any] | str | Path) -> dict[str, Any]:
+    """Fill the ``synth`` section from a csynth.xml (path or parsed) with the estimates beside."""
+    figures = parse_csynth(synth) if isinstance(synth, (str, Path)) else dict(synth)
+    t = report["totals"]
+    compare = {
+        "ii_cycles": {"estimate": t["ii_cycles"], "synthesis": (figures.get("ii_cycles") or {}).get("max")},
+        "latency_cycles": {
+            "estimate": t["latency_cycles"],
+            "synthesis": (figures.get("latency_cycles") or {}).get("worst"),
+        },
+    }
+    for key in CSYNTH_RESOURCES:
+        compare[key] = {"estimate": t.get(key), "synthesis": (figures.get("resources") or {}).get(key)}
+    figures["compare"] = compare
+    report["synth"] = figures
+    return report
+
+
+def _xml_number(node: ET.Element | None, path: str) -> float | None:
+    if node is None:
+        return None
+    el = node.find(path)
+    if el is None or el.text is None:
+        return None
+    text = el.text.strip().split()[0] if el.text.strip() else ""
+    try:
+        value = float(text)
+    except ValueError:
+        return None  # "undef" when the latency is not static
+    return int(value) if value.is_integer() else value
+
+
+def parse_csynth(path: str | Path) -> dict[str, Any]:
+    """The figures of a Vitis HLS synthesis report (``csynth.xml``) that the report shows."""
+    p = Path(path)
+    try:
+        root = ET.fromstring(p.read_bytes())
+    except (OSError, ET.ParseError) as exc:
+        raise InputError(f"Vitis HLS report {path}: cannot read it ({exc})") from None
+    user = root.find("UserAssignments")
+    perf = root.find("PerformanceEstimates")
+    area = root.find("AreaEstimates")
+    if perf is None and area is None:
+        raise InputError(f"Vitis HLS report {path}: no PerformanceEstimates or AreaEstimates (not a csynth.xml?)")
+    latency = perf.find("SummaryOfOverallLatency") if perf is not None else None
+
+    def resources(section: str) -> dict[str, int | float | None]:
+        node = area.find(section) if area is not None else None
+        out = {}
+        for key, names in CSYNTH_RESOURCES.items():
+            out[key] = next((v for v in (_xml_number(node, n) for n in names) if v is not None), None)
+        return out
+
+    return {
+        "source": str(path),
+        "tool": "Vitis HLS csynth",
+        "top": (user.findtext("TopModelName") if user is not None else None),
+        "part": (user.findtext("Part") if user is not None else None),
+        "target_clock_ns": _xml_number(user, "TargetClockPeriod"),
+        "estimated_clock_ns": _xml_number(perf, "SummaryOfTimingAnalysis/EstimatedClockPeriod"),
+        "latency_cycles": {
+            "best": _xml_number(latency, "Best-caseLatency"),
+            "worst": _xml_number(latency, "Worst-caseLatency"),
+        },  # fmt: skip
+        "ii_cycles": {"min": _xml_number(latency, "Interval-min"), "max": _xml_number(latency, "Interval-max")},
+        "resources": resources("Resources"),
+        "available": resources("AvailableResources"),
+    }
+
+
+def dumps(report: dict[str, Any]) -> str:
+    return json.dumps(report, indent=2) + "\n"
+
+
+# ---------------------------------------------------------------------------------------
+# report.md
+# ---------------------------------------------------------------------------------------
+
+
+def _n(x: Any) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float) and not x.is_integer():
+        return f"{x:,.2f}"
+    return f"{int(x):,}"
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def _shape(s: list[int] | None) -> str:
+    return "x".join(map(str, s)) if s else "-"
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """report.md: summary, utilisation, per-layer table, synthesis and C-sim when present."""
+    t, b, info = report["totals"], report["bound"], report["board_info"]
+    bottleneck = next(la for la in report["layers"] if la["bottleneck"])
+    lines = [
+        f"# {report['model']} on {info['title']}",
+        "",
+        f"All performance and resource figures below are **estimates** from {report['estimate_source'].split(':')[0]}"
+        ", not synthesis results" + (" (synthesis figures are shown beside them)." if report.get("synth") else "."),
+        "",
+        "| | |",
+        "|---|---|",
+        f"| board | {info['title']} (`{info['part']}`) |",
+        f"| clock | {_n(report['clock_mhz'])} MHz |",
+        f"| plan | {_mode_text(report)} |",
+        f"| initiation interval | {_n(t['ii_cycles'])} cycles = {_n(t['fps'])} frames/s (estimate) |",
+        f"| latency | {_n(t['latency_cycles'])} cycles = {t['latency_us']:,.2f} us (estimate) |",
+        f"| bottleneck | `{bottleneck['name']}` ({bottleneck['op']}, {_n(bottleneck['cycles'])} cycles) |",
+        f"| lower bound on the II | {_n(b['ii_cycles'])} cycles; gap {_pct(b['gap'])}"
+        + ("; proven optimal" if b["proven_optimal"] else "")
+        + " |",
+        f"| multipliers | {_n(t['multipliers'])}, busy {_pct(t['multiplier_efficiency'])} of cycles "
+        f"({_n(t['macs'])} MACs per frame) |",
+        "",
+        "The lower bound is the largest of: total MACs over the multipliers the budget affords "
+        f"({_n(b['macs_per_multiplier'])}), the slowest layer fully unrolled ({_n(b['fully_unrolled'])}) and the "
+        f"smallest II whose per-resource relaxation fits ({_n(b['relaxation'])}).",
+        "",
+        "## Utilisation (estimate)",
+        "",
+        f"| resource | used | budget ({report['max_util']:.0%}) | available | utilisation |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for key, avail in t["available"].items():
+        if not avail:
+            continue
+        lines.append(f"| {key} | {_n(t.get(key))} | {_n(t['budget'].get(key))} | {_n(avail)} | "
+                     f"{_pct(t['utilisation'].get(key))} |")  # fmt: skip
+    lines += [
+        "",
+        "## Layers (estimate)",
+        "",
+        "| layer | op | in | out | W/A bits | pe | simd | cycles | DSP | BRAM18 | LUT | FF |",
+        "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for la in report["layers"]:
+        name = f"**{la['name']}** (bottleneck)" if la["bottleneck"] else la["name"]
+        bits = f"{la['w_bits'] or '-'}/{la['a_bits'] or '-'}"
+        lines.append(
+            f"| {name} | {la['op']} | {_shape(la['in_shape'])} | {_shape(la['out_shape'])} | {bits} | {la['pe']} | "
+            f"{la['simd']} | {_n(la['cycles'])} | {_n(la['dsp'])} | {_n(la['bram18'])} | {_n(la['lut'])} | "
+            f"{_n(la['ff'])} |"
+        )
+    lines.append(
+        f"| **total** | {len(report['layers'])} layers | | | | | | II {_n(t['ii_cycles'])} | {_n(t['dsp'])} | "
+        f"{_n(t['bram18'])} | {_n(t['lut'])} | {_n(t['ff'])} |"
+    )
+    if report.get("synth"):
+        lines += _synth_markdown(report["synth"])
+    if report.get("csim"):
+        c = report["csim"]
+        lines += ["", "## C simulation", "",
+                  f"{'passed' if c['passed'] else 'FAILED'}: {_n(c['vectors'])} vectors, {_n(c['mismatches'])} "
+                  "mismatching elements against the golden model."]  # fmt: skip
+    if report.get("notes"):
+        lines += ["", "## Notes", ""] + [f"* {n}" for n in report["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def _mode_text(report: dict[str, Any]) -> str:
+    if report["mode"] == "target-fps":
+        return f"cheapest plan reaching {report['target_fps']:g} frames/s"
+    if report["mode"] == "given":
+        return "the folding plan given with --folding"
+    return f"smallest II within {report['max_util']:.0%} of every resource, then the fewest resources"
+
+
+def _synth_markdown(s: dict[str, Any]) -> list[str]:
+    lines = ["", "## Estimate and synthesis", "",
+             f"Vitis HLS report `{s['source']}` (top `{s.get('top') or '?'}`, part `{s.get('part') or '?'}`, "
+             f"estimated clock {_n(s.get('estimated_clock_ns'))} ns for a {_n(s.get('target_clock_ns'))} ns target).",
+             "", "| | estimate | synthesis | synthesis / estimate |", "|---|---:|---:|---:|"]  # fmt: skip
+    for key, pair in s["compare"].items():
+        est, syn = pair["estimate"], pair["synthesis"]
+        ratio = f"{syn / est:.2f}" if est and syn is not None else "-"
+        lines.append(f"| {key} | {_n(est)} | {_n(syn)} | {ratio} |")
+    return lines
+
+
+# ---------------------------------------------------------------------------------------
+# report.png
+# ---------------------------------------------------------------------------------------
+
+
+def _label(layer: dict[str, Any], width: int = 28) -> str:
+    text = layer["source"] or layer["name"]
+    return text if len(text) <= width else "..." + text[-(width - 3) :]
+
+
+def render_png(report: dict[str, Any]) -> bytes:
+    """report.png: per-layer cycles against the II and its bound; per-layer share of the
+    budget; totals against the budget. Deterministic bytes for the same report."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    from matplotlib.figure import Figure
+
+    layers = report["layers"]
+    t, b = report["totals"], report["bound"]
+    n = len(layers)
+    fig = Figure(figsize=(max(8.0, 0.42 * n + 3.0), 11.0), dpi=100)
+    ax1, ax2, ax3 = fig.subplots(3, 1, gridspec_kw={"height_ratios": [3, 3, 2]})
+    x = list(range(n))
+    labels = [_label(la) for la in layers]
+    colours = ["#d62728" if la["bottleneck"] else "#1f77b4" for la in layers]
+    ax1.bar(x, [la["cycles"] for la in layers], color=colours)
+    ax1.axhline(t["ii_cycles"], color="#d62728", linestyle="--", linewidth=1, label=f"II {t['ii_cycles']:,} cycles")
+    ax1.axhline(b["ii_cycles"], color="#2ca02c", linestyle=":", linewidth=1, label=f"lower bound {b['ii_cycles']:,}")
+    ax1.set_ylabel("cycles per frame")
+    ax1.set_title(f"{report['model']} on {report['board_info']['title']} at {report['clock_mhz']:g} MHz: "
+                  f"{t['fps']:,.0f} frames/s, {t['latency_us']:,.1f} us (estimates)", fontsize=10)  # fmt: skip
+    ax1.set_ylim(0, 1.2 * max([la["cycles"] for la in layers] + [t["ii_cycles"], 1]))
+    ax1.legend(fontsize=8, loc="upper right", ncol=2)
+    ax1.set_xticks(x, labels, rotation=60, ha="right", fontsize=7)
+
+    keys = [k for k in ("lut", "ff", "dsp", "bram18", "lutram") if t["budget"].get(k)]
+    width = 0.8 / max(len(keys), 1)
+    top = 1.0
+    for j, key in enumerate(keys):
+        share = [100.0 * la[key] / t["budget"][key] for la in layers]
+        top = max([top, *share])
+        ax2.bar([i + (j - (len(keys) - 1) / 2) * width for i in x], share, width=width, label=key)
+    ax2.set_ylim(0, 1.3 * top)
+    ax2.set_ylabel("% of the budget")
+    ax2.set_title("per-layer share of the budget (estimate)", fontsize=10)
+    ax2.legend(fontsize=8, ncol=len(keys), loc="upper right")
+    ax2.set_xticks(x, labels, rotation=60, ha="right", fontsize=7)
+
+    avail = t["available"]
+    shown = [k for k in avail if avail[k]]
+    util = [100.0 * t.get(k, 0) / avail[k] for k in shown]
+    ax3.barh(shown, util, color=["#d62728" if u > 100 * report["max_util"] else "#1f77b4" for u in util])
+    ax3.axvline(100 * report["max_util"], color="#ff7f0e", linestyle="--", linewidth=1,
+                label=f"budget {report['max_util']:.0%}")  # fmt: skip
+    for i, u in enumerate(util):
+        ax3.text(u + 0.5, i, f"{u:.1f}%", va="center", fontsize=8)
+    ax3.set_xlim(0, max(105.0, max(util, default=0) + 10))
+    ax3.set_xlabel(f"% of {report['board_info']['title']} (estimate)")
+    ax3.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------------------------------
+# OUTDIR
+# ---------------------------------------------------------------------------------------
+
+
+def report_files(report: dict[str, Any], plan_json: dict[str, Any]) -> dict[str, bytes]:
+    """The files `accelgen dse -o` writes: folding.json, report.json, report.md, report.png."""
+    return {
+        "folding.json": (json.dumps(plan_json, indent=2) + "\n").encode(),
+        "report.json": dumps(report).encode(),
+        "report.md": render_markdown(report).encode(),
+        "report.png": render_png(report),
+    }
+
+
+def write_outdir(outdir: str | Path, files: dict[str, bytes], log: str = "") -> Path:
+    """Write ``files`` into OUTDIR atomically (a hidden sibling renamed into place)."""
+    from accelgen.workspace import Workspace
+
+    ws = Workspace(Path(outdir))
+    try:
+        for rel, data in files.items():
+            dst = ws.path / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.write_bytes(data)
+        if log:
+            ws.log_path("dse").write_text(log)
+        return ws.commit()
+    except BaseException:
+        ws.discard()
+        raise

@@ -1,0 +1,286 @@
+"""Each kernel's cost model against cases worked out by hand in the comments below.
+
+The IR ops are built directly (no ONNX), so every width and range is known exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from accelgen import ir
+from accelgen.kernels import add, conv, dense, depthwise, hw, kernel_for, pool, requant, streams
+from accelgen.kernels.base import Cost, Resources, divisors
+from accelgen.plan import LayerFold
+
+U4, S4, U8, S8 = ir.QType(4, False), ir.QType(4, True), ir.QType(8, False), ir.QType(8, True)
+
+
+def codes(name: str, shape: tuple, q: ir.QType) -> ir.Tensor:
+    return ir.Tensor(name, (None, *shape), "codes", q, "NHWC" if len(shape) == 3 else "")
+
+
+def graph(ops: list[ir.Op], tensors: list[ir.Tensor], inputs=("x",), outputs=("y",)) -> ir.Graph:
+    return ir.Graph("t", {t.name: t for t in tensors}, list(ops), list(inputs), list(outputs))
+
+
+def thresholds(channels: int, levels: int, base=(0,), seed: int = 0) -> ir.Thresholds:
+    t = np.sort(np.random.default_rng(seed).integers(-500, 500, (channels, levels)), axis=1)
+    return ir.Thresholds(t, np.asarray(base, np.int64), np.ones(1, np.int64))
+
+
+def mul_shift(multipliers, offsets, hi: int) -> ir.MultiplyShift:
+    m = np.asarray(multipliers, np.int64)
+    return ir.MultiplyShift(m, np.asarray(offsets, np.int64), 20, np.zeros(m.size, np.int64),
+                            np.full(m.size, hi, np.int64), np.ones(m.size, np.int64))  # fmt: skip
+
+
+# -- primitives ---------------------------------------------------------------------------
+
+
+def test_bram18_aspect_ratios():
+    assert hw.bram18_count(4, 4096) == 1  # 4K x 4
+    assert hw.bram18_count(8, 4096) == 2  # two 4K x 4 (or two 2K x 9)
+    assert hw.bram18_count(9, 2048) == 1  # 2K x 9
+    assert hw.bram18_count(36, 512) == 1  # 512 x 36 (simple dual port)
+    assert hw.bram18_count(72, 512) == 2
+    assert hw.bram18_count(1, 16384) == 1 and hw.bram18_count(1, 16385) == 2
+    assert hw.bram18_count(40, 100) == 2  # 512 x 36 twice beats 1K x 18 three times
+    assert hw.bram18_count(0, 100) == 0
+
+
+def test_memory_policy_luts_or_bram():
+    assert hw.rom(36, 32) == Resources(lut=36)  # <= 64 deep: one LUT6 per bit
+    assert hw.rom(4, 200) == Resources(lut=4 * 4)  # 800 bits <= 1 Kib: 4 bits x ceil(200 / 64)
+    assert hw.rom(16, 100) == Resources(bram18=1)  # 1600 bits, 100 deep: a 1K x 18
+    assert hw.rom(8, 2048) == Resources(bram18=1)  # 2K x 9
+    assert hw.rom(64, 1) == Resources()  # constants
+    assert hw.ram(14, 64) == Resources(lut=16, lutram=16, ff=14)  # two RAM64M8 (7 bits each)
+    assert hw.ram(8, 1) == Resources(ff=8)
+    # a depth-2 stream FIFO of 16 bits: 16 SRLs + two 2-bit counters (ceil(log2 3) = 2)
+    assert hw.fifo(16, 2) == Resources(lut=20, lutram=16, ff=20)
+
+
+def test_multipliers_luts_and_dsps():
+    assert hw.lut_multiplier(4, 4) == 15  # 3 adders of 5 bits
+    assert hw.lut_multiplier(3, 2) == 4
+    assert hw.lut_multiplier(2, 2) == 3
+    assert hw.lut_multiplier(1, 8) == 8 and hw.lut_multiplier(1, 1) == 1
+    assert hw.products_in_luts(4, 4) and hw.products_in_luts(8, 1) and not hw.products_in_luts(5, 4)
+    assert hw.dsp_tiles(8, 8) == 1 and hw.dsp_tiles(27, 18) == 1
+    assert hw.dsp_tiles(28, 18) == 2  # 27 magnitude bits need two 26-bit A tiles
+    assert hw.dsp_tiles(22, 12) == 1 and hw.dsp_tiles(20, 24) == 2 and hw.dsp_tiles(32, 32) == 4
+    assert hw.packing_legal(8, 8) and not hw.packing_legal(9, 8)
+
+
+def test_accumulator_width_from_bits_and_fan_in():
+    # uint4 x int4: products in [-120, 105]; 64 of them: [-7680, 6720] -> 14 bits
+    assert hw.accumulator_bits((0, 15), (-8, 7), 64) == 14
+    # uint8 x int8, 36 products: [-1175040, 1165860] -> 22 bits
+    assert hw.accumulator_bits((0, 255), (-128, 127), 36) == 22
+    # bipolar x bipolar, 64 products: [-64, 64] -> 8 bits (64 > 2**6 - 1)
+    assert hw.accumulator_bits((-1, 1), (-1, 1), 64) == 8
+
+
+def test_adder_tree_and_constants():
+    assert hw.adder_tree(8, 8) == Resources(lut=4 * 9 + 2 * 10 + 11, ff=67)
+    assert hw.adder_tree(3, 8) == Resources(lut=9 + 10, ff=19)
+    assert hw.adder_tree(1, 8) == Resources()
+    assert hw.const_multiplier_luts(1, 8) == 0 and hw.const_multiplier_luts(4, 8) == 0
+    assert hw.const_multiplier_luts(3, 8) == 10  # x + 2x: one adder of 8 + 2 bits
+    assert hw.const_multiplier_luts(7, 8) == 2 * 11
+
+
+def test_requant_summaries_read_the_ir():
+    # per-channel thresholds (32, 15) of 14-bit entries; shared base and direction
+    assert requant.describe(thresholds(32, 15), 14, 4) == requant.RequantSpec("thresholds", 15, 15 * 14)
+    # varying base adds the output width per channel
+    assert requant.describe(thresholds(4, 3, base=(0, 1, 0, 2)), 10, 2).channel_bits == 3 * 10 + 2
+    assert requant.describe(thresholds(1, 15), 14, 4).channel_bits == 0  # one shared table: constants
+    # multipliers up to 2000 (11 bits + sign = 12), offsets in [-3, 9] (5 bits)
+    ms = requant.describe(mul_shift([1000, 2000], [-3, 9], 255), 22, 8)
+    assert (ms.kind, ms.multiplier_bits, ms.channel_bits) == ("multiply_shift", 12, 12 + 5)
+    assert requant.describe(None, 14, 14) == requant.NO_REQUANT
+
+
+# -- kernels ----------------------------------------------------------------------------
+
+
+def dense_layer() -> tuple[ir.Dense, ir.Graph]:
+    x, y = codes("x", (64,), U4), codes("y", (32,), U4)
+    op = ir.Dense("fc", ("x",), ("y",), weights=np.zeros((32, 64), np.int64), w_qtype=S4, requant=thresholds(32, 15))
+    return op, graph([op], [x, y])
+
+
+def test_dense_cost_by_hand():
+    op, g = dense_layer()
+    spec = dense.describe(op, g)
+    assert (spec.arith.acc_bits, spec.arith.product_bits, spec.arith.out_bits) == (14, 8, 4)
+    assert dense.legal(spec) == {"pe": [1, 2, 4, 8, 16, 32], "simd": [1, 2, 4, 8, 16, 32, 64]}
+    c = dense.cost(spec, LayerFold(pe=4, simd=8))
+    assert c.cycles == (64 // 8) * (32 // 4) == 64
+    lut = (
+        32 * 15  # 32 LUT multipliers 4 x 4
+        + 4 * (4 * 9 + 2 * 10 + 11)  # 4 adder trees over 8 products of 8 bits
+        + 4 * 14  # 4 accumulators of 14 bits
+        + 4 * 32  # 4 weight ROMs, 32 bits x 64 words: LUT ROM
+        + 4 * (15 * 7 + 15)  # 4 threshold units: 15 comparators of 14 bits + encoder
+        + 4 * 210  # 4 threshold tables: 15 x 14 bits x 8 channels each: LUT ROM
+        + 64  # kernel control
+        + 5 * 8  # input buffer for the 8 output passes: 32 bits x 8 words, RAM64M8 x 5
+        + 36  # input FIFO: 32 SRLs + 4 counter bits
+    )
+    ff = 32 * 8 + 4 * 67 + 4 * 14 + 4 * 4 + 64 + 32 + 36
+    assert c.resources == Resources(lut=lut, ff=ff, lutram=40 + 32)
+    assert lut == 2392 and ff == 728
+    # depth: 8 input words + BRAM read 2 + LUT multiply 1 + 3 tree levels + accumulate 1 + thresholds 2
+    assert c.depth == 8 + 9
+    assert c.multipliers == 32
+    assert dense.multiplier(spec).macs == 64 * 32 and dense.multiplier(spec).unit == {"lut": 15.0}
+
+
+def test_dense_wide_products_pack_two_per_dsp():
+    x, y = codes("x", (16,), U8), codes("y", (8,), U8)
+    op = ir.Dense("fc", ("x",), ("y",), weights=np.zeros((8, 16), np.int64), w_qtype=S8, requant=thresholds(1, 255))
+    spec = dense.describe(op, graph([op], [x, y]))
+    assert dense.cost(spec, LayerFold(pe=4, simd=2)).resources.dsp == 2 * 2  # 2 lanes x 2 pairs of PEs
+    assert dense.cost(spec, LayerFold(pe=1, simd=2)).resources.dsp == 2  # no partner PE: one per product
+    assert dense.multiplier(spec).unit == {"dsp": 0.5}
+
+
+def conv_layer(groups: int = 1, kernel=(3, 3), strides=(1, 1), pads=(1, 1, 1, 1), ic=4, oc=8, hw_in=8, rq=None):
+    oh = (hw_in + pads[0] + pads[2] - kernel[0]) // strides[0] + 1
+    x, y = codes("x", (hw_in, hw_in, ic), U8), codes("y", (oh, oh, oc), U8)
+    w = np.zeros((oc, ic // groups, *kernel), np.int64)
+    rq = rq if rq is not None else mul_shift(np.arange(1000, 1000 + 125 * oc, 125), np.arange(oc), 255)
+    op = ir.Conv("conv", ("x",), ("y",), weights=w, w_qtype=S8, groups=groups, strides=strides, pads=pads, requant=rq)
+    return op, graph([op], [x, y])
+
+
+def test_conv_cost_by_hand():
+    op, g = conv_layer()
+    assert kernel_for(op) is conv
+    spec = conv.describe(op, g)
+    assert spec.arith.acc_bits == 22 and spec.arith.requant.multiplier_bits == 12  # 1875 < 2**11
+    assert conv.legal(spec) == {"pe": [1, 2, 4, 8], "simd": [1, 2, 4]}
+    c = conv.cost(spec, LayerFold(pe=2, simd=4))
+    assert c.cycles == 8 * 8 * 9 * (4 // 4) * (8 // 2) == 2304
+    # products: 4 lanes x one DSP per pair of PEs; requantization: 22 x 12 bits = one DSP per PE
+    assert c.resources.dsp == 4 + 2
+    # line buffer: (3-1)*8*4 + 3*4 = 76 entries, 4 channels a word -> 32 bits x 19 words (5 RAM64M8 = 40
+    # LUTs); input FIFO 32 SRLs. Weights (32 bits x 36 words) are LUT ROM: logic LUTs, not LUTRAM.
+    assert c.resources.lutram == 40 + 32 and c.resources.bram18 == 0
+    # first window: 1 row of 8 pixels + 2 pixels, 4 channels: 40 entries = 10 words; 9 tap words;
+    # pipeline: BRAM 2 + DSP 3 + 2 tree levels + accumulate 1 + multiply-shift 3 + 2
+    assert c.depth == 10 + 9 + 13
+    assert conv.multiplier(spec).macs == 8 * 8 * 8 * 4 * 9
+
+
+def test_strided_conv_is_bounded_by_its_input_reads():
+    op, g = conv_layer(kernel=(1, 1), strides=(2, 2), pads=(0, 0, 0, 0))
+    spec = conv.describe(op, g)
+    # compute 4*4 pixels x 1 tap x 1 word x 1 pass = 16; reads 8*8 pixels x 1 word = 64
+    assert conv.cost(spec, LayerFold(pe=8, simd=4)).cycles == 64
+
+
+def test_depthwise_cost_by_hand():
+    op, g = conv_layer(groups=8, ic=8, oc=8, hw_in=6, rq=thresholds(8, 15))
+    assert kernel_for(op) is depthwise
+    spec = depthwise.describe(op, g)
+    assert depthwise.legal(spec) == {"pe": [1, 2, 4, 8], "simd": [1, 3, 9]}
+    c = depthwise.cost(spec, LayerFold(pe=4, simd=3))
+    assert c.cycles == 6 * 6 * 1 * (9 // 3) * (8 // 4) == 216
+    assert c.resources.dsp == 12  # 8-bit products, none sharing an operand: no packing
+    # line buffer 2*6*8 + 3*8 = 120 entries in 3 banks of 4 channels: 32 bits x 10 words, 40 LUTs each;
+    # input FIFO: 4 channels x 8 bits = 32 SRLs
+    assert c.resources.lutram == 3 * 40 + 32
+
+
+def test_pool_cost_by_hand():
+    x, y = codes("x", (8, 8, 16), U8), codes("y", (4, 4, 16), U8)
+    op = ir.MaxPool("pool", ("x",), ("y",), kernel=(2, 2), strides=(2, 2))
+    assert kernel_for(op) is pool
+    spec = pool.describe(op, graph([op], [x, y]))
+    assert pool.legal(spec) == {"pe": [1, 2, 4, 8, 16], "simd": [1]}
+    c = pool.cost(spec, LayerFold(pe=4))
+    assert c.cycles == max(8 * 8, 4 * 4 * 4) * (16 // 4) == 256
+    # non-overlapping: one output row of partial maxima, 4*16 entries, 4 a word: 32 bits x 16 (40 LUTs)
+    # + 4 comparators (4 + 8 LUTs) + control 64 + FIFO 36
+    assert c.resources == Resources(lut=40 + 4 * 12 + 64 + 36, ff=32 + 4 * 8 + 64 + 36, lutram=40 + 32)
+    # an overlapping 3x3 / 2 window visits 9 taps per output: 16 outputs x 9 > 64 inputs
+    y2 = codes("y", (4, 4, 16), U8)
+    op2 = ir.MaxPool("pool", ("x",), ("y",), kernel=(3, 3), strides=(2, 2), pads=(1, 1, 1, 1))
+    spec2 = pool.describe(op2, graph([op2], [x, y2]))
+    assert spec2.overlapping and pool.cost(spec2, LayerFold(pe=16)).cycles == 4 * 4 * 9
+
+
+def test_global_average_pool_sums_in_accumulator_width():
+    x, y = codes("x", (4, 4, 16), U8), codes("y", (1, 1, 16), U8)
+    op = ir.AvgPool("gap", ("x",), ("y",), kernel=(4, 4), strides=(4, 4), requant=thresholds(1, 255))
+    spec = pool.describe(op, graph([op], [x, y]))
+    assert spec.acc_bits == 13  # 16 x 255 = 4080 < 2**12
+    assert pool.lag(spec) == 4 * 4 * 16  # the only window is the whole input
+
+
+def test_add_cost_by_hand():
+    a, b, y = codes("a", (4, 4, 16), U8), codes("b", (4, 4, 16), U8), codes("y", (4, 4, 16), U8)
+    op = ir.Add("add", ("a", "b"), ("y",), input_multipliers=(1, 3), requant=mul_shift([5], [0], 255))
+    spec = add.describe(op, graph([op], [a, b, y], inputs=("a", "b")))
+    assert spec.acc_bits == 11  # 1 * 255 + 3 * 255 = 1020 < 2**10
+    c = add.cost(spec, LayerFold(pe=2))
+    assert c.cycles == 16 * (16 // 2)
+    # per PE: 11-bit adder + x*3 (one 10-bit adder); multiply-shift: 11 x 4 bits in one DSP, a 15-bit
+    # offset adder, two 15-bit clip comparators (8 LUTs each) and the 8-bit output; control; two FIFOs
+    lut = 2 * (11 + 10) + 2 * (15 + 16 + 8) + 64 + 2 * (16 + 4)
+    ff = 2 * 11 + 2 * (15 + 8) + 64 + 2 * (16 + 4)
+    assert c.resources == Resources(lut=lut, ff=ff, dsp=2, lutram=2 * 16)
+
+
+def test_divisors():
+    assert divisors(12) == [1, 2, 3, 4, 6, 12] and divisors(1) == [1] and divisors(7) == [1, 7]
+
+
+# -- stream plumbing ------------------------------------------------------------------------
+
+
+def residual_graph() -> ir.Graph:
+    ms = mul_shift([3], [0], 255)
+    w = np.zeros((2, 2, 3, 3), np.int64)
+    ops = [
+        ir.Conv("a", ("x",), ("t1",), weights=w, w_qtype=S8, pads=(1, 1, 1, 1), requant=ms),
+        ir.Conv("b", ("t1",), ("t2",), weights=w, w_qtype=S8, pads=(1, 1, 1, 1), requant=ms),
+        ir.Add("add", ("x", "t2"), ("y",), requant=ms),
+    ]
+    tensors = [codes(n, (4, 4, 2), U8) for n in ("x", "t1", "t2", "y")]
+    return graph(ops, tensors)
+
+
+def test_bypass_fifo_of_a_residual_add():
+    g = residual_graph()
+    specs = {op.name: kernel_for(op).describe(op, g) for op in g.ops}
+    lag = {name: kernel_for(g.op(name)).lag for name in specs}
+    # each 3x3 conv (pad 1) waits for 1 row + 2 pixels of 2 channels: 12 of 32 elements; the skip
+    # input must hold what arrives while both convs fill: 2 x 12 = 24 elements
+    assert conv.lag(specs["a"]) == 12
+    assert streams.bypass_depths(g, specs, lambda s: lag[s.name](s)) == {"add": (24, 0)}
+
+
+def test_frame_latency_of_one_dense_layer():
+    op, g = dense_layer()
+    spec = dense.describe(op, g)
+    cost = dense.cost(spec, LayerFold(pe=4, simd=8))
+    # the first output after the layer's depth, the last one II cycles later
+    assert streams.frame_latency(g, {"fc": spec}, {"fc": cost}, dense.lag) == 17 + 64
+    slow = Cost(cycles=1000, depth=5, resources=Resources())
+    assert streams.frame_latency(g, {"fc": spec}, {"fc": slow}, dense.lag) == 1005
+
+
+@pytest.mark.parametrize("fold", [LayerFold(1, 1), LayerFold(32, 64)])
+def test_extreme_foldings(fold):
+    op, g = dense_layer()
+    c = dense.cost(dense.describe(op, g), fold)
+    assert c.cycles == (64 // fold.simd) * (32 // fold.pe) and c.multipliers == fold.pe * fold.simd
+    if fold.pe == 32:  # fully unrolled: weights are constants, no input buffer
+        assert c.resources.bram18 == 0 and c.cycles == 1
+    else:  # 4 bits x 2048 words: one 4K x 4 BRAM18
+        assert c.resources.bram18 == 1
