@@ -79,8 +79,8 @@ def topologies_table(quick: bool) -> None:
     precisions = [(4, 4)] if quick else [(4, 4), (8, 8)]
     for name, build in models.items():
         for w_bits, a_bits in precisions:
-            if name == "cnv":  # the front end refuses MaxPool of bipolar codes: W1A2 instead of W1A1
-                w_bits, a_bits = (1, 2) if (w_bits, a_bits) == (4, 4) else (2, 2)
+            if name == "cnv":  # FINN's binarized CNV (W1A1) and a W2A2 variant
+                w_bits, a_bits = (1, 1) if (w_bits, a_bits) == (4, 4) else (2, 2)
             label = f"{name} W{w_bits}A{a_bits}"
             try:
                 graph = compile_model(build(w_bits, a_bits)).graph

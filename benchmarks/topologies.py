@@ -172,11 +172,7 @@ def kws_mlp(w_bits: int, a_bits: int) -> onnx.ModelProto:
 
 
 def cnv(w_bits: int, a_bits: int) -> onnx.ModelProto:
-    """FINN's CNV on 32x32x3 CIFAR-10: 64-64-P-128-128-P-256-256 unpadded 3x3 convs, 512-512-10 FC.
-
-    With 1-bit activations the front end refuses the MaxPool of bipolar codes (and a MaxPool
-    before the quantizer reads an unquantized accumulator), so the benchmark uses W1A2.
-    """
+    """FINN's CNV on 32x32x3 CIFAR-10: 64-64-P-128-128-P-256-256 unpadded 3x3 convs, 512-512-10 FC."""
     net = QonnxNet("cnv", w_bits, a_bits)
     x = net.input((3, 32, 32))
     for i, channels in enumerate((64, 64, 128, 128, 256, 256)):
