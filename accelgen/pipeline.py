@@ -1,18 +1,29 @@
-"""The stages of accelgen, in order, each timed: the one place the flow is written down."""
+"""The stages of accelgen, in order, each timed: the one place the flow is written down.
+
+``compile_model``: frontend -> passes (what `inspect`, `run` and `dse` need).
+``build``: compile -> dse -> codegen -> C-simulation -> synthesis -> driver -> report, each
+stage logged, timed and checkpointed (:data:`BUILD_STAGES`), written atomically to OUTDIR.
+"""
 
 from __future__ import annotations
 
+import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import onnx
 
 from accelgen import ir
 from accelgen.config import CompileConfig
+from accelgen.errors import InputError, InternalError
 from accelgen.frontend import detect_dialect, import_model, load_model
 from accelgen.passes import run_passes
+from accelgen.stages import BuildContext, Progress, Skipped, Stage, run_stages
+from accelgen.workspace import Workspace, hash_paths
 
 
 @dataclass
@@ -48,3 +59,259 @@ def compile_model(model: str | Path | onnx.ModelProto, config: CompileConfig | N
     lowered = _stage(timings, "passes", run_passes, imported, config)
     lowered.meta["dialect"] = dialect
     return Compiled(path, dialect, lowered, imported, timings)
+
+
+# ---------------------------------------------------------------------------------------
+# accelgen build: the stages after the front end, in order
+# ---------------------------------------------------------------------------------------
+
+ARCHES = ("auto", "dataflow", "rtl")
+DEFAULT_VECTORS = 64
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """What `accelgen build` was asked for (see DESIGN.md section 7)."""
+
+    board: str = "ultra96v2"
+    clock_mhz: float | None = None
+    max_util: float = 0.8
+    target_fps: float | None = None
+    folding: str | None = None
+    csim: bool = True
+    synth: str = "auto"
+    arch: str = "auto"
+    requant: str = "auto"
+    vectors: Any = None  # float inputs (array or .npy path) for C-simulation and the driver
+    labels: Any = None  # optional labels of those inputs (accuracy in the notebook)
+
+
+def _stage_frontend(ctx: BuildContext) -> dict:
+    compiled = compile_model(ctx.model_path, CompileConfig(requant=ctx.options.requant))
+    ctx.compiled = compiled
+    (ctx.path / "ir.json").write_text(compiled.graph.dumps() + "\n")
+    layers = sum(1 for _ in compiled.graph.integer_ops())
+    ctx.log.info("%s: %s dialect, %d integer layers", ctx.model_path.name, compiled.dialect, layers)
+    return {"dialect": compiled.dialect, "integer_layers": layers, "timings": compiled.timings}
+
+
+def _stage_dse(ctx: BuildContext) -> dict:
+    from accelgen.boards import get_board
+    from accelgen.dse import explore
+    from accelgen.plan import FoldingPlan
+
+    opts = ctx.options
+    ctx.board = get_board(opts.board)
+    given = FoldingPlan.load(opts.folding) if opts.folding else None
+    est = explore(ctx.compiled.graph, ctx.board, max_util=opts.max_util, clock_mhz=opts.clock_mhz,
+                  target_fps=opts.target_fps, folding=given, model=ctx.model_path.stem)  # fmt: skip
+    ctx.estimate = est
+    ctx.plan = est.plan()
+    ctx.plan.save(ctx.path / "folding.json")
+    ctx.log.info(
+        "%s: II %d cycles, %.1f frames/s at %g MHz (estimate)", est.mode, est.ii_cycles, est.fps, est.clock_mhz
+    )
+    return {"mode": est.mode, "ii_cycles": est.ii_cycles, "fps": est.fps}
+
+
+def _stage_codegen(ctx: BuildContext) -> dict:
+    from accelgen.codegen import generate
+
+    generate(ctx.compiled, ctx.plan, ctx.path, board=ctx.board, vectors=ctx.vectors,
+             clock_mhz=ctx.estimate.clock_mhz)  # fmt: skip
+    files = sorted(
+        str(p.relative_to(ctx.path)) for d in ("hls", "scripts") for p in (ctx.path / d).rglob("*") if p.is_file()
+    )
+    ctx.log.info("wrote %d files under hls/ and scripts/", len(files))
+    return {"files": len(files)}
+
+
+def _csim_key(ctx: BuildContext) -> str:
+    from accelgen.csim import build_key
+
+    return hash_paths(ctx.path / "hls" / "vectors", extra=build_key(ctx.path / "hls"))
+
+
+def _stage_csim(ctx: BuildContext):
+    from accelgen.csim import run_csim
+
+    if not ctx.options.csim:
+        return Skipped("--no-csim")
+    result = run_csim(ctx.path)
+    summary = {k: result[k] for k in ("passed", "vectors", "mismatches", "build_s", "run_s", "first_mismatch")}
+    ctx.log.info("C-simulation: %d vectors, %d mismatching elements", result["vectors"], result["mismatches"])
+    if not result["passed"]:
+        m = result["first_mismatch"] or {}
+        raise InternalError(
+            f"C-simulation does not match the golden model: {result['mismatches']} element(s) differ; first at "
+            f"layer {m.get('layer')} index {m.get('index')}: expected {m.get('expected')}, got {m.get('got')}. "
+            f"The partial build is kept in {ctx.path} (see logs/csim.log)"
+        )
+    return summary
+
+
+def _synth_key(ctx: BuildContext) -> str:
+    return hash_paths(ctx.path / "hls", ctx.path / "scripts")
+
+
+def _stage_synth(ctx: BuildContext):
+    from accelgen import vendor
+
+    run, why = vendor.synthesis_plan(ctx.options.synth)
+    if not run:
+        return Skipped(why)
+    log = ctx.ws.log_path("synth")
+    scripts = ctx.path / "scripts"
+    hls_tcl = next(scripts.glob("*hls*.tcl"))
+    bd_tcl = next(scripts.glob("*vivado*.tcl"), None) or next(scripts.glob("*bd*.tcl"))
+    hls_s = vendor.run_logged(["vitis_hls", "-f", str(hls_tcl)], ctx.path, log, vendor.HLS_TIMEOUT_S)
+    vivado_s = vendor.run_logged(["vivado", "-mode", "batch", "-source", str(bd_tcl)], ctx.path, log,
+                                 vendor.VIVADO_TIMEOUT_S)  # fmt: skip
+    csynth = next(ctx.path.rglob("csynth.xml"), None)
+    util = next(ctx.path.rglob("*utilization*.rpt"), None)
+    return {
+        "hls_s": hls_s,
+        "vivado_s": vivado_s,
+        "csynth": str(csynth.relative_to(ctx.path)) if csynth else None,
+        "utilization": vendor.parse_vivado_utilization(util.read_text()) if util else None,
+        "bitstream": [str(p.relative_to(ctx.path)) for p in ctx.path.rglob("*.bit")],
+    }
+
+
+def _stage_package(ctx: BuildContext) -> dict:
+    from accelgen.package import package_driver
+
+    design = json.loads((ctx.path / "hls" / "design.json").read_text())
+    hardware = {k: design[k] for k in ("top", "bus_bits", "inputs", "outputs", "part", "clock_mhz") if k in design}
+    context = {
+        "model_file": ctx.model_path.name,
+        "title": ctx.model_path.stem,
+        "dialect": ctx.compiled.dialect,
+        "board": ctx.board.name,
+        "board_title": ctx.board.title,
+        "clock_mhz": ctx.estimate.clock_mhz,
+        "ii_cycles": ctx.estimate.ii_cycles,
+        "fps": f"{ctx.estimate.fps:,.0f}",
+        "latency_us": f"{ctx.estimate.latency_us:.2f}",
+        "reference_accuracy": "n/a",
+    }
+    summary = package_driver(ctx.compiled.graph, ctx.path, context=context, hardware=hardware,
+                             vectors=ctx.vectors, labels=ctx.labels, backend="pynq")  # fmt: skip
+    for pattern in ("*.bit", "*.hwh"):  # the overlay, when synthesis made one
+        for f in ctx.path.glob(f"synth/**/{pattern}"):
+            shutil.copy2(f, ctx.path / "driver" / f.name)
+    return summary
+
+
+def _stage_report(ctx: BuildContext) -> dict:
+    from accelgen.report import build_report, report_files
+
+    csim = ctx.results.get("csim")
+    synth = ctx.results.get("synth") or {}
+    csynth = ctx.path / synth["csynth"] if synth.get("csynth") else None
+    report = build_report(ctx.estimate, csim=csim if csim and "passed" in csim else None, synth=csynth)
+    if csim and "skipped" in csim:
+        report["csim"] = {"passed": None, "vectors": 0, "mismatches": None, "skipped": csim["skipped"]}
+    if synth.get("skipped"):
+        report["synth_status"] = synth["skipped"]
+    report["stages"] = {name: {"status": ctx.status.get(name, "done"), "seconds": round(s, 3)}
+                        for name, s in ctx.timings.items()}  # fmt: skip
+    report["outputs"] = {"hls": "hls/", "scripts": "scripts/", "driver": "driver/", "logs": "logs/"}
+    for name, content in report_files(report, ctx.plan.to_json()).items():
+        path = ctx.path / name
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    ctx.report = report
+    return {"files": ["report.json", "report.md", "report.png"]}
+
+
+def _restore_csim(ctx: BuildContext, result) -> None:
+    ctx.results["csim"] = result
+
+
+#: The order of `accelgen build`, written once.
+BUILD_STAGES: list[Stage] = [
+    Stage("frontend", _stage_frontend, title="read the model, normalise, lower"),
+    Stage("dse", _stage_dse, outputs=("folding.json",), title="plan the folding on the board"),
+    Stage("codegen", _stage_codegen, outputs=("hls", "scripts"), title="write the HLS project"),
+    Stage(
+        "csim",
+        _stage_csim,
+        outputs=("logs/csim.log",),
+        key=_csim_key,
+        restore=_restore_csim,
+        title="C-simulation against the golden model",
+    ),  # fmt: skip
+    Stage("synth", _stage_synth, key=_synth_key, title="Vitis HLS and Vivado (when installed)"),
+    Stage("package", _stage_package, outputs=("driver",), title="PYNQ driver and notebook"),
+    Stage("report", _stage_report, outputs=("report.json", "report.md", "report.png"), title="report"),
+]
+
+
+class Design:
+    """A finished build: its directory, report and a way to run it."""
+
+    def __init__(self, outdir: str | Path) -> None:
+        self.outdir = Path(outdir)
+        path = self.outdir / "report.json"
+        if not path.is_file():
+            raise InputError(f"{outdir}: no report.json; is this an accelgen build directory?")
+        self.report: dict[str, Any] = json.loads(path.read_text())
+
+    def run(self, x, backend: str = "csim"):
+        """Run the model's float inputs (batch first) on ``golden``, ``csim`` or ``pynq``."""
+        from accelgen.runtime import Accelerator
+
+        with Accelerator(self.outdir, backend=backend) as accel:
+            return accel.run(x)
+
+    def __repr__(self) -> str:
+        t = self.report.get("totals", {})
+        return f"Design({str(self.outdir)!r}, ii_cycles={t.get('ii_cycles')}, fps={t.get('fps')})"
+
+
+def _load_array(value: Any, what: str):
+    import numpy as np
+
+    if value is None or isinstance(value, np.ndarray):
+        return value
+    path = Path(value)
+    if not path.is_file():
+        raise InputError(f"--{what} {value}: no such file")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise InputError(f"--{what} {value}: not a .npy array ({exc})") from None
+
+
+def build(
+    model: str | Path,
+    outdir: str | Path | None = None,
+    options: BuildOptions | None = None,
+    progress: Progress | None = None,
+    **option_values: Any,
+) -> Design:
+    """Build ``model`` into ``outdir`` (default ``<model stem>_<board>/``): the Python API of
+    `accelgen build`. Options are :class:`BuildOptions` fields, e.g. ``board="ultra96"``."""
+    options = options or BuildOptions(**option_values)
+    if options.arch not in ARCHES:
+        raise InputError(f"--arch must be one of {', '.join(ARCHES)}, not '{options.arch}'")
+    model_path = Path(model)
+    if not model_path.is_file():
+        raise InputError(f"{model}: no such file")
+    from accelgen import vendor
+
+    vendor.synthesis_plan(options.synth)  # --synth on without the tools fails before any work
+    outdir = Path(outdir) if outdir is not None else Path(f"{model_path.stem}_{options.board}")
+    ws = Workspace(outdir)
+    ctx = BuildContext(model_path=model_path, options=options, ws=ws)
+    ctx.vectors = _load_array(options.vectors, "vectors")
+    ctx.labels = _load_array(options.labels, "labels")
+    try:
+        run_stages(ctx, BUILD_STAGES, progress)
+        ws.commit()
+    except InternalError:
+        raise  # the partial directory stays for inspection; the next build cleans it
+    except BaseException:
+        ws.discard()
+        raise
+    return Design(outdir)

@@ -42,6 +42,14 @@ class BuildContext:
     timings: dict[str, float] = field(default_factory=dict)
     status: dict[str, str] = field(default_factory=dict)
     log: logging.Logger | None = None
+    # what the stages produce, in order
+    compiled: Any = None
+    board: Any = None
+    estimate: Any = None
+    plan: Any = None
+    vectors: Any = None
+    labels: Any = None
+    report: dict[str, Any] | None = None
 
     @property
     def path(self) -> Path:

@@ -33,7 +33,7 @@ def synthesis_plan(mode: str) -> tuple[bool, str]:
     tools = find_tools()
     missing = [t for t, p in tools.items() if p is None]
     if mode == "off":
-        return False, "skipped (--synth off)"
+        return False, "--synth off"
     if mode == "on":
         if missing:
             raise InputError(
@@ -44,7 +44,7 @@ def synthesis_plan(mode: str) -> tuple[bool, str]:
     if mode != "auto":
         raise InputError(f"--synth must be auto, on or off, not '{mode}'")
     if missing:
-        return False, f"skipped: {' and '.join(missing)} not on PATH"
+        return False, f"{' and '.join(missing)} not on PATH"
     return True, "vitis_hls and vivado found on PATH"
 
 
