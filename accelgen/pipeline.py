@@ -133,11 +133,13 @@ def _csim_key(ctx: BuildContext) -> str:
 
 
 def _stage_csim(ctx: BuildContext):
-    from accelgen.csim import run_csim
+    from accelgen.csim import build, run_csim
 
     if not ctx.options.csim:
         return Skipped("--no-csim")
     result = run_csim(ctx.path)
+    (ctx.path / "csim").mkdir(exist_ok=True)  # the emulator library for `run --backend csim`
+    shutil.copy2(build(ctx.path).library, ctx.path / "csim" / "libaccel.so")
     summary = {k: result[k] for k in ("passed", "vectors", "mismatches", "build_s", "run_s", "first_mismatch")}
     ctx.log.info("C-simulation: %d vectors, %d mismatching elements", result["vectors"], result["mismatches"])
     if not result["passed"]:
@@ -197,9 +199,10 @@ def _stage_package(ctx: BuildContext) -> dict:
     }
     summary = package_driver(ctx.compiled.graph, ctx.path, context=context, hardware=hardware,
                              vectors=ctx.vectors, labels=ctx.labels, backend="pynq")  # fmt: skip
-    for pattern in ("*.bit", "*.hwh"):  # the overlay, when synthesis made one
-        for f in ctx.path.glob(f"synth/**/{pattern}"):
-            shutil.copy2(f, ctx.path / "driver" / f.name)
+    for suffix in (".bit", ".hwh"):  # the overlay, when synthesis made one: PYNQ wants one basename
+        found = sorted(p for p in ctx.path.rglob(f"*{suffix}") if "driver" not in p.parts)
+        if found:
+            shutil.copy2(found[0], ctx.path / "driver" / f"design{suffix}")
     return summary
 
 

@@ -20,6 +20,16 @@ def test_round_trip(bits, signed, bus_bits):
     assert np.array_equal(unpack(words, 37, bits, signed, bus_bits), codes)
 
 
+@pytest.mark.parametrize("bits", [16, 24, 32])
+def test_wide_accumulators_round_trip(bits):
+    rng = np.random.default_rng(bits)
+    codes = rng.integers(-(1 << (bits - 1)), 1 << (bits - 1), (3, 11))
+    words = pack(codes, bits, True, 64)
+    assert np.array_equal(unpack(words, 11, bits, True, 64), codes)
+    if bits == 32:  # two lanes per 64-bit word: the little-endian int32 view of the words
+        assert np.array_equal(words.view(np.int32).reshape(3, -1)[:, :11], codes)
+
+
 def test_bipolar_round_trip():
     codes = np.array([[1, -1, -1, 1, 1, 1, -1, 1, -1]])
     words = pack(codes, 1, True, 8, bipolar=True)

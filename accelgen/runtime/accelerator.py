@@ -104,7 +104,13 @@ class Accelerator:
     def _open_backend(self, backend: str, options: dict):
         if backend == "golden":
             return _GoldenBackend(self.program, self.partition)
-        raise NotImplementedError(f"the {backend} backend is not in this release yet; use backend='golden'")
+        if backend == "csim":
+            from .csim_backend import CsimBackend
+
+            return CsimBackend(self.design_dir, self.program, self.partition, **options)
+        from .pynq_backend import PynqBackend
+
+        return PynqBackend(self.design_dir, self.program, self.partition, **options)
 
     def run(self, x):
         """Run a batch. ``x``: an array (single-input models) or {input name: array}.

@@ -2,8 +2,9 @@
 
 The layout (the same as the HLS input/output packers):
 
-* each code takes ``bits`` bits, two's complement when signed; a bipolar code (-1/+1)
-  takes one bit (0 = -1, 1 = +1);
+* each code takes ``bits`` bits (1..8 for activations; raw accumulators leaving the
+  hardware are wider), two's complement when signed; a bipolar code (-1/+1) takes one
+  bit (0 = -1, 1 = +1);
 * a ``bus_bits``-wide word holds ``lanes = bus_bits // bits`` codes, code ``i`` of the word
   in bits ``[i*bits, (i+1)*bits)`` (little-endian lanes); unused high bits are zero;
 * codes of one frame (one sample, in stream order) fill words in order; a frame starts
@@ -23,8 +24,8 @@ _UINT = {8: np.uint8, 16: np.uint16, 32: np.uint32, 64: np.uint64}
 
 
 def lanes(bits: int, bus_bits: int) -> int:
-    if not 1 <= bits <= 8:
-        raise ValueError(f"codes of {bits} bits cannot be packed (1..8 supported)")
+    if not 1 <= bits <= 64:
+        raise ValueError(f"codes of {bits} bits cannot be packed (1..64 supported)")
     if bus_bits % 8 or bus_bits < bits:
         raise ValueError(f"bus width {bus_bits} must be a multiple of 8 and hold at least one code")
     return bus_bits // bits
@@ -44,16 +45,17 @@ def _to_field(codes: np.ndarray, bits: int, signed: bool, bipolar: bool) -> np.n
     lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
     if codes.size and (codes.min() < lo or codes.max() > hi):
         raise ValueError(f"codes outside [{lo}, {hi}] cannot be packed in {bits} bits")
-    return (codes & ((1 << bits) - 1)).astype(np.uint64)
+    return (codes.astype(np.uint64) & np.uint64((1 << bits) - 1)) if bits < 64 else codes.astype(np.uint64)
 
 
 def _from_field(fields: np.ndarray, bits: int, signed: bool, bipolar: bool) -> np.ndarray:
-    v = fields.astype(np.int64)
     if bipolar:
-        return np.where(v & 1, 1, -1).astype(np.int64)
-    if signed:
-        v = np.where(v >= (1 << (bits - 1)), v - (1 << bits), v)
-    return v
+        return np.where(fields.astype(np.int64) & 1, 1, -1).astype(np.int64)
+    if signed and bits < 64:
+        f = fields.astype(np.uint64)
+        sign = np.uint64(1 << (bits - 1))
+        return (f ^ sign).astype(np.int64) - np.int64(1 << (bits - 1))
+    return fields.astype(np.int64)
 
 
 def pack(codes: np.ndarray, bits: int, signed: bool, bus_bits: int, bipolar: bool = False) -> np.ndarray:
@@ -81,7 +83,7 @@ def unpack(
     if bus_bits <= 64:
         w = np.asarray(words).astype(np.uint64)
         shifts = (np.arange(per, dtype=np.uint64) * np.uint64(bits))[None, None, :]
-        fields = (w[:, :, None] >> shifts) & np.uint64((1 << bits) - 1)
+        fields = (w[:, :, None] >> shifts) & np.uint64((1 << bits) - 1 if bits < 64 else (1 << 64) - 1)
     else:
         fields = _unpack_wide(np.asarray(words), bits, bus_bits)
     fields = fields.reshape(fields.shape[0], -1)[:, :elements]
