@@ -59,16 +59,18 @@ def _parser() -> argparse.ArgumentParser:
     ins.set_defaults(func=cmd_inspect)
 
     run = sub.add_parser("run", help="run a model on inputs from .npy files")
-    run.add_argument("model", help="quantized ONNX model")
+    run.add_argument("model", help="quantized ONNX model, or a build directory (OUTDIR)")
     run.add_argument("--input", "-i", required=True, action="append", metavar="[NAME=]X.npy",
                      help="input batch (first axis = batch); NAME= for models with several inputs")  # fmt: skip
     run.add_argument("--output", "-o", required=True, metavar="Y.npy",
                      help="where to write the output (.npz for models with several outputs)")  # fmt: skip
-    run.add_argument("--backend", default="golden", choices=["golden", "csim", "pynq"],
-                     help="golden: the bit-exact integer reference (default for a model file)")  # fmt: skip
+    run.add_argument("--backend", default=None, choices=["golden", "csim", "pynq"],
+                     help="golden: the bit-exact integer reference (default for a model file); csim: the "
+                          "emulated hardware (default for a build directory)")  # fmt: skip
     _requant_arg(run)
     run.set_defaults(func=cmd_run)
     _add_dse_commands(sub)
+    _add_build_command(sub)
     return p
 
 
@@ -147,13 +149,40 @@ def cmd_run(args) -> int:
     from accelgen import golden
 
     if Path(args.model).is_dir():
-        raise InputError(f"{args.model} is a directory; `accelgen run` on a build directory needs `accelgen build`")
-    if args.backend != "golden":
-        raise InputError(f"--backend {args.backend} runs a built design; for a model file use --backend golden")
+        return _run_design_dir(args)
+    backend = args.backend or "golden"
+    if backend != "golden":
+        raise InputError(f"--backend {backend} runs a built design; for a model file use --backend golden")
     compiled = _compile(args)
     inputs = _load_inputs(args.input, compiled.graph.inputs)
-    outputs = golden.run(compiled.graph, inputs)
-    out = Path(args.output)
+    _save_outputs(Path(args.output), golden.run(compiled.graph, inputs))
+    return 0
+
+
+def _run_design_dir(args) -> int:
+    """`accelgen run OUTDIR`: the design's emulated hardware (csim) or its golden program."""
+    from accelgen.runtime import Accelerator, InputValidationError
+
+    backend = args.backend or "csim"
+    if backend == "pynq":
+        raise InputError("--backend pynq runs on the board: use OUTDIR/driver/run_accelerator.py there")
+    options = {}
+    if backend == "csim" and not (Path(args.model) / "csim" / "libaccel.so").is_file():
+        from accelgen.csim import build  # a design generated without `accelgen build`: compile it
+
+        options["library"] = build(args.model).library
+    try:
+        with Accelerator(args.model, backend=backend, **options) as accel:
+            outputs = accel.run(_load_inputs(args.input, accel.program.inputs), as_dict=True)
+    except InputValidationError as exc:
+        raise InputError(str(exc)) from None
+    except FileNotFoundError as exc:
+        raise InputError(str(exc)) from None
+    _save_outputs(Path(args.output), outputs)
+    return 0
+
+
+def _save_outputs(out: Path, outputs: dict[str, np.ndarray]) -> None:
     if len(outputs) == 1 and out.suffix != ".npz":
         _save_atomic(out, lambda f: np.save(f, next(iter(outputs.values()))))
     elif out.suffix == ".npz":
@@ -161,7 +190,6 @@ def cmd_run(args) -> int:
     else:
         raise InputError(f"the model has {len(outputs)} outputs: give an --output ending in .npz")
     print(f"wrote {out} ({', '.join(f'{k}: {v.shape} {v.dtype}' for k, v in outputs.items())})")
-    return 0
 
 
 def _save_atomic(path: Path, write) -> None:
@@ -289,6 +317,100 @@ def cmd_boards(args) -> int:
                       f"{b.ddr_bandwidth_gbps:g}")  # fmt: skip
     console.print(table)
     return 0
+
+
+# -- accelgen build ---------------------------------------------------------------------------
+
+
+def _add_build_command(sub) -> None:
+    b = sub.add_parser("build", help="the whole flow: plan, HLS project, C-simulation, synthesis, driver, report")
+    b.add_argument("model", help="quantized ONNX model")
+    b.add_argument("--board", "-b", required=True, help="board name or alias (see `accelgen boards`)")
+    b.add_argument("-o", "--output", metavar="OUTDIR", help="output directory (default: <model>_<board>)")
+    b.add_argument("--clock", type=float, metavar="MHZ", help="PL clock (default: the board's)")
+    b.add_argument("--max-util", type=float, default=0.8, metavar="F", help="budget fraction of each resource")
+    b.add_argument("--target-fps", type=float, metavar="N", help="the cheapest plan reaching N frames/s")
+    b.add_argument("--folding", metavar="PLAN.json", help="use this folding plan instead of searching")
+    b.add_argument("--no-csim", action="store_true", help="skip the C-simulation")
+    b.add_argument("--synth", default="auto", choices=["auto", "on", "off"],
+                   help="Vitis HLS / Vivado: auto (when on PATH), on (required), off")  # fmt: skip
+    b.add_argument("--arch", default="auto", choices=["auto", "dataflow", "rtl"], help="hardware architecture")
+    b.add_argument("--vectors", metavar="X.npy", help="float inputs for C-simulation and the driver's test vectors")
+    b.add_argument("--labels", metavar="Y.npy", help="labels of --vectors (the notebook prints accuracy)")
+    b.add_argument("--json", action="store_true", help="print report.json (progress goes to stderr)")
+    _requant_arg(b)
+    b.set_defaults(func=cmd_build)
+
+
+def cmd_build(args) -> int:
+    from rich.console import Console
+
+    from accelgen.pipeline import BuildOptions, build
+
+    options = BuildOptions(
+        board=args.board, clock_mhz=args.clock, max_util=args.max_util, target_fps=args.target_fps,
+        folding=args.folding, csim=not args.no_csim, synth=args.synth, arch=args.arch, requant=args.requant,
+        vectors=args.vectors, labels=args.labels,
+    )  # fmt: skip
+    console = Console(stderr=args.json, width=None if sys.stdout.isatty() else 200)
+    progress = _BuildProgress(console)
+    try:
+        design = build(args.model, args.output, options, progress=progress)
+    finally:
+        progress.stop()
+    if args.json:
+        print(json.dumps(design.report, indent=2))
+    else:
+        _print_build_summary(console, design)
+    return 0
+
+
+class _BuildProgress:
+    """One line per stage; a spinner while a stage runs (on a terminal)."""
+
+    MARKS = {"done": "[green]done[/]", "reused": "[cyan]reused[/]", "skipped": "[yellow]skipped[/]"}
+
+    def __init__(self, console) -> None:
+        self.console = console
+        self.status = None
+
+    def __call__(self, stage: str, state: str, detail: str) -> None:
+        if state == "start":
+            self.status = self.console.status(f"[bold]{stage}[/]: {detail} ...")
+            self.status.start()
+            return
+        self.stop()
+        self.console.print(f"{stage:>9s}  {self.MARKS.get(state, state):<8s}  {detail}")
+
+    def stop(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+
+
+def _print_build_summary(console, design) -> None:
+    from rich.table import Table
+
+    r = design.report
+    t = r["totals"]
+    table = Table(title=f"{r['model']} on {r['board_info']['title']} at {r['clock_mhz']:g} MHz", title_justify="left",
+                  show_header=False)  # fmt: skip
+    table.add_column("", no_wrap=True)
+    table.add_column("", no_wrap=True)
+    table.add_row("initiation interval", f"{t['ii_cycles']:,} cycles = {t['fps']:,.0f} frames/s (estimate)")
+    table.add_row("latency", f"{t['latency_cycles']:,} cycles = {t['latency_us']:,.2f} us (estimate)")
+    util = ", ".join(f"{k} {t[k]:,} ({100 * t[k] / n:.1f}%)" for k, n in t["available"].items() if n and k in t)
+    table.add_row("resources", util + " (estimate)")
+    csim = r.get("csim") or {}
+    if csim.get("passed"):
+        table.add_row("C-simulation", f"[green]passed[/]: {csim['vectors']} vectors bit-exact against the golden model")
+    else:
+        table.add_row("C-simulation", f"skipped: {csim['skipped']}" if csim.get("skipped") else "not run")
+    synth = "Vitis figures beside the estimates in report.md" if r.get("synth") else None
+    table.add_row("synthesis", synth or f"skipped: {r.get('synth_status', 'not run')}")
+    out = design.outdir
+    table.add_row("output", f"{out}/: report.md, report.png, folding.json, hls/, scripts/, driver/, logs/")
+    console.print(table)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -112,10 +112,11 @@ class Accelerator:
 
         return PynqBackend(self.design_dir, self.program, self.partition, **options)
 
-    def run(self, x):
+    def run(self, x, as_dict: bool = False):
         """Run a batch. ``x``: an array (single-input models) or {input name: array}.
 
-        Returns the output array for single-output models, else {output name: array}.
+        Returns the output array for single-output models, else (or with ``as_dict``)
+        {output name: array}.
         """
         if self._closed:
             raise RuntimeError("this Accelerator is closed; create a new one")
@@ -140,7 +141,7 @@ class Accelerator:
         t3 = time.perf_counter()
         self.stats.add(batch, t1 - t0, t2 - t1, t3 - t2)
         outs = {name: to_output(program, name, env[name]) for name in program.outputs}
-        return next(iter(outs.values())) if len(outs) == 1 else outs
+        return next(iter(outs.values())) if len(outs) == 1 and not as_dict else outs
 
     def close(self) -> None:
         if not self._closed:
@@ -171,7 +172,8 @@ class _GoldenBackend:
 
 
 def _program_path(design_dir: Path) -> Path:
-    for candidate in (design_dir / "program.json", design_dir / "driver" / "program.json"):
+    for candidate in (design_dir / "program.json", design_dir / "driver" / "program.json",
+                      design_dir / "hls" / "program.json"):  # fmt: skip
         if candidate.is_file():
             return candidate
     raise FileNotFoundError(f"{design_dir}: no program.json (expected a build directory or its driver/)")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -46,8 +47,15 @@ class CsimBackend:
                 f"{lib}: this build has no C-simulation library (built with --no-csim?); rebuild with C-simulation"
             )
         self._lib = ctypes.CDLL(str(lib))
-        self._emulate = getattr(self._lib, self.meta["emulator"]["entry"])
-        self._emulate.argtypes = [ctypes.POINTER(_I64P), ctypes.POINTER(_I64P), ctypes.c_uint]
+        entry = self.meta["emulator"]["entry"]
+        self._threads = 1
+        try:  # the threaded entry point splits a batch over the CPUs
+            self._emulate = getattr(self._lib, entry + "_parallel")
+            self._threads = max(1, os.cpu_count() or 1)
+            self._emulate.argtypes = [ctypes.POINTER(_I64P), ctypes.POINTER(_I64P), ctypes.c_uint, ctypes.c_uint]
+        except AttributeError:
+            self._emulate = getattr(self._lib, entry)
+            self._emulate.argtypes = [ctypes.POINTER(_I64P), ctypes.POINTER(_I64P), ctypes.c_uint]
         self._emulate.restype = ctypes.c_int
         wanted = [p["tensor"] for p in self.meta["inputs"]]
         if list(partition.hw_inputs) != wanted or list(partition.hw_outputs) != [
@@ -63,7 +71,8 @@ class CsimBackend:
         if batch:
             ins_p = (_I64P * len(arrays))(*[a.ctypes.data_as(_I64P) for a in arrays])
             outs_p = (_I64P * len(outs))(*[o.ctypes.data_as(_I64P) for o in outs])
-            status = self._emulate(ins_p, outs_p, batch)
+            args = (ins_p, outs_p, batch) + ((self._threads,) if self._threads > 1 else ())
+            status = self._emulate(*args)
             if status != 0:
                 raise RuntimeError(f"the emulated design failed: {_STATUS.get(status, f'status {status}')}")
         return {p["tensor"]: o.reshape(batch, *p["shape"]) for p, o in zip(self.meta["outputs"], outs)}

@@ -1,0 +1,479 @@
+"""Per-layer builders: one IR op -> the kernels, streams and parameters of its hardware.
+
+Each builder reads the op, its tensors and its folding (accelgen.plan semantics), proves
+the integer widths from value ranges, and returns a :class:`~accelgen.codegen.dataflow.Block`
+of plain data for the templates. Folding per kernel (as ``accelgen.plan`` documents):
+
+* Dense: ``simd | in_features``, ``pe | out_features``; one matrix-vector unit.
+* Conv (groups == 1): ``simd | IC``, ``pe | OC``; sliding window generator (convolution
+  order) + matrix-vector unit. A 1x1 convolution with stride 1 and no padding needs no
+  window generator.
+* Depthwise Conv (groups == IC == OC): ``pe | C`` channels, ``simd | KH*KW`` taps;
+  window generator (depthwise order) + width converter + vector unit.
+* Other grouped Conv (channel multiplier, or several channels per group): run as a
+  dense convolution with block-diagonal weights (exact: the zeros add nothing);
+  ``pe`` is used when it divides OC and ``simd`` when it divides IC, else 1.
+* MaxPool / AvgPool: ``pe | C``, ``simd == 1``; window generator (depthwise order) +
+  window reduction, or a global pool (no line buffer) when one window covers the map.
+* Add, Requantize: ``pe | C``. Concat: words of gcd(channels) lanes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from accelgen import ir
+from accelgen.codegen.dataflow import Block, Kernel, Param, Port, Stream
+from accelgen.codegen.names import Namer, comment_text
+from accelgen.codegen.params import pack_words, requant_param, requant_partitions
+from accelgen.codegen.types import CodeType, IntType, centred_range, code_of, int_type, signed_type, zero_point
+from accelgen.errors import InputError, InternalError
+from accelgen.plan import FoldingPlan, LayerFold
+
+#: products of operands up to this many bits are mapped to LUTs
+LUT_PRODUCT_BITS = 4
+
+
+class Context:
+    """What every builder needs: the graph, the folding plan, unique names."""
+
+    def __init__(self, graph: ir.Graph, plan: FoldingPlan | None, namer: Namer) -> None:
+        self.graph = graph
+        self.plan = plan
+        self.namer = namer
+
+    def tensor(self, name: str) -> ir.Tensor:
+        return self.graph.tensors[name]
+
+    def fold(self, op: ir.Op) -> LayerFold:
+        return self.plan.fold(op.name) if self.plan is not None else LayerFold()
+
+    def stream(self, base: str, code: CodeType, lanes: int, words: int) -> Stream:
+        return Stream(self.namer.unique(f"s_{base}"), code, lanes, words)
+
+    def config(self, base: str) -> str:
+        return self.namer.unique(f"{base}_cfg")
+
+
+def _fm(t: ir.Tensor) -> tuple[int, int, int]:
+    """(H, W, C) of a channels-last feature map; (1, 1, F) of a flat tensor."""
+    shape = [int(d) for d in t.shape[1:]]
+    if t.layout == "NHWC" and len(shape) == 3:
+        return shape[0], shape[1], shape[2]
+    return 1, 1, int(np.prod(shape))
+
+
+def _check_fold(op: ir.Op, fold: LayerFold, pe_of: int, simd_of: int | None, what: str) -> None:
+    bad = fold.pe < 1 or pe_of % fold.pe or (simd_of is None and fold.simd != 1)
+    bad = bad or (simd_of is not None and (fold.simd < 1 or simd_of % fold.simd))
+    if bad:
+        simd_rule = "simd must be 1" if simd_of is None else f"simd must divide {simd_of}"
+        raise InputError(
+            f"folding plan: layer '{op.name}' ({op.kind}) has pe={fold.pe}, simd={fold.simd}; {what}: pe must "
+            f"divide {pe_of} and {simd_rule}"
+        )
+
+
+# -- arithmetic shared by the matrix and vector units ----------------------------------------------
+
+
+def _weight_code(op: ir.Conv | ir.Dense, matrix: np.ndarray) -> CodeType:
+    wq = op.w_qtype
+    if wq.bipolar:
+        code = CodeType(1, True, True)
+        if matrix.size and not np.all(np.abs(matrix) == 1):
+            raise InternalError(f"'{op.name}': bipolar weights other than -1/+1")
+        return code
+    zps = np.asarray(wq.zero_point, dtype=np.int64)
+    t = int_type(wq.qmin - int(zps.max()), wq.qmax - int(zps.min()))
+    code = CodeType(t.bits, t.signed)
+    if matrix.size and (matrix.min() < code.lo or matrix.max() > code.hi):
+        raise InternalError(f"'{op.name}': weights outside their type {wq.describe()}")
+    return code
+
+
+def _arith(op: ir.Op, x: ir.Tensor, y: ir.Tensor, matrix: np.ndarray, pe: int) -> dict:
+    """Types of a weighted-sum unit: input / weight codes, accumulator, MAC policy, requantizer.
+
+    The accumulator range of output channel o is [sum_i min(0, w*xlo, w*xhi),
+    sum_i max(0, w*xlo, w*xhi)] over its weights: it bounds the final sum and every
+    partial sum (padding contributes 0), so ``acc_t`` never overflows.
+    """
+    zp = zero_point(x, f"layer '{op.name}'")
+    in_code = code_of(x.qtype)
+    clo, chi = centred_range(x.qtype, zp)
+    centred = int_type(clo, chi)
+    w_code = _weight_code(op, matrix)
+    m = matrix.astype(object) if np.abs(matrix).max(initial=0) > (1 << 40) else matrix.astype(np.int64)
+    t1, t2 = m * clo, m * chi
+    lo = np.minimum(np.minimum(t1, t2), 0).sum(axis=1)
+    hi = np.maximum(np.maximum(t1, t2), 0).sum(axis=1)
+    acc_lo, acc_hi = int(min(lo)), int(max(hi))
+    acc = signed_type(acc_lo, acc_hi)
+    if in_code.bipolar and w_code.bipolar:
+        mac = "XnorPopcount"
+    elif w_code.bipolar:
+        mac = "SignSelect"
+    elif in_code.bipolar:
+        mac = "InputSign"
+    elif centred.bits <= LUT_PRODUCT_BITS and w_code.bits <= LUT_PRODUCT_BITS:
+        mac = "LutMultiply"
+    else:
+        mac = "DspMultiply"
+    out_code = _out_code(y, acc)
+    rq = requant_param(op.requant, channels=matrix.shape[0], pe=pe, acc_lo=acc_lo, acc_hi=acc_hi, out_code=out_code)
+    return {
+        "in_code": in_code, "zero_point": zp, "centred": centred, "weight_code": w_code, "acc": acc,
+        "acc_range": (acc_lo, acc_hi), "mac": mac, "out_code": out_code, "requant": rq,
+    }  # fmt: skip
+
+
+def _out_code(y: ir.Tensor, acc: IntType) -> CodeType:
+    """Codes keep their QType; a raw accumulator leaves at its IR width (the host's view),
+    or wider if the proved accumulator needs it."""
+    if y.kind == "codes":
+        return code_of(y.qtype)
+    return CodeType(max(y.qtype.bits, acc.bits), True)
+
+
+def _params(ident: str, cfg: str, arith: dict, chunks: list) -> list[Param]:
+    params = [Param(f"{ident}_weights", "weights", cfg, "weights_t", {"chunks": chunks}, [("chunk", 1), ("chunk", 3)])]
+    rq = arith["requant"]
+    params.append(Param(f"{ident}_requant", "requant", cfg, "requant_t", rq, requant_partitions(rq["kind"])))
+    return params
+
+
+def _unit_fields(arith: dict, **shape) -> dict:
+    return {
+        **shape,
+        "in_code": arith["in_code"].as_dict(),
+        "in_zero_point": arith["zero_point"],
+        "centred": arith["centred"].as_dict(),
+        "weight_code": arith["weight_code"].as_dict(),
+        "mac": arith["mac"],
+        "acc": arith["acc"].as_dict(),
+        "out_code": arith["out_code"].as_dict(),
+        "requant": arith["requant"],
+    }
+
+
+def _window_stream_and_kernel(
+    ctx: Context, ident: str, src: Stream, *, hwc, out_hw, kernel, strides, pads, dilations, pad_raw: int,
+    depthwise: bool,
+) -> tuple[Kernel, Stream]:  # fmt: skip
+    h, w, c = hwc
+    oh, ow = out_hw
+    kh, kw = kernel
+    words = oh * ow * kh * kw * c // src.lanes
+    out = ctx.stream(f"{ident}_windows", src.code, src.lanes, words)
+    cfg = ctx.config(f"{ident}_swg")
+    fields = {
+        "code": src.code.as_dict(), "lanes": src.lanes, "channels": c, "in_h": h, "in_w": w, "out_h": oh,
+        "out_w": ow, "kh": kh, "kw": kw, "sh": strides[0], "sw": strides[1], "dh": dilations[0],
+        "dw": dilations[1], "pad_t": pads[0], "pad_l": pads[1], "pad_raw": pad_raw, "depthwise": depthwise,
+    }  # fmt: skip
+    return Kernel("sliding_window", "sliding_window", cfg, fields, [src.name], [out.name]), out
+
+
+def _window_lead(hwc, kernel, dilations, pads) -> int:
+    """Input elements the window generator reads before its first window: whole rows up to
+    the last row the first output row needs."""
+    h, w, c = hwc
+    rows = min(h, max(1, (kernel[0] - 1) * dilations[0] + 1 - pads[0]))
+    return rows * w * c
+
+
+def _pad_raw(code: CodeType, value: int, op: ir.Op, pads) -> int:
+    if not any(pads):
+        return 0
+    if code.bipolar and value == 0:
+        raise InputError(
+            f"layer '{op.name}' ({op.kind}) pads a bipolar (-1/+1) input with zeros, which one bit cannot "
+            "hold; remove the padding or quantize this input to 2 or more bits"
+        )
+    return int(code.raw(np.array([value]))[0])
+
+
+def _gearbox(ctx: Context, ident: str, src: Stream, lanes: int) -> tuple[Kernel, Stream]:
+    out = ctx.stream(f"{ident}_w{lanes}", src.code, lanes, src.elements // lanes)
+    return gearbox_kernel(ctx, ident, src, out), out
+
+
+def gearbox_kernel(ctx: Context, ident: str, src: Stream, dst: Stream) -> Kernel:
+    """A width converter from ``src`` words to ``dst`` words (same elements)."""
+    fields = {"in_bits": src.bits, "out_bits": dst.bits, "in_words": src.words, "out_words": dst.words}
+    return Kernel("gearbox", "gearbox", ctx.config(f"{ident}_dwc"), fields, [src.name], [dst.name])
+
+
+# -- builders --------------------------------------------------------------------------------------
+
+
+def build_dense(ctx: Context, op: ir.Dense, ident: str) -> Block:
+    x, y = ctx.tensor(op.inputs[0]), ctx.tensor(op.outputs[0])
+    matrix = np.asarray(op.weights)
+    oc, ic = matrix.shape
+    fold = ctx.fold(op)
+    _check_fold(op, fold, oc, ic, "Dense folds out_features by pe and in_features by simd")
+    return _mvau_block(ctx, op, ident, x, y, matrix, pixels=1, fold=fold, window=None, lead=ic)
+
+
+def build_conv(ctx: Context, op: ir.Conv, ident: str) -> Block:
+    x, y = ctx.tensor(op.inputs[0]), ctx.tensor(op.outputs[0])
+    h, w, c = _fm(x)
+    oh, ow, oc = _fm(y)
+    w4 = np.asarray(op.weights)
+    _, icg, kh, kw = w4.shape
+    fold = ctx.fold(op)
+    if op.groups > 1:
+        if icg == 1 and oc == op.groups == c:
+            return build_depthwise(ctx, op, ident)
+        w4 = _block_diagonal(w4, op.groups, c)
+        fold = LayerFold(fold.pe if oc % fold.pe == 0 else 1, fold.simd if c % fold.simd == 0 else 1)
+    else:
+        _check_fold(op, fold, oc, c, "Conv folds output channels by pe and input channels by simd")
+    matrix = w4.transpose(0, 2, 3, 1).reshape(oc, kh * kw * c)  # columns in (kh, kw, ic) window order
+    pointwise = kh == kw == 1 and op.strides == (1, 1) and not any(op.pads)
+    if pointwise:
+        return _mvau_block(ctx, op, ident, x, y, matrix, pixels=h * w, fold=fold, window=None, lead=c)
+    window = {
+        "hwc": (h, w, c), "out_hw": (oh, ow), "kernel": (kh, kw), "strides": op.strides,
+        "pads": (op.pads[0], op.pads[1]), "dilations": op.dilations,
+    }  # fmt: skip
+    lead = _window_lead((h, w, c), (kh, kw), op.dilations, op.pads)
+    return _mvau_block(ctx, op, ident, x, y, matrix, pixels=oh * ow, fold=fold, window=window, lead=lead)
+
+
+def _block_diagonal(w4: np.ndarray, groups: int, channels: int) -> np.ndarray:
+    oc, icg, kh, kw = w4.shape
+    full = np.zeros((oc, channels, kh, kw), dtype=np.int64)
+    ocg = oc // groups
+    for g in range(groups):
+        full[g * ocg : (g + 1) * ocg, g * icg : (g + 1) * icg] = w4[g * ocg : (g + 1) * ocg]
+    return full
+
+
+def _mvau_block(ctx, op, ident, x, y, matrix, *, pixels, fold: LayerFold, window, lead) -> Block:
+    pe, simd = fold.pe, fold.simd
+    arith = _arith(op, x, y, matrix, pe)
+    rows, cols = matrix.shape
+    src = ctx.stream(f"{ident}_in", arith["in_code"], simd, x.elements_per_sample() // simd)
+    kernels, streams = [], [src]
+    vectors = src
+    if window is not None:
+        pad = _pad_raw(arith["in_code"], arith["zero_point"], op, getattr(op, "pads", (0, 0, 0, 0)))
+        k, vectors = _window_stream_and_kernel(ctx, ident, src, pad_raw=pad, depthwise=False, **window)
+        kernels.append(k)
+        streams.append(vectors)
+    out = ctx.stream(f"{ident}_out", arith["out_code"], pe, pixels * rows // pe)
+    streams.append(out)
+    cfg = ctx.config(f"{ident}_mvau")
+    tiles = (rows // pe) * (cols // simd)
+    fields = _unit_fields(arith, matrix_w=cols, matrix_h=rows, pixels=pixels, simd=simd, pe=pe, tiles=tiles)
+    params = _params(ident, cfg, arith, pack_words(matrix, arith["weight_code"], simd, pe))
+    kernels.append(Kernel("mvau", "mvau", cfg, fields, [vectors.name], [out.name], [p.name for p in params]))
+    return Block(ident, comment_text(op.name), op.kind, op, kernels, params, streams, [Port(op.inputs[0], src)],
+                 out, op.outputs[0], lead=lead, folding={"pe": pe, "simd": simd})  # fmt: skip
+
+
+def build_depthwise(ctx: Context, op: ir.Conv, ident: str) -> Block:
+    x, y = ctx.tensor(op.inputs[0]), ctx.tensor(op.outputs[0])
+    h, w, c = _fm(x)
+    oh, ow, _ = _fm(y)
+    _, _, kh, kw = op.weights.shape
+    taps = kh * kw
+    fold = ctx.fold(op)
+    _check_fold(op, fold, c, taps, "depthwise Conv folds channels by pe and kernel taps by simd")
+    pe, simd = fold.pe, fold.simd
+    matrix = np.asarray(op.weights).reshape(c, taps)
+    arith = _arith(op, x, y, matrix, pe)
+    src = ctx.stream(f"{ident}_in", arith["in_code"], pe, h * w * c // pe)
+    pad = _pad_raw(arith["in_code"], arith["zero_point"], op, op.pads)
+    swg, windows = _window_stream_and_kernel(
+        ctx, ident, src, hwc=(h, w, c), out_hw=(oh, ow), kernel=(kh, kw), strides=op.strides,
+        pads=(op.pads[0], op.pads[1]), dilations=op.dilations, pad_raw=pad, depthwise=True,
+    )  # fmt: skip
+    kernels, streams = [swg], [src, windows]
+    if simd > 1:
+        dwc, windows = _gearbox(ctx, ident, windows, simd * pe)
+        kernels.append(dwc)
+        streams.append(windows)
+    out = ctx.stream(f"{ident}_out", arith["out_code"], pe, oh * ow * c // pe)
+    streams.append(out)
+    cfg = ctx.config(f"{ident}_vvau")
+    tiles = (c // pe) * (taps // simd)
+    fields = _unit_fields(arith, channels=c, kernel=taps, pixels=oh * ow, simd=simd, pe=pe, tiles=tiles)
+    params = _params(ident, cfg, arith, pack_words(matrix, arith["weight_code"], simd, pe))
+    kernels.append(Kernel("vvau", "vvau", cfg, fields, [windows.name], [out.name], [p.name for p in params]))
+    lead = _window_lead((h, w, c), (kh, kw), op.dilations, op.pads)
+    return Block(ident, comment_text(op.name), "DepthwiseConv", op, kernels, params, streams,
+                 [Port(op.inputs[0], src)], out, op.outputs[0], lead=lead, folding={"pe": pe, "simd": simd})  # fmt: skip
+
+
+def _build_pool(ctx: Context, op: ir.MaxPool | ir.AvgPool, ident: str, *, reduce: str) -> Block:
+    x, y = ctx.tensor(op.inputs[0]), ctx.tensor(op.outputs[0])
+    h, w, c = _fm(x)
+    oh, ow, _ = _fm(y)
+    kh, kw = op.kernel
+    fold = ctx.fold(op)
+    _check_fold(op, fold, c, None, f"{op.kind} folds channels by pe")
+    pe = fold.pe
+    in_code = code_of(x.qtype)
+    pads = op.pads
+    if pads[0] >= kh or pads[2] >= kh or pads[1] >= kw or pads[3] >= kw:
+        raise InputError(f"layer '{op.name}' ({op.kind}): padding {pads} is not smaller than the kernel {op.kernel}")
+    if reduce == "MaxReduce":
+        zp, centred = 0, IntType(in_code.bits + 1, True)
+        value = IntType(2, True) if in_code.bipolar else IntType(in_code.bits, in_code.signed)
+        acc, acc_range, out_code = value, None, in_code
+        requant = {"kind": "same_code"}
+        pad_value = x.qtype.qmin
+    else:
+        zp = zero_point(x, f"layer '{op.name}'")
+        clo, chi = centred_range(x.qtype, zp)
+        centred = int_type(clo, chi)
+        acc_range = (kh * kw * min(0, clo), kh * kw * max(0, chi))
+        acc = signed_type(*acc_range)
+        out_code = _out_code(y, acc)
+        requant = requant_param(
+            op.requant, channels=c, pe=pe, acc_lo=acc_range[0], acc_hi=acc_range[1], out_code=out_code
+        )
+        pad_value = zp
+    src = ctx.stream(f"{ident}_in", in_code, pe, h * w * c // pe)
+    streams, kernels = [src], []
+    is_global = oh == ow == 1 and (kh, kw) == (h, w) and not any(pads)
+    if is_global:
+        function, pixels, reader, lead = "global_pool", h * w, src, h * w * c
+    else:
+        swg, reader = _window_stream_and_kernel(
+            ctx, ident, src, hwc=(h, w, c), out_hw=(oh, ow), kernel=(kh, kw), strides=op.strides,
+            pads=(pads[0], pads[1]), dilations=(1, 1), pad_raw=_pad_raw(in_code, pad_value, op, pads),
+            depthwise=True,
+        )  # fmt: skip
+        kernels.append(swg)
+        streams.append(reader)
+        function, pixels, lead = "window_pool", oh * ow, _window_lead((h, w, c), (kh, kw), (1, 1), pads)
+    out = ctx.stream(f"{ident}_out", out_code, pe, oh * ow * c // pe)
+    streams.append(out)
+    cfg = ctx.config(f"{ident}_pool")
+    fields = {
+        "pe": pe, "channels": c, "pixels": pixels, "kernel": kh * kw, "in_code": in_code.as_dict(),
+        "in_zero_point": zp, "centred": centred.as_dict(), "acc": acc.as_dict(), "reduce": reduce,
+        "out_code": out_code.as_dict(), "requant": requant,
+    }  # fmt: skip
+    param = Param(f"{ident}_requant", "requant", cfg, "requant_t", requant, requant_partitions(requant["kind"]))
+    kernels.append(Kernel(function, "pool", cfg, fields, [reader.name], [out.name], [param.name]))
+    return Block(ident, comment_text(op.name), op.kind, op, kernels, [param], streams, [Port(op.inputs[0], src)],
+                 out, op.outputs[0], lead=lead, folding={"pe": pe, "simd": 1})  # fmt: skip
+
+
+def build_maxpool(ctx: Context, op: ir.MaxPool, ident: str) -> Block:
+    return _build_pool(ctx, op, ident, reduce="MaxReduce")
+
+
+def build_avgpool(ctx: Context, op: ir.AvgPool, ident: str) -> Block:
+    return _build_pool(ctx, op, ident, reduce="SumReduce")
+
+
+def _elementwise_shape(ctx: Context, op: ir.Op) -> tuple[int, int]:
+    y = ctx.tensor(op.outputs[0])
+    _, _, c = _fm(y)
+    return c, y.elements_per_sample() // c
+
+
+def build_add(ctx: Context, op: ir.Add, ident: str) -> Block:
+    a, b, y = ctx.tensor(op.inputs[0]), ctx.tensor(op.inputs[1]), ctx.tensor(op.outputs[0])
+    c, pixels = _elementwise_shape(ctx, op)
+    fold = ctx.fold(op)
+    _check_fold(op, fold, c, None, "Add folds channels by pe")
+    pe = fold.pe
+    za, zb = zero_point(a, f"layer '{op.name}'"), zero_point(b, f"layer '{op.name}'")
+    (alo, ahi), (blo, bhi) = centred_range(a.qtype, za), centred_range(b.qtype, zb)
+    ma, mb = (int(m) for m in op.input_multipliers)
+    acc_lo = min(ma * alo, ma * ahi) + min(mb * blo, mb * bhi)
+    acc_hi = max(ma * alo, ma * ahi) + max(mb * blo, mb * bhi)
+    acc = signed_type(min(acc_lo, 0), max(acc_hi, 0))
+    out_code = _out_code(y, acc)
+    requant = requant_param(op.requant, channels=c, pe=pe, acc_lo=acc_lo, acc_hi=acc_hi, out_code=out_code)
+    sa = ctx.stream(f"{ident}_a", code_of(a.qtype), pe, pixels * c // pe)
+    sb = ctx.stream(f"{ident}_b", code_of(b.qtype), pe, pixels * c // pe)
+    out = ctx.stream(f"{ident}_out", out_code, pe, pixels * c // pe)
+    cfg = ctx.config(f"{ident}_add")
+    fields = {
+        "pe": pe, "channels": c, "pixels": pixels, "a_code": code_of(a.qtype).as_dict(), "a_zero_point": za,
+        "a_centred": int_type(alo, ahi).as_dict(), "b_code": code_of(b.qtype).as_dict(), "b_zero_point": zb,
+        "b_centred": int_type(blo, bhi).as_dict(), "ma": ma, "mb": mb, "acc": acc.as_dict(),
+        "out_code": out_code.as_dict(), "requant": requant,
+    }  # fmt: skip
+    param = Param(f"{ident}_requant", "requant", cfg, "requant_t", requant, requant_partitions(requant["kind"]))
+    kernel = Kernel("add", "add", cfg, fields, [sa.name, sb.name], [out.name], [param.name])
+    ports = [Port(op.inputs[0], sa), Port(op.inputs[1], sb)]
+    return Block(ident, comment_text(op.name), op.kind, op, [kernel], [param], [sa, sb, out], ports, out,
+                 op.outputs[0], lead=pe, folding={"pe": pe, "simd": 1})  # fmt: skip
+
+
+def build_requantize(ctx: Context, op: ir.Requantize, ident: str) -> Block:
+    x, y = ctx.tensor(op.inputs[0]), ctx.tensor(op.outputs[0])
+    c, pixels = _elementwise_shape(ctx, op)
+    fold = ctx.fold(op)
+    _check_fold(op, fold, c, None, "Requantize folds channels by pe")
+    pe = fold.pe
+    zp = zero_point(x, f"layer '{op.name}'")
+    lo, hi = centred_range(x.qtype, zp)
+    acc = signed_type(min(lo, 0), max(hi, 0))
+    out_code = _out_code(y, acc)
+    requant = requant_param(op.requant, channels=c, pe=pe, acc_lo=lo, acc_hi=hi, out_code=out_code)
+    src = ctx.stream(f"{ident}_in", code_of(x.qtype), pe, pixels * c // pe)
+    out = ctx.stream(f"{ident}_out", out_code, pe, pixels * c // pe)
+    cfg = ctx.config(f"{ident}_requantize")
+    fields = {
+        "pe": pe, "channels": c, "pixels": pixels, "in_code": code_of(x.qtype).as_dict(), "in_zero_point": zp,
+        "centred": int_type(lo, hi).as_dict(), "acc": acc.as_dict(), "out_code": out_code.as_dict(),
+        "requant": requant,
+    }  # fmt: skip
+    param = Param(f"{ident}_requant", "requant", cfg, "requant_t", requant, requant_partitions(requant["kind"]))
+    kernel = Kernel("requantize", "requantize", cfg, fields, [src.name], [out.name], [param.name])
+    return Block(ident, comment_text(op.name), op.kind, op, [kernel], [param], [src, out], [Port(op.inputs[0], src)],
+                 out, op.outputs[0], lead=pe, folding={"pe": pe, "simd": 1})  # fmt: skip
+
+
+def build_concat(ctx: Context, op: ir.Concat, ident: str) -> Block:
+    y = ctx.tensor(op.outputs[0])
+    if op.axis not in (-1, len(y.shape) - 1):
+        raise InputError(f"layer '{op.name}': Concat along axis {op.axis}; the hardware concatenates channels only")
+    ins = [ctx.tensor(t) for t in op.inputs]
+    channels = [_fm(t)[2] for t in ins]
+    _, pixels = _elementwise_shape(ctx, op)
+    lanes = math.gcd(*channels)
+    code = code_of(ins[0].qtype)
+    ports = [Port(t.name, ctx.stream(f"{ident}_in{i}", code, lanes, pixels * ch // lanes))
+             for i, (t, ch) in enumerate(zip(ins, channels))]  # fmt: skip
+    streams = [p.stream for p in ports]
+    kernels = []
+    current, have = ports[0].stream, channels[0]
+    for i in range(1, len(ports)):
+        have += channels[i]
+        nxt = ctx.stream(
+            f"{ident}_out" if i == len(ports) - 1 else f"{ident}_part{i}", code, lanes, pixels * have // lanes
+        )
+        streams.append(nxt)
+        fields = {"word_bits": lanes * code.bits, "pixels": pixels, "a_words": current.words // pixels,
+                  "b_words": channels[i] // lanes}  # fmt: skip
+        kernels.append(Kernel("concat", "concat", ctx.config(f"{ident}_concat"), fields,
+                              [current.name, ports[i].stream.name], [nxt.name]))  # fmt: skip
+        current = nxt
+    return Block(ident, comment_text(op.name), op.kind, op, kernels, [], streams, ports, current, op.outputs[0],
+                 lead=sum(channels), folding={"pe": lanes, "simd": 1})  # fmt: skip
+
+
+BUILDERS: dict[type, Callable[[Context, ir.Op, str], Block]] = {
+    ir.Dense: build_dense,
+    ir.Conv: build_conv,
+    ir.MaxPool: build_maxpool,
+    ir.AvgPool: build_avgpool,
+    ir.Add: build_add,
+    ir.Requantize: build_requantize,
+    ir.Concat: build_concat,
+}

@@ -1,0 +1,117 @@
+// accelgen HLS kernel library: the sliding window generator (line buffer) that turns a
+// channels-last feature map stream into the stream of convolution / pooling windows.
+#ifndef ACCELGEN_SWG_H
+#define ACCELGEN_SWG_H
+
+#include "types.h"
+
+namespace accelgen {
+
+/// \brief Sliding window generator with stride, dilation and padding.
+///
+/// Input: per sample IN_H * IN_W pixels, each CHANNELS / LANES words of LANES channels
+/// (row-major, channels innermost). Output: for every output pixel (row-major) the
+/// window's words, in one of two orders:
+///   * convolution order (DEPTHWISE == false): tap (kh, kw) major, then channel word;
+///     a matrix-vector unit reads it as one vector of KH * KW * CHANNELS elements;
+///   * depthwise order (DEPTHWISE == true): channel word major, then tap; depthwise
+///     units and pools reduce the KH * KW consecutive words of one channel group.
+/// Positions outside the image emit PAD_RAW in every lane (the zero point for
+/// convolutions and average pools, the smallest code for max pools).
+///
+/// The line buffer holds (KH - 1) * DH + 1 rows. Before emitting output row oy it reads
+/// input rows up to the last one that row needs (rows a stride skips are read and
+/// overwritten); after the last output row it drains the rows no window uses.
+///
+/// \tparam CFG configuration: code, LANES, CHANNELS, IN_H, IN_W, OUT_H, OUT_W, KH, KW,
+///   SH, SW, DH, DW, PAD_T, PAD_L, PAD_RAW, DEPTHWISE.
+///
+/// Pragmas: PIPELINE II=1 on the row read, emission and drain loops.
+template <class CFG>
+void sliding_window(hls::stream<typename Word<typename CFG::code, CFG::LANES>::type>& in,
+                    hls::stream<typename Word<typename CFG::code, CFG::LANES>::type>& out, const unsigned reps) {
+    static_assert(CFG::CHANNELS % CFG::LANES == 0, "LANES must divide the channels");
+    static_assert(CFG::KH >= 1 && CFG::KW >= 1 && CFG::SH >= 1 && CFG::SW >= 1, "empty kernel or stride");
+    static_assert(CFG::DH >= 1 && CFG::DW >= 1, "dilation is at least 1");
+    static_assert(CFG::OUT_H >= 1 && CFG::OUT_W >= 1, "empty output");
+    typedef typename Word<typename CFG::code, CFG::LANES>::type word_t;
+    const unsigned CF = CFG::CHANNELS / CFG::LANES;
+    const int ROWS = (CFG::KH - 1) * CFG::DH + 1;
+    const int IN_H = CFG::IN_H, IN_W = CFG::IN_W;
+
+    word_t rows[ROWS][CFG::IN_W][CF];
+#pragma HLS BIND_STORAGE variable = rows type = ram_2p
+    const word_t pad = replicate<typename CFG::code, CFG::LANES>(typename CFG::code::raw_t(CFG::PAD_RAW));
+
+swg_samples:
+    for (unsigned rep = 0; rep < reps; rep++) {
+        int next_row = 0;
+    swg_output_rows:
+        for (int oy = 0; oy < int(CFG::OUT_H); oy++) {
+            const int top = oy * int(CFG::SH) - int(CFG::PAD_T);
+            int last = top + (int(CFG::KH) - 1) * int(CFG::DH);
+            if (last > IN_H - 1) last = IN_H - 1;
+        swg_fill:
+            while (next_row <= last) {
+                const int slot = next_row % ROWS;
+                unsigned x = 0, cf = 0;
+            // Flattened (x, cf) nest of one input row.
+            swg_read_row:
+                for (unsigned i = 0; i < CFG::IN_W * CF; i++) {
+#pragma HLS PIPELINE II = 1
+                    rows[slot][x][cf] = in.read();
+                    if (++cf == CF) {
+                        cf = 0;
+                        x++;
+                    }
+                }
+                next_row++;
+            }
+            // Emission counters: ox outermost; (kh, kw, cf) or (cf, kh, kw) inside.
+            unsigned ox = 0, kh = 0, kw = 0, cf = 0;
+        swg_emit:
+            for (unsigned i = 0; i < CFG::OUT_W * CFG::KH * CFG::KW * CF; i++) {
+#pragma HLS PIPELINE II = 1
+                const int iy = top + int(kh * CFG::DH);
+                const int ix = int(ox * CFG::SW) - int(CFG::PAD_L) + int(kw * CFG::DW);
+                const bool inside = iy >= 0 && iy < IN_H && ix >= 0 && ix < IN_W;
+                out.write(inside ? rows[iy % ROWS][ix][cf] : pad);
+                if (CFG::DEPTHWISE) {
+                    if (++kw == CFG::KW) {
+                        kw = 0;
+                        if (++kh == CFG::KH) {
+                            kh = 0;
+                            if (++cf == CF) {
+                                cf = 0;
+                                ox++;
+                            }
+                        }
+                    }
+                } else {
+                    if (++cf == CF) {
+                        cf = 0;
+                        if (++kw == CFG::KW) {
+                            kw = 0;
+                            if (++kh == CFG::KH) {
+                                kh = 0;
+                                ox++;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    swg_drain:
+        for (; next_row < IN_H; next_row++) {
+        swg_drain_row:
+            for (unsigned i = 0; i < CFG::IN_W * CF; i++) {
+#pragma HLS PIPELINE II = 1
+                in.read();
+            }
+        }
+    }
+}
+
+}  // namespace accelgen
+
+#endif  // ACCELGEN_SWG_H
