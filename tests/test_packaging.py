@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -38,3 +39,30 @@ def test_wheel_installs_and_finds_its_data(tmp_path):
                           capture_output=True, text=True, cwd=tmp_path, env=env)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert '"dialect": "qdq"' in proc.stdout
+
+
+@pytest.mark.slow
+def test_wheel_in_a_fresh_virtualenv_runs_the_build(tmp_path):
+    """pip install of the wheel (and its dependencies from the index) into a new venv, then
+    the README's main job from outside the checkout."""
+    wheels = tmp_path / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(wheels), str(ROOT)],
+                   check=True, cwd=tmp_path)  # fmt: skip
+    (wheel,) = wheels.glob("accelgen-*.whl")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", str(wheel)],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=900)  # fmt: skip
+    assert pip.returncode == 0, pip.stderr[-2000:]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    out = tmp_path / "digits_ultra96"
+    proc = subprocess.run([str(venv / "bin" / "accelgen"), "build", str(ROOT / "examples" / "digits_cnn_w4a8.onnx"),
+                           "--board", "ultra96", "-o", str(out), "--json"],
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=900)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    assert report["csim"]["passed"] is True and report["csim"]["mismatches"] == 0
+    probe = subprocess.run([str(venv / "bin" / "python"), "-c", "import accelgen; print(accelgen.__file__)"],
+                           capture_output=True, text=True, cwd=tmp_path, env=env, check=True)  # fmt: skip
+    assert probe.stdout.startswith(str(venv))
+    assert (out / "driver" / "notebook.ipynb").is_file()
