@@ -116,6 +116,10 @@ def _stage_dse(ctx: BuildContext) -> dict:
 
 def _stage_codegen(ctx: BuildContext) -> dict:
     from accelgen.codegen import generate
+    from accelgen.codegen.project import default_inputs
+
+    if ctx.vectors is None:  # deterministic random inputs for C-simulation and the driver
+        (ctx.vectors,) = default_inputs(ctx.compiled.graph, DEFAULT_VECTORS).values()
 
     generate(ctx.compiled, ctx.plan, ctx.path, board=ctx.board, vectors=ctx.vectors,
              clock_mhz=ctx.estimate.clock_mhz)  # fmt: skip

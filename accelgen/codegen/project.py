@@ -96,15 +96,31 @@ def _board_facts(board) -> dict[str, Any]:
     }
 
 
-def _random_inputs(graph: ir.Graph, samples: int) -> dict[str, np.ndarray]:
-    """Deterministic random model inputs (float inputs uniform in [0, 1), codes uniform)."""
+def _input_real_range(graph: ir.Graph, name: str) -> tuple[float, float]:
+    """The real range the first quantizer of a float input can represent ([0, 1) if none)."""
+    reader = {name}
+    for op in graph.ops:
+        if not reader.intersection(op.inputs):
+            continue
+        if isinstance(op, ir.Quantize):
+            q = op.qtype
+            scale, zp = min(q.scale), int(q.zero_point[0])
+            return scale * (q.qmin - (0 if q.bipolar else zp)), scale * (q.qmax - (0 if q.bipolar else zp))
+        reader.update(op.outputs)  # layout ops on the way (Transpose)
+    return 0.0, 1.0
+
+
+def default_inputs(graph: ir.Graph, samples: int) -> dict[str, np.ndarray]:
+    """Deterministic random model inputs: float inputs uniform over the range their
+    quantizer represents (so every input code occurs), codes uniform."""
     rng = np.random.default_rng(0)
     out = {}
     for name in graph.inputs:
         t = graph.tensors[name]
         shape = (samples, *[int(d) for d in t.shape[1:]])
         if t.kind == "float":
-            out[name] = rng.random(shape, dtype=np.float32)
+            lo, hi = _input_real_range(graph, name)
+            out[name] = rng.uniform(lo, hi, shape).astype(np.float32)
         else:
             out[name] = rng.integers(t.qtype.qmin, t.qtype.qmax + 1, shape)
             if t.qtype.bipolar:
@@ -114,7 +130,7 @@ def _random_inputs(graph: ir.Graph, samples: int) -> dict[str, np.ndarray]:
 
 def _vector_inputs(graph: ir.Graph, vectors) -> dict[str, np.ndarray]:
     if vectors is None:
-        return _random_inputs(graph, DEFAULT_RANDOM_VECTORS)
+        return default_inputs(graph, DEFAULT_RANDOM_VECTORS)
     if isinstance(vectors, dict):
         return vectors
     if isinstance(vectors, np.ndarray):

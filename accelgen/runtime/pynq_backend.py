@@ -35,6 +35,20 @@ def _find(path: Path, name: str) -> Path:
     raise FileNotFoundError(f"{path}: no {name}")
 
 
+def _bitstream(root: Path) -> Path:
+    """design.bit in the driver directory, else the one bitstream of a build (bitstream/*.bit)."""
+    for name in ("design.bit", "driver/design.bit"):
+        if (root / name).is_file():
+            return root / name
+    found = sorted(root.glob("*.bit")) + sorted(root.glob("bitstream/*.bit")) + sorted(root.glob("../bitstream/*.bit"))
+    if not found:
+        raise FileNotFoundError(
+            f"{root}: no bitstream: build it (make hls bitstream in OUTDIR/scripts) and put the .bit and .hwh "
+            "next to the driver, or pass bitstream=PATH"
+        )
+    return found[0]
+
+
 class PynqBackend:
     """Runs the hardware part of a partition on the FPGA."""
 
@@ -59,7 +73,7 @@ class PynqBackend:
                 ) from None
         self._pynq = pynq_module
         if overlay is None:
-            bit = Path(bitstream) if bitstream is not None else _find(root, "design.bit")
+            bit = Path(bitstream) if bitstream is not None else _bitstream(root)
             overlay = pynq_module.Overlay(str(bit))
         self.overlay = overlay
         self.accel = overlay.accel
