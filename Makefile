@@ -45,6 +45,7 @@ fixtures: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_frontend.py
 	$(PY) benchmarks/bench_dse.py
+	$(PY) benchmarks/bench_csim.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
