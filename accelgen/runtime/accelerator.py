@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .interpreter import InputValidationError, check_input, evaluate_ops, to_output
+from .interpreter import evaluate_ops, input_env, to_output
 from .program import Program, load_program
 
 HOST_KINDS = ("Quantize", "Transpose")
@@ -121,15 +121,7 @@ class Accelerator:
         if self._closed:
             raise RuntimeError("this Accelerator is closed; create a new one")
         program = self.program
-        if not isinstance(x, dict):
-            if len(program.inputs) != 1:
-                raise InputValidationError(f"the model has inputs {', '.join(program.inputs)}: pass a dict")
-            x = {program.inputs[0]: x}
-        env = {}
-        for name in program.inputs:
-            if name not in x:
-                raise InputValidationError(f"missing input '{name}'")
-            env[name] = check_input(program, name, np.asarray(x[name]))
+        env = input_env(program, x)
         batch = next(iter(env.values())).shape[0]
         t0 = time.perf_counter()
         evaluate_ops(program, self.partition.prologue, env)

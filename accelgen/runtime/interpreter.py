@@ -35,6 +35,15 @@ def run(graph, inputs, keep: bool = False) -> dict:
     bare array is accepted for single-input graphs. Arrays use the model's own ONNX
     layout and dtype.
     """
+    env = input_env(graph, inputs)
+    evaluate_ops(graph, graph.ops, env)
+    if keep:
+        return env
+    return {name: to_output(graph, name, env[name]) for name in graph.outputs}
+
+
+def input_env(graph, inputs) -> dict:
+    """The checked input batches by name (a bare array for single-input graphs)."""
     if not isinstance(inputs, dict):
         if len(graph.inputs) != 1:
             raise InputValidationError(f"the model has {len(graph.inputs)} inputs; pass a dict {{name: array}}")
@@ -44,10 +53,7 @@ def run(graph, inputs, keep: bool = False) -> dict:
         if name not in inputs:
             raise InputValidationError(f"missing input '{name}' (the model's inputs: {', '.join(graph.inputs)})")
         env[name] = check_input(graph, name, np.asarray(inputs[name]))
-    evaluate_ops(graph, graph.ops, env)
-    if keep:
-        return env
-    return {name: to_output(graph, name, env[name]) for name in graph.outputs}
+    return env
 
 
 def evaluate_ops(graph, ops, env: dict) -> None:
