@@ -392,6 +392,9 @@ def _print_build_summary(console, design) -> None:
     from rich.table import Table
 
     r = design.report
+    if r.get("arch") == "rtl":
+        _print_rtl_summary(console, design)
+        return
     t = r["totals"]
     table = Table(title=f"{r['model']} on {r['board_info']['title']} at {r['clock_mhz']:g} MHz", title_justify="left",
                   show_header=False)  # fmt: skip
@@ -411,6 +414,20 @@ def _print_build_summary(console, design) -> None:
     out = design.outdir
     table.add_row("output", f"{out}/: report.md, report.png, folding.json, hls/, scripts/, driver/, logs/")
     console.print(table)
+
+
+def _print_rtl_summary(console, design) -> None:
+    r = design.report
+    sim, rtl = r.get("csim") or {}, r.get("rtl") or {}
+    console.print(f"{r['model']}: fully unrolled RTL ({design.outdir}/rtl)")
+    if sim.get("passed"):
+        console.print(f"  simulation ({sim['simulator']}): passed, {sim['vectors']} vectors bit-exact; latency "
+                      f"{sim['latency_cycles']} cycles, II {sim['ii_cycles']}")  # fmt: skip
+    else:
+        console.print(f"  simulation: {sim.get('skipped', 'not run')}")
+    console.print(f"  Yosys and estimate: {json.dumps(rtl.get('resources', rtl))[:400]}")
+    for note in r.get("notes", []):
+        console.print(f"  note: {note}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -254,6 +254,99 @@ BUILD_STAGES: list[Stage] = [
 ]
 
 
+# -- --arch rtl: the fully unrolled path for tiny networks ------------------------------------
+
+RTL_SIMULATOR = "icarus"
+
+
+def _hw_input_codes(ctx: BuildContext):
+    """The hardware's input codes for the build's test vectors (the golden model's prologue)."""
+    from accelgen import golden
+    from accelgen.runtime.accelerator import Partition
+
+    graph = ctx.compiled.graph
+    if ctx.vectors is None:
+        from accelgen.codegen.project import default_inputs
+
+        (ctx.vectors,) = default_inputs(graph, DEFAULT_VECTORS).values()
+    (name,) = Partition(graph).hw_inputs
+    return golden.run(graph, ctx.vectors, keep=True)[name]
+
+
+def _stage_rtl(ctx: BuildContext) -> dict:
+    from accelgen import rtl
+    from accelgen.boards import get_board
+
+    ctx.board = get_board(ctx.options.board)
+    rtl.check_fits(ctx.compiled.graph)
+    ctx.rtl_codes = _hw_input_codes(ctx)
+    rtl.generate(ctx.compiled.graph, ctx.path / "rtl", x_codes=ctx.rtl_codes)
+    design = rtl.load_design(ctx.path / "rtl")
+    ctx.log.info("wrote the unrolled Verilog to rtl/ (latency %s cycles)", design.get("latency_cycles"))
+    return {"latency_cycles": design.get("latency_cycles")}
+
+
+def _stage_rtl_sim(ctx: BuildContext):
+    from accelgen import rtl
+
+    if not ctx.options.csim:
+        return Skipped("--no-csim")
+    r = rtl.simulate(ctx.path / "rtl", ctx.rtl_codes, simulator=RTL_SIMULATOR)
+    ctx.log.info(
+        "%s: %s, %d mismatching elements", RTL_SIMULATOR, "passed" if r["passed"] else "FAILED", r["mismatches"]
+    )
+    if not r["passed"]:
+        raise InternalError(f"RTL simulation does not match the golden model: {r['first_mismatch']}; the partial "
+                            f"build is kept in {ctx.path}")  # fmt: skip
+    return {"passed": True, "vectors": int(len(ctx.rtl_codes)), "mismatches": 0, "simulator": RTL_SIMULATOR,
+            "latency_cycles": r["latency_cycles"], "ii_cycles": r["ii_cycles"]}  # fmt: skip
+
+
+def _stage_yosys(ctx: BuildContext):
+    from accelgen import rtl
+
+    if ctx.options.synth == "off":
+        return Skipped("--synth off")
+    if not rtl.yosys_available():
+        if ctx.options.synth == "on":
+            raise InputError("--synth on with --arch rtl needs yosys on PATH (apt-get install yosys)")
+        return Skipped("yosys not on PATH")
+    return rtl.synth_yosys(ctx.path / "rtl")
+
+
+def _stage_rtl_report(ctx: BuildContext) -> dict:
+    from accelgen import rtl
+
+    sim = ctx.results.get("sim") or {}
+    yosys = ctx.results.get("synth") or {}
+    design = rtl.load_design(ctx.path / "rtl")
+    report = {
+        "model": ctx.model_path.stem,
+        "arch": "rtl",
+        "board": ctx.board.name,
+        "clock_mhz": float(ctx.options.clock_mhz or ctx.board.default_clock_mhz),
+        "csim": sim if "passed" in sim else {"passed": None, "vectors": 0, "mismatches": None, **sim},
+        "synth": None,
+        "rtl": rtl.rtl_report(design, None if "skipped" in yosys else yosys, [sim] if "passed" in sim else []),
+        "stages": {name: {"status": ctx.status.get(name, "done"), "seconds": round(t, 3)} for name, t in ctx.timings.items()},
+        "notes": ["--arch rtl: the PYNQ driver for the unrolled core is not generated yet; rtl/ holds the Verilog, "
+                  "its cocotb testbench (make sim) and Yosys script (make synth)"],
+    }  # fmt: skip
+    (ctx.path / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    ctx.report = report
+    return {"files": ["report.json"]}
+
+
+#: The order of `accelgen build --arch rtl`.
+RTL_STAGES: list[Stage] = [
+    Stage("frontend", _stage_frontend, title="read the model, normalise, lower"),
+    Stage("rtl", _stage_rtl, outputs=("rtl",), title="unrolled Verilog for the whole network"),
+    Stage("sim", _stage_rtl_sim, title=f"cocotb simulation ({RTL_SIMULATOR}) against the golden model"),
+    Stage("synth", _stage_yosys, title="Yosys synth_xilinx (when installed)"),
+    Stage("report", _stage_rtl_report, outputs=("report.json",), title="report"),
+]
+
+
 class Design:
     """A finished build: its directory, report and a way to run it."""
 
@@ -314,7 +407,7 @@ def build(
     ctx.vectors = _load_array(options.vectors, "vectors")
     ctx.labels = _load_array(options.labels, "labels")
     try:
-        run_stages(ctx, BUILD_STAGES, progress)
+        run_stages(ctx, RTL_STAGES if options.arch == "rtl" else BUILD_STAGES, progress)
         ws.commit()
     except InternalError:
         raise  # the partial directory stays for inspection; the next build cleans it

@@ -50,6 +50,7 @@ class BuildContext:
     vectors: Any = None
     labels: Any = None
     report: dict[str, Any] | None = None
+    rtl_codes: Any = None
 
     @property
     def path(self) -> Path:

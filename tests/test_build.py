@@ -111,3 +111,24 @@ def test_sigint_during_csim_leaves_no_outdir_and_rerun_succeeds(tmp_path):
     rerun = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     assert json.loads((out / "report.json").read_text())["csim"]["passed"] is True
+
+
+def test_build_arch_rtl_simulates_bit_exact(tmp_path, capsys):
+    _, _, x, _ = digits_split()
+    np.save(tmp_path / "x.npy", x[:60])
+    model = ROOT / "tests" / "models" / "qonnx_mlp_w2a2.onnx"
+    code = main(["build", str(model), "--board", "ultra96", "--arch", "rtl", "-o", str(tmp_path / "o"),
+                 "--vectors", str(tmp_path / "x.npy"), "--synth", "off", "--json"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    report = json.loads(capsys.readouterr().out)
+    assert report["arch"] == "rtl" and report["csim"]["passed"] is True and report["csim"]["vectors"] == 60
+    assert report["csim"]["ii_cycles"] == 1
+    assert (tmp_path / "o" / "rtl").is_dir()
+
+
+def test_build_arch_rtl_refuses_a_cnn_and_says_what_to_use(tmp_path, capsys):
+    code = main(["build", str(EXAMPLE), "--board", "ultra96", "--arch", "rtl", "-o", str(tmp_path / "o")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "use --arch dataflow" in err and "Conv" in err
+    assert not (tmp_path / "o").exists()
