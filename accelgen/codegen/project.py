@@ -21,12 +21,10 @@ is written atomically: into a hidden sibling directory, then renamed into place.
 from __future__ import annotations
 
 import functools
-import io
 import json
 import os
 import shutil
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +38,7 @@ from accelgen.codegen.types import CodeType
 from accelgen.errors import InputError, InternalError
 from accelgen.plan import FoldingPlan
 from accelgen.resources import data_dir
+from accelgen.runtime import save_program
 
 DESIGN_FORMAT = "accelgen-hls"
 DESIGN_VERSION = 1
@@ -272,18 +271,6 @@ def _write_vectors(root: Path, design: Design, graph: ir.Graph, inputs: dict[str
     return samples
 
 
-def _save_program(graph: ir.Graph, json_path: Path) -> None:
-    """The lowered graph as the runtime's program (program.json + program.npz), written
-    byte-reproducibly (numpy's own savez stamps the zip entries with the time)."""
-    data, arrays = graph.to_program()
-    json_path.write_text(json.dumps(data, indent=1) + "\n")
-    with zipfile.ZipFile(json_path.with_suffix(".npz"), "w", zipfile.ZIP_STORED) as zf:
-        for key in sorted(arrays):
-            buf = io.BytesIO()
-            np.lib.format.write_array(buf, np.ascontiguousarray(arrays[key]), allow_pickle=False)
-            zf.writestr(zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buf.getvalue())
-
-
 def _copy_library(dst: Path) -> None:
     src = data_dir("hls") / "accelgen"
     target = dst / "hls" / "lib" / "accelgen"
@@ -334,7 +321,7 @@ def generate(
             path.write_text(text)
         _copy_library(stage)
         samples = _write_vectors(stage, design, graph, inputs)
-        _save_program(graph, stage / "hls" / "program.json")
+        save_program(*graph.to_program(), stage / "hls" / "program.json")
         meta = design_json(design, model_name, facts, clock, samples)
         (stage / "hls" / "design.json").write_text(json.dumps(meta, indent=1) + "\n")
         _publish(stage, outdir, ("hls", "scripts"))

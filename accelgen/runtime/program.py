@@ -9,7 +9,9 @@ Part of the standalone runtime: numpy only, Python >= 3.8, no import from the co
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -70,8 +72,12 @@ def load_program(json_path) -> Program:
 
 
 def save_program(data: dict, arrays: dict, json_path) -> None:
-    """Write a program produced by the compiler (``Graph.to_program()``)."""
+    """Write a program produced by the compiler (``Graph.to_program()``), byte-reproducibly
+    (numpy's own savez stamps the zip entries with the current time)."""
     json_path = Path(json_path)
     json_path.write_text(json.dumps(data, indent=1) + "\n")
-    with open(json_path.with_suffix(".npz"), "wb") as f:
-        np.savez(f, **arrays)
+    with zipfile.ZipFile(json_path.with_suffix(".npz"), "w", zipfile.ZIP_STORED) as zf:
+        for key in sorted(arrays):
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.ascontiguousarray(arrays[key]), allow_pickle=False)
+            zf.writestr(zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buf.getvalue())
