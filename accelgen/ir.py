@@ -78,11 +78,6 @@ class QType:
     def per_channel(self) -> bool:
         return len(self.scale) > 1 or len(self.zero_point) > 1
 
-    def scale_array(self, channels: int = 1) -> np.ndarray:
-        """The scale broadcast to ``channels`` entries (float64)."""
-        s = np.asarray(self.scale, dtype=np.float64)
-        return np.broadcast_to(s, (max(channels, s.size),)).copy()
-
     def zero_point_array(self, channels: int = 1) -> np.ndarray:
         z = np.asarray(self.zero_point, dtype=np.int64)
         return np.broadcast_to(z, (max(channels, z.size),)).copy()

@@ -281,7 +281,7 @@ class ImporterBase:
     def _set(self, onnx_name: str, tensor: str, view: str) -> None:
         self.values[onnx_name] = Value(tensor, view)
 
-    def _scale_zp(self, scale_name: str, zp_name: str | None, axis_len: int | None = None):
+    def _scale_zp(self, scale_name: str, zp_name: str | None):
         """Scale and zero point constants as flat arrays, checked for sanity."""
         scale = np.asarray(self._const_real(scale_name), dtype=np.float64).reshape(-1)
         zp_arr = np.asarray(self.consts[zp_name]) if zp_name else np.zeros(1, np.int64)

@@ -10,6 +10,8 @@ the layer's whole accumulator range, which is checked in integer arithmetic.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from accelgen import ir
@@ -240,7 +242,7 @@ def _choose(op: ir.Op, T, lo, hi, direction, q: ir.QType, config: CompileConfig,
     policy = config.requant
     if policy == "thresholds" or (policy == "auto" and q.bits <= config.threshold_max_bits):
         why = f"{q.describe()} output: {T.shape[1]} comparator(s) per channel" if policy == "auto" else "requested"
-        return _with_reason(thresholds, why + note)
+        return dataclasses.replace(thresholds, reason=why + note)
     fit = fit_multiply_shift(T, lo_b, hi_b, q, config.max_multiplier_bits)
     if fit is None:
         if policy == "multiply_shift":
@@ -249,15 +251,11 @@ def _choose(op: ir.Op, T, lo, hi, direction, q: ir.QType, config: CompileConfig,
                 f"{config.max_multiplier_bits} bits reproduces the float reference on the whole "
                 "accumulator range; use --requant thresholds (exact for any scale) for this model"
             )
-        return _with_reason(thresholds, "no exact multiply-shift exists; thresholds are exact" + note)
+        return dataclasses.replace(thresholds, reason="no exact multiply-shift exists; thresholds are exact" + note)
     m, b, s, olo, ohi = fit
     ms = ir.MultiplyShift(multiplier=m, offset=b, shift=s, lo=olo, hi=ohi, direction=direction,
                           reason=f"exact on the accumulator range [{int(lo_b.min())}, {int(hi_b.max())}]" + note)  # fmt: skip
     return ms
-
-
-def _with_reason(th: ir.Thresholds, reason: str) -> ir.Thresholds:
-    return ir.Thresholds(th.thresholds, th.base, th.direction, th.step, reason)
 
 
 def _solve_monotone(graph: ir.Graph, op: ir.Op, config: CompileConfig):
