@@ -36,6 +36,7 @@ class ImporterBase:
         self.tensors: dict[str, ir.Tensor] = {}
         self.ops: list[ir.Op] = []
         self.uninterpreted: set[str] = set()  # integer tensors whose scale is not known yet
+        self.code_ranges: dict[str, tuple[int, int]] = {}  # integer constants narrowed by a Clip
         self.io_dtypes: dict[str, str] = {}
         self._names: set[str] = set()
         self._outputs: set[str] = set()  # graph outputs (IR tensors named as in the model)
@@ -203,6 +204,8 @@ class ImporterBase:
         op = node.op_type
         if op in ("Quant", "IntQuant", "BipolarQuant", "QuantizeLinear", "DequantizeLinear"):
             self.qconsts[node.output[0]] = self._quantize_constant(node)
+            return True
+        if op == "Clip" and self._clip_constant(node):
             return True
         if op in LAYOUT_OPS and node.input[0] in self.qconsts:
             q = self.qconsts[node.input[0]]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import onnx
 
@@ -79,12 +77,12 @@ class ElementwiseHandlers:
         self._emit_float(ir.Relu, self._real_input(node.input[0], "input"), node.output[0])
 
     def op_Clip(self, node: onnx.NodeProto) -> None:
-        lo, hi = self._attr(node, "min", -math.inf), self._attr(node, "max", math.inf)
-        if len(node.input) > 1 and node.input[1]:
-            lo = float(np.asarray(self._const_real(node.input[1])).reshape(-1)[0])
-        if len(node.input) > 2 and node.input[2]:
-            hi = float(np.asarray(self._const_real(node.input[2])).reshape(-1)[0])
-        self._emit_float(ir.Clip, self._real_input(node.input[0], "input"), node.output[0], lo=float(lo), hi=float(hi))
+        v = self._dynamic(node.input[0])
+        if v.view == "int" and self.tensors[v.tensor].kind == "codes":
+            self._clip_codes(node, v)  # QCDQ: a Clip on codes narrows the quantizer
+            return
+        lo, hi = self._clip_bounds(node)
+        self._emit_float(ir.Clip, self._real_input(node.input[0], "input"), node.output[0], lo=lo, hi=hi)
 
     def op_Softmax(self, node: onnx.NodeProto) -> None:
         src = self._real_input(node.input[0], "input")

@@ -246,6 +246,58 @@ class LayerHandlers:
         self._emit(ir.MaxPool, [x], out, kernel=(t.shape[2], t.shape[3]), strides=(1, 1), pads=(0, 0, 0, 0))
         self._set(node.output[0], out, "real")
 
+    def _reduce_spatial(self, node: onnx.NodeProto) -> tuple[str, bool]:
+        """The codes input of a ReduceMean/Max/Sum over H and W (pooling) and its keepdims."""
+        x = self._codes_input(node.input[0], "input")
+        t = self.tensors[x]
+        axes = self._attr(node, "axes")
+        if axes is None and len(node.input) > 1 and node.input[1]:
+            axes = [int(a) for a in np.asarray(self._const_real(node.input[1])).reshape(-1)]
+        if not axes and self._attr(node, "noop_with_empty_axes", 0):
+            raise InputError(f"node '{self._label()}': {node.op_type} with no axes is an identity; remove it")
+        nd = len(t.shape)
+        axes = sorted({int(a) % nd for a in axes}) if axes else list(range(nd))
+        if nd != 4 or axes != [2, 3]:
+            raise InputError(
+                f"node '{self._label()}': {node.op_type} over axes {axes} of a {nd}-D tensor; accelgen "
+                "takes a reduction over the spatial axes [2, 3] of an NCHW feature map (global pooling)"
+            )
+        return x, bool(self._attr(node, "keepdims", 1))
+
+    def _flatten_pooled(self, node: onnx.NodeProto, pooled: str, keepdims: bool) -> None:
+        """keepdims=0: [N, C, 1, 1] -> [N, C] (a Reshape that the passes move past the quantizer)."""
+        if keepdims:
+            return
+        t = self.tensors[pooled]
+        out = self._new_tensor(node.output[0], (None, t.shape[1]), t.kind, t.qtype, "")
+        self._emit(ir.Reshape, [pooled], out, shape=(int(t.shape[1]),))
+        self._set(node.output[0], out, "real")
+
+    def op_ReduceMean(self, node: onnx.NodeProto) -> None:
+        x, keepdims = self._reduce_spatial(node)
+        t = self.tensors[x]
+        name = node.output[0] if keepdims else node.output[0] + "_pooled"
+        pooled = self._emit_avgpool(x, (t.shape[2], t.shape[3]), (1, 1), (0, 0, 0, 0), name)
+        self._flatten_pooled(node, pooled, keepdims)
+
+    def op_ReduceSum(self, node: onnx.NodeProto) -> None:
+        x, keepdims = self._reduce_spatial(node)
+        t = self.tensors[x]
+        k = float(t.shape[2] * t.shape[3])
+        mean = self._emit_avgpool(x, (t.shape[2], t.shape[3]), (1, 1), (0, 0, 0, 0), node.output[0] + "_mean")
+        name = node.output[0] if keepdims else node.output[0] + "_pooled"
+        self._emit_float(ir.Affine, mean, name, mul=np.array([k]), add=np.zeros(1))
+        self._flatten_pooled(node, self.values[name].tensor, keepdims)
+
+    def op_ReduceMax(self, node: onnx.NodeProto) -> None:
+        x, keepdims = self._reduce_spatial(node)
+        t = self.tensors[x]
+        name = node.output[0] if keepdims else node.output[0] + "_pooled"
+        out = self._new_tensor(name, (None, t.shape[1], 1, 1), "codes", t.qtype, "NCHW")
+        self._emit(ir.MaxPool, [x], out, kernel=(t.shape[2], t.shape[3]), strides=(1, 1), pads=(0, 0, 0, 0))
+        self._set(name, out, "real")
+        self._flatten_pooled(node, out, keepdims)
+
     def _residual_add(self, node: onnx.NodeProto, vals: list[Value], out_name: str | None = None) -> None:
         ts = []
         for v, name in zip(vals, node.input):

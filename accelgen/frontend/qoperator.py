@@ -40,6 +40,17 @@ class QOperatorHandlers:
         scale, zp = self._scale_zp(node.input[idx + 1], zp_name)
         return self._interpret(v, (scale, zp), f"input '{node.input[idx]}'")
 
+    def _qoperator_constant(self, node: onnx.NodeProto, idx: int) -> np.ndarray:
+        """The real value ``scale * (code - zero_point)`` of a constant QOperator operand."""
+        codes = np.asarray(self._const_real(node.input[idx]))
+        if int_dtype_bits(codes.dtype) is None:
+            raise InputError(f"node '{self._label()}': constant input '{node.input[idx]}' is not integer codes")
+        zp_name = node.input[idx + 2] if len(node.input) > idx + 2 and node.input[idx + 2] else None
+        scale, zp = self._scale_zp(node.input[idx + 1], zp_name)
+        if scale.size != 1 or zp.size != 1:
+            raise InputError(f"node '{self._label()}': constant input '{node.input[idx]}' needs a per-tensor scale")
+        return scale[0] * (codes.astype(np.float64) - zp[0])
+
     def _qoperator_weights(self, node: onnx.NodeProto, idx: int, out_axis: int) -> tuple[np.ndarray, ir.QType]:
         name = node.input[idx]
         if name not in self.consts:
@@ -97,9 +108,19 @@ class QOperatorHandlers:
         self._qlinear_requant(acc, bias, node.input[7], node.input[8] if len(node.input) > 8 else None, node.output[0])
 
     def op_QLinearAdd(self, node: onnx.NodeProto) -> None:
-        a = self._interpret_input(node, 0)
-        b = self._interpret_input(node, 3)
-        self._residual_add(node, [Value(a, "real"), Value(b, "real")], out_name=node.output[0] + "_sum")
+        const = [i for i in (0, 3) if node.input[i] in self.consts or node.input[i] in self.qconsts]
+        if len(const) == 2:
+            raise InputError(f"node '{self._label()}': QLinearAdd of two constants")
+        if const:  # onnxruntime's MatMul + Add: a constant (e.g. the bias) with its own scale
+            data = 3 - const[0]
+            a = self._interpret_input(node, data)
+            c = self._qoperator_constant(node, const[0])
+            c = self._per_channel(c, a, "added constant")
+            self._emit_float(ir.Affine, a, node.output[0] + "_sum", mul=np.ones(1), add=c)
+        else:
+            a = self._interpret_input(node, 0)
+            b = self._interpret_input(node, 3)
+            self._residual_add(node, [Value(a, "real"), Value(b, "real")], out_name=node.output[0] + "_sum")
         self._qlinear_quantize(node.output[0] + "_sum", node.input[6], node.input[7], node.output[0],
                                zero_point_after_rounding=False)  # fmt: skip
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
+
 import numpy as np
 import onnx
 
@@ -33,6 +36,9 @@ class QuantizerHandlers:
             if info is None:
                 raise InputError(f"node '{self._label()}': DequantizeLinear of a non-integer constant")
             scale, zp = self._qparams_linear(node, x.shape)
+            if src in self.code_ranges:  # integer weights narrowed by a Clip (QCDQ)
+                q, _ = self._narrowed_qtype(ir.QType(*info), *self.code_ranges[src])
+                return QConst.make(x, scale, zp, q.bits, q.signed, q.narrow, source=src)
             return QConst.make(x, scale, zp, info[0], info[1], source=src)
         x = self._const_real(src).astype(np.float64)
         if op == "QuantizeLinear":
@@ -245,3 +251,125 @@ class QuantizerHandlers:
             return
         tensor = self._interpret(v, (scale_c, zp_c), f"input '{node.input[0]}'")
         self._set(node.output[0], tensor, "real")
+
+    # -- Clip on integer codes (QCDQ: QuantizeLinear -> Clip -> DequantizeLinear) --------------
+
+    def _clip_bounds(self, node: onnx.NodeProto) -> tuple[float, float]:
+        """Clip's min and max (inputs from opset 11, attributes before); +-inf when absent."""
+        lo, hi = self._attr(node, "min", -math.inf), self._attr(node, "max", math.inf)
+        if len(node.input) > 1 and node.input[1]:
+            lo = float(np.asarray(self._const_real(node.input[1])).reshape(-1)[0])
+        if len(node.input) > 2 and node.input[2]:
+            hi = float(np.asarray(self._const_real(node.input[2])).reshape(-1)[0])
+        return float(lo), float(hi)
+
+    def _narrowed_qtype(self, q: ir.QType, lo: float, hi: float) -> tuple[ir.QType, bool]:
+        """The QType of codes ``q`` clipped to [lo, hi], and whether its range is exactly [lo, hi].
+
+        A Clip on codes is how 2- to 7-bit quantization appears in QDQ: int8 codes clipped to
+        [-8, 7] are int4, to [-7, 7] narrow int4; uint8 codes clipped to [0, 127] are uint7.
+        """
+        if q.bipolar:
+            raise InputError(f"node '{self._label()}': Clip on bipolar (1-bit) codes is not supported")
+        for name, v in (("min", lo), ("max", hi)):
+            if math.isfinite(v) and v != math.floor(v):
+                raise InputError(f"node '{self._label()}': Clip {name} {v} on integer codes is not a whole number")
+        a = q.qmin if not math.isfinite(lo) else max(int(lo), q.qmin)
+        b = q.qmax if not math.isfinite(hi) else min(int(hi), q.qmax)
+        if a > b:
+            raise InputError(
+                f"node '{self._label()}': Clip [{lo:g}, {hi:g}] on {q.describe()} codes leaves no value; "
+                "check the quantizer's range"
+            )
+        if a >= 0:
+            bits, signed, narrow = max(1, int(b).bit_length()), False, False
+        else:
+            bits, signed = ir.signed_bits_for(a, b), True
+            narrow = bits > 1 and a == -(1 << (bits - 1)) + 1 and b == (1 << (bits - 1)) - 1
+        nq = dataclasses.replace(q, bits=bits, signed=signed, narrow=narrow)
+        return nq, (nq.qmin, nq.qmax) == (a, b)
+
+    def _clip_constant(self, node: onnx.NodeProto) -> bool:
+        """Clip of quantized constant codes (weights): narrower codes; False if not codes."""
+        src = node.input[0]
+        if src in self.qconsts:
+            q = self.qconsts[src]
+            qt = ir.QType(q.bits, q.signed, narrow=q.narrow, bipolar=q.bipolar)
+            lo, hi = self._clip_bounds(node)
+            nq, _ = self._narrowed_qtype(qt, lo, hi)
+            codes = np.clip(q.codes, max(nq.qmin, lo), min(nq.qmax, hi)).astype(np.int64)
+            self.qconsts[node.output[0]] = dataclasses.replace(
+                q, codes=codes, bits=nq.bits, signed=nq.signed, narrow=nq.narrow
+            )
+            return True
+        arr = self.consts.get(src)
+        if arr is None or int_dtype_bits(np.asarray(arr).dtype) is None:
+            return False
+        bits, signed = int_dtype_bits(np.asarray(arr).dtype)
+        range_ = self.code_ranges.get(src, int_range(bits, signed, False))
+        lo, hi = self._clip_bounds(node)
+        nq, _ = self._narrowed_qtype(ir.QType(bits, signed), max(lo, range_[0]), min(hi, range_[1]))
+        self.consts[node.output[0]] = np.clip(arr, nq.qmin, nq.qmax).astype(arr.dtype)
+        self.code_ranges[node.output[0]] = (nq.qmin, nq.qmax)
+        return True
+
+    def _clip_codes(self, node: onnx.NodeProto, v: Value) -> None:
+        """Clip on the int view of dynamic codes: the tensor stays codes, with a narrower QType.
+
+        When the codes come straight from a quantizer that nothing else reads, the quantizer
+        itself is narrowed; otherwise a requantizer onto the narrower type is added.
+        """
+        t = self.tensors[v.tensor]
+        if v.tensor in self.uninterpreted:
+            raise InputError(
+                f"node '{self._label()}': Clip on the integer graph input '{node.input[0]}' before its "
+                "scale is known; dequantize it first"
+            )
+        lo, hi = self._clip_bounds(node)
+        nq, exact = self._narrowed_qtype(t.qtype, lo, hi)
+        if not exact and nq.per_channel:
+            raise InputError(
+                f"node '{self._label()}': Clip [{lo:g}, {hi:g}] on per-channel codes narrows them to no "
+                "whole bit width; clip to a full 2..8-bit range"
+            )
+        scale, zp = nq.scale[0], nq.zero_point[0]
+        bounds = np.array([scale * (max(lo, nq.qmin) - zp), scale * (min(hi, nq.qmax) - zp)])
+        producer = next((op for op in reversed(self.ops) if v.tensor in op.outputs), None)
+        onnx_readers = [n for n in self.model.graph.node if node.input[0] in n.input]
+        sole = (
+            isinstance(producer, (ir.Quantize, ir.Requantize))
+            and len(onnx_readers) == 1
+            and node.input[0] not in {o.name for o in self.model.graph.output}
+            and not any(v.tensor in op.inputs for op in self.ops)
+            and [k for k, val in self.values.items() if isinstance(val, Value) and val.tensor == v.tensor]
+            == [node.input[0]]
+        )
+        if sole:
+            self._narrow_producer(producer, nq, None if exact else bounds)
+            self.tensors[v.tensor] = dataclasses.replace(t, qtype=nq)
+            self._set(node.output[0], v.tensor, "int")
+            return
+        steps = () if exact else (ir.FloatStep("clip", bounds),)
+        out = self._new_tensor(node.output[0], t.shape, "codes", nq, t.layout)
+        self._emit(ir.Requantize, [v.tensor], out, requant=ir.FloatRequant(steps, nq, "HALF_EVEN"))
+        self._set(node.output[0], out, "int")
+
+    def _narrow_producer(self, producer: ir.Op, nq: ir.QType, bounds: np.ndarray | None) -> None:
+        """Give the quantizer ``producer`` the narrower output type (and a clip when not exact)."""
+        if isinstance(producer, ir.Requantize):
+            fr = producer.requant
+            steps = fr.steps + ((ir.FloatStep("clip", bounds),) if bounds is not None else ())
+            new = producer.replace(requant=dataclasses.replace(fr, steps=steps, out_qtype=nq))
+        else:
+            new = producer.replace(qtype=nq)
+            if bounds is not None:
+                src = self.tensors[producer.inputs[0]]
+                if src.kind != "float":
+                    raise InputError(f"node '{self._label()}': Clip on codes of an unsupported producer")
+                clipped = self._new_tensor(producer.inputs[0] + "_clipped", src.shape, "float", None, src.layout)
+                clip = ir.Clip(name=self._fresh(f"clip:{self._label()}"), inputs=(producer.inputs[0],),
+                               outputs=(clipped,), source=self._label(), lo=float(bounds[0]), hi=float(bounds[1]))  # fmt: skip
+                new = new.replace(inputs=(clipped,))
+                idx = self.ops.index(producer)
+                self.ops.insert(idx, clip)
+        self.ops[self.ops.index(producer)] = new

@@ -12,7 +12,7 @@ from accelgen import ir
 from accelgen.config import CompileConfig
 from accelgen.errors import InternalError
 from accelgen.passes.fold import fold_batchnorm
-from accelgen.passes.fuse import check_host_tail, fuse_requant
+from accelgen.passes.fuse import check_host_tail, fuse_requant, sink_reshape
 from accelgen.passes.layout import channels_last
 from accelgen.passes.requant import integer_requant, remove_identity_requant
 
@@ -21,6 +21,7 @@ Pass = Callable[[ir.Graph, CompileConfig], tuple[ir.Graph, bool]]
 #: the passes in the order they run
 PASSES: list[Pass] = [
     fold_batchnorm,
+    sink_reshape,
     fuse_requant,
     check_host_tail,
     integer_requant,

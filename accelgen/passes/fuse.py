@@ -44,6 +44,56 @@ def _chain_back(graph: ir.Graph, tensor: str) -> tuple[list[ir.Op], str]:
         tensor = op.inputs[0]
 
 
+def _from_accumulator(graph: ir.Graph, tensor: str) -> bool:
+    """Whether ``tensor`` is an accumulator or a float element-wise chain computed from one."""
+    while graph.tensors[tensor].kind == "float":
+        op = graph.producer(tensor)
+        if op is None or not op.elementwise_float:
+            return False
+        tensor = op.inputs[0]
+    return graph.tensors[tensor].kind == "acc"
+
+
+def sink_reshape(graph: ir.Graph, config: CompileConfig) -> tuple[ir.Graph, bool]:
+    """Move a Reshape of an accumulator below the float ops and the quantizer after it.
+
+    A global pool reduced with keepdims=0 reshapes its accumulator [N, C, 1, 1] to [N, C]
+    before the quantizer; the requantizer belongs to the pool, so the reshape moves to the
+    codes. Only per-channel element-wise ops and quantizers are crossed, and a reshape of
+    an accumulator keeps the channel axis, so per-channel constants stay valid.
+    """
+    for op in graph.ops:
+        if not isinstance(op, ir.Reshape) or not _from_accumulator(graph, op.inputs[0]):
+            continue
+        users = graph.consumers(op.outputs[0])
+        if len(users) != 1 or op.outputs[0] in graph.outputs:
+            continue
+        (user,) = users
+        if not (user.elementwise_float or isinstance(user, ir.Quantize)) or len(user.inputs) != 1:
+            continue
+        src = graph.tensors[op.inputs[0]]
+        if src.channels != graph.tensors[op.outputs[0]].channels:
+            continue
+        out = graph.tensors[user.outputs[0]]
+        moved = ir.Tensor(f"{out.name}_unflat", src.shape, out.kind, out.qtype, src.layout)
+        if moved.name in graph.tensors:
+            continue
+        tensors = {k: v for k, v in graph.tensors.items() if k != op.outputs[0]}
+        tensors[moved.name] = moved
+        new_user = user.replace(inputs=op.inputs, outputs=(moved.name,))
+        new_reshape = op.replace(inputs=(moved.name,), outputs=user.outputs)
+        ops = []
+        for o in graph.ops:
+            if o is op:
+                continue
+            if o is user:
+                ops += [new_user, new_reshape]
+            else:
+                ops.append(o)
+        return graph.copy(ops=ops, tensors=tensors), True
+    return graph, False
+
+
 def fuse_requant(graph: ir.Graph, config: CompileConfig) -> tuple[ir.Graph, bool]:
     """Quantize(float ops(acc)) -> the accumulating layer gets a FloatRequant.
 
