@@ -77,13 +77,17 @@ def _parser() -> argparse.ArgumentParser:
 def _requant_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--requant", default="auto", choices=["auto", "thresholds", "multiply_shift"],
                    help="integer requantization: auto (default), thresholds, multiply_shift")  # fmt: skip
+    p.add_argument("--arithmetic", default="reference", choices=["reference", "exact"],
+                   help="what requantization reproduces: reference (default: the reference executor's "
+                        "rounding, e.g. onnxruntime's float32 multiplier for QOperator layers) or exact "
+                        "(float64, the ONNX operators' definition)")  # fmt: skip
 
 
 def _compile(args):
     from accelgen.config import CompileConfig
     from accelgen.pipeline import compile_model
 
-    return compile_model(args.model, CompileConfig(requant=args.requant))
+    return compile_model(args.model, CompileConfig(requant=args.requant, arithmetic=args.arithmetic))
 
 
 def cmd_inspect(args) -> int:
@@ -350,7 +354,7 @@ def cmd_build(args) -> int:
     options = BuildOptions(
         board=args.board, clock_mhz=args.clock, max_util=args.max_util, target_fps=args.target_fps,
         folding=args.folding, csim=not args.no_csim, synth=args.synth, arch=args.arch, requant=args.requant,
-        vectors=args.vectors, labels=args.labels,
+        arithmetic=args.arithmetic, vectors=args.vectors, labels=args.labels,
     )  # fmt: skip
     console = Console(stderr=args.json, width=None if sys.stdout.isatty() else 200)
     progress = _BuildProgress(console)

@@ -150,6 +150,23 @@ class FloatStep:
 
 
 @dataclass(frozen=True, eq=False)
+class Float32Multiply:
+    """onnxruntime's requantization of QLinearConv, QLinearMatMul and QGemm, in float32.
+
+    ``code = clip(round_half_even(f32(acc + bias) * multiplier) + zero_point, lo, hi)``, every
+    product rounded to float32, with ``multiplier = f32(f32(x_scale * w_scale) / y_scale)``
+    per output channel (MLAS's requantize-output routine). It differs from the exact float
+    result only within float32 rounding of a half-way point; a model whose reference is
+    onnxruntime's integer kernels gets this arithmetic unless ``--arithmetic exact``.
+    """
+
+    bias: np.ndarray  # (C,) or (1,) int64: the layer's int32 bias (0 without one)
+    multiplier: np.ndarray  # (C,) or (1,) float32
+    lo: int  # the code range (the output type's, or narrower after a Clip on the codes)
+    hi: int
+
+
+@dataclass(frozen=True, eq=False)
 class FloatRequant:
     """The float definition of a requantization, before the integer pass.
 
@@ -164,6 +181,8 @@ class FloatRequant:
     rounding: str = "HALF_EVEN"
     divisor: float | None = None
     zero_point_after_rounding: bool = False
+    #: the reference's float32 arithmetic for the same requantization (QOperator layers)
+    float32: Float32Multiply | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -245,6 +264,7 @@ class Quantize(Op):
     rounding: str = "HALF_EVEN"
     divisor: float | None = None  # divide by this instead of the scale (QONNX Trunc)
     zero_point_after_rounding: bool = False
+    float32: Float32Multiply | None = None  # onnxruntime's arithmetic of a QOperator layer
     kind = "Quantize"
     on_host = True
 

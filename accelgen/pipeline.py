@@ -82,12 +82,14 @@ class BuildOptions:
     synth: str = "auto"
     arch: str = "auto"
     requant: str = "auto"
+    arithmetic: str = "reference"  # see CompileConfig.arithmetic
     vectors: Any = None  # float inputs (array or .npy path) for C-simulation and the driver
     labels: Any = None  # optional labels of those inputs (accuracy in the notebook)
 
 
 def _stage_frontend(ctx: BuildContext) -> dict:
-    compiled = compile_model(ctx.model_path, CompileConfig(requant=ctx.options.requant))
+    config = CompileConfig(requant=ctx.options.requant, arithmetic=ctx.options.arithmetic)
+    compiled = compile_model(ctx.model_path, config)
     ctx.compiled = compiled
     (ctx.path / "ir.json").write_text(compiled.graph.dumps() + "\n")
     layers = sum(1 for _ in compiled.graph.integer_ops())

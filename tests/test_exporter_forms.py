@@ -211,3 +211,60 @@ def test_reduce_over_channels_is_refused() -> None:
     model = quantized_output(net, h, "uint8").model
     with pytest.raises(InputError, match=r"ReduceMean over axes \[1\]"):
         compile_model(model)
+
+
+# ---------------------------------------------------------------------------------------
+# onnxruntime's float32 requantization (the default arithmetic for QOperator layers)
+# ---------------------------------------------------------------------------------------
+
+#: x_scale * w_scale = (1 + 2**-23)(1 - 2**-24) = 1 + 2**-24 - 2**-47 rounds to 1.0 in float32,
+#: so onnxruntime's multiplier is exactly 0.5 while the exact ratio is 0.5 + 2**-25 - 2**-48.
+#: An odd accumulator then sits on a tie in float32 (rounded to even) and just beyond it in
+#: exact arithmetic (rounded away from zero): the two differ by one code where |acc| % 4 == 1.
+NEAR_TIE_SCALES = (np.float32(1 + 2.0**-23), np.float32(1 - 2.0**-24), np.float32(2.0))
+
+
+def _near_tie_layer(op: str) -> Case:
+    net = Net(980)
+    x = net.int_input((BATCH, 6, 3, 3) if op == "QLinearConv" else (BATCH, 6), "uint8")
+    net.feeds[x][:] = net.rng.permutation(np.resize(np.arange(256), net.feeds[x].size)).reshape(net.feeds[x].shape)
+    sx, sw, sy = NEAR_TIE_SCALES
+    params = [*qop_params(net, sx, 128, "uint8")]
+    if op == "QLinearConv":
+        w = np.zeros((4, 6, 1, 1), np.int8)
+        w[np.arange(4), np.arange(4)] = 1  # output channel c passes input channel c through
+        inputs = [x, *params, net.const(w, "w"), *qop_params(net, sw, 0, "int8"),
+                  *qop_params(net, sy, 128, "uint8")]  # fmt: skip
+        y = net.op("QLinearConv", inputs, kernel_shape=[1, 1])
+    elif op == "QLinearMatMul":
+        w = np.eye(6, 4, dtype=np.int8)
+        inputs = [x, *params, net.const(w, "w"), *qop_params(net, sw, 0, "int8"),
+                  *qop_params(net, sy, 128, "uint8")]  # fmt: skip
+        y = net.op("QLinearMatMul", inputs)
+    else:
+        w = np.eye(4, 6, dtype=np.int8)
+        inputs = [x, *params, net.const(w, "w"), *qop_params(net, sw, 0, "int8"), "",
+                  *qop_params(net, sy, 128, "uint8")]  # fmt: skip
+        y = net.op("QGemm", inputs, domain=MS_DOMAIN, transB=1)
+    return Case(net.model(y, dtype="uint8"), net.feeds, multiply_shift=False)
+
+
+@pytest.mark.parametrize("op", ["QLinearConv", "QLinearMatMul", "QGemm"])
+def test_float32_requantization_matches_onnxruntime(op: str) -> None:
+    from accelgen import golden
+    from accelgen.config import CompileConfig
+    from tests.test_layers import run_onnxruntime
+
+    case = _near_tie_layer(op)
+    check(case)  # the default (reference) arithmetic: identical to onnxruntime everywhere
+    ref = run_onnxruntime(case.model, case.feeds).astype(np.int64)
+    exact = compile_model(case.model, CompileConfig(arithmetic="exact")).graph
+    got = golden.run(exact, case.feeds)[case.model.graph.output[0].name].astype(np.int64)
+    acc = case.feeds["x"].astype(np.int64)[:, :4] - 128
+    sx, sw, sy = (np.float64(s) for s in NEAR_TIE_SCALES)
+    want_exact = np.clip(np.rint(acc * (sx * sw / sy)) + 128, 0, 255)  # no true tie: rint is exact
+    assert np.array_equal(got, want_exact), "exact arithmetic is the float64 definition"
+    differ = got != ref
+    assert differ.sum() >= 10, "the case must separate the two semantics"
+    assert np.all(np.abs(got - ref)[differ] == 1)
+    assert np.array_equal(differ, np.abs(acc) % 4 == 1), "they differ exactly on the float32 ties"

@@ -743,7 +743,11 @@ def test_qgemm(per_channel: bool) -> None:
     sy = output_scale(net, sx, 60.0, w, zw, sw)
     inputs = [x, *qop_params(net, sx, zx, "uint8"), net.const(w.astype(np.int8), "w"), *qop_params(net, sw, zw, "int8"),
               net.const(bias, "b"), *qop_params(net, sy, 131, "uint8")]  # fmt: skip
-    check(Case(net.model(net.op("QGemm", inputs, domain=MS_DOMAIN, transB=1), dtype="uint8"), net.feeds))
+    case = Case(net.model(net.op("QGemm", inputs, domain=MS_DOMAIN, transB=1), dtype="uint8"), net.feeds)
+    # onnxruntime's float32 requantization rounds a near-tie of this layer to even, which no
+    # multiply-shift reproduces on the whole accumulator range: the policy must refuse
+    case.multiply_shift = per_channel
+    check(case)
 
 
 def test_qlinear_global_average_pool() -> None:

@@ -17,8 +17,24 @@ from accelgen.frontend.values import (
 class QOperatorHandlers:
     """Handler mixin of the importer (``op_<OpType>`` methods)."""
 
-    def _qlinear_requant(self, acc: str, bias_int: np.ndarray | None, y_scale, y_zp, out_name: str) -> None:
-        """QOperator tail: (acc + bias) * (sx*sw) -> quantize(y_scale, y_zp)."""
+    def _float32_multiply(self, x_scale: str, w_scale: str, y_scale: str, bias_int, qtype: ir.QType):
+        """onnxruntime's float32 form of this requantization (see :class:`ir.Float32Multiply`)."""
+        sx, sw, sy = (
+            np.asarray(self._const_real(n), dtype=np.float32).reshape(-1) for n in (x_scale, w_scale, y_scale)
+        )
+        multiplier = (sx[0] * sw) / sy[0]  # float32 products, as onnxruntime computes them
+        if np.all(multiplier == multiplier[0]):
+            multiplier = multiplier[:1]
+        bias = np.zeros(1, np.int64) if bias_int is None else np.asarray(bias_int, dtype=np.int64).reshape(-1)
+        return ir.Float32Multiply(bias=bias, multiplier=multiplier.astype(np.float32), lo=qtype.qmin, hi=qtype.qmax)
+
+    def _qlinear_requant(self, acc: str, bias_int: np.ndarray | None, y_scale, y_zp, out_name: str,
+                         scales: tuple[str, str]) -> None:  # fmt: skip
+        """QOperator tail: (acc + bias) * (sx*sw) -> quantize(y_scale, y_zp).
+
+        ``scales`` names the input and weight scales, from which onnxruntime's float32
+        multiplier is computed (the compile option ``arithmetic`` picks which one is used).
+        """
         t = self.tensors[acc]
         src = acc
         if bias_int is not None:
@@ -30,7 +46,9 @@ class QOperatorHandlers:
         qtype = ir.QType(self._check_bits(bits, "output"), signed, tuple(map(float, scale)),
                          tuple(map(int, zp)), axis=1 if scale.size > 1 else None)  # fmt: skip
         out = self._new_tensor(out_name, t.shape, "codes", qtype, t.layout)
-        self._emit(ir.Quantize, [src], out, qtype=qtype, rounding="HALF_EVEN", zero_point_after_rounding=True)
+        f32 = self._float32_multiply(*scales, y_scale, bias_int, qtype)
+        self._emit(ir.Quantize, [src], out, qtype=qtype, rounding="HALF_EVEN", zero_point_after_rounding=True,
+                   float32=f32)  # fmt: skip
         self._set(out_name, out, "int")
 
     def _interpret_input(self, node: onnx.NodeProto, idx: int) -> str:
@@ -82,13 +100,13 @@ class QOperatorHandlers:
         bias = None
         if len(node.input) > 8 and node.input[8]:
             bias = np.asarray(self._const_real(node.input[8])).reshape(-1)
-        self._qlinear_requant(acc, bias, node.input[6], node.input[7], node.output[0])
+        self._qlinear_requant(acc, bias, node.input[6], node.input[7], node.output[0], (node.input[1], node.input[4]))
 
     def op_QLinearMatMul(self, node: onnx.NodeProto) -> None:
         x = self._interpret_input(node, 0)
         w, wq = self._qoperator_weights(node, 3, 1)
         acc = self._emit_dense(x, w, wq, node.output[0] + "_acc", "real")
-        self._qlinear_requant(acc, None, node.input[6], node.input[7], node.output[0])
+        self._qlinear_requant(acc, None, node.input[6], node.input[7], node.output[0], (node.input[1], node.input[4]))
 
     def op_QGemm(self, node: onnx.NodeProto) -> None:
         if self._attr(node, "transA", 0):
@@ -105,7 +123,8 @@ class QOperatorHandlers:
             raise InputError(f"node '{self._label()}': QGemm with float output is not supported")
         if alpha != 1.0:
             raise InputError(f"node '{self._label()}': QGemm with alpha != 1 is not supported")
-        self._qlinear_requant(acc, bias, node.input[7], node.input[8] if len(node.input) > 8 else None, node.output[0])
+        y_zp = node.input[8] if len(node.input) > 8 else None
+        self._qlinear_requant(acc, bias, node.input[7], y_zp, node.output[0], (node.input[1], node.input[4]))
 
     def op_QLinearAdd(self, node: onnx.NodeProto) -> None:
         const = [i for i in (0, 3) if node.input[i] in self.consts or node.input[i] in self.qconsts]

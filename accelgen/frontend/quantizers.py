@@ -333,7 +333,8 @@ class QuantizerHandlers:
                 "whole bit width; clip to a full 2..8-bit range"
             )
         scale, zp = nq.scale[0], nq.zero_point[0]
-        bounds = np.array([scale * (max(lo, nq.qmin) - zp), scale * (min(hi, nq.qmax) - zp)])
+        code_range = (int(max(lo, nq.qmin)), int(min(hi, nq.qmax)))
+        bounds = np.array([scale * (code_range[0] - zp), scale * (code_range[1] - zp)])
         producer = next((op for op in reversed(self.ops) if v.tensor in op.outputs), None)
         onnx_readers = [n for n in self.model.graph.node if node.input[0] in n.input]
         sole = (
@@ -345,7 +346,7 @@ class QuantizerHandlers:
             == [node.input[0]]
         )
         if sole:
-            self._narrow_producer(producer, nq, None if exact else bounds)
+            self._narrow_producer(producer, nq, None if exact else bounds, code_range)
             self.tensors[v.tensor] = dataclasses.replace(t, qtype=nq)
             self._set(node.output[0], v.tensor, "int")
             return
@@ -354,14 +355,17 @@ class QuantizerHandlers:
         self._emit(ir.Requantize, [v.tensor], out, requant=ir.FloatRequant(steps, nq, "HALF_EVEN"))
         self._set(node.output[0], out, "int")
 
-    def _narrow_producer(self, producer: ir.Op, nq: ir.QType, bounds: np.ndarray | None) -> None:
+    def _narrow_producer(self, producer: ir.Op, nq: ir.QType, bounds: np.ndarray | None, code_range) -> None:
         """Give the quantizer ``producer`` the narrower output type (and a clip when not exact)."""
         if isinstance(producer, ir.Requantize):
             fr = producer.requant
             steps = fr.steps + ((ir.FloatStep("clip", bounds),) if bounds is not None else ())
             new = producer.replace(requant=dataclasses.replace(fr, steps=steps, out_qtype=nq))
         else:
-            new = producer.replace(qtype=nq)
+            f32 = producer.float32
+            if f32 is not None:
+                f32 = dataclasses.replace(f32, lo=max(f32.lo, code_range[0]), hi=min(f32.hi, code_range[1]))
+            new = producer.replace(qtype=nq, float32=f32)
             if bounds is not None:
                 src = self.tensors[producer.inputs[0]]
                 if src.kind != "float":

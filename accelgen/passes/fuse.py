@@ -107,7 +107,9 @@ def fuse_requant(graph: ir.Graph, config: CompileConfig) -> tuple[ir.Graph, bool
         src_t = graph.tensors[src]
         if src_t.kind == "float":
             continue
-        requant = ir.FloatRequant(_steps(chain), q.qtype, q.rounding, q.divisor, q.zero_point_after_rounding)
+        requant = ir.FloatRequant(
+            _steps(chain), q.qtype, q.rounding, q.divisor, q.zero_point_after_rounding, float32=q.float32
+        )
         dead = {id(op) for op in chain} | {id(q)}
         producer = graph.producer(src)
         tensors = dict(graph.tensors)

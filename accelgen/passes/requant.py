@@ -54,6 +54,18 @@ def eval_float_requant(fr: ir.FloatRequant, value: np.ndarray, ch: np.ndarray) -
     return codes.astype(np.int64)
 
 
+def eval_float32_requant(
+    f32: ir.Float32Multiply, acc: np.ndarray, ch: np.ndarray, zero_point: np.ndarray
+) -> np.ndarray:
+    """Codes onnxruntime's float32 requantization gives for integer accumulators ``acc``."""
+    bias = f32.bias[ch] if f32.bias.size > 1 else f32.bias[0]
+    mult = f32.multiplier[ch] if f32.multiplier.size > 1 else f32.multiplier[0]
+    value = (np.asarray(acc, dtype=np.int64) + bias).astype(np.float32) * np.asarray(mult, dtype=np.float32)
+    z = zero_point[ch] if zero_point.size > 1 else zero_point[0]
+    codes = np.rint(value.astype(np.float32)).astype(np.int64) + z
+    return np.clip(codes, f32.lo, f32.hi)
+
+
 def chain_direction(fr: ir.FloatRequant, acc_scale: np.ndarray, channels: int) -> np.ndarray:
     """+1 where the chain increases with the accumulator, -1 where it decreases (per channel)."""
     sign = np.sign(np.broadcast_to(acc_scale, (channels,))).astype(np.int64)
@@ -261,20 +273,32 @@ def _choose(op: ir.Op, T, lo, hi, direction, q: ir.QType, config: CompileConfig,
 def _solve_monotone(graph: ir.Graph, op: ir.Op, config: CompileConfig):
     fr: ir.FloatRequant = op.requant
     lo, hi, scale = acc_range_and_scale(graph, op)
-    channels = max(lo.size, scale.size, *(s.values.size for s in fr.steps), len(fr.out_qtype.scale))
+    f32 = fr.float32 if config.arithmetic == "reference" else None
+    sizes = [s.values.size for s in fr.steps] + ([f32.bias.size, f32.multiplier.size] if f32 else [])
+    channels = max(lo.size, scale.size, *sizes, len(fr.out_qtype.scale))
     lo = np.broadcast_to(lo, (channels,)).astype(np.int64)
     hi = np.broadcast_to(hi, (channels,)).astype(np.int64)
     scale_b = np.broadcast_to(scale, (channels,))
-    direction = chain_direction(fr, scale_b, channels)
+    if f32 is not None:  # positive float32 multipliers: non-decreasing in the accumulator
+        direction = np.ones(channels, dtype=np.int64)
+        zp = np.asarray(fr.out_qtype.zero_point, dtype=np.int64)
+
+        def fn(a: np.ndarray, ch: np.ndarray) -> np.ndarray:
+            return eval_float32_requant(f32, a, ch, zp)
+
+        note = "; onnxruntime's float32 requantization"
+    else:
+        direction = chain_direction(fr, scale_b, channels)
+
+        def fn(a: np.ndarray, ch: np.ndarray) -> np.ndarray:
+            acc = direction[ch] * a
+            return eval_float_requant(fr, acc.astype(np.float64) * scale_b[ch], ch)
+
+        note = ""
     lo_d = np.where(direction > 0, lo, -hi)
     hi_d = np.where(direction > 0, hi, -lo)
-
-    def fn(a: np.ndarray, ch: np.ndarray) -> np.ndarray:
-        acc = direction[ch] * a
-        return eval_float_requant(fr, acc.astype(np.float64) * scale_b[ch], ch)
-
     T = search_thresholds(fn, lo_d, hi_d, fr.out_qtype)
-    return _choose(op, T, lo_d, hi_d, direction, fr.out_qtype, config, "")
+    return _choose(op, T, lo_d, hi_d, direction, fr.out_qtype, config, note)
 
 
 def _solve_add(graph: ir.Graph, op: ir.Add, config: CompileConfig):
