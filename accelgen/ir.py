@@ -167,6 +167,27 @@ class Float32Multiply:
 
 
 @dataclass(frozen=True, eq=False)
+class Float32Sum:
+    """onnxruntime's com.microsoft QLinearAdd on x86-64 with AVX2 (MLAS's default kernel).
+
+    ``code = clip(rint(fma(a, ratio_a, fma(b, ratio_b, offset))), lo, hi)`` on the raw input
+    codes ``a`` and ``b``, in float32, with ``ratio_x = f32(x_scale / y_scale)`` and
+    ``offset = f32(y_zp - (f32(ratio_a * a_zp) + f32(ratio_b * b_zp)))``; ``a`` is the ONNX
+    node's first operand. ``const`` holds the codes of a constant operand (one per channel)
+    and ``const_input`` which operand it is (0: a, 1: b); None when both are data.
+    """
+
+    ratio_a: float
+    ratio_b: float
+    offset: float
+    zero_points: tuple[int, int]
+    lo: int
+    hi: int
+    const: np.ndarray | None = None
+    const_input: int = 1
+
+
+@dataclass(frozen=True, eq=False)
 class FloatRequant:
     """The float definition of a requantization, before the integer pass.
 
@@ -182,7 +203,7 @@ class FloatRequant:
     divisor: float | None = None
     zero_point_after_rounding: bool = False
     #: the reference's float32 arithmetic for the same requantization (QOperator layers)
-    float32: Float32Multiply | None = None
+    float32: Float32Multiply | Float32Sum | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -264,7 +285,7 @@ class Quantize(Op):
     rounding: str = "HALF_EVEN"
     divisor: float | None = None  # divide by this instead of the scale (QONNX Trunc)
     zero_point_after_rounding: bool = False
-    float32: Float32Multiply | None = None  # onnxruntime's arithmetic of a QOperator layer
+    float32: Float32Multiply | Float32Sum | None = None  # onnxruntime's arithmetic (QOperator)
     kind = "Quantize"
     on_host = True
 

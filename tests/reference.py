@@ -213,6 +213,57 @@ def run_reference(model_path, x: np.ndarray, *, ort_optimize: bool = True) -> np
     raise ValueError(f"unknown dialect {dialect!r} for {model_path}")
 
 
+def opset_of(model) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def _float64_copy(model):
+    """The model with every float32 tensor (initializers, Constant values, I/O types) in float64."""
+    import onnx
+    import onnx.version_converter
+    from onnx import TensorProto, numpy_helper
+
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    for node in model.graph.node:  # onnxruntime's contrib Q/DQ are the standard ops (opset 21 types)
+        if node.domain == "com.microsoft" and node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            node.domain = ""
+    if opset_of(model) < 21:  # the reference implementation has QuantizeLinear from opset 19 on
+        model = onnx.version_converter.convert_version(model, 21)
+    g = model.graph
+
+    def widened(t):
+        return numpy_helper.from_array(numpy_helper.to_array(t).astype(np.float64), t.name)
+
+    for i, t in enumerate(g.initializer):
+        if t.data_type == TensorProto.FLOAT:
+            g.initializer[i].CopyFrom(widened(t))
+    for node in g.node:
+        for a in node.attribute:
+            if a.name == "value" and a.type == onnx.AttributeProto.TENSOR and a.t.data_type == TensorProto.FLOAT:
+                a.t.CopyFrom(widened(a.t))
+    for vi in [*g.input, *g.output, *g.value_info]:
+        if vi.type.tensor_type.elem_type == TensorProto.FLOAT:
+            vi.type.tensor_type.elem_type = TensorProto.DOUBLE
+    return model
+
+
+def run_onnx_float64(model_path, x: np.ndarray) -> np.ndarray:
+    """The model's ONNX operator semantics evaluated in float64 by ONNX's own reference
+    implementation (``onnx.reference.ReferenceEvaluator``) on a float64 copy of the model.
+
+    onnxruntime evaluates a QDQ model's float Conv / Gemm / Add in float32, whose rounding can
+    move a value across a quantization tie; in float64 those errors are ~1e-16 and the
+    quantization decisions are the exact ones. This explains (or not) every element on which
+    the golden model and onnxruntime differ.
+    """
+    import onnx
+    from onnx.reference import ReferenceEvaluator
+
+    model = _float64_copy(onnx.load(str(model_path)))
+    name = next(i.name for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer})
+    return np.asarray(ReferenceEvaluator(model).run(None, {name: np.asarray(x, dtype=np.float64)})[0])
+
+
 def clear_caches() -> None:
     """Drop every cached session / wrapper (e.g. after regenerating fixtures)."""
     with _lock:

@@ -136,15 +136,36 @@ class QOperatorHandlers:
             c = self._qoperator_constant(node, const[0])
             c = self._per_channel(c, a, "added constant")
             self._emit_float(ir.Affine, a, node.output[0] + "_sum", mul=np.ones(1), add=c)
+            const_codes = self._per_channel(np.asarray(self._const_real(node.input[const[0]])), a, "added constant")
         else:
             a = self._interpret_input(node, 0)
             b = self._interpret_input(node, 3)
             self._residual_add(node, [Value(a, "real"), Value(b, "real")], out_name=node.output[0] + "_sum")
+            const_codes = None
+        f32 = self._float32_sum(node, const_codes, const[0] // 3 if const else 1)
         self._qlinear_quantize(node.output[0] + "_sum", node.input[6], node.input[7], node.output[0],
-                               zero_point_after_rounding=False)  # fmt: skip
+                               zero_point_after_rounding=False, float32=f32)  # fmt: skip
+
+    def _float32_sum(self, node: onnx.NodeProto, const_codes, const_input: int) -> ir.Float32Sum:
+        """onnxruntime's float32 form of this QLinearAdd (see :class:`ir.Float32Sum`)."""
+        f = np.float32
+
+        def qparams(idx: int) -> tuple[np.float32, int]:
+            scale = np.asarray(self._const_real(node.input[idx + 1]), dtype=f).reshape(-1)[0]
+            zp_name = node.input[idx + 2] if len(node.input) > idx + 2 and node.input[idx + 2] else None
+            zp = int(np.asarray(self.consts[zp_name]).reshape(-1)[0]) if zp_name else 0
+            return scale, zp
+
+        (sa, za), (sb, zb), (sy, zy) = qparams(0), qparams(3), qparams(5)
+        ra, rb = f(sa / sy), f(sb / sy)
+        offset = f(f(zy) - f(f(ra * f(za)) + f(rb * f(zb))))
+        bits, signed = int_dtype_bits(np.asarray(self.consts[node.input[7]]).dtype) if node.input[7:8] else (8, False)
+        q = ir.QType(bits, signed)
+        codes = None if const_codes is None else np.asarray(const_codes).astype(np.int64)
+        return ir.Float32Sum(float(ra), float(rb), float(offset), (za, zb), q.qmin, q.qmax, codes, const_input)
 
     def _qlinear_quantize(self, src_onnx: str, y_scale: str, y_zp: str | None, out_name: str,
-                          zero_point_after_rounding: bool) -> None:  # fmt: skip
+                          zero_point_after_rounding: bool, float32=None) -> None:  # fmt: skip
         """Quantize a com.microsoft QLinear op's real result.
 
         onnxruntime's QLinearAdd and QLinearAveragePool round ``y / scale + zero_point``;
@@ -157,7 +178,7 @@ class QOperatorHandlers:
         qtype = ir.QType(self._check_bits(bits, "output"), signed, tuple(map(float, scale)), tuple(map(int, zp)))
         out = self._new_tensor(out_name, t.shape, "codes", qtype, t.layout)
         self._emit(ir.Quantize, [v.tensor], out, qtype=qtype, rounding="HALF_EVEN",
-                   zero_point_after_rounding=zero_point_after_rounding)  # fmt: skip
+                   zero_point_after_rounding=zero_point_after_rounding, float32=float32)  # fmt: skip
         self._set(out_name, out, "int")
 
     def op_QLinearGlobalAveragePool(self, node: onnx.NodeProto) -> None:

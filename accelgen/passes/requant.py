@@ -66,6 +66,14 @@ def eval_float32_requant(
     return np.clip(codes, f32.lo, f32.hi)
 
 
+def eval_float32_sum(f32: ir.Float32Sum, a_codes: np.ndarray, b_codes: np.ndarray) -> np.ndarray:
+    """Codes onnxruntime's QLinearAdd gives for input codes ``a`` and ``b`` (float32, fused multiply-add)."""
+    f = np.float32
+    inner = (np.asarray(b_codes, np.float64) * float(f(f32.ratio_b)) + float(f(f32.offset))).astype(f)
+    value = (np.asarray(a_codes, np.float64) * float(f(f32.ratio_a)) + inner.astype(np.float64)).astype(f)
+    return np.clip(np.rint(value).astype(np.int64), f32.lo, f32.hi)
+
+
 def chain_direction(fr: ir.FloatRequant, acc_scale: np.ndarray, channels: int) -> np.ndarray:
     """+1 where the chain increases with the accumulator, -1 where it decreases (per channel)."""
     sign = np.sign(np.broadcast_to(acc_scale, (channels,))).astype(np.int64)
@@ -274,6 +282,8 @@ def _solve_monotone(graph: ir.Graph, op: ir.Op, config: CompileConfig):
     fr: ir.FloatRequant = op.requant
     lo, hi, scale = acc_range_and_scale(graph, op)
     f32 = fr.float32 if config.arithmetic == "reference" else None
+    if isinstance(f32, ir.Float32Sum):  # QLinearAdd with a constant operand (a Requantize)
+        return _solve_constant_sum(graph, op, f32, config)
     sizes = [s.values.size for s in fr.steps] + ([f32.bias.size, f32.multiplier.size] if f32 else [])
     channels = max(lo.size, scale.size, *sizes, len(fr.out_qtype.scale))
     lo = np.broadcast_to(lo, (channels,)).astype(np.int64)
@@ -301,6 +311,25 @@ def _solve_monotone(graph: ir.Graph, op: ir.Op, config: CompileConfig):
     return _choose(op, T, lo_d, hi_d, direction, fr.out_qtype, config, note)
 
 
+def _solve_constant_sum(graph: ir.Graph, op: ir.Op, f32: ir.Float32Sum, config: CompileConfig):
+    """onnxruntime's QLinearAdd of codes and a per-channel constant, as a per-channel requantizer."""
+    fr: ir.FloatRequant = op.requant
+    lo, hi, _ = acc_range_and_scale(graph, op)
+    const = np.asarray(f32.const, dtype=np.int64).reshape(-1)
+    channels = max(const.size, len(fr.out_qtype.scale))
+    lo = np.broadcast_to(lo, (channels,)).astype(np.int64)
+    hi = np.broadcast_to(hi, (channels,)).astype(np.int64)
+    z_data = f32.zero_points[1 - f32.const_input]
+
+    def fn(acc: np.ndarray, ch: np.ndarray) -> np.ndarray:
+        data, c = acc + z_data, (const[ch] if const.size > 1 else const[0])
+        return eval_float32_sum(f32, c, data) if f32.const_input == 0 else eval_float32_sum(f32, data, c)
+
+    T = search_thresholds(fn, lo, hi, fr.out_qtype)
+    direction = np.ones(channels, dtype=np.int64)
+    return _choose(op, T, lo, hi, direction, fr.out_qtype, config, "; onnxruntime's float32 QLinearAdd")
+
+
 def _solve_add(graph: ir.Graph, op: ir.Add, config: CompileConfig):
     """Pick integer input multipliers so one accumulator orders every input pair exactly."""
     fr: ir.FloatRequant = op.requant
@@ -313,9 +342,13 @@ def _solve_add(graph: ir.Graph, op: ir.Add, config: CompileConfig):
     if qb.bipolar:
         xb = np.where(xb == 0, -1, xb)
     sa, sb = qa.scale[0], qb.scale[0]
-    real = sa * xa.astype(np.float64) + sb * xb.astype(np.float64)
-    zero = np.zeros(real.shape, dtype=np.int64)
-    ref = eval_float_requant(fr, real, zero).reshape(-1)
+    f32 = fr.float32 if config.arithmetic == "reference" else None
+    if isinstance(f32, ir.Float32Sum):  # onnxruntime's QLinearAdd arithmetic on the raw codes
+        ref = eval_float32_sum(f32, xa + f32.zero_points[0], xb + f32.zero_points[1]).reshape(-1)
+    else:
+        real = sa * xa.astype(np.float64) + sb * xb.astype(np.float64)
+        zero = np.zeros(real.shape, dtype=np.int64)
+        ref = eval_float_requant(fr, real, zero).reshape(-1)
     smin = min(sa, sb)
     direction = chain_direction(fr, np.array([1.0]), 1)
     for shift in range(0, ADD_MAX_SHIFT + 1):

@@ -48,6 +48,7 @@ if str(ROOT) not in sys.path:
 
 # the repository's test helpers (importable once ROOT is on sys.path)
 _data = importlib.import_module("tests.data")
+xf = importlib.import_module("tests.models.exporter_forms")
 _reference = importlib.import_module("tests.reference")
 as_images = _data.as_images
 digits_split = _data.digits_split
@@ -541,6 +542,7 @@ def ort_quantize(
     per_channel: bool,
     activation_type: str = "QUInt8",
     exclude_softmax: bool = True,
+    pre_optimize: bool = True,
 ) -> None:
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -559,7 +561,8 @@ def ort_quantize(
 
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
-        quant_pre_process(str(float_path), str(pre))
+        # pre_optimize=False keeps the graph's own ops (its optimiser fuses MatMul + Add to Gemm)
+        quant_pre_process(str(float_path), str(pre), skip_optimization=not pre_optimize)
         pre_model = onnx.load(str(pre))
         exclude = [n.name for n in pre_model.graph.node if n.op_type == "Softmax"] if exclude_softmax else []
         quantize_static(
@@ -1048,6 +1051,158 @@ class Builder:
             ],
         )
 
+    # ------------------------------------------------------------------ exporter forms (issue 9)
+    def _trained(self, model: nn.Module, layout: str, epochs: int, lr: float) -> tuple[nn.Module, float]:
+        seed_all()
+        x = self.data(layout)
+        train(model, x, self.y_train, epochs=self.epochs(epochs), lr=lr)
+        return model, torch_accuracy(model, self.data(layout, "test"), self.y_test)
+
+    def _sample(self, layout: str) -> torch.Tensor:
+        return torch.from_numpy(self.data(layout)[:2])
+
+    def qcdq_mlp(self):
+        seed_all()
+        model, acc = self._trained(BrevitasMLP("w4a4"), "flat", 60, 1e-2)
+        name = "qcdq_mlp_w4a4.onnx"
+        xf.brevitas_qcdq_export(model, self._sample("flat"), self.out / name, dynamic_axes("x", "logits"))
+        self.record(
+            name, dialect="qdq", layout="flat", output_kind="logits",
+            exporter="brevitas.export.export_onnx_qcdq(dynamo=False)",
+            description="the qonnx_mlp_w4a4 network (8b input, 4b weights, 4b QuantReLU, Int32Bias "
+            "hidden biases) exported as QCDQ",
+            torch_acc=acc,
+            notes=[
+                "every quantizer is QuantizeLinear -> Clip -> DequantizeLinear with int8/uint8 "
+                "codes; the Clip narrows them to the 4-bit range ([-8, 7] signed, [0, 15] unsigned)",
+                "weights are int8 Constant codes -> Clip([-7, 7], narrow) -> DequantizeLinear",
+                "hidden biases are int32 codes -> DequantizeLinear; the last bias is a float "
+                "initializer also listed as a graph input",
+                f"ops {xf.op_histogram(self.out / name)}",
+            ],
+        )  # fmt: skip
+
+    def qcdq_cnn(self):
+        model, acc = self._trained(xf.BrevitasCNN3(), "image", 30, 5e-3)
+        name = "qcdq_cnn_w3a3.onnx"
+        xf.brevitas_qcdq_export(model, self._sample("image"), self.out / name, dynamic_axes("x", "logits"))
+        self.record(
+            name, dialect="qdq", layout="image", output_kind="logits",
+            exporter="brevitas.export.export_onnx_qcdq(dynamo=False)",
+            description="3-bit CNN on [N,1,8,8]: 8b input, QuantConv2d 1->16 and 16->32 3x3 (3b "
+            "per-channel weights, no bias) + BatchNorm + QuantReLU 3b, MaxPool 2 after each, "
+            "QuantLinear 128->10 (3b per-tensor, float bias), float logits",
+            torch_acc=acc,
+            notes=[
+                "3-bit codes appear as Clip([-3, 3]) on int8 weight codes and Clip([0, 7]) on uint8 "
+                "activation codes between QuantizeLinear and DequantizeLinear",
+                f"ops {xf.op_histogram(self.out / name)}",
+            ],
+        )  # fmt: skip
+
+    def torch_ao(self, opset: int):
+        seed_all()
+        model = xf.torch_ao_prepare(xf.TorchAoMLP())
+        train(model, self.x_train, self.y_train, epochs=self.epochs(40), lr=3e-3)
+        acc = torch_accuracy(model, self.x_test, self.y_test)
+        name = f"torch_ao_qat_mlp_opset{opset}.onnx"
+        xf.torch_ao_export(model, self._sample("flat"), self.out / name, opset, dynamic_axes("x", "logits"))
+        self.record(
+            name, dialect="qdq", layout="flat", output_kind="logits",
+            exporter=f"torch.onnx.export(dynamo=False, opset {opset}) of a torch.ao.quantization "
+            "eager QAT model (fuse_modules_qat + prepare_qat, observers disabled for export)",
+            description="MLP 64-64-32-10 (Linear+ReLU fused for QAT); activations reduce-range "
+            "uint8 0..127 (MovingAverageMinMaxObserver), weights int8 per-channel symmetric; "
+            "float biases, the logits quantized too (fake-quant after fc3)",
+            torch_acc=acc,
+            notes=[
+                "reduce-range activations are QuantizeLinear(uint8) -> Clip(0, 127) -> "
+                "DequantizeLinear, the Clip bounds from Constant nodes",
+                "weights stay float initializers: QuantizeLinear(axis=0) -> DequantizeLinear -> Gemm",
+                "torch 2.13's dynamo exporter cannot export fake-quant models "
+                "(aten.fake_quantize_per_tensor_affine_cachemask has no fake-tensor kernel), so "
+                "the recent-opset file uses the TorchScript exporter's newest opset (20)",
+                f"ops {xf.op_histogram(self.out / name)}",
+            ],
+        )  # fmt: skip
+
+    def float_model(self, key: str, model: nn.Module, layout: str, epochs: int, opset: int) -> Path:
+        path = self.tmp / f"float_{key}.onnx"
+        if not path.exists():
+            model, acc = self._trained(model, layout, epochs, 3e-3)
+            self._float_acc[key] = acc
+            xf.float_export_opset(model, self._sample(layout), path, opset, dynamic_axes("x", "logits"))
+        return path
+
+    def ort_s8w4(self, name: str, key: str, contrib: bool):
+        src = self.float_model(key, xf.ResNet8() if key == "resnet8" else xf.DSCNN(), "image", 40, 17)
+        xf.ort_quantize_s8w4(src, self.out / name, as_images(self.calib), contrib_ops=contrib)
+        arch = {"resnet8": xf.ResNet8.__doc__, "dscnn": xf.DSCNN.__doc__}[key]
+        self.record(
+            name, dialect="qdq", layout="image", output_kind="logits",
+            exporter="onnxruntime.quantization.quantize_static(QDQ, per_channel=True, "
+            "activation_type=QInt8, weight_type=QInt4, ActivationSymmetric=True"
+            + (", UseQDQContribOps=True" if contrib else "") + ") of torch.onnx.export(opset 17)",
+            description=" ".join(arch.split()) + "; symmetric int8 activations, int4 per-channel weights",
+            torch_acc=self._float_acc[key], torch_acc_of="the float torch model before ORT quantization",
+            notes=[
+                ("QuantizeLinear / DequantizeLinear in the com.microsoft domain" if contrib
+                 else "int4 weights need opset 21: the quantizer raises the model's opset"),
+                f"ops {xf.op_histogram(self.out / name)}",
+            ],
+        )  # fmt: skip
+
+    def ort_qop(self, name: str, key: str):
+        layout = "flat" if key == "matmul_add" else "image"
+        model = xf.MatMulAddMLP() if key == "matmul_add" else xf.DSCNN()
+        src = self.float_model(key, model, layout, 60 if key == "matmul_add" else 40, 13 if layout == "flat" else 17)
+        calib = self.calib if layout == "flat" else as_images(self.calib)
+        ort_quantize(src, self.out / name, calib, "x", fmt="qoperator", per_channel=key != "matmul_add",
+                     pre_optimize=key != "matmul_add")  # fmt: skip
+        self.record(
+            name, dialect="qoperator", layout=layout, output_kind="logits",
+            exporter="onnxruntime.quantization.quantize_static(QOperator, "
+            f"per_channel={key != 'matmul_add'}, activation_type=QUInt8, weight_type=QInt8) of "
+            f"torch.onnx.export(dynamo=False, opset {13 if layout == 'flat' else 17})",
+            description=" ".join((model.__doc__ or "").split()),
+            torch_acc=self._float_acc[key], torch_acc_of="the float torch model before ORT quantization",
+            notes=[
+                ("each Linear is QLinearMatMul -> com.microsoft QLinearAdd whose second input is a "
+                 "constant uint8 bias with its own scale and zero point" if key == "matmul_add" else
+                 "onnxruntime requantizes QLinearConv with a float32 multiplier; exact float64 "
+                 "arithmetic differs on a few codes (accelgen --arithmetic exact)"),
+                f"ops {xf.op_histogram(self.out / name)}",
+            ],
+        )  # fmt: skip
+
+    def qonnx_mean_head(self):
+        model, acc = self._trained(xf.BrevitasMeanHead(), "image", 30, 5e-3)
+        name = "qonnx_cnn_reducemean.onnx"
+        brevitas_export(model, self._sample("image"), self.out / name, in_name="x", out_name="logits")
+        self.record(
+            name, dialect="qonnx", layout="image", output_kind="logits",
+            exporter="brevitas.export.export_qonnx(dynamo=False)",
+            description=" ".join(xf.BrevitasMeanHead.__doc__.split()),
+            torch_acc=acc,
+            notes=[
+                "x.mean(dim=(2, 3)) exports as ReduceMean(axes=[2, 3], keepdims=0), then Quant",
+                f"ops {xf.op_histogram(self.out / name)}",
+            ],
+        )  # fmt: skip
+
+
+EXPORTER_FORMS = {
+    "qcdq_mlp_w4a4.onnx": lambda b: b.qcdq_mlp(),
+    "qcdq_cnn_w3a3.onnx": lambda b: b.qcdq_cnn(),
+    "torch_ao_qat_mlp_opset13.onnx": lambda b: b.torch_ao(13),
+    "torch_ao_qat_mlp_opset20.onnx": lambda b: b.torch_ao(20),
+    "qdq_resnet8_s8w4_opset21.onnx": lambda b: b.ort_s8w4("qdq_resnet8_s8w4_opset21.onnx", "resnet8", False),
+    "qdq_dscnn_s8w4_msdomain.onnx": lambda b: b.ort_s8w4("qdq_dscnn_s8w4_msdomain.onnx", "dscnn", True),
+    "qop_dscnn_perchannel.onnx": lambda b: b.ort_qop("qop_dscnn_perchannel.onnx", "dscnn"),
+    "qop_mlp_matmul_add.onnx": lambda b: b.ort_qop("qop_mlp_matmul_add.onnx", "matmul_add"),
+    "qonnx_cnn_reducemean.onnx": lambda b: b.qonnx_mean_head(),
+}
+
 
 ALL = [
     "qonnx_mlp_w4a4.onnx",
@@ -1062,6 +1217,7 @@ ALL = [
     "qop_mlp_pertensor.onnx",
     "qop_cnn_perchannel_residual.onnx",
     "torch_qdq_mlp.onnx",
+    *EXPORTER_FORMS,
 ]
 
 
@@ -1102,6 +1258,9 @@ def build(b: Builder, only: set[str] | None) -> None:
         )
     if want("torch_qdq_mlp.onnx"):
         b.torch_qdq()
+    for name, make in EXPORTER_FORMS.items():
+        if want(name):
+            make(b)
 
 
 def write_manifest(out: Path, entries: dict[str, dict]) -> None:
