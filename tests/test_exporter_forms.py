@@ -268,3 +268,18 @@ def test_float32_requantization_matches_onnxruntime(op: str) -> None:
     assert differ.sum() >= 10, "the case must separate the two semantics"
     assert np.all(np.abs(got - ref)[differ] == 1)
     assert np.array_equal(differ, np.abs(acc) % 4 == 1), "they differ exactly on the float32 ties"
+
+
+def test_rejected_forms_exit_2_naming_the_node(tmp_path, capsys):
+    """A reduction over channels and a Clip that leaves no code: exit 2, the node named."""
+    from accelgen.cli import main
+
+    net = Net(991)
+    x = net.float_input((BATCH, 4, 5, 6))
+    xr, _, _ = net.qdq(x, "uint8")
+    h = net.op("ReduceMax", [xr], axes=[1, 2, 3], keepdims=0)
+    path = tmp_path / "reduce_channels.onnx"
+    path.write_bytes(quantized_output(net, h, "uint8").model.SerializeToString())
+    assert main(["inspect", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert h in err and "axes [1, 2, 3]" in err and "Traceback" not in err
