@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from accelgen import __version__
-from accelgen.errors import AccelgenError, InputError, InternalError
+from accelgen.errors import AccelgenError, InputError, InternalError, environment_error, is_environment_error
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -31,14 +31,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
+    except OSError as exc:
+        if not is_environment_error(exc):
+            return _internal(args, exc)
+        _error(str(environment_error(exc)))
+        return 2
     except Exception as exc:  # a bug: say so, keep the traceback for --debug
-        if args.debug:
-            traceback.print_exc()
-        _error(
-            str(InternalError(f"{type(exc).__name__}: {exc}"))
-            + ("" if args.debug else " [--debug shows the traceback]")
-        )
-        return 1
+        return _internal(args, exc)
+
+
+def _internal(args, exc: Exception) -> int:
+    if args.debug:
+        traceback.print_exc()
+    _error(
+        str(InternalError(f"{type(exc).__name__}: {exc}")) + ("" if args.debug else " [--debug shows the traceback]")
+    )
+    return 1
 
 
 def _error(message: str) -> None:

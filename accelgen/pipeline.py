@@ -19,7 +19,7 @@ import onnx
 
 from accelgen import ir
 from accelgen.config import CompileConfig
-from accelgen.errors import InputError, InternalError
+from accelgen.errors import InputError, InternalError, environment_error, is_environment_error
 from accelgen.frontend import detect_dialect, import_model, load_model
 from accelgen.passes import run_passes
 from accelgen.stages import BuildContext, Progress, Skipped, Stage, run_stages
@@ -402,16 +402,32 @@ def build(
 
     vendor.synthesis_plan(options.synth)  # --synth on without the tools fails before any work
     outdir = Path(outdir) if outdir is not None else Path(f"{model_path.stem}_{options.board}")
+    vectors = _load_array(options.vectors, "vectors")
+    labels = _check_labels(vectors, _load_array(options.labels, "labels"))
     ws = Workspace(outdir)
-    ctx = BuildContext(model_path=model_path, options=options, ws=ws)
-    ctx.vectors = _load_array(options.vectors, "vectors")
-    ctx.labels = _load_array(options.labels, "labels")
+    ctx = BuildContext(model_path=model_path, options=options, ws=ws, vectors=vectors, labels=labels)
     try:
         run_stages(ctx, RTL_STAGES if options.arch == "rtl" else BUILD_STAGES, progress)
         ws.commit()
     except InternalError:
         raise  # the partial directory stays for inspection; the next build cleans it
-    except BaseException:
+    except BaseException as exc:
         ws.discard()
+        if is_environment_error(exc):  # a full disk, a read-only file system: not a bug
+            raise environment_error(exc, f"-o {outdir}") from None
         raise
     return Design(outdir)
+
+
+def _check_labels(vectors, labels):
+    """--labels must name one class per --vectors sample (the notebook compares them)."""
+    if labels is None:
+        return None
+    if vectors is None:
+        raise InputError("--labels needs --vectors: the labels are those of the test vectors")
+    if labels.ndim != 1 or len(labels) != len(vectors):
+        raise InputError(
+            f"--labels has shape {labels.shape} but --vectors has {len(vectors)} sample(s): give one label per "
+            "sample (a 1-D array as long as the vectors' first axis)"
+        )
+    return labels

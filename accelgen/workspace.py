@@ -9,6 +9,7 @@ expensive stage's files from the previous OUTDIR instead of running it again.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -16,7 +17,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from accelgen.errors import InputError
+from accelgen.errors import InputError, environment_error
 
 CHECKPOINTS = ".accelgen/checkpoints.json"
 
@@ -41,20 +42,36 @@ class Workspace:
 
     def __init__(self, outdir: Path) -> None:
         self.outdir = Path(outdir).resolve()
-        if self.outdir.exists() and not self._is_build(self.outdir):
-            raise InputError(
-                f"-o {outdir}: the directory exists and is not an accelgen build; accelgen replaces its "
-                "output directory as a whole, so choose a new or empty directory"
-            )
-        self.outdir.parent.mkdir(parents=True, exist_ok=True)
-        self._clean_stale_partials()
         self.path = self.outdir.parent / f".{self.outdir.name}.partial-{os.getpid()}"
-        if self.path.exists():
-            shutil.rmtree(self.path)
-        self.path.mkdir()
-        (self.path / "logs").mkdir()
+        try:  # before any stage runs: a build that cannot be published is refused now
+            if self.outdir.exists() and not self._is_build(self.outdir):
+                raise InputError(
+                    f"-o {outdir}: the directory exists and is not an accelgen build; accelgen replaces its "
+                    "output directory as a whole, so choose a new or empty directory"
+                )
+            self._check_writable(outdir)
+            self.outdir.parent.mkdir(parents=True, exist_ok=True)
+            self._clean_stale_partials()
+            if self.path.exists():
+                shutil.rmtree(self.path)
+            self.path.mkdir()
+            (self.path / "logs").mkdir()
+        except OSError as exc:
+            shutil.rmtree(self.path, ignore_errors=True)
+            raise environment_error(exc, f"-o {outdir}") from None
         self.previous = self._read_checkpoints(self.outdir)
         self.checkpoints: dict[str, dict] = {}
+
+    def _check_writable(self, given) -> None:
+        """OUTDIR (when it exists) must be replaceable, its parent writable: else the OS's reason."""
+        for directory in (self.outdir, self.outdir.parent):
+            if directory.is_dir() and not os.access(directory, os.W_OK | os.X_OK):
+                raise OSError(errno.EACCES, os.strerror(errno.EACCES), str(directory))
+            if directory.exists() and not directory.is_dir():
+                raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(directory))
+        name_max = os.pathconf(self.outdir.parent, "PC_NAME_MAX") if self.outdir.parent.is_dir() else 255
+        if len(f".{self.outdir.name}.partial-{os.getpid()}".encode()) > name_max:
+            raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), str(given))
 
     @staticmethod
     def _is_build(path: Path) -> bool:
