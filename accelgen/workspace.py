@@ -80,7 +80,7 @@ class Workspace:
     def _clean_stale_partials(self) -> None:
         for stale in self.outdir.parent.glob(f".{self.outdir.name}.partial-*"):
             pid = stale.name.rsplit("-", 1)[-1]
-            if pid.isdigit() and not _alive(int(pid)):
+            if pid.isdigit() and not process_alive(int(pid)):
                 shutil.rmtree(stale, ignore_errors=True)
 
     @staticmethod
@@ -133,7 +133,8 @@ class Workspace:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process of this machine with that id still runs (leftovers of dead ones are cleaned)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
