@@ -5,6 +5,7 @@ stage has finished, so an interrupted or failed build never leaves an OUTDIR tha
 complete (an older complete OUTDIR stays untouched). ``.accelgen/checkpoints.json``
 records each stage's input hash and result; a rebuild with unchanged inputs copies an
 expensive stage's files from the previous OUTDIR instead of running it again.
+``manifest.json``, written last, holds the hash of every file; the runtime checks it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from accelgen.errors import InputError, environment_error
+from accelgen.runtime.manifest import write_manifest
 
 CHECKPOINTS = ".accelgen/checkpoints.json"
 
@@ -120,6 +122,7 @@ class Workspace:
         ck = self.path / CHECKPOINTS
         ck.parent.mkdir(parents=True, exist_ok=True)
         ck.write_text(json.dumps(self.checkpoints, indent=1, sort_keys=True, default=str) + "\n")
+        write_manifest(self.path)  # last: what the runtime checks the directory against
         old = None
         if self.outdir.exists():
             old = self.outdir.parent / f".{self.outdir.name}.old-{os.getpid()}"
