@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import sys
-import tempfile
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from accelgen import __version__
-from accelgen.errors import AccelgenError, InputError, InternalError
+from accelgen.errors import AccelgenError, InputError, InternalError, environment_error, is_environment_error
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -31,14 +31,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
+    except OSError as exc:
+        if not is_environment_error(exc):
+            return _internal(args, exc)
+        _error(str(environment_error(exc)))
+        return 2
     except Exception as exc:  # a bug: say so, keep the traceback for --debug
-        if args.debug:
-            traceback.print_exc()
-        _error(
-            str(InternalError(f"{type(exc).__name__}: {exc}"))
-            + ("" if args.debug else " [--debug shows the traceback]")
-        )
-        return 1
+        return _internal(args, exc)
+
+
+def _internal(args, exc: Exception) -> int:
+    if args.debug:
+        traceback.print_exc()
+    _error(
+        str(InternalError(f"{type(exc).__name__}: {exc}")) + ("" if args.debug else " [--debug shows the traceback]")
+    )
+    return 1
 
 
 def _error(message: str) -> None:
@@ -165,7 +173,7 @@ def cmd_run(args) -> int:
 
 def _run_design_dir(args) -> int:
     """`accelgen run OUTDIR`: the design's emulated hardware (csim) or its golden program."""
-    from accelgen.runtime import Accelerator, InputValidationError
+    from accelgen.runtime import Accelerator, DamagedBuildError, InputValidationError
 
     backend = args.backend or "csim"
     if backend == "pynq":
@@ -178,7 +186,7 @@ def _run_design_dir(args) -> int:
     try:
         with Accelerator(args.model, backend=backend, **options) as accel:
             outputs = accel.run(_load_inputs(args.input, accel.program.inputs), as_dict=True)
-    except InputValidationError as exc:
+    except (InputValidationError, DamagedBuildError) as exc:
         raise InputError(str(exc)) from None
     except FileNotFoundError as exc:
         raise InputError(str(exc)) from None
@@ -197,14 +205,20 @@ def _save_outputs(out: Path, outputs: dict[str, np.ndarray]) -> None:
 
 
 def _save_atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write ``path`` by a rename from a sibling temporary file, with the permissions a new
+    file gets (0666 less the umask); its directory must exist."""
+    if not path.parent.is_dir():
+        raise InputError(f"{path}: the directory {path.parent} does not exist; create it first")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory; give a file name")
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for any new file
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import errno
 import functools
 import hashlib
 import importlib.metadata
@@ -34,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from accelgen.errors import InputError, InternalError
+from accelgen.workspace import process_alive
 
 CXX_STD = "-std=c++14"
 #: flags of the design library (the emulator's speed) and of the light testbench driver
@@ -169,19 +171,85 @@ def _cached_build(
     key = h.hexdigest()
     root = Path(cache_dir) if cache_dir is not None else cache_root()
     dest = root / key[:24]
-    wanted = [dest / LIB_NAME] + ([dest / TB_NAME] if testbench else [])
-    if all(p.is_file() for p in wanted):
+    names = [LIB_NAME] + ([TB_NAME] if testbench else [])
+    if _entry_is_valid(dest, names):
         return Build(dest, dest / LIB_NAME, dest / TB_NAME, 0.0, True, key)
     root.mkdir(parents=True, exist_ok=True)
+    _clean_leftovers(root)
     t0 = time.perf_counter()
-    work = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
+    work = Path(tempfile.mkdtemp(prefix=f"{_WORK_PREFIX}{os.getpid()}-", dir=root))
     try:
         compile_design(hls_dirs, work, log=log, testbench=testbench, opt=opt, defines=defines)
-        if not dest.exists():
-            os.replace(work, dest)
+        _write_entry_manifest(work, names)
+        _publish_entry(work, dest, names)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return Build(dest, dest / LIB_NAME, dest / TB_NAME, time.perf_counter() - t0, False, key)
+
+
+# A cache entry is valid when its manifest, written last, lists the sha256 of every file
+# the entry must hold and the files still have those contents: a killed or truncated
+# build, a garbage library or a deleted testbench is rebuilt instead of trusted.
+ENTRY_MANIFEST = "entry.json"
+_WORK_PREFIX = ".build-"
+_STALE_PREFIX = ".stale-"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _write_entry_manifest(work: Path, names: list[str]) -> None:
+    manifest = {name: _sha256(work / name) for name in names}
+    tmp = work / f".{ENTRY_MANIFEST}.tmp"
+    tmp.write_text(json.dumps(manifest, sort_keys=True))
+    os.replace(tmp, work / ENTRY_MANIFEST)
+
+
+def _entry_is_valid(dest: Path, names: list[str]) -> bool:
+    try:
+        manifest = json.loads((dest / ENTRY_MANIFEST).read_text())
+        return isinstance(manifest, dict) and all(
+            isinstance(manifest.get(name), str) and _sha256(dest / name) == manifest[name] for name in names
+        )
+    except (OSError, ValueError):
+        return False
+
+
+def _publish_entry(work: Path, dest: Path, names: list[str]) -> None:
+    """Rename the finished build onto ``dest``; a concurrent build may have published the
+    same entry first (then it is kept), a damaged entry is moved aside and replaced."""
+    for _ in range(3):
+        try:
+            os.rename(work, dest)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+        if _entry_is_valid(dest, names):
+            return  # another build of the same sources won the race
+        stale = dest.with_name(f"{_STALE_PREFIX}{os.getpid()}-{dest.name}")
+        try:
+            os.rename(dest, stale)
+        except FileNotFoundError:
+            continue  # someone else moved it aside
+        except OSError:
+            shutil.rmtree(stale, ignore_errors=True)
+            continue
+        shutil.rmtree(stale, ignore_errors=True)
+    raise InternalError(f"could not publish the C-simulation build into {dest}")
+
+
+def _clean_leftovers(root: Path) -> None:
+    """Remove the work directories of builds that were killed (their process is gone)."""
+    for leftover in [*root.glob(f"{_WORK_PREFIX}*"), *root.glob(f"{_STALE_PREFIX}*")]:
+        pid = leftover.name.split("-")[1] if leftover.name.count("-") >= 2 else ""
+        if not pid.isdigit() or not process_alive(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def compile_design(

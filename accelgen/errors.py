@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+
 ISSUES_URL = "https://github.com/accelgen/accelgen/issues"
 
 
@@ -41,3 +44,26 @@ class InternalError(AccelgenError):
 
     def __str__(self) -> str:
         return f"internal error: {super().__str__()} (please report it at {ISSUES_URL})"
+
+
+#: OS errors that describe the machine (permissions, space, names), not a bug of accelgen
+ENVIRONMENT_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in ("EACCES", "EPERM", "EROFS", "ENOSPC", "EDQUOT", "ENAMETOOLONG", "ENOTDIR", "EEXIST", "EISDIR",
+                 "ELOOP", "EMFILE", "ENFILE", "EFBIG")
+    if hasattr(errno, name)
+)  # fmt: skip
+
+
+def is_environment_error(exc: BaseException) -> bool:
+    """True for an OSError caused by the machine: read-only or full disk, a name too long,
+    a path through a regular file, missing permission."""
+    return isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS
+
+
+def environment_error(exc: OSError, what: str = "") -> InputError:
+    """An :class:`InputError` naming the path and the system's reason for ``exc``."""
+    path = exc.filename if exc.filename is not None else what
+    reason = exc.strerror or os.strerror(exc.errno or 0) or str(exc)
+    where = f"{what}: " if what and what != path else ""
+    return InputError(f"{where}cannot write {path}: {reason}; choose another location or free space, then rerun")

@@ -19,21 +19,17 @@ import jinja2
 import numpy as np
 
 from accelgen import __version__, golden, ir
-from accelgen.resources import data_dir
 from accelgen.runtime import save_program
 from accelgen.runtime.accelerator import Partition
+from accelgen.templating import environment
 
 RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
 LATENCY_RUNS = 1000
 
 
 def template_env() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(data_dir("templates"))),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
+    """The Jinja environment of templates/ (see :mod:`accelgen.templating`)."""
+    return environment()
 
 
 def percent_to_ipynb(source: str) -> dict[str, Any]:

@@ -19,9 +19,10 @@ import onnx
 
 from accelgen import ir
 from accelgen.config import CompileConfig
-from accelgen.errors import InputError, InternalError
+from accelgen.errors import InputError, InternalError, environment_error, is_environment_error
 from accelgen.frontend import detect_dialect, import_model, load_model
 from accelgen.passes import run_passes
+from accelgen.runtime.manifest import write_manifest
 from accelgen.stages import BuildContext, Progress, Skipped, Stage, run_stages
 from accelgen.workspace import Workspace, hash_paths
 
@@ -94,7 +95,8 @@ def _stage_frontend(ctx: BuildContext) -> dict:
     (ctx.path / "ir.json").write_text(compiled.graph.dumps() + "\n")
     layers = sum(1 for _ in compiled.graph.integer_ops())
     ctx.log.info("%s: %s dialect, %d integer layers", ctx.model_path.name, compiled.dialect, layers)
-    return {"dialect": compiled.dialect, "integer_layers": layers, "timings": compiled.timings}
+    ctx.log.info("timings: %s", ", ".join(f"{k} {v:.3f} s" for k, v in compiled.timings.items()))
+    return {"dialect": compiled.dialect, "integer_layers": layers}
 
 
 def _stage_dse(ctx: BuildContext) -> dict:
@@ -146,8 +148,9 @@ def _stage_csim(ctx: BuildContext):
     result = run_csim(ctx.path)
     (ctx.path / "csim").mkdir(exist_ok=True)  # the emulator library for `run --backend csim`
     shutil.copy2(build(ctx.path).library, ctx.path / "csim" / "libaccel.so")
-    summary = {k: result[k] for k in ("passed", "vectors", "mismatches", "build_s", "run_s", "first_mismatch")}
-    ctx.log.info("C-simulation: %d vectors, %d mismatching elements", result["vectors"], result["mismatches"])
+    summary = {k: result[k] for k in ("passed", "vectors", "mismatches", "first_mismatch")}  # no timings: see logs/
+    ctx.log.info("C-simulation: %d vectors, %d mismatching elements (build %.1f s%s, run %.1f s)", result["vectors"],
+                 result["mismatches"], result["build_s"], ", cached" if result["cached"] else "", result["run_s"])  # fmt: skip
     if not result["passed"]:
         m = result["first_mismatch"] or {}
         raise InternalError(
@@ -209,6 +212,7 @@ def _stage_package(ctx: BuildContext) -> dict:
         found = sorted(p for p in ctx.path.rglob(f"*{suffix}") if "driver" not in p.parts)
         if found:
             shutil.copy2(found[0], ctx.path / "driver" / f"design{suffix}")
+    write_manifest(ctx.path / "driver")  # a driver copied to the board checks itself
     return summary
 
 
@@ -223,8 +227,6 @@ def _stage_report(ctx: BuildContext) -> dict:
         report["csim"] = {"passed": None, "vectors": 0, "mismatches": None, "skipped": csim["skipped"]}
     if synth.get("skipped"):
         report["synth_status"] = synth["skipped"]
-    report["stages"] = {name: {"status": ctx.status.get(name, "done"), "seconds": round(s, 3)}
-                        for name, s in ctx.timings.items()}  # fmt: skip
     report["outputs"] = {"hls": "hls/", "scripts": "scripts/", "driver": "driver/", "logs": "logs/"}
     for name, content in report_files(report, ctx.plan.to_json()).items():
         path = ctx.path / name
@@ -330,7 +332,6 @@ def _stage_rtl_report(ctx: BuildContext) -> dict:
         "csim": sim if "passed" in sim else {"passed": None, "vectors": 0, "mismatches": None, **sim},
         "synth": None,
         "rtl": rtl.rtl_report(design, None if "skipped" in yosys else yosys, [sim] if "passed" in sim else []),
-        "stages": {name: {"status": ctx.status.get(name, "done"), "seconds": round(t, 3)} for name, t in ctx.timings.items()},
         "notes": ["--arch rtl: the PYNQ driver for the unrolled core is not generated yet; rtl/ holds the Verilog, "
                   "its cocotb testbench (make sim) and Yosys script (make synth)"],
     }  # fmt: skip
@@ -358,6 +359,9 @@ class Design:
         if not path.is_file():
             raise InputError(f"{outdir}: no report.json; is this an accelgen build directory?")
         self.report: dict[str, Any] = json.loads(path.read_text())
+        stages = self.outdir / STAGES_FILE
+        #: how the build ran: {stage: {status, seconds}} (logs/stages.json)
+        self.stages: dict[str, Any] = json.loads(stages.read_text()) if stages.is_file() else {}
 
     def run(self, x, backend: str = "csim"):
         """Run the model's float inputs (batch first) on ``golden``, ``csim`` or ``pynq``."""
@@ -404,16 +408,43 @@ def build(
 
     vendor.synthesis_plan(options.synth)  # --synth on without the tools fails before any work
     outdir = Path(outdir) if outdir is not None else Path(f"{model_path.stem}_{options.board}")
+    vectors = _load_array(options.vectors, "vectors")
+    labels = _check_labels(vectors, _load_array(options.labels, "labels"))
     ws = Workspace(outdir)
-    ctx = BuildContext(model_path=model_path, options=options, ws=ws)
-    ctx.vectors = _load_array(options.vectors, "vectors")
-    ctx.labels = _load_array(options.labels, "labels")
+    ctx = BuildContext(model_path=model_path, options=options, ws=ws, vectors=vectors, labels=labels)
     try:
         run_stages(ctx, RTL_STAGES if options.arch == "rtl" else BUILD_STAGES, progress)
+        _write_stages(ctx)
         ws.commit()
     except InternalError:
         raise  # the partial directory stays for inspection; the next build cleans it
-    except BaseException:
+    except BaseException as exc:
         ws.discard()
+        if is_environment_error(exc):  # a full disk, a read-only file system: not a bug
+            raise environment_error(exc, f"-o {outdir}") from None
         raise
     return Design(outdir)
+
+
+STAGES_FILE = "logs/stages.json"
+
+
+def _write_stages(ctx: BuildContext) -> None:
+    """How this build ran (each stage's status and seconds), kept out of report.json so the
+    report is byte-identical for identical inputs."""
+    stages = {name: {"status": ctx.status.get(name, "done"), "seconds": round(t, 3)} for name, t in ctx.timings.items()}
+    (ctx.path / STAGES_FILE).write_text(json.dumps(stages, indent=1) + "\n")
+
+
+def _check_labels(vectors, labels):
+    """--labels must name one class per --vectors sample (the notebook compares them)."""
+    if labels is None:
+        return None
+    if vectors is None:
+        raise InputError("--labels needs --vectors: the labels are those of the test vectors")
+    if labels.ndim != 1 or len(labels) != len(vectors):
+        raise InputError(
+            f"--labels has shape {labels.shape} but --vectors has {len(vectors)} sample(s): give one label per "
+            "sample (a 1-D array as long as the vectors' first axis)"
+        )
+    return labels

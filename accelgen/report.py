@@ -131,7 +131,7 @@ def add_csim(report: dict[str, Any], csim: dict[str, Any]) -> dict[str, Any]:
     missing = [k for k in CSIM_KEYS if k not in csim]
     if missing:
         raise ValueError(f"csim section needs {', '.join(missing)}")
-    report["csim"] = dict(csim)
+    report["csim"] = dict(sorted(csim.items()))  # the same order whether run or restored from a checkpoint
     return report
 
 

@@ -5,10 +5,12 @@ stage has finished, so an interrupted or failed build never leaves an OUTDIR tha
 complete (an older complete OUTDIR stays untouched). ``.accelgen/checkpoints.json``
 records each stage's input hash and result; a rebuild with unchanged inputs copies an
 expensive stage's files from the previous OUTDIR instead of running it again.
+``manifest.json``, written last, holds the hash of every file; the runtime checks it.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -16,7 +18,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from accelgen.errors import InputError
+from accelgen.errors import InputError, environment_error
+from accelgen.runtime.manifest import write_manifest
 
 CHECKPOINTS = ".accelgen/checkpoints.json"
 
@@ -41,20 +44,36 @@ class Workspace:
 
     def __init__(self, outdir: Path) -> None:
         self.outdir = Path(outdir).resolve()
-        if self.outdir.exists() and not self._is_build(self.outdir):
-            raise InputError(
-                f"-o {outdir}: the directory exists and is not an accelgen build; accelgen replaces its "
-                "output directory as a whole, so choose a new or empty directory"
-            )
-        self.outdir.parent.mkdir(parents=True, exist_ok=True)
-        self._clean_stale_partials()
         self.path = self.outdir.parent / f".{self.outdir.name}.partial-{os.getpid()}"
-        if self.path.exists():
-            shutil.rmtree(self.path)
-        self.path.mkdir()
-        (self.path / "logs").mkdir()
+        try:  # before any stage runs: a build that cannot be published is refused now
+            if self.outdir.exists() and not self._is_build(self.outdir):
+                raise InputError(
+                    f"-o {outdir}: the directory exists and is not an accelgen build; accelgen replaces its "
+                    "output directory as a whole, so choose a new or empty directory"
+                )
+            self._check_writable(outdir)
+            self.outdir.parent.mkdir(parents=True, exist_ok=True)
+            self._clean_stale_partials()
+            if self.path.exists():
+                shutil.rmtree(self.path)
+            self.path.mkdir()
+            (self.path / "logs").mkdir()
+        except OSError as exc:
+            shutil.rmtree(self.path, ignore_errors=True)
+            raise environment_error(exc, f"-o {outdir}") from None
         self.previous = self._read_checkpoints(self.outdir)
         self.checkpoints: dict[str, dict] = {}
+
+    def _check_writable(self, given) -> None:
+        """OUTDIR (when it exists) must be replaceable, its parent writable: else the OS's reason."""
+        for directory in (self.outdir, self.outdir.parent):
+            if directory.is_dir() and not os.access(directory, os.W_OK | os.X_OK):
+                raise OSError(errno.EACCES, os.strerror(errno.EACCES), str(directory))
+            if directory.exists() and not directory.is_dir():
+                raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(directory))
+        name_max = os.pathconf(self.outdir.parent, "PC_NAME_MAX") if self.outdir.parent.is_dir() else 255
+        if len(f".{self.outdir.name}.partial-{os.getpid()}".encode()) > name_max:
+            raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), str(given))
 
     @staticmethod
     def _is_build(path: Path) -> bool:
@@ -63,7 +82,7 @@ class Workspace:
     def _clean_stale_partials(self) -> None:
         for stale in self.outdir.parent.glob(f".{self.outdir.name}.partial-*"):
             pid = stale.name.rsplit("-", 1)[-1]
-            if pid.isdigit() and not _alive(int(pid)):
+            if pid.isdigit() and not process_alive(int(pid)):
                 shutil.rmtree(stale, ignore_errors=True)
 
     @staticmethod
@@ -103,6 +122,7 @@ class Workspace:
         ck = self.path / CHECKPOINTS
         ck.parent.mkdir(parents=True, exist_ok=True)
         ck.write_text(json.dumps(self.checkpoints, indent=1, sort_keys=True, default=str) + "\n")
+        write_manifest(self.path)  # last: what the runtime checks the directory against
         old = None
         if self.outdir.exists():
             old = self.outdir.parent / f".{self.outdir.name}.old-{os.getpid()}"
@@ -116,7 +136,8 @@ class Workspace:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process of this machine with that id still runs (leftovers of dead ones are cleaned)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -148,3 +148,11 @@ def test_wrong_input_is_refused(outdir):
             accel.run(bad)
         with pytest.raises(InputValidationError, match="dtype"):
             accel.run(np.zeros((1, 1, 8, 8), dtype="U1"))
+
+
+def test_an_empty_batch_on_the_board_starts_nothing(outdir):
+    fake, overlay = FakePynq(), FakeOverlay(outdir)
+    with Accelerator(outdir / "driver", backend="pynq", pynq_module=fake, overlay=overlay) as accel:
+        y = accel.run(np.zeros((0, 1, 8, 8), np.float32))
+    assert y.shape == (0, 10)
+    assert overlay.accel.writes == [] and fake.buffers == []  # no DMA waits for words that never come

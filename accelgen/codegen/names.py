@@ -14,10 +14,13 @@ import hashlib
 import re
 import unicodedata
 
+from accelgen.templating import comment_text
+
+__all__ = ["MAX_LEN", "Namer", "comment_text", "identifier"]
+
 MAX_LEN = 48
 
 _NOT_IDENT = re.compile(r"[^A-Za-z0-9]+")
-_NOT_COMMENT = re.compile(r"[^A-Za-z0-9 _.:/()\[\],=+-]")
 
 # C++ keywords and names the generated code or its headers already use
 RESERVED = frozenset(
@@ -61,13 +64,3 @@ class Namer:
             n += 1
         self._used.add(candidate.lower())
         return candidate
-
-
-def comment_text(name: str, max_len: int = 72) -> str:
-    """A one-line rendering of a model name that is safe inside a ``//`` comment.
-
-    Only letters, digits and a few punctuation characters survive (no backslash, which
-    would continue the comment onto the next line, no ``?`` of trigraphs, no ``*/``).
-    """
-    text = _NOT_COMMENT.sub("_", str(name))
-    return text if len(text) <= max_len else text[: max_len - 3] + "..."

@@ -20,7 +20,6 @@ is written atomically: into a hidden sibling directory, then renamed into place.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import shutil
@@ -39,6 +38,7 @@ from accelgen.errors import InputError, InternalError
 from accelgen.plan import FoldingPlan
 from accelgen.resources import data_dir
 from accelgen.runtime import save_program
+from accelgen.templating import environment
 
 DESIGN_FORMAT = "accelgen-hls"
 DESIGN_VERSION = 1
@@ -50,23 +50,9 @@ EMU_CHUNK = 256
 DEFAULT_RANDOM_VECTORS = 16
 
 
-def _fail(message: str):
-    raise InternalError(f"template: {message}")
-
-
-@functools.lru_cache(maxsize=1)
 def template_env() -> jinja2.Environment:
-    """The Jinja environment of templates/ (StrictUndefined; compiled templates are cached)."""
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(data_dir("templates"))),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
-        trim_blocks=False,
-        lstrip_blocks=False,
-    )
-    env.globals["fail"] = _fail
-    return env
+    """The Jinja environment of templates/ (see :mod:`accelgen.templating`)."""
+    return environment()
 
 
 # -- inputs -----------------------------------------------------------------------------------------

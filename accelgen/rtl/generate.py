@@ -32,11 +32,11 @@ import numpy as np
 
 from accelgen import golden, ir
 from accelgen.errors import InputError
-from accelgen.resources import data_dir
 from accelgen.rtl import core as core_mod
 from accelgen.rtl import estimate as estimate_mod
 from accelgen.rtl.names import identifier
 from accelgen.rtl.netlist import Encoding, lane_bits_for, lower_core
+from accelgen.templating import environment
 
 FORMAT = "accelgen-rtl/1"
 
@@ -164,12 +164,7 @@ def describe(
 
 
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(data_dir("templates") / "rtl")),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
+    return environment("rtl")
 
 
 def render(design: dict[str, Any]) -> dict[str, str]:

@@ -6,6 +6,16 @@ and never imports the compiler, so a build's driver directory carries a copy of 
 
 from .accelerator import Accelerator
 from .interpreter import InputValidationError, OpFailure, run
+from .manifest import DamagedBuildError
 from .program import Program, load_program, save_program
 
-__all__ = ["Accelerator", "InputValidationError", "OpFailure", "Program", "load_program", "run", "save_program"]
+__all__ = [
+    "Accelerator",
+    "DamagedBuildError",
+    "InputValidationError",
+    "OpFailure",
+    "Program",
+    "load_program",
+    "run",
+    "save_program",
+]

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .manifest import DamagedBuildError, verify_file
+
 LIBRARY = "csim/libaccel.so"
 _I64P = ctypes.POINTER(ctypes.c_int64)
 _STATUS = {
@@ -40,14 +42,24 @@ class CsimBackend:
         if design_dir is None:
             raise ValueError("the csim backend needs a build directory")
         root = _design_dir(Path(design_dir))
-        self.meta = json.loads((root / "hls" / "design.json").read_text())
+        design_json = root / "hls" / "design.json"
+        verify_file(design_json)
+        try:
+            self.meta = json.loads(design_json.read_text())
+            entry = self.meta["emulator"]["entry"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DamagedBuildError(f"{design_json} is not a design description ({exc!r})") from None
         lib = Path(library) if library is not None else root / LIBRARY
         if not lib.is_file():
             raise FileNotFoundError(
                 f"{lib}: this build has no C-simulation library (built with --no-csim?); rebuild with C-simulation"
             )
-        self._lib = ctypes.CDLL(str(lib))
-        entry = self.meta["emulator"]["entry"]
+        if library is None:
+            verify_file(lib)
+        try:
+            self._lib = ctypes.CDLL(str(lib))
+        except OSError as exc:
+            raise DamagedBuildError(f"{lib} is not a loadable library ({exc})") from None
         self._threads = 1
         try:  # the threaded entry point splits a batch over the CPUs
             self._emulate = getattr(self._lib, entry + "_parallel")
@@ -64,9 +76,11 @@ class CsimBackend:
             raise ValueError("the C-simulation library does not match this program's hardware interface")
 
     def run(self, hw_in: dict) -> dict:
-        arrays = [np.ascontiguousarray(hw_in[p["tensor"]].reshape(len(hw_in[p["tensor"]]), -1), dtype=np.int64)
-                  for p in self.meta["inputs"]]  # fmt: skip
-        batch = arrays[0].shape[0] if arrays else 0
+        batch = len(hw_in[self.meta["inputs"][0]["tensor"]]) if self.meta["inputs"] else 0
+        arrays = [
+            np.ascontiguousarray(np.reshape(hw_in[p["tensor"]], (batch, p["elements"])), dtype=np.int64)
+            for p in self.meta["inputs"]
+        ]  # fmt: skip  (explicit sizes: an empty batch reshapes too)
         outs = [np.zeros((batch, p["elements"]), dtype=np.int64) for p in self.meta["outputs"]]
         if batch:
             ins_p = (_I64P * len(arrays))(*[a.ctypes.data_as(_I64P) for a in arrays])

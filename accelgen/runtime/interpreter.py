@@ -52,7 +52,15 @@ def input_env(graph, inputs) -> dict:
     for name in graph.inputs:
         if name not in inputs:
             raise InputValidationError(f"missing input '{name}' (the model's inputs: {', '.join(graph.inputs)})")
-        env[name] = check_input(graph, name, np.asarray(inputs[name]))
+        try:
+            x = np.asarray(inputs[name])
+        except ValueError as exc:  # nested lists of different lengths
+            raise InputValidationError(
+                f"input '{name}' is not a rectangular array (ragged nested lists?): {exc}"
+            ) from None
+        if x.dtype == object:
+            raise InputValidationError(f"input '{name}' is not a numeric array (ragged nested lists or objects)")
+        env[name] = check_input(graph, name, x)
     return env
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .manifest import DamagedBuildError, verify_file
+
 FORMAT = "accelgen-program"
 SUPPORTED_VERSIONS = (1,)
 
@@ -34,10 +36,12 @@ class Program:
     """A lowered graph: ``inputs``, ``outputs``, ``io_dtypes``, ``tensors``, ``ops``."""
 
     def __init__(self, data: dict, arrays) -> None:
-        if data.get("format") != FORMAT or data.get("version") not in SUPPORTED_VERSIONS:
-            raise ValueError(
-                f"not an accelgen program of a supported version (format {data.get('format')!r}, "
-                f"version {data.get('version')!r}); rebuild it with this accelgen"
+        if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("version") not in SUPPORTED_VERSIONS:
+            found = (
+                data if not isinstance(data, dict) else {"format": data.get("format"), "version": data.get("version")}
+            )
+            raise DamagedBuildError(
+                f"not an accelgen program of a supported version ({found!r}); rebuild it with this accelgen"
             )
         self.name = data["name"]
         self.inputs = list(data["inputs"])
@@ -65,10 +69,22 @@ def _node(value, arrays):
 def load_program(json_path) -> Program:
     """Read ``program.json`` and the ``.npz`` beside it (same stem)."""
     json_path = Path(json_path)
-    data = json.loads(json_path.read_text())
-    with np.load(json_path.with_suffix(".npz"), allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    return Program(data, arrays)
+    npz_path = json_path.with_suffix(".npz")
+    verify_file(json_path)
+    verify_file(npz_path)
+    try:
+        data = json.loads(json_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DamagedBuildError(f"{json_path} is not readable JSON ({exc})") from None
+    try:
+        with np.load(npz_path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise DamagedBuildError(f"{npz_path} is not a readable .npz ({exc})") from None
+    try:
+        return Program(data, arrays)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise DamagedBuildError(f"{json_path} lacks {exc} or has it of the wrong type") from None
 
 
 def save_program(data: dict, arrays: dict, json_path) -> None:

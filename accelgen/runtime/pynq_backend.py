@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .manifest import DamagedBuildError, verify_file
 from .packing import pack, unpack
 
 AP_START = 0x1
@@ -55,7 +56,12 @@ class PynqBackend:
     def __init__(self, design_dir, program, partition, bitstream=None, timeout_s: float = DEFAULT_TIMEOUT_S,
                  overlay=None, pynq_module=None) -> None:  # fmt: skip
         root = Path(design_dir)
-        self.meta = json.loads(_find(root, "accel.json").read_text())
+        accel_json = _find(root, "accel.json")
+        verify_file(accel_json)
+        try:
+            self.meta = json.loads(accel_json.read_text())
+        except ValueError as exc:
+            raise DamagedBuildError(f"{accel_json} is not readable JSON ({exc})") from None
         hw = self.meta["hardware"]
         if "bus_bits" not in hw:
             raise ValueError("accel.json has no hardware interface (was the design built by `accelgen build`?)")
@@ -84,6 +90,8 @@ class PynqBackend:
         if self._closed:
             raise RuntimeError("the overlay is closed")
         batch = len(next(iter(hw_in.values())))
+        if batch == 0:  # nothing to stream: the DMAs would wait for words that never come
+            return {p["tensor"]: np.zeros((0, *p["shape"]), dtype=np.int64) for p in self.outputs}
         alloc = self._pynq.allocate
         dtype = _WORD_DTYPES[self.bus_bits]
         sends = []

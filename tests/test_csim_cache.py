@@ -1,0 +1,122 @@
+"""The C-simulation cache heals: damaged entries are rebuilt, killed builds' leftovers
+cleaned, concurrent builds of the same design both succeed."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from accelgen import csim
+from accelgen.codegen import generate
+from accelgen.pipeline import compile_model
+
+MODEL = Path(__file__).parent / "models" / "qonnx_mlp_w2a2.onnx"
+
+
+@pytest.fixture
+def fake_compiler(monkeypatch):
+    """compile_design writes a recognisable library and testbench; counts its runs."""
+    runs = []
+
+    def fake_compile(hls_dirs, work, *, log=None, testbench=True, opt="-O2", defines=()):
+        runs.append(work)
+        (work / csim.LIB_NAME).write_bytes(b"\x7fELF library " * 100)
+        if testbench:
+            (work / csim.TB_NAME).write_bytes(b"\x7fELF testbench " * 100)
+        return work / csim.LIB_NAME
+
+    monkeypatch.setattr(csim, "compile_design", fake_compile)
+    monkeypatch.setattr(csim, "build_key", lambda hls: "k" * 64)
+    return runs
+
+
+def _build(tmp_path) -> csim.Build:
+    (tmp_path / "design" / "hls").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "design" / "hls" / "top.cpp").write_text("// top")
+    return csim.build(tmp_path / "design", cache_dir=tmp_path / "cache")
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda b: b.library.write_bytes(b.library.read_bytes()[:100]),  # truncated
+        lambda b: b.library.write_bytes(b"garbage"),
+        lambda b: b.testbench.unlink(),
+        lambda b: (b.directory / csim.ENTRY_MANIFEST).unlink(),  # a build killed before its manifest
+        lambda b: (b.directory / csim.ENTRY_MANIFEST).write_text("{not json"),
+    ],
+    ids=["truncated-library", "garbage-library", "missing-testbench", "no-manifest", "bad-manifest"],
+)
+def test_a_damaged_entry_is_rebuilt(tmp_path, fake_compiler, damage):
+    first = _build(tmp_path)
+    assert not first.cached and _build(tmp_path).cached and len(fake_compiler) == 1
+    damage(first)
+    healed = _build(tmp_path)
+    assert not healed.cached and len(fake_compiler) == 2
+    assert healed.library == first.library and healed.library.read_bytes().startswith(b"\x7fELF library")
+    assert _build(tmp_path).cached
+
+
+def test_leftovers_of_killed_builds_are_cleaned(tmp_path, fake_compiler):
+    cache = tmp_path / "cache"
+    dead = cache / ".build-999999999-abc"  # no such process
+    legacy = cache / ".build-xyz"  # an older accelgen's leftover
+    live = cache / f".build-{os.getpid()}-def"  # a build still running
+    for d in (dead, legacy, live):
+        d.mkdir(parents=True)
+        (d / csim.LIB_NAME).write_bytes(b"half")
+    _build(tmp_path)
+    assert not dead.exists() and not legacy.exists() and live.exists()
+
+
+def test_a_concurrent_build_of_the_same_design_is_kept(tmp_path, fake_compiler):
+    """The other build published first: ours is discarded, not an error."""
+    first = _build(tmp_path)
+    work = tmp_path / "cache" / f".build-{os.getpid()}-mine"
+    work.mkdir()
+    (work / csim.LIB_NAME).write_bytes(b"other")
+    csim._publish_entry(work, first.directory, [csim.LIB_NAME, csim.TB_NAME])
+    assert first.library.read_bytes().startswith(b"\x7fELF library")
+
+
+def test_concurrent_builds_both_succeed(tmp_path, fake_compiler):
+    barrier = threading.Barrier(4)
+    results, errors = [], []
+    real = csim._publish_entry
+
+    def publish_together(*args):
+        barrier.wait(timeout=10)  # every thread has compiled before any publishes
+        real(*args)
+
+    csim._publish_entry = publish_together
+    try:
+        threads = [threading.Thread(target=lambda: _try(tmp_path, results, errors)) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+    finally:
+        csim._publish_entry = real
+    assert errors == [] and len(results) == 4
+    assert len({r.library for r in results}) == 1 and _build(tmp_path).cached
+    assert not list((tmp_path / "cache").glob(".build-*"))
+
+
+def _try(tmp_path, results, errors):
+    try:
+        results.append(_build(tmp_path))
+    except Exception as exc:  # collected for the assertion
+        errors.append(exc)
+
+
+@pytest.mark.csim
+def test_truncated_library_heals_and_csim_passes(tmp_path):
+    out = generate(compile_model(MODEL), None, tmp_path / "design")
+    cache = tmp_path / "cache"
+    first = csim.build(out, cache_dir=cache)
+    first.library.write_bytes(first.library.read_bytes()[:4096])
+    result = csim.run_csim(out, cache_dir=cache)
+    assert result["passed"] and result["cached"] is False and result["mismatches"] == 0
