@@ -345,6 +345,8 @@ class ImporterBase:
             return arr.reshape(1)
         ch = t.channels
         nd = len(t.shape)
+        if arr.ndim > nd:
+            raise InputError(f"node '{self._label()}': {what} of shape {arr.shape} has more dimensions than {t.shape}")
         full = arr.reshape((1,) * (nd - arr.ndim) + arr.shape) if arr.ndim < nd else arr
         # the value may vary only along the channel axis (1 for NCHW / flat)
         axis = 1 if nd >= 2 else 0

@@ -76,15 +76,18 @@ def check_model(model: onnx.ModelProto, base_dir: str | Path | None = None, wher
     there); None for a model held in memory, which must then carry all its data inside.
     ``where`` names the model in messages (its path).
     """
+    _check_text(model, where)
     _check_structure(model, where)
     _load_external_data(model, base_dir, where)
     _check_domains(model, where)
     _check_opset(model, where)
     consts = _read_constants(model, where)
     shapes = _check_onnx(model, where)
+    constant = _constant_tensors(model, consts)
     problems: list[str] = []
     for node in model.graph.node:
         problems += _node_problems(node, consts, shapes)
+        problems += _qparam_problems(node, consts, constant)
     if problems:
         raise InputError(_listing(where, problems))
 
@@ -99,6 +102,24 @@ def _label(node: onnx.NodeProto) -> str:
 
 
 # -- the graph as a whole ---------------------------------------------------------------------
+
+
+def _check_text(model: onnx.ModelProto, where: str) -> None:
+    """Names must be text: a damaged file can parse with bytes that are not UTF-8."""
+    g = model.graph
+    try:
+        names = [g.name, *(imp.domain for imp in model.opset_import)]
+        for n in g.node:
+            names += [n.name, n.op_type, n.domain, *n.input, *n.output, *(a.name for a in n.attribute)]
+        for t in g.initializer:
+            names += [t.name, *(e.key for e in t.external_data), *(e.value for e in t.external_data)]
+        for vi in (*g.input, *g.output, *g.value_info):
+            names += [vi.name, *(d.dim_param for d in vi.type.tensor_type.shape.dim)]
+        ok = all(isinstance(name, str) for name in names)
+    except UnicodeDecodeError:
+        ok = False
+    if not ok:
+        raise InputError(f"{where}: a name in the model is not valid UTF-8 text; the file is damaged, {REEXPORT}")
 
 
 def _check_structure(model: onnx.ModelProto, where: str) -> None:
@@ -410,10 +431,7 @@ def _qonnx_quant_problems(node, attrs, consts, shapes) -> list[str]:
 
 def _linear_quant_problems(node, attrs, consts, shapes) -> list[str]:
     scale = _const_input(node, 1, consts)
-    zp = _const_input(node, 2, consts)
     problems = []
-    if scale is not None and zp is not None and scale.shape != zp.shape and zp.size != 1:
-        problems.append(f"zero point '{node.input[2]}' of shape {zp.shape} differs from scale shape {scale.shape}")
     x_shape = _shape_of(node.input[0], consts, shapes)
     if scale is None or scale.size <= 1 or x_shape is None or attrs.get("block_size"):
         return problems
@@ -438,6 +456,76 @@ def _batchnorm_problems(node, attrs, consts) -> list[str]:
         bad = var.reshape(-1)[(var.reshape(-1) + eps) <= 0][0]
         return [f"variance '{node.input[4]}' has a value {bad:g} that is not positive (with epsilon {eps:g})"]
     return []
+
+
+#: quantizer inputs that must be constants: every input but the data of these ops
+QUANTIZERS = {"Quant", "IntQuant", "BipolarQuant", "Trunc", "QuantizeLinear", "DequantizeLinear"}
+#: QOperator ops: (scale, zero point, weights or None, weights' channel axis) per quantized operand;
+#: an operand without weights is quantized per tensor
+QOPERATOR_PARAMS = {
+    "QLinearConv": [(1, 2, None, None), (4, 5, 3, 0), (6, 7, None, None)],
+    "QLinearMatMul": [(1, 2, None, None), (4, 5, 3, -1), (6, 7, None, None)],
+    "QGemm": [(1, 2, None, None), (4, 5, 3, "transB"), (7, 8, None, None)],
+    "QLinearAdd": [(1, 2, None, None), (4, 5, None, None), (6, 7, None, None)],
+    "QLinearMul": [(1, 2, None, None), (4, 5, None, None), (6, 7, None, None)],
+    "QLinearGlobalAveragePool": [(1, 2, None, None), (3, 4, None, None)],
+    "QLinearAveragePool": [(1, 2, None, None), (3, 4, None, None)],
+    "QLinearSigmoid": [(1, 2, None, None), (3, 4, None, None)],
+    "QLinearLeakyRelu": [(1, 2, None, None), (3, 4, None, None)],
+    "ConvInteger": [(None, 2, None, None), (None, 3, 1, 0)],
+    "MatMulInteger": [(None, 2, None, None), (None, 3, 1, -1)],
+}  # fmt: skip
+
+
+def _constant_tensors(model: onnx.ModelProto, consts: dict) -> set[str]:
+    """Tensors known before any input arrives: constants and what is computed from them alone."""
+    constant = set(consts)
+    for n in model.graph.node:
+        if all(i in constant for i in n.input if i):
+            constant.update(n.output)
+    return constant
+
+
+def _qparam_problems(node: onnx.NodeProto, consts: dict, constant: set[str]) -> list[str]:
+    """Quantization parameters: constant, non-empty, zero point beside scale, one per channel."""
+    label = f"node '{_label(node)}' ({node.op_type})"
+    if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+        groups = [(1, 2, None, None)]
+    elif node.op_type in QUANTIZERS:  # QONNX: a per-channel scale may share one zero point
+        groups = [(i, None, None, None) for i in range(1, len(node.input))]
+    else:
+        groups = QOPERATOR_PARAMS.get(node.op_type, [])
+    problems = []
+    for scale_i, zp_i, w_i, axis in groups:
+        params = [i for i in (scale_i, zp_i) if i is not None and i < len(node.input) and node.input[i]]
+        for i in params:
+            name = node.input[i]
+            if name not in constant:
+                problems.append(
+                    f"{label}: quantization parameter '{name}' is computed from the input; it must be a constant"
+                )
+            elif name in consts and consts[name].size == 0:
+                problems.append(f"{label}: quantization parameter '{name}' is empty")
+        if problems or len(params) < 1:
+            continue
+        sizes = {node.input[i]: consts[node.input[i]].size for i in params if node.input[i] in consts}
+        if len(set(sizes.values())) > 1:
+            problems.append(f"{label}: scale and zero point differ in size ({sizes})")
+        weights = consts.get(node.input[w_i]) if w_i is not None and w_i < len(node.input) else None
+        if weights is not None and weights.size == 0:
+            problems.append(f"{label}: the weights '{node.input[w_i]}' are empty")
+            continue
+        if axis == "transB":
+            axis = 0 if _attrs(node).get("transB", 0) else 1
+        for name, size in sizes.items():
+            if w_i is None and size != 1 and node.op_type not in QUANTIZERS:
+                problems.append(f"{label}: '{name}' has {size} values; this operand is quantized per tensor")
+            elif weights is not None and weights.ndim and size not in (1, weights.shape[axis]):
+                problems.append(
+                    f"{label}: '{name}' has {size} values but the weights '{node.input[w_i]}' have "
+                    f"{weights.shape[axis]} channels"
+                )
+    return problems
 
 
 # -- the golden evaluation's memory -------------------------------------------------------------
