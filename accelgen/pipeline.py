@@ -21,6 +21,7 @@ from accelgen import ir
 from accelgen.config import CompileConfig
 from accelgen.errors import InputError, InternalError, environment_error, is_environment_error
 from accelgen.frontend import detect_dialect, import_model, load_model
+from accelgen.frontend.check import check_model, check_resources
 from accelgen.passes import run_passes
 from accelgen.runtime.manifest import write_manifest
 from accelgen.stages import BuildContext, Progress, Skipped, Stage, run_stages
@@ -51,12 +52,14 @@ def compile_model(model: str | Path | onnx.ModelProto, config: CompileConfig | N
     timings: dict[str, float] = {}
     if isinstance(model, onnx.ModelProto):
         proto, path = model, "<memory>"
+        check_model(proto, None, proto.graph.name or "the model")
     else:
         path = str(model)
         proto = _stage(timings, "load", load_model, model)
     name = Path(path).stem if path != "<memory>" else (proto.graph.name or "model")
     dialect = detect_dialect(proto)
     imported = _stage(timings, "frontend", import_model, proto, name)
+    check_resources(imported)
     lowered = _stage(timings, "passes", run_passes, imported, config)
     lowered.meta["dialect"] = dialect
     return Compiled(path, dialect, lowered, imported, timings)

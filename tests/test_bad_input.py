@@ -11,7 +11,10 @@ import pytest
 from onnx import helper
 
 from accelgen.cli import main
+from accelgen.errors import InputError
+from accelgen.pipeline import compile_model
 from tests.builders import float_input, init, make_model, qdq_mlp, qonnx_quant_mlp, save
+from tests.mutants import CASES, load
 
 MODELS = Path(__file__).parent / "models"
 
@@ -109,20 +112,24 @@ def test_bit_width_over_8(capsys, tmp_path, which, bits):
 
 
 def test_int16_qdq_activation(capsys, tmp_path):
-    code, err = run_cli(capsys, "inspect", save(qdq_mlp(bits_dtype=np.int16), tmp_path / "i16.onnx"))
+    model = qdq_mlp(bits_dtype=np.int16)
+    code, err = run_cli(capsys, "inspect", save(model, tmp_path / "i16.onnx"))
+    assert_clean_error(code, err, "q_in", "tensor(int16)")  # int16 codes are valid ONNX from opset 21 on
+    model.opset_import[0].version = 21
+    code, err = run_cli(capsys, "inspect", save(model, tmp_path / "i16.onnx"))
     assert_clean_error(code, err, "'q_in'", "exceeds 8")
 
 
 @pytest.mark.parametrize("scale", [0.0, -0.5, float("nan"), float("inf")])
 def test_bad_scales(capsys, tmp_path, scale):
     code, err = run_cli(capsys, "inspect", save(qdq_mlp(scale=scale), tmp_path / "scale.onnx"))
-    assert_clean_error(code, err, "'q_in'", "scales must be finite and positive")
+    assert_clean_error(code, err, "'q_in'", "'s'", "must be finite")
 
 
 @pytest.mark.parametrize("scale", [0.0, float("nan")])
 def test_bad_scales_qonnx(capsys, tmp_path, scale):
     code, err = run_cli(capsys, "inspect", save(qonnx_quant_mlp(scale=scale), tmp_path / "scale.onnx"))
-    assert_clean_error(code, err, "quant_in", "scales must be finite and positive")
+    assert_clean_error(code, err, "quant_in", "'s'", "must be finite")
 
 
 def test_run_rejects_wrong_input_shape_and_nan(capsys, tmp_path):
@@ -155,3 +162,51 @@ def test_console_entry_point_exit_code_and_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.count("accelgen: error:") == 1
+
+
+# -- issue 10: every class of invalid or malformed model, from `inspect` and from `build` ----------
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_invalid_model_is_rejected_naming_the_culprit(capsys, tmp_path, name):
+    """inspect and build agree: exit 2, one message naming the tensor or node, no OUTDIR."""
+    case = CASES[name]
+    model = load(case.fixture)
+    culprit = case.mutate(model)
+    path = save(model, tmp_path / f"{name}.onnx")
+    out = tmp_path / "out"
+    for argv in (["inspect", path], ["build", path, "-b", "ultra96", "--no-csim", "--synth", "off", "-o", str(out)]):
+        code, err = run_cli(capsys, *argv)
+        assert_clean_error(code, err, case.named or culprit)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("fixture", sorted({c.fixture for c in CASES.values()}))
+def test_unmutated_fixtures_pass_the_checker(capsys, fixture):
+    """The control of the cases above: each fixture they start from is accepted."""
+    assert main(["inspect", str(MODELS / fixture), "--json"]) == 0
+
+
+def test_checker_runs_on_models_held_in_memory():
+    model = load("qonnx_mlp_w4a4.onnx")
+    CASES["nan_weight"].mutate(model)
+    with pytest.raises(InputError, match="'fc1.weight' .*non-finite"):
+        compile_model(model)
+
+
+def test_external_data_next_to_the_model_is_read(capsys, tmp_path):
+    import onnx
+
+    model = load("qonnx_mlp_w4a4.onnx")
+    path = tmp_path / "ext.onnx"
+    onnx.save(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+              location="ext.weights", size_threshold=0)  # fmt: skip
+    assert (tmp_path / "ext.weights").stat().st_size > 10_000
+    assert main(["inspect", str(path), "--json"]) == 0
+    external = capsys.readouterr().out
+    assert main(["inspect", str(MODELS / "qonnx_mlp_w4a4.onnx"), "--json"]) == 0
+    assert external.replace("ext", "qonnx_mlp_w4a4") == capsys.readouterr().out
+    # the same data file, but truncated: the declared length runs past its end
+    (tmp_path / "ext.weights").write_bytes((tmp_path / "ext.weights").read_bytes()[:100])
+    code, err = run_cli(capsys, "inspect", str(path))
+    assert_clean_error(code, err, "ext.weights", "outside the file")

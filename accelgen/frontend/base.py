@@ -147,6 +147,7 @@ class ImporterBase:
         tt = vi.type.tensor_type
         dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type)) if tt.elem_type else None
         t = self.tensors[v.tensor]
+        self._check_declared_shape(vi, t.shape)
         wants_real = dtype is None or dtype.kind == "f"
         self.io_dtypes[vi.name] = dtype.name if dtype is not None else "float32"
         if t.kind != "float" and wants_real:
@@ -168,6 +169,17 @@ class ImporterBase:
             self._rename_tensor(v.tensor, vi.name)
         self._outputs.add(vi.name)
         return vi.name
+
+    def _check_declared_shape(self, vi: onnx.ValueInfoProto, shape: tuple) -> None:
+        """A graph output's declared shape must agree with the shape the layers compute."""
+        dims = vi.type.tensor_type.shape.dim if vi.type.tensor_type.HasField("shape") else []
+        declared = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+        if dims and (len(declared) != len(shape) or any(
+                d is not None and d > 0 and s is not None and d != s for d, s in zip(declared, shape))):  # fmt: skip
+            raise InputError(
+                f"graph output '{vi.name}' is declared with shape {declared} but the model computes "
+                f"(batch, {', '.join(map(str, shape[1:]))}); fix the declared output shape or re-export"
+            )
 
     def _rename_tensor(self, old: str, new: str) -> None:
         """Rename an IR tensor produced by an op, everywhere it is referenced."""
@@ -336,6 +348,8 @@ class ImporterBase:
             return arr.reshape(1)
         ch = t.channels
         nd = len(t.shape)
+        if arr.ndim > nd:
+            raise InputError(f"node '{self._label()}': {what} of shape {arr.shape} has more dimensions than {t.shape}")
         full = arr.reshape((1,) * (nd - arr.ndim) + arr.shape) if arr.ndim < nd else arr
         # the value may vary only along the channel axis (1 for NCHW / flat)
         axis = 1 if nd >= 2 else 0

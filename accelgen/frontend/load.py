@@ -46,6 +46,9 @@ def load_model(path: str | Path) -> onnx.ModelProto:
         raise InputError(f"{path}: parses as protobuf but holds no ONNX graph with nodes")
     for fn in model.functions:
         raise InputError(f"{path}: model-local functions ('{fn.name}') are not supported")
+    from accelgen.frontend.check import check_model  # check.py reads this module's op tables
+
+    check_model(model, path.parent, str(path))
     return model
 
 

@@ -354,6 +354,8 @@ def _solve_add(graph: ir.Graph, op: ir.Add, config: CompileConfig):
     for shift in range(0, ADD_MAX_SHIFT + 1):
         ma = int(round(sa / smin * (1 << shift)))
         mb = int(round(sb / smin * (1 << shift)))
+        if max(ma, mb) >= 1 << 31:
+            break  # scales too far apart for one integer accumulator: no ratio will do
         acc = (direction[0] * (ma * xa + mb * xb)).reshape(-1)
         order = np.argsort(acc, kind="stable")
         acc_s, ref_s = acc[order], ref[order]
