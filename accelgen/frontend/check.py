@@ -42,6 +42,8 @@ CONTRIB_OPS = {
     "QLinearAdd", "QGemm", "QLinearGlobalAveragePool", "QLinearAveragePool", "QLinearConcat",
     "QLinearSigmoid", "QLinearLeakyRelu", "QLinearMul",
 }  # fmt: skip
+#: standard ops that onnxruntime also defines in com.microsoft (quantize_static's UseQDQContribOps)
+CONTRIB_STANDARD = {"QuantizeLinear", "DequantizeLinear"}
 #: attribute types of the non-standard ops (onnx's checker verifies the standard ones)
 CUSTOM_ATTRS = {
     "Quant": {"signed": "INT", "narrow": "INT", "rounding_mode": "STRING"},
@@ -200,7 +202,7 @@ def _check_domains(model: onnx.ModelProto, where: str) -> None:
             problems.append(
                 f"node '{_label(node)}': {op} is an onnxruntime contrib op; its domain must be 'com.microsoft'"
             )
-        elif dom == "com.microsoft" and standard and op not in CONTRIB_OPS:
+        elif dom == "com.microsoft" and standard and op not in CONTRIB_OPS | CONTRIB_STANDARD:
             problems.append(f"node '{_label(node)}': standard ONNX op {op} in the foreign domain '{dom}'")
         elif dom in QONNX_DOMAINS and standard and op not in QONNX_OPS:
             problems.append(f"node '{_label(node)}': standard ONNX op {op} in the foreign domain '{dom}'")
