@@ -18,13 +18,10 @@ Called by ``make_models.py`` (its ``Builder`` trains, exports, checks and record
 
 from __future__ import annotations
 
-import tempfile
 import warnings
 from pathlib import Path
 
-import numpy as np
 import onnx
-import onnx.version_converter
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -212,38 +209,6 @@ def torch_ao_export(model: nn.Module, sample: torch.Tensor, path: Path, opset: i
         torch.onnx.export(
             model, (sample,), str(path), dynamo=False, opset_version=opset, input_names=["x"],
             output_names=["logits"], dynamic_axes=dynamic_axes,
-        )  # fmt: skip
-
-
-def ort_quantize_s8w4(
-    float_path: Path, out_path: Path, calib: np.ndarray, *, contrib_ops: bool, weight_type: str = "QInt4"
-) -> None:
-    """quantize_static, QDQ: symmetric int8 activations, int4 per-channel weights."""
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quant_pre_process,
-        quantize_static,
-    )
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self._batches = iter([{"x": calib[i : i + 20]} for i in range(0, len(calib), 20)])
-
-        def get_next(self):
-            return next(self._batches, None)
-
-    with tempfile.TemporaryDirectory() as tmp:
-        pre = Path(tmp) / "pre.onnx"
-        quant_pre_process(str(float_path), str(pre))
-        if not contrib_ops:  # int4 QuantizeLinear / DequantizeLinear are standard from opset 21
-            upgraded = onnx.version_converter.convert_version(onnx.load(str(pre)), 21)
-            onnx.save(upgraded, str(pre))
-        quantize_static(
-            str(pre), str(out_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-            activation_type=QuantType.QInt8, weight_type=getattr(QuantType, weight_type),
-            extra_options={"ActivationSymmetric": True, "UseQDQContribOps": contrib_ops},
         )  # fmt: skip
 
 

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx.version_converter
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -543,6 +544,9 @@ def ort_quantize(
     activation_type: str = "QUInt8",
     exclude_softmax: bool = True,
     pre_optimize: bool = True,
+    weight_type: str = "QInt8",
+    extra_options: dict | None = None,
+    opset: int | None = None,
 ) -> None:
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -563,6 +567,8 @@ def ort_quantize(
         pre = Path(tmp) / "pre.onnx"
         # pre_optimize=False keeps the graph's own ops (its optimiser fuses MatMul + Add to Gemm)
         quant_pre_process(str(float_path), str(pre), skip_optimization=not pre_optimize)
+        if opset is not None:  # e.g. 21: int4 QuantizeLinear / DequantizeLinear are standard from there
+            onnx.save(onnx.version_converter.convert_version(onnx.load(str(pre)), opset), str(pre))
         pre_model = onnx.load(str(pre))
         exclude = [n.name for n in pre_model.graph.node if n.op_type == "Softmax"] if exclude_softmax else []
         quantize_static(
@@ -572,8 +578,9 @@ def ort_quantize(
             quant_format=QuantFormat.QDQ if fmt == "qdq" else QuantFormat.QOperator,
             per_channel=per_channel,
             activation_type=getattr(QuantType, activation_type),
-            weight_type=QuantType.QInt8,
+            weight_type=getattr(QuantType, weight_type),
             nodes_to_exclude=exclude,
+            extra_options=extra_options,
         )
 
 
@@ -1136,7 +1143,11 @@ class Builder:
 
     def ort_s8w4(self, name: str, key: str, contrib: bool):
         src = self.float_model(key, xf.ResNet8() if key == "resnet8" else xf.DSCNN(), "image", 40, 17)
-        xf.ort_quantize_s8w4(src, self.out / name, as_images(self.calib), contrib_ops=contrib)
+        ort_quantize(
+            src, self.out / name, as_images(self.calib), "x", fmt="qdq", per_channel=True, activation_type="QInt8",
+            weight_type="QInt4", extra_options={"ActivationSymmetric": True, "UseQDQContribOps": contrib},
+            opset=None if contrib else 21,
+        )  # fmt: skip
         arch = {"resnet8": xf.ResNet8.__doc__, "dscnn": xf.DSCNN.__doc__}[key]
         self.record(
             name, dialect="qdq", layout="image", output_kind="logits",
