@@ -327,6 +327,43 @@ class Dense(Op):
 
 
 @dataclass(frozen=True, eq=False)
+class TTDense(Op):
+    """Fully connected layer whose weight is a tensor-train (TT) matrix, never rebuilt.
+
+    ``W[(i_1..i_d), (j_1..j_d)] = G_1[:, i_1, j_1, :] @ ... @ G_d[:, i_d, j_d, :]`` with
+    core ``k`` of shape ``(r_{k-1}, m_k, n_k, r_k)``, ``r_0 = r_d = 1``; input and output
+    indices are row-major over the modes (``i_1`` most significant). The layer computes
+    ``acc = (x - zp) @ W`` by contracting the input with one core per step, cores taken in
+    ``order`` (0-based; every prefix of ``order`` is a contiguous run of cores). After
+    step ``t < d - 1`` the intermediate, an integer sum of products of the previous state
+    and core ``order[t]``, is requantized by ``mid_requant[t]`` to codes of
+    ``mid_qtypes[t]`` (per tensor, zero point 0); the last step's sums are the layer's
+    accumulator, which ``requant`` turns into the output exactly as for :class:`Dense`.
+    Every intermediate element is the same sum whatever the memory layout, so the
+    semantics do not depend on how an implementation orders the state.
+    """
+
+    modes_in: tuple[int, ...] = ()
+    modes_out: tuple[int, ...] = ()
+    ranks: tuple[int, ...] = ()
+    order: tuple[int, ...] = ()
+    cores: tuple[np.ndarray, ...] = ()  # int64 ``weight_code - weight_zero_point``
+    core_qtypes: tuple[QType, ...] = ()  # one per core, per tensor
+    mid_qtypes: tuple[QType, ...] = ()  # d - 1 entries, state after step t
+    mid_requant: tuple[Requant, ...] = ()  # d - 1 entries, step t's sums -> mid_qtypes[t]
+    requant: Requant | None = None
+    kind = "TTDense"
+
+    @property
+    def in_features(self) -> int:
+        return math.prod(self.modes_in)
+
+    @property
+    def out_features(self) -> int:
+        return math.prod(self.modes_out)
+
+
+@dataclass(frozen=True, eq=False)
 class MaxPool(Op):
     """Max over windows of codes (exact: dequantization is increasing)."""
 
