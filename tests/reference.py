@@ -19,6 +19,16 @@ the executor that defines what the model computes, independently of accelgen:
 Sessions and wrappers are cached (keyed by the resolved path and the file's
 modification time, so regenerating a fixture invalidates the cache).
 
+Every onnxruntime session of the test suite is made by :func:`ort_session`, which first
+rewrites constant int8 weights of the integer matrix ops to uint8 with their zero point
+raised by 128 (:func:`unsaturated_weights`). The two models mean the same numbers. The
+rewrite is needed because onnxruntime's u8s8 kernels on x86-64 CPUs without VNNI (AVX2,
+AVX-512 before Cascade Lake) multiply with ``vpmaddubsw``, which adds two uint8 x int8
+products into a *saturating* int16: a pair such as 255*127 + 255*127 comes out as 32767,
+not 64770, so onnxruntime departs from the ONNX definition on those machines and not on
+others (onnxruntime issues #6004, #5849). Its u8u8 kernels widen to 16 bits first and are
+exact everywhere, so the rewritten model gives the ONNX result on every CPU.
+
 ``detect_dialect(model_path)`` answers ``"qonnx"``, ``"qdq"`` or ``"qoperator"``:
 from ``manifest.json`` next to the model when it lists the file, else from the
 graph's op types.
@@ -108,18 +118,125 @@ def detect_dialect(model_path) -> str:
     return dialect_of_graph(onnx.load(str(path), load_external_data=False))
 
 
-def _ort_session(model_path, optimize: bool = True):
+# (op type, activation input, weight input, weight zero-point input) of the ops whose
+# weights onnxruntime multiplies in its u8s8 / u8u8 integer GEMM kernels
+_INTEGER_MATMULS = {
+    "QLinearConv": (0, 3, 5),
+    "QLinearMatMul": (0, 3, 5),
+    "QGemm": (0, 3, 5),
+    "ConvInteger": (0, 1, 3),
+    "MatMulInteger": (0, 1, 3),
+}
+# zero-point input of the activation, which gives its element type
+_ACTIVATION_ZP = {"QLinearConv": 2, "QLinearMatMul": 2, "QGemm": 2, "ConvInteger": 2, "MatMulInteger": 2}
+
+
+def unsaturated_weights(model):
+    """A copy of ``model`` in which onnxruntime computes the ONNX result on every x86 CPU.
+
+    Every constant int8 weight of QLinearConv, QLinearMatMul, com.microsoft QGemm,
+    ConvInteger and MatMulInteger whose activation is uint8 becomes uint8 ``w + 128``
+    with zero point ``zp + 128`` (per tensor or per channel): ``w - zp`` is unchanged, so
+    the model is the same function; see the module docstring for why it matters. In QDQ
+    graphs a DequantizeLinear of constant int8 weight codes (an initializer, or a float
+    weight quantized by a QuantizeLinear of constants) feeding Conv / MatMul / Gemm is
+    rewritten the same way, since onnxruntime's optimiser fuses it into those kernels.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    g = model.graph
+    inits = {t.name: t for t in g.initializer}
+    producers = {o: n for n in g.node for o in n.output}
+
+    def const(name):
+        if name in inits:
+            return numpy_helper.to_array(inits[name])
+        node = producers.get(name)
+        if node is not None and node.op_type == "Constant" and node.attribute[0].name == "value":
+            return numpy_helper.to_array(node.attribute[0].t)
+        if node is not None and node.op_type == "QuantizeLinear" and node.domain in ("", "ai.onnx"):
+            # a float weight quantized in the graph (torch's export): onnxruntime folds it
+            # into int8 codes, so take the codes from ONNX's reference implementation
+            args = [const(i) if i else None for i in node.input]
+            if any(a is None for a, i in zip(args, node.input) if i):
+                return None
+            from onnx.reference import ReferenceEvaluator
+
+            names = [f"i{k}" if i else "" for k, i in enumerate(node.input)]
+            one = helper.make_graph(
+                [helper.make_node("QuantizeLinear", names, ["q"], **{a.name: helper.get_attribute_value(a) for a in node.attribute})],
+                "q", [], [helper.make_empty_tensor_value_info("q")],
+                [numpy_helper.from_array(a, n) for a, n in zip(args, names) if n],
+            )  # fmt: skip
+            return ReferenceEvaluator(helper.make_model(one, opset_imports=list(model.opset_import))).run(None, {})[0]
+        return None
+
+    def add(array: np.ndarray, base: str) -> str:
+        name, i = f"{base}__u8", 0
+        while name in inits or name in producers:
+            i += 1
+            name = f"{base}__u8_{i}"
+        t = numpy_helper.from_array(array, name)
+        g.initializer.append(t)
+        inits[name] = t
+        return name
+
+    def shifted(node, w_at: int, zp_at: int) -> None:
+        w = const(node.input[w_at])
+        zp_name = node.input[zp_at] if len(node.input) > zp_at else ""
+        zp = const(zp_name) if zp_name else np.zeros((), np.int8)
+        if w is None or w.dtype != np.int8 or zp is None or zp.dtype != np.int8:
+            return
+        node.input[w_at] = add((w.astype(np.int16) + 128).astype(np.uint8), node.input[w_at])
+        new_zp = add((zp.astype(np.int16) + 128).astype(np.uint8), zp_name or f"{node.name or node.output[0]}_w_zp")
+        while len(node.input) <= zp_at:
+            node.input.append("")
+        node.input[zp_at] = new_zp
+
+    def uint8_activation(node) -> bool:
+        at = _ACTIVATION_ZP[node.op_type]
+        zp = const(node.input[at]) if len(node.input) > at and node.input[at] else None
+        if zp is not None:
+            return zp.dtype == np.uint8
+        # MatMulInteger / ConvInteger without a zero point: the activation's declared type
+        inferred = onnx.shape_inference.infer_shapes(model)
+        types = {v.name: v.type.tensor_type.elem_type for v in list(inferred.graph.value_info) + list(g.input)}
+        return types.get(node.input[0]) == TensorProto.UINT8
+
+    weight_consumers = {n.input[1] for n in g.node if n.op_type in ("Conv", "MatMul", "Gemm") and len(n.input) > 1}
+    for node in g.node:
+        if node.op_type in _INTEGER_MATMULS and node.domain in ("", "ai.onnx", "com.microsoft"):
+            _, w_at, zp_at = _INTEGER_MATMULS[node.op_type]
+            if uint8_activation(node):
+                shifted(node, w_at, zp_at)
+        elif node.op_type == "DequantizeLinear" and node.output[0] in weight_consumers:
+            shifted(node, 0, 2)
+    return model
+
+
+def ort_session(model, optimize: bool = True):
+    """An onnxruntime CPU session of ``model`` (a ModelProto or a path) after
+    :func:`unsaturated_weights`; ``optimize=False`` switches graph optimisations off."""
+    import onnx
     import onnxruntime as ort
 
+    if not isinstance(model, onnx.ModelProto):
+        model = onnx.load(str(model))
+    options = ort.SessionOptions()
+    if not optimize:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    data = unsaturated_weights(model).SerializeToString()
+    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+
+
+def _ort_session(model_path, optimize: bool = True):
     key = _key(model_path) + (optimize,)
     with _lock:
         sess = _ort_sessions.get(key)
         if sess is None:
-            options = None
-            if not optimize:
-                options = ort.SessionOptions()
-                options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-            sess = ort.InferenceSession(key[0], options, providers=["CPUExecutionProvider"])
+            sess = ort_session(key[0], optimize)
             _ort_sessions[key] = sess
     return sess
 

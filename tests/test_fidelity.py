@@ -24,7 +24,7 @@ from accelgen import golden, ir
 from accelgen.pipeline import compile_model
 from tests.conftest import FIGURES
 from tests.data import as_images, digits_split
-from tests.reference import run_onnx_float64, run_reference
+from tests.reference import ort_session, run_onnx_float64, run_reference
 
 MODELS = Path(__file__).parent / "models"
 MANIFEST = json.loads((MODELS / "manifest.json").read_text())["models"]
@@ -146,15 +146,11 @@ QOPERATOR_OUTPUTS = ("QuantizeLinear", "QLinearConv", "QLinearMatMul", "QGemm", 
 
 def qoperator_layer_codes(path: Path, x: np.ndarray) -> dict[str, np.ndarray]:
     """Every integer output of a QOperator model by onnxruntime, as extra graph outputs."""
-    import onnxruntime as ort
-
     model = onnx.load(str(path))
     names = [n.output[0] for n in model.graph.node if n.op_type in QOPERATOR_OUTPUTS]
     del model.graph.output[:]
     model.graph.output.extend(onnx.helper.make_empty_tensor_value_info(n) for n in names)
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = ort_session(model, optimize=False)
     return dict(zip(names, session.run(names, {session.get_inputs()[0].name: x})))
 
 

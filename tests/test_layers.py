@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 import ml_dtypes
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
@@ -35,6 +34,7 @@ from accelgen import golden, ir
 from accelgen.config import CompileConfig
 from accelgen.errors import InputError
 from accelgen.pipeline import compile_model
+from tests.reference import ort_session
 
 BATCH = 16
 QONNX_DOMAIN = "qonnx.custom_op.general"
@@ -55,10 +55,7 @@ INT_TYPES = {
 
 
 def run_onnxruntime(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> np.ndarray:
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    return session.run(None, feeds)[0]
+    return ort_session(model, optimize=False).run(None, feeds)[0]
 
 
 def run_qonnx(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> np.ndarray:
