@@ -291,6 +291,50 @@ def _input_is_output(m):
     return "x"
 
 
+# -- classes found by the long fuzz run (seed 11, 3,000 mutants) ---------------------------------
+
+
+def _rewire(node_name: str, index: int, tensor: str, array: np.ndarray | None = None):
+    """Point input ``index`` of ``node_name`` at ``tensor`` (a new initializer when ``array``)."""
+
+    def mutate(m):
+        if array is not None:
+            m.graph.initializer.append(numpy_helper.from_array(np.asarray(array), tensor))
+        node(m, node_name).input[index] = tensor
+        return node_name
+
+    return mutate
+
+
+def _reshaped(name: str, shape: tuple, value=None):
+    """Initializer ``name`` with a new shape (filled with its first value, or ``value``)."""
+
+    def mutate(m):
+        arr = numpy_helper.to_array(initializer(m, name))
+        fill = arr.reshape(-1)[0] if value is None else value
+        set_initializer(m, name, np.full(shape, fill, dtype=arr.dtype if value is None else np.asarray(value).dtype))
+        return name
+
+    return mutate
+
+
+def _attr_float(node_name: str, attr: str):
+    def mutate(m):
+        set_attr(node(m, node_name), attr, 1.0)
+        return node_name
+
+    return mutate
+
+
+def _retyped(name: str, dtype):
+    def mutate(m):
+        arr = numpy_helper.to_array(initializer(m, name))
+        set_initializer(m, name, arr.astype(dtype))
+        return name
+
+    return mutate
+
+
 @dataclass(frozen=True)
 class Case:
     """One class of invalid model: ``mutate`` edits a copy of ``fixture`` and returns the name
@@ -363,6 +407,23 @@ CASES: dict[str, Case] = {
     "attribute_type_string_for_int": Case(QDQ_MLP, _attr_type("transB", "yes", "/inner/fc1/Gemm")),
     "attribute_type_qonnx": Case(QONNX_MLP, _attr_type("signed", "one", "/fc1/weight_quant/export_handler/Quant")),
     "input_is_output": Case(QDQ_MLP, _input_is_output),
+    "gemm_bias_of_two_dimensions": Case(
+        "qonnx_mlp_w4a4_dynamo.onnx", _rewire("node_linear_1", 2, "wide_bias", np.zeros((10, 32), np.float32))
+    ),
+    "standard_attribute_float_for_int": Case("qdq_dscnn_s8w4_msdomain.onnx", _attr_float("onnx::Conv_64_DequantizeLinear", "axis")),
+    "standard_attribute_float_for_int_qdq": Case(QDQ_CNN, _attr_float("onnx::Conv_39_DequantizeLinear", "axis")),
+    "zero_point_computed": Case(
+        "qdq_dscnn_s8w4_msdomain.onnx", _rewire("/GlobalAveragePool_output_0_QuantizeLinear", 2, "onnx::Conv_67")
+    ),
+    "quant_scale_wider_than_bias": Case(QONNX_MLP, _reshaped("/fc1/bias_quant/export_handler/Constant_output_0", (1, 1))),
+    "dequantize_scale_of_two_dimensions": Case("qcdq_mlp_w4a4.onnx", _reshaped("onnx::DequantizeLinear_36", (1, 1))),
+    "bipolar_scale_shape": Case(W1A1, _reshaped("/fc1/weight_quant/export_handler/Constant_output_0", (2,))),
+    "qlinearconv_bias_length": Case("qop_dscnn_perchannel.onnx", _reshaped("onnx::Conv_70_quantized", (31,))),
+    "qgemm_zero_point_float16": Case("qop_mlp_pertensor.onnx", _retyped("/inner/fc2/Gemm_output_0_zero_point", np.float16)),
+    "qlinear_pool_zero_point_float16": Case(
+        "qop_cnn_perchannel_residual.onnx", _retyped("/gap/GlobalAveragePool_output_0_zero_point", np.float16)
+    ),
+    "quant_scale_is_a_weight_matrix": Case(W1A1, _rewire("/inp/act_quant/export_handler/Quant", 1, "fc1.weight")),
     # found by the fuzzer
     "residual_add_scales_1e30_apart": Case(
         "qop_cnn_perchannel_residual.onnx", lambda m: poke(m, "/conv1/Conv_output_0_scale", 1e30), "residual Add"

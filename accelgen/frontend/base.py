@@ -353,7 +353,13 @@ class ImporterBase:
         full = arr.reshape((1,) * (nd - arr.ndim) + arr.shape) if arr.ndim < nd else arr
         # the value may vary only along the channel axis (1 for NCHW / flat)
         axis = 1 if nd >= 2 else 0
-        moved = np.moveaxis(np.broadcast_to(full, (1, *full.shape[1:]) if nd > 1 else full.shape), axis, 0)
+        try:
+            moved = np.moveaxis(np.broadcast_to(full, (1, *full.shape[1:]) if nd > 1 else full.shape), axis, 0)
+        except ValueError:
+            raise InputError(
+                f"node '{self._label()}': {what} of shape {arr.shape} does not broadcast against "
+                f"'{tensor}' of shape {t.shape}"
+            ) from None
         if moved.shape[0] not in (1, ch):
             raise InputError(f"node '{self._label()}': {what} of shape {arr.shape} does not match {ch} channels")
         flat = moved.reshape(moved.shape[0], -1)

@@ -26,6 +26,7 @@ import onnx
 from onnx import AttributeProto, numpy_helper
 
 from accelgen.errors import InputError
+from accelgen.frontend.constants import int_dtype_bits
 from accelgen.frontend.load import QONNX_DOMAINS, QONNX_OPS
 
 #: the oldest default-domain opset whose operator semantics accelgen implements
@@ -86,9 +87,10 @@ def check_model(model: onnx.ModelProto, base_dir: str | Path | None = None, wher
     consts = _read_constants(model, where)
     shapes = _check_onnx(model, where)
     constant = _constant_tensors(model, consts)
+    opset = next((o.version for o in model.opset_import if o.domain in STANDARD_DOMAINS), MIN_OPSET)
     problems: list[str] = []
     for node in model.graph.node:
-        problems += _node_problems(node, consts, shapes)
+        problems += _node_problems(node, consts, shapes, opset)
         problems += _qparam_problems(node, consts, constant)
     if problems:
         raise InputError(_listing(where, problems))
@@ -203,7 +205,11 @@ def _check_domains(model: onnx.ModelProto, where: str) -> None:
                 f"node '{_label(node)}': {op} is an onnxruntime contrib op; its domain must be 'com.microsoft'"
             )
         elif dom == "com.microsoft" and standard and op not in CONTRIB_OPS | CONTRIB_STANDARD:
-            problems.append(f"node '{_label(node)}': standard ONNX op {op} in the foreign domain '{dom}'")
+            problems.append(
+                f"node '{_label(node)}': {op} in domain '{dom}' is either onnxruntime's contrib {op}, which "
+                f"accelgen does not read (it reads {', '.join(sorted(CONTRIB_OPS | CONTRIB_STANDARD))}), or the "
+                "standard ONNX op in a foreign domain"
+            )
         elif dom in QONNX_DOMAINS and standard and op not in QONNX_OPS:
             problems.append(f"node '{_label(node)}': standard ONNX op {op} in the foreign domain '{dom}'")
     if problems:
@@ -292,9 +298,9 @@ def _attrs(node: onnx.NodeProto) -> dict:
     return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
 
-def _node_problems(node: onnx.NodeProto, consts: dict, shapes: dict) -> list[str]:
+def _node_problems(node: onnx.NodeProto, consts: dict, shapes: dict, opset: int) -> list[str]:
     label = f"node '{_label(node)}' ({node.op_type})"
-    problems = _attr_problems(node)
+    problems = _attr_problems(node, opset)
     if problems:  # the values below assume well-typed attributes
         return [f"{label}: {p}" for p in problems]
     attrs = _attrs(node)
@@ -304,6 +310,10 @@ def _node_problems(node: onnx.NodeProto, consts: dict, shapes: dict) -> list[str
         problems += _perm_problems(node, attrs["perm"], consts, shapes)
     if node.op_type in ("Quant", "IntQuant", "Trunc") and node.domain in QONNX_DOMAINS:
         problems += _qonnx_quant_problems(node, attrs, consts, shapes)
+    if node.op_type == "BipolarQuant" and node.domain in QONNX_DOMAINS:
+        problems += _broadcast_problem(node, 1, consts, shapes, "scale")
+    if node.op_type in QOPERATOR_BIAS:
+        problems += _qoperator_bias_problems(node, attrs, consts)
     if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
         problems += _linear_quant_problems(node, attrs, consts, shapes)
     if node.op_type == "BatchNormalization":
@@ -311,9 +321,21 @@ def _node_problems(node: onnx.NodeProto, consts: dict, shapes: dict) -> list[str
     return [f"{label}: {p}" for p in problems]
 
 
-def _attr_problems(node: onnx.NodeProto) -> list[str]:
+def _standard_attr_types(node: onnx.NodeProto, opset: int) -> dict[str, str] | None:
+    """Attribute types of a standard op at the model's opset (onnx's checker does not check them)."""
+    try:
+        schema = onnx.defs.get_schema(node.op_type, opset, "")
+    except onnx.defs.SchemaError:
+        return None
+    return {name: AttributeProto.AttributeType.Name(a.type) for name, a in schema.attributes.items()}
+
+
+def _attr_problems(node: onnx.NodeProto, opset: int) -> list[str]:
     problems = []
-    schema = CUSTOM_ATTRS.get(node.op_type) if node.domain not in STANDARD_DOMAINS else None
+    if node.domain in STANDARD_DOMAINS or node.op_type in CONTRIB_STANDARD:
+        schema = _standard_attr_types(node, opset)
+    else:
+        schema = CUSTOM_ATTRS.get(node.op_type)
     for a in node.attribute:
         kind = AttributeProto.AttributeType.Name(a.type)
         if schema is not None and a.name in schema and schema[a.name] != kind:
@@ -386,8 +408,10 @@ def _broadcast_problem(node, index, consts, shapes, what) -> list[str]:
         return []
     full = tuple(1 if d is None else d for d in x_shape)
     try:
-        np.broadcast_shapes(param.shape, full)
+        fits = param.ndim <= len(full) and np.broadcast_shapes(param.shape, full) == full
     except ValueError:
+        fits = False
+    if not fits:
         return [f"{what} '{node.input[index]}' of shape {param.shape} does not fit the input of shape {x_shape}"]
     return []
 
@@ -434,6 +458,16 @@ def _qonnx_quant_problems(node, attrs, consts, shapes) -> list[str]:
 def _linear_quant_problems(node, attrs, consts, shapes) -> list[str]:
     scale = _const_input(node, 1, consts)
     problems = []
+    if not attrs.get("block_size"):
+        for i, what in ((1, "scale"), (2, "zero point")):
+            param = _const_input(node, i, consts)
+            if param is not None and param.ndim > 1:
+                problems.append(
+                    f"{what} '{node.input[i]}' has shape {param.shape}; it must be a scalar (per tensor) or "
+                    "1-D (per channel)"
+                )
+    if problems:
+        return problems
     x_shape = _shape_of(node.input[0], consts, shapes)
     if scale is None or scale.size <= 1 or x_shape is None or attrs.get("block_size"):
         return problems
@@ -479,6 +513,37 @@ QOPERATOR_PARAMS = {
 }  # fmt: skip
 
 
+def _zero_point_type_ok(node: onnx.NodeProto, dtype: np.dtype) -> bool:
+    """Zero-point types of the ops onnx's checker has no schema for (onnxruntime's contrib ops);
+    the standard ops' types are checked by onnx's strict type inference."""
+    if node.domain != "com.microsoft":
+        return True
+    if node.op_type in CONTRIB_STANDARD:
+        return int_dtype_bits(dtype) is not None or dtype.name == "int32"
+    return dtype.name in ("int8", "uint8")
+
+
+#: QOperator ops with an int32 bias: (bias input, weight input, the weight axis of the outputs)
+QOPERATOR_BIAS = {"QLinearConv": (8, 3, 0), "QGemm": (6, 3, "transB")}
+
+
+def _qoperator_bias_problems(node, attrs, consts) -> list[str]:
+    """The bias holds one value per output channel (or one for all, QGemm)."""
+    b_i, w_i, axis = QOPERATOR_BIAS[node.op_type]
+    bias, weights = _const_input(node, b_i, consts), _const_input(node, w_i, consts)
+    if bias is None or weights is None or weights.ndim < 2:
+        return []
+    if axis == "transB":
+        axis = 0 if attrs.get("transB", 0) else 1
+    channels = weights.shape[axis]
+    allowed = (channels,) if node.op_type == "QLinearConv" else (1, channels)
+    if bias.size not in allowed or (bias.ndim > 1 and max(bias.shape) != bias.size):
+        return [
+            f"bias '{node.input[b_i]}' of shape {bias.shape} does not hold one value per output channel ({channels})"
+        ]
+    return []
+
+
 def _constant_tensors(model: onnx.ModelProto, consts: dict) -> set[str]:
     """Tensors known before any input arrives: constants and what is computed from them alone."""
     constant = set(consts)
@@ -508,6 +573,11 @@ def _qparam_problems(node: onnx.NodeProto, consts: dict, constant: set[str]) -> 
                 )
             elif name in consts and consts[name].size == 0:
                 problems.append(f"{label}: quantization parameter '{name}' is empty")
+            elif i == zp_i and name in consts and not _zero_point_type_ok(node, consts[name].dtype):
+                problems.append(
+                    f"{label}: zero point '{name}' is {consts[name].dtype.name}; {node.op_type} takes integer "
+                    "zero points of its code type (int8 or uint8 for the QLinear ops)"
+                )
         if problems or len(params) < 1:
             continue
         sizes = {node.input[i]: consts[node.input[i]].size for i in params if node.input[i] in consts}

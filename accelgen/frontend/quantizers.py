@@ -94,6 +94,11 @@ class QuantizerHandlers:
             )
         scale = np.asarray(self._const_real(node.input[1]), dtype=np.float64)
         zp_name = node.input[2] if len(node.input) > 2 and node.input[2] else None
+        if zp_name and zp_name not in self.consts:
+            raise InputError(
+                f"node '{self._label()}': zero point '{zp_name}' is not a constant integer tensor; "
+                "it must be an initializer or a Constant"
+            )
         zp = np.asarray(self.consts[zp_name]).astype(np.float64) if zp_name else np.zeros(1)
         self._check_scale(scale.reshape(-1), node.input[1])
         if scale.size > 1:
