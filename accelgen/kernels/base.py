@@ -5,6 +5,8 @@ A kernel module (``dense``, ``conv``, ...) implements :class:`Kernel`:
 * ``OPS``: the IR op classes it can implement, ``matches(op)``: whether it takes this one;
 * ``describe(op, graph) -> LayerSpec``: everything its cost model needs, read once;
 * ``legal(spec) -> {"pe": [...], "simd": [...]}``: the legal values (every pair is legal);
+  a kernel that works in steps (TTDense) adds ``"steps": [(p_0, p_1, ...), ...]``, the
+  per-step parallelisms it offers, each tuple legal with every pair;
 * ``cost(spec, fold) -> Cost``: cycles, pipeline depth and resources, a pure function;
 * ``lag(spec)``: input elements consumed before the first output (for stream plumbing);
 * ``multiplier(spec)``: resources of one multiplier and the MACs it must do (lower bound).
@@ -121,9 +123,10 @@ def divisors(n: int) -> list[int]:
     return sorted(set(small) | {n // d for d in small})
 
 
-def foldings(legal: dict[str, list[int]]) -> list[LayerFold]:
-    """Every (pe, simd) pair of a kernel's legal values, pe-major, increasing."""
-    return [LayerFold(pe, simd) for pe, simd in itertools.product(legal["pe"], legal["simd"])]
+def foldings(legal: dict[str, list]) -> list[LayerFold]:
+    """Every (pe, simd[, steps]) combination of a kernel's legal values, pe-major, increasing."""
+    steps = legal.get("steps", [()])
+    return [LayerFold(pe, simd, tuple(st)) for pe, simd, st in itertools.product(legal["pe"], legal["simd"], steps)]
 
 
 def ceil_div(a: int, b: int) -> int:
