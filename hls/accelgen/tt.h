@@ -70,6 +70,71 @@ struct RowCursor {
     }
 };
 
+/// \brief The end of one (row, column fold): PE sums to the output stream (requantized),
+/// or into the reorder buffer of a REORDER step.
+template <class CFG>
+inline void tt_emit(const typename CFG::acc_t (&acc)[CFG::PE], unsigned r, unsigned nf, const RowCursor<CFG>& row,
+                    typename CFG::acc_t* reorder, hls::stream<typename Word<typename CFG::out_code, CFG::PE>::type>& out,
+                    const typename CFG::requant_t& requant) {
+#pragma HLS INLINE
+    const unsigned NF = CFG::COLS / CFG::PE;
+    if (CFG::REORDER) {
+    tt_collect:
+        for (unsigned pe = 0; pe < CFG::PE; pe++) {
+#pragma HLS UNROLL
+            reorder[CFG::REORDER ? row.out_base + (nf * CFG::PE + pe) * CFG::COL_OUT_STRIDE : 0] = acc[pe];
+        }
+    } else {
+        WordBuilder<typename CFG::out_code, CFG::PE> y;
+    tt_requant:
+        for (unsigned pe = 0; pe < CFG::PE; pe++) {
+#pragma HLS UNROLL
+            y.set(pe, requant.apply(acc[pe], pe, CFG::LAST ? r * NF + nf : 0));
+        }
+        out.write(y.word());
+    }
+}
+
+#ifdef ACCELGEN_CSIM_FAST
+/// \brief C simulation only: the compute phase of tt_step with native integers (decoded
+/// weights, centred state values, exact 64-bit sums); the same outputs in the same order
+/// as the ap_types arithmetic, which never overflows its proved accumulator (see mvau.h).
+template <class CFG>
+void tt_compute_native(const typename CFG::in_code::raw_t* state, const typename CFG::weights_t& weights,
+                       typename CFG::acc_t* reorder,
+                       hls::stream<typename Word<typename CFG::out_code, CFG::PE>::type>& out,
+                       const typename CFG::requant_t& requant) {
+    typedef DecodedWeights<CFG, typename CFG::weights_t> decoded_t;
+    const decoded_t& cached = decoded_t::of(weights);
+    const decoded_t own(weights, cached.source != &weights);
+    const std::vector<int>& w = cached.source == &weights ? cached.values : own.values;
+    const unsigned SF = CFG::RED / CFG::SIMD, NF = CFG::COLS / CFG::PE;
+    std::vector<long long> x(CFG::IN_ELEMS);
+    for (unsigned i = 0; i < CFG::IN_ELEMS; i++)
+        x[i] = (long long)CFG::in_code::decode(state[i]).to_int64() - (CFG::in_code::bipolar ? 0 : CFG::IN_ZERO_POINT);
+    std::vector<unsigned> offset(CFG::RED);
+    for (unsigned p = 0; p < CFG::RED; p++)
+        offset[p] = (p / CFG::RED_INNER) * CFG::RED_OUTER_STRIDE + (p % CFG::RED_INNER) * CFG::RED_INNER_STRIDE;
+    std::vector<long long> lanes(CFG::RED);
+    RowCursor<CFG> row;
+    row.reset();
+    typename CFG::acc_t acc[CFG::PE];
+    for (unsigned r = 0; r < CFG::ROWS; r++) {
+        for (unsigned p = 0; p < CFG::RED; p++) lanes[p] = x[row.in_base + offset[p]];
+        for (unsigned nf = 0; nf < NF; nf++) {
+            for (unsigned pe = 0; pe < CFG::PE; pe++) {
+                const int* wp = &w[(size_t(pe) * CFG::TILES + nf * SF) * CFG::SIMD];  // tiles nf*SF.. are consecutive
+                long long sum = 0;
+                for (unsigned p = 0; p < CFG::RED; p++) sum += lanes[p] * wp[p];
+                acc[pe] = typename CFG::acc_t(sum);
+            }
+            tt_emit<CFG>(acc, r, nf, row, reorder, out, requant);
+        }
+        row.next();
+    }
+}
+#endif
+
 /// \brief One TT contraction step: buffer the input state, contract it with the core,
 /// requantize, stream the result.
 ///
@@ -105,17 +170,16 @@ void tt_step(hls::stream<typename Word<typename CFG::in_code, CFG::IN_LANES>::ty
     static_assert(!CFG::REORDER || CFG::LAST, "only the last step reorders");
     typedef typename CFG::in_code in_code;
     typedef typename Word<in_code, CFG::IN_LANES>::type in_word_t;
-    typedef typename Word<in_code, CFG::SIMD>::type lane_word_t;
-    const unsigned SF = CFG::RED / CFG::SIMD;
-    const unsigned NF = CFG::COLS / CFG::PE;
     const unsigned OUT_ELEMS = CFG::ROWS * CFG::COLS;
 
     typename in_code::raw_t state[CFG::IN_ELEMS];
 #pragma HLS ARRAY_PARTITION variable = state type = cyclic factor = CFG::SIMD
     typename CFG::acc_t reorder[CFG::REORDER ? OUT_ELEMS : 1];
+#ifndef ACCELGEN_CSIM_FAST
     typename CFG::acc_t acc[CFG::PE];
 #pragma HLS ARRAY_PARTITION variable = acc complete
     RowCursor<CFG> row;
+#endif
 
 tt_samples:
     for (unsigned rep = 0; rep < reps; rep++) {
@@ -129,6 +193,12 @@ tt_samples:
                 state[w * CFG::IN_LANES + l] = lane<in_code, CFG::IN_LANES>(x, l);
             }
         }
+#ifdef ACCELGEN_CSIM_FAST
+        tt_compute_native<CFG>(state, weights, reorder, out, requant);
+#else
+        typedef typename Word<in_code, CFG::SIMD>::type lane_word_t;
+        const unsigned SF = CFG::RED / CFG::SIMD;
+        const unsigned NF = CFG::COLS / CFG::PE;
         row.reset();
         unsigned sf = 0, nf = 0, r = 0;
     // Flattened (row, nf, sf) nest: iteration i = (r * NF + nf) * SF + sf; `row` holds
@@ -151,23 +221,7 @@ tt_samples:
                 const typename CFG::acc_t partial = CFG::mac::template dot<CFG>(x, weights.word(pe, nf * SF + sf));
                 acc[pe] = (sf == 0) ? partial : typename CFG::acc_t(acc[pe] + partial);
             }
-            if (sf == SF - 1) {
-                if (CFG::REORDER) {
-                tt_collect:
-                    for (unsigned pe = 0; pe < CFG::PE; pe++) {
-#pragma HLS UNROLL
-                        reorder[CFG::REORDER ? row.out_base + (nf * CFG::PE + pe) * CFG::COL_OUT_STRIDE : 0] = acc[pe];
-                    }
-                } else {
-                    WordBuilder<typename CFG::out_code, CFG::PE> y;
-                tt_requant:
-                    for (unsigned pe = 0; pe < CFG::PE; pe++) {
-#pragma HLS UNROLL
-                        y.set(pe, requant.apply(acc[pe], pe, CFG::LAST ? r * NF + nf : 0));
-                    }
-                    out.write(y.word());
-                }
-            }
+            if (sf == SF - 1) tt_emit<CFG>(acc, r, nf, row, reorder, out, requant);
             if (++sf == SF) {
                 sf = 0;
                 if (++nf == NF) {
@@ -177,6 +231,7 @@ tt_samples:
                 }
             }
         }
+#endif
         if (CFG::REORDER) {
         tt_drain:
             for (unsigned f = 0; f < OUT_ELEMS / CFG::PE; f++) {
