@@ -17,6 +17,7 @@ every comparison below is with the reference.
 
 from __future__ import annotations
 
+import itertools
 import math
 import string
 from concurrent.futures import ThreadPoolExecutor
@@ -442,5 +443,23 @@ def test_illegal_tt_folding_is_a_clear_error(tmp_path):
     graph, _, x = CASES["d2_right_to_left_all1_thresholds"]()
     with pytest.raises(InputError, match="step 0: parallelism 5 must divide"):
         generate(graph, FoldingPlan({"tt0": F(1, 1, (5, 1))}), tmp_path / "bad", vectors=x)
-    with pytest.raises(InputError, match=r"illegal steps=\(1, 1, 1\)"):
+    with pytest.raises(InputError, match=r"steps=\[1, 1, 1\] \(2 values needed"):
         dse.explore(graph, boards.get_board("ultra96v2"), folding=FoldingPlan({"tt0": F(1, 1, (1, 1, 1))}))
+
+
+def test_any_legal_tt_folding_is_accepted_from_a_plan():
+    """The explorer searches a family of foldings, but a plan may give any legal one, and
+    a TT layer missing from the plan runs at parallelism 1 in every step."""
+    g = mnist_tt()
+    board = boards.get_board("ultra96v2")
+    kernel, spec = _spec(g)
+    legal = kernel.legal(spec)
+    offered = set(legal["steps"])
+    chosen = next(c for c in itertools.product(*legal["step_options"]) if c not in offered)
+    est = dse.explore(g, board, folding=FoldingPlan({"tt0": F(1, 1, chosen)}))
+    assert est.layers[0].fold.steps == chosen
+    assert est.layers[0].cost == kernel.cost(spec, F(1, 1, chosen))
+    with pytest.raises(InputError, match=r"steps\[1\]=5 \(legal: 1, 2, 4"):
+        dse.explore(g, board, folding=FoldingPlan({"tt0": F(1, 1, (1, 5, 1, 1))}))
+    small = dse.explore(mnist_tt(), boards.get_board("zcu102"), folding=FoldingPlan({}))
+    assert small.layers[0].cost.cycles == kernel.cost(spec, F(1, 1, (1, 1, 1, 1))).cycles

@@ -295,7 +295,8 @@ def legal(spec: TTSpec) -> dict[str, list]:
     plus all-1 and fully parallel."""
     options = [step_options(st) for st in spec.steps]
     if math.prod(len(o) for o in options) <= MAX_COMBINATIONS:
-        return {"pe": [1], "simd": [1], "steps": [tuple(c) for c in itertools.product(*options)]}
+        combos = [tuple(c) for c in itertools.product(*options)]
+        return {"pe": [1], "simd": [1], "steps": combos, "step_options": options}
     combos = {tuple(o[0] for o in options), tuple(o[-1] for o in options)}
     for target in sorted({st.macs // p for st, opts in zip(spec.steps, options) for p in opts}):
         combos.add(tuple(next((p for p in o if st.macs // p <= target), o[-1]) for st, o in zip(spec.steps, options)))
@@ -305,7 +306,7 @@ def legal(spec: TTSpec) -> dict[str, list]:
         share = [budget * w / sum(weights) for w in weights]
         combos.add(tuple(max([p for p in o if p <= max(x, 1)]) for o, x in zip(options, share)))
         budget *= 2
-    return {"pe": [1], "simd": [1], "steps": sorted(combos)}
+    return {"pe": [1], "simd": [1], "steps": sorted(combos), "step_options": options}
 
 
 def cost(spec: TTSpec, fold: LayerFold) -> Cost:
