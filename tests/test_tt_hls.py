@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from accelgen import boards, dse, golden, ir
+from accelgen import boards, dse, golden, ir, report
 from accelgen.codegen import generate
 from accelgen.csim import Emulator, build_group
 from accelgen.errors import InputError
@@ -463,3 +463,11 @@ def test_any_legal_tt_folding_is_accepted_from_a_plan():
         dse.explore(g, board, folding=FoldingPlan({"tt0": F(1, 1, (1, 5, 1, 1))}))
     small = dse.explore(mnist_tt(), boards.get_board("zcu102"), folding=FoldingPlan({}))
     assert small.layers[0].cost.cycles == kernel.cost(spec, F(1, 1, (1, 1, 1, 1))).cycles
+
+
+def test_report_shows_the_tt_steps():
+    est = dse.explore(mnist_tt(), boards.get_board("ultra96v2"))
+    doc = report.build_report(est)
+    (layer,) = doc["layers"]
+    assert layer["steps"] == list(est.layers[0].fold.steps) and layer["macs"] == 1_917_952
+    assert "| steps | " + "/".join(map(str, layer["steps"])) in report.render_markdown(doc)
