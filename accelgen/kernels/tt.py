@@ -301,11 +301,14 @@ def legal(spec: TTSpec) -> dict[str, list]:
     for target in sorted({st.macs // p for st, opts in zip(spec.steps, options) for p in opts}):
         combos.add(tuple(next((p for p in o if st.macs // p <= target), o[-1]) for st, o in zip(spec.steps, options)))
     weights = [math.sqrt(st.macs) for st in spec.steps]
-    budget = 1
+    budget = 1.0
     while budget <= 2 * sum(o[-1] for o in options):
-        share = [budget * w / sum(weights) for w in weights]
-        combos.add(tuple(max([p for p in o if p <= max(x, 1)]) for o, x in zip(options, share)))
-        budget *= 2
+        near = []
+        for o, w in zip(options, weights):
+            share = max(budget * w / sum(weights), 1.0)
+            near.append({max(p for p in o if p <= share), min((p for p in o if p >= share), default=o[-1])})
+        combos.update(itertools.product(*near))
+        budget *= math.sqrt(2)
     return {"pe": [1], "simd": [1], "steps": sorted(combos), "step_options": options}
 
 
