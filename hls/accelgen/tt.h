@@ -70,6 +70,30 @@ struct RowCursor {
     }
 };
 
+/// \brief A step's input state: IN_ELEMS codes in SIMD banks, address a in bank
+/// (a / GRAIN) % SIMD with GRAIN = RED_INNER_STRIDE. The SIMD lanes of one cycle are
+/// consecutive values of the inner reduction digit, addresses GRAIN apart, so when SIMD
+/// divides RED_INNER they fall in distinct banks and one cycle reads them all.
+/// \tparam CFG the step configuration
+template <class CFG>
+struct StateBuffer {
+    static const unsigned GRAIN = CFG::RED_INNER_STRIDE ? CFG::RED_INNER_STRIDE : 1;
+    static const unsigned SPAN = GRAIN * CFG::SIMD;  // addresses per bank round
+    static const unsigned DEPTH = (CFG::IN_ELEMS + SPAN - 1) / SPAN * GRAIN;
+    typename CFG::in_code::raw_t bank[CFG::SIMD][DEPTH];
+
+    static unsigned bank_of(unsigned a) { return (a / GRAIN) % CFG::SIMD; }
+    static unsigned offset_of(unsigned a) { return (a / SPAN) * GRAIN + a % GRAIN; }
+    void write(unsigned a, const typename CFG::in_code::raw_t& v) {
+#pragma HLS INLINE
+        bank[bank_of(a)][offset_of(a)] = v;
+    }
+    typename CFG::in_code::raw_t read(unsigned a) const {
+#pragma HLS INLINE
+        return bank[bank_of(a)][offset_of(a)];
+    }
+};
+
 /// \brief The end of one (row, column fold): PE sums to the output stream (requantized),
 /// or into the reorder buffer of a REORDER step.
 template <class CFG>
@@ -100,7 +124,7 @@ inline void tt_emit(const typename CFG::acc_t (&acc)[CFG::PE], unsigned r, unsig
 /// weights, centred state values, exact 64-bit sums); the same outputs in the same order
 /// as the ap_types arithmetic, which never overflows its proved accumulator (see mvau.h).
 template <class CFG>
-void tt_compute_native(const typename CFG::in_code::raw_t* state, const typename CFG::weights_t& weights,
+void tt_compute_native(const StateBuffer<CFG>& state, const typename CFG::weights_t& weights,
                        typename CFG::acc_t* reorder,
                        hls::stream<typename Word<typename CFG::out_code, CFG::PE>::type>& out,
                        const typename CFG::requant_t& requant) {
@@ -111,7 +135,7 @@ void tt_compute_native(const typename CFG::in_code::raw_t* state, const typename
     const unsigned SF = CFG::RED / CFG::SIMD, NF = CFG::COLS / CFG::PE;
     std::vector<long long> x(CFG::IN_ELEMS);
     for (unsigned i = 0; i < CFG::IN_ELEMS; i++)
-        x[i] = (long long)CFG::in_code::decode(state[i]).to_int64() - (CFG::in_code::bipolar ? 0 : CFG::IN_ZERO_POINT);
+        x[i] = (long long)CFG::in_code::decode(state.read(i)).to_int64() - (CFG::in_code::bipolar ? 0 : CFG::IN_ZERO_POINT);
     std::vector<unsigned> offset(CFG::RED);
     for (unsigned p = 0; p < CFG::RED; p++)
         offset[p] = (p / CFG::RED_INNER) * CFG::RED_OUTER_STRIDE + (p % CFG::RED_INNER) * CFG::RED_INNER_STRIDE;
@@ -150,12 +174,11 @@ void tt_compute_native(const typename CFG::in_code::raw_t* state, const typename
 ///   IN_ZERO_POINT, centred_t, weight_code, mac (dot-product policy), acc_t, out_code,
 ///   weights_t (WeightMemory), requant_t (Thresholds, MultiplyShift or PassThrough).
 ///
-/// Pragmas: PIPELINE II=1 on the read, compute and drain loops; the accumulators are
-/// completely partitioned; the state buffer is cyclically partitioned by SIMD (one bank
-/// per reduction lane: the lanes of one cycle are consecutive in p, so they fall in
-/// distinct banks when RED_INNER_STRIDE is 1 and SIMD divides RED_INNER, which the
-/// generator's axis order makes the common case); weights and requantizer parameters are
-/// partitioned along PE by the generator.
+/// Pragmas: PIPELINE II=1 on the read, compute and drain loops; the accumulators and the
+/// state buffer's SIMD banks are completely partitioned (conflict-free gathers when SIMD
+/// divides RED_INNER, see StateBuffer; otherwise, and for reads of IN_LANES > 1 lanes that
+/// share a bank, synthesis may schedule the loop at II > 1); weights and requantizer
+/// parameters are partitioned along PE by the generator.
 template <class CFG>
 void tt_step(hls::stream<typename Word<typename CFG::in_code, CFG::IN_LANES>::type>& in,
              hls::stream<typename Word<typename CFG::out_code, CFG::PE>::type>& out,
@@ -172,8 +195,8 @@ void tt_step(hls::stream<typename Word<typename CFG::in_code, CFG::IN_LANES>::ty
     typedef typename Word<in_code, CFG::IN_LANES>::type in_word_t;
     const unsigned OUT_ELEMS = CFG::ROWS * CFG::COLS;
 
-    typename in_code::raw_t state[CFG::IN_ELEMS];
-#pragma HLS ARRAY_PARTITION variable = state type = cyclic factor = CFG::SIMD
+    StateBuffer<CFG> state;
+#pragma HLS ARRAY_PARTITION variable = state.bank type = complete dim = 1
     typename CFG::acc_t reorder[CFG::REORDER ? OUT_ELEMS : 1];
 #ifndef ACCELGEN_CSIM_FAST
     typename CFG::acc_t acc[CFG::PE];
@@ -190,7 +213,7 @@ tt_samples:
         tt_read_lanes:
             for (unsigned l = 0; l < CFG::IN_LANES; l++) {
 #pragma HLS UNROLL
-                state[w * CFG::IN_LANES + l] = lane<in_code, CFG::IN_LANES>(x, l);
+                state.write(w * CFG::IN_LANES + l, lane<in_code, CFG::IN_LANES>(x, l));
             }
         }
 #ifdef ACCELGEN_CSIM_FAST
@@ -213,7 +236,7 @@ tt_samples:
                 const unsigned p = sf * CFG::SIMD + s;
                 const unsigned at = row.in_base + (p / CFG::RED_INNER) * CFG::RED_OUTER_STRIDE +
                                     (p % CFG::RED_INNER) * CFG::RED_INNER_STRIDE;
-                set_lane<in_code, CFG::SIMD>(x, s, state[at]);
+                set_lane<in_code, CFG::SIMD>(x, s, state.read(at));
             }
         tt_pe:
             for (unsigned pe = 0; pe < CFG::PE; pe++) {
