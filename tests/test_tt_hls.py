@@ -479,3 +479,16 @@ def test_report_shows_the_tt_steps():
     (layer,) = doc["layers"]
     assert layer["steps"] == list(est.layers[0].fold.steps) and layer["macs"] == 1_917_952
     assert "| steps | " + "/".join(map(str, layer["steps"])) in report.render_markdown(doc)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"order": (0, 2, 1)}, "does not contract a contiguous run"), ({"order": (0, 0, 1)}, "not a permutation"),
+     ({"ranks": (2, 2, 3, 1)}, "must start and end with 1"), ({"modes_in": (2, 3, 5)}, "core 1 has shape")],
+)  # fmt: skip
+def test_bad_tt_structure_is_a_clear_error_naming_the_layer(change, message):
+    graph, _, _ = CASES["d3_inside_out_reorder"]()
+    op = graph.ops[0].replace(**change)
+    graph = graph.copy(ops=[op])
+    with pytest.raises(InputError, match=f"TTDense 'tt0'.*{message}"):
+        dse.explore(graph, boards.get_board("ultra96v2"))

@@ -29,6 +29,7 @@ plus, for a reordering last step, the drain (``out_features / pe``).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from dataclasses import dataclass
@@ -160,7 +161,7 @@ def geometry(modes_in, modes_out, ranks, order) -> list[Step]:
         )  # fmt: skip
         if t == d - 1:
             final = _strides(list(modes_out))
-            step = Step(**{**step.__dict__, "out_strides": tuple(final[a[1]] for a in step.out_axes)})
+            step = dataclasses.replace(step, out_strides=tuple(final[a[1]] for a in step.out_axes))
         steps.append(step)
         state = list(step.out_axes)
     return steps
