@@ -547,6 +547,8 @@ def build_tt_dense(ctx: Context, op: ir.TTDense, ident: str) -> Block:
             rq = requant_param(_shared_requant(op, t), channels=1, pe=unit.pe, acc_lo=acc_lo, acc_hi=acc_hi,
                                out_code=out_code)  # fmt: skip
         out = ctx.stream(f"{ident}_out" if last else f"{ident}_s{t}", out_code, unit.pe, st.out_elems // unit.pe)
+        if not last:  # one whole state: this step never waits while the next one computes
+            out.depth = max(out.depth, units[t + 1].fifo_words)
         streams.append(out)
         cfg = ctx.config(f"{ident}_step{t}")
         fields = {

@@ -19,12 +19,12 @@ accumulators in a reorder buffer and requantizes them on the way out.
 
 Folding: ``LayerFold.steps = (P_0, ..., P_{d-1})``, in contraction order; ``P_t`` divides
 ``red_t * cols_t`` and is split as ``simd = gcd(P_t, red_t)``, ``pe = P_t / simd`` (which
-then divides ``cols_t``). Cycles per sample: a step reads its state while the step before
-computes it (``in_elems / lanes`` words, never more than that step's compute cycles), but it
-computes only once the whole state is in, and through two-deep FIFOs a step that is still
-computing holds up the one before it; the estimate therefore does not overlap the computes
-of different steps: the first step's read, plus the sum over steps of ``MACs_t / P_t``,
-plus, for a reordering last step, the drain (``out_features / pe``).
+then divides ``cols_t``). Each step reads a whole state (``in_elems / lanes`` cycles), then
+computes (``MACs_t / P_t`` cycles) and, for a reordering last step, drains
+(``out_features / pe``). The stream into every step after the first holds one whole state,
+so a step never waits for the next one to finish computing: the steps work on successive
+samples at once, and the layer's initiation interval is the slowest step's period
+(read + compute + drain), not their sum; the latency of one sample is the sum.
 """
 
 from __future__ import annotations
@@ -207,8 +207,14 @@ class StepHardware:
 
     @property
     def cycles(self) -> int:
-        """This step's own busy cycles per sample (its read overlaps the producer's compute)."""
-        return self.compute_cycles + self.drain_cycles
+        """The step's period: it reads a whole state, then computes (and drains)."""
+        return self.read_cycles + self.compute_cycles + self.drain_cycles
+
+    @property
+    def fifo_words(self) -> int:
+        """Depth of the stream this step reads (after the first): one whole state, so its
+        producer never waits while this step computes."""
+        return self.read_cycles
 
 
 def split(p: int, red: int, cols: int) -> tuple[int, int]:
@@ -290,10 +296,12 @@ def step_options(st: Step) -> list[int]:
 
 def legal(spec: TTSpec) -> dict[str, list]:
     """pe = simd = 1; ``steps``: every combination when there are few, else two families:
-    for each target step time T the least parallelism per step that meets it, and for each
-    multiplier count M (powers of two) M split over the steps in proportion to sqrt(MACs_t)
-    (what minimises the sum of the steps' cycles), each rounded down to a legal value;
-    plus all-1 and fully parallel."""
+    for each target step time T the least parallelism per step that meets it (what the
+    initiation interval, the slowest step, wants), and for each multiplier count M (a
+    geometric series, ratio sqrt 2) M split over the steps in proportion to sqrt(MACs_t)
+    (what minimises the sum of the steps' cycles, the latency), each step at the legal value
+    just below or just above its share; plus all-1 and fully parallel. ``step_options``:
+    every step's legal values (a plan may combine them freely)."""
     options = [step_options(st) for st in spec.steps]
     if math.prod(len(o) for o in options) <= MAX_COMBINATIONS:
         combos = [tuple(c) for c in itertools.product(*options)]
@@ -322,13 +330,12 @@ def cost(spec: TTSpec, fold: LayerFold) -> Cost:
         # the state buffer, in simd banks (one read per lane per cycle); a reorder buffer
         banks = hw.ram(ar.a_bits, math.ceil(u.step.in_elems / u.simd)) * u.simd
         res = res + banks + (hw.ram(ar.acc_bits, u.step.out_elems) if u.step.reorder else NONE)
-        res = res + hw.fifo(u.in_lanes * ar.a_bits, hw.STREAM_FIFO_DEPTH)
+        res = res + hw.fifo(u.in_lanes * ar.a_bits, hw.STREAM_FIFO_DEPTH if t == 0 else u.fifo_words)
         parts.append(res)
-        depth += u.compute_cycles if t < len(units) - 1 else pipe
+        depth += u.read_cycles + (u.compute_cycles if t < len(units) - 1 else pipe)
     last = units[-1]
-    first_out = last.step.red // last.simd + (last.compute_cycles if last.step.reorder else 0)
-    depth += first_out + units[0].read_cycles
-    return Cost(cycles=units[0].read_cycles + sum(u.cycles for u in units), depth=depth, resources=total(parts),
+    depth += last.step.red // last.simd + (last.compute_cycles if last.step.reorder else 0)
+    return Cost(cycles=max(u.cycles for u in units), depth=depth, resources=total(parts),
                 multipliers=sum(u.pe * u.simd for u in units))  # fmt: skip
 
 
