@@ -500,3 +500,19 @@ def test_bad_tt_structure_is_a_clear_error_naming_the_layer(change, message):
     graph = graph.copy(ops=[op])
     with pytest.raises(InputError, match=f"TTDense 'tt0'.*{message}"):
         dse.explore(graph, boards.get_board("ultra96v2"))
+
+
+@pytest.mark.parametrize(
+    ("steps", "message"), [("4", "must be a list of integers"), ([2, 0], "has a value below 1"), ([1.5], "integers")]
+)
+def test_plan_steps_are_checked_when_read(steps, message):
+    data = {"layers": {"tt0": {"pe": 1, "simd": 1, "steps": steps}}}
+    with pytest.raises(InputError, match=f"layer 'tt0'.*{message}"):
+        FoldingPlan.from_json(data, source="plan.json")
+
+
+def test_plan_json_keeps_steps_only_where_there_are_some():
+    plan = FoldingPlan({"tt0": F(1, 1, (2, 3)), "dense1": F(4, 2)})
+    data = plan.to_json()
+    assert data["layers"] == {"tt0": {"pe": 1, "simd": 1, "steps": [2, 3]}, "dense1": {"pe": 4, "simd": 2}}
+    assert FoldingPlan.from_json(data).layers == plan.layers
