@@ -33,7 +33,7 @@ from accelgen.kernels import dense as dense_kernel
 from accelgen.kernels import kernel_for
 from accelgen.kernels import tt as tt_kernel
 from accelgen.plan import FoldingPlan, LayerFold
-from tests.test_hls_kernels import ACC, GraphBuilder, centred, qt, random_codes, ref_requant
+from tests.test_hls_kernels import ACC, BIPOLAR, GraphBuilder, centred, qt, random_codes, ref_requant
 
 MODELS = ("ap_types", "native")
 
@@ -219,6 +219,18 @@ def _():
     return b.finish(y)
 
 
+def _bipolar_case(order, steps):  # (1, 0): InputSign then SignSelect; (0, 1): XnorPopcount then LUT products
+    b = GraphBuilder("t", 9)
+    x = b.input("x", (8,), BIPOLAR)
+    y = add_tt(b, x, (2, 4), (3, 2), (1, 2, 1), order, [BIPOLAR, qt(4, True)], [qt(3, True)], qt(4, True),
+               fold=F(1, 1, steps))  # fmt: skip
+    return b.finish(y)
+
+
+CASES["d2_bipolar_input_sign_select"] = lambda: _bipolar_case((1, 0), (2, 3))
+CASES["d2_bipolar_xnor_popcount"] = lambda: _bipolar_case((0, 1), (3, 4))
+
+
 @case("dense_tt_dense_chain")
 def _():
     b = GraphBuilder("t", 8)
@@ -287,7 +299,8 @@ def test_testbench_passes_on_a_dense_tt_dense_design(emulators, tmp_path):
 
 
 def test_cases_cover_the_brief(emulators):
-    """d = 2..4, both requantizer kinds between steps, core bits 2..8, reorder, fully parallel."""
+    """d = 2..4, both requantizer kinds between steps, core bits 1 (bipolar) and 2..8, reorder,
+    all-1 and fully parallel."""
     ds, mids, bits, reorder, full, one = set(), set(), set(), False, False, False
     for name in CASES:
         _, graph, _ = emulators[name, "native"]
@@ -305,7 +318,7 @@ def test_cases_cover_the_brief(emulators):
                 par = plan.fold(op.name).steps
                 full |= par == tuple(s.red * s.cols for s in st)
                 one |= set(par) == {1}
-    assert ds == {2, 3, 4} and mids == {"Thresholds", "MultiplyShift"} and bits == set(range(2, 9))
+    assert ds == {2, 3, 4} and mids == {"Thresholds", "MultiplyShift"} and bits == set(range(1, 9))
     assert reorder and full and one
 
 
