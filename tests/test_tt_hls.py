@@ -320,6 +320,14 @@ def test_cases_cover_the_brief(emulators):
                 one |= set(par) == {1}
     assert ds == {2, 3, 4} and mids == {"Thresholds", "MultiplyShift"} and bits == set(range(1, 9))
     assert reorder and full and one
+    policies = set()
+    for name in CASES:
+        for header in (emulators[name, "native"][0].outdir / "hls" / "config").glob("*.h"):
+            text = header.read_text()
+            if "tt_step" in text or "TT contraction step" in text:
+                policies |= {m for m in ("XnorPopcount", "SignSelect", "InputSign", "LutMultiply", "DspMultiply")
+                             if f"accelgen::{m} mac" in text}  # fmt: skip
+    assert len(policies) == 5, policies
 
 
 @pytest.mark.parametrize("order", [(0, 1, 2), (2, 1, 0), (1, 0, 2), (1, 2, 0)])
