@@ -34,7 +34,7 @@ from accelgen import analysis, ir
 from accelgen.boards import DEFAULT_MAX_UTIL, Board, check_max_util, known_boards
 from accelgen.errors import FitError, InputError
 from accelgen.kernels import kernel_for, streams
-from accelgen.kernels.base import RESOURCE_KEYS, Cost, Kernel, LayerSpec, Resources, foldings, total
+from accelgen.kernels.base import RESOURCE_KEYS, Cost, Kernel, LayerSpec, Resources, fold_problems, foldings, total
 from accelgen.plan import FoldingPlan, LayerFold
 
 #: branch-and-bound nodes the whole exploration may spend before settling for "not proven"
@@ -538,8 +538,7 @@ def _validate(plan: FoldingPlan, layers: list[Layer], board: Board, notes: list[
     problems = []
     for la in layers:
         fold = plan.fold(la.name)
-        bad = [f"{key}={getattr(fold, key)} (legal: {', '.join(map(str, values))})"
-               for key, values in la.legal.items() if getattr(fold, key) not in values]  # fmt: skip
+        bad = fold_problems(la.legal, fold)
         if bad:
             problems.append(f"layer '{la.name}' ({la.op.kind}): illegal {' and '.join(bad)}")
     if problems:

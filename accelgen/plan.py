@@ -13,6 +13,8 @@ Folding semantics, per kernel (every kernel module validates its own):
   ``pe | OC``, ``simd | KH*KW``.
 * MaxPool, AvgPool, Add, Requantize: ``pe`` channels per cycle, ``pe | C``; ``simd`` is 1.
 * Concat, Reshape: no folding (``pe = simd = 1``): they move whole stream words.
+* TTDense: ``steps``, one parallelism per contraction step (MACs per cycle, a divisor of
+  the step's reduction length times its columns, see accelgen.kernels.tt); ``pe = simd = 1``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ PLAN_VERSION = 1
 class LayerFold:
     pe: int = 1
     simd: int = 1
+    #: per-step parallelism of a kernel that works in steps (TTDense); empty for the others
+    steps: tuple[int, ...] = ()
 
 
 @dataclass
@@ -50,7 +54,7 @@ class FoldingPlan:
             "version": PLAN_VERSION,
             "board": self.board,
             "clock_mhz": self.clock_mhz,
-            "layers": {name: {"pe": f.pe, "simd": f.simd} for name, f in self.layers.items()},
+            "layers": {name: _fold_json(f) for name, f in self.layers.items()},
             "meta": self.meta,
         }
 
@@ -69,7 +73,7 @@ class FoldingPlan:
                 raise InputError(f"{source}: layer '{name}' needs integer 'pe' and 'simd'") from None
             if pe < 1 or simd < 1:
                 raise InputError(f"{source}: layer '{name}' has pe={pe}, simd={simd}; both must be >= 1")
-            layers[name] = LayerFold(pe, simd)
+            layers[name] = LayerFold(pe, simd, _steps(entry.get("steps", []), f"{source}: layer '{name}'"))
         return FoldingPlan(
             layers=layers,
             board=str(data.get("board", "")),
@@ -87,3 +91,19 @@ class FoldingPlan:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise InputError(f"--folding {path}: not valid JSON ({exc})") from None
         return FoldingPlan.from_json(data, source=str(path))
+
+
+def _fold_json(fold: LayerFold) -> dict[str, Any]:
+    out: dict[str, Any] = {"pe": fold.pe, "simd": fold.simd}
+    if fold.steps:
+        out["steps"] = list(fold.steps)
+    return out
+
+
+def _steps(value: Any, where: str) -> tuple[int, ...]:
+    """A layer's optional ``steps`` list: positive integers."""
+    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise InputError(f"{where}: 'steps' must be a list of integers (one parallelism per step)")
+    if any(v < 1 for v in value):
+        raise InputError(f"{where}: 'steps' {value} has a value below 1")
+    return tuple(value)

@@ -65,6 +65,7 @@ def build_report(estimate: Estimate, *, csim: dict[str, Any] | None = None,
                 "requant": row.get("requant"),
                 "pe": lp.fold.pe,
                 "simd": lp.fold.simd,
+                **({"steps": list(lp.fold.steps)} if lp.fold.steps else {}),
                 "cycles": lp.cost.cycles,
                 "depth": lp.cost.depth,
                 "multipliers": lp.cost.multipliers,
@@ -278,9 +279,10 @@ def render_markdown(report: dict[str, Any]) -> str:
     for la in report["layers"]:
         name = f"**{la['name']}** (bottleneck)" if la["bottleneck"] else la["name"]
         bits = f"{la['w_bits'] or '-'}/{la['a_bits'] or '-'}"
+        pe, simd = (la["pe"], la["simd"]) if not la.get("steps") else ("steps", "/".join(map(str, la["steps"])))
         lines.append(
-            f"| {name} | {la['op']} | {_shape(la['in_shape'])} | {_shape(la['out_shape'])} | {bits} | {la['pe']} | "
-            f"{la['simd']} | {_n(la['cycles'])} | {_n(la['dsp'])} | {_n(la['bram18'])} | {_n(la['lut'])} | "
+            f"| {name} | {la['op']} | {_shape(la['in_shape'])} | {_shape(la['out_shape'])} | {bits} | {pe} | "
+            f"{simd} | {_n(la['cycles'])} | {_n(la['dsp'])} | {_n(la['bram18'])} | {_n(la['lut'])} | "
             f"{_n(la['ff'])} |"
         )
     lines.append(

@@ -16,6 +16,8 @@ of plain data for the templates. Folding per kernel (as ``accelgen.plan`` docume
 * MaxPool / AvgPool: ``pe | C``, ``simd == 1``; window generator (depthwise order) +
   window reduction, or a global pool (no line buffer) when one window covers the map.
 * Add, Requantize: ``pe | C``. Concat: words of gcd(channels) lanes.
+* TTDense: one contraction unit per step, each at its parallelism ``steps[t]`` split into
+  pe x simd by accelgen.kernels.tt (the same description the cost model reads).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from accelgen.codegen.names import Namer, comment_text
 from accelgen.codegen.params import pack_words, requant_param, requant_partitions
 from accelgen.codegen.types import CodeType, IntType, centred_range, code_of, int_type, signed_type, zero_point
 from accelgen.errors import InputError, InternalError
+from accelgen.kernels import tt
 from accelgen.plan import FoldingPlan, LayerFold
 
 #: products of operands up to this many bits are mapped to LUTs
@@ -81,18 +84,43 @@ def _check_fold(op: ir.Op, fold: LayerFold, pe_of: int, simd_of: int | None, wha
 
 
 def _weight_code(op: ir.Conv | ir.Dense, matrix: np.ndarray) -> CodeType:
-    wq = op.w_qtype
+    return _weights_code(op.name, op.w_qtype, matrix)
+
+
+def _weights_code(name: str, wq: ir.QType, matrix: np.ndarray) -> CodeType:
+    """The code of integer weights ``matrix`` (``code - zero_point``) of QType ``wq``."""
     if wq.bipolar:
         code = CodeType(1, True, True)
         if matrix.size and not np.all(np.abs(matrix) == 1):
-            raise InternalError(f"'{op.name}': bipolar weights other than -1/+1")
+            raise InternalError(f"'{name}': bipolar weights other than -1/+1")
         return code
     zps = np.asarray(wq.zero_point, dtype=np.int64)
     t = int_type(wq.qmin - int(zps.max()), wq.qmax - int(zps.min()))
     code = CodeType(t.bits, t.signed)
     if matrix.size and (matrix.min() < code.lo or matrix.max() > code.hi):
-        raise InternalError(f"'{op.name}': weights outside their type {wq.describe()}")
+        raise InternalError(f"'{name}': weights outside their type {wq.describe()}")
     return code
+
+
+def _acc_range(matrix: np.ndarray, clo: int, chi: int) -> tuple[int, int]:
+    """Bounds of every (partial) sum of a row of ``matrix`` times inputs in [clo, chi]."""
+    m = matrix.astype(object) if np.abs(matrix).max(initial=0) > (1 << 40) else matrix.astype(np.int64)
+    t1, t2 = m * clo, m * chi
+    lo = np.minimum(np.minimum(t1, t2), 0).sum(axis=1)
+    hi = np.maximum(np.maximum(t1, t2), 0).sum(axis=1)
+    return int(min(lo)), int(max(hi))
+
+
+def _mac_policy(in_code: CodeType, centred: IntType, w_code: CodeType) -> str:
+    if in_code.bipolar and w_code.bipolar:
+        return "XnorPopcount"
+    if w_code.bipolar:
+        return "SignSelect"
+    if in_code.bipolar:
+        return "InputSign"
+    if centred.bits <= LUT_PRODUCT_BITS and w_code.bits <= LUT_PRODUCT_BITS:
+        return "LutMultiply"
+    return "DspMultiply"
 
 
 def _arith(op: ir.Op, x: ir.Tensor, y: ir.Tensor, matrix: np.ndarray, pe: int) -> dict:
@@ -107,22 +135,9 @@ def _arith(op: ir.Op, x: ir.Tensor, y: ir.Tensor, matrix: np.ndarray, pe: int) -
     clo, chi = centred_range(x.qtype, zp)
     centred = int_type(clo, chi)
     w_code = _weight_code(op, matrix)
-    m = matrix.astype(object) if np.abs(matrix).max(initial=0) > (1 << 40) else matrix.astype(np.int64)
-    t1, t2 = m * clo, m * chi
-    lo = np.minimum(np.minimum(t1, t2), 0).sum(axis=1)
-    hi = np.maximum(np.maximum(t1, t2), 0).sum(axis=1)
-    acc_lo, acc_hi = int(min(lo)), int(max(hi))
+    acc_lo, acc_hi = _acc_range(matrix, clo, chi)
     acc = signed_type(acc_lo, acc_hi)
-    if in_code.bipolar and w_code.bipolar:
-        mac = "XnorPopcount"
-    elif w_code.bipolar:
-        mac = "SignSelect"
-    elif in_code.bipolar:
-        mac = "InputSign"
-    elif centred.bits <= LUT_PRODUCT_BITS and w_code.bits <= LUT_PRODUCT_BITS:
-        mac = "LutMultiply"
-    else:
-        mac = "DspMultiply"
+    mac = _mac_policy(in_code, centred, w_code)
     out_code = _out_code(y, acc)
     rq = requant_param(op.requant, channels=matrix.shape[0], pe=pe, acc_lo=acc_lo, acc_hi=acc_hi, out_code=out_code)
     return {
@@ -468,8 +483,98 @@ def build_concat(ctx: Context, op: ir.Concat, ident: str) -> Block:
                  lead=sum(channels), folding={"pe": lanes, "simd": 1})  # fmt: skip
 
 
+def _shared_requant(op: ir.TTDense, t: int) -> ir.Thresholds | ir.MultiplyShift:
+    """The per-tensor requantizer after step ``t`` (InputError when it is per channel)."""
+    rq = op.mid_requant[t]
+    arrays = [rq.thresholds, rq.base, rq.direction] if isinstance(rq, ir.Thresholds) else [
+        rq.multiplier, rq.offset, rq.lo, rq.hi, rq.direction]  # fmt: skip
+    if isinstance(rq, ir.FloatRequant) or any(np.asarray(a).shape[0] != 1 for a in arrays):
+        raise InputError(f"layer '{op.name}' (TTDense): the requantizer after step {t} must be integer and per "
+                         "tensor (one set of parameters); quantize the intermediate per tensor")  # fmt: skip
+    return rq
+
+
+def _mid_code(op: ir.TTDense, t: int) -> CodeType:
+    q = op.mid_qtypes[t]
+    if q.bipolar or any(int(z) != 0 for z in q.zero_point):
+        raise InputError(f"layer '{op.name}' (TTDense): the intermediate after step {t} must have zero point 0 "
+                         f"and at least 2 levels of codes, not {q.describe()} with zero point {q.zero_point}")  # fmt: skip
+    return code_of(q)
+
+
+def _tt_step_fields(st: tt.Step, unit: tt.StepHardware, last: bool) -> dict:
+    rows = st.row_axes or (("", 0, 1),)
+    red_sizes, red_strides = [a[2] for a in st.red_axes], list(st.red_strides)
+    if len(red_sizes) > 2:
+        raise InternalError(f"a TT step reducing over {len(red_sizes)} axes")
+    inner = (red_sizes[-1], red_strides[-1]) if red_sizes else (1, 0)
+    outer = red_strides[0] if len(red_sizes) == 2 else 0
+    n_rows = len(st.row_axes)
+    out_rows = list(st.out_strides[:n_rows]) if st.reorder else [0] * n_rows
+    return {
+        "core": st.core, "in_elems": st.in_elems, "in_lanes": unit.in_lanes, "rows": st.rows, "cols": st.cols,
+        "red": st.red, "simd": unit.simd, "pe": unit.pe, "tiles": unit.tiles, "row_sizes": [a[2] for a in rows],
+        "row_strides": list(st.row_strides) or [0], "row_out_strides": out_rows or [0], "red_inner": inner[0],
+        "red_outer_stride": outer, "red_inner_stride": inner[1],
+        "col_out_stride": st.out_strides[-1] if st.reorder and st.col_axes else 1, "last": last,
+        "reorder": st.reorder,
+    }  # fmt: skip
+
+
+def build_tt_dense(ctx: Context, op: ir.TTDense, ident: str) -> Block:
+    tt.check(op)
+    x, y = ctx.tensor(op.inputs[0]), ctx.tensor(op.outputs[0])
+    steps = tt.geometry(op.modes_in, op.modes_out, op.ranks, op.order)
+    fold = ctx.fold(op)
+    units = tt.hardware(steps, fold, op.name)
+    zp = zero_point(x, f"layer '{op.name}'")
+    in_code, (clo, chi) = code_of(x.qtype), centred_range(x.qtype, zp)
+    src = ctx.stream(f"{ident}_in", in_code, units[0].in_lanes, op.in_features // units[0].in_lanes)
+    kernels, params, streams = [], [], [src]
+    for t, (st, unit) in enumerate(zip(steps, units)):
+        last = t == len(steps) - 1
+        matrix = tt.core_matrix(st, np.asarray(op.cores[st.core], dtype=np.int64)).T  # (cols, red)
+        w_code = _weights_code(op.name, op.core_qtypes[st.core], matrix)
+        centred = int_type(clo, chi)
+        acc_lo, acc_hi = _acc_range(matrix, clo, chi)
+        acc = signed_type(acc_lo, acc_hi)
+        if last:
+            out_code = _out_code(y, acc)
+            rq = requant_param(op.requant, channels=op.out_features, pe=unit.pe, acc_lo=acc_lo, acc_hi=acc_hi,
+                               out_code=out_code)  # fmt: skip
+        else:
+            out_code = _mid_code(op, t)
+            rq = requant_param(_shared_requant(op, t), channels=1, pe=unit.pe, acc_lo=acc_lo, acc_hi=acc_hi,
+                               out_code=out_code)  # fmt: skip
+        out = ctx.stream(f"{ident}_out" if last else f"{ident}_s{t}", out_code, unit.pe, st.out_elems // unit.pe)
+        if not last:  # one whole state: this step never waits while the next one computes
+            out.depth = max(out.depth, units[t + 1].fifo_words)
+        streams.append(out)
+        cfg = ctx.config(f"{ident}_step{t}")
+        fields = {
+            **_tt_step_fields(st, unit, last), "step": t, "steps": len(steps), "in_code": src.code.as_dict(),
+            "in_zero_point": zp, "centred": centred.as_dict(), "weight_code": w_code.as_dict(),
+            "mac": _mac_policy(src.code, centred, w_code), "acc": acc.as_dict(), "out_code": out_code.as_dict(),
+            "requant": rq,
+        }  # fmt: skip
+        chunks = pack_words(matrix, w_code, unit.simd, unit.pe)
+        step_params = [Param(f"{ident}_core{st.core}", "weights", cfg, "weights_t", {"chunks": chunks},
+                             [("chunk", 1), ("chunk", 3)]),
+                       Param(f"{ident}_requant{t}", "requant", cfg, "requant_t", rq, requant_partitions(rq["kind"]))]  # fmt: skip
+        params += step_params
+        kernels.append(Kernel("tt_step", "tt_step", cfg, fields, [src.name], [out.name], [p.name for p in step_params]))
+        src, zp = out, 0
+        if not last:
+            q = op.mid_qtypes[t]
+            clo, chi = q.qmin, q.qmax
+    folding = {"pe": 1, "simd": 1, "steps": [u.pe * u.simd for u in units]}
+    return Block(ident, comment_text(op.name), op.kind, op, kernels, params, streams, [Port(op.inputs[0], streams[0])],
+                 src, op.outputs[0], lead=op.in_features, folding=folding)  # fmt: skip
+
+
 BUILDERS: dict[type, Callable[[Context, ir.Op, str], Block]] = {
     ir.Dense: build_dense,
+    ir.TTDense: build_tt_dense,
     ir.Conv: build_conv,
     ir.MaxPool: build_maxpool,
     ir.AvgPool: build_avgpool,

@@ -5,6 +5,9 @@ A kernel module (``dense``, ``conv``, ...) implements :class:`Kernel`:
 * ``OPS``: the IR op classes it can implement, ``matches(op)``: whether it takes this one;
 * ``describe(op, graph) -> LayerSpec``: everything its cost model needs, read once;
 * ``legal(spec) -> {"pe": [...], "simd": [...]}``: the legal values (every pair is legal);
+  a kernel that works in steps (TTDense) adds ``"steps": [(p_0, p_1, ...), ...]``, the
+  per-step parallelisms the explorer searches, and ``"step_options"``, the legal values of
+  each step (what a plan given by the user is checked against, see :func:`fold_problems`);
 * ``cost(spec, fold) -> Cost``: cycles, pipeline depth and resources, a pure function;
 * ``lag(spec)``: input elements consumed before the first output (for stream plumbing);
 * ``multiplier(spec)``: resources of one multiplier and the MACs it must do (lower bound).
@@ -121,9 +124,33 @@ def divisors(n: int) -> list[int]:
     return sorted(set(small) | {n // d for d in small})
 
 
-def foldings(legal: dict[str, list[int]]) -> list[LayerFold]:
-    """Every (pe, simd) pair of a kernel's legal values, pe-major, increasing."""
-    return [LayerFold(pe, simd) for pe, simd in itertools.product(legal["pe"], legal["simd"])]
+def foldings(legal: dict[str, list]) -> list[LayerFold]:
+    """Every (pe, simd[, steps]) combination of a kernel's legal values, pe-major, increasing."""
+    steps = legal.get("steps", [()])
+    return [LayerFold(pe, simd, tuple(st)) for pe, simd, st in itertools.product(legal["pe"], legal["simd"], steps)]
+
+
+def fold_problems(legal: dict[str, list], fold: LayerFold) -> list[str]:
+    """What makes ``fold`` illegal under a kernel's ``legal`` values (empty: it is legal).
+
+    ``pe`` and ``simd`` must be legal values; with ``step_options``, ``fold.steps`` holds
+    one legal value per step (empty: every step at 1).
+    """
+    bad = [f"{key}={getattr(fold, key)} (legal: {', '.join(map(str, legal[key]))})"
+           for key in ("pe", "simd") if getattr(fold, key) not in legal[key]]  # fmt: skip
+    options = legal.get("step_options")
+    if options is None:
+        if fold.steps:
+            bad.append(f"steps={list(fold.steps)} (this layer has no steps)")
+        return bad
+    steps = fold.steps or (1,) * len(options)
+    if len(steps) != len(options):
+        bad.append(f"steps={list(steps)} ({len(options)} values needed, one per step)")
+        return bad
+    for t, (p, values) in enumerate(zip(steps, options)):
+        if p not in values:
+            bad.append(f"steps[{t}]={p} (legal: {', '.join(map(str, values))})")
+    return bad
 
 
 def ceil_div(a: int, b: int) -> int:

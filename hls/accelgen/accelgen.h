@@ -15,6 +15,7 @@
 #include "streams.h"
 #include "swg.h"
 #include "trace.h"
+#include "tt.h"
 #include "types.h"
 
 #endif  // ACCELGEN_ACCELGEN_H
