@@ -214,7 +214,7 @@ def train_rank_adaptive(
             optimizer.step()
             for layer in layers:
                 layer.update_ranks_()
-            total, count = total + float(data_loss) * len(x), count + len(x)
+            total, count = total + float(data_loss.detach()) * len(x), count + len(x)
         if epoch >= prune_from_epoch:
             for layer in layers:
                 transfer_optimizer_(optimizer, layer.prune_(prune_threshold))
