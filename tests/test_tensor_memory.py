@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from accelgen.tensor.memory import measure_training_step
+from accelgen.tensor.memory import measure_training_step, memory_table
 from accelgen.tensor.tt import TTLinear
 from tests.conftest import FIGURES
 
@@ -53,6 +53,9 @@ def test_tt_at_batch_1_uses_far_less_than_dense():
     assert tt.gradients == tt.parameters
     ratio = dense.total / tt.total
     assert ratio > 10
+    table = memory_table({"dense": dense, "tt": tt})
+    assert table.splitlines()[2].split()[0] == "tt"
+    assert float(table.splitlines()[2].split()[-1]) == pytest.approx(ratio, abs=0.05)
     FIGURES.append(
         f"training memory 784-512 batch 1: dense {dense.total} B, TT rank 16 {tt.total} B ({ratio:.1f}x less; "
         f"TT saved-for-backward {tt.saved_for_backward} B)"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-__all__ = ["TrainingMemory", "measure_training_step"]
+__all__ = ["TrainingMemory", "measure_training_step", "memory_table"]
 
 
 @dataclass(frozen=True)
@@ -83,3 +83,16 @@ def measure_training_step(
         optimizer_state=_bytes_of(state),
         saved_for_backward=saved_bytes,
     )
+
+
+def memory_table(rows: dict[str, TrainingMemory]) -> str:
+    """A plain-text table of the parts in bytes, one row per model, with each total's ratio to the first."""
+    parts = ("parameters", "gradients", "optimizer_state", "saved_for_backward", "total")
+    header = ["model", "batch", *parts, "x less"]
+    baseline = next(iter(rows.values())).total if rows else 1
+    body = [
+        [name, str(m.batch), *(str(getattr(m, part)) for part in parts), f"{baseline / m.total:.1f}"]
+        for name, m in rows.items()
+    ]
+    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+    return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in [header, *body])

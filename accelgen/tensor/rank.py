@@ -193,12 +193,16 @@ def train_rank_adaptive(
     epochs: int,
     dataset_size: int,
     warmup_epochs: int = 0,
-    prune_threshold: float = 1e-3,
+    prune_threshold: float = 1e-2,
     prune_from_epoch: int = 0,
 ) -> RankLog:
     """Train with the rank prior: loss + warm-up * prior / dataset_size, MAP variance update
-    after every step, pruning after every epoch from ``prune_from_epoch`` on (the optimizer's
-    state follows the shrunk cores). ``batches()`` yields one epoch of ``(x, target)``.
+    after every step, pruning after every epoch from ``prune_from_epoch`` on (threshold relative
+    to each rank's largest variance; the optimizer's state follows the shrunk cores).
+
+    ``batches()`` yields one epoch of ``(x, target)``. ``loss_fn`` should be the mean over the
+    batch of each sample's negative log-likelihood (e.g. the squared error summed over the
+    outputs, or cross-entropy), so that ``prior / dataset_size`` weighs the prior correctly.
     """
     log = RankLog()
     layers = tt_layers(model)
