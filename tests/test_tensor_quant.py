@@ -147,3 +147,13 @@ def test_quantized_tt_gradients_reach_every_scale_and_core():
         assert quant.scale.grad is not None and quant.scale.grad.abs() > 0
     for core in layer.cores:
         assert core.grad.abs().sum() > 0
+
+
+def test_quant_specs_for_the_exporter():
+    layer = TTLinear(36, 24, (2, 3, 2, 3), (2, 2, 3, 2), rank=3, core_bits=5, mid_bits=7, act_bits=8, act_signed=False)
+    layer(torch.rand(3, 36))
+    specs = layer.quant_specs()
+    assert (specs["act"].bits, specs["act"].signed, specs["act"].lo, specs["act"].hi) == (8, False, 0, 255)
+    assert [s.bits for s in specs["cores"]] == [5] * 4 and [s.bits for s in specs["mids"]] == [7] * 3
+    assert all(s.signed and s.scale > 0 for s in specs["cores"] + specs["mids"])
+    assert TTLinear(36, 24, (2, 3, 2, 3), (2, 2, 3, 2), rank=3).quant_specs() == {"act": None, "cores": [], "mids": []}

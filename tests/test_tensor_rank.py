@@ -175,3 +175,18 @@ def test_training_on_a_low_rank_target_lowers_the_ranks():
     assert sum(v.numel() for s in optimizer.state.values() for v in s.values() if v.dim() > 0) == 2 * sum(
         c.numel() for c in model.cores
     )
+
+
+def test_pruned_checkpoint_loads_into_a_fresh_layer():
+    layer = _layer("log_uniform")
+    x = torch.randn(4, 36, dtype=torch.float64)
+    with torch.no_grad():
+        layer.cores[0][..., 2] = 0
+        layer.cores[1][2] = 0
+    layer.update_ranks_()
+    layer.prune_(1e-6)
+    assert layer.ranks == (1, 2, 4, 2, 1)
+    fresh = _layer("log_uniform", seed=5)
+    fresh.load_state_dict(layer.state_dict())
+    assert fresh.ranks == layer.ranks and fresh.order == layer.order
+    torch.testing.assert_close(fresh(x), layer(x), rtol=0, atol=0)

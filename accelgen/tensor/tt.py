@@ -16,7 +16,7 @@ from torch import nn
 from accelgen.tensor import rank as rank_math
 from accelgen.tensor.factor import check_modes, factorize
 from accelgen.tensor.order import choose_order, contraction_macs, is_legal_order
-from accelgen.tensor.quant import FakeQuant
+from accelgen.tensor.quant import FakeQuant, QuantSpec
 
 __all__ = ["TTLinear"]
 
@@ -36,8 +36,8 @@ def _internal_ranks(rank: int | Sequence[int], d: int, name: str) -> tuple[int, 
     return tuple(ranks)
 
 
-def _optional_quant(bits: int | None, name: str, stochastic: bool) -> FakeQuant | None:
-    return None if bits is None else FakeQuant(bits, stochastic=stochastic, name=name)
+def _optional_quant(bits: int | None, name: str, stochastic: bool, signed: bool = True) -> FakeQuant | None:
+    return None if bits is None else FakeQuant(bits, signed=signed, stochastic=stochastic, name=name)
 
 
 class TTLinear(nn.Module):
@@ -48,8 +48,9 @@ class TTLinear(nn.Module):
     the ``d - 1`` internal ranks. The forward contracts the input with one core at a time in
     ``order`` (default: the legal order with the fewest MACs at batch 1, chosen again after
     pruning). ``core_bits``, ``mid_bits`` and ``act_bits`` (2..8 or None) fake-quantize every
-    core, every state between contraction steps and the input; ``stochastic`` rounds those
-    quantizers stochastically while training.
+    core, every state between contraction steps and the input (signed unless ``act_signed``
+    is False, e.g. for non-negative pixels); ``stochastic`` rounds those quantizers
+    stochastically while training. :meth:`quant_specs` gives what an exporter writes.
 
     Rank adaptation (Hawkins & Zhang, arXiv 1905.10478): ``rank_prior`` is ``"log_uniform"``,
     ``"half_cauchy"`` (scale ``cauchy_scale``) or None; see :mod:`accelgen.tensor.rank`.
@@ -70,6 +71,7 @@ class TTLinear(nn.Module):
         core_bits: int | None = None,
         mid_bits: int | None = None,
         act_bits: int | None = None,
+        act_signed: bool = True,
         stochastic: bool = False,
         rank_prior: str | None = "log_uniform",
         cauchy_scale: float = 1.0,
@@ -104,7 +106,7 @@ class TTLinear(nn.Module):
         self.mid_quant = nn.ModuleList(
             q for t in range(self.d - 1) if (q := _optional_quant(mid_bits, f"{name}.mid{t}", stochastic))
         )
-        self.act_quant = _optional_quant(act_bits, f"{name}.act", stochastic)
+        self.act_quant = _optional_quant(act_bits, f"{name}.act", stochastic, act_signed)
         for k, core in enumerate(self.cores if core_bits is not None else ()):
             self.core_quant[k].init_scale_(core)
 
@@ -243,6 +245,30 @@ class TTLinear(nn.Module):
         if shrinks and not self._fixed_order:
             self.order = choose_order(self.modes_in, self.modes_out, self.ranks)
         return shrinks
+
+    def quant_specs(self) -> dict[str, QuantSpec | list[QuantSpec] | None]:
+        """The quantizers' (scale, bits, signed, narrow): ``act``, ``cores`` (by core index) and
+        ``mids`` (by step: ``mids[t]`` quantizes the state after step ``t`` of :attr:`order`)."""
+        return {
+            "act": None if self.act_quant is None else self.act_quant.spec(),
+            "cores": [q.spec() for q in self.core_quant],
+            "mids": [q.spec() for q in self.mid_quant],
+        }
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # a checkpoint of a pruned layer has smaller cores and variances: take its shapes
+        with torch.no_grad():
+            for k in range(self.d):
+                saved = state_dict.get(f"{prefix}cores.{k}")
+                if saved is not None and saved.shape != self.cores[k].shape:
+                    self.cores[k] = nn.Parameter(torch.empty_like(saved, dtype=self.cores[k].dtype))
+            for k in range(1, self.d):
+                saved = state_dict.get(f"{prefix}rank_variance_{k}")
+                if saved is not None and saved.shape != getattr(self, f"rank_variance_{k}").shape:
+                    setattr(self, f"rank_variance_{k}", torch.empty_like(saved))
+        if not self._fixed_order:
+            self.order = choose_order(self.modes_in, self.modes_out, self.ranks)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
         return (
