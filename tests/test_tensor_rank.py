@@ -139,7 +139,8 @@ def test_warmup_ramps_from_zero_to_one():
     assert warmup_factor(0, 0) == 1.0
 
 
-def test_training_on_a_low_rank_target_lowers_the_ranks():
+@pytest.mark.parametrize(("prior", "eta"), [("log_uniform", 1.0), ("half_cauchy", 0.1)])
+def test_training_on_a_low_rank_target_lowers_the_ranks(prior, eta):
     torch.manual_seed(0)
     modes = (4, 4, 4)
     truth = TTLinear(64, 64, modes, modes, rank=2, bias=False, rank_prior=None).full_weight().detach()
@@ -147,7 +148,7 @@ def test_training_on_a_low_rank_target_lowers_the_ranks():
     n = 512
     x = torch.randn(n, 64)
     y = x @ truth + 0.01 * torch.randn(n, 64)
-    model = TTLinear(64, 64, modes, modes, rank=8, bias=False, name="tt")
+    model = TTLinear(64, 64, modes, modes, rank=8, bias=False, name="tt", rank_prior=prior, cauchy_scale=eta)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
 
     def batches():
