@@ -198,7 +198,8 @@ class TTLinear(nn.Module):
         return state.reshape(batch, left // self.modes_in[k], right, self.modes_out[k] * run, -1, r_last)
 
     def full_weight(self) -> torch.Tensor:
-        """The dense ``(in_features, out_features)`` weight (tests and inspection only)."""
+        """The dense ``(in_features, out_features)`` weight from :meth:`quantized_cores` (tests and
+        inspection only: the forward never builds it)."""
         weight = self.quantized_cores()[0]  # (1, I, J, r): I, J the row-major indices so far
         for core in self.quantized_cores()[1:]:
             i, j = weight.shape[1] * core.shape[1], weight.shape[2] * core.shape[2]
