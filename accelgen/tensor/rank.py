@@ -195,6 +195,7 @@ def train_rank_adaptive(
     warmup_epochs: int = 0,
     prune_threshold: float = 1e-2,
     prune_from_epoch: int = 0,
+    prior_weight: float = 1.0,
 ) -> RankLog:
     """Train with the rank prior: loss + warm-up * prior / dataset_size, MAP variance update
     after every step, pruning after every epoch from ``prune_from_epoch`` on (threshold relative
@@ -203,11 +204,13 @@ def train_rank_adaptive(
     ``batches()`` yields one epoch of ``(x, target)``. ``loss_fn`` should be the mean over the
     batch of each sample's negative log-likelihood (e.g. the squared error summed over the
     outputs, or cross-entropy), so that ``prior / dataset_size`` weighs the prior correctly.
+    ``prior_weight`` < 1 tempers the prior (the MAP point estimate tends to shrink ranks harder
+    than the posterior would on small data sets).
     """
     log = RankLog()
     layers = tt_layers(model)
     for epoch in range(epochs):
-        weight = warmup_factor(epoch, warmup_epochs) / dataset_size
+        weight = prior_weight * warmup_factor(epoch, warmup_epochs) / dataset_size
         model.train()
         total, count = 0.0, 0
         for x, target in batches():
