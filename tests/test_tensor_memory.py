@@ -60,3 +60,10 @@ def test_tt_at_batch_1_uses_far_less_than_dense():
         f"training memory 784-512 batch 1: dense {dense.total} B, TT rank 16 {tt.total} B ({ratio:.1f}x less; "
         f"TT saved-for-backward {tt.saved_for_backward} B)"
     )
+
+
+def test_quantizers_keep_one_copy_of_what_they_quantize():
+    plain = _measure(TTLinear(784, 512, rank=(10, 5, 7), name="fc1"), 1)
+    quantized = _measure(TTLinear(784, 512, rank=(10, 5, 7), core_bits=4, mid_bits=8, act_bits=8, name="fc1"), 1)
+    # LSQ composed from torch operators kept about three copies per quantized tensor (3.7x here)
+    assert quantized.saved_for_backward < 2 * plain.saved_for_backward

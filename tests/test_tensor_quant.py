@@ -157,3 +157,15 @@ def test_quant_specs_for_the_exporter():
     assert [s.bits for s in specs["cores"]] == [5] * 4 and [s.bits for s in specs["mids"]] == [7] * 3
     assert all(s.signed and s.scale > 0 for s in specs["cores"] + specs["mids"])
     assert TTLinear(36, 24, (2, 3, 2, 3), (2, 2, 3, 2), rank=3).quant_specs() == {"act": None, "cores": [], "mids": []}
+
+
+def test_stochastic_scale_gradient_uses_the_drawn_codes():
+    torch.manual_seed(1)
+    quant = FakeQuant(4, scale=1.0, stochastic=True).double()
+    x = torch.full((1000,), 0.3, dtype=torch.float64, requires_grad=True)
+    out = quant(x)
+    out.sum().backward()
+    codes = out.detach().numpy()  # scale 1: the output is the codes
+    expected = (codes - 0.3).sum() / math.sqrt(1000 * 7)
+    assert quant.scale.grad.item() == pytest.approx(expected, rel=1e-9)
+    np.testing.assert_array_equal(x.grad.numpy(), np.ones(1000))

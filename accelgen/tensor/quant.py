@@ -38,14 +38,38 @@ class QuantSpec:
         return 2 ** (self.bits - 1) - 1 if self.signed else 2**self.bits - 1 - int(self.narrow)
 
 
-def _round_straight_through(v: torch.Tensor, stochastic: bool) -> torch.Tensor:
-    rounded = torch.floor(v + torch.rand_like(v)) if stochastic else torch.round(v)
-    return v + (rounded - v).detach()
+class _LsqQuantize(torch.autograd.Function):
+    """``clip(round(x / s), lo, hi) * s`` with LSQ's gradients, keeping only ``x`` for the backward.
 
+    Written as one function rather than composed from torch operators so that training
+    saves one copy of ``x`` (plus 1-byte codes when rounding stochastically) instead of every
+    intermediate: the quantizers sit on every state of the contraction.
+    """
 
-def _scale_gradient(scale: torch.Tensor, factor: float) -> torch.Tensor:
-    """``scale`` in the forward, its gradient multiplied by ``factor`` in the backward."""
-    return (scale - scale * factor).detach() + scale * factor
+    @staticmethod
+    def forward(ctx, x, scale, lo, hi, gradient_factor, stochastic):
+        clipped = torch.clamp(x / scale, lo, hi)
+        codes = torch.floor(clipped + torch.rand_like(clipped)) if stochastic else torch.round(clipped)
+        ctx.lo, ctx.hi, ctx.gradient_factor, ctx.stochastic = lo, hi, gradient_factor, stochastic
+        if stochastic:
+            # the drawn codes cannot be recomputed; they fit one byte (2..8 bits)
+            code_type = torch.int8 if lo < 0 else torch.uint8
+            ctx.save_for_backward(x, scale, codes.to(code_type))
+        else:
+            ctx.save_for_backward(x, scale)
+        return codes * scale
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, scale, *saved_codes = ctx.saved_tensors
+        v = x / scale
+        inside = (v >= ctx.lo) & (v <= ctx.hi)
+        codes = saved_codes[0].to(x.dtype) if ctx.stochastic else torch.round(v)
+        # d(out)/d(scale): round(v) - v inside the range, the clipped code outside (LSQ)
+        d_scale = torch.where(inside, codes - v, torch.where(v < ctx.lo, float(ctx.lo), float(ctx.hi)))
+        grad_x = grad_out * inside.to(grad_out.dtype) if ctx.needs_input_grad[0] else None
+        grad_scale = (grad_out * d_scale).sum().reshape(scale.shape) * ctx.gradient_factor
+        return grad_x, grad_scale, None, None, None, None
 
 
 class FakeQuant(nn.Module):
@@ -95,9 +119,8 @@ class FakeQuant(nn.Module):
         spec = self.spec()
         gradient_factor = 1.0 / math.sqrt(x.numel() * spec.hi)
         # abs keeps the step positive whatever the optimiser does; clamp keeps it non-zero
-        scale = _scale_gradient(self.scale.abs().clamp_min(1e-12), gradient_factor)
-        clipped = torch.clamp(x / scale, spec.lo, spec.hi)
-        return _round_straight_through(clipped, self.stochastic and self.training) * scale
+        scale = self.scale.abs().clamp_min(1e-12).to(x.dtype)
+        return _LsqQuantize.apply(x, scale, spec.lo, spec.hi, gradient_factor, self.stochastic and self.training)
 
     def extra_repr(self) -> str:
         kind = "signed" if self.signed else "unsigned"
