@@ -11,6 +11,7 @@ import tensorly
 import torch
 from tensorly.tt_matrix import tt_matrix_to_matrix
 
+from accelgen.tensor.factor import FactorizationError
 from accelgen.tensor.order import choose_order, contraction_macs, legal_orders
 from accelgen.tensor.tt import TTLinear
 
@@ -183,6 +184,11 @@ def test_gradients_equal_full_weight_reconstruction():
 def test_bad_arguments_name_the_layer(kwargs, message):
     with pytest.raises(ValueError, match=message):
         TTLinear(784, 512, name="fc1", **kwargs)
+
+
+def test_unfactorizable_dimension_names_the_layer():
+    with pytest.raises(FactorizationError, match=r"layer 'fc1': cannot factorize 797 into 4 .* 797 is prime"):
+        TTLinear(797, 512, name="fc1")
 
 
 def test_bad_input_shape_names_the_layer():

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from accelgen.tensor import rank as rank_math
-from accelgen.tensor.factor import check_modes, factorize
+from accelgen.tensor.factor import FactorizationError, check_modes, factorize
 from accelgen.tensor.order import choose_order, contraction_macs, is_legal_order
 from accelgen.tensor.quant import FakeQuant, QuantSpec
 
@@ -34,6 +34,32 @@ def _internal_ranks(rank: int | Sequence[int], d: int, name: str) -> tuple[int, 
     if any(r < 1 for r in ranks):
         raise ValueError(f"layer {name!r}: ranks {tuple(ranks)} must all be >= 1 (a rank of 0 removes the layer)")
     return tuple(ranks)
+
+
+def _resolve_modes(
+    in_features: int,
+    out_features: int,
+    modes_in: Sequence[int] | None,
+    modes_out: Sequence[int] | None,
+    d: int | None,
+    name: str,
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Given or factorized modes, checked; ``d`` defaults to the given modes' length, else 4."""
+    if d is None:
+        d = len(modes_in) if modes_in is not None else len(modes_out) if modes_out is not None else 4
+    try:
+        given_in = modes_in if modes_in is not None else factorize(in_features, d)
+        given_out = modes_out if modes_out is not None else factorize(out_features, d)
+    except FactorizationError as error:
+        raise FactorizationError(f"layer {name!r}: {error}; or pass modes_in / modes_out") from error
+    checked_in = check_modes(given_in, in_features, name=name, what="modes_in")
+    checked_out = check_modes(given_out, out_features, name=name, what="modes_out")
+    if len(checked_in) != len(checked_out):
+        raise ValueError(
+            f"layer {name!r}: modes_in {checked_in} and modes_out {checked_out} must have the same "
+            "number of modes (one input and one output mode per core)"
+        )
+    return checked_in, checked_out
 
 
 def _optional_quant(bits: int | None, name: str, stochastic: bool, signed: bool = True) -> FakeQuant | None:
@@ -78,17 +104,7 @@ class TTLinear(nn.Module):
     ) -> None:
         super().__init__()
         self.name = name
-        if d is None:
-            d = len(modes_in) if modes_in is not None else len(modes_out) if modes_out is not None else 4
-        given_in = modes_in if modes_in is not None else factorize(in_features, d)
-        given_out = modes_out if modes_out is not None else factorize(out_features, d)
-        self.modes_in = check_modes(given_in, in_features, name=name, what="modes_in")
-        self.modes_out = check_modes(given_out, out_features, name=name, what="modes_out")
-        if len(self.modes_in) != len(self.modes_out):
-            raise ValueError(
-                f"layer {name!r}: modes_in {self.modes_in} and modes_out {self.modes_out} must have the same "
-                "number of modes (one input and one output mode per core)"
-            )
+        self.modes_in, self.modes_out = _resolve_modes(in_features, out_features, modes_in, modes_out, d, name)
         self.in_features, self.out_features = in_features, out_features
         self.d = len(self.modes_in)
         internal = _internal_ranks(rank, self.d, name)
