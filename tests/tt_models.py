@@ -153,14 +153,16 @@ def tt_model(
     tail: bool = True,
     row_variants: bool = True,
     break_step: int | None = None,
+    break_output: bool = False,
     seed: int = 0,
 ) -> tuple[onnx.ModelProto, TTSpec]:
     """A QONNX model x -> Quant -> TT chain -> Reshape -> [Add] -> [Relu] -> Quant [-> Dense -> Quant].
 
     ``mid_quant=False`` leaves the intermediate states unquantized and ``tail=False`` makes
     the final Reshape the output (float checks of the contraction itself). ``break_step``
-    swaps two axes of the state before that step's MatMul: a chain that looks like TT but
-    is not a contraction.
+    makes that step sum another core's output index instead of one of its own (an index of
+    the same size), and ``break_output`` swaps two output modes before the final Reshape:
+    chains that look like TT but are not a TT contraction.
     """
     d = len(modes_in)
     order = tuple(range(d - 1, -1, -1)) if order is None else tuple(order)
@@ -200,9 +202,16 @@ def tt_model(
         kept_core = [lab for lab in core_labels if lab not in summed]
         kept_state = [lab for lab in labels if lab not in summed]
         perm_labels = kept_state + summed
-        if break_step == t:  # swap the last kept axis with the first summed axis (same sizes or not)
-            perm_labels[len(kept_state) - 1], perm_labels[len(kept_state)] = (
-                perm_labels[len(kept_state)], perm_labels[len(kept_state) - 1])  # fmt: skip
+        if break_step == t:  # sum a kept index of the same size instead: not a TT contraction any more
+            pairs = [(i, j) for i, lab in enumerate(kept_state) for j, sl in enumerate(summed)
+                     if sizes[lab] == sizes[sl] and sizes[lab] > 1]  # fmt: skip
+            # prefer the output index of a core that is not a neighbour: summing it is never a TT contraction
+            pairs.sort(key=lambda p: (kept_state[p[0]][0] != "n", abs(kept_state[p[0]][1] - k) <= 1))
+            if not pairs:
+                raise ValueError(f"step {t} has no kept axis of the size of a summed one to swap")
+            i, j = pairs[0]
+            n_kept = len(kept_state)
+            perm_labels[i], perm_labels[n_kept + j] = perm_labels[n_kept + j], perm_labels[i]
         perm = [labels.index(lab) for lab in perm_labels]
         if perm != list(range(len(labels))):
             state = w.transpose(state, [0, *[p + 1 for p in perm]], f"transpose_{t}")
@@ -237,6 +246,12 @@ def tt_model(
             state = w.transpose(state, [0, *[p + 1 for p in perm]], f"transpose_back_{t}")
             probe_state = probe_state.transpose(0, *[p + 1 for p in perm])
             labels = want
+    if break_output:  # the output modes of the first two cores swapped: not the TT output order
+        perm = list(range(len(labels)))
+        i, j = labels.index(("n", 0)), labels.index(("n", 1))
+        perm[i], perm[j] = j, i
+        state = w.transpose(state, [0, *[p + 1 for p in perm]], "transpose_out")
+        names["transpose_out"] = w.nodes[-1].name
     y = w.reshape(state, (M,), "reshape_out")
     names["tail"] = w.nodes[-1].name
     probe_y = probe_state.reshape(-1, M)

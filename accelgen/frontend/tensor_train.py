@@ -391,8 +391,8 @@ class TensorTrainHandlers:
             return None
         if problem is None and not chain.complete:
             stop = g.node[idx]
-            problem = NotTT(_name(stop), f"a {stop.op_type} inside the chain of Reshape/Transpose/MatMul nodes "
-                            "before every input feature is summed; a TT chain holds only those and Quant")  # fmt: skip
+            problem = NotTT(_name(chain.last), f"the chain ends here (the next node, '{_name(stop)}', is a "
+                            f"{stop.op_type}) while some input features were never summed by a MatMul")  # fmt: skip
         try:
             if problem is not None:
                 raise problem
@@ -437,6 +437,11 @@ class TensorTrainHandlers:
             arr = w.codes if w is not None else np.asarray(self.consts[node.input[1]])
             if arr.ndim != 2:
                 return False
+            if arr.size == 0 and chain.live_input_atoms():
+                raise InputError(
+                    f"node '{name}': the matrix '{node.input[1]}' of shape {tuple(arr.shape)} is empty (a tensor-train "
+                    "rank or mode of 0); every mode and rank must be at least 1"
+                )
             if not chain.live_input_atoms():
                 return False  # a following layer: the chain ended before
             rows = chain.dims[-1] if chain.dims else []
