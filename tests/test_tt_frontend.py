@@ -18,6 +18,7 @@ from onnx import numpy_helper
 from accelgen import golden, ir
 from accelgen.cli import main
 from accelgen.errors import InternalError
+from accelgen.passes.requant import tt_step_ranges
 from accelgen.pipeline import compile_model
 from accelgen.runtime import interpreter
 from accelgen.runtime.program import load_program, save_program
@@ -73,7 +74,7 @@ def input_codes(spec, x: np.ndarray) -> np.ndarray:
     return np.clip(np.round(x.astype(np.float32) / xs), lo, hi).astype(np.int64)
 
 
-def reference_codes(spec, x: np.ndarray) -> np.ndarray:
+def reference_codes(spec, x: np.ndarray, sums: list | None = None) -> np.ndarray:
     """The TT layer's output codes: integer contraction step by step in ``spec.order``.
 
     The state is an einsum operand whose axes are named by letters; step t sums core
@@ -94,6 +95,8 @@ def reference_codes(spec, x: np.ndarray) -> np.ndarray:
         out_axes = [a for a in axes if a not in core_axes] + [a for a in core_axes if a not in axes]
         expr = f"{''.join(axes)},{''.join(core_axes)}->{''.join(out_axes)}"
         state, axes = np.einsum(expr, state, core), out_axes
+        if sums is not None:
+            sums.append(state.copy())
         unit = s_state * f32(spec.core_scales[k])
         if t < d - 1:
             s_mid = f32(spec.mid_scales[t])
@@ -210,6 +213,35 @@ def test_golden_reference_signed_input_no_relu():
     x = inputs(spec, 256)
     got = output_codes(golden.run(compile_model(model).graph, x)["y"], spec.out_scale)
     np.testing.assert_array_equal(got, reference_codes(spec, x))
+
+
+def test_output_quant_before_the_final_reshape():
+    model, spec = tt_model(*SHAPES[3], (1, 2, 0), quant_before_reshape=True, seed=4)
+    graph = compile_model(model).graph
+    assert [op.kind for op in graph.ops] == ["Quantize", "TTDense", "Dequantize"]
+    x = inputs(spec, 256)
+    got = output_codes(golden.run(graph, x)["y"], spec.out_scale)
+    np.testing.assert_array_equal(got, reference_codes(spec, x))
+
+
+@pytest.mark.parametrize("x_signed", [False, True])
+def test_extreme_inputs_stay_inside_the_derived_ranges(x_signed):
+    """Inputs at the ends of the code range drive every step's sums to their extremes; the
+    integer requantizers, solved on interval-arithmetic ranges, must still be exact there."""
+    model, spec = tt_model(*SHAPES[3], (2, 1, 0), x_signed=x_signed, core_bits=8, x_bits=8, mid_bits=4, seed=9)
+    graph = compile_model(model).graph
+    n = math.prod(spec.modes_in)
+    qmax = (1 << (spec.x_bits - 1)) - 1 if x_signed else (1 << spec.x_bits) - 1
+    lo = -qmax - 1 if x_signed else 0
+    signs = np.random.default_rng(0).integers(0, 2, (512, n))
+    x = (np.where(signs, qmax, lo) * f32(spec.x_scale)).astype(np.float32)
+    got = output_codes(golden.run(graph, x)["y"], spec.out_scale)
+    sums: list[np.ndarray] = []
+    np.testing.assert_array_equal(got, reference_codes(spec, x, sums))
+    op = tt_op(graph)
+    ranges = tt_step_ranges(op, graph.tensors[op.inputs[0]].qtype)
+    for t, (s, (lo_t, hi_t, _)) in enumerate(zip(sums, ranges)):
+        assert lo_t <= s.min() and s.max() <= hi_t, (t, s.min(), s.max(), lo_t, hi_t)
 
 
 FIDELITY: list[str] = []

@@ -154,6 +154,7 @@ def tt_model(
     row_variants: bool = True,
     break_step: int | None = None,
     break_output: bool = False,
+    quant_before_reshape: bool = False,
     seed: int = 0,
 ) -> tuple[onnx.ModelProto, TTSpec]:
     """A QONNX model x -> Quant -> TT chain -> Reshape -> [Add] -> [Relu] -> Quant [-> Dense -> Quant].
@@ -162,7 +163,8 @@ def tt_model(
     the final Reshape the output (float checks of the contraction itself). ``break_step``
     makes that step sum another core's output index instead of one of its own (an index of
     the same size), and ``break_output`` swaps two output modes before the final Reshape:
-    chains that look like TT but are not a TT contraction.
+    chains that look like TT but are not a TT contraction. ``quant_before_reshape`` puts the
+    output Quant on the last state, before the final Reshape (without bias and Relu).
     """
     d = len(modes_in)
     order = tuple(range(d - 1, -1, -1)) if order is None else tuple(order)
@@ -252,6 +254,11 @@ def tt_model(
         perm[i], perm[j] = j, i
         state = w.transpose(state, [0, *[p + 1 for p in perm]], "transpose_out")
         names["transpose_out"] = w.nodes[-1].name
+    if quant_before_reshape:  # the output Quant on the state, before the final Reshape (no bias, no Relu)
+        out_scale = float(np.abs(probe_state).max() + 1e-6) / ((1 << (out_bits - 1)) - 1) * 0.8
+        state = w.quant(state, out_scale, out_bits, True, "quant_out")
+        names["quant_out"] = w.nodes[-1].name
+        bias = relu = False
     y = w.reshape(state, (M,), "reshape_out")
     names["tail"] = w.nodes[-1].name
     probe_y = probe_state.reshape(-1, M)
@@ -263,12 +270,14 @@ def tt_model(
     if tail and relu:
         y = w.node("Relu", [y], "relu")
         probe_y = np.maximum(probe_y, 0)
-    out_scale = float(np.abs(probe_y).max() + 1e-6) / ((1 << (out_bits - 1)) - 1) * 0.8
+    if not quant_before_reshape:
+        out_scale = float(np.abs(probe_y).max() + 1e-6) / ((1 << (out_bits - 1)) - 1) * 0.8
     dense = None
     out_dim = M
     if tail:
-        y = w.quant(y, out_scale, out_bits, not relu, "quant_out")
-        names["quant_out"] = w.nodes[-1].name
+        if not quant_before_reshape:
+            y = w.quant(y, out_scale, out_bits, not relu, "quant_out")
+            names["quant_out"] = w.nodes[-1].name
         if dense_out:
             wd = rng.normal(0, 1, (M, dense_out))
             dense = {"w": wd, "w_scale": float(np.abs(wd).max()) / 7, "w_bits": 4, "out_bits": 8}
