@@ -330,20 +330,28 @@ class TensorTrainHandlers:
 
     # -- walking -------------------------------------------------------------------------
 
-    def _consumers_of(self, tensor: str) -> list[int]:
-        if not hasattr(self, "_tt_consumers"):
-            self._tt_consumers: dict[str, list[int]] = {}
+    def _node_index(self) -> tuple[dict[str, list[int]], dict[str, int]]:
+        """(consumers, producer) of every ONNX tensor, as node indices (built once)."""
+        if getattr(self, "_tt_index", None) is None:
+            consumers: dict[str, list[int]] = {}
+            producer: dict[str, int] = {}
             for i, n in enumerate(self.model.graph.node):
                 for name in n.input:
-                    self._tt_consumers.setdefault(name, []).append(i)
-        return self._tt_consumers.get(tensor, [])
+                    consumers.setdefault(name, []).append(i)
+                for name in n.output:
+                    producer[name] = i
+            self._tt_index = (consumers, producer)
+        return self._tt_index
+
+    def _consumers_of(self, tensor: str) -> list[int]:
+        return self._node_index()[0].get(tensor, [])
 
     def _ensure_constant(self, name: str) -> bool:
         """Make ``name`` a known constant, importing the constant nodes that produce it early."""
         if name in self.consts or name in self.qconsts:
             return True
         g = self.model.graph
-        idx = next((i for i, n in enumerate(g.node) if name in n.output), None)
+        idx = self._node_index()[1].get(name)
         if idx is None or idx in self.done_nodes:
             return False
         producer = g.node[idx]
@@ -404,7 +412,7 @@ class TensorTrainHandlers:
                 f"node '{exc.node}': the Reshape/Transpose/MatMul chain from '{_name(head)}' looks like a "
                 f"tensor-train layer but is not one: {exc.message}. Export the TT layer as the input reshaped "
                 "to its modes, one MatMul per core whose summed indices are the last axis, and a final Reshape "
-                "to (batch, out_features); see the TT contract in the docs"
+                "to (batch, out_features) (DESIGN.md, section 10)"
             ) from None
         chain.layout = layout
         self.done_nodes.update(chain.indices)
