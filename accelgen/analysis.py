@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -32,25 +31,8 @@ def macs(op: ir.Op, graph: ir.Graph) -> int:
 
 
 def tt_step_macs(op: ir.TTDense) -> list[int]:
-    """Multiply-accumulates per sample of each contraction step of a TT layer, in ``order``.
-
-    After contracting the run of cores [a..b] the state holds the input modes outside the
-    run, the output modes inside it and the two bond ranks r_a, r_{b+1}; each of its
-    elements is a sum over the mode and bond(s) the step contracts.
-    """
-    m, n, r = op.modes_in, op.modes_out, op.ranks
-    d = len(m)
-    run: tuple[int, int] | None = None
-    out = []
-    for k in op.order:
-        summed = m[k] * (r[k] if run is not None and run[1] == k - 1 else 1)
-        summed *= r[k + 1] if run is not None and run[0] == k + 1 else 1
-        run = (k, k) if run is None else (min(run[0], k), max(run[1], k))
-        a, b = run
-        state = math.prod(m[:a]) * math.prod(m[b + 1 :]) * r[a] * math.prod(n[a : b + 1]) * r[b + 1]
-        out.append(int(state * summed))
-    assert len(out) == d
-    return out
+    """Multiply-accumulates per sample of each contraction step of a TT layer, in ``order``."""
+    return [state * summed for state, summed in op.step_sizes()]
 
 
 def weight_bits(op: ir.Op) -> int:
