@@ -187,6 +187,24 @@ def test_matrices_laid_out_differently_give_the_same_layer():
         np.testing.assert_array_equal(ca, cb)
 
 
+@pytest.mark.parametrize("order", contiguous_orders(4))
+def test_recognises_a_chain_that_never_restores_the_axis_order(order):
+    model, spec = tt_model(*SHAPES[4], order, transpose_back=False, seed=3)
+    transposes = sum(1 for n in model.graph.node if n.op_type == "Transpose")
+    graph = compile_model(model).graph
+    op = tt_op(graph)
+    assert op.order == order and op.ranks == SHAPES[4][2] and transposes >= 1
+    x = inputs(spec, 128)
+    np.testing.assert_array_equal(output_codes(golden.run(graph, x)["y"], spec.out_scale), reference_codes(spec, x))
+
+
+def test_runtime_interpreter_parses_as_python_3_8():
+    import ast
+    from pathlib import Path
+
+    ast.parse(Path(interpreter.__file__).read_text(), feature_version=(3, 8))
+
+
 def test_plain_mlp_is_not_a_tt_layer():
     from tests.builders import qonnx_quant_mlp
 

@@ -155,6 +155,7 @@ def tt_model(
     break_step: int | None = None,
     break_output: bool = False,
     quant_before_reshape: bool = False,
+    transpose_back: bool = True,
     seed: int = 0,
 ) -> tuple[onnx.ModelProto, TTSpec]:
     """A QONNX model x -> Quant -> TT chain -> Reshape -> [Add] -> [Relu] -> Quant [-> Dense -> Quant].
@@ -165,6 +166,8 @@ def tt_model(
     the same size), and ``break_output`` swaps two output modes before the final Reshape:
     chains that look like TT but are not a TT contraction. ``quant_before_reshape`` puts the
     output Quant on the last state, before the final Reshape (without bias and Relu).
+    ``transpose_back=False`` leaves the state in whatever axis order a step produced (the
+    next step's Transpose gathers what it sums), as another exporter might.
     """
     d = len(modes_in)
     order = tuple(range(d - 1, -1, -1)) if order is None else tuple(order)
@@ -243,7 +246,7 @@ def tt_model(
             names[f"quant_mid{t}"] = w.nodes[-1].name
             probe_state = fake_quant(probe_state, scale, mid_bits, True)
         want = _canonical(run, d)
-        if labels != want:
+        if labels != want and (transpose_back or t == d - 1):
             perm = [labels.index(lab) for lab in want]
             state = w.transpose(state, [0, *[p + 1 for p in perm]], f"transpose_back_{t}")
             probe_state = probe_state.transpose(0, *[p + 1 for p in perm])
