@@ -350,6 +350,8 @@ class TensorTrainHandlers:
         """Make ``name`` a known constant, importing the constant nodes that produce it early."""
         if name in self.consts or name in self.qconsts:
             return True
+        if name in self.values:
+            return False  # a data tensor
         g = self.model.graph
         idx = self._node_index()[1].get(name)
         if idx is None or idx in self.done_nodes:
