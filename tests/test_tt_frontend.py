@@ -226,6 +226,19 @@ def test_golden_equals_numpy_integer_reference(d, order):
     assert len(np.unique(want)) > 3  # the comparison is not between constant outputs
 
 
+@pytest.mark.parametrize("policy", ["thresholds", "multiply_shift"])
+def test_every_requantization_policy_is_exact(policy):
+    from accelgen.config import CompileConfig
+
+    model, spec = tt_model(*SHAPES[3], (1, 0, 2), mid_bits=6, out_bits=6, seed=8)
+    graph = compile_model(model, CompileConfig(requant=policy)).graph
+    op = tt_op(graph)
+    kind = ir.Thresholds if policy == "thresholds" else ir.MultiplyShift
+    assert all(isinstance(rq, kind) for rq in (*op.mid_requant, op.requant))
+    x = inputs(spec, 256)
+    np.testing.assert_array_equal(output_codes(golden.run(graph, x)["y"], spec.out_scale), reference_codes(spec, x))
+
+
 def test_golden_reference_signed_input_no_relu():
     model, spec = tt_model(*SHAPES[4], (2, 1, 3, 0), x_signed=True, relu=False, bias=False, core_bits=3, seed=5)
     x = inputs(spec, 256)
