@@ -198,6 +198,38 @@ def test_recognises_a_chain_that_never_restores_the_axis_order(order):
     np.testing.assert_array_equal(output_codes(golden.run(graph, x)["y"], spec.out_scale), reference_codes(spec, x))
 
 
+@pytest.mark.parametrize("d,order", [(2, (1, 0)), (3, (1, 2, 0)), (4, (2, 1, 3, 0)), (4, (0, 1, 2, 3))])
+def test_recognises_a_chain_that_folds_the_batch_into_the_rows(tmp_path, d, order):
+    model, spec = tt_model(*SHAPES[d], order, fold_batch=True, transpose_back=False, seed=6)
+    folded = [t for t in model.graph.initializer if t.name.startswith("reshape_rows")]
+    assert folded and all(numpy_helper.to_array(t).size == 2 for t in folded)  # (-1, K): batch folded in
+    path = save(model, tmp_path)
+    graph = compile_model(path).graph
+    op = tt_op(graph)
+    assert op.order == order and op.modes_in == SHAPES[d][0] and op.ranks == SHAPES[d][2]
+    x = inputs(spec, 128)
+    ours = golden.run(graph, x)["y"]
+    np.testing.assert_array_equal(output_codes(ours, spec.out_scale), reference_codes(spec, x))
+    assert np.abs(ours - run_qonnx_uncleaned(path, x)).max() / f32(spec.out_scale) < 1.5
+
+
+def run_qonnx_uncleaned(path: str, x: np.ndarray) -> np.ndarray:
+    """The qonnx executor after shape inference only: its cleanup_model turns a Reshape's leading -1
+    into the batch size, which is wrong for a Reshape that folds the batch into another axis."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    from tests.reference import _patch_qonnx_ir_version
+
+    _patch_qonnx_ir_version()
+    wrapper = ModelWrapper(path)
+    wrapper.set_tensor_shape("x", list(x.shape))
+    wrapper.set_tensor_shape("y", [x.shape[0], wrapper.get_tensor_shape("y")[1]])
+    wrapper = wrapper.transform(InferShapes())
+    return np.asarray(execute_onnx(wrapper, {"x": x})["y"])
+
+
 def test_runtime_interpreter_parses_as_python_3_8():
     import ast
     from pathlib import Path

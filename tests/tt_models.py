@@ -95,8 +95,10 @@ class _Writer:
         return self.node("Quant", [x, s, z, b], stem, domain=DOMAIN, signed=int(signed), narrow=int(narrow),
                          rounding_mode="ROUND")  # fmt: skip
 
-    def reshape(self, x: str, sample_shape, stem: str = "reshape") -> str:
-        shape = self.const(stem + "_shape", np.array([-1, *[int(d) for d in sample_shape]], np.int64))
+    def reshape(self, x: str, sample_shape, stem: str = "reshape", fold_batch: bool = False) -> str:
+        """Reshape to (batch, *sample_shape), or to (-1, *sample_shape) folding the batch in."""
+        dims = [int(d) for d in sample_shape]
+        shape = self.const(stem + "_shape", np.array(dims if fold_batch else [-1, *dims], np.int64))
         return self.node("Reshape", [x, shape], stem)
 
     def transpose(self, x: str, perm, stem: str = "transpose") -> str:
@@ -156,6 +158,7 @@ def tt_model(
     break_output: bool = False,
     quant_before_reshape: bool = False,
     transpose_back: bool = True,
+    fold_batch: bool = False,
     seed: int = 0,
 ) -> tuple[onnx.ModelProto, TTSpec]:
     """A QONNX model x -> Quant -> TT chain -> Reshape -> [Add] -> [Relu] -> Quant [-> Dense -> Quant].
@@ -167,7 +170,8 @@ def tt_model(
     chains that look like TT but are not a TT contraction. ``quant_before_reshape`` puts the
     output Quant on the last state, before the final Reshape (without bias and Relu).
     ``transpose_back=False`` leaves the state in whatever axis order a step produced (the
-    next step's Transpose gathers what it sums), as another exporter might.
+    next step's Transpose gathers what it sums), as another exporter might; ``fold_batch``
+    reshapes the state to ``(-1, K)`` before each MatMul, folding the batch into the rows.
     """
     d = len(modes_in)
     order = tuple(range(d - 1, -1, -1)) if order is None else tuple(order)
@@ -223,7 +227,10 @@ def tt_model(
             probe_state = probe_state.transpose(0, *[p + 1 for p in perm])
         rows = math.prod(sizes[lab] for lab in perm_labels[: len(kept_state)])
         K = math.prod(sizes[lab] for lab in perm_labels[len(kept_state) :])
-        state = w.reshape(state, (rows, K), f"reshape_rows_{t}")
+        if fold_batch:  # (batch * rows, K): a 2-D MatMul, as torch TT layers often write it
+            state = w.reshape(state, (-1, K), f"reshape_rows_{t}", fold_batch=True)
+        else:
+            state = w.reshape(state, (rows, K), f"reshape_rows_{t}")
         probe_state = probe_state.reshape(-1, rows, K)
         # the core as a (K, Q) matrix: summed core indices as rows, kept ones as columns
         qcore = fake_quant(cores[k], core_scales[k], core_bits, True, narrow=True)

@@ -40,6 +40,9 @@ from accelgen.frontend.values import Value
 #: the random inputs of the numeric proof
 CHECK_BATCH = 3
 CHECK_RTOL = 1e-9
+#: the batch's size while tracking axes: a prime no product of modes and ranks is a multiple of,
+#: so an axis holds the batch iff its size is a multiple of it, and the batch is never split
+BATCH = (1 << 61) - 1
 
 
 class NotTT(Exception):
@@ -92,6 +95,12 @@ class Atoms:
         return tuple(math.prod(self.size[a] for a in dim) for dim in dims)
 
 
+def show(sizes) -> str:
+    """A shape for a message, the batch written as such."""
+    return "(" + ", ".join(("batch" if d == BATCH else f"batch*{d // BATCH}") if d % BATCH == 0 else str(d)
+                           for d in sizes) + ")"  # fmt: skip
+
+
 def regroup(atoms: Atoms, dims: list[list[int]], target: tuple[int, ...], node: str) -> list[list[int]]:
     """The state's axes after a Reshape to ``target`` (per sample), splitting atoms as needed."""
     queue = [leaf for dim in dims for a in dim for leaf in atoms.leaves(a)]
@@ -119,10 +128,12 @@ def regroup(atoms: Atoms, dims: list[list[int]], target: tuple[int, ...], node: 
                 queue.insert(0, a)
                 break
         if prod != size:
-            raise NotTT(node, f"reshaping {atoms.dims_sizes(dims)} to {tuple(target)} mixes indices of different axes")
+            raise NotTT(
+                node, f"reshaping {show(atoms.dims_sizes(dims))} to {show(target)} mixes indices of different axes"
+            )
         out.append(dim)
     if queue:
-        raise NotTT(node, f"reshaping {atoms.dims_sizes(dims)} to {tuple(target)} loses elements")
+        raise NotTT(node, f"reshaping {show(atoms.dims_sizes(dims))} to {show(target)} loses elements")
     return out
 
 
@@ -147,6 +158,7 @@ class Chain:
     head: onnx.NodeProto
     indices: list[int] = field(default_factory=list)  # node indices of the chain
     program: list[tuple] = field(default_factory=list)  # ("reshape", shape) / ("transpose", perm) / ("matmul", t)
+    batch: list[int] = field(default_factory=list)  # the batch's atom
     steps: list[Step] = field(default_factory=list)
     atoms: Atoms = field(default_factory=Atoms)
     x_atoms: list[int] = field(default_factory=list)
@@ -156,6 +168,14 @@ class Chain:
     complete: bool = False
     last: onnx.NodeProto | None = None
     layout: TTLayout | None = None
+
+    def data_atoms(self) -> list[int]:
+        """The state's leaf atoms other than the batch, in row-major order."""
+        return [leaf for dim in self.dims for a in dim for leaf in self.atoms.leaves(a) if leaf not in self.batch]
+
+    def is_output(self) -> bool:
+        """The state is (batch, features): the shape a TT chain ends in."""
+        return len(self.dims) == 2 and self.dims[0] == self.batch
 
     def live_input_atoms(self) -> bool:
         live = {leaf for dim in self.dims for a in dim for leaf in self.atoms.leaves(a)}
@@ -190,7 +210,7 @@ def analyse(chain: Chain, weights: list[np.ndarray]) -> TTLayout:
     """Derive the TT layout of a complete chain (``weights``: each step's integer matrix)."""
     atoms = chain.atoms
     x_leaves = [leaf for a in chain.x_atoms for leaf in atoms.leaves(a)]
-    y_leaves = [leaf for dim in chain.dims for a in dim for leaf in atoms.leaves(a)]
+    y_leaves = chain.data_atoms()
     consumer: dict[int, int] = {}
     for t, step in enumerate(chain.steps):
         for a in step.rows:
@@ -280,7 +300,7 @@ def run_chain(chain: Chain, weights: list[np.ndarray], x: np.ndarray) -> np.ndar
     b = s.shape[0]
     for kind, arg in chain.program:
         if kind == "reshape":
-            s = s.reshape(b, *arg)
+            s = s.reshape([d // BATCH * b if d % BATCH == 0 else d for d in arg])
         elif kind == "transpose":
             s = np.transpose(s, arg)
         else:
@@ -368,8 +388,9 @@ class TensorTrainHandlers:
     def _walk_tt(self, index: int, head: onnx.NodeProto, features: int) -> Chain | None:
         """Follow the chain from ``head``; None when it is not a TT chain (nothing to import)."""
         chain = Chain(head)
+        chain.batch = chain.atoms.new(BATCH, ("b", 0))
         chain.x_atoms = chain.atoms.new(features, ("x", 0))
-        chain.dims = [list(chain.x_atoms)]
+        chain.dims = [list(chain.batch), list(chain.x_atoms)]
         graph_outputs = {o.name for o in self.model.graph.output}
         g = self.model.graph
         current, idx = head.input[0], index
@@ -386,8 +407,12 @@ class TensorTrainHandlers:
             chain.indices.append(idx)
             chain.last = node
             current = node.output[0]
-            if (chain.steps and node.op_type in ("Reshape", "MatMul") and len(chain.dims) == 1
-                    and not chain.live_input_atoms()):  # fmt: skip
+            if (
+                chain.steps
+                and node.op_type in ("Reshape", "MatMul")
+                and chain.is_output()
+                and not chain.live_input_atoms()
+            ):
                 chain.complete = True
                 break
             users = self._consumers_of(current)
@@ -431,14 +456,14 @@ class TensorTrainHandlers:
             if len(node.input) < 2 or not self._ensure_constant(node.input[1]):
                 return False
             target = [int(d) for d in np.asarray(self._const_real(node.input[1])).reshape(-1)]
-            shape = self._tt_sample_shape(chain, target, name)
+            shape = self._tt_target_shape(chain, target, name)
             chain.dims = regroup(atoms, chain.dims, shape, name)
             chain.program.append(("reshape", shape))
         elif node.domain in ("", "ai.onnx") and op == "Transpose":
-            perm = [int(p) for p in self._attr(node, "perm", list(reversed(range(len(chain.dims) + 1))))]
-            if len(perm) != len(chain.dims) + 1 or perm[0] != 0:
-                raise NotTT(name, f"Transpose with perm {perm} moves the batch axis")
-            chain.dims = [chain.dims[p - 1] for p in perm[1:]]
+            perm = [int(p) for p in self._attr(node, "perm", list(reversed(range(len(chain.dims)))))]
+            if sorted(perm) != list(range(len(chain.dims))):
+                raise NotTT(name, f"Transpose perm {perm} does not permute the {len(chain.dims)} axes of the state")
+            chain.dims = [chain.dims[p] for p in perm]
             chain.program.append(("transpose", perm))
         elif node.domain in ("", "ai.onnx") and op == "MatMul":
             if not self._ensure_constant(node.input[1]):
@@ -454,7 +479,9 @@ class TensorTrainHandlers:
                 )
             if not chain.live_input_atoms():
                 return False  # a following layer: the chain ended before
-            rows = chain.dims[-1] if chain.dims else []
+            rows = chain.dims[-1]
+            if any(leaf in chain.batch for a in rows for leaf in atoms.leaves(a)):
+                raise NotTT(name, "this MatMul sums over the batch")
             if math.prod(atoms.size[a] for a in rows) != arr.shape[0]:
                 raise NotTT(name, f"the state's last axis has {math.prod(atoms.size[a] for a in rows)} elements, "
                             f"the matrix {arr.shape[0]} rows")  # fmt: skip
@@ -475,34 +502,38 @@ class TensorTrainHandlers:
                 chain.steps[-1].quant = node
         else:
             return False
-        sizes = atoms.dims_sizes(chain.dims)
-        if sum(1 for s in sizes if s > 1) > 1:
-            chain.multi_axis = True
+        if len(chain.data_atoms()) > 1 or any(chain.batch and chain.batch[0] in d and len(d) > 1 for d in chain.dims):
+            chain.multi_axis = True  # the features are split into several axes, or folded into the batch
         return True
 
-    def _tt_sample_shape(self, chain: Chain, target: list[int], name: str) -> tuple[int, ...]:
-        """A Reshape target without its batch entry, -1 and 0 resolved."""
+    def _tt_target_shape(self, chain: Chain, target: list[int], name: str) -> tuple[int, ...]:
+        """A Reshape target with 0 and -1 resolved; the batch's size is :data:`BATCH`.
+
+        Without a -1, the first entry is the batch whatever its value (an exporter's fixed
+        batch size); with one, the -1 takes what is left (the batch, folded or not).
+        """
         sizes = chain.atoms.dims_sizes(chain.dims)
         total = math.prod(sizes)
-        if not target:
+        shape = list(target)
+        if not shape:
             raise NotTT(name, "reshape to a scalar")
-        rest = target[1:]
-        for i, dim in enumerate(rest):
+        for i, dim in enumerate(shape):
             if dim == 0:
                 if i >= len(sizes):
                     raise NotTT(name, f"reshape target {target} copies a dimension the state does not have")
-                rest[i] = sizes[i]
-        if target[0] not in (-1, 0) and -1 in rest:
-            raise NotTT(name, f"reshape target {target} folds the batch into another axis; keep the batch first")
-        if rest.count(-1) > 1:
-            raise NotTT(name, f"reshape target {target} is ambiguous per sample")
-        if -1 in rest:
-            known = math.prod(dim for dim in rest if dim != -1)
-            rest[rest.index(-1)] = total // max(known, 1)
-        if math.prod(rest) != total or min(rest, default=1) < 1:
-            raise NotTT(name, f"reshape target {target} does not hold the {total} elements of a sample "
+                shape[i] = sizes[i]
+        if shape.count(-1) > 1:
+            raise NotTT(name, f"reshape target {target} is ambiguous")
+        if -1 in shape:
+            known = math.prod(dim for dim in shape if dim != -1)
+            shape[shape.index(-1)] = total // max(known, 1)
+        elif shape[0] % BATCH:
+            shape[0] = BATCH
+        if math.prod(shape) != total or min(shape) < 1:
+            per_sample = [d for d in target[1:]]
+            raise NotTT(name, f"reshape target {per_sample} does not hold the {total // BATCH} elements of a sample "
                         "(modes whose product is not the layer's dimension, or an empty axis?)")  # fmt: skip
-        return tuple(rest)
+        return tuple(shape)
 
     # -- emitting --------------------------------------------------------------------------
 
