@@ -7,10 +7,11 @@ a Quant on every intermediate state, and a final Reshape to ``(B, M)``. Nothing 
 chain; it is found and proven here:
 
 1. *Axis tracking.* The state's axes are followed symbolically: every axis is a row-major
-   list of atoms, fragments of the input features (``x``) or of a MatMul's columns (``w_t``).
-   A Reshape regroups atoms (splitting one when a dimension boundary falls inside it), a
-   Transpose permutes them, a MatMul sums out the atoms of the last axis and adds one atom
-   for its columns.
+   list of atoms: the batch, fragments of the input features (``x``) or of a MatMul's
+   columns (``w_t``). A Reshape regroups atoms (splitting one when a dimension boundary
+   falls inside it; the batch, whose size is a huge prime while tracking, is never split
+   but may be folded into another axis), a Transpose permutes them, a MatMul sums out the
+   atoms of the last axis and adds one atom for its columns.
 2. *Structure.* The chain is a TT contraction iff every input atom is summed by exactly one
    MatMul, each MatMul's input atoms are one contiguous run of the input (its core's input
    mode), the output atoms left in the result come core by core in input order (the output
