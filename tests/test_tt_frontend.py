@@ -441,6 +441,42 @@ def test_unquantized_state_between_steps_is_refused(capsys, tmp_path):
     assert f"node '{spec.node_names['matmul_0']}'" in err and "not quantized" in err
 
 
+def _core_quant(model: onnx.ModelProto, spec, step: int) -> onnx.NodeProto:
+    mm = next(n for n in model.graph.node if n.name == spec.node_names[f"matmul_{step}"])
+    return next(n for n in model.graph.node if n.output[0] == mm.input[1])
+
+
+def test_per_channel_core_is_refused(capsys, tmp_path):
+    model, spec = tt_model(*SHAPES[2], (1, 0))
+    q = _core_quant(model, spec, 0)
+    cols = numpy_helper.to_array(_init(model, q.input[0])).shape[1]
+    scale = np.linspace(0.1, 0.2, cols).astype(np.float32).reshape(1, cols)
+    _init(model, q.input[1]).CopyFrom(numpy_helper.from_array(scale, q.input[1]))
+    code, err = inspect_error(capsys, save(model, tmp_path))
+    assert code == 2, err
+    assert f"node '{spec.node_names['matmul_0']}'" in err and "per channel" in err
+
+
+def test_unquantized_core_is_refused(capsys, tmp_path):
+    model, spec = tt_model(*SHAPES[3], (0, 1, 2))
+    q = _core_quant(model, spec, 1)
+    for n in model.graph.node:
+        n.input[:] = [q.input[0] if i == q.output[0] else i for i in n.input]
+    model.graph.node.remove(q)
+    code, err = inspect_error(capsys, save(model, tmp_path))
+    assert code == 2, err
+    assert f"node '{spec.node_names['matmul_1']}'" in err and "not quantized" in err
+
+
+def test_intermediate_zero_point_is_refused(capsys, tmp_path):
+    model, spec = tt_model(*SHAPES[3], (2, 1, 0))
+    q = next(n for n in model.graph.node if n.name == spec.node_names["quant_mid1"])
+    _init(model, q.input[2]).CopyFrom(numpy_helper.from_array(np.float32(3), q.input[2]))
+    code, err = inspect_error(capsys, save(model, tmp_path))
+    assert code == 2, err
+    assert f"node '{spec.node_names['quant_mid1']}'" in err and "zero point 0" in err
+
+
 # -- IR verification ------------------------------------------------------------------------------
 
 
