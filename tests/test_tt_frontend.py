@@ -90,7 +90,7 @@ def reference_codes(spec, x: np.ndarray, sums: list | None = None) -> np.ndarray
     state, axes = x_codes.reshape(-1, *spec.modes_in), ["Z", *m_ax]
     s_state = f32(spec.x_scale)
     for t, k in enumerate(spec.order):
-        core = codes_of(spec.cores_float[k], f32(spec.core_scales[k]), spec.core_bits, True, narrow=True)
+        core = codes_of(spec.cores_float[k], f32(spec.core_scales[k]), spec.core_bits, True, narrow=spec.core_narrow)
         core_axes = [r_ax[k], m_ax[k], n_ax[k], r_ax[k + 1]]
         out_axes = [a for a in axes if a not in core_axes] + [a for a in core_axes if a not in axes]
         expr = f"{''.join(axes)},{''.join(core_axes)}->{''.join(out_axes)}"
@@ -228,6 +228,23 @@ def run_qonnx_uncleaned(path: str, x: np.ndarray) -> np.ndarray:
     wrapper.set_tensor_shape("y", [x.shape[0], wrapper.get_tensor_shape("y")[1]])
     wrapper = wrapper.transform(InferShapes())
     return np.asarray(execute_onnx(wrapper, {"x": x})["y"])
+
+
+@pytest.mark.parametrize("d,order", [(2, (0, 1)), (3, (1, 0, 2)), (4, (2, 3, 1, 0))])
+def test_recognises_a_qdq_chain(tmp_path, d, order):
+    """The same chain with QuantizeLinear -> DequantizeLinear quantizers (8 bits), against onnxruntime."""
+    model, spec = tt_model(*SHAPES[d], order, dialect="qdq", core_bits=8, x_bits=8, mid_bits=8, out_bits=8, seed=d)
+    assert not any(n.domain for n in model.graph.node)
+    path = save(model, tmp_path)
+    graph = compile_model(path).graph
+    assert [op.kind for op in graph.ops] == ["Quantize", "TTDense", "Dequantize"]
+    op = tt_op(graph)
+    assert op.order == order and op.ranks == SHAPES[d][2]
+    x = inputs(spec, 500)
+    ours = golden.run(graph, x)["y"]
+    np.testing.assert_array_equal(output_codes(ours, spec.out_scale), reference_codes(spec, x))
+    steps = np.abs(ours - run_reference(path, x, ort_optimize=False)) / f32(spec.out_scale)
+    assert round(float(steps.max())) <= 1 and (steps < 0.5).mean() >= 0.999
 
 
 def test_runtime_interpreter_parses_as_python_3_8():

@@ -51,6 +51,7 @@ class TTSpec:
     bias: np.ndarray | None
     relu: bool
     dense: dict | None = None  # {"w": (M, P) float, "w_scale", "w_bits", "out_scale", "out_bits"}
+    core_narrow: bool = True
     node_names: dict = field(default_factory=dict)  # role -> ONNX node name
 
 
@@ -68,7 +69,8 @@ def codes_of(x: np.ndarray, scale: float, bits: int, signed: bool, narrow: bool 
 
 
 class _Writer:
-    def __init__(self) -> None:
+    def __init__(self, dialect: str = "qonnx") -> None:
+        self.dialect = dialect
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
         self.count = 0
@@ -89,6 +91,12 @@ class _Writer:
         return out
 
     def quant(self, x: str, scale: float, bits: int, signed: bool, stem: str, narrow: bool = False) -> str:
+        if self.dialect == "qdq":  # QuantizeLinear -> DequantizeLinear, 8 bits, zero point 0
+            assert bits == 8 and not narrow, "the QDQ form here is 8-bit, not narrow"
+            s = self.const(stem + "_scale", np.float32(scale))
+            z = self.const(stem + "_zp", np.int8(0) if signed else np.uint8(0))
+            q = self.node("QuantizeLinear", [x, s, z], stem + "_q")
+            return self.node("DequantizeLinear", [q, s, z], stem)
         s = self.const(stem + "_scale", np.float32(scale))
         z = self.const(stem + "_zp", np.float32(0))
         b = self.const(stem + "_bits", np.float32(bits))
@@ -159,6 +167,7 @@ def tt_model(
     quant_before_reshape: bool = False,
     transpose_back: bool = True,
     fold_batch: bool = False,
+    dialect: str = "qonnx",
     seed: int = 0,
 ) -> tuple[onnx.ModelProto, TTSpec]:
     """A QONNX model x -> Quant -> TT chain -> Reshape -> [Add] -> [Relu] -> Quant [-> Dense -> Quant].
@@ -172,6 +181,7 @@ def tt_model(
     ``transpose_back=False`` leaves the state in whatever axis order a step produced (the
     next step's Transpose gathers what it sums), as another exporter might; ``fold_batch``
     reshapes the state to ``(-1, K)`` before each MatMul, folding the batch into the rows.
+    ``dialect="qdq"`` writes every quantizer as QuantizeLinear -> DequantizeLinear (8 bits).
     """
     d = len(modes_in)
     order = tuple(range(d - 1, -1, -1)) if order is None else tuple(order)
@@ -188,7 +198,8 @@ def tt_model(
     probe = rng.uniform(-1 if x_signed else 0, 1, (64, N)) * x_scale * ((1 << (x_bits - 1)) - 1)
     mid_scales: list[float] = []
 
-    w = _Writer()
+    w = _Writer(dialect)
+    narrow = dialect != "qdq"
     x_q = w.quant("x", x_scale, x_bits, x_signed, "quant_x")
     names = {"quant_x": w.nodes[-1].name}
     state = w.reshape(x_q, modes_in, "reshape_in")
@@ -233,12 +244,12 @@ def tt_model(
             state = w.reshape(state, (rows, K), f"reshape_rows_{t}")
         probe_state = probe_state.reshape(-1, rows, K)
         # the core as a (K, Q) matrix: summed core indices as rows, kept ones as columns
-        qcore = fake_quant(cores[k], core_scales[k], core_bits, True, narrow=True)
+        qcore = fake_quant(cores[k], core_scales[k], core_bits, True, narrow=narrow)
         mat = np.transpose(cores[k], [core_labels.index(lab) for lab in summed + kept_core])
         qmat = np.transpose(qcore, [core_labels.index(lab) for lab in summed + kept_core])
         Q = math.prod(sizes[lab] for lab in kept_core)
         core_name = w.const(f"core{k}", mat.reshape(K, Q).astype(np.float32))
-        wq = w.quant(core_name, core_scales[k], core_bits, True, f"quant_core{k}", narrow=True)
+        wq = w.quant(core_name, core_scales[k], core_bits, True, f"quant_core{k}", narrow=narrow)
         state = w.node("MatMul", [state, wq], f"matmul_{t}")
         names[f"matmul_{t}"] = w.nodes[-1].name
         probe_state = probe_state @ qmat.reshape(K, Q)
@@ -308,7 +319,7 @@ def tt_model(
     model.ir_version = IR_VERSION
     spec = TTSpec(
         tuple(modes_in), tuple(modes_out), tuple(ranks), order, cores, core_scales, core_bits, x_scale, x_bits,
-        x_signed, mid_scales, mid_bits, out_scale, out_bits, b, relu, dense, names,
+        x_signed, mid_scales, mid_bits, out_scale, out_bits, b, relu, dense, node_names=names, core_narrow=narrow,
     )  # fmt: skip
     return model, spec
 

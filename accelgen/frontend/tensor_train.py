@@ -490,6 +490,16 @@ class TensorTrainHandlers:
             chain.dims = [*chain.dims[:-1], list(step.cols)]
             chain.steps.append(step)
             chain.program.append(("matmul", len(chain.steps) - 1))
+        elif op == "DequantizeLinear" and node.domain in ("", "ai.onnx"):
+            # the real view of the codes a QuantizeLinear of the chain just made (QDQ): nothing moves
+            if chain.last is None or chain.last.op_type != "QuantizeLinear" or not self._same_qparams(chain.last, node):
+                return False
+        elif op == "QuantizeLinear" and node.domain in ("", "ai.onnx") and chain.live_input_atoms():
+            if not chain.steps or not all(self._ensure_constant(n) for n in node.input[1:] if n):
+                return False
+            if chain.steps[-1].quant is not None:
+                raise NotTT(name, "two quantizers on one intermediate state")
+            chain.steps[-1].quant = node
         elif op in ("Quant", "IntQuant") and node.domain in QONNX_DOMAINS:
             if not chain.steps or not all(self._ensure_constant(n) for n in node.input[1:] if n):
                 return False
@@ -506,6 +516,18 @@ class TensorTrainHandlers:
         if len(chain.data_atoms()) > 1 or any(chain.batch and chain.batch[0] in d and len(d) > 1 for d in chain.dims):
             chain.multi_axis = True  # the features are split into several axes, or folded into the batch
         return True
+
+    def _same_qparams(self, q: onnx.NodeProto, dq: onnx.NodeProto) -> bool:
+        """Whether a DequantizeLinear reads codes with the scale and zero point they were made with."""
+        if not all(self._ensure_constant(n) for n in dq.input[1:] if n):
+            return False
+        pairs = [(q.input[i] if len(q.input) > i else "", dq.input[i] if len(dq.input) > i else "") for i in (1, 2)]
+        for a, b in pairs:
+            va = np.asarray(self._const_real(a)) if a else np.zeros(1)
+            vb = np.asarray(self._const_real(b)) if b else np.zeros(1)
+            if va.shape != vb.shape or not np.array_equal(va.astype(np.float64), vb.astype(np.float64)):
+                return False
+        return self._attr(q, "axis", 1) == self._attr(dq, "axis", 1)
 
     def _tt_target_shape(self, chain: Chain, target: list[int], name: str) -> tuple[int, ...]:
         """A Reshape target with 0 and -1 resolved; the batch's size is :data:`BATCH`.
@@ -562,7 +584,8 @@ class TensorTrainHandlers:
         w = q.codes if q.bipolar else q.codes - q.zero_point
         return w.astype(np.int64), qt
 
-    def _tt_mid_qtype(self, step: Step, t: int) -> tuple[ir.QType, str]:
+    def _tt_mid_qtype(self, step: Step, t: int) -> ir.FloatRequant:
+        """The requantization of step ``t``'s sums to the codes of the quantizer after it."""
         node = step.quant
         if node is None:
             raise InputError(
@@ -571,17 +594,27 @@ class TensorTrainHandlers:
             )
         self.node = node
         scale = np.asarray(self._const_real(node.input[1]), dtype=np.float64).reshape(-1)
-        zp = np.asarray(self._const_real(node.input[2]), dtype=np.float64).reshape(-1)
-        bits = self._check_bits(float(np.asarray(self._const_real(node.input[3])).reshape(-1)[0]), "TT state")
-        signed = bool(self._attr(node, "signed", 1))
+        qdq = node.op_type == "QuantizeLinear"
+        if qdq:
+            zp_name = node.input[2] if len(node.input) > 2 else ""
+            zp = np.asarray(self._const_real(zp_name), dtype=np.float64).reshape(-1) if zp_name else np.zeros(1)
+            bits, signed = self._linear_out_type(node)
+            narrow = False
+        else:
+            zp = np.asarray(self._const_real(node.input[2]), dtype=np.float64).reshape(-1)
+            bits = float(np.asarray(self._const_real(node.input[3])).reshape(-1)[0])
+            signed = bool(self._attr(node, "signed", 1))
+            narrow = bool(self._attr(node, "narrow", 0))
+        bits = self._check_bits(bits, "TT state")
         if scale.size != 1 or zp.size != 1 or zp[0] != 0 or (bits == 1 and signed):
             raise InputError(
                 f"node '{_name(node)}': the TT intermediate quantizer must be per tensor with zero point 0 "
                 "and at least 2 bits (or unsigned)"
             )
         self._check_scale(scale, node.input[1])
-        q = ir.QType(bits, signed, (float(scale[0]),), (0,), narrow=bool(self._attr(node, "narrow", 0)))
-        return q, self._rounding(node)
+        q = ir.QType(bits, signed, (float(scale[0]),), (0,), narrow=narrow)
+        rounding = "HALF_EVEN" if qdq else self._rounding(node)
+        return ir.FloatRequant((), q, rounding, zero_point_after_rounding=qdq)
 
     def _emit_tt(self, chain: Chain, v: Value) -> None:
         layout: TTLayout = chain.layout
@@ -600,10 +633,10 @@ class TensorTrainHandlers:
                 if step.quant is not None:
                     raise InputError(f"node '{_name(step.quant)}': unexpected quantizer after the last TT MatMul")
                 break
-            q, rounding = self._tt_mid_qtype(step, t)
-            mid_qtypes.append(q)
-            mid_requant.append(ir.FloatRequant((), q, rounding))
-            scale = q.scale[0]
+            requant = self._tt_mid_qtype(step, t)
+            mid_qtypes.append(requant.out_qtype)
+            mid_requant.append(requant)
+            scale = requant.out_qtype.scale[0]
         m = math.prod(layout.modes_out)
         first = _name(chain.steps[0].node)
         end = chain.last.output[0]
