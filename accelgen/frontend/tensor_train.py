@@ -3,7 +3,8 @@
 A TT exporter writes a fully connected layer whose weight is a TT matrix as a chain that
 starts at a quantized ``(B, N)`` tensor: Reshapes and Transposes that move the indices a
 step sums over to the last axis, one MatMul per core with a constant quantized 2-D matrix,
-a Quant on every intermediate state, and a final Reshape to ``(B, M)``. Nothing names the
+a quantizer on every intermediate state (QONNX ``Quant``, or QDQ ``QuantizeLinear ->
+DequantizeLinear``), and a final Reshape to ``(B, M)``. Nothing names the
 chain; it is found and proven here:
 
 1. *Axis tracking.* The state's axes are followed symbolically: every axis is a row-major
