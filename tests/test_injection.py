@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 import pytest
 
-from accelgen import golden, rtl
+from accelgen import rtl
 from accelgen.boards import get_board
 from accelgen.codegen import generate
 from accelgen.package import package_driver
@@ -30,7 +30,7 @@ from accelgen.resources import data_dir
 from accelgen.templating import cpp_string, markdown_text, py_literal, tcl_word
 from tests.data import as_images, digits_split
 from tests.test_hls_kernels import GraphBuilder, qt
-from tests.test_tt_hls import _vectors_from, add_tt, ref_run
+from tests.test_tt_hls import add_tt
 
 MODELS = Path(__file__).parent / "models"
 #: quotes of every kind, newlines, template syntax, tcl and shell substitution, comment
@@ -123,9 +123,7 @@ def rendered(tmp_path_factory):
             compiled = compile_model(_hostile_model(MODELS / model, root))
             outs[f"hls-{board}"] = generate(compiled, None, root / f"hls-{board}", board=_hostile_board(board))
         outs["hls-kernels"] = generate(*_kernel_graph(), root / "hls-kernels")
-        with pytest.MonkeyPatch.context() as mp:  # until golden evaluates TTDense (see tests/test_tt_hls.py)
-            mp.setattr(golden, "run", _vectors_from(ref_run))
-            outs["hls-tt"] = generate(*_tt_graph(), root / "hls-tt")
+        outs["hls-tt"] = generate(*_tt_graph(), root / "hls-tt")
         compiled = compile_model(_hostile_model(MODELS / "qonnx_cnn_w4a8.onnx", root))
         _, _, x, y = digits_split()
         context = dict.fromkeys(

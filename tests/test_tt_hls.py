@@ -10,9 +10,8 @@ layers. All cases share one g++ library per C-simulation model (ap_types and nat
 The reference contracts the integer cores one step at a time from the TT definition
 (docs: notes/tt_contract.md) and applies the requantizers by their definitions in
 accelgen/ir.py; it does not use accelgen.golden. Code generation writes the testbench's
-vectors with the golden model; until the golden interpreter evaluates TTDense, the
-vectors of these cases are written from this reference instead (``_vectors_from``), and
-every comparison below is with the reference.
+vectors with the golden model, which must therefore equal the reference too
+(``test_golden_equals_the_reference``).
 """
 
 from __future__ import annotations
@@ -241,26 +240,14 @@ def _():
     return b.finish(b.dense(y, 6, qt(6, True), qt(8, True), fold=F(3, 2), rq="ms"))
 
 
-def _vectors_from(reference):
-    """golden.run for generate(): the test's reference for every tensor (see the docstring)."""
-
-    def run(graph, inputs, keep=False):
-        env = reference(graph, {k: np.asarray(v) for k, v in inputs.items()})
-        return env if keep else {t: env[t] for t in graph.outputs}
-
-    return run
-
-
 @pytest.fixture(scope="module")
 def emulators(tmp_path_factory):
     root = tmp_path_factory.mktemp("tt_hls")
     built = {}
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(golden, "run", _vectors_from(ref_run))
-        for i, (name, make) in enumerate(CASES.items()):
-            graph, plan, x = make()
-            out = generate(graph, plan, root / name, vectors=x, top=f"tt{i}")
-            built[name] = (out, graph, x)
+    for i, (name, make) in enumerate(CASES.items()):
+        graph, plan, x = make()
+        out = generate(graph, plan, root / name, vectors=x, top=f"tt{i}")
+        built[name] = (out, graph, x)
     names = list(CASES)
     jobs = [(model, names) for model in MODELS]
     with ThreadPoolExecutor(len(jobs)) as pool:
@@ -345,16 +332,14 @@ def test_reference_equals_the_full_weight(order):
     np.testing.assert_array_equal(ref_tt(x, op, xq), (x - 3) @ w)
 
 
-def test_golden_agrees_when_it_runs_tt():
-    """Once the golden interpreter evaluates TTDense, it must equal the reference here."""
-    graph, _, x = CASES["d3_inside_out_reorder"]()
-    try:
-        env = golden.run(graph, x, keep=True)
-    except Exception as exc:  # the interpreter does not know TTDense yet (issue 12, item 6)
-        assert "TTDense" in str(exc) or "tt" in str(exc).lower(), exc
-        return
+@pytest.mark.parametrize("name", list(CASES))
+def test_golden_equals_the_reference(name):
+    """The golden interpreter (which writes the testbench's vectors) equals the reference on every tensor."""
+    graph, _, x = CASES[name]()
+    env = golden.run(graph, x, keep=True)
     ref = ref_run(graph, x)
-    np.testing.assert_array_equal(env[graph.outputs[0]], ref[graph.outputs[0]])
+    for op in graph.ops:
+        np.testing.assert_array_equal(env[op.outputs[0]], ref[op.outputs[0]], err_msg=op.name)
 
 
 # -- cost model and plan -------------------------------------------------------------------------------
