@@ -335,6 +335,22 @@ def _retyped(name: str, dtype):
     return mutate
 
 
+def _unread_input(m):
+    m.graph.input.append(helper.make_tensor_value_info("stray", TensorProto.FLOAT, [1, 4]))
+    return "stray"
+
+
+def _second_input(m):
+    """A second data input that a node reads (an Add on the model's first quantizer input)."""
+    first = m.graph.input[0].name
+    m.graph.input.append(helper.make_tensor_value_info("second", TensorProto.FLOAT, [1, 64]))
+    add = helper.make_node("Add", [first, "second"], ["summed"], name="add_second")
+    for n in m.graph.node:
+        n.input[:] = ["summed" if i == first else i for i in n.input]
+    m.graph.node.insert(0, add)
+    return "second"
+
+
 @dataclass(frozen=True)
 class Case:
     """One class of invalid model: ``mutate`` edits a copy of ``fixture`` and returns the name
@@ -407,6 +423,9 @@ CASES: dict[str, Case] = {
     "attribute_type_string_for_int": Case(QDQ_MLP, _attr_type("transB", "yes", "/inner/fc1/Gemm")),
     "attribute_type_qonnx": Case(QONNX_MLP, _attr_type("signed", "one", "/fc1/weight_quant/export_handler/Quant")),
     "input_is_output": Case(QDQ_MLP, _input_is_output),
+    "graph_input_read_by_no_node": Case(QONNX_MLP, _unread_input),
+    "two_data_inputs": Case(QDQ_MLP, _second_input),
+    "clip_bound_empty": Case("qcdq_mlp_w4a4.onnx", _reshaped("/fc1/weight_quant/export_handler/Constant_2_output_0", (0,))),
     "gemm_bias_of_two_dimensions": Case(
         "qonnx_mlp_w4a4_dynamo.onnx", _rewire("node_linear_1", 2, "wide_bias", np.zeros((10, 32), np.float32))
     ),

@@ -138,9 +138,20 @@ def _check_structure(model: onnx.ModelProto, where: str) -> None:
                 f"{where}: graph input '{vi.name}' is also a graph output; accelgen needs each output "
                 "computed by the model (remove it from the outputs)"
             )
-    for vi in g.input:
-        if vi.name in inits:
-            continue
+    read = {i for n in g.node for i in n.input} | {vi.name for vi in g.output}
+    data_inputs = [vi for vi in g.input if vi.name not in inits]
+    unread = [vi.name for vi in data_inputs if vi.name not in read]
+    if unread:
+        raise InputError(
+            f"{where}: graph input(s) {', '.join(repr(n) for n in unread)} are read by no node; remove them "
+            f"from the graph inputs or {REEXPORT}"
+        )
+    if len(data_inputs) > 1:
+        raise InputError(
+            f"{where}: the graph has {len(data_inputs)} data inputs ({', '.join(repr(vi.name) for vi in data_inputs)}); "
+            "accelgen builds models with one input tensor"
+        )
+    for vi in data_inputs:
         if not vi.type.HasField("tensor_type"):
             raise InputError(f"{where}: graph input '{vi.name}' is not a tensor; accelgen takes tensor inputs")
         if vi.type.tensor_type.elem_type == onnx.TensorProto.UNDEFINED:
@@ -318,6 +329,11 @@ def _node_problems(node: onnx.NodeProto, consts: dict, shapes: dict, opset: int)
         problems += _linear_quant_problems(node, attrs, consts, shapes)
     if node.op_type == "BatchNormalization":
         problems += _batchnorm_problems(node, attrs, consts)
+    if node.op_type == "Clip":
+        for i in (1, 2):
+            bound = _const_input(node, i, consts)
+            if bound is not None and bound.size != 1:
+                problems.append(f"bound '{node.input[i]}' has {bound.size} values; Clip's min and max are scalars")
     return [f"{label}: {p}" for p in problems]
 
 
