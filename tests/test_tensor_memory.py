@@ -10,13 +10,7 @@ from accelgen.tensor.memory import measure_training_step, memory_table
 from accelgen.tensor.tt import TTLinear
 from tests.conftest import FIGURES
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _measure(model: nn.Module, batch: int):

@@ -11,13 +11,7 @@ import torch
 from accelgen.tensor.quant import FakeQuant
 from accelgen.tensor.tt import TTLinear
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _reference(x: np.ndarray, scale: float, lo: int, hi: int) -> np.ndarray:

@@ -9,13 +9,7 @@ import torch
 from accelgen.tensor.rank import MIN_VARIANCE, train_rank_adaptive, transfer_optimizer_, warmup_factor
 from accelgen.tensor.tt import TTLinear
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _layer(prior="log_uniform", seed=0, **kwargs) -> TTLinear:

@@ -20,13 +20,7 @@ MODES_OUT = (3, 2, 2, 2)
 RANKS = (1, 3, 4, 2, 1)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny tensors: thread hand-off costs more than it saves on a loaded 2-core machine
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _random_layer(order=None, bias=True, seed=0) -> TTLinear:
