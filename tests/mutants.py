@@ -423,6 +423,9 @@ CASES: dict[str, Case] = {
     "attribute_type_string_for_int": Case(QDQ_MLP, _attr_type("transB", "yes", "/inner/fc1/Gemm")),
     "attribute_type_qonnx": Case(QONNX_MLP, _attr_type("signed", "one", "/fc1/weight_quant/export_handler/Quant")),
     "input_is_output": Case(QDQ_MLP, _input_is_output),
+    "bit_width_computed": Case(
+        QONNX_MLP, _rewire("/fc2/weight_quant/export_handler/Quant", 3, "/fc1/bias_quant/export_handler/Quant_output_0")
+    ),
     "graph_input_read_by_no_node": Case(QONNX_MLP, _unread_input),
     "two_data_inputs": Case(QDQ_MLP, _second_input),
     "clip_bound_empty": Case("qcdq_mlp_w4a4.onnx", _reshaped("/fc1/weight_quant/export_handler/Constant_2_output_0", (0,))),

@@ -398,7 +398,7 @@ def _window_problems(node, attrs, consts, shapes) -> list[str]:
         if value is not None and (len(value) != length or any(v < least for v in value)):
             problems.append(f"{name} {value} must be {length} values >= {least}")
     group = attrs.get("group", 1)
-    if group < 1 or (w_shape is not None and w_shape and w_shape[0] % group):
+    if group < 1 or (w_shape and w_shape[0] is not None and w_shape[0] % group):
         problems.append(f"group {group} does not divide the {w_shape[0] if w_shape else '?'} output channels")
     return problems
 
@@ -450,6 +450,8 @@ def _qonnx_quant_problems(node, attrs, consts, shapes) -> list[str]:
         [3, 5] if node.op_type == "Trunc" and len(node.input) >= 6 else [3, 4] if node.op_type == "Trunc" else [3]
     )
     for i in bit_inputs:
+        if node.input[i] and node.input[i] not in consts:
+            problems.append(f"bit width '{node.input[i]}' is computed; it must be an initializer or a Constant")
         problems += _bits_problem(_const_input(node, i, consts), node.input[i])
     zp = _const_input(node, 2, consts)
     bits = _const_input(node, 3, consts)
