@@ -351,6 +351,11 @@ def _second_input(m):
     return "second"
 
 
+def _output_type(m):
+    m.graph.output[0].type.tensor_type.elem_type = 76
+    return m.graph.output[0].name
+
+
 @dataclass(frozen=True)
 class Case:
     """One class of invalid model: ``mutate`` edits a copy of ``fixture`` and returns the name
@@ -423,6 +428,11 @@ CASES: dict[str, Case] = {
     "attribute_type_string_for_int": Case(QDQ_MLP, _attr_type("transB", "yes", "/inner/fc1/Gemm")),
     "attribute_type_qonnx": Case(QONNX_MLP, _attr_type("signed", "one", "/fc1/weight_quant/export_handler/Quant")),
     "input_is_output": Case(QDQ_MLP, _input_is_output),
+    "output_element_type_unknown": Case(QONNX_MLP, _output_type),
+    "constant_fold_fails": Case(
+        W1A1, _rewire("/fc1/weight_quant/export_handler/BipolarQuant", 0, "flat_weight", np.ones(32, np.float32)),
+        "/fc1/Transpose",
+    ),
     "bit_width_computed": Case(
         QONNX_MLP, _rewire("/fc2/weight_quant/export_handler/Quant", 3, "/fc1/bias_quant/export_handler/Quant_output_0")
     ),

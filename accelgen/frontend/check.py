@@ -132,6 +132,13 @@ def _check_structure(model: onnx.ModelProto, where: str) -> None:
         raise InputError(f"{where}: the graph has no outputs; export the model with its output tensor(s) declared")
     inits = {t.name for t in g.initializer}
     inputs = {vi.name for vi in g.input}
+    known_types = set(onnx.TensorProto.DataType.values())
+    for vi in list(g.input) + list(g.output) + list(g.value_info):
+        if vi.type.HasField("tensor_type") and vi.type.tensor_type.elem_type not in known_types:
+            raise InputError(
+                f"{where}: tensor '{vi.name}' declares element type {vi.type.tensor_type.elem_type}, which is no "
+                f"ONNX type; {REEXPORT}"
+            )
     for vi in g.output:
         if vi.name in inputs and vi.name not in inits:
             raise InputError(

@@ -102,5 +102,12 @@ def fold_node(node: onnx.NodeProto, inputs: list[np.ndarray | None], opset: int)
         [clone], "fold", vinfo, [onnx.helper.make_value_info(o, onnx.TypeProto()) for o in outs]
     )
     model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)])
-    results = ReferenceEvaluator(model).run(None, feeds)
+    try:
+        results = ReferenceEvaluator(model).run(None, feeds)
+    except Exception as exc:  # onnx's reference implementation refuses the node's constants
+        shapes = ", ".join(str(np.asarray(v).shape) for v in inputs if v is not None)
+        raise InputError(
+            f"node '{node.name or node.output[0]}' ({node.op_type}) cannot be evaluated on its constant "
+            f"inputs of shape(s) {shapes}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+        ) from None
     return [np.asarray(r) for r in results]
