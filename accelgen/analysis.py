@@ -25,14 +25,41 @@ def macs(op: ir.Op, graph: ir.Graph) -> int:
         return int(out.shape[1] * out.shape[2] * oc * icg * kh * kw)
     if isinstance(op, ir.Dense):
         return int(op.weights.size)
+    if isinstance(op, ir.TTDense):
+        return sum(tt_step_macs(op))
     return 0
+
+
+def tt_step_macs(op: ir.TTDense) -> list[int]:
+    """Multiply-accumulates per sample of each contraction step of a TT layer, in ``order``."""
+    return [state * summed for state, summed in op.step_sizes()]
 
 
 def weight_bits(op: ir.Op) -> int:
     """Weight storage in bits at the weights' real bit width."""
     if isinstance(op, (ir.Conv, ir.Dense)):
         return int(op.weights.size) * op.w_qtype.bits
+    if isinstance(op, ir.TTDense):
+        return sum(int(c.size) * q.bits for c, q in zip(op.cores, op.core_qtypes))
     return 0
+
+
+def tt_summary(op: ir.TTDense) -> dict[str, Any]:
+    """The TT layer's factorisation beside the dense layer it replaces."""
+    params = sum(int(c.size) for c in op.cores)
+    dense = op.in_features * op.out_features
+    return {
+        "modes_in": list(op.modes_in),
+        "modes_out": list(op.modes_out),
+        "ranks": list(op.ranks),
+        "order": list(op.order),
+        "core_bits": [q.bits for q in op.core_qtypes],
+        "state_bits": [q.bits for q in op.mid_qtypes],
+        "step_macs": tt_step_macs(op),
+        "params": params,
+        "dense_params": dense,
+        "compression": dense / params,
+    }
 
 
 def requant_summary(rq: ir.Requant | None) -> str:
@@ -54,6 +81,8 @@ def layer_table(graph: ir.Graph) -> list[dict[str, Any]]:
         out = graph.tensors[op.outputs[0]]
         rq = getattr(op, "requant", None)
         w_q = getattr(op, "w_qtype", None)
+        if isinstance(op, ir.TTDense):
+            w_q = max(op.core_qtypes, key=lambda q: q.bits)
         rows.append(
             {
                 "name": op.name,
@@ -73,6 +102,8 @@ def layer_table(graph: ir.Graph) -> list[dict[str, Any]]:
                 "requant_reason": getattr(rq, "reason", ""),
             }
         )
+        if isinstance(op, ir.TTDense):
+            rows[-1]["tt"] = tt_summary(op)
     return rows
 
 

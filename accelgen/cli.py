@@ -132,6 +132,16 @@ def _print_inspect(info: dict) -> None:
     table.add_section()
     table.add_row("total", f"{t['layers']} layers", "", "", "", "", "", f"{t['macs']:,}", f"{t['weight_bytes']:,}", "")
     console.print(table)
+    for r in info["layers"]:
+        if "tt" in r:
+            tt = r["tt"]
+            console.print(
+                f"tensor-train layer {r['source']}: modes {'x'.join(map(str, tt['modes_in']))} -> "
+                f"{'x'.join(map(str, tt['modes_out']))}, ranks {'-'.join(map(str, tt['ranks']))}, order "
+                f"{tuple(tt['order'])}, cores {'/'.join(f'{b}b' for b in tt['core_bits'])}, states "
+                f"{'/'.join(f'{b}b' for b in tt['state_bits']) or '-'}; {tt['params']:,} parameters vs "
+                f"{tt['dense_params']:,} dense ({tt['compression']:.1f}x fewer)"
+            )
     host = info["host"]
     console.print("host prologue: " + (", ".join(host["prologue"]) or "none"))
     console.print("host epilogue: " + (", ".join(host["epilogue"]) or "none (the hardware writes the outputs)"))

@@ -362,6 +362,25 @@ class TTDense(Op):
     def out_features(self) -> int:
         return math.prod(self.modes_out)
 
+    def step_sizes(self) -> list[tuple[int, int]]:
+        """Per step in ``order``: (elements of the state after it, per sample; length of each sum).
+
+        After contracting the run of cores [a..b] the state holds the input modes outside the
+        run, the output modes inside it and the bond ranks r_a, r_{b+1}; each element sums
+        over the mode and the bond(s) the step contracts.
+        """
+        m, n, r = self.modes_in, self.modes_out, self.ranks
+        run: tuple[int, int] | None = None
+        out = []
+        for k in self.order:
+            summed = m[k] * (r[k] if run is not None and run[1] == k - 1 else 1)
+            summed *= r[k + 1] if run is not None and run[0] == k + 1 else 1
+            run = (k, k) if run is None else (min(run[0], k), max(run[1], k))
+            a, b = run
+            state = math.prod(m[:a]) * math.prod(m[b + 1 :]) * r[a] * math.prod(n[a : b + 1]) * r[b + 1]
+            out.append((int(state), int(summed)))
+        return out
+
 
 @dataclass(frozen=True, eq=False)
 class MaxPool(Op):
@@ -493,13 +512,13 @@ class Sigmoid(Op):
 OP_TYPES: dict[str, type[Op]] = {
     cls.kind: cls
     for cls in (
-        Quantize, Dequantize, Conv, Dense, MaxPool, AvgPool, Add, Concat, Requantize,
+        Quantize, Dequantize, Conv, Dense, TTDense, MaxPool, AvgPool, Add, Concat, Requantize,
         Reshape, Transpose, Affine, BatchNorm, Relu, Clip, Round, Softmax, Sigmoid,
     )
 }  # fmt: skip
 
 #: integer layers whose accumulator a requantizer turns into codes
-REQUANT_OPS = (Conv, Dense, AvgPool, Add, Requantize)
+REQUANT_OPS = (Conv, Dense, TTDense, AvgPool, Add, Requantize)
 
 
 def is_host_op(op: Op, tensors: dict[str, Tensor]) -> bool:
@@ -685,6 +704,8 @@ def _verify_op(graph: Graph, op: Op, lowered: bool) -> None:
         else:
             if w.ndim != 2 or ins[0].shape[-1] != w.shape[1]:
                 raise InternalError(f"Dense '{op.name}' weights {w.shape} vs input {ins[0].shape}")
+    if isinstance(op, TTDense):
+        _verify_tt(op, ins[0], lowered)
     if isinstance(op, REQUANT_OPS):
         rq = op.requant
         want = "codes" if rq is not None else "acc"
@@ -700,6 +721,56 @@ def _verify_op(graph: Graph, op: Op, lowered: bool) -> None:
         raise InternalError(f"Concat '{op.name}' inputs have different QTypes")
     if lowered and op.elementwise_float and not is_host_op(op, tensors):
         raise InternalError(f"float op '{op.name}' left between integer layers")
+
+
+def is_contiguous_order(order: tuple[int, ...], d: int) -> bool:
+    """Whether ``order`` is a permutation of 0..d-1 whose every prefix is a contiguous run."""
+    if sorted(order) != list(range(d)):
+        return False
+    return all(max(order[: t + 1]) - min(order[: t + 1]) == t for t in range(d))
+
+
+def _verify_tt(op: TTDense, x: Tensor, lowered: bool) -> None:
+    """The TT layer's invariants: modes, ranks and cores agree; the order is legal."""
+    d = len(op.modes_in)
+    where = f"TTDense '{op.name}'"
+    if x.kind != "codes":
+        raise InternalError(f"{where} input is not codes")
+    if d < 1 or len(op.modes_out) != d or len(op.ranks) != d + 1 or len(op.cores) != d:
+        raise InternalError(
+            f"{where}: {d} input modes, {len(op.modes_out)} output modes, {len(op.ranks)} ranks and "
+            f"{len(op.cores)} cores; need d, d, d + 1 and d"
+        )
+    if min((*op.modes_in, *op.modes_out, *op.ranks)) < 1:
+        raise InternalError(f"{where}: a mode or rank is < 1 (modes {op.modes_in} x {op.modes_out}, ranks {op.ranks})")
+    if op.ranks[0] != 1 or op.ranks[-1] != 1:
+        raise InternalError(f"{where}: ranks {op.ranks} must start and end with 1")
+    if x.shape[-1] != op.in_features or len(x.shape) != 2:
+        raise InternalError(f"{where}: input {x.shape} vs modes {op.modes_in} ({op.in_features} features)")
+    for k, core in enumerate(op.cores):
+        want = (op.ranks[k], op.modes_in[k], op.modes_out[k], op.ranks[k + 1])
+        if tuple(core.shape) != want:
+            raise InternalError(f"{where}: core {k} has shape {tuple(core.shape)}, expected {want}")
+        if core.dtype.kind not in "iu":
+            raise InternalError(f"{where}: core {k} is not integer")
+    if not is_contiguous_order(tuple(op.order), d):
+        raise InternalError(f"{where}: order {op.order} is not a permutation whose prefixes are contiguous runs")
+    if len(op.core_qtypes) != d or any(q.per_channel for q in op.core_qtypes):
+        raise InternalError(f"{where}: needs one per-tensor QType per core")
+    for k, (core, q) in enumerate(zip(op.cores, op.core_qtypes)):
+        zp = 0 if q.bipolar else q.zero_point[0]
+        if core.size and (core.min() < q.qmin - zp or core.max() > q.qmax - zp):
+            raise InternalError(f"{where}: core {k} holds values outside its {q.describe()} type")
+    if len(op.mid_qtypes) != d - 1 or len(op.mid_requant) != d - 1:
+        raise InternalError(
+            f"{where}: {len(op.mid_qtypes)} intermediate QTypes and {len(op.mid_requant)} requantizers for "
+            f"{d} cores; need {d - 1} of each"
+        )
+    for t, (q, rq) in enumerate(zip(op.mid_qtypes, op.mid_requant)):
+        if q.per_channel or q.zero_point != (0,) or q.bits > 8:
+            raise InternalError(f"{where}: intermediate {t} must be per tensor, zero point 0, at most 8 bits")
+        if rq is None or (lowered and isinstance(rq, FloatRequant)):
+            raise InternalError(f"{where}: intermediate requantizer {t} is {'missing' if rq is None else 'float'}")
 
 
 def _qkey(q: QType | None) -> tuple:

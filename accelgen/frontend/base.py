@@ -41,6 +41,7 @@ class ImporterBase:
         self._names: set[str] = set()
         self._outputs: set[str] = set()  # graph outputs (IR tensors named as in the model)
         self.node: onnx.NodeProto | None = None
+        self.done_nodes: set[int] = set()  # nodes imported ahead of their turn (a TT chain and its constants)
 
     # -- driver ----------------------------------------------------------------------
 
@@ -50,8 +51,12 @@ class ImporterBase:
             self.consts[init.name] = to_array(init)
         self._check_supported()
         inputs = self._read_inputs()
-        for node in g.node:
+        for index, node in enumerate(g.node):
+            if index in self.done_nodes:
+                continue
             self.node = node
+            if self._import_tt_chain(index, node):
+                continue
             self._import_node(node)
         outputs = [self._read_output(o) for o in g.output]
         graph = ir.Graph(

@@ -622,6 +622,8 @@ def check_resources(graph) -> None:
             if isinstance(op, ir.Conv):
                 oc, icg, kh, kw = op.weights.shape
                 need += out.elements_per_sample() // max(oc, 1) * icg * kh * kw * op.groups
+        if isinstance(op, ir.TTDense):  # the largest intermediate state, twice (before and after a step)
+            need += 2 * max(state for state, _ in op.step_sizes())
         if need * 8 > MAX_SAMPLE_BYTES:
             raise InputError(
                 f"node '{op.source}': evaluating this layer needs {need * 8 / 2**20:,.0f} MiB per sample, more "

@@ -21,9 +21,18 @@ from accelgen.frontend.layers import LayerHandlers
 from accelgen.frontend.layout import LayoutHandlers
 from accelgen.frontend.qoperator import QOperatorHandlers
 from accelgen.frontend.quantizers import QuantizerHandlers
+from accelgen.frontend.tensor_train import TensorTrainHandlers
 
 
-class _Importer(QuantizerHandlers, LayoutHandlers, ElementwiseHandlers, LayerHandlers, QOperatorHandlers, ImporterBase):
+class _Importer(
+    TensorTrainHandlers,
+    QuantizerHandlers,
+    LayoutHandlers,
+    ElementwiseHandlers,
+    LayerHandlers,
+    QOperatorHandlers,
+    ImporterBase,
+):
     """The handlers of every dialect over one shared state (see ImporterBase)."""
 
 

@@ -119,6 +119,12 @@ def channels_last(graph: ir.Graph, config: CompileConfig) -> tuple[ir.Graph, boo
             op = op.replace(axis=3)
         elif isinstance(op, ir.Reshape):
             op = _reshape(op, graph.tensors[orig_in], graph.tensors[orig_out], flat_perm)
+        elif isinstance(op, ir.TTDense) and op.inputs[0] in flat_perm:
+            raise InputError(
+                f"'{op.source}' (TTDense): a tensor-train layer reads a flattened multi-pixel feature map in ONNX "
+                "(C, H, W) order, which the channels-last stream does not carry; flatten to a 1-pixel map "
+                "(global pool) first, or use an ordinary Dense layer there"
+            )
         elif isinstance(op, ir.Dense) and op.inputs[0] in flat_perm:
             op = op.replace(weights=np.ascontiguousarray(op.weights[:, flat_perm[op.inputs[0]]]))
         for t in op.inputs:

@@ -129,7 +129,51 @@ def acc_range_and_scale(graph: ir.Graph, op: ir.Op) -> tuple[np.ndarray, np.ndar
     if isinstance(op, ir.Requantize):
         xlo, xhi = input_range(xq)
         return np.array([xlo]), np.array([xhi]), s_in
+    if isinstance(op, ir.TTDense):
+        lo, hi, scale = tt_step_ranges(op, xq)[-1]
+        return np.array([lo]), np.array([hi]), np.array([scale])
     raise InternalError(f"no accumulator range for {op.kind}")
+
+
+def tt_step_ranges(op: ir.TTDense, xq: ir.QType) -> list[tuple[int, int, float]]:
+    """Per contraction step of a TT layer: the range of its integer sums and their unit.
+
+    Interval arithmetic: step t sums products of the previous state (the input's
+    ``code - zero_point``, or the codes of ``mid_qtypes[t - 1]``) with core ``order[t]``
+    over the indices it contracts; each output element's range is the sum of the
+    products' ranges, and the step's range the hull over its output elements.
+    """
+    d = len(op.modes_in)
+    lo, hi = input_range(xq)
+    unit = float(xq.scale[0])
+    contracted: set[int] = set()
+    out = []
+    for t, k in enumerate(op.order):
+        core = np.asarray(op.cores[k], dtype=np.int64)
+        summed = [1] + ([0] if k - 1 in contracted else []) + ([3] if k + 1 in contracted else [])
+        kept = [a for a in range(4) if a not in summed]
+        cols = np.transpose(core, kept + summed).reshape(-1, int(np.prod([core.shape[a] for a in summed])))
+        clo, chi = _weighted_range(cols, lo, hi)
+        unit *= float(op.core_qtypes[k].scale[0])
+        out.append((int(clo.min()), int(chi.max()), unit))
+        contracted.add(k)
+        if t < d - 1:
+            q = op.mid_qtypes[t]
+            lo, hi, unit = q.qmin, q.qmax, float(q.scale[0])
+    return out
+
+
+def _solve_tt_steps(graph: ir.Graph, op: ir.TTDense, config: CompileConfig) -> tuple[ir.Requant, ...]:
+    """Integer requantizers of a TT layer's intermediate states (exact, like a layer's)."""
+    ranges = tt_step_ranges(op, graph.tensors[op.inputs[0]].qtype)
+    out = []
+    for t, fr in enumerate(op.mid_requant):
+        if not isinstance(fr, ir.FloatRequant):
+            out.append(fr)
+            continue
+        lo, hi, unit = ranges[t]
+        out.append(_solve_float(op, fr, np.array([lo]), np.array([hi]), np.array([unit]), config))
+    return tuple(out)
 
 
 # -- thresholds --------------------------------------------------------------------------------
@@ -297,18 +341,30 @@ def _solve_monotone(graph: ir.Graph, op: ir.Op, config: CompileConfig):
             return eval_float32_requant(f32, a, ch, zp)
 
         note = "; onnxruntime's float32 requantization"
-    else:
-        direction = chain_direction(fr, scale_b, channels)
+        lo_d = np.where(direction > 0, lo, -hi)
+        hi_d = np.where(direction > 0, hi, -lo)
+        T = search_thresholds(fn, lo_d, hi_d, fr.out_qtype)
+        return _choose(op, T, lo_d, hi_d, direction, fr.out_qtype, config, note)
+    return _solve_float(op, fr, lo, hi, scale_b, config)
 
-        def fn(a: np.ndarray, ch: np.ndarray) -> np.ndarray:
-            acc = direction[ch] * a
-            return eval_float_requant(fr, acc.astype(np.float64) * scale_b[ch], ch)
 
-        note = ""
+def _solve_float(op: ir.Op, fr: ir.FloatRequant, lo, hi, scale, config: CompileConfig):
+    """Thresholds (or an exact multiply-shift) of the float chain ``fr`` on the range [lo, hi]."""
+    sizes = [s.values.size for s in fr.steps]
+    channels = max(lo.size, scale.size, *sizes, len(fr.out_qtype.scale))
+    lo = np.broadcast_to(lo, (channels,)).astype(np.int64)
+    hi = np.broadcast_to(hi, (channels,)).astype(np.int64)
+    scale_b = np.broadcast_to(scale, (channels,))
+    direction = chain_direction(fr, scale_b, channels)
+
+    def fn(a: np.ndarray, ch: np.ndarray) -> np.ndarray:
+        acc = direction[ch] * a
+        return eval_float_requant(fr, acc.astype(np.float64) * scale_b[ch], ch)
+
     lo_d = np.where(direction > 0, lo, -hi)
     hi_d = np.where(direction > 0, hi, -lo)
     T = search_thresholds(fn, lo_d, hi_d, fr.out_qtype)
-    return _choose(op, T, lo_d, hi_d, direction, fr.out_qtype, config, note)
+    return _choose(op, T, lo_d, hi_d, direction, fr.out_qtype, config, "")
 
 
 def _solve_constant_sum(graph: ir.Graph, op: ir.Op, f32: ir.Float32Sum, config: CompileConfig):
@@ -390,6 +446,9 @@ def integer_requant(graph: ir.Graph, config: CompileConfig) -> tuple[ir.Graph, b
                 op = op.replace(requant=rq, input_multipliers=mults)
             else:
                 op = op.replace(requant=_solve_monotone(graph, op, config))
+            changed = True
+        if isinstance(op, ir.TTDense) and any(isinstance(rq, ir.FloatRequant) for rq in op.mid_requant):
+            op = op.replace(mid_requant=_solve_tt_steps(graph, op, config))
             changed = True
         ops.append(op)
     return graph.copy(ops=ops), changed

@@ -181,6 +181,53 @@ def _dense(op, ins, graph) -> np.ndarray:
     return _requant(op, _matmul_exact(x, op.weights.T))
 
 
+def _tt_dense(op, ins, graph) -> np.ndarray:
+    """A TT layer, one core per step in ``op.order``; the state is requantized between steps.
+
+    The state of the contracted run of cores [a..b] is held in the axis order
+    (batch, m_0..m_{a-1}, r_a, n_a..n_b, r_{b+1}, m_{b+1}..m_{d-1}).
+    """
+    x = _centered(ins[0], graph.tensors[op.inputs[0]].qtype)
+    d = len(op.modes_in)
+    state = x.reshape((x.shape[0],) + tuple(int(m) for m in op.modes_in))
+    labels = [("m", k) for k in range(d)]
+    run = None
+    for t, k in enumerate(op.order):
+        k = int(k)
+        core = np.asarray(op.cores[k], dtype=np.int64)
+        core_labels = [("r", k), ("m", k), ("n", k), ("r", k + 1)]
+        summed = [lab for lab in core_labels if lab in labels]
+        state, labels = _contract(state, labels, core, core_labels, summed)
+        run = (k, k) if run is None else (min(run[0], k), max(run[1], k))
+        state, labels = _to_canonical(state, labels, run, d)
+        if t < d - 1:
+            flat = state.reshape(-1, 1)
+            state = apply_requant(flat, op.mid_requant[t], channel_axis=-1).reshape(state.shape)
+    return _requant(op, state.reshape(state.shape[0], -1))
+
+
+def _contract(state, labels, core, core_labels, summed):
+    """Sum ``state`` (axes ``labels`` after the batch) against ``core`` over the ``summed`` axes, exactly."""
+    kept = [lab for lab in labels if lab not in summed]
+    perm = [0] + [1 + labels.index(lab) for lab in kept + summed]
+    st = np.transpose(state, perm)
+    kept_shape = st.shape[: 1 + len(kept)]
+    core_kept = [lab for lab in core_labels if lab not in summed]
+    cperm = [core_labels.index(lab) for lab in summed + core_kept]
+    ct = np.transpose(core, cperm)
+    k = int(np.prod(ct.shape[: len(summed)], dtype=np.int64))
+    out = _matmul_exact(st.reshape(-1, k), ct.reshape(k, -1))
+    return out.reshape(tuple(kept_shape) + ct.shape[len(summed) :]), kept + core_kept
+
+
+def _to_canonical(state, labels, run, d):
+    a, b = run
+    want = [("m", k) for k in range(a)] + [("r", a)] + [("n", k) for k in range(a, b + 1)] + [("r", b + 1)]
+    want += [("m", k) for k in range(b + 1, d)]
+    perm = [0] + [1 + labels.index(lab) for lab in want]
+    return np.transpose(state, perm), want
+
+
 def _requant(op, acc: np.ndarray) -> np.ndarray:
     if op.requant is None:
         return acc
@@ -289,6 +336,7 @@ def _transpose(op, ins, graph):
 _EVAL = {
     "Conv": _conv,
     "Dense": _dense,
+    "TTDense": _tt_dense,
     "MaxPool": _maxpool,
     "AvgPool": _avgpool,
     "Add": _add,
