@@ -244,6 +244,7 @@ def run(outdir: Path, settings: Settings, board: str, csim_vectors: int | None) 
         "tt_acc_torch": torch_accuracy(tt, x_test, y_test),
         "csim_vectors": int(csim.get("vectors", 0)),
         "tt_order": list(tt[0].order),
+        "tt_core_bits": settings.core_bits,
         "dense_onnx": str(dense_path),
         "epochs": settings.epochs,
         "seed": settings.seed,
