@@ -239,11 +239,12 @@ def run(outdir: Path, settings: Settings, board: str, csim_vectors: int | None) 
         "onnx": str(tt_path),
         "build": str(design.outdir),
         "csim_passed": bool(csim.get("passed", False)),
-        # beyond the contract: the float-free torch view and what the build simulated
+        # beyond the contract: the torch (fake-quantized) accuracies and what the build simulated
         "dense_acc_torch": torch_accuracy(dense, x_test, y_test),
         "tt_acc_torch": torch_accuracy(tt, x_test, y_test),
         "csim_vectors": int(csim.get("vectors", 0)),
         "tt_order": list(tt[0].order),
+        "tt_core_bits": settings.core_bits,
         "dense_onnx": str(dense_path),
         "epochs": settings.epochs,
         "seed": settings.seed,
