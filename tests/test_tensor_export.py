@@ -45,12 +45,7 @@ CASES = [(d, order) for d in SHAPES for order in contiguous_orders(d)]
 BATCH = 48
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def tt_network(d: int, order, seed: int = 0, core_bits: int = 4, head: bool = True) -> nn.Sequential:
