@@ -143,7 +143,30 @@ def train(model, data, settings: Settings, what: str, rank_adaptive: bool = Fals
         if epoch % 5 == 4 or epoch == len(history.loss) - 1:
             log(f"  {what} epoch {epoch + 1:3d}: loss {loss:.4f}" + (f", ranks {ranks['fc1']}" if ranks else ""))
     log(f"  {what}: trained {settings.epochs} epochs in {time.perf_counter() - t0:.1f} s")
+    model.history = history  # ranks and loss per epoch, for the plot
     return model.eval()
+
+
+def plot_training(history, ranks_initial, path: Path) -> None:
+    """tt_training.png: the TT layer's internal ranks and the training loss per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = range(1, len(history.loss) + 1)
+    fig, (ax_r, ax_l) = plt.subplots(1, 2, figsize=(9, 3.4))
+    internal = len(ranks_initial) - 2
+    for k in range(internal):
+        ax_r.plot([0, *epochs], [ranks_initial[k + 1], *(r["fc1"][k + 1] for r in history.ranks)],
+                  marker=".", label=f"r{k + 1}")  # fmt: skip
+    ax_r.set(xlabel="epoch", ylabel="rank", title="TT ranks (rank adaptation, pruning)")
+    ax_r.legend()
+    ax_l.plot(list(epochs), history.loss)
+    ax_l.set(xlabel="epoch", ylabel="loss", title="training loss (cross-entropy)", yscale="log")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def torch_accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
@@ -216,6 +239,8 @@ def run(outdir: Path, settings: Settings, board: str, csim_vectors: int | None) 
     tt = train(tt, data, settings, "tt", rank_adaptive=True)
     ranks_final = tt[0].ranks
 
+    plot_path = outdir / "tt_training.png"
+    plot_training(tt.history, ranks_initial, plot_path)
     dense_path, tt_path = outdir / "dense.onnx", outdir / "tt.onnx"
     export_qonnx(dense, dense_path, (None, FEATURES))
     export_qonnx(tt, tt_path, (None, FEATURES))
@@ -246,6 +271,7 @@ def run(outdir: Path, settings: Settings, board: str, csim_vectors: int | None) 
         "tt_order": list(tt[0].order),
         "tt_core_bits": settings.core_bits,
         "dense_onnx": str(dense_path),
+        "training_plot": str(plot_path),
         "epochs": settings.epochs,
         "seed": settings.seed,
     }

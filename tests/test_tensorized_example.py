@@ -54,6 +54,7 @@ def test_quick_run_prints_one_json_object_with_the_contract(tmp_path):
     assert all(0 < f <= i for f, i in zip(final, initial))
     assert Path(figures["onnx"]).is_file()
     assert (Path(figures["build"]) / "report.json").is_file()
+    assert Path(figures["training_plot"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_bad_epochs_is_a_user_error(tmp_path):
