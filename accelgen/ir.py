@@ -363,23 +363,28 @@ class TTDense(Op):
         return math.prod(self.modes_out)
 
     def step_sizes(self) -> list[tuple[int, int]]:
-        """Per step in ``order``: (elements of the state after it, per sample; length of each sum).
+        """Per step in ``order``: (elements of the state after it, per sample; length of each sum)."""
+        return tt_step_sizes(self.modes_in, self.modes_out, self.ranks, self.order)
 
-        After contracting the run of cores [a..b] the state holds the input modes outside the
-        run, the output modes inside it and the bond ranks r_a, r_{b+1}; each element sums
-        over the mode and the bond(s) the step contracts.
-        """
-        m, n, r = self.modes_in, self.modes_out, self.ranks
-        run: tuple[int, int] | None = None
-        out = []
-        for k in self.order:
-            summed = m[k] * (r[k] if run is not None and run[1] == k - 1 else 1)
-            summed *= r[k + 1] if run is not None and run[0] == k + 1 else 1
-            run = (k, k) if run is None else (min(run[0], k), max(run[1], k))
-            a, b = run
-            state = math.prod(m[:a]) * math.prod(m[b + 1 :]) * r[a] * math.prod(n[a : b + 1]) * r[b + 1]
-            out.append((int(state), int(summed)))
-        return out
+
+def tt_step_sizes(modes_in, modes_out, ranks, order) -> list[tuple[int, int]]:
+    """Per step of a TT contraction in ``order``: (state elements after it, per sample; sum length).
+
+    After contracting the run of cores [a..b] the state holds the input modes outside the
+    run, the output modes inside it and the bond ranks r_a, r_{b+1}; each element sums
+    over the mode and the bond(s) the step contracts, so a step costs state x sum MACs.
+    """
+    m, n, r = modes_in, modes_out, ranks
+    run: tuple[int, int] | None = None
+    out = []
+    for k in order:
+        summed = m[k] * (r[k] if run is not None and run[1] == k - 1 else 1)
+        summed *= r[k + 1] if run is not None and run[0] == k + 1 else 1
+        run = (k, k) if run is None else (min(run[0], k), max(run[1], k))
+        a, b = run
+        state = math.prod(m[:a]) * math.prod(m[b + 1 :]) * r[a] * math.prod(n[a : b + 1]) * r[b + 1]
+        out.append((int(state), int(summed)))
+    return out
 
 
 @dataclass(frozen=True, eq=False)

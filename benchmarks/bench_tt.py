@@ -22,7 +22,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from accelgen import ir  # noqa: E402
+from accelgen import analysis, ir  # noqa: E402
 from accelgen.boards import get_board  # noqa: E402
 from accelgen.dse import explore  # noqa: E402
 from accelgen.kernels import kernel_for  # noqa: E402
@@ -66,11 +66,7 @@ def dense_graph(seed: int = 0) -> ir.Graph:
 
 def orders(d: int) -> list[tuple[int, ...]]:
     """Every contraction order whose prefixes are contiguous runs of cores."""
-    out = []
-    for perm in itertools.permutations(range(d)):
-        if all(max(perm[:t]) - min(perm[:t]) == t - 1 for t in range(1, d + 1)):
-            out.append(perm)
-    return out
+    return [perm for perm in itertools.permutations(range(d)) if ir.is_contiguous_order(perm, d)]
 
 
 def row(label: str, g: ir.Graph, board, folded: LayerFold, weight_bits: int) -> str:
@@ -104,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     for label, order in (("right-to-left", (3, 2, 1, 0)), ("left-to-right", (0, 1, 2, 3)), ("fewest MACs", best)):
         g = tt_graph(order, args.rank, args.core_bits)
         name = f"TT r{args.rank} int{args.core_bits} {label} {order}"
-        print(row(name, g, board, LayerFold(1, 1, (1, 1, 1, 1)), tt_kernel.weight_bits(g.ops[0])))
+        print(row(name, g, board, LayerFold(1, 1, (1, 1, 1, 1)), analysis.weight_bits(g.ops[0])))
     return 0
 
 

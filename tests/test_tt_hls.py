@@ -8,7 +8,7 @@ as multiply-shift, foldings from all-1 to fully parallel, a TTDense between two 
 layers. All cases share one g++ library per C-simulation model (ap_types and native).
 
 The reference contracts the integer cores one step at a time from the TT definition
-(docs: notes/tt_contract.md) and applies the requantizers by their definitions in
+(``accelgen.ir.TTDense``) and applies the requantizers by their definitions in
 accelgen/ir.py; it does not use accelgen.golden. Code generation writes the testbench's
 vectors with the golden model, which must therefore equal the reference too
 (``test_golden_equals_the_reference``).
@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from accelgen import boards, dse, golden, ir, report
+from accelgen import analysis, boards, dse, golden, ir, report
 from accelgen.codegen import generate
 from accelgen.csim import Emulator, build_group, run_csim
 from accelgen.errors import InputError
@@ -420,7 +420,7 @@ def test_tt_resources_far_below_dense():
     dense_cost = dk.cost(dspec, F(1, 1))
     assert dk is dense_kernel
     assert tt_cost.resources.bram18 * 5 <= dense_cost.resources.bram18
-    assert tt_kernel.weight_bits(mnist_tt().ops[0]) * 40 <= 784 * 512 * 8
+    assert analysis.weight_bits(mnist_tt().ops[0]) * 40 <= 784 * 512 * 8
     assert tt_cost.resources.dsp <= max(dense_cost.resources.dsp, 1) * 4
 
 
@@ -432,7 +432,7 @@ def test_bram_consistent_with_packed_bits():
     kernel, spec = _spec(g)
     fold = F(1, 1, (1, 1, 1, 1))
     res4 = kernel.cost(spec, fold).resources
-    assert tt_kernel.weight_bits(op) == 4 * sum(c.size for c in op.cores) == 4 * 16064
+    assert analysis.weight_bits(op) == 4 * sum(c.size for c in op.cores) == 4 * 16064
     g8 = mnist_tt(order=(0, 1, 2, 3), core_bits=8)
     res8 = kernel.cost(_spec(g8)[1], fold).resources
     assert res8.bram18 + res8.lut > res4.bram18 + res4.lut
@@ -522,3 +522,13 @@ def test_plan_json_keeps_steps_only_where_there_are_some():
     data = plan.to_json()
     assert data["layers"] == {"tt0": {"pe": 1, "simd": 1, "steps": [2, 3]}, "dense1": {"pe": 4, "simd": 2}}
     assert FoldingPlan.from_json(data).layers == plan.layers
+
+
+@pytest.mark.parametrize("ranks", [(1, 16, 16, 16, 1), (1, 4, 3, 5, 1), (1, 2, 1, 3, 1)])
+def test_kernel_steps_do_the_macs_the_ir_defines(ranks):
+    """The hardware's per-step geometry does exactly the MACs of ir.tt_step_sizes, in every order."""
+    for order in itertools.permutations(range(4)):
+        if ir.is_contiguous_order(order, 4):
+            steps = tt_kernel.geometry(*MNIST_MODES, ranks, order)
+            want = [state * summed for state, summed in ir.tt_step_sizes(*MNIST_MODES, ranks, order)]
+            assert [st.macs for st in steps] == want, order

@@ -1,6 +1,6 @@
 """QONNX models with a tensor-train (TT) layer written as a Reshape / Transpose / MatMul chain.
 
-``tt_model(...)`` writes what a TT exporter writes (see /work/notes/tt_contract.md): the
+``tt_model(...)`` writes what a TT exporter writes (see ``accelgen.ir.TTDense``): the
 quantized input ``(B, N)`` is reshaped to its input modes, then one MatMul per core in the
 given contraction ``order``; each step transposes the state so that the indices it sums over
 come last, reshapes it to ``(B, rows, K)``, multiplies by the core as a quantized 2-D matrix

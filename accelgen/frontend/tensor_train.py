@@ -441,7 +441,7 @@ class TensorTrainHandlers:
                 f"node '{exc.node}': the Reshape/Transpose/MatMul chain from '{_name(head)}' looks like a "
                 f"tensor-train layer but is not one: {exc.message}. Export the TT layer as the input reshaped "
                 "to its modes, one MatMul per core whose summed indices are the last axis, and a final Reshape "
-                "to (batch, out_features) (DESIGN.md, section 10)"
+                "to (batch, out_features) (README, 'Tensor-train layers')"
             ) from None
         chain.layout = layout
         self.done_nodes.update(chain.indices)

@@ -352,8 +352,3 @@ def multiplier(spec: TTSpec) -> MultiplierNeed:
         for k, v in need.unit.items():
             unit[k] = unit.get(k, 0.0) + v * st.macs / max(macs, 1)
     return MultiplierNeed(macs, unit)
-
-
-def weight_bits(op: ir.TTDense) -> int:
-    """Bits of every core at its real width (what the ROMs hold)."""
-    return sum(int(c.size) * (1 if q.bipolar else q.bits) for c, q in zip(op.cores, op.core_qtypes))

@@ -12,7 +12,7 @@ forward computes:
   rank bond it shares with the run contracted so far) to the end, a Reshape to
   ``(batch, rows, K)``, a MatMul with the core as a quantized ``(K, Q)`` matrix, a Reshape
   splitting the product's axes, and a Quant on every state between steps; then a Reshape to
-  ``(batch, out_features)`` and the bias Add. This is the form of ``notes/tt_contract.md``;
+  ``(batch, out_features)`` and the bias Add. This is the form of ``accelgen.ir.TTDense``;
   nothing in the graph tells a reader it is a TT layer (names are only descriptive);
 * a ``QuantLinear`` is its input Quant, ``MatMul(x, Quant(W.T))``, the bias Add and its output
   Quant; ``nn.ReLU`` is a Relu.

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from accelgen import ir
+
 __all__ = ["FakeQuant", "QuantSpec"]
 
 
@@ -31,11 +33,11 @@ class QuantSpec:
 
     @property
     def lo(self) -> int:
-        return -(2 ** (self.bits - 1)) + int(self.narrow) if self.signed else 0
+        return ir.QType(self.bits, self.signed, narrow=self.narrow).qmin
 
     @property
     def hi(self) -> int:
-        return 2 ** (self.bits - 1) - 1 if self.signed else 2**self.bits - 1 - int(self.narrow)
+        return ir.QType(self.bits, self.signed, narrow=self.narrow).qmax
 
 
 class _LsqQuantize(torch.autograd.Function):

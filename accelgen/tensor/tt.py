@@ -1,6 +1,6 @@
 """``TTLinear``: a fully connected layer whose weight is a tensor-train matrix, never rebuilt.
 
-Layout and semantics follow ``notes/tt_contract.md``: core ``k`` has shape
+Layout and semantics follow ``accelgen.ir.TTDense``: core ``k`` has shape
 ``(r_k, m_k, n_k, r_{k+1})`` with ``r_0 = r_d = 1``; ``W[(i_1..i_d), (j_1..j_d)]`` is the
 product of the cores' slices, indices row-major; ``y = x @ W + bias``.
 """
