@@ -195,14 +195,17 @@ def unsaturated_weights(model):
             node.input.append("")
         node.input[zp_at] = new_zp
 
+    types: dict[str, int] = {}
+
     def uint8_activation(node) -> bool:
         at = _ACTIVATION_ZP[node.op_type]
         zp = const(node.input[at]) if len(node.input) > at and node.input[at] else None
         if zp is not None:
             return zp.dtype == np.uint8
-        # MatMulInteger / ConvInteger without a zero point: the activation's declared type
-        inferred = onnx.shape_inference.infer_shapes(model)
-        types = {v.name: v.type.tensor_type.elem_type for v in list(inferred.graph.value_info) + list(g.input)}
+        # MatMulInteger / ConvInteger without a zero point: the activation's type (inferred once)
+        if not types:
+            inferred = onnx.shape_inference.infer_shapes(model)
+            types.update((v.name, v.type.tensor_type.elem_type) for v in [*inferred.graph.value_info, *g.input])
         return types.get(node.input[0]) == TensorProto.UINT8
 
     weight_consumers = {n.input[1] for n in g.node if n.op_type in ("Conv", "MatMul", "Gemm") and len(n.input) > 1}
