@@ -70,17 +70,11 @@ class Layer:
 def describe_layers(graph: ir.Graph) -> list[Layer]:
     """Every integer op with its kernel, its spec (bypass FIFOs sized) and the cost of
     every legal folding."""
-    ops = list(graph.integer_ops())
-    kernels = {op.name: kernel_for(op) for op in ops}
-    specs = {op.name: kernels[op.name].describe(op, graph) for op in ops}
-    lag_of = {name: kernels[name].lag for name in specs}
-    bypass = streams.bypass_depths(graph, specs, lambda s: lag_of[s.name](s))
+    specs = streams.layer_specs(graph)
     layers = []
-    for op in ops:
-        kernel = kernels[op.name]
+    for op in graph.integer_ops():
+        kernel = kernel_for(op)
         spec = specs[op.name]
-        if op.name in bypass:
-            spec = spec.with_bypass(bypass[op.name])
         legal = kernel.legal(spec)
         folds = foldings(legal)
         costs = [kernel.cost(spec, f) for f in folds]

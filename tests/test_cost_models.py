@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from accelgen import ir
-from accelgen.kernels import add, conv, dense, depthwise, hw, kernel_for, pool, requant, streams
+from accelgen.kernels import add, conv, dense, depthwise, hw, kernel_for, mvu, pool, requant, streams
 from accelgen.kernels.base import Cost, Resources, divisors
 from accelgen.plan import LayerFold
 
@@ -66,20 +66,24 @@ def test_multipliers_luts_and_dsps():
     assert hw.lut_multiplier(3, 2) == 4
     assert hw.lut_multiplier(2, 2) == 3
     assert hw.lut_multiplier(1, 8) == 8 and hw.lut_multiplier(1, 1) == 1
-    assert hw.products_in_luts(4, 4) and hw.products_in_luts(8, 1) and not hw.products_in_luts(5, 4)
+    # the multiplier mac.h instantiates: narrow LUT products, a bipolar operand a sign, else DSPs
+    assert hw.mac_kind(False, 4, False, 4) == "LutMultiply" and hw.mac_kind(False, 5, False, 4) == "DspMultiply"
+    assert hw.mac_kind(False, 8, True, 1) == "SignSelect" and hw.mac_kind(True, 1, False, 8) == "InputSign"
+    assert hw.mac_kind(True, 1, True, 1) == "XnorPopcount"
+    assert hw.mac_kind(False, 1, False, 8) == "DspMultiply"  # a {0, 1} activation is not a sign
     assert hw.dsp_tiles(8, 8) == 1 and hw.dsp_tiles(27, 18) == 1
     assert hw.dsp_tiles(28, 18) == 2  # 27 magnitude bits need two 26-bit A tiles
     assert hw.dsp_tiles(22, 12) == 1 and hw.dsp_tiles(20, 24) == 2 and hw.dsp_tiles(32, 32) == 4
-    assert hw.packing_legal(8, 8) and not hw.packing_legal(9, 8)
 
 
-def test_accumulator_width_from_bits_and_fan_in():
-    # uint4 x int4: products in [-120, 105]; 64 of them: [-7680, 6720] -> 14 bits
-    assert hw.accumulator_bits((0, 15), (-8, 7), 64) == 14
-    # uint8 x int8, 36 products: [-1175040, 1165860] -> 22 bits
-    assert hw.accumulator_bits((0, 255), (-128, 127), 36) == 22
-    # bipolar x bipolar, 64 products: [-64, 64] -> 8 bits (64 > 2**6 - 1)
-    assert hw.accumulator_bits((-1, 1), (-1, 1), 64) == 8
+def test_accumulator_range_from_the_weight_values():
+    # uint4 x int4, rows of 64 weights at the extremes: [-7680, 6720] -> 14 bits
+    rows = np.array([[-8] * 64, [7] * 64])
+    assert mvu.acc_range(rows, 0, 15) == (-7680, 6720)
+    # the weights' values, not their type: 36 weights of 1 in [-128, 127]-centred inputs
+    assert mvu.acc_range(np.ones((3, 36), dtype=np.int64), -128, 127) == (-4608, 4572)
+    # mixed signs bound every partial sum: max sums the positive products, min the negative ones
+    assert mvu.acc_range(np.array([[2, -3]]), -1, 1) == (-5, 5)
 
 
 def test_adder_tree_and_constants():
@@ -108,7 +112,9 @@ def test_requant_summaries_read_the_ir():
 
 def dense_layer() -> tuple[ir.Dense, ir.Graph]:
     x, y = codes("x", (64,), U4), codes("y", (32,), U4)
-    op = ir.Dense("fc", ("x",), ("y",), weights=np.zeros((32, 64), np.int64), w_qtype=S4, requant=thresholds(32, 15))
+    weights = np.full((32, 64), -8, np.int64)
+    weights[1] = 7  # the accumulator range comes from the weight values: rows at both extremes
+    op = ir.Dense("fc", ("x",), ("y",), weights=weights, w_qtype=S4, requant=thresholds(32, 15))
     return op, graph([op], [x, y])
 
 
@@ -139,19 +145,33 @@ def test_dense_cost_by_hand():
     assert dense.multiplier(spec).macs == 64 * 32 and dense.multiplier(spec).unit == {"lut": 15.0}
 
 
-def test_dense_wide_products_pack_two_per_dsp():
+def test_dense_wide_products_take_one_dsp_each():
+    # the generated DspMultiply writes one product per multiplication: no WP486 packing is assumed
     x, y = codes("x", (16,), U8), codes("y", (8,), U8)
     op = ir.Dense("fc", ("x",), ("y",), weights=np.zeros((8, 16), np.int64), w_qtype=S8, requant=thresholds(1, 255))
     spec = dense.describe(op, graph([op], [x, y]))
-    assert dense.cost(spec, LayerFold(pe=4, simd=2)).resources.dsp == 2 * 2  # 2 lanes x 2 pairs of PEs
-    assert dense.cost(spec, LayerFold(pe=1, simd=2)).resources.dsp == 2  # no partner PE: one per product
-    assert dense.multiplier(spec).unit == {"dsp": 0.5}
+    assert spec.arith.mac == "DspMultiply"
+    assert dense.cost(spec, LayerFold(pe=4, simd=2)).resources.dsp == 8
+    assert dense.cost(spec, LayerFold(pe=1, simd=2)).resources.dsp == 2
+    assert dense.multiplier(spec).unit == {"dsp": 1.0}
+
+
+def test_a_zero_point_widens_the_product_to_the_generated_multiplier():
+    # uint4 codes with zero point 3 are centred to [-3, 12]: 5 bits, so mac.h's LutMultiply (<= 4 bits)
+    # does not apply and the generated unit is DspMultiply; the cost model prices DSPs, not LUTs
+    u4_zp = ir.QType(4, False, zero_point=(3,))
+    x, y = codes("x", (16,), u4_zp), codes("y", (8,), U8)
+    op = ir.Dense("fc", ("x",), ("y",), weights=np.zeros((8, 16), np.int64), w_qtype=S4, requant=thresholds(1, 255))
+    spec = dense.describe(op, graph([op], [x, y]))
+    assert (spec.arith.a_bits, spec.arith.mac) == (5, "DspMultiply")
+    assert dense.cost(spec, LayerFold(pe=2, simd=4)).resources.dsp == 8
 
 
 def conv_layer(groups: int = 1, kernel=(3, 3), strides=(1, 1), pads=(1, 1, 1, 1), ic=4, oc=8, hw_in=8, rq=None):
     oh = (hw_in + pads[0] + pads[2] - kernel[0]) // strides[0] + 1
     x, y = codes("x", (hw_in, hw_in, ic), U8), codes("y", (oh, oh, oc), U8)
-    w = np.zeros((oc, ic // groups, *kernel), np.int64)
+    w = np.full((oc, ic // groups, *kernel), -128, np.int64)
+    w[1] = 127  # the accumulator range comes from the weight values: rows at both extremes
     rq = rq if rq is not None else mul_shift(np.arange(1000, 1000 + 125 * oc, 125), np.arange(oc), 255)
     op = ir.Conv("conv", ("x",), ("y",), weights=w, w_qtype=S8, groups=groups, strides=strides, pads=pads, requant=rq)
     return op, graph([op], [x, y])
@@ -164,23 +184,31 @@ def test_conv_cost_by_hand():
     assert spec.arith.acc_bits == 22 and spec.arith.requant.multiplier_bits == 12  # 1875 < 2**11
     assert conv.legal(spec) == {"pe": [1, 2, 4, 8], "simd": [1, 2, 4]}
     c = conv.cost(spec, LayerFold(pe=2, simd=4))
-    assert c.cycles == 8 * 8 * 9 * (4 // 4) * (8 // 2) == 2304
-    # products: 4 lanes x one DSP per pair of PEs; requantization: 22 x 12 bits = one DSP per PE
-    assert c.resources.dsp == 4 + 2
-    # line buffer: (3-1)*8*4 + 3*4 = 76 entries, 4 channels a word -> 32 bits x 19 words (5 RAM64M8 = 40
-    # LUTs); input FIFO 32 SRLs. Weights (32 bits x 36 words) are LUT ROM: logic LUTs, not LUTRAM.
-    assert c.resources.lutram == 40 + 32 and c.resources.bram18 == 0
-    # first window: 1 row of 8 pixels + 2 pixels, 4 channels: 40 entries = 10 words; 9 tap words;
+    # the window generator reads 8*8 one-word pixels, then the unit computes 8*8 windows of 9 words
+    # in 8/2 passes (its emissions, 8*8*9, are no slower): reads and emissions do not overlap
+    assert c.cycles == 8 * 8 * 1 + 8 * 8 * 9 * (4 // 4) * (8 // 2) == 2368
+    # products: 8 DSPs (one per product, no packing); requantization: 22 x 12 bits = one DSP per PE
+    assert c.resources.dsp == 8 + 2
+    # line buffer: 3 whole rows of 8 one-word pixels (4 channels) -> 32 bits x 24 words (5 RAM64M8 = 40
+    # LUTs); the window vector kept for 4 passes, 32 bits x 9 words (40); input and window FIFOs 32
+    # SRLs each. Weights (32 bits x 36 words) are LUT ROM: logic LUTs, not LUTRAM.
+    assert c.resources.lutram == 40 + 40 + 32 + 32 and c.resources.bram18 == 0
+    # first window: 2 whole rows of 8 pixels, 4 channels: 64 entries = 16 words; 9 tap words;
     # pipeline: BRAM 2 + DSP 3 + 2 tree levels + accumulate 1 + multiply-shift 3 + 2
-    assert c.depth == 10 + 9 + 13
+    assert c.depth == 16 + 9 + 13
     assert conv.multiplier(spec).macs == 8 * 8 * 8 * 4 * 9
 
 
-def test_strided_conv_is_bounded_by_its_input_reads():
+def test_strided_conv_pays_for_its_input_reads():
     op, g = conv_layer(kernel=(1, 1), strides=(2, 2), pads=(0, 0, 0, 0))
     spec = conv.describe(op, g)
-    # compute 4*4 pixels x 1 tap x 1 word x 1 pass = 16; reads 8*8 pixels x 1 word = 64
-    assert conv.cost(spec, LayerFold(pe=8, simd=4)).cycles == 64
+    # reads 8*8 pixels x 1 word = 64, then emits and computes 4*4 pixels x 1 tap x 1 word x 1 pass = 16
+    assert conv.cost(spec, LayerFold(pe=8, simd=4)).cycles == 64 + 16
+    # a 1x1 convolution with stride 1 and no padding reads the map directly: no window generator
+    op, g = conv_layer(kernel=(1, 1), pads=(0, 0, 0, 0))
+    spec = conv.describe(op, g)
+    c = conv.cost(spec, LayerFold(pe=8, simd=4))
+    assert spec.pointwise and c.cycles == 8 * 8 and conv.lag(spec) == 4
 
 
 def test_depthwise_cost_by_hand():
@@ -189,11 +217,15 @@ def test_depthwise_cost_by_hand():
     spec = depthwise.describe(op, g)
     assert depthwise.legal(spec) == {"pe": [1, 2, 4, 8], "simd": [1, 3, 9]}
     c = depthwise.cost(spec, LayerFold(pe=4, simd=3))
-    assert c.cycles == 6 * 6 * 1 * (9 // 3) * (8 // 4) == 216
-    assert c.resources.dsp == 12  # 8-bit products, none sharing an operand: no packing
-    # line buffer 2*6*8 + 3*8 = 120 entries in 3 banks of 4 channels: 32 bits x 10 words, 40 LUTs each;
-    # input FIFO: 4 channels x 8 bits = 32 SRLs
-    assert c.resources.lutram == 3 * 40 + 32
+    # reads 6*6 pixels of 2 words, then emits one tap word per cycle: 6*6 windows x 9 taps x 2 words
+    # (the unit's 6*6 * 2 * 9/3 = 216 cycles are faster than the window generator's emission)
+    assert c.cycles == 6 * 6 * 2 + 6 * 6 * 9 * 2 == 720
+    assert c.resources.dsp == 12  # 8-bit products: one DSP each
+    # line buffer: 3 whole rows of 6 pixels x 2 words of 4 channels: 32 bits x 36 words (40 LUTs);
+    # input and window FIFOs: 4 channels x 8 bits = 32 SRLs each; 3 taps gathered: a 96-bit FIFO
+    assert c.resources.lutram == 40 + 32 + 32 + 96
+    # so simd > 1 buys nothing here: the same cycles at simd = 1, with fewer multipliers
+    assert depthwise.cost(spec, LayerFold(pe=4, simd=1)).cycles == 720
 
 
 def test_pool_cost_by_hand():
@@ -203,15 +235,19 @@ def test_pool_cost_by_hand():
     spec = pool.describe(op, graph([op], [x, y]))
     assert pool.legal(spec) == {"pe": [1, 2, 4, 8, 16], "simd": [1]}
     c = pool.cost(spec, LayerFold(pe=4))
-    assert c.cycles == max(8 * 8, 4 * 4 * 4) * (16 // 4) == 256
-    # non-overlapping: one output row of partial maxima, 4*16 entries, 4 a word: 32 bits x 16 (40 LUTs)
-    # + 4 comparators (4 + 8 LUTs) + control 64 + FIFO 36
-    assert c.resources == Resources(lut=40 + 4 * 12 + 64 + 36, ff=32 + 4 * 8 + 64 + 36, lutram=40 + 32)
+    # the window generator reads 8*8 pixels of 4 words, then emits 4*4 windows x 4 taps x 4 words
+    assert c.cycles == 8 * 8 * 4 + 4 * 4 * 4 * 4 == 512
+    # line buffer 2 rows x 8 pixels x 4 words of 32 bits = 64 words (RAM64M8: 40 LUTs, 32 FFs);
+    # 4 comparators (4 + 8 LUTs, 8 FFs); window generator and reduction control 2 x 64; 4 accumulator
+    # registers of 8 bits; input and window FIFOs (32 SRLs + 4 counter bits each)
+    lut = 40 + 4 * 12 + 2 * 64 + 2 * 36
+    ff = 32 + 4 * 8 + 2 * 64 + 4 * 8 + 2 * 36
+    assert c.resources == Resources(lut=lut, ff=ff, lutram=40 + 2 * 32)
     # an overlapping 3x3 / 2 window visits 9 taps per output: 16 outputs x 9 > 64 inputs
     y2 = codes("y", (4, 4, 16), U8)
     op2 = ir.MaxPool("pool", ("x",), ("y",), kernel=(3, 3), strides=(2, 2), pads=(1, 1, 1, 1))
     spec2 = pool.describe(op2, graph([op2], [x, y2]))
-    assert spec2.overlapping and pool.cost(spec2, LayerFold(pe=16)).cycles == 4 * 4 * 9
+    assert pool.cost(spec2, LayerFold(pe=16)).cycles == 8 * 8 + 4 * 4 * 9
 
 
 def test_global_average_pool_sums_in_accumulator_width():
@@ -259,10 +295,12 @@ def test_bypass_fifo_of_a_residual_add():
     g = residual_graph()
     specs = {op.name: kernel_for(op).describe(op, g) for op in g.ops}
     lag = {name: kernel_for(g.op(name)).lag for name in specs}
-    # each 3x3 conv (pad 1) waits for 1 row + 2 pixels of 2 channels: 12 of 32 elements; the skip
-    # input must hold what arrives while both convs fill: 2 x 12 = 24 elements
-    assert conv.lag(specs["a"]) == 12
-    assert streams.bypass_depths(g, specs, lambda s: lag[s.name](s)) == {"add": (24, 0)}
+    # each 3x3 conv (pad 1) reads 2 whole rows of 4 pixels x 2 channels before its first window: 16 of
+    # 32 elements; the skip input must hold what arrives while both convs fill: 2 x 16 = 32 elements
+    assert conv.lag(specs["a"]) == 16
+    assert streams.bypass_depths(g, specs, lambda s: lag[s.name](s)) == {"add": (32, 0)}
+    # its FIFO (2-channel words): twice that, plus the default depth, capped at a frame plus 2
+    assert hw.bypass_fifo_depth(32, 2, 16) == 18 and hw.bypass_fifo_depth(4, 2, 16) == 2 + 4
 
 
 def test_frame_latency_of_one_dense_layer():

@@ -4,15 +4,14 @@ The hardware part of the graph is what :class:`accelgen.runtime.accelerator.Part
 says (the runtime runs the host prologue and epilogue around it). Each hardware input
 gets an AXI-Stream port and a gearbox to the first kernel's words; each output the
 reverse. Between blocks: Reshape is a pure alias (the stream order does not change); a
-tensor read by several kernels is forked (``duplicate``), and the FIFO of each branch
-holds what the longer branches consume before their first output reaches the join
-(the bypass FIFO of a residual add); a consumer folded differently from its producer
-reads through a width converter (``gearbox``).
+tensor read by several kernels is forked (``duplicate``); the FIFO in front of each input
+of a join (the bypass of a residual add) is as deep as the join's kernel prices it
+(accelgen.kernels.streams); a consumer folded differently from its producer reads
+through a width converter (``gearbox``).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from accelgen import ir
@@ -21,6 +20,8 @@ from accelgen.codegen.layers import BUILDERS, Context, gearbox_kernel
 from accelgen.codegen.names import Namer, comment_text
 from accelgen.codegen.types import CodeType, code_of
 from accelgen.errors import InputError, InternalError, UnsupportedError
+from accelgen.kernels.hw import bypass_fifo_depth
+from accelgen.kernels.streams import layer_specs
 from accelgen.plan import FoldingPlan
 from accelgen.runtime.accelerator import Partition
 
@@ -158,11 +159,22 @@ def _io_port(name: str, tensor: str, t: ir.Tensor, code: CodeType, bus: int) -> 
     return IoPort(name, tensor, code, elements, [int(d) for d in t.shape[1:]], per_word, -(-elements // per_word))
 
 
+def _bypass_elems(specs: dict, block: Block, port: Port) -> int:
+    """Extra elements the FIFO in front of this input of a join holds (kernels.streams)."""
+    spec = specs.get(block.op.name) if block.op is not None else None
+    if spec is None or not spec.bypass:
+        return 0
+    index = block.ports.index(port)
+    return spec.bypass[index] if index < len(spec.bypass) else 0
+
+
 def _connect(ctx: Context, blocks: list[Block], producers: dict[str, Block], resolve):
-    """Forks, width converters and renames between producers and consumers.
+    """Forks, width converters and renames between producers and consumers; the FIFO in
+    front of each input of a join is as deep as the join's cost model priced it.
 
     Returns (plumbing kernels, every kernel in call order, every stream).
     """
+    specs = layer_specs(ctx.graph)
     consumers: dict[str, list[tuple[Block, Port]]] = {}
     for b in blocks:
         for p in b.ports:
@@ -181,19 +193,20 @@ def _connect(ctx: Context, blocks: list[Block], producers: dict[str, Block], res
         branches = [src]
         if len(readers) > 1:
             branches = _fork(ctx, producer, src, len(readers), after, extra_streams, plumbing)
-            depths = _bypass_words(blocks, consumers, producers, resolve, tensor, [b for b, _ in readers], src)
-            for s, d in zip(branches, depths):
-                s.depth = max(s.depth, d)
         for (block, port), s in zip(readers, branches):
             if port.stream.code != s.code:
                 raise InternalError(f"'{block.ident}' reads '{tensor}' as {port.stream.code}, produced as {s.code}")
             if port.stream.lanes == s.lanes:
                 rename[port.stream.name] = s.name
                 dropped.add(port.stream.name)
+                read = s
             else:
                 k = gearbox_kernel(ctx, f"{block.ident}_{port.stream.name}", s, port.stream)
                 before[block.ident].append(k)
                 plumbing.append(k)
+                read = port.stream
+            extra = _bypass_elems(specs, block, port)
+            read.depth = max(read.depth, bypass_fifo_depth(extra, read.lanes, read.words))
     kernels: list[Kernel] = []
     streams: list[Stream] = []
     for b in blocks:
@@ -228,52 +241,6 @@ def _fork(ctx, producer: Block, src: Stream, count: int, after, extra_streams, p
             copies.append(b)
         current = b
     return copies
-
-
-def _bypass_words(blocks, consumers, producers, resolve, tensor: str, branches: list[Block], src: Stream) -> list[int]:
-    """FIFO depth (words) of each branch of a fork at ``tensor``.
-
-    A branch's data reaches the first block that joins two branches after the lead of
-    every block on its way (input elements a block reads before its first output,
-    scaled to elements of the forked tensor). A branch must buffer the difference to
-    the slowest branch; twice that, plus slack, capped at a whole frame (which can
-    never deadlock).
-    """
-    order = {b.ident: i for i, b in enumerate(blocks)}
-    fork_elems = src.elements
-
-    def successors(b: Block) -> list[Block]:
-        if b.out_tensor is None:
-            return []
-        return [c for c, _ in consumers.get(b.out_tensor, [])]
-
-    def scaled_lead(b: Block) -> float:
-        if not b.ports:
-            return 0.0
-        in_elems = b.ports[0].stream.elements or 1
-        return b.lead * fork_elems / in_elems
-
-    reach: list[dict[str, float]] = []
-    for start in branches:
-        dist = {start.ident: 0.0}
-        for b in sorted(blocks, key=lambda b: order[b.ident]):
-            if b.ident not in dist:
-                continue
-            for s in successors(b):
-                dist[s.ident] = max(dist.get(s.ident, 0.0), dist[b.ident] + scaled_lead(b))
-        reach.append(dist)
-    shared = [ident for ident in order if sum(ident in r for r in reach) >= 2]
-    full = src.words + DEFAULT_DEPTH
-    if not shared:
-        return [DEFAULT_DEPTH] * len(branches)
-    join = min(shared, key=lambda i: order[i])
-    worst = max(r.get(join, 0.0) for r in reach)
-    depths = []
-    for r in reach:
-        lag = worst - r.get(join, worst)
-        words = math.ceil(2 * lag / src.lanes) + DEFAULT_DEPTH
-        depths.append(min(max(words, DEFAULT_DEPTH), full))
-    return depths
 
 
 def _trace_layers(graph: ir.Graph, blocks: list[Block]) -> list[dict]:

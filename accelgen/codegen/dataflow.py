@@ -83,11 +83,8 @@ class Port:
 
 @dataclass
 class Block:
-    """The hardware of one IR op or AXI port.
-
-    ``lead``: input elements (of ``ports[0]``'s tensor) the block consumes before it
-    produces its first output element; it sizes the bypass FIFOs of residual branches.
-    """
+    """The hardware of one IR op or AXI port (the op's kernel module describes what it
+    costs; accelgen.kernels.streams sizes the bypass FIFOs of residual branches)."""
 
     ident: str
     label: str
@@ -99,5 +96,4 @@ class Block:
     ports: list[Port]
     output: Stream | None
     out_tensor: str | None
-    lead: int = 1
     folding: dict = field(default_factory=dict)

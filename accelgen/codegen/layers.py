@@ -1,8 +1,11 @@
 """Per-layer builders: one IR op -> the kernels, streams and parameters of its hardware.
 
-Each builder reads the op, its tensors and its folding (accelgen.plan semantics), proves
-the integer widths from value ranges, and returns a :class:`~accelgen.codegen.dataflow.Block`
-of plain data for the templates. Folding per kernel (as ``accelgen.plan`` documents):
+Each builder reads the op, its tensors and its folding (accelgen.plan semantics) and
+returns a :class:`~accelgen.codegen.dataflow.Block` of plain data for the templates. What
+the hardware is (the multiplier kind, the accumulator range proved from the weight
+values, which grouped convolutions are depthwise, the window generator's buffer) comes
+from the op's kernel module in accelgen.kernels, the same description its cost model
+prices. Folding per kernel (as ``accelgen.plan`` documents):
 
 * Dense: ``simd | in_features``, ``pe | out_features``; one matrix-vector unit.
 * Conv (groups == 1): ``simd | IC``, ``pe | OC``; sliding window generator (convolution
@@ -11,8 +14,8 @@ of plain data for the templates. Folding per kernel (as ``accelgen.plan`` docume
 * Depthwise Conv (groups == IC == OC): ``pe | C`` channels, ``simd | KH*KW`` taps;
   window generator (depthwise order) + width converter + vector unit.
 * Other grouped Conv (channel multiplier, or several channels per group): run as a
-  dense convolution with block-diagonal weights (exact: the zeros add nothing);
-  ``pe`` is used when it divides OC and ``simd`` when it divides IC, else 1.
+  dense convolution with block-diagonal weights (exact: the zeros add nothing), folded
+  like one (``simd | IC``, ``pe | OC``).
 * MaxPool / AvgPool: ``pe | C``, ``simd == 1``; window generator (depthwise order) +
   window reduction, or a global pool (no line buffer) when one window covers the map.
 * Add, Requantize: ``pe | C``. Concat: words of gcd(channels) lanes.
@@ -33,11 +36,8 @@ from accelgen.codegen.names import Namer, comment_text
 from accelgen.codegen.params import pack_words, requant_param, requant_partitions
 from accelgen.codegen.types import CodeType, IntType, centred_range, code_of, int_type, signed_type, zero_point
 from accelgen.errors import InputError, InternalError
-from accelgen.kernels import tt
+from accelgen.kernels import conv, depthwise, mvu, tt
 from accelgen.plan import FoldingPlan, LayerFold
-
-#: products of operands up to this many bits are mapped to LUTs
-LUT_PRODUCT_BITS = 4
 
 
 class Context:
@@ -102,47 +102,23 @@ def _weights_code(name: str, wq: ir.QType, matrix: np.ndarray) -> CodeType:
     return code
 
 
-def _acc_range(matrix: np.ndarray, clo: int, chi: int) -> tuple[int, int]:
-    """Bounds of every (partial) sum of a row of ``matrix`` times inputs in [clo, chi]."""
-    m = matrix.astype(object) if np.abs(matrix).max(initial=0) > (1 << 40) else matrix.astype(np.int64)
-    t1, t2 = m * clo, m * chi
-    lo = np.minimum(np.minimum(t1, t2), 0).sum(axis=1)
-    hi = np.maximum(np.maximum(t1, t2), 0).sum(axis=1)
-    return int(min(lo)), int(max(hi))
-
-
-def _mac_policy(in_code: CodeType, centred: IntType, w_code: CodeType) -> str:
-    if in_code.bipolar and w_code.bipolar:
-        return "XnorPopcount"
-    if w_code.bipolar:
-        return "SignSelect"
-    if in_code.bipolar:
-        return "InputSign"
-    if centred.bits <= LUT_PRODUCT_BITS and w_code.bits <= LUT_PRODUCT_BITS:
-        return "LutMultiply"
-    return "DspMultiply"
-
-
-def _arith(op: ir.Op, x: ir.Tensor, y: ir.Tensor, matrix: np.ndarray, pe: int) -> dict:
-    """Types of a weighted-sum unit: input / weight codes, accumulator, MAC policy, requantizer.
-
-    The accumulator range of output channel o is [sum_i min(0, w*xlo, w*xhi),
-    sum_i max(0, w*xlo, w*xhi)] over its weights: it bounds the final sum and every
-    partial sum (padding contributes 0), so ``acc_t`` never overflows.
-    """
+def _arith(op: ir.Op, x: ir.Tensor, y: ir.Tensor, matrix: np.ndarray, pe: int, w_qtype: ir.QType | None = None,
+           requant: ir.Requant | None = None) -> dict:  # fmt: skip
+    """Types of a weighted-sum unit: input / weight codes, accumulator, MAC policy, requantizer,
+    all from the kernel's one description of the arithmetic (:func:`accelgen.kernels.mvu.describe`)."""
+    wq = w_qtype or op.w_qtype
     zp = zero_point(x, f"layer '{op.name}'")
+    ar = mvu.describe(x, wq, matrix, y, op.requant if requant is None else requant)
     in_code = code_of(x.qtype)
-    clo, chi = centred_range(x.qtype, zp)
-    centred = int_type(clo, chi)
-    w_code = _weight_code(op, matrix)
-    acc_lo, acc_hi = _acc_range(matrix, clo, chi)
-    acc = signed_type(acc_lo, acc_hi)
-    mac = _mac_policy(in_code, centred, w_code)
+    centred = int_type(*ar.x_range)
+    w_code = _weights_code(op.name, wq, matrix)
+    acc = signed_type(*ar.acc_range)
     out_code = _out_code(y, acc)
-    rq = requant_param(op.requant, channels=matrix.shape[0], pe=pe, acc_lo=acc_lo, acc_hi=acc_hi, out_code=out_code)
+    rq = requant_param(op.requant if requant is None else requant, channels=matrix.shape[0], pe=pe,
+                       acc_lo=ar.acc_range[0], acc_hi=ar.acc_range[1], out_code=out_code)  # fmt: skip
     return {
         "in_code": in_code, "zero_point": zp, "centred": centred, "weight_code": w_code, "acc": acc,
-        "acc_range": (acc_lo, acc_hi), "mac": mac, "out_code": out_code, "requant": rq,
+        "acc_range": ar.acc_range, "mac": ar.mac, "out_code": out_code, "requant": rq,
     }  # fmt: skip
 
 
@@ -193,14 +169,6 @@ def _window_stream_and_kernel(
     return Kernel("sliding_window", "sliding_window", cfg, fields, [src.name], [out.name]), out
 
 
-def _window_lead(hwc, kernel, dilations, pads) -> int:
-    """Input elements the window generator reads before its first window: whole rows up to
-    the last row the first output row needs."""
-    h, w, c = hwc
-    rows = min(h, max(1, (kernel[0] - 1) * dilations[0] + 1 - pads[0]))
-    return rows * w * c
-
-
 def _pad_raw(code: CodeType, value: int, op: ir.Op, pads) -> int:
     if not any(pads):
         return 0
@@ -232,45 +200,30 @@ def build_dense(ctx: Context, op: ir.Dense, ident: str) -> Block:
     oc, ic = matrix.shape
     fold = ctx.fold(op)
     _check_fold(op, fold, oc, ic, "Dense folds out_features by pe and in_features by simd")
-    return _mvau_block(ctx, op, ident, x, y, matrix, pixels=1, fold=fold, window=None, lead=ic)
+    return _mvau_block(ctx, op, ident, x, y, matrix, pixels=1, fold=fold, window=None)
 
 
 def build_conv(ctx: Context, op: ir.Conv, ident: str) -> Block:
+    if conv.is_depthwise(op):
+        return build_depthwise(ctx, op, ident)
     x, y = ctx.tensor(op.inputs[0]), ctx.tensor(op.outputs[0])
     h, w, c = _fm(x)
     oh, ow, oc = _fm(y)
-    w4 = np.asarray(op.weights)
-    _, icg, kh, kw = w4.shape
+    kh, kw = (int(d) for d in op.weights.shape[2:])
     fold = ctx.fold(op)
-    if op.groups > 1:
-        if icg == 1 and oc == op.groups == c:
-            return build_depthwise(ctx, op, ident)
-        w4 = _block_diagonal(w4, op.groups, c)
-        fold = LayerFold(fold.pe if oc % fold.pe == 0 else 1, fold.simd if c % fold.simd == 0 else 1)
-    else:
-        _check_fold(op, fold, oc, c, "Conv folds output channels by pe and input channels by simd")
-    matrix = w4.transpose(0, 2, 3, 1).reshape(oc, kh * kw * c)  # columns in (kh, kw, ic) window order
-    pointwise = kh == kw == 1 and op.strides == (1, 1) and not any(op.pads)
-    if pointwise:
-        return _mvau_block(ctx, op, ident, x, y, matrix, pixels=h * w, fold=fold, window=None, lead=c)
+    what = "Conv folds output channels by pe and input channels by simd"
+    _check_fold(op, fold, oc, c, what if op.groups == 1 else f"a grouped {what} (block-diagonal weights)")
+    matrix = conv.dense_weights(op, c)  # columns in (kh, kw, ic) window order
+    if conv.is_pointwise(op):
+        return _mvau_block(ctx, op, ident, x, y, matrix, pixels=h * w, fold=fold, window=None)
     window = {
         "hwc": (h, w, c), "out_hw": (oh, ow), "kernel": (kh, kw), "strides": op.strides,
         "pads": (op.pads[0], op.pads[1]), "dilations": op.dilations,
     }  # fmt: skip
-    lead = _window_lead((h, w, c), (kh, kw), op.dilations, op.pads)
-    return _mvau_block(ctx, op, ident, x, y, matrix, pixels=oh * ow, fold=fold, window=window, lead=lead)
+    return _mvau_block(ctx, op, ident, x, y, matrix, pixels=oh * ow, fold=fold, window=window)
 
 
-def _block_diagonal(w4: np.ndarray, groups: int, channels: int) -> np.ndarray:
-    oc, icg, kh, kw = w4.shape
-    full = np.zeros((oc, channels, kh, kw), dtype=np.int64)
-    ocg = oc // groups
-    for g in range(groups):
-        full[g * ocg : (g + 1) * ocg, g * icg : (g + 1) * icg] = w4[g * ocg : (g + 1) * ocg]
-    return full
-
-
-def _mvau_block(ctx, op, ident, x, y, matrix, *, pixels, fold: LayerFold, window, lead) -> Block:
+def _mvau_block(ctx, op, ident, x, y, matrix, *, pixels, fold: LayerFold, window) -> Block:
     pe, simd = fold.pe, fold.simd
     arith = _arith(op, x, y, matrix, pe)
     rows, cols = matrix.shape
@@ -290,7 +243,7 @@ def _mvau_block(ctx, op, ident, x, y, matrix, *, pixels, fold: LayerFold, window
     params = _params(ident, cfg, arith, pack_words(matrix, arith["weight_code"], simd, pe))
     kernels.append(Kernel("mvau", "mvau", cfg, fields, [vectors.name], [out.name], [p.name for p in params]))
     return Block(ident, comment_text(op.name), op.kind, op, kernels, params, streams, [Port(op.inputs[0], src)],
-                 out, op.outputs[0], lead=lead, folding={"pe": pe, "simd": simd})  # fmt: skip
+                 out, op.outputs[0], folding={"pe": pe, "simd": simd})  # fmt: skip
 
 
 def build_depthwise(ctx: Context, op: ir.Conv, ident: str) -> Block:
@@ -302,7 +255,7 @@ def build_depthwise(ctx: Context, op: ir.Conv, ident: str) -> Block:
     fold = ctx.fold(op)
     _check_fold(op, fold, c, taps, "depthwise Conv folds channels by pe and kernel taps by simd")
     pe, simd = fold.pe, fold.simd
-    matrix = np.asarray(op.weights).reshape(c, taps)
+    matrix = depthwise.weight_matrix(op)
     arith = _arith(op, x, y, matrix, pe)
     src = ctx.stream(f"{ident}_in", arith["in_code"], pe, h * w * c // pe)
     pad = _pad_raw(arith["in_code"], arith["zero_point"], op, op.pads)
@@ -322,9 +275,8 @@ def build_depthwise(ctx: Context, op: ir.Conv, ident: str) -> Block:
     fields = _unit_fields(arith, channels=c, kernel=taps, pixels=oh * ow, simd=simd, pe=pe, tiles=tiles)
     params = _params(ident, cfg, arith, pack_words(matrix, arith["weight_code"], simd, pe))
     kernels.append(Kernel("vvau", "vvau", cfg, fields, [windows.name], [out.name], [p.name for p in params]))
-    lead = _window_lead((h, w, c), (kh, kw), op.dilations, op.pads)
     return Block(ident, comment_text(op.name), "DepthwiseConv", op, kernels, params, streams,
-                 [Port(op.inputs[0], src)], out, op.outputs[0], lead=lead, folding={"pe": pe, "simd": simd})  # fmt: skip
+                 [Port(op.inputs[0], src)], out, op.outputs[0], folding={"pe": pe, "simd": simd})  # fmt: skip
 
 
 def _build_pool(ctx: Context, op: ir.MaxPool | ir.AvgPool, ident: str, *, reduce: str) -> Block:
@@ -360,7 +312,7 @@ def _build_pool(ctx: Context, op: ir.MaxPool | ir.AvgPool, ident: str, *, reduce
     streams, kernels = [src], []
     is_global = oh == ow == 1 and (kh, kw) == (h, w) and not any(pads)
     if is_global:
-        function, pixels, reader, lead = "global_pool", h * w, src, h * w * c
+        function, pixels, reader = "global_pool", h * w, src
     else:
         swg, reader = _window_stream_and_kernel(
             ctx, ident, src, hwc=(h, w, c), out_hw=(oh, ow), kernel=(kh, kw), strides=op.strides,
@@ -369,7 +321,7 @@ def _build_pool(ctx: Context, op: ir.MaxPool | ir.AvgPool, ident: str, *, reduce
         )  # fmt: skip
         kernels.append(swg)
         streams.append(reader)
-        function, pixels, lead = "window_pool", oh * ow, _window_lead((h, w, c), (kh, kw), (1, 1), pads)
+        function, pixels = "window_pool", oh * ow
     out = ctx.stream(f"{ident}_out", out_code, pe, oh * ow * c // pe)
     streams.append(out)
     cfg = ctx.config(f"{ident}_pool")
@@ -381,7 +333,7 @@ def _build_pool(ctx: Context, op: ir.MaxPool | ir.AvgPool, ident: str, *, reduce
     param = Param(f"{ident}_requant", "requant", cfg, "requant_t", requant, requant_partitions(requant["kind"]))
     kernels.append(Kernel(function, "pool", cfg, fields, [reader.name], [out.name], [param.name]))
     return Block(ident, comment_text(op.name), op.kind, op, kernels, [param], streams, [Port(op.inputs[0], src)],
-                 out, op.outputs[0], lead=lead, folding={"pe": pe, "simd": 1})  # fmt: skip
+                 out, op.outputs[0], folding={"pe": pe, "simd": 1})  # fmt: skip
 
 
 def build_maxpool(ctx: Context, op: ir.MaxPool, ident: str) -> Block:
@@ -426,7 +378,7 @@ def build_add(ctx: Context, op: ir.Add, ident: str) -> Block:
     kernel = Kernel("add", "add", cfg, fields, [sa.name, sb.name], [out.name], [param.name])
     ports = [Port(op.inputs[0], sa), Port(op.inputs[1], sb)]
     return Block(ident, comment_text(op.name), op.kind, op, [kernel], [param], [sa, sb, out], ports, out,
-                 op.outputs[0], lead=pe, folding={"pe": pe, "simd": 1})  # fmt: skip
+                 op.outputs[0], folding={"pe": pe, "simd": 1})  # fmt: skip
 
 
 def build_requantize(ctx: Context, op: ir.Requantize, ident: str) -> Block:
@@ -451,7 +403,7 @@ def build_requantize(ctx: Context, op: ir.Requantize, ident: str) -> Block:
     param = Param(f"{ident}_requant", "requant", cfg, "requant_t", requant, requant_partitions(requant["kind"]))
     kernel = Kernel("requantize", "requantize", cfg, fields, [src.name], [out.name], [param.name])
     return Block(ident, comment_text(op.name), op.kind, op, [kernel], [param], [src, out], [Port(op.inputs[0], src)],
-                 out, op.outputs[0], lead=pe, folding={"pe": pe, "simd": 1})  # fmt: skip
+                 out, op.outputs[0], folding={"pe": pe, "simd": 1})  # fmt: skip
 
 
 def build_concat(ctx: Context, op: ir.Concat, ident: str) -> Block:
@@ -480,7 +432,7 @@ def build_concat(ctx: Context, op: ir.Concat, ident: str) -> Block:
                               [current.name, ports[i].stream.name], [nxt.name]))  # fmt: skip
         current = nxt
     return Block(ident, comment_text(op.name), op.kind, op, kernels, [], streams, ports, current, op.outputs[0],
-                 lead=sum(channels), folding={"pe": lanes, "simd": 1})  # fmt: skip
+                 folding={"pe": lanes, "simd": 1})  # fmt: skip
 
 
 def _shared_requant(op: ir.TTDense, t: int) -> ir.Thresholds | ir.MultiplyShift:
@@ -526,17 +478,18 @@ def build_tt_dense(ctx: Context, op: ir.TTDense, ident: str) -> Block:
     x, y = ctx.tensor(op.inputs[0]), ctx.tensor(op.outputs[0])
     steps = tt.geometry(op.modes_in, op.modes_out, op.ranks, op.order)
     fold = ctx.fold(op)
-    units = tt.hardware(steps, fold, op.name)
+    units = tt.step_units(steps, fold, op.name)
     zp = zero_point(x, f"layer '{op.name}'")
-    in_code, (clo, chi) = code_of(x.qtype), centred_range(x.qtype, zp)
+    in_code = code_of(x.qtype)
     src = ctx.stream(f"{ident}_in", in_code, units[0].in_lanes, op.in_features // units[0].in_lanes)
     kernels, params, streams = [], [], [src]
-    for t, (st, unit) in enumerate(zip(steps, units)):
+    spec = tt.describe(op, ctx.graph)
+    for t, (st, unit, ar) in enumerate(zip(steps, units, spec.ariths)):
         last = t == len(steps) - 1
         matrix = tt.core_matrix(st, np.asarray(op.cores[st.core], dtype=np.int64)).T  # (cols, red)
         w_code = _weights_code(op.name, op.core_qtypes[st.core], matrix)
-        centred = int_type(clo, chi)
-        acc_lo, acc_hi = _acc_range(matrix, clo, chi)
+        centred = int_type(*ar.x_range)
+        acc_lo, acc_hi = ar.acc_range
         acc = signed_type(acc_lo, acc_hi)
         if last:
             out_code = _out_code(y, acc)
@@ -554,7 +507,7 @@ def build_tt_dense(ctx: Context, op: ir.TTDense, ident: str) -> Block:
         fields = {
             **_tt_step_fields(st, unit, last), "step": t, "steps": len(steps), "in_code": src.code.as_dict(),
             "in_zero_point": zp, "centred": centred.as_dict(), "weight_code": w_code.as_dict(),
-            "mac": _mac_policy(src.code, centred, w_code), "acc": acc.as_dict(), "out_code": out_code.as_dict(),
+            "mac": ar.mac, "acc": acc.as_dict(), "out_code": out_code.as_dict(),
             "requant": rq,
         }  # fmt: skip
         chunks = pack_words(matrix, w_code, unit.simd, unit.pe)
@@ -564,12 +517,9 @@ def build_tt_dense(ctx: Context, op: ir.TTDense, ident: str) -> Block:
         params += step_params
         kernels.append(Kernel("tt_step", "tt_step", cfg, fields, [src.name], [out.name], [p.name for p in step_params]))
         src, zp = out, 0
-        if not last:
-            q = op.mid_qtypes[t]
-            clo, chi = q.qmin, q.qmax
     folding = {"pe": 1, "simd": 1, "steps": [u.pe * u.simd for u in units]}
     return Block(ident, comment_text(op.name), op.kind, op, kernels, params, streams, [Port(op.inputs[0], streams[0])],
-                 src, op.outputs[0], lead=op.in_features, folding=folding)  # fmt: skip
+                 src, op.outputs[0], folding=folding)  # fmt: skip
 
 
 BUILDERS: dict[type, Callable[[Context, ir.Op, str], Block]] = {

@@ -13,6 +13,7 @@ from accelgen import ir
 from accelgen.kernels import hw, requant
 from accelgen.kernels.base import (
     Cost,
+    Hardware,
     LayerSpec,
     MultiplierNeed,
     Resources,
@@ -61,13 +62,18 @@ def legal(spec: AddSpec) -> dict[str, list[int]]:
     return {"pe": divisors(spec.channels), "simd": [1]}
 
 
-def cost(spec: AddSpec, fold: LayerFold) -> Cost:
+def hardware(spec: AddSpec, fold: LayerFold) -> Hardware:
     pe = fold.pe
     scale = sum(hw.const_multiplier_luts(m, b) for m, b in zip(spec.multipliers, spec.in_bits))
     unit = hw.adder(spec.acc_bits) + Resources(lut=scale)
     rq_res, rq_depth = requant.cost(spec.requant, spec.acc_bits, spec.out_bits, pe, spec.channels)
-    res = unit * pe + rq_res + hw.KERNEL_CONTROL + hw.input_fifos(spec.in_bits, spec.bypass, (pe,) * len(spec.in_bits))
-    return Cost(cycles=spec.pixels * (spec.channels // pe), depth=2 + rq_depth, resources=res)
+    fifos = hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (pe,) * len(spec.in_bits))
+    return Hardware(cycles=spec.pixels * (spec.channels // pe), depth=2 + rq_depth, fifos=fifos,
+                    logic=unit * pe + rq_res + hw.KERNEL_CONTROL)  # fmt: skip
+
+
+def cost(spec: AddSpec, fold: LayerFold) -> Cost:
+    return hw.price(hardware(spec, fold))
 
 
 def lag(spec: AddSpec) -> int:

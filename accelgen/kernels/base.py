@@ -8,7 +8,12 @@ A kernel module (``dense``, ``conv``, ...) implements :class:`Kernel`:
   a kernel that works in steps (TTDense) adds ``"steps": [(p_0, p_1, ...), ...]``, the
   per-step parallelisms the explorer searches, and ``"step_options"``, the legal values of
   each step (what a plan given by the user is checked against, see :func:`fold_problems`);
-* ``cost(spec, fold) -> Cost``: cycles, pipeline depth and resources, a pure function;
+* ``hardware(spec, fold) -> Hardware``: the one description of the layer's hardware at a
+  folding (its multipliers, memories, FIFOs, other logic, cycles, pipeline depth). The
+  cost is :func:`price` of it (``cost(spec, fold)``), and code generation reads the same
+  facts (multiplier kind, accumulator width, buffer shapes, FIFO depths) from the kernel
+  module, so the explorer prices what is generated (tests/test_one_description.py);
+* ``cost(spec, fold) -> Cost``: ``price(hardware(spec, fold))``, a pure function;
 * ``lag(spec)``: input elements consumed before the first output (for stream plumbing);
 * ``multiplier(spec)``: resources of one multiplier and the MACs it must do (lower bound).
 """
@@ -105,12 +110,64 @@ class MultiplierNeed:
     unit: dict[str, float]
 
 
+@dataclass(frozen=True)
+class Mac:
+    """``count`` products per cycle of one multiplier ``kind`` (accelgen/hls/accelgen/mac.h):
+    XnorPopcount, SignSelect, InputSign (a bipolar operand), LutMultiply, DspMultiply.
+    ``a_bits`` / ``w_bits``: operand widths as generated (the centred activation, the weight)."""
+
+    kind: str
+    count: int
+    a_bits: int
+    w_bits: int
+
+
+@dataclass(frozen=True)
+class Memory:
+    """``count`` memories of ``width`` x ``depth`` bits: ``rom`` (parameters) or ``ram``
+    (line buffers, input vectors, accumulators). ``role`` names it for reports and tests."""
+
+    role: str
+    kind: str
+    width: int
+    depth: int
+    count: int = 1
+
+
+@dataclass(frozen=True)
+class Fifo:
+    """A stream FIFO of ``width``-bit words, ``depth`` deep (``role``: where it is)."""
+
+    role: str
+    width: int
+    depth: int
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """What a layer instantiates at one folding, as generated: the one description its
+    cost and its code are both derived from. ``logic``: adders, comparators,
+    requantizers and control, already priced (their shapes follow from the same fields)."""
+
+    cycles: int
+    depth: int
+    macs: tuple[Mac, ...] = ()
+    memories: tuple[Memory, ...] = ()
+    fifos: tuple[Fifo, ...] = ()
+    logic: Resources = NONE
+
+    @property
+    def multipliers(self) -> int:
+        return sum(m.count for m in self.macs)
+
+
 class Kernel(Protocol):
     OPS: tuple[type[ir.Op], ...]
 
     def matches(self, op: ir.Op) -> bool: ...
     def describe(self, op: ir.Op, graph: ir.Graph) -> LayerSpec: ...
     def legal(self, spec: LayerSpec) -> dict[str, list[int]]: ...
+    def hardware(self, spec: LayerSpec, fold: LayerFold) -> Hardware: ...
     def cost(self, spec: LayerSpec, fold: LayerFold) -> Cost: ...
     def lag(self, spec: LayerSpec) -> int: ...
     def multiplier(self, spec: LayerSpec) -> MultiplierNeed: ...

@@ -1,16 +1,18 @@
 """Channel concatenation kernel: no folding, it moves whole stream words.
 
-Folding (accelgen.plan): ``pe = simd = 1``. Per pixel it forwards one word from each
-input (that input's channels), so cycles per frame = H*W * (number of inputs).
+Folding (accelgen.plan): ``pe = simd = 1``; the streams carry words of gcd(channels)
+elements; per pixel the chain of two-input concatenations forwards every input's words,
+one per cycle, so cycles per frame = H*W * sum(channels) / gcd(channels).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from accelgen import ir
 from accelgen.kernels import hw
-from accelgen.kernels.base import Cost, LayerSpec, MultiplierNeed, Resources, element_bits, feature_map
+from accelgen.kernels.base import Cost, Fifo, Hardware, LayerSpec, MultiplierNeed, Resources, element_bits, feature_map
 from accelgen.plan import LayerFold
 
 OPS = (ir.Concat,)
@@ -41,10 +43,25 @@ def legal(spec: ConcatSpec) -> dict[str, list[int]]:
     return {"pe": [1], "simd": [1]}
 
 
+def lanes(spec: ConcatSpec) -> int:
+    """Elements per stream word: the greatest common divisor of the inputs' channels."""
+    return math.gcd(*spec.channels)
+
+
+def hardware(spec: ConcatSpec, fold: LayerFold) -> Hardware:
+    """A chain of two-input concatenations (streams.h concat), each forwarding per pixel
+    the words of its first input then those of its second: the last moves every word."""
+    n = lanes(spec)
+    bits = spec.in_bits[0]
+    fifos = [*hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (n,) * len(spec.channels))]
+    fifos += [Fifo(f"part{i}", n * bits, hw.STREAM_FIFO_DEPTH) for i in range(1, len(spec.channels) - 1)]
+    joins = len(spec.channels) - 1
+    return Hardware(cycles=spec.pixels * (sum(spec.channels) // n), depth=2, fifos=tuple(fifos),
+                    logic=(Resources(lut=n * bits, ff=n * bits) + hw.KERNEL_CONTROL) * joins)  # fmt: skip
+
+
 def cost(spec: ConcatSpec, fold: LayerFold) -> Cost:
-    word = max(c * b for c, b in zip(spec.channels, spec.in_bits))
-    res = Resources(lut=word, ff=word) + hw.KERNEL_CONTROL + hw.input_fifos(spec.in_bits, spec.bypass, spec.channels)
-    return Cost(cycles=spec.pixels * len(spec.channels), depth=2, resources=res)
+    return hw.price(hardware(spec, fold))
 
 
 def lag(spec: ConcatSpec) -> int:

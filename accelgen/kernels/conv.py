@@ -1,20 +1,41 @@
-"""Convolution kernel (groups == 1): a sliding-window generator feeding a matrix-vector unit.
+"""Convolution kernel (dense or grouped): a sliding-window generator feeding a matrix-vector unit.
 
 Folding (accelgen.plan): ``simd`` input channels and ``pe`` output channels per cycle,
-``simd | IC``, ``pe | OC``; cycles per frame = OH*OW * KH*KW * (IC/simd) * (OC/pe), or the
-window generator's input reads IH*IW * (IC/simd) when larger (a stride above the kernel
-size). Line buffer: (KH-1)*W*C + KW*C entries (KH, KW: the dilated extent, W: the input
-width), ``simd`` channels per word. Weights: ``pe`` ROMs of ``simd * w_bits`` x
-``KH*KW * (IC/simd) * (OC/pe)``.
+``simd | IC``, ``pe | OC``. A grouped convolution that is not depthwise (a channel
+multiplier, several channels per group) runs as a dense convolution with block-diagonal
+weights (exact: the zeros add nothing) and is priced as one. A 1x1 convolution with
+stride 1 and no padding reads the feature map directly (no window generator).
+
+As generated (hls/accelgen/swg.h, mvau.h): the window generator keeps ``(KH-1)*DH + 1``
+whole input rows (``simd`` channels per word); for each output row it first reads the
+input rows that row needs and then emits the row's windows, one word per cycle, so its
+reads and emissions do not overlap: cycles per frame = IH*IW*(IC/simd) (reads) +
+max(OH*OW * KH*KW*(IC/simd) (emissions), the matrix-vector unit's
+OH*OW * KH*KW*(IC/simd) * (OC/pe)). The unit keeps the window vector for its OC/pe passes
+when there is more than one; ``pe`` weight ROMs of ``simd * w_bits`` x
+``KH*KW*(IC/simd) * (OC/pe)``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from accelgen import ir
 from accelgen.kernels import hw, mvu
-from accelgen.kernels.base import Cost, LayerSpec, MultiplierNeed, ceil_div, divisors, element_bits, feature_map
+from accelgen.kernels.base import (
+    Cost,
+    Fifo,
+    Hardware,
+    LayerSpec,
+    Memory,
+    MultiplierNeed,
+    ceil_div,
+    divisors,
+    element_bits,
+    feature_map,
+)
 from accelgen.plan import LayerFold
 
 OPS = (ir.Conv,)
@@ -37,15 +58,25 @@ class Window:
     pad_left: int
 
     @property
-    def line_buffer_entries(self) -> int:
-        return (self.extent_h - 1) * self.iw * self.ic + self.extent_w * self.ic
+    def buffer_rows(self) -> int:
+        """Input rows the line buffer holds (swg.h's ROWS)."""
+        return self.extent_h
 
     @property
     def first_window_elems(self) -> int:
-        """Input elements that must arrive before the first window is complete."""
-        rows = max(self.extent_h - 1 - self.pad_top, 0)
-        cols = max(self.extent_w - self.pad_left, 1)
-        return min(rows * self.iw * self.ic + cols * self.ic, self.ih * self.iw * self.ic)
+        """Input elements read before the first window is emitted: the whole rows up to the
+        last one the first output row needs."""
+        rows = min(self.ih, max(1, self.extent_h - self.pad_top))
+        return rows * self.iw * self.ic
+
+    def line_buffer(self, lanes: int, bits: int) -> Memory:
+        return Memory("line_buffer", "ram", lanes * bits, self.buffer_rows * self.iw * (self.ic // lanes))
+
+    def reads(self, lanes: int) -> int:
+        return self.ih * self.iw * (self.ic // lanes)
+
+    def emits(self, lanes: int) -> int:
+        return self.oh * self.ow * self.kh * self.kw * (self.ic // lanes)
 
 
 def window(x: ir.Tensor, out: ir.Tensor, kernel: tuple[int, int], dilations: tuple[int, int],
@@ -64,21 +95,47 @@ def window(x: ir.Tensor, out: ir.Tensor, kernel: tuple[int, int], dilations: tup
 class ConvSpec(LayerSpec):
     win: Window
     oc: int
+    pointwise: bool
     arith: mvu.Arith
 
 
+def is_depthwise(op: ir.Conv) -> bool:
+    """One input channel per group and as many groups as channels (the depthwise kernel)."""
+    oc, icg = int(op.weights.shape[0]), int(op.weights.shape[1])
+    return op.groups > 1 and icg == 1 and oc == op.groups
+
+
+def is_pointwise(op: ir.Conv) -> bool:
+    kh, kw = (int(d) for d in op.weights.shape[2:])
+    return kh == kw == 1 and tuple(op.strides) == (1, 1) and not any(op.pads)
+
+
+def dense_weights(op: ir.Conv, channels: int) -> np.ndarray:
+    """(OC, KH*KW*IC) weights in the window's (kh, kw, ic) order; block-diagonal when grouped."""
+    w4 = np.asarray(op.weights, dtype=np.int64)
+    oc, icg, kh, kw = w4.shape
+    if op.groups > 1:
+        full = np.zeros((oc, channels, kh, kw), dtype=np.int64)
+        ocg = oc // op.groups
+        for g in range(op.groups):
+            full[g * ocg : (g + 1) * ocg, g * icg : (g + 1) * icg] = w4[g * ocg : (g + 1) * ocg]
+        w4 = full
+    return w4.transpose(0, 2, 3, 1).reshape(oc, kh * kw * channels)
+
+
 def matches(op: ir.Op) -> bool:
-    return isinstance(op, ir.Conv) and op.groups == 1
+    return isinstance(op, ir.Conv) and not is_depthwise(op)
 
 
 def describe(op: ir.Conv, graph: ir.Graph) -> ConvSpec:
     x, out = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
-    oc, icg, kh, kw = (int(d) for d in op.weights.shape)
+    oc, _, kh, kw = (int(d) for d in op.weights.shape)
     win = window(x, out, (kh, kw), op.dilations, op.pads)
-    arith = mvu.describe(x, op.w_qtype, icg * kh * kw, out, op.requant)
+    arith = mvu.describe(x, op.w_qtype, dense_weights(op, win.ic), out, op.requant)
     return ConvSpec(
         name=op.name, kind=op.kind, in_bits=(element_bits(x),), in_elems=(win.ih * win.iw * win.ic,),
-        out_bits=arith.out_bits, out_elems=win.oh * win.ow * oc, win=win, oc=oc, arith=arith,
+        out_bits=arith.out_bits, out_elems=win.oh * win.ow * oc, win=win, oc=oc, pointwise=is_pointwise(op),
+        arith=arith,
     )  # fmt: skip
 
 
@@ -86,22 +143,39 @@ def legal(spec: ConvSpec) -> dict[str, list[int]]:
     return {"pe": divisors(spec.oc), "simd": divisors(spec.win.ic)}
 
 
+def hardware(spec: ConvSpec, fold: LayerFold) -> Hardware:
+    w, pe, simd, ar = spec.win, fold.pe, fold.simd, spec.arith
+    a_bits = spec.in_bits[0]
+    taps_words = (1 if spec.pointwise else w.kh * w.kw) * (w.ic // simd)
+    passes = spec.oc // pe
+    pixels = w.ih * w.iw if spec.pointwise else w.oh * w.ow
+    compute = pixels * taps_words * passes
+    memories = [*mvu.weights(ar, pe, simd, taps_words * passes)]
+    if passes > 1:
+        memories.append(Memory("input_vector", "ram", simd * a_bits, taps_words))
+    fifos = list(hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (simd,)))
+    logic, pipe = mvu.logic(ar, pe, simd, spec.oc)
+    if spec.pointwise:
+        cycles, depth = compute, taps_words + pipe
+    else:
+        memories.append(w.line_buffer(simd, a_bits))
+        fifos.append(Fifo("windows", simd * a_bits, hw.STREAM_FIFO_DEPTH))
+        logic = logic + hw.KERNEL_CONTROL
+        cycles = w.reads(simd) + max(w.emits(simd), compute)
+        depth = ceil_div(w.first_window_elems, simd) + taps_words + pipe
+    return Hardware(cycles=cycles, depth=depth, macs=mvu.macs(ar, pe, simd), memories=tuple(memories),
+                    fifos=tuple(fifos), logic=logic)  # fmt: skip
+
+
 def cost(spec: ConvSpec, fold: LayerFold) -> Cost:
-    w, pe, simd = spec.win, fold.pe, fold.simd
-    taps_words = w.kh * w.kw * (w.ic // simd)
-    compute = w.oh * w.ow * taps_words * (spec.oc // pe)
-    reads = w.ih * w.iw * (w.ic // simd)
-    res, pipe = mvu.cost(spec.arith, pe, simd, taps_words * (spec.oc // pe), spec.oc, shared_input=True)
-    res = res + hw.ram(simd * spec.arith.a_bits, ceil_div(w.line_buffer_entries, simd))
-    res = res + hw.input_fifos(spec.in_bits, spec.bypass, (simd,))
-    depth = ceil_div(w.first_window_elems, simd) + taps_words + pipe
-    return Cost(cycles=max(compute, reads), depth=depth, resources=res, multipliers=pe * simd)
+    return hw.price(hardware(spec, fold))
 
 
 def lag(spec: ConvSpec) -> int:
-    return spec.win.first_window_elems
+    return spec.win.ic if spec.pointwise else spec.win.first_window_elems
 
 
 def multiplier(spec: ConvSpec) -> MultiplierNeed:
     w = spec.win
-    return mvu.unit_multiplier(spec.arith, w.oh * w.ow * spec.oc * w.ic * w.kh * w.kw, shared_input=True)
+    pixels = w.ih * w.iw if spec.pointwise else w.oh * w.ow
+    return mvu.unit_multiplier(spec.arith, pixels * spec.oc * w.ic * w.kh * w.kw)

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from accelgen import ir
 from accelgen.kernels import hw, mvu
-from accelgen.kernels.base import NONE, Cost, LayerSpec, MultiplierNeed, divisors, element_bits
+from accelgen.kernels.base import Cost, Hardware, LayerSpec, Memory, MultiplierNeed, divisors, element_bits
 from accelgen.plan import LayerFold
 
 OPS = (ir.Dense,)
@@ -32,7 +34,7 @@ def matches(op: ir.Op) -> bool:
 def describe(op: ir.Dense, graph: ir.Graph) -> DenseSpec:
     x, out = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     n_out, n_in = (int(d) for d in op.weights.shape)
-    arith = mvu.describe(x, op.w_qtype, n_in, out, op.requant)
+    arith = mvu.describe(x, op.w_qtype, np.asarray(op.weights), out, op.requant)
     return DenseSpec(
         name=op.name, kind=op.kind, in_bits=(element_bits(x),), in_elems=(n_in,), out_bits=arith.out_bits,
         out_elems=n_out, in_features=n_in, out_features=n_out, arith=arith,
@@ -43,14 +45,20 @@ def legal(spec: DenseSpec) -> dict[str, list[int]]:
     return {"pe": divisors(spec.out_features), "simd": divisors(spec.in_features)}
 
 
-def cost(spec: DenseSpec, fold: LayerFold) -> Cost:
-    pe, simd = fold.pe, fold.simd
+def hardware(spec: DenseSpec, fold: LayerFold) -> Hardware:
+    pe, simd, ar = fold.pe, fold.simd, spec.arith
     in_words, passes = spec.in_features // simd, spec.out_features // pe
-    res, pipe = mvu.cost(spec.arith, pe, simd, in_words * passes, spec.out_features, shared_input=True)
-    a_bits = spec.arith.a_bits
-    res = res + (hw.ram(simd * a_bits, in_words) if passes > 1 else NONE)
-    res = res + hw.input_fifos(spec.in_bits, spec.bypass, (simd,))
-    return Cost(cycles=in_words * passes, depth=in_words + pipe, resources=res, multipliers=pe * simd)
+    memories = list(mvu.weights(ar, pe, simd, in_words * passes))
+    if passes > 1:
+        memories.append(Memory("input_vector", "ram", simd * spec.in_bits[0], in_words))
+    logic, pipe = mvu.logic(ar, pe, simd, spec.out_features)
+    return Hardware(cycles=in_words * passes, depth=in_words + pipe, macs=mvu.macs(ar, pe, simd),
+                    memories=tuple(memories), fifos=hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (simd,)),
+                    logic=logic)  # fmt: skip
+
+
+def cost(spec: DenseSpec, fold: LayerFold) -> Cost:
+    return hw.price(hardware(spec, fold))
 
 
 def lag(spec: DenseSpec) -> int:
@@ -58,4 +66,4 @@ def lag(spec: DenseSpec) -> int:
 
 
 def multiplier(spec: DenseSpec) -> MultiplierNeed:
-    return mvu.unit_multiplier(spec.arith, spec.in_features * spec.out_features, shared_input=True)
+    return mvu.unit_multiplier(spec.arith, spec.in_features * spec.out_features)

@@ -1,20 +1,28 @@
-"""Depthwise / grouped convolution kernel (groups > 1): window generator + per-channel MACs.
+"""Depthwise convolution kernel (groups == IC == OC): window generator + per-channel MACs.
 
-Folding (accelgen.plan): ``pe`` output channels in parallel, ``simd`` kernel taps per
-cycle; ``pe | OC``, ``simd | KH*KW``; cycles per frame = OH*OW * (IC/groups) *
-(KH*KW/simd) * (OC/pe), or the input reads IH*IW * ceil(IC/pe) when larger. Each product
-has its own activation and weight, so no DSP packing. Line buffer: (KH-1)*W*C + KW*C
-entries in ``simd`` banks of ``pe`` channels. Weights: ``pe`` ROMs of ``simd * w_bits``.
+Folding (accelgen.plan): ``pe`` channels in parallel, ``simd`` kernel taps per cycle;
+``pe | C``, ``simd | KH*KW``. Other grouped convolutions are the ``conv`` kernel's.
+
+As generated (hls/accelgen/swg.h, mvau.h vvau): the window generator keeps ``(KH-1)*DH + 1``
+whole rows of ``pe``-channel words and emits one tap word per cycle in depthwise order
+(channel group major, then tap), after reading the rows each output row needs; a gearbox
+gathers ``simd`` taps into one word when ``simd > 1``; the vector unit multiplies each
+lane with its own weight (no operand shared: no packing). Cycles per frame =
+IH*IW*(C/pe) (reads) + OH*OW * KH*KW*(C/pe) (emissions; the vector unit's
+OH*OW*(C/pe)*(KH*KW/simd) never exceeds them, so ``simd`` > 1 only costs).
+Weights: ``pe`` ROMs of ``simd * w_bits`` x ``(C/pe) * (KH*KW/simd)``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from accelgen import ir
 from accelgen.kernels import hw, mvu
-from accelgen.kernels.base import Cost, LayerSpec, MultiplierNeed, ceil_div, divisors, element_bits
-from accelgen.kernels.conv import Window, window
+from accelgen.kernels.base import Cost, Fifo, Hardware, LayerSpec, MultiplierNeed, ceil_div, divisors, element_bits
+from accelgen.kernels.conv import Window, is_depthwise, window
 from accelgen.plan import LayerFold
 
 OPS = (ir.Conv,)
@@ -23,41 +31,55 @@ OPS = (ir.Conv,)
 @dataclass(frozen=True, kw_only=True)
 class DepthwiseSpec(LayerSpec):
     win: Window
-    oc: int
-    icg: int  # input channels per group (1 for depthwise)
     arith: mvu.Arith
 
 
 def matches(op: ir.Op) -> bool:
-    return isinstance(op, ir.Conv) and op.groups > 1
+    return isinstance(op, ir.Conv) and is_depthwise(op)
+
+
+def weight_matrix(op: ir.Conv) -> np.ndarray:
+    """(C, KH*KW) weights, one row per channel."""
+    c, _, kh, kw = (int(d) for d in op.weights.shape)
+    return np.asarray(op.weights, dtype=np.int64).reshape(c, kh * kw)
 
 
 def describe(op: ir.Conv, graph: ir.Graph) -> DepthwiseSpec:
     x, out = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
-    oc, icg, kh, kw = (int(d) for d in op.weights.shape)
+    _, _, kh, kw = (int(d) for d in op.weights.shape)
     win = window(x, out, (kh, kw), op.dilations, op.pads)
-    arith = mvu.describe(x, op.w_qtype, icg * kh * kw, out, op.requant)
+    arith = mvu.describe(x, op.w_qtype, weight_matrix(op), out, op.requant)
     return DepthwiseSpec(
         name=op.name, kind=op.kind, in_bits=(element_bits(x),), in_elems=(win.ih * win.iw * win.ic,),
-        out_bits=arith.out_bits, out_elems=win.oh * win.ow * oc, win=win, oc=oc, icg=icg, arith=arith,
+        out_bits=arith.out_bits, out_elems=win.oh * win.ow * win.ic, win=win, arith=arith,
     )  # fmt: skip
 
 
 def legal(spec: DepthwiseSpec) -> dict[str, list[int]]:
-    return {"pe": divisors(spec.oc), "simd": divisors(spec.win.kh * spec.win.kw)}
+    return {"pe": divisors(spec.win.ic), "simd": divisors(spec.win.kh * spec.win.kw)}
+
+
+def hardware(spec: DepthwiseSpec, fold: LayerFold) -> Hardware:
+    w, pe, simd, ar = spec.win, fold.pe, fold.simd, spec.arith
+    a_bits = spec.in_bits[0]
+    taps_words = w.kh * w.kw // simd
+    compute = w.oh * w.ow * (w.ic // pe) * taps_words
+    memories = (*mvu.weights(ar, pe, simd, (w.ic // pe) * taps_words), w.line_buffer(pe, a_bits))
+    fifos = [*hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (pe,)),
+             Fifo("windows", pe * a_bits, hw.STREAM_FIFO_DEPTH)]  # fmt: skip
+    logic, pipe = mvu.logic(ar, pe, simd, w.ic)
+    logic = logic + hw.KERNEL_CONTROL
+    if simd > 1:
+        fifos.append(Fifo("tap_words", pe * simd * a_bits, hw.STREAM_FIFO_DEPTH))
+        logic = logic + hw.gearbox(pe * a_bits, pe * simd * a_bits)
+    cycles = w.reads(pe) + max(w.emits(pe), compute)
+    depth = ceil_div(w.first_window_elems, pe) + w.kh * w.kw + pipe
+    return Hardware(cycles=cycles, depth=depth, macs=mvu.macs(ar, pe, simd), memories=memories, fifos=tuple(fifos),
+                    logic=logic)  # fmt: skip
 
 
 def cost(spec: DepthwiseSpec, fold: LayerFold) -> Cost:
-    w, pe, simd = spec.win, fold.pe, fold.simd
-    taps_words = spec.icg * (w.kh * w.kw // simd)
-    compute = w.oh * w.ow * taps_words * (spec.oc // pe)
-    reads = w.ih * w.iw * ceil_div(w.ic, pe)
-    res, pipe = mvu.cost(spec.arith, pe, simd, taps_words * (spec.oc // pe), spec.oc, shared_input=False)
-    bank_depth = ceil_div(w.line_buffer_entries, pe * simd)
-    res = res + hw.ram(pe * spec.arith.a_bits, bank_depth) * simd
-    res = res + hw.input_fifos(spec.in_bits, spec.bypass, (pe,))
-    depth = ceil_div(w.first_window_elems, pe) + taps_words + pipe
-    return Cost(cycles=max(compute, reads), depth=depth, resources=res, multipliers=pe * simd)
+    return hw.price(hardware(spec, fold))
 
 
 def lag(spec: DepthwiseSpec) -> int:
@@ -66,4 +88,4 @@ def lag(spec: DepthwiseSpec) -> int:
 
 def multiplier(spec: DepthwiseSpec) -> MultiplierNeed:
     w = spec.win
-    return mvu.unit_multiplier(spec.arith, w.oh * w.ow * spec.oc * spec.icg * w.kh * w.kw, shared_input=False)
+    return mvu.unit_multiplier(spec.arith, w.oh * w.ow * w.ic * w.kh * w.kw)

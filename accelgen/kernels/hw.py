@@ -15,7 +15,7 @@ import functools
 import math
 
 from accelgen import ir
-from accelgen.kernels.base import NONE, Resources, ceil_div
+from accelgen.kernels.base import NONE, Cost, Fifo, Hardware, Mac, Memory, Resources, ceil_div
 
 # -- block RAM ------------------------------------------------------------------------------
 
@@ -48,15 +48,15 @@ STREAM_FIFO_DEPTH = 2
 # -- multipliers -----------------------------------------------------------------------------
 
 #: products with both operands at most this wide are built in LUTs (a 4 x 4 product is
-#: ~15 LUTs, far cheaper than a DSP48E2); a 1-bit operand (binary or bipolar) is always LUTs
+#: ~15 LUTs, far cheaper than a DSP48E2): mac.h's LutMultiply; a bipolar operand is a sign
+#: (SignSelect, InputSign, XnorPopcount); everything else is DspMultiply
 LUT_MULT_MAX_BITS = 4
 #: DSP48E2 multiplier: 27 x 18 bits, two's complement (UG579); 26 / 17 bits of magnitude
 DSP_A_BITS = 27
 DSP_B_BITS = 18
-#: WP486: two products a*w1, a*w2 that share the operand a fit one DSP48E2 (w1 << 18 and w2
-#: through the 27-bit pre-adder, a on the B port) when both operands are at most 8 bits
-#: wide; the cost model packs the pe products of one input lane in pairs where this holds
-DSP_PACK_MAX_BITS = 8
+#: WP486 packs two products that share an operand into one DSP48E2 (both operands <= 8
+#: bits); the generated code does not pack (one ``*`` per product, BIND_OP dsp), so the
+#: cost model does not either
 #: pipeline latency of a DSP48E2 multiply with A/B, M and P registers (UG579)
 DSP_LATENCY = 3
 
@@ -127,19 +127,51 @@ def fifo(width: int, depth: int) -> Resources:
 # -- arithmetic ------------------------------------------------------------------------------
 
 
-def product_range(x: tuple[int, int], w: tuple[int, int]) -> tuple[int, int]:
-    corners = [a * b for a in x for b in w]
-    return min(corners), max(corners)
+def mac_kind(a_bipolar: bool, a_bits: int, w_bipolar: bool, w_bits: int) -> str:
+    """The multiplier mac.h instantiates for a centred activation and a weight (the one
+    rule: code generation emits it, the cost model prices it)."""
+    if a_bipolar and w_bipolar:
+        return "XnorPopcount"
+    if w_bipolar:
+        return "SignSelect"
+    if a_bipolar:
+        return "InputSign"
+    if a_bits <= LUT_MULT_MAX_BITS and w_bits <= LUT_MULT_MAX_BITS:
+        return "LutMultiply"
+    return "DspMultiply"
 
 
-def accumulator_bits(x: tuple[int, int], w: tuple[int, int], fan_in: int) -> int:
-    """Two's-complement width holding any sum of ``fan_in`` products x * w."""
-    lo, hi = product_range(x, w)
-    return ir.signed_bits_for(fan_in * min(lo, 0), fan_in * max(hi, 0))
+def mac_resources(m: Mac) -> Resources:
+    """``m.count`` products of kind ``m.kind``: a sign (XNOR, conditional negation) is one LUT
+    per bit of the other operand; LUT products an array multiplier; DSPs in tiles. Each
+    product is registered (``a_bits + w_bits`` FFs) except in DSPs (their M register)."""
+    if m.kind == "DspMultiply":
+        return Resources(dsp=m.count * dsp_tiles(m.a_bits, m.w_bits))
+    if m.kind == "XnorPopcount":
+        luts = 1
+    elif m.kind == "SignSelect":
+        luts = m.a_bits
+    elif m.kind == "InputSign":
+        luts = m.w_bits
+    else:
+        luts = lut_multiplier(m.a_bits, m.w_bits)
+    return Resources(lut=m.count * luts, ff=m.count * (m.a_bits + m.w_bits))
 
 
-def products_in_luts(a_bits: int, w_bits: int) -> bool:
-    return max(a_bits, w_bits) <= LUT_MULT_MAX_BITS or min(a_bits, w_bits) == 1
+def memory_resources(m: Memory) -> Resources:
+    return (rom(m.width, m.depth) if m.kind == "rom" else ram(m.width, m.depth)) * m.count
+
+
+def price(h: Hardware) -> Cost:
+    """The cost of a layer's hardware description: every part priced by the primitives here."""
+    res = h.logic
+    for m in h.macs:
+        res = res + mac_resources(m)
+    for mem in h.memories:
+        res = res + memory_resources(mem)
+    for f in h.fifos:
+        res = res + fifo(f.width, f.depth)
+    return Cost(cycles=h.cycles, depth=h.depth, resources=res, multipliers=h.multipliers)
 
 
 def lut_multiplier(a_bits: int, w_bits: int) -> int:
@@ -160,11 +192,6 @@ def dsp_tiles(a_bits: int, b_bits: int) -> int:
     """DSP48E2s for one a x b two's-complement product: 26 x 17-bit magnitude tiles."""
     hi, lo = max(a_bits, b_bits), min(a_bits, b_bits)
     return max(1, ceil_div(max(hi - 1, 1), DSP_A_BITS - 1)) * max(1, ceil_div(max(lo - 1, 1), DSP_B_BITS - 1))
-
-
-def packing_legal(a_bits: int, w_bits: int) -> bool:
-    """WP486 packing: two products sharing an operand, both operands <= 8 bits."""
-    return max(a_bits, w_bits) <= DSP_PACK_MAX_BITS
 
 
 def adder_tree(inputs: int, bits: int) -> Resources:
@@ -207,11 +234,34 @@ def const_multiplier_luts(m: int, bits: int) -> int:
     return luts
 
 
-def input_fifos(in_bits: tuple[int, ...], bypass: tuple[int, ...], words: tuple[int, ...]) -> Resources:
+def gearbox(in_bits: int, out_bits: int) -> Resources:
+    """streams.h's width converter: an ``in + out``-bit buffer register and the shifters
+    that insert a word at a variable position and drop the one written (one LUT per bit
+    per shift stage, the stages a barrel shifter over the words needs); this model's
+    estimate, not a vendor figure."""
+    width = in_bits + out_bits
+    stages = max(1, math.ceil(math.log2(max(in_bits, out_bits) // max(min(in_bits, out_bits), 1) + 1)))
+    counters = 2 * max(1, math.ceil(math.log2(width + 1)))
+    return Resources(lut=width * stages + counters, ff=width + counters)
+
+
+def bypass_fifo_depth(extra_elems: int, lanes: int, frame_words: int) -> int:
+    """Depth (words of ``lanes`` elements) of a layer's input FIFO that must hold
+    ``extra_elems`` elements while the other input's branch fills its windows (the stream
+    plumbing's arrival model, accelgen.kernels.streams). Twice the modelled need, since a
+    window generator delivers its rows in bursts rather than at the average rate, plus the
+    default depth; never more than a whole frame plus the default (which cannot deadlock)."""
+    if extra_elems <= 0:
+        return STREAM_FIFO_DEPTH
+    return min(STREAM_FIFO_DEPTH + ceil_div(2 * extra_elems, lanes), frame_words + STREAM_FIFO_DEPTH)
+
+
+def input_fifos(in_bits: tuple[int, ...], in_elems: tuple[int, ...], bypass: tuple[int, ...],
+                words: tuple[int, ...]) -> tuple[Fifo, ...]:  # fmt: skip
     """The FIFO in front of each input: ``words[i]`` elements per word, the stream's default
-    depth plus the bypass words the stream plumbing asks for (residual forks)."""
-    out = NONE
-    for i, (bits, word) in enumerate(zip(in_bits, words)):
+    depth, deeper by :func:`bypass_fifo_depth` where the stream plumbing asks (residual forks)."""
+    out = []
+    for i, (bits, n, word) in enumerate(zip(in_bits, in_elems, words)):
         extra = bypass[i] if i < len(bypass) else 0
-        out = out + fifo(bits * word, STREAM_FIFO_DEPTH + ceil_div(extra, word))
-    return out
+        out.append(Fifo(f"input{i}", bits * word, bypass_fifo_depth(extra, word, ceil_div(n, word))))
+    return tuple(out)

@@ -1,80 +1,124 @@
-"""The multiply-accumulate datapath shared by the Dense, Conv and depthwise kernels.
+"""The multiply-accumulate datapath shared by the Dense, Conv, depthwise and TT kernels.
 
-``pe`` processing elements each take ``simd`` products per cycle: multipliers (LUTs or
-DSP48E2s), an adder tree per PE, an accumulator per PE, a weight ROM per PE (``simd``
-weights wide, partitioned PE x SIMD), and a requantization unit per PE.
+``pe`` processing elements each take ``simd`` products per cycle: multipliers of one kind
+(:func:`accelgen.kernels.hw.mac_kind`), an adder tree per PE, an accumulator per PE, a
+weight ROM per PE (``simd`` weights wide, ``tiles`` deep), and a requantization unit per PE.
+
+:func:`describe` is the one definition of a layer's arithmetic as generated: the width of
+the centred activation (``code - zero_point``), of the weight codes, the multiplier kind
+and the accumulator range proved from the weight values. Code generation
+(accelgen.codegen.layers) emits exactly these types; the cost model prices them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from accelgen import ir
 from accelgen.kernels import hw, requant
-from accelgen.kernels.base import NONE, MultiplierNeed, Resources, code_range, element_bits
+from accelgen.kernels.base import Mac, Memory, MultiplierNeed, Resources, element_bits
 
 
 @dataclass(frozen=True)
 class Arith:
-    """Bit widths and value ranges of one layer's products and accumulator."""
+    """Widths and ranges of one layer's products and accumulator, as generated."""
 
-    a_bits: int
+    mac: str
+    in_bits: int  # one element of the input stream (its codes)
+    a_bits: int  # the centred activation the multipliers take
     w_bits: int
     x_range: tuple[int, int]
     w_range: tuple[int, int]
+    acc_range: tuple[int, int]
     acc_bits: int
     out_bits: int
     product_bits: int
     requant: requant.RequantSpec
 
 
-def describe(x: ir.Tensor, w_qtype: ir.QType, fan_in: int, out: ir.Tensor, rq: ir.Requant | None) -> Arith:
-    """Widths from the QTypes (not the weight values): what the generated hardware sizes for."""
-    x_range, w_range = code_range(x.qtype), code_range(w_qtype)
-    acc_bits = hw.accumulator_bits(x_range, w_range, fan_in)
-    out_bits = element_bits(out) if out.kind == "codes" else acc_bits
-    lo, hi = hw.product_range(x_range, w_range)
+def activation_range(q: ir.QType) -> tuple[int, int]:
+    """Range of the centred activation ``code - zero_point`` (one zero point per tensor;
+    a bipolar code is its own value)."""
+    if q.bipolar:
+        return -1, 1
+    zp = int(q.zero_point[0]) if q.zero_point else 0
+    return q.qmin - zp, q.qmax - zp
+
+
+def weight_range(q: ir.QType) -> tuple[int, int]:
+    """Range of a weight ``code - zero_point`` over every channel's zero point."""
+    if q.bipolar:
+        return -1, 1
+    zps = q.zero_point or (0,)
+    return q.qmin - max(int(z) for z in zps), q.qmax - min(int(z) for z in zps)
+
+
+def range_bits(lo: int, hi: int) -> int:
+    """Width of the narrowest type holding [lo, hi]: unsigned when lo >= 0."""
+    return max(1, int(hi).bit_length()) if lo >= 0 else ir.signed_bits_for(lo, hi)
+
+
+def acc_range(matrix: np.ndarray, clo: int, chi: int) -> tuple[int, int]:
+    """Bounds of every (partial) sum of a row of ``matrix`` times inputs in [clo, chi]:
+    [sum min(0, w*lo, w*hi), sum max(0, w*lo, w*hi)] over the row, the worst row; it
+    bounds the final sum and every partial sum (padding contributes 0)."""
+    if matrix.size == 0:
+        return 0, 0
+    m = matrix.astype(object) if np.abs(matrix).max(initial=0) > (1 << 40) else matrix.astype(np.int64)
+    t1, t2 = m * clo, m * chi
+    lo = np.minimum(np.minimum(t1, t2), 0).sum(axis=1)
+    hi = np.maximum(np.maximum(t1, t2), 0).sum(axis=1)
+    return int(min(lo)), int(max(hi))
+
+
+def describe(x: ir.Tensor, w_qtype: ir.QType, matrix: np.ndarray, out: ir.Tensor, rq: ir.Requant | None) -> Arith:
+    """The arithmetic of ``out = rq(matrix @ (x - zp))``; ``matrix``: (outputs, fan_in)
+    integer weights (``code - zero_point``)."""
+    x_range, w_range = activation_range(x.qtype), weight_range(w_qtype)
+    a_bits = 1 if x.qtype.bipolar else range_bits(*x_range)
+    w_bits = 1 if w_qtype.bipolar else range_bits(*w_range)
+    lo, hi = acc_range(np.asarray(matrix), *x_range)
+    acc_bits = ir.signed_bits_for(lo, hi)
+    out_bits = element_bits(out) if out.kind == "codes" else max(out.qtype.bits, acc_bits)
+    corners = [a * b for a in x_range for b in w_range]
     return Arith(
-        a_bits=element_bits(x),
-        w_bits=1 if w_qtype.bipolar else w_qtype.bits,
+        mac=hw.mac_kind(x.qtype.bipolar, a_bits, w_qtype.bipolar, w_bits),
+        in_bits=element_bits(x),
+        a_bits=a_bits,
+        w_bits=w_bits,
         x_range=x_range,
         w_range=w_range,
+        acc_range=(lo, hi),
         acc_bits=acc_bits,
         out_bits=out_bits,
-        product_bits=ir.signed_bits_for(min(lo, 0), max(hi, 0)),
+        product_bits=ir.signed_bits_for(min(min(corners), 0), max(max(corners), 0)),
         requant=requant.describe(rq, acc_bits, out_bits),
     )
 
 
-def multipliers(ar: Arith, pe: int, simd: int, shared_input: bool) -> Resources:
-    """``pe * simd`` products: LUT multipliers when narrow, else DSP48E2s, two per DSP
-    where WP486 packing is legal (``shared_input``: the pe products of a lane share x)."""
-    n = pe * simd
-    if hw.products_in_luts(ar.a_bits, ar.w_bits):
-        return Resources(lut=n * hw.lut_multiplier(ar.a_bits, ar.w_bits), ff=n * ar.product_bits)
-    if shared_input and pe >= 2 and hw.packing_legal(ar.a_bits, ar.w_bits):
-        return Resources(dsp=simd * ((pe + 1) // 2))
-    return Resources(dsp=n * hw.dsp_tiles(ar.a_bits, ar.w_bits))
+def macs(ar: Arith, pe: int, simd: int) -> tuple[Mac, ...]:
+    return (Mac(ar.mac, pe * simd, ar.a_bits, ar.w_bits),)
 
 
-def unit_multiplier(ar: Arith, macs: int, shared_input: bool) -> MultiplierNeed:
-    """The cheapest one multiplier can be, for the lower bound."""
-    if hw.products_in_luts(ar.a_bits, ar.w_bits):
-        return MultiplierNeed(macs, {"lut": float(hw.lut_multiplier(ar.a_bits, ar.w_bits))})
-    if shared_input and hw.packing_legal(ar.a_bits, ar.w_bits):
-        return MultiplierNeed(macs, {"dsp": 0.5})
-    return MultiplierNeed(macs, {"dsp": float(hw.dsp_tiles(ar.a_bits, ar.w_bits))})
+def weights(ar: Arith, pe: int, simd: int, tiles: int) -> tuple[Memory, ...]:
+    """``pe`` weight ROMs of ``simd`` weights per word, ``tiles`` words deep."""
+    return (Memory("weights", "rom", simd * ar.w_bits, tiles, pe),) if tiles > 0 else ()
 
 
-def cost(ar: Arith, pe: int, simd: int, rows: int, channels: int, shared_input: bool) -> tuple[Resources, int]:
-    """Datapath resources and pipeline latency (weight read, multiply, tree, accumulate,
-    requantize). ``rows``: weight words per PE; ``channels``: output channels."""
-    res = multipliers(ar, pe, simd, shared_input)
-    res = res + hw.adder_tree(simd, ar.product_bits) * pe
-    res = res + hw.adder(ar.acc_bits) * pe
-    res = res + (hw.rom(simd * ar.w_bits, rows) * pe if rows > 0 else NONE)
+def unit_multiplier(ar: Arith, n_macs: int) -> MultiplierNeed:
+    """The cheapest one product can be, for the lower bound: one product of the layer's kind."""
+    res = hw.mac_resources(Mac(ar.mac, 1, ar.a_bits, ar.w_bits))
+    unit = {k: float(v) for k, v in res.as_dict().items() if k in ("lut", "dsp") and v}
+    return MultiplierNeed(n_macs, unit)
+
+
+def logic(ar: Arith, pe: int, simd: int, channels: int) -> tuple[Resources, int]:
+    """Adder trees, accumulators, requantizers and control of ``pe`` PEs, and the pipeline
+    latency (weight read, multiply, tree, accumulate, requantize)."""
+    res = hw.adder_tree(simd, ar.product_bits) * pe + hw.adder(ar.acc_bits) * pe
     rq_res, rq_depth = requant.cost(ar.requant, ar.acc_bits, ar.out_bits, pe, channels)
     res = res + rq_res + hw.KERNEL_CONTROL
-    in_dsp = not hw.products_in_luts(ar.a_bits, ar.w_bits)
-    depth = hw.BRAM_READ_LATENCY + (hw.DSP_LATENCY if in_dsp else 1) + hw.tree_levels(simd) + 1 + rq_depth
-    return res, depth
+    mult = hw.DSP_LATENCY if ar.mac == "DspMultiply" else 1
+    return res, hw.BRAM_READ_LATENCY + mult + hw.tree_levels(simd) + 1 + rq_depth

@@ -1,11 +1,12 @@
 """Pooling kernel (MaxPool, AvgPool): a window reduction, ``pe`` channels per cycle.
 
-Folding (accelgen.plan): ``pe | C``, ``simd`` = 1; cycles per frame =
-max(IH*IW, OH*OW*KH*KW) * (C/pe): every input is read once and every window tap visited
-once. Non-overlapping windows (stride >= kernel) keep one output row of partial results
-(OW*C entries); overlapping ones a line buffer of (KH-1)*W*C + KW*C entries. Max compares
-codes; the average pool sums ``code - zero_point`` and requantizes (the 1/k is in the
-requantizer).
+Folding (accelgen.plan): ``pe | C``, ``simd`` = 1. As generated (hls/accelgen/pool.h):
+a global pool (one window over the whole map) reads every pixel once into ``C/pe`` words
+of ``pe`` accumulators and then writes them: IH*IW*(C/pe) + C/pe cycles per frame; any
+other pool is the window generator (conv.Window, depthwise order: reads then emissions,
+IH*IW*(C/pe) + OH*OW*KH*KW*(C/pe) cycles) and a reduction of each window's taps in ``pe``
+accumulator registers. Max compares codes; the average pool sums ``code - zero_point``
+and requantizes (the 1/k is in the requantizer).
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from accelgen import ir
 from accelgen.kernels import hw, requant
 from accelgen.kernels.base import (
     Cost,
+    Fifo,
+    Hardware,
     LayerSpec,
+    Memory,
     MultiplierNeed,
     Resources,
     ceil_div,
@@ -38,10 +42,7 @@ class PoolSpec(LayerSpec):
     a_bits: int
     acc_bits: int  # width of the reduction (a_bits for max)
     requant: requant.RequantSpec
-
-    @property
-    def overlapping(self) -> bool:
-        return self.strides[0] < self.win.kh or self.strides[1] < self.win.kw
+    padded: bool
 
 
 def matches(op: ir.Op) -> bool:
@@ -61,7 +62,7 @@ def describe(op: ir.MaxPool | ir.AvgPool, graph: ir.Graph) -> PoolSpec:
     return PoolSpec(
         name=op.name, kind=op.kind, in_bits=(a_bits,), in_elems=(win.ih * win.iw * win.ic,), out_bits=out_bits,
         out_elems=win.oh * win.ow * win.ic, win=win, strides=tuple(op.strides), reduce="sum" if is_sum else "max",
-        a_bits=a_bits, acc_bits=acc_bits, requant=requant.describe(rq, acc_bits, out_bits),
+        a_bits=a_bits, acc_bits=acc_bits, requant=requant.describe(rq, acc_bits, out_bits), padded=any(op.pads),
     )  # fmt: skip
 
 
@@ -69,25 +70,40 @@ def legal(spec: PoolSpec) -> dict[str, list[int]]:
     return {"pe": divisors(spec.win.ic), "simd": [1]}
 
 
-def cost(spec: PoolSpec, fold: LayerFold) -> Cost:
+def is_global(spec: PoolSpec) -> bool:
+    """One window covers the whole map: pool.h's global_pool, no window generator."""
+    w = spec.win
+    return w.oh == w.ow == 1 and (w.kh, w.kw) == (w.ih, w.iw) and not spec.padded
+
+
+def hardware(spec: PoolSpec, fold: LayerFold) -> Hardware:
     w, pe = spec.win, fold.pe
-    cycles = max(w.ih * w.iw, w.oh * w.ow * w.kh * w.kw) * (w.ic // pe)
-    if spec.overlapping:
-        buffer = hw.ram(pe * spec.a_bits, ceil_div(w.line_buffer_entries, pe))
-    else:
-        buffer = hw.ram(pe * spec.acc_bits, ceil_div(w.ow * w.ic, pe))
     if spec.reduce == "max":
         unit = Resources(lut=hw.comparator_luts(spec.a_bits) + spec.a_bits, ff=spec.a_bits)
     else:
         unit = hw.adder(spec.acc_bits)
     rq_res, rq_depth = requant.cost(spec.requant, spec.acc_bits, spec.out_bits, pe, w.ic)
-    res = unit * pe + buffer + rq_res + hw.KERNEL_CONTROL + hw.input_fifos(spec.in_bits, spec.bypass, (pe,))
-    depth = ceil_div(w.first_window_elems, pe) + hw.BRAM_READ_LATENCY + 1 + rq_depth
-    return Cost(cycles=cycles, depth=depth, resources=res)
+    logic = unit * pe + rq_res + hw.KERNEL_CONTROL
+    fifos = list(hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (pe,)))
+    if is_global(spec):
+        groups = w.ic // pe
+        memories = (Memory("accumulators", "ram", pe * spec.acc_bits, groups),)
+        cycles, depth = w.reads(pe) + groups, w.reads(pe) + hw.BRAM_READ_LATENCY + 1 + rq_depth
+    else:
+        memories = (w.line_buffer(pe, spec.a_bits),)
+        fifos.append(Fifo("windows", pe * spec.a_bits, hw.STREAM_FIFO_DEPTH))
+        logic = logic + hw.KERNEL_CONTROL + Resources(ff=pe * spec.acc_bits)
+        cycles = w.reads(pe) + w.emits(pe)
+        depth = ceil_div(w.first_window_elems, pe) + w.kh * w.kw + 1 + rq_depth
+    return Hardware(cycles=cycles, depth=depth, memories=memories, fifos=tuple(fifos), logic=logic)
+
+
+def cost(spec: PoolSpec, fold: LayerFold) -> Cost:
+    return hw.price(hardware(spec, fold))
 
 
 def lag(spec: PoolSpec) -> int:
-    return spec.win.first_window_elems
+    return spec.in_elems[0] if is_global(spec) else spec.win.first_window_elems
 
 
 def multiplier(spec: PoolSpec) -> MultiplierNeed:

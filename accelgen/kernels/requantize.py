@@ -9,7 +9,16 @@ from dataclasses import dataclass
 
 from accelgen import ir
 from accelgen.kernels import hw, requant
-from accelgen.kernels.base import Cost, LayerSpec, MultiplierNeed, code_range, divisors, element_bits, feature_map
+from accelgen.kernels.base import (
+    Cost,
+    Hardware,
+    LayerSpec,
+    MultiplierNeed,
+    code_range,
+    divisors,
+    element_bits,
+    feature_map,
+)
 from accelgen.plan import LayerFold
 
 OPS = (ir.Requantize,)
@@ -44,11 +53,16 @@ def legal(spec: RequantizeSpec) -> dict[str, list[int]]:
     return {"pe": divisors(spec.channels), "simd": [1]}
 
 
-def cost(spec: RequantizeSpec, fold: LayerFold) -> Cost:
+def hardware(spec: RequantizeSpec, fold: LayerFold) -> Hardware:
     pe = fold.pe
     rq_res, rq_depth = requant.cost(spec.requant, spec.acc_bits, spec.out_bits, pe, spec.channels)
-    res = rq_res + hw.KERNEL_CONTROL + hw.input_fifos(spec.in_bits, spec.bypass, (pe,))
-    return Cost(cycles=spec.pixels * (spec.channels // pe), depth=1 + rq_depth, resources=res)
+    return Hardware(cycles=spec.pixels * (spec.channels // pe), depth=1 + rq_depth,
+                    fifos=hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (pe,)),
+                    logic=rq_res + hw.KERNEL_CONTROL)  # fmt: skip
+
+
+def cost(spec: RequantizeSpec, fold: LayerFold) -> Cost:
+    return hw.price(hardware(spec, fold))
 
 
 def lag(spec: RequantizeSpec) -> int:

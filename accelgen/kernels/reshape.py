@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from accelgen import ir
-from accelgen.kernels.base import NONE, Cost, LayerSpec, MultiplierNeed, element_bits
+from accelgen.kernels.base import Cost, Hardware, LayerSpec, MultiplierNeed, element_bits
 from accelgen.plan import LayerFold
 
 OPS = (ir.Reshape,)
@@ -30,8 +30,12 @@ def legal(spec: ReshapeSpec) -> dict[str, list[int]]:
     return {"pe": [1], "simd": [1]}
 
 
+def hardware(spec: ReshapeSpec, fold: LayerFold) -> Hardware:
+    return Hardware(cycles=0, depth=0)  # an alias of its input stream: nothing is generated
+
+
 def cost(spec: ReshapeSpec, fold: LayerFold) -> Cost:
-    return Cost(cycles=0, depth=0, resources=NONE)
+    return Cost(cycles=0, depth=0, resources=Hardware(0, 0).logic)
 
 
 def lag(spec: ReshapeSpec) -> int:

@@ -6,6 +6,9 @@
   its output by ``lag / input elements``); a join's input i needs
   ``(latest offset - offset_i) * elements_i`` extra FIFO entries. This assumes every
   stream advances at the same frame rate, as in the steady state of a dataflow pipeline.
+  The FIFO sits in front of the join's input; its depth in words is
+  :func:`accelgen.kernels.hw.bypass_fifo_depth`, which the join's cost prices and code
+  generation instantiates (accelgen.codegen.connect).
 * Frame latency: first and last element times of every stream, from each layer's
   cycles, pipeline depth and lag.
 """
@@ -17,6 +20,18 @@ from collections.abc import Callable, Mapping
 
 from accelgen import ir
 from accelgen.kernels.base import Cost, LayerSpec
+
+
+def layer_specs(graph: ir.Graph) -> dict[str, LayerSpec]:
+    """Every integer op's kernel spec with its bypass FIFOs sized: what the explorer prices
+    and what code generation instantiates (one call, one answer for both)."""
+    from accelgen.kernels import kernel_for
+
+    ops = list(graph.integer_ops())
+    kernels = {op.name: kernel_for(op) for op in ops}
+    specs = {op.name: kernels[op.name].describe(op, graph) for op in ops}
+    bypass = bypass_depths(graph, specs, lambda s: kernels[s.name].lag(s))
+    return {name: spec.with_bypass(bypass[name]) if name in bypass else spec for name, spec in specs.items()}
 
 
 def bypass_depths(graph: ir.Graph, specs: Mapping[str, LayerSpec], lag: Callable[[LayerSpec], int]) -> dict[str, tuple[int, ...]]:  # fmt: skip

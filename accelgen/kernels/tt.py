@@ -39,7 +39,7 @@ import numpy as np
 from accelgen import ir
 from accelgen.errors import InputError
 from accelgen.kernels import hw, mvu
-from accelgen.kernels.base import NONE, Cost, LayerSpec, MultiplierNeed, divisors, element_bits, total
+from accelgen.kernels.base import Cost, Fifo, Hardware, LayerSpec, Memory, MultiplierNeed, divisors, element_bits
 from accelgen.plan import LayerFold
 
 OPS = (ir.TTDense,)
@@ -231,7 +231,7 @@ def input_lanes(features: int, compute_cycles: int) -> int:
     return next(d for d in divisors(features) if features // d <= max(compute_cycles, 1))
 
 
-def hardware(steps: list[Step], fold: LayerFold, where: str) -> list[StepHardware]:
+def step_units(steps: list[Step], fold: LayerFold, where: str) -> list[StepHardware]:
     """Every step's hardware at ``fold`` (InputError naming the layer when it is illegal)."""
     par = fold.steps or (1,) * len(steps)
     if len(par) != len(steps):
@@ -280,7 +280,8 @@ def describe(op: ir.TTDense, graph: ir.Graph) -> TTSpec:
         last = t == len(steps) - 1
         dst = out if last else _mid_tensor(f"{op.name}_mid{t}", op.mid_qtypes[t])
         rq = op.requant if last else op.mid_requant[t]
-        ariths.append(mvu.describe(src, op.core_qtypes[st.core], max(st.red, 1), dst, rq))
+        matrix = core_matrix(st, np.asarray(op.cores[st.core], dtype=np.int64)).T  # (cols, red)
+        ariths.append(mvu.describe(src, op.core_qtypes[st.core], matrix, dst, rq))
         src = dst
     return TTSpec(
         name=op.name, kind=op.kind, in_bits=(element_bits(x),), in_elems=(op.in_features,),
@@ -321,22 +322,31 @@ def legal(spec: TTSpec) -> dict[str, list]:
     return {"pe": [1], "simd": [1], "steps": sorted(combos), "step_options": options}
 
 
-def cost(spec: TTSpec, fold: LayerFold) -> Cost:
-    units = hardware(list(spec.steps), fold, spec.name)
-    parts, depth = [], 0
+def hardware(spec: TTSpec, fold: LayerFold) -> Hardware:
+    """Every step's contraction unit (pe x simd MACs, its weight ROMs, the state buffer in
+    ``simd`` banks, a reorder buffer where the step reorders) and the stream into it (one
+    whole state deep after the first step, so the steps work on successive samples)."""
+    units = step_units(list(spec.steps), fold, spec.name)
+    macs, memories, fifos, logic, depth = [], [], [], Hardware(0, 0).logic, 0
     for t, (u, ar) in enumerate(zip(units, spec.ariths)):
-        res, pipe = mvu.cost(ar, u.pe, u.simd, u.tiles, 1 if t < len(units) - 1 else spec.out_features,
-                             shared_input=True)  # fmt: skip
-        # the state buffer, in simd banks (one read per lane per cycle); a reorder buffer
-        banks = hw.ram(ar.a_bits, math.ceil(u.step.in_elems / u.simd)) * u.simd
-        res = res + banks + (hw.ram(ar.acc_bits, u.step.out_elems) if u.step.reorder else NONE)
-        res = res + hw.fifo(u.in_lanes * ar.a_bits, hw.STREAM_FIFO_DEPTH if t == 0 else u.fifo_words)
-        parts.append(res)
-        depth += u.read_cycles + (u.compute_cycles if t < len(units) - 1 else pipe)
-    last = units[-1]
-    depth += last.step.red // last.simd + (last.compute_cycles if last.step.reorder else 0)
-    return Cost(cycles=max(u.cycles for u in units), depth=depth, resources=total(parts),
-                multipliers=sum(u.pe * u.simd for u in units))  # fmt: skip
+        last = t == len(units) - 1
+        step_logic, pipe = mvu.logic(ar, u.pe, u.simd, spec.out_features if last else 1)
+        logic = logic + step_logic
+        macs += mvu.macs(ar, u.pe, u.simd)
+        memories += mvu.weights(ar, u.pe, u.simd, u.tiles)
+        memories.append(Memory(f"state{t}", "ram", ar.in_bits, math.ceil(u.step.in_elems / u.simd), u.simd))
+        if u.step.reorder:
+            memories.append(Memory(f"reorder{t}", "ram", ar.acc_bits, u.step.out_elems))
+        fifos.append(Fifo(f"step{t}", u.in_lanes * ar.in_bits, hw.STREAM_FIFO_DEPTH if t == 0 else u.fifo_words))
+        depth += u.read_cycles + (pipe if last else u.compute_cycles)
+    final = units[-1]
+    depth += final.step.red // final.simd + (final.compute_cycles if final.step.reorder else 0)
+    return Hardware(cycles=max(u.cycles for u in units), depth=depth, macs=tuple(macs), memories=tuple(memories),
+                    fifos=tuple(fifos), logic=logic)  # fmt: skip
+
+
+def cost(spec: TTSpec, fold: LayerFold) -> Cost:
+    return hw.price(hardware(spec, fold))
 
 
 def lag(spec: TTSpec) -> int:
@@ -348,7 +358,7 @@ def multiplier(spec: TTSpec) -> MultiplierNeed:
     macs = sum(st.macs for st in spec.steps)
     unit: dict[str, float] = {}
     for st, ar in zip(spec.steps, spec.ariths):
-        need = mvu.unit_multiplier(ar, st.macs, shared_input=True)
+        need = mvu.unit_multiplier(ar, st.macs)
         for k, v in need.unit.items():
             unit[k] = unit.get(k, 0.0) + v * st.macs / max(macs, 1)
     return MultiplierNeed(macs, unit)
