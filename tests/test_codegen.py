@@ -22,6 +22,8 @@ from accelgen.codegen.params import chunk_lanes, pack_words
 from accelgen.codegen.types import CodeType, int_type
 from accelgen.csim import run_csim
 from accelgen.errors import InputError
+from accelgen.kernels import kernel_for
+from accelgen.kernels.streams import layer_specs
 from accelgen.pipeline import compile_model
 from accelgen.plan import FoldingPlan, LayerFold
 from tests.data import digits_split
@@ -219,8 +221,16 @@ def test_residual_fork_gets_a_bypass_fifo_and_converters_follow_the_plan():
     design = build_design(graph, plan, top="t")
     forks = [k for k in design.kernels if k.function == "duplicate"]
     assert len(forks) == 1
-    bypass = [s for s in design.streams if s.name in forks[0].outputs]
-    assert max(s.depth for s in bypass) > 64 and min(s.depth for s in bypass) == 2
+    depth = {s.name: s.depth for s in design.streams}
+    assert [depth[n] for n in forks[0].outputs] == [2, 2]
+    # the bypass sits in front of the join, where the add's cost model prices it: the skip input
+    # (read while two 3x3 convolutions fill their line buffers) is deep, the convolution's input is not
+    add = next(k for k in design.kernels if k.function == "add")
+    skip, main = (depth[n] for n in add.inputs)
+    assert skip > 64 and main == 2
+    priced = kernel_for(graph.op("add:/Add_quant"))
+    spec = layer_specs(graph)["add:/Add_quant"]
+    assert [f.depth for f in priced.hardware(spec, LayerFold(1, 1)).fifos] == [skip, main]
     converters = [k for k in design.kernels if k.function == "gearbox"]
     # axis in/out, maxpool (2 lanes) -> conv2 window generator (8 lanes), conv2 (4) -> conv3 (1)
     assert len(converters) >= 4

@@ -225,7 +225,7 @@ def build_conv(ctx: Context, op: ir.Conv, ident: str) -> Block:
 
 def _mvau_block(ctx, op, ident, x, y, matrix, *, pixels, fold: LayerFold, window) -> Block:
     pe, simd = fold.pe, fold.simd
-    arith = _arith(op, x, y, matrix, pe)
+    arith = _arith(op, x, y, matrix, pe, w_qtype=conv.weight_qtype(op) if isinstance(op, ir.Conv) else None)
     rows, cols = matrix.shape
     src = ctx.stream(f"{ident}_in", arith["in_code"], simd, x.elements_per_sample() // simd)
     kernels, streams = [], [src]

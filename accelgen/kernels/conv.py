@@ -123,6 +123,14 @@ def dense_weights(op: ir.Conv, channels: int) -> np.ndarray:
     return w4.transpose(0, 2, 3, 1).reshape(oc, kh * kw * channels)
 
 
+def weight_qtype(op: ir.Conv) -> ir.QType:
+    """The weights' type in the dense matrix: block-diagonal zeros are not bipolar codes, so
+    a grouped convolution with -1/+1 weights runs on 2-bit signed (ternary) weights."""
+    if op.groups > 1 and op.w_qtype.bipolar:
+        return ir.QType(2, True)
+    return op.w_qtype
+
+
 def matches(op: ir.Op) -> bool:
     return isinstance(op, ir.Conv) and not is_depthwise(op)
 
@@ -131,7 +139,7 @@ def describe(op: ir.Conv, graph: ir.Graph) -> ConvSpec:
     x, out = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     oc, _, kh, kw = (int(d) for d in op.weights.shape)
     win = window(x, out, (kh, kw), op.dilations, op.pads)
-    arith = mvu.describe(x, op.w_qtype, dense_weights(op, win.ic), out, op.requant)
+    arith = mvu.describe(x, weight_qtype(op), dense_weights(op, win.ic), out, op.requant)
     return ConvSpec(
         name=op.name, kind=op.kind, in_bits=(element_bits(x),), in_elems=(win.ih * win.iw * win.ic,),
         out_bits=arith.out_bits, out_elems=win.oh * win.ow * oc, win=win, oc=oc, pointwise=is_pointwise(op),

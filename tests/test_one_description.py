@@ -1,0 +1,278 @@
+"""The cost model prices exactly what code generation instantiates (issue: one definition
+per layer type).
+
+Over random configurations of every kernel (bit widths incl. bipolar and zero points, shapes,
+kernels, strides, padding, dilation, groups, foldings, residual forks and concatenations), the
+generated design (accelgen.codegen.connect.build_design: the fields the HLS templates render) is
+read back here into multipliers, memories, FIFOs and loop trip counts, independently of the
+kernel modules, and compared with the kernel's own description (``kernel.hardware(spec, fold)``)
+that the explorer prices.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from accelgen import ir
+from accelgen.codegen.connect import build_design
+from accelgen.errors import InputError
+from accelgen.kernels import kernel_for
+from accelgen.kernels.base import divisors
+from accelgen.kernels.streams import layer_specs
+from accelgen.plan import FoldingPlan, LayerFold
+
+MVU_FUNCTIONS = ("mvau", "vvau", "tt_step")
+
+
+# -- what the generated design instantiates, read from the template fields ---------------------
+
+
+def _bits(code: dict) -> int:
+    return code["bits"]
+
+
+def instantiated(design, block) -> dict:
+    """Multipliers, memories, FIFOs and cycles of one layer's generated kernels."""
+    streams = {s.name: s for s in design.streams}
+    kernels = [k for k in design.kernels if k in block.kernels]
+    macs, memories, fifos, trips = [], [], [], []
+    swg = None
+    for k in kernels:
+        f = k.fields
+        fifos += [(streams[n].bits, streams[n].depth) for n in k.inputs]
+        if k.function in MVU_FUNCTIONS:
+            a_bits = 1 if f["in_code"]["bipolar"] else _bits(f["centred"])
+            macs.append((f["mac"], f["pe"] * f["simd"], a_bits, _bits(f["weight_code"])))
+            memories.append(("weights", "rom", f["simd"] * _bits(f["weight_code"]), f["tiles"], f["pe"]))
+        if k.function == "mvau":
+            sf, nf = f["matrix_w"] // f["simd"], f["matrix_h"] // f["pe"]
+            if nf > 1:
+                memories.append(("input_vector", "ram", f["simd"] * _bits(f["in_code"]), sf, 1))
+            trips.append(f["pixels"] * f["tiles"])
+        elif k.function == "vvau":
+            trips.append(f["pixels"] * f["tiles"])
+        elif k.function == "sliding_window":
+            cf = f["channels"] // f["lanes"]
+            rows = (f["kh"] - 1) * f["dh"] + 1
+            memories.append(("line_buffer", "ram", f["lanes"] * _bits(f["code"]), rows * f["in_w"] * cf, 1))
+            swg = (f["in_h"] * f["in_w"] * cf, f["out_h"] * f["out_w"] * f["kh"] * f["kw"] * cf)
+        elif k.function == "global_pool":
+            groups = f["channels"] // f["pe"]
+            memories.append(("accumulators", "ram", f["pe"] * _bits(f["acc"]), groups, 1))
+            trips.append(f["pixels"] * groups + groups)
+        elif k.function == "window_pool":
+            trips.append(f["pixels"] * (f["channels"] // f["pe"]) * f["kernel"])
+        elif k.function in ("add", "requantize"):
+            trips.append(f["pixels"] * (f["channels"] // f["pe"]))
+        elif k.function == "concat":
+            trips.append(f["pixels"] * (f["a_words"] + f["b_words"]))
+    busy = max(trips, default=0)
+    cycles = swg[0] + max(swg[1], busy) if swg else busy
+    return {"macs": Counter(macs), "memories": Counter(memories), "fifos": Counter(fifos), "cycles": cycles}
+
+
+def priced(hardware, tt: bool = False) -> dict:
+    memories = [(m.role, m.kind, m.width, m.depth, m.count) for m in hardware.memories]
+    if tt:  # the TT state and reorder buffers live inside tt.h's step; compare the weight ROMs
+        memories = [m for m in memories if m[0] == "weights"]
+    return {
+        "macs": Counter((m.kind, m.count, m.a_bits, m.w_bits) for m in hardware.macs),
+        "memories": Counter(memories),
+        "fifos": Counter((f.width, f.depth) for f in hardware.fifos),
+        "cycles": hardware.cycles,
+    }
+
+
+def check_design(graph: ir.Graph, plan: FoldingPlan) -> int:
+    """Every layer of ``graph`` under ``plan``: generated == priced. Returns the layers checked."""
+    design = build_design(graph, plan, top="t")
+    specs = layer_specs(graph)
+    checked = 0
+    for block in design.blocks:
+        if block.op is None:
+            continue
+        kernel = kernel_for(block.op)
+        hardware = kernel.hardware(specs[block.op.name], plan.fold(block.op.name))
+        got, want = instantiated(design, block), priced(hardware, tt=isinstance(block.op, ir.TTDense))
+        if isinstance(block.op, ir.TTDense):
+            got.pop("cycles"), want.pop("cycles")
+        assert got == want, f"{block.op.name}: generated {got} but priced {want}"
+        checked += 1
+    return checked
+
+
+# -- random layers ------------------------------------------------------------------------------
+
+
+def random_qtype(rng, *, allow_bipolar: bool = True, weights: bool = False) -> ir.QType:
+    if allow_bipolar and rng.random() < 0.15:
+        return ir.QType(1, True, bipolar=True)
+    bits = int(rng.integers(1 if not weights else 2, 9))
+    signed = bool(rng.random() < 0.5) if bits > 1 else False
+    q = ir.QType(bits, signed)
+    if not weights and not signed and rng.random() < 0.4:
+        q = ir.QType(bits, False, zero_point=(int(rng.integers(q.qmin, q.qmax + 1)),))
+    return q
+
+
+def codes(name: str, shape: tuple, q: ir.QType) -> ir.Tensor:
+    return ir.Tensor(name, (None, *shape), "codes", q, "NHWC" if len(shape) == 3 else "")
+
+
+def random_weights(rng, shape, q: ir.QType) -> np.ndarray:
+    if q.bipolar:
+        return rng.choice([-1, 1], size=shape).astype(np.int64)
+    return rng.integers(q.qmin, q.qmax + 1, size=shape).astype(np.int64)
+
+
+def mul_shift(rng, channels: int, out: ir.QType) -> ir.MultiplyShift:
+    m = rng.integers(1, 4000, channels).astype(np.int64)
+    return ir.MultiplyShift(m, rng.integers(-50, 50, channels).astype(np.int64), 16, np.full(channels, out.qmin),
+                            np.full(channels, out.qmax), np.ones(channels, np.int64))  # fmt: skip
+
+
+def random_fold(rng, legal: dict) -> LayerFold:
+    return LayerFold(int(rng.choice(legal["pe"])), int(rng.choice(legal["simd"])))
+
+
+def plan_for(rng, graph: ir.Graph) -> FoldingPlan:
+    specs = layer_specs(graph)
+    folds = {}
+    for op in graph.integer_ops():
+        folds[op.name] = random_fold(rng, kernel_for(op).legal(specs[op.name]))
+    return FoldingPlan(folds)
+
+
+def conv_shape(rng) -> dict:
+    k = int(rng.integers(1, 4))
+    return {
+        "kernel": (k, int(rng.integers(1, 4))),
+        "strides": (int(rng.integers(1, 3)), int(rng.integers(1, 3))),
+        "pads": tuple(int(rng.integers(0, 2)) for _ in range(4)),
+        "dilations": (int(rng.integers(1, 3)), 1),
+    }
+
+
+def out_hw(h: int, w: int, kernel, strides, pads, dilations=(1, 1)) -> tuple[int, int]:
+    eh, ew = (kernel[0] - 1) * dilations[0] + 1, (kernel[1] - 1) * dilations[1] + 1
+    return (h + pads[0] + pads[2] - eh) // strides[0] + 1, (w + pads[1] + pads[3] - ew) // strides[1] + 1
+
+
+def random_dense(rng) -> ir.Graph:
+    n_in, n_out = int(rng.choice([3, 8, 12, 16, 30])), int(rng.choice([2, 4, 6, 10]))
+    xq, wq, yq = random_qtype(rng), random_qtype(rng, weights=True), ir.QType(8, False)
+    op = ir.Dense("fc", ("x",), ("y",), weights=random_weights(rng, (n_out, n_in), wq), w_qtype=wq,
+                  requant=mul_shift(rng, n_out, yq))  # fmt: skip
+    return ir.Graph("t", {"x": codes("x", (n_in,), xq), "y": codes("y", (n_out,), yq)}, [op], ["x"], ["y"])
+
+
+def random_conv(rng) -> ir.Graph:
+    h, w = int(rng.integers(3, 9)), int(rng.integers(3, 9))
+    ic = int(rng.choice([1, 2, 3, 4, 6, 8]))
+    kind = rng.choice(["dense", "depthwise", "grouped"])
+    groups = ic if kind == "depthwise" else (int(rng.choice(divisors(ic))) if kind == "grouped" else 1)
+    oc = ic if kind == "depthwise" else groups * int(rng.integers(1, 4))
+    shape = conv_shape(rng)
+    oh, ow = out_hw(h, w, **shape)
+    if oh < 1 or ow < 1:
+        shape = {"kernel": (1, 1), "strides": (1, 1), "pads": (0, 0, 0, 0), "dilations": (1, 1)}
+        oh, ow = h, w
+    xq, wq, yq = random_qtype(rng), random_qtype(rng, weights=True), ir.QType(8, True)
+    weights = random_weights(rng, (oc, ic // groups, *shape["kernel"]), wq)
+    op = ir.Conv("conv", ("x",), ("y",), weights=weights, w_qtype=wq, groups=groups, strides=shape["strides"],
+                 pads=shape["pads"], dilations=shape["dilations"], requant=mul_shift(rng, oc, yq))  # fmt: skip
+    tensors = {"x": codes("x", (h, w, ic), xq), "y": codes("y", (oh, ow, oc), yq)}
+    return ir.Graph("t", tensors, [op], ["x"], ["y"])
+
+
+def random_pool(rng) -> ir.Graph:
+    h, w, c = int(rng.integers(2, 9)), int(rng.integers(2, 9)), int(rng.choice([1, 2, 4, 6]))
+    xq = ir.QType(int(rng.integers(2, 9)), bool(rng.random() < 0.5))
+    if rng.random() < 0.3:
+        kernel, strides, pads = (h, w), (1, 1), (0, 0, 0, 0)
+    else:
+        k = int(rng.integers(2, 4))
+        kernel, strides = (min(k, h), min(k, w)), (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+        pads = (0, 0, 0, 0) if rng.random() < 0.5 else (1, 1, 1, 1) if min(kernel) > 1 else (0, 0, 0, 0)
+    oh, ow = out_hw(h, w, kernel, strides, pads)
+    if rng.random() < 0.5:
+        op = ir.MaxPool("pool", ("x",), ("y",), kernel=kernel, strides=strides, pads=pads)
+        yq = xq
+    else:
+        yq = ir.QType(8, True)
+        op = ir.AvgPool("pool", ("x",), ("y",), kernel=kernel, strides=strides, pads=pads,
+                        requant=mul_shift(rng, 1, yq))  # fmt: skip
+    tensors = {"x": codes("x", (h, w, c), xq), "y": codes("y", (oh, ow, c), yq)}
+    return ir.Graph("t", tensors, [op], ["x"], ["y"])
+
+
+def random_residual(rng) -> ir.Graph:
+    """x -> conv (3x3, pad 1) -> conv -> add(x, .) or concat(x, .): a fork with a bypass FIFO."""
+    h, w, c = int(rng.integers(3, 7)), int(rng.integers(3, 7)), int(rng.choice([2, 4]))
+    q = ir.QType(8, True)
+    ops = []
+    for i, (src, dst) in enumerate((("x", "t1"), ("t1", "t2"))):
+        weights = random_weights(rng, (c, c, 3, 3), ir.QType(4, True))
+        ops.append(ir.Conv(f"conv{i}", (src,), (dst,), weights=weights, w_qtype=ir.QType(4, True), pads=(1, 1, 1, 1),
+                           requant=mul_shift(rng, c, q)))  # fmt: skip
+    out_c = c
+    if rng.random() < 0.5:
+        ops.append(ir.Add("join", ("x", "t2"), ("y",), input_multipliers=(1, int(rng.integers(1, 4))),
+                          requant=mul_shift(rng, c, q)))  # fmt: skip
+    else:
+        ops.append(ir.Concat("join", ("x", "t2"), ("y",), axis=-1))
+        out_c = 2 * c
+    tensors = {n: codes(n, (h, w, c), q) for n in ("x", "t1", "t2")}
+    tensors["y"] = codes("y", (h, w, out_c), q)
+    return ir.Graph("t", tensors, ops, ["x"], ["y"])
+
+
+GENERATORS = {"dense": random_dense, "conv": random_conv, "pool": random_pool, "residual": random_residual}
+
+
+@pytest.mark.parametrize("kind", sorted(GENERATORS))
+def test_the_cost_model_prices_what_codegen_instantiates(kind):
+    rng = np.random.default_rng(sum(map(ord, kind)))
+    checked = 0
+    for _ in range(60):
+        graph = GENERATORS[kind](rng)
+        plan = plan_for(rng, graph)
+        try:
+            checked += check_design(graph, plan)
+        except InputError as e:  # a configuration the hardware refuses (e.g. padding a bipolar input)
+            assert "bipolar" in str(e)
+    assert checked >= 40
+
+
+def test_a_tensor_train_layer_prices_its_steps_as_generated():
+    from accelgen.pipeline import compile_model  # noqa: PLC0415
+    from tests.tt_models import tt_model  # noqa: PLC0415
+
+    model, _ = tt_model((4, 4, 2), (3, 2, 2), (1, 3, 2, 1), seed=3)
+    graph = compile_model(model).graph
+    op = next(op for op in graph.integer_ops() if isinstance(op, ir.TTDense))
+    legal = kernel_for(op).legal(layer_specs(graph)[op.name])
+    rng = np.random.default_rng(5)
+    picks = [0, len(legal["steps"]) - 1, *rng.integers(0, len(legal["steps"]), 4)]
+    for steps in (legal["steps"][i] for i in picks):
+        assert check_design(graph, FoldingPlan({op.name: LayerFold(1, 1, tuple(steps))})) == 1
+
+
+def test_the_check_fails_when_codegen_and_cost_disagree(monkeypatch):
+    """The comparison can fail: a description priced with the wrong multiplier kind is caught."""
+    from accelgen.kernels import hw  # noqa: PLC0415
+
+    q8 = ir.QType(8, True)
+    op = ir.Dense("fc", ("x",), ("y",), weights=np.ones((4, 8), np.int64), w_qtype=q8,
+                  requant=mul_shift(np.random.default_rng(0), 4, ir.QType(8, False)))  # fmt: skip
+    graph = ir.Graph("t", {"x": codes("x", (8,), q8), "y": codes("y", (4,), ir.QType(8, False))}, [op], ["x"], ["y"])
+    with monkeypatch.context() as m:
+        m.setattr(hw, "mac_kind", lambda *a: "LutMultiply")  # the cost side alone believes in LUT products
+        hardware = kernel_for(op).hardware(layer_specs(graph)["fc"], LayerFold(2, 4))
+    design = build_design(graph, FoldingPlan({"fc": LayerFold(2, 4)}), top="t")
+    block = next(b for b in design.blocks if b.op is not None)
+    assert instantiated(design, block)["macs"] == Counter({("DspMultiply", 8, 8, 8): 1})
+    assert priced(hardware)["macs"] != instantiated(design, block)["macs"]
