@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import math
 
-from accelgen import ir
 from accelgen.kernels.base import NONE, Cost, Fifo, Hardware, Mac, Memory, Resources, ceil_div
 
 # -- block RAM ------------------------------------------------------------------------------
