@@ -33,7 +33,7 @@ from accelgen.codegen.names import Namer, comment_text
 from accelgen.codegen.params import pack_words, requant_param, requant_partitions
 from accelgen.codegen.types import CodeType, IntType, centred_range, code_of, int_type, signed_type, zero_point
 from accelgen.errors import InputError, InternalError
-from accelgen.kernels import tt
+from accelgen.kernels import resize, tt
 from accelgen.plan import FoldingPlan, LayerFold
 
 #: products of operands up to this many bits are mapped to LUTs
@@ -581,4 +581,5 @@ BUILDERS: dict[type, Callable[[Context, ir.Op, str], Block]] = {
     ir.Add: build_add,
     ir.Requantize: build_requantize,
     ir.Concat: build_concat,
+    ir.Resize: resize.build,
 }

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from accelgen import ir
 from accelgen.errors import UnsupportedError
-from accelgen.kernels import add, concat, conv, dense, depthwise, pool, requantize, reshape, tt
+from accelgen.kernels import add, concat, conv, dense, depthwise, pool, requantize, reshape, resize, tt
 from accelgen.kernels.base import Kernel
 
 #: every kernel module, in the order the registry tries them
-KERNELS: tuple[Kernel, ...] = (dense, tt, conv, depthwise, pool, add, requantize, concat, reshape)
+KERNELS: tuple[Kernel, ...] = (dense, tt, conv, depthwise, pool, add, requantize, concat, reshape, resize)
 
 REGISTRY: dict[type[ir.Op], tuple[Kernel, ...]] = {}
 for _kernel in KERNELS:
