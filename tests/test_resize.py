@@ -420,7 +420,8 @@ def test_build_conv_resize_conv_csim_equals_golden(tmp_path: Path) -> None:
 @pytest.mark.parametrize("pe", [2, 4])
 def test_csim_1x3_and_3x1_factors_with_pe(tmp_path: Path, pe: int) -> None:
     """Quant -> Conv -> Resize(1x3) -> Resize(3x1) -> Conv, both resizes at pe > 1, against numpy repeats."""
-    from accelgen.csim import run_csim
+    from accelgen.csim import Emulator, build_group, run_csim
+    from accelgen.runtime.accelerator import Partition
 
     net = Net(1010 + pe)
     x = net.float_input((6, 2, 3, 4))
@@ -451,3 +452,8 @@ def test_csim_1x3_and_3x1_factors_with_pe(tmp_path: Path, pe: int) -> None:
     assert top.count("accelgen::upsample_nearest<") == 2
     layers = {r["name"]: r for r in result["layers"] if r["kind"] == "layer"}
     assert all(layers[op.name]["mismatches"] == 0 for op in ups)
+    # the same design on the ap_types model of every operation (what synthesis compiles)
+    emu = Emulator(out, library=build_group([out], ap_model=True))
+    got = emu.run_layers({t: env[t] for t in Partition(compiled.graph).hw_inputs})
+    for op in ups:
+        np.testing.assert_array_equal(got[op.name], env[op.outputs[0]])
