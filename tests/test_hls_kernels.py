@@ -519,6 +519,13 @@ def _():
     return b.finish(b.resize(b.resize(x, (1, 3), fold=F(2, 1)), (3, 1), fold=F(4, 1)))
 
 
+@case("resize_one_pixel_rows_pe6_pe2")
+def _():
+    b = GraphBuilder("u", 406)
+    x = b.input("x", (4, 1, 6), qt(5, False, zp=9))  # rows of one pixel: repeats from the shift register
+    return b.finish(b.resize(b.resize(x, (3, 1), fold=F(6, 1)), (2, 1), fold=F(2, 1)))
+
+
 # -- width converters between folds, AXI packing, several outputs -----------------------------------
 
 

@@ -5,7 +5,8 @@ The kernel (``upsample_nearest`` in hls/accelgen/resize.h) streams channels-last
 a line buffer of one input row (W * C/pe words), and emits the row FH times with each
 pixel repeated FW times; within the first output row a pixel's repeats come from a shift
 register of one pixel (C/pe words) instead, so no word is read back from the buffer
-right after it is written. One output word per cycle:
+right after it is written (output rows of one pixel, W == FW == 1, are all repeats from
+the shift register). One output word per cycle:
 
 * folding (accelgen.plan): ``pe | C``, ``simd`` = 1;
 * cycles per frame = output elements / pe = H*FH * W*FW * C/pe (the kernel's trip count);
@@ -82,8 +83,10 @@ def describe(op: ir.Resize, graph: ir.Graph) -> ResizeSpec:
 
 def hardware(spec: ResizeSpec, pe: int) -> ResizeHardware:
     nf = spec.channels // pe
+    pixel_rows = spec.in_w * spec.fw == 1  # output rows of one pixel repeat the shift register, not the buffer
     return ResizeHardware(
-        word_bits=pe * spec.bits, words_per_pixel=nf, row_words=spec.in_w * nf, pixel_words=nf if spec.fw > 1 else 0,
+        word_bits=pe * spec.bits, words_per_pixel=nf, row_words=0 if pixel_rows else spec.in_w * nf,
+        pixel_words=nf if spec.fw > 1 or (pixel_rows and spec.fh > 1) else 0,
         cycles=spec.in_h * spec.fh * spec.in_w * spec.fw * nf, lead=pe,
     )  # fmt: skip
 

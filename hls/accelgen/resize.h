@@ -16,12 +16,15 @@ namespace accelgen {
 /// FH - 1 output rows. Within that first output row the FW - 1 repeats of a pixel come
 /// from a shift register of one pixel (WORDS_PER_PIXEL words), so the buffer is only
 /// written during the first copy of a row and only read during the others: a buffer word
-/// is read at least one output row (IN_W * FW * WORDS_PER_PIXEL words) after it is written.
+/// is read one output row (IN_W * FW * WORDS_PER_PIXEL words) after it is written.
 /// \tparam CFG configuration: word_t (PE lanes of one code), WORDS_PER_PIXEL (channels /
 ///   PE), IN_H, IN_W (input rows and columns), FH, FW (the factors, >= 1).
+/// Output rows of one pixel (IN_W == FW == 1) repeat the shift register instead, and
+/// leave the buffer unused.
 /// Pragmas: PIPELINE II=1 on the flattened loop (one output word per cycle, IN_H * FH *
-/// IN_W * FW * WORDS_PER_PIXEL cycles per frame); the line buffer carries no dependence
-/// between iterations closer than one output row; the shift register is partitioned.
+/// IN_W * FW * WORDS_PER_PIXEL cycles per frame); DEPENDENCE inter false on the line
+/// buffer, whose accesses to one address are at least one output row (>= 2 words) apart;
+/// the shift register is partitioned into registers.
 template <class CFG>
 void upsample_nearest(hls::stream<typename CFG::word_t>& in, hls::stream<typename CFG::word_t>& out,
                       const unsigned reps) {
@@ -30,6 +33,7 @@ void upsample_nearest(hls::stream<typename CFG::word_t>& in, hls::stream<typenam
     typedef typename CFG::word_t word_t;
     const unsigned NF = CFG::WORDS_PER_PIXEL;
     const unsigned ROW_WORDS = CFG::IN_W * NF;
+    const bool PIXEL_ROWS = CFG::IN_W * CFG::FW == 1;  // an output row is one pixel
     word_t row[ROW_WORDS];
 #pragma HLS DEPENDENCE variable = row inter false
     word_t pixel[NF];  // pixel[k]: the word emitted k + 1 words ago
@@ -49,7 +53,7 @@ upsample_samples:
                 w = copy_x == 0 ? in.read() : pixel[NF - 1];
                 if (copy_x == 0) row[base + nf] = w;
             } else {
-                w = row[base + nf];
+                w = PIXEL_ROWS ? pixel[NF - 1] : row[base + nf];
             }
             out.write(w);
         upsample_shift:
