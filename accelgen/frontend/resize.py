@@ -6,7 +6,8 @@ W multiplied by whole factors >= 1 (given as ``scales`` or ``sizes``, with or wi
 every output pixel a copy of input pixel ``(y // fh, x // fw)``. The pair is checked by
 evaluating the ONNX coordinate formula exactly on each axis, so e.g. ``asymmetric`` +
 ``floor`` (PyTorch's ``nearest``) and ``half_pixel`` + ``round_prefer_floor`` (the
-default) pass and ``align_corners`` does not. Copying codes needs no requantization: the
+default) pass at any factor, ``align_corners`` + rounding at factor 2 and ``floor``
+after ``half_pixel`` never. Copying codes needs no requantization: the
 output keeps the input's QType, in QONNX (Quant -> Resize), QDQ (DQ -> Resize -> Q) and
 QOperator (Resize on the uint8 / int8 codes) models alike.
 
@@ -109,10 +110,10 @@ def _scales(imp, node: onnx.NodeProto, t: ir.Tensor, attrs: dict, where: str) ->
     for a in (0, 1):
         if scale[a] != 1:
             raise InputError(f"{where}: scales the {'batch' if a == 0 else 'channel'} axis {names[a]} by "
-                             f"{float(scale[a]):g}; only H and W may be resized. {SUPPORTED}")  # fmt: skip
+                             f"{float(scale[a]):.9g}; only H and W may be resized. {SUPPORTED}")  # fmt: skip
     for a in (2, 3):
         if scale[a].denominator != 1 or scale[a] < 1:
-            raise InputError(f"{where}: factor {float(scale[a]):g} on axis {names[a]} is not a whole number >= 1 "
+            raise InputError(f"{where}: factor {float(scale[a]):.9g} on axis {names[a]} is not a whole number >= 1 "
                              f"(input {names[a]} = {t.shape[a]}). {SUPPORTED}")  # fmt: skip
     return scale
 
