@@ -9,7 +9,8 @@
   Resize of distinct values, not of accelgen).
 * Bad inputs: an InputError naming the node, exit 2 from ``accelgen inspect``.
 * The cost model's cycles against the generated kernel's loop trip count, and C simulation
-  (``csim`` marker) of conv -> resize(2x) -> conv and of 1x3 / 3x1 factors with pe > 1.
+  (``csim`` marker) of conv -> resize(2x) -> conv, of 1x3 / 3x1 factors with pe > 1 and of a
+  feature-pyramid step (strided branch upsampled and added to a lateral branch).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from accelgen.kernels import kernel_for
 from accelgen.pipeline import compile_model
 from accelgen.plan import FoldingPlan, LayerFold
 from tests.test_layers import (
+    ADD_MULTIPLY_SHIFT,
     BATCH,
     Case,
     Net,
@@ -457,3 +459,31 @@ def test_csim_1x3_and_3x1_factors_with_pe(tmp_path: Path, pe: int) -> None:
     got = emu.run_layers({t: env[t] for t in Partition(compiled.graph).hw_inputs})
     for op in ups:
         np.testing.assert_array_equal(got[op.name], env[op.outputs[0]])
+
+
+@pytest.mark.csim
+def test_fpn_upsample_and_lateral_add(tmp_path: Path) -> None:
+    """A feature-pyramid step: a strided conv branch upsampled 2x and added to a 1x1 lateral branch of
+    the same input (the forked stream joins again): golden == onnxruntime, C-sim == golden."""
+    from accelgen.csim import run_csim
+
+    net = Net(1020)
+    x = net.float_input((6, 4, 8, 6))
+    xr, sx, _ = net.qdq(x, "uint8")
+    w, sw = net.weights((4, 4, 3, 3), "int8", True)
+    down = net.op("Relu", [net.op("Conv", [xr, w, net.bias(4, sx * sw)], kernel_shape=[3, 3], strides=[2, 2],
+                                  pads=[1, 1, 1, 1])])  # fmt: skip
+    down, _, _ = net.qdq(down, "uint8")
+    up = resize(net, down, (6, 4, 4, 3), (2, 2), coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    wl, swl = net.weights((4, 4, 1, 1), "int8", True)
+    lateral, _, _ = net.qdq(net.op("Conv", [xr, wl, net.bias(4, sx * swl)], kernel_shape=[1, 1]), "uint8")
+    y = net.op("Add", [up, lateral])
+    scale, zp = net.calibrate(y, "uint8")
+    case = Case(net.model(net.quantize(y, "uint8", scale, zp)), net.feeds)
+    case.multiply_shift = ADD_MULTIPLY_SHIFT  # residual adds: see tests.test_layers
+    graph = check(case)
+    assert [op.kind for op in graph.integer_ops()] == ["Conv", "Resize", "Conv", "Add"]
+    out = generate(compile_model(case.model), None, tmp_path / "d", vectors=(net.feeds[x],))
+    assert "accelgen::duplicate<" in (out / "hls" / "top.cpp").read_text()  # the fork of the input stream
+    result = run_csim(out)
+    assert result["passed"] and result["mismatches"] == 0 and result["vectors"] == 6, result.get("first_mismatch")
