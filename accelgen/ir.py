@@ -447,6 +447,15 @@ class Reshape(Op):
 
 
 @dataclass(frozen=True, eq=False)
+class Resize(Op):
+    """Nearest-neighbour upsampling of codes by whole factors (fh, fw) on H and W: each
+    pixel becomes an fh x fw block of copies; channels, codes and QType are unchanged."""
+
+    factors: tuple[int, int] = (1, 1)
+    kind = "Resize"
+
+
+@dataclass(frozen=True, eq=False)
 class Transpose(Op):
     """A layout change at the model boundary (host side)."""
 
@@ -518,7 +527,7 @@ OP_TYPES: dict[str, type[Op]] = {
     cls.kind: cls
     for cls in (
         Quantize, Dequantize, Conv, Dense, TTDense, MaxPool, AvgPool, Add, Concat, Requantize,
-        Reshape, Transpose, Affine, BatchNorm, Relu, Clip, Round, Softmax, Sigmoid,
+        Reshape, Transpose, Affine, BatchNorm, Relu, Clip, Round, Softmax, Sigmoid, Resize,
     )
 }  # fmt: skip
 
@@ -722,10 +731,22 @@ def _verify_op(graph: Graph, op: Op, lowered: bool) -> None:
             raise InternalError(f"{op.kind} '{op.name}' thresholds are not sorted")
     if isinstance(op, (MaxPool, Concat)) and any(t.kind != "codes" for t in ins):
         raise InternalError(f"{op.kind} '{op.name}' input is not codes")
+    if isinstance(op, Resize):
+        _verify_resize(op, ins[0], out)
     if isinstance(op, Concat) and len({_qkey(t.qtype) for t in ins}) != 1:
         raise InternalError(f"Concat '{op.name}' inputs have different QTypes")
     if lowered and op.elementwise_float and not is_host_op(op, tensors):
         raise InternalError(f"float op '{op.name}' left between integer layers")
+
+
+def _verify_resize(op: Resize, x: Tensor, out: Tensor) -> None:
+    """Codes in, the same QType out, H and W multiplied by whole factors >= 1."""
+    fh, fw = op.factors
+    hw = (1, 2) if x.layout == "NHWC" else (2, 3)
+    want = list(x.shape)
+    want[hw[0]], want[hw[1]] = int(x.shape[hw[0]]) * fh, int(x.shape[hw[1]]) * fw
+    if x.kind != "codes" or out.qtype != x.qtype or min(fh, fw) < 1 or list(out.shape) != want:
+        raise InternalError(f"Resize '{op.name}': {x.kind} {x.shape} x {op.factors} -> {out.kind} {out.shape}")
 
 
 def is_contiguous_order(order: tuple[int, ...], d: int) -> bool:

@@ -11,7 +11,7 @@ Folding semantics, per kernel (every kernel module validates its own):
   ``simd | IC``, ``pe | OC``; cycles = OH*OW * KH*KW * (IC/simd) * (OC/pe).
 * Depthwise / grouped Conv: ``pe`` channels in parallel, ``simd`` kernel taps per cycle;
   ``pe | OC``, ``simd | KH*KW``.
-* MaxPool, AvgPool, Add, Requantize: ``pe`` channels per cycle, ``pe | C``; ``simd`` is 1.
+* MaxPool, AvgPool, Add, Requantize, Resize: ``pe`` channels per cycle, ``pe | C``; ``simd`` is 1.
 * Concat, Reshape: no folding (``pe = simd = 1``): they move whole stream words.
 * TTDense: ``steps``, one parallelism per contraction step (MACs per cycle, a divisor of
   the step's reduction length times its columns, see accelgen.kernels.tt); ``pe = simd = 1``.

@@ -118,6 +118,10 @@ def ref_run(g: ir.Graph, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]
             y = np.concatenate(xs, axis=-1)
         elif isinstance(op, ir.Reshape):
             y = xs[0].reshape(xs[0].shape[0], *op.shape)
+        elif isinstance(op, ir.Resize):  # output pixel (y, x) = input pixel (y // fh, x // fw)
+            n, h, w, c = xs[0].shape
+            rows, cols = np.arange(h * op.factors[0]) // op.factors[0], np.arange(w * op.factors[1]) // op.factors[1]
+            y = xs[0][:, rows][:, :, cols]
         else:
             raise AssertionError(op.kind)
         env[op.outputs[0]] = y
@@ -269,6 +273,12 @@ class GraphBuilder:
         name = f"concat{len(self.ops)}"
         y = self.tensor(f"{name}_out", (*shape[:-1], c), self.q(xs[0]))
         return self._add_op(ir.Concat(name, tuple(xs), (y,), axis=len(shape)), y, None)
+
+    def resize(self, x: str, factors, fold=None) -> str:
+        h, w, c = self.shape(x)
+        name = f"resize{len(self.ops)}"
+        y = self.tensor(f"{name}_out", (h * factors[0], w * factors[1], c), self.q(x))
+        return self._add_op(ir.Resize(name, (x,), (y,), factors=tuple(factors)), y, fold)
 
     def finish(self, *outputs: str) -> tuple[ir.Graph, FoldingPlan, dict[str, np.ndarray]]:
         self.outputs = list(outputs)
@@ -494,6 +504,28 @@ def _():
     return b.finish(b.requantize(b.input("x", (2, 5, 6), qt(8, True, zp=-7)), qt(3, True), fold=F(3, 1)))
 
 
+@case("resize_2x2_pe1_then_conv")
+def _():
+    b = GraphBuilder("u", 404)
+    x = b.input("x", (3, 4, 3), qt(3, True))
+    y = b.resize(x, (2, 2), fold=F(1, 1))
+    return b.finish(b.conv(y, 2, (3, 3), qt(4, True), qt(4, False), pads=(1, 1, 1, 1), fold=F(2, 3)))
+
+
+@case("resize_1x3_pe2_3x1_pe4_bipolar")
+def _():
+    b = GraphBuilder("u", 405)
+    x = b.input("x", (2, 3, 4), BIPOLAR)
+    return b.finish(b.resize(b.resize(x, (1, 3), fold=F(2, 1)), (3, 1), fold=F(4, 1)))
+
+
+@case("resize_one_pixel_rows_pe6_pe2")
+def _():
+    b = GraphBuilder("u", 406)
+    x = b.input("x", (4, 1, 6), qt(5, False, zp=9))  # rows of one pixel: repeats from the shift register
+    return b.finish(b.resize(b.resize(x, (3, 1), fold=F(6, 1)), (2, 1), fold=F(2, 1)))
+
+
 # -- width converters between folds, AXI packing, several outputs -----------------------------------
 
 
@@ -600,5 +632,6 @@ def test_coverage_of_the_issue(emulators):
     for c in CASES:
         src = (emulators[c.name, "native"][0].outdir / "hls" / "top.cpp").read_text()
         kernels |= {k for k in ("mvau<", "vvau<", "sliding_window<", "window_pool<", "global_pool<", "add<", "concat<",
-                                "requantize<", "duplicate<", "gearbox<") if f"accelgen::{k}" in src}  # fmt: skip
-    assert len(kernels) == 10, kernels
+                                "requantize<", "duplicate<", "gearbox<", "upsample_nearest<")
+                    if f"accelgen::{k}" in src}  # fmt: skip
+    assert len(kernels) == 11, kernels

@@ -88,11 +88,11 @@ def _hostile_board(name: str):
 
 def _kernel_graph():
     """A lowered graph with the kernels the fixture models lack (depthwise, requantize,
-    concat), named by hostile strings."""
+    concat, resize), named by hostile strings."""
     b = GraphBuilder(HOSTILE, seed=0)
     x = b.input(f"{HOSTILE}in", (6, 6, 4), qt(4, False))
     depthwise = b.conv(x, 4, (3, 3), qt(4, True), qt(4, False), pads=(1, 1, 1, 1), groups=4)
-    graph, plan, _ = b.finish(b.concat([depthwise, b.requantize(x, qt(4, False))]))
+    graph, plan, _ = b.finish(b.resize(b.concat([depthwise, b.requantize(x, qt(4, False))]), (2, 1)))
     return graph, plan
 
 

@@ -67,6 +67,10 @@ def instantiated(design, block) -> dict:
             trips.append(f["pixels"] * (f["channels"] // f["pe"]) * f["kernel"])
         elif k.function in ("add", "requantize"):
             trips.append(f["pixels"] * (f["channels"] // f["pe"]))
+        elif k.function == "upsample_nearest":
+            if f["in_w"] * f["fw"] > 1:  # rows of one pixel repeat from the shift register alone
+                memories.append(("line_buffer", "ram", f["word_bits"], f["in_w"] * f["words_per_pixel"], 1))
+            trips.append(f["in_h"] * f["fh"] * f["in_w"] * f["fw"] * f["words_per_pixel"])
         elif k.function == "concat":
             trips.append(f["pixels"] * (f["a_words"] + f["b_words"]))
     busy = max(trips, default=0)
@@ -230,7 +234,16 @@ def random_residual(rng) -> ir.Graph:
     return ir.Graph("t", tensors, ops, ["x"], ["y"])
 
 
-GENERATORS = {"dense": random_dense, "conv": random_conv, "pool": random_pool, "residual": random_residual}
+def random_resize(rng) -> ir.Graph:
+    h, w, c = int(rng.integers(1, 7)), int(rng.integers(1, 7)), int(rng.choice([1, 2, 3, 4, 8]))
+    fh, fw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    q = random_qtype(rng)
+    op = ir.Resize("up", ("x",), ("y",), factors=(fh, fw))
+    tensors = {"x": codes("x", (h, w, c), q), "y": codes("y", (h * fh, w * fw, c), q)}
+    return ir.Graph("t", tensors, [op], ["x"], ["y"])
+
+
+GENERATORS = {"dense": random_dense, "resize": random_resize, "conv": random_conv, "pool": random_pool, "residual": random_residual}
 
 
 @pytest.mark.parametrize("kind", sorted(GENERATORS))

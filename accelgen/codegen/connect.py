@@ -20,6 +20,7 @@ from accelgen.codegen.layers import BUILDERS, Context, gearbox_kernel
 from accelgen.codegen.names import Namer, comment_text
 from accelgen.codegen.types import CodeType, code_of
 from accelgen.errors import InputError, InternalError, UnsupportedError
+from accelgen.kernels import kernel_for
 from accelgen.kernels.hw import bypass_fifo_depth
 from accelgen.kernels.streams import layer_specs
 from accelgen.plan import FoldingPlan
@@ -76,7 +77,7 @@ def build_design(graph: ir.Graph, plan: FoldingPlan | None, *, top: str, bus_bit
         if isinstance(op, ir.Reshape):
             alias[op.outputs[0]] = alias.get(op.inputs[0], op.inputs[0])
             continue
-        builder = BUILDERS.get(type(op))
+        builder = BUILDERS.get(type(op)) or _kernel_builder(op)
         if builder is None:
             unsupported.append(f"'{op.name}' ({op.kind}): no HLS kernel implements it")
             continue
@@ -107,6 +108,14 @@ def build_design(graph: ir.Graph, plan: FoldingPlan | None, *, top: str, bus_bit
     plumbing, kernels, streams = _connect(ctx, ordered, producers, resolve)
     layers = _trace_layers(graph, blocks)
     return Design(top, namespace, bus_bits, inputs, outputs, ordered, plumbing, kernels, streams, layers)
+
+
+def _kernel_builder(op: ir.Op):
+    """A kernel module's own code generator (``build``), for layer types added as one module."""
+    try:
+        return getattr(kernel_for(op), "build", None)
+    except UnsupportedError:
+        return None
 
 
 def _axis_input(ctx: Context, graph: ir.Graph, tensor: str, k: int, bus: int, lanes: int) -> tuple[IoPort, Block]:

@@ -21,6 +21,7 @@ from accelgen.frontend.layers import LayerHandlers
 from accelgen.frontend.layout import LayoutHandlers
 from accelgen.frontend.qoperator import QOperatorHandlers
 from accelgen.frontend.quantizers import QuantizerHandlers
+from accelgen.frontend.resize import resize
 from accelgen.frontend.tensor_train import TensorTrainHandlers
 
 
@@ -34,6 +35,8 @@ class _Importer(
     ImporterBase,
 ):
     """The handlers of every dialect over one shared state (see ImporterBase)."""
+
+    op_Resize = resize
 
 
 def import_model(model: onnx.ModelProto, name: str = "model") -> ir.Graph:

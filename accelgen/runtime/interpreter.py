@@ -265,6 +265,13 @@ def _reshape(op, ins, graph) -> np.ndarray:
     return ins[0].reshape((ins[0].shape[0], *op.shape))
 
 
+def _resize(op, ins, graph) -> np.ndarray:
+    """Nearest-neighbour upsampling: every pixel repeated fh times down and fw times across."""
+    fh, fw = (int(f) for f in op.factors)
+    h_axis = 1 if graph.tensors[op.inputs[0]].layout == "NHWC" else 2
+    return np.repeat(np.repeat(ins[0], fh, axis=h_axis), fw, axis=h_axis + 1)
+
+
 # -- host ops --------------------------------------------------------------------------------
 
 
@@ -343,6 +350,7 @@ _EVAL = {
     "Requantize": _requantize,
     "Concat": _concat,
     "Reshape": _reshape,
+    "Resize": _resize,
     "Quantize": _quantize,
     "Dequantize": _dequantize,
     "Affine": _affine,

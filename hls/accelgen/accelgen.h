@@ -12,6 +12,7 @@
 #include "mvau.h"
 #include "pool.h"
 #include "requant.h"
+#include "resize.h"
 #include "streams.h"
 #include "swg.h"
 #include "trace.h"
