@@ -361,8 +361,8 @@ class Estimate:
 
     @property
     def whole_design(self) -> Resources:
-        """Kernels plus shell: the estimate of the whole design's utilisation."""
-        return self.resources + self.overhead
+        """Kernels (calibrated) plus shell: the estimate of the whole design's utilisation."""
+        return shell.whole_design(self.resources, self.overhead)
 
     @property
     def fps(self) -> float:
@@ -475,8 +475,8 @@ def explore(
     if not layers:
         raise InputError(f"{model}: no integer layer to put in hardware (everything runs on the host)")
     iface = shell.interface(graph, bus_bits)
-    overhead = shell.overhead(board.processing_system, iface)
-    budget = {k: v - overhead.as_dict()[k] for k, v in budget.items()}  # the kernels' share (< 0: nothing fits)
+    overhead = shell.graph_overhead(board.processing_system, iface, graph)
+    budget = shell.kernel_budget(budget, overhead)  # the kernels' share (< 0: nothing fits)
     problem = _problem(layers, keys, budget)
     relax = _relaxation_bound(problem, problem.candidates())
     notes: list[str] = []
@@ -586,7 +586,7 @@ def _validate(plan: FoldingPlan, layers: list[Layer], board: Board, notes: list[
             la.folds.append(fold)
             la.costs.append(la.kernel.cost(la.spec, fold))
         choice.append(la.index(fold))
-    used = (total([la.costs[c].resources for la, c in zip(layers, choice)]) + overhead).as_dict()
+    used = shell.whole_design(total([la.costs[c].resources for la, c in zip(layers, choice)]), overhead).as_dict()
     over = [f"{k} {used[k]:,} > {n:,}" for k, n in board.resources.items() if used.get(k, 0) > n]
     if over:
         raise FitError(f"the folding plan does not fit {board.title} (estimate): {'; '.join(over)}. "

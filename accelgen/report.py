@@ -279,9 +279,10 @@ def render_markdown(report: dict[str, Any]) -> str:
                      f"{_pct(t['utilisation'].get(key))} |")  # fmt: skip
     if t.get("shell"):
         sh, whole = t["shell"], t["whole_design"]
-        lines += ["", f"The kernels above; the shell (DMA, interconnect, AXI-Stream adapters; {SHELL_SOURCE}) "
-                  "is taken off the budget and is its own line:", "",
-                  "| resource | kernels | shell | whole design |", "|---|---:|---:|---:|"]  # fmt: skip
+        lines += ["", "The kernels above are the cost models' figures. The whole design is the kernels times the "
+                  f"calibrated scale plus the shell and stream plumbing ({SHELL_SOURCE}); the budget above is the "
+                  "kernels' share of it:", "",
+                  "| resource | kernels | shell + plumbing | whole design (calibrated) |", "|---|---:|---:|---:|"]  # fmt: skip
         lines += [f"| {k} | {_n(t.get(k))} | {_n(sh[k])} | {_n(whole[k])} |" for k in ("lut", "ff", "dsp", "bram18")]
     if t.get("interface"):
         i = t["interface"]

@@ -1,43 +1,50 @@
 """The cost model's tunable constants, in one place, each with its value and where it came from.
 
 Everything else in the cost model is a count derived from the hardware's structure (bits,
-depths, lanes; accelgen.kernels.hw). The constants here are the figures that structure
-does not give: the fixed logic around the kernels (the DMA + interconnect shell of each
-board family, the AXI-Stream port adapters).
+depths, lanes; accelgen.kernels.hw). The constants here are what that structure does not
+give. The whole-design estimate (accelgen.kernels.shell) is
 
-Status (read before trusting a figure): the shell figures below are engineering estimates
-from the composition of the block design accelgen generates (templates/scripts/bd_*.tcl.j2:
-one AXI DMA channel per port in simple mode, an AXI interconnect for the control port, one
-for the HP port, a processor system reset), sized after the Xilinx IP product guides' typical
-figures (PG021 AXI DMA, PG059 AXI Interconnect, PG164 Processor System Reset). They are NOT
-yet fitted on published synthesis results: ``benchmarks/bench_calibration.py`` prints the
-held-out comparison (BNN-PYNQ LFC-W1A1 and CNV-W1A1 on Pynq-Z2) with these values; the fit
-on hls4ml's and finn-examples' published figures is still to be done (see that script).
+    KERNEL_SCALE x (the kernels' cost models, summed)
+    + PLUMBING_PER_LAYER x layers + DSP_PER_WINDOW x window generators
+    + the shell: SHELL_FIXED[family] + SHELL_PER_PORT x ports + the ports' adapters
+
+Fitted by ``python benchmarks/bench_calibration.py --fit`` (the values marked fitted are its
+output) on BNN-PYNQ's published post-implementation utilisation of LFC-W1A2, CNV-W1A2 and
+CNV-W2A2 on PYNQ-Z1/Z2 (Vivado 2018.2; Xilinx/BNN-PYNQ bnn/src/network/<net>/README.md at
+d84f6e887d224791b6a20e7a907123bf9e15ee41, folding from .../hw/config.h), rebuilt in
+accelgen at the same bit widths, padded shapes, folding and clock. LUT, FF, BRAM18: least
+squares of the relative error of ``published - shell = scale x kernels + per_layer x
+layers``; DSP: of ``published = fixed + per_window x windows``. LFC-W1A1 and CNV-W1A1 are
+held out (the benchmark prints both). Limits: three in-sample designs, all 1-2-bit
+BNN-PYNQ dataflow designs on a Zynq-7000, so the scales describe binarized layers and the
+per-layer plumbing describes BNN-PYNQ's (FIFOs, width converters, window buffers); the
+Zynq UltraScale+ shell and the per-port figures are engineering estimates. hls4ml's
+synthesis baselines could not be used: they are 16- and 32-bit fixed-point designs and
+accelgen builds 1- to 8-bit datapaths; finn-examples publishes no utilisation figures.
 """
 
 from __future__ import annotations
 
 from accelgen.kernels.base import Resources
 
-#: per board family: the fixed part of the shell (control interconnect on the PS's general
-#: purpose master port, data interconnect to the high-performance slave port, reset block).
-#: Zynq UltraScale+ adds the 64 -> 128-bit upsizer in front of its 128-bit HP port.
+# -- fitted (bench_calibration.py --fit) -----------------------------------------------------
+KERNEL_SCALE = {"lut": 0.721, "ff": 0.539, "bram18": 0.729}
 SHELL_FIXED = {
-    "zynq7": Resources(lut=1200, ff=1500),
+    # LUT / FF / BRAM18: engineering estimate (not fitted); DSP: fitted
+    "zynq7": Resources(lut=1200, ff=1500, dsp=4),
+    # no published Zynq UltraScale+ whole design to fit on: engineering estimate (the
+    # Zynq-7000 composition plus the 64 -> 128-bit upsizer in front of the HP port)
     "zynqmp": Resources(lut=1600, ff=2200),
 }
-#: per AXI-Stream port: one AXI DMA channel in simple mode (no scatter-gather), its
-#: memory-map burst buffer (64 beats of the bus) in block RAM, and its AXI-Lite registers
-SHELL_PER_PORT = Resources(lut=700, ff=1100, bram18=1)
+DSP_PER_WINDOW = 4.06
+#: per hardware layer: the stream FIFOs, width converters and control around its kernel
+PLUMBING_PER_LAYER = Resources(lut=2148, ff=3851, bram18=13)
 
+# -- engineering estimates (not fitted) ----------------------------------------------------
+#: per AXI-Stream port: one AXI DMA channel in simple mode (no scatter-gather, PG021), its
+#: burst buffer in block RAM and its AXI-Lite registers
+SHELL_PER_PORT = Resources(lut=700, ff=1100, bram18=1)
 #: per AXI-Stream port: the HLS adapter that reads (writes) bus beats and splits (packs)
-#: them into code fields: a bus-wide register and a bus-wide field multiplexer, plus the
-#: kernel control (hw.KERNEL_CONTROL) the cost model adds to every HLS kernel
+#: them into code fields: a bus-wide register and a bus-wide field multiplexer
 ADAPTER_LUT_PER_BUS_BIT = 1
 ADAPTER_FF_PER_BUS_BIT = 1
-
-SOURCES = {
-    "SHELL_FIXED": "engineering estimate (PG059 AXI Interconnect, PG164 Processor System Reset typical figures); not fitted",
-    "SHELL_PER_PORT": "engineering estimate (PG021 AXI DMA simple mode, one channel); not fitted",
-    "ADAPTER_*": "this model: one register and one multiplexer bit per bus bit; not fitted",
-}

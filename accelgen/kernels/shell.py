@@ -10,10 +10,14 @@
   plus the HLS adapters of each port. Its figures are constants of
   :mod:`accelgen.kernels.calibration` (with their sources); the explorer subtracts the
   shell from the budget the kernels may use and reports it as its own line.
+* **Calibration**: the kernels' cost-model totals times a fitted scale per resource
+  (``calibration.KERNEL_SCALE``) plus the shell is the whole-design estimate
+  (:func:`whole_design`); the explorer plans the kernels against :func:`kernel_budget`.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,6 +105,49 @@ def shell(family: str, ports: int) -> Resources:
     return calibration.SHELL_FIXED[family] + calibration.SHELL_PER_PORT * ports
 
 
-def overhead(family: str, iface: Interface) -> Resources:
-    """Everything outside the layer kernels: the shell and the port adapters."""
-    return shell(family, len(iface.ports)) + adapters(iface)
+def windows(graph: ir.Graph) -> int:
+    """Sliding-window generators: convolutions with a kernel larger than 1 x 1."""
+    return sum(1 for op in graph.ops if isinstance(op, ir.Conv) and op.weights.shape[2] * op.weights.shape[3] > 1)
+
+
+def stream_layers(graph: ir.Graph) -> int:
+    """Hardware layers with a kernel of their own (a Reshape is a rename of its stream)."""
+    from accelgen.runtime.accelerator import Partition
+
+    return sum(1 for op in Partition(graph).hardware if not isinstance(op, ir.Reshape))
+
+
+def plumbing(n_layers: int, n_windows: int) -> Resources:
+    """The stream plumbing around the kernels: per layer its FIFOs, width converters and
+    control (calibration.PLUMBING_PER_LAYER), per window generator the DSPs of its address
+    arithmetic (calibration.DSP_PER_WINDOW)."""
+    return calibration.PLUMBING_PER_LAYER * n_layers + Resources(dsp=round(calibration.DSP_PER_WINDOW * n_windows))
+
+
+def overhead(family: str, iface: Interface, n_layers: int = 0, n_windows: int = 0) -> Resources:
+    """Everything outside the layer kernels' own cost models: the shell, the port adapters
+    and the stream plumbing."""
+    return shell(family, len(iface.ports)) + adapters(iface) + plumbing(n_layers, n_windows)
+
+
+def graph_overhead(family: str, iface: Interface, graph: ir.Graph) -> Resources:
+    """:func:`overhead` with the graph's layer and window-generator counts."""
+    return overhead(family, iface, stream_layers(graph), windows(graph))
+
+
+def _scale(key: str) -> float:
+    return calibration.KERNEL_SCALE.get(key, 1.0)
+
+
+def kernel_budget(budget: dict[str, int], extra: Resources) -> dict[str, int]:
+    """The budget in the kernel cost models' own units: what is left once ``extra`` is
+    taken off, over the calibrated kernel scale (a design's kernels use ``scale x`` what
+    their cost models say); negative when ``extra`` alone does not fit."""
+    used = extra.as_dict()
+    return {k: math.floor((v - used[k]) / _scale(k) + 1e-9) for k, v in budget.items()}
+
+
+def whole_design(kernels: Resources, extra: Resources) -> Resources:
+    """The calibrated whole-design estimate: scaled kernels plus ``extra``."""
+    scaled = Resources(**{k: math.ceil(v * _scale(k) - 1e-9) for k, v in kernels.as_dict().items()})
+    return scaled + extra
