@@ -156,3 +156,23 @@ def ir_free_dsp(per_window: float):
     from accelgen.kernels.base import Resources
 
     return Resources(dsp=round(per_window))
+
+
+def test_target_fps_plan_is_never_below_the_interface_beats():
+    board = get_board("zcu104")
+    rate = board.default_clock_mhz * 1e6 / 9  # 9 cycles per frame allowed, the ports need 8
+    e = dse.explore(mlp(64), board, target_fps=rate)
+    assert 8 <= e.ii_cycles <= 9 and e.fps >= rate
+
+
+def test_committed_calibration_equals_the_fit():
+    """calibration.py holds what `bench_calibration.py --fit` prints (the fit is reproducible)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks import bench_calibration as bench
+
+    rows = [bench.evaluate(d) for d in bench.DESIGNS if not d.held_out]
+    assert bench.fit(rows) == bench.committed()
+    assert {d.name for d in bench.DESIGNS if d.held_out} == {"LFC-W1A1", "CNV-W1A1"}
