@@ -483,7 +483,7 @@ def explore(
     if folding is not None:
         choice, mode, proven, cost_optimal = _validate(folding, layers, board, notes, overhead), "given", False, False
     elif relax is None:
-        raise _no_fit(model, board, max_util, layers, keys, budget)
+        raise _no_fit(model, board, max_util, layers, keys, budget, overhead=overhead)
     elif target_fps is not None:
         mode, proven = "target-fps", True
         choice, cost_optimal = _cheapest_at_rate(problem, layers, model, board, max_util, clock, target_fps, iface)
@@ -491,7 +491,7 @@ def explore(
         mode = "min-ii"
         choice, ii, proven = problem.minimise()
         if choice is None:
-            raise _no_fit(model, board, max_util, layers, keys, budget, proven=proven)
+            raise _no_fit(model, board, max_util, layers, keys, budget, proven=proven, overhead=overhead)
         ii = max(ii, iface.beats)  # the ports set the pace: fold the layers down to it
         choice, cost_optimal = problem.cheapest(ii, choice)
         if not proven:
@@ -595,7 +595,7 @@ def _validate(plan: FoldingPlan, layers: list[Layer], board: Board, notes: list[
 
 
 def _no_fit(model: str, board: Board, max_util: float, layers: list[Layer], keys: list[str],
-            budget: dict[str, int], proven: bool = True) -> FitError:  # fmt: skip
+            budget: dict[str, int], proven: bool = True, *, overhead: Resources) -> FitError:  # fmt: skip
     """The FitError for a model that fits no plan: what the fully folded design needs."""
     folded = [la.costs[la.index(LayerFold(1, 1))] if LayerFold(1, 1) in la.folds else la.costs[0] for la in layers]
     need = total([c.resources for c in folded]).as_dict()
@@ -616,10 +616,11 @@ def _no_fit(model: str, board: Board, max_util: float, layers: list[Layer], keys
     if key in ("dsp", "lut", "ff"):
         hints.append("fewer bits (products of operands of <= 4 bits are built in LUTs, not DSPs)")
     bigger = [b.name for b in known_boards().values()
-              if b.name != board.name and all(b.budget(max_util).get(k, 0) >= need[k] for k in over)]  # fmt: skip
+              if b.name != board.name
+              and all(shell.kernel_budget(b.budget(max_util), overhead).get(k, 0) >= need[k] for k in over)]  # fmt: skip
     hints.append(
         f"a larger board ({', '.join(bigger)})" if bigger else "a larger board (none of the known ones has enough)"
     )
-    if max_util < 0.95 and all(need[k] <= 0.95 * board.resources.get(k, 0) for k in over):
+    if max_util < 0.95 and all(need[k] <= shell.kernel_budget(board.budget(0.95), overhead)[k] for k in over):
         hints.append(f"--max-util 0.95 (now {max_util:g})")
     return FitError(f"{head}. Largest users of {key} (estimate): {top or 'none'}. Try: {'; '.join(hints)}.")

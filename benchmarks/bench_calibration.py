@@ -134,7 +134,7 @@ class Row:
     design: Design
     kernels: Resources  # the cost models' sum over the layers (uncalibrated)
     whole: Resources  # the explorer's whole-design estimate with the committed constants
-    layers: int  # hardware layers with a kernel (shell.stream_layers)
+    layers: int  # layers with weights (shell.stream_layers)
     windows: int  # window generators (shell.windows)
     shell_part: Resources  # the shell and port adapters (engineering estimates, not fitted)
     ii: int
@@ -180,8 +180,14 @@ def fit(rows: list[Row]) -> dict:
     for k in ("lut", "ff", "bram18"):
         kern = np.array([r.kernels.as_dict()[k] for r in rows], float)
         rest = pub[k] - np.array([r.shell_part.as_dict()[k] for r in rows], float)
-        # published - shell = scale * kernels + per_layer * layers
-        s, p = _fit_linear(kern, layers, rest, pub[k])
+        # published - shell = scale * kernels + per_layer * layers (logic: per-layer FIFOs, width
+        # converters and control); BRAM18: the scale alone (how the weight memories pack into
+        # RAMB18/36: a per-layer block-RAM constant would charge every small layer of other
+        # models with what BNN-PYNQ's large, deep memories waste)
+        if k == "bram18":
+            s, p = _fit_linear(kern, np.zeros_like(kern), rest, pub[k])
+        else:
+            s, p = _fit_linear(kern, layers, rest, pub[k])
         scale[k], per_layer[k] = round(s, 3), int(round(p))
     win = np.array([r.windows for r in rows], float)
     per_window, dsp_fixed = _fit_linear(win, np.ones_like(win), pub["dsp"], pub["dsp"])
@@ -246,16 +252,23 @@ def why(rows: list[Row]) -> list[str]:
         f"{growth('CNV-W1A1', 'CNV-W1A2', 'lut', 'published'):.2f}x (CNV), the cost models' kernels "
         f"{growth('LFC-W1A1', 'LFC-W1A2', 'lut', 'kernels'):.2f}x and "
         f"{growth('CNV-W1A1', 'CNV-W1A2', 'lut', 'kernels'):.2f}x. The per-layer plumbing term "
-        f"({p.lut:,} LUT, {p.ff:,} FF per layer) is set mostly by CNV-W2A2, whose kernels the cost models put at "
+        f"({p.lut:,} LUT, {p.ff:,} FF per layer with weights) is set mostly by CNV-W2A2, whose kernels the cost models put at "
         f"{w2.kernels.lut:,} LUT / {w2.kernels.ff:,} FF against {w2.design.published['lut']:,} / "
         f"{w2.design.published['ff']:,} published: it absorbs logic that in BNN-PYNQ grows with the activation "
         "width and the folding (multi-bit threshold units, the pipeline registers of window generators and width "
-        "converters), and the 1-bit held-out designs inherit too much of it (CNV: 11 layers).",
+        f"converters), and the 1-bit held-out designs inherit too much of it (CNV: {by['CNV-W1A1'].layers} layers "
+        "with weights).",
         "* The fitted kernel scales (LUT "
         f"{calibration.KERNEL_SCALE.get('lut', 1.0)}, FF {calibration.KERNEL_SCALE.get('ff', 1.0)}) say the cost "
         "models overcount binarized lanes: they price an XNOR LUT per lane plus a popcount tree of ripple adders "
         "registered at every level; synthesis merges the XNOR into the first compressor level and registers few "
         "levels. Pricing that in the MVU model, and the threshold units by activation width, is the fix.",
+        f"* BRAM18: one scale ({calibration.KERNEL_SCALE.get('bram18', 1.0)}) for LFC, whose 416- to 512-deep "
+        "weight memories pack as the model tiles them, and CNV, whose 2304- to 65536-deep narrow ones Vivado builds "
+        "one or two bits per RAMB36 column and whose window buffers and inter-layer FIFOs the model does not put in "
+        "block RAM. A per-layer block-RAM term fits the in-sample designs but would charge every small layer of "
+        "other models with it (MobileNetV1-0.25 W4A4 then fits no edge board), so the fit uses the scale alone; the "
+        "fix is depth-dependent packing in hw.bram18_count and the kernels' memory descriptions.",
         "* DSP: BNN-PYNQ's DSP48s sit in its own HLS top level (AXI-master address arithmetic) and its window "
         "generators' index arithmetic; accelgen's generated design (an AXI DMA shell) may need fewer, so the "
         "fitted DSPs are conservative for it.",

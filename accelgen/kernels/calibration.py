@@ -12,9 +12,12 @@ Fitted by ``python benchmarks/bench_calibration.py --fit`` (the values marked fi
 output) on BNN-PYNQ's published post-implementation utilisation of LFC-W1A2, CNV-W1A2 and
 CNV-W2A2 on PYNQ-Z1/Z2 (Vivado 2018.2; Xilinx/BNN-PYNQ bnn/src/network/<net>/README.md at
 d84f6e887d224791b6a20e7a907123bf9e15ee41, folding from .../hw/config.h), rebuilt in
-accelgen at the same bit widths, padded shapes, folding and clock. LUT, FF, BRAM18: least
-squares of the relative error of ``published - shell = scale x kernels + per_layer x
-layers``; DSP: of ``published = fixed + per_window x windows``. LFC-W1A1 and CNV-W1A1 are
+accelgen at the same bit widths, padded shapes, folding and clock. LUT, FF: least squares
+of the relative error of ``published - shell = scale x kernels + per_layer x layers``
+(layers with weights); BRAM18: of ``published - shell = scale x kernels`` (how weight
+memories pack into block RAM; a per-layer block-RAM constant would charge every small layer
+of other models with what BNN-PYNQ's deep memories waste); DSP: of ``published = fixed +
+per_window x windows``. LFC-W1A1 and CNV-W1A1 are
 held out (the benchmark prints both). Limits: three in-sample designs, all 1-2-bit
 BNN-PYNQ dataflow designs on a Zynq-7000, so the scales describe binarized layers and the
 per-layer plumbing describes BNN-PYNQ's (FIFOs, width converters, window buffers); the
@@ -28,7 +31,7 @@ from __future__ import annotations
 from accelgen.kernels.base import Resources
 
 # -- fitted (bench_calibration.py --fit) -----------------------------------------------------
-KERNEL_SCALE = {"lut": 0.721, "ff": 0.539, "bram18": 0.729}
+KERNEL_SCALE = {"lut": 0.677, "ff": 0.46, "bram18": 1.241}
 SHELL_FIXED = {
     # LUT / FF / BRAM18: engineering estimate (not fitted); DSP: fitted
     "zynq7": Resources(lut=1200, ff=1500, dsp=4),
@@ -37,8 +40,8 @@ SHELL_FIXED = {
     "zynqmp": Resources(lut=1600, ff=2200),
 }
 DSP_PER_WINDOW = 4.06
-#: per hardware layer: the stream FIFOs, width converters and control around its kernel
-PLUMBING_PER_LAYER = Resources(lut=2148, ff=3851, bram18=13)
+#: per layer with weights (shell.stream_layers): the stream FIFOs, width converters and control
+PLUMBING_PER_LAYER = Resources(lut=2714, ff=4825)
 
 # -- engineering estimates (not fitted) ----------------------------------------------------
 #: per AXI-Stream port: one AXI DMA channel in simple mode (no scatter-gather, PG021), its

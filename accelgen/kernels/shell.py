@@ -111,16 +111,18 @@ def windows(graph: ir.Graph) -> int:
 
 
 def stream_layers(graph: ir.Graph) -> int:
-    """Hardware layers with a kernel of their own (a Reshape is a rename of its stream)."""
+    """Layers with weights (Dense, Conv, TTDense): the layers the calibration data has
+    plumbing for (its designs are weight layers and max pools; an elementwise layer's
+    plumbing is not known from it and not charged)."""
     from accelgen.runtime.accelerator import Partition
 
-    return sum(1 for op in Partition(graph).hardware if not isinstance(op, ir.Reshape))
+    return sum(1 for op in Partition(graph).hardware if isinstance(op, (ir.Dense, ir.Conv, ir.TTDense)))
 
 
 def plumbing(n_layers: int, n_windows: int) -> Resources:
-    """The stream plumbing around the kernels: per layer its FIFOs, width converters and
-    control (calibration.PLUMBING_PER_LAYER), per window generator the DSPs of its address
-    arithmetic (calibration.DSP_PER_WINDOW)."""
+    """The stream plumbing around the kernels: per layer with weights its FIFOs, width
+    converters and control (calibration.PLUMBING_PER_LAYER), per window generator the DSPs
+    of its address arithmetic (calibration.DSP_PER_WINDOW)."""
     return calibration.PLUMBING_PER_LAYER * n_layers + Resources(dsp=round(calibration.DSP_PER_WINDOW * n_windows))
 
 
