@@ -7,7 +7,8 @@
   whole design's II is at least :attr:`Interface.beats`.
 * **Shell**: the DMA + interconnect + PS-reset logic of the block design, per board
   family (``zynq7``: Zynq-7000, ``zynqmp``: Zynq UltraScale+), one DMA channel per port;
-  plus the HLS adapters of each port. Its figures are constants of
+  plus the HLS adapters of each port, and the stream plumbing (FIFOs, width converters and
+  control per layer with weights; DSPs per sliding-window generator). Its figures are constants of
   :mod:`accelgen.kernels.calibration` (with their sources); the explorer subtracts the
   shell from the budget the kernels may use and reports it as its own line.
 * **Calibration**: the kernels' cost-model totals times a fitted scale per resource
