@@ -318,8 +318,12 @@ def _print_dse(report: dict) -> None:
         gap = f"gap {100 * b['gap']:.1f}%" if b["gap"] is not None else ""
         console.print(f"lower bound on the II: {b['ii_cycles']:,} cycles ({gap}"
                       + (", proven optimal)" if b["proven_optimal"] else ")"))  # fmt: skip
-    util = ", ".join(f"{k} {t[k]:,}/{n:,} ({100 * t[k] / n:.1f}%)" for k, n in t["available"].items() if n)
-    console.print(f"utilisation (estimate, budget {report['max_util']:.0%}): {util}")
+    whole = t.get("whole_design") or t  # the kernels (calibrated) plus the shell and plumbing line
+    if t.get("shell"):
+        shell = ", ".join(f"{k} {t['shell'][k]:,}" for k in ("lut", "ff", "dsp", "bram18"))
+        console.print(f"shell + plumbing (estimate, accelgen.kernels.shell): {shell}")
+    util = ", ".join(f"{k} {whole[k]:,}/{n:,} ({100 * whole[k] / n:.1f}%)" for k, n in t["available"].items() if n)
+    console.print(f"utilisation of the whole design (estimate, budget {report['max_util']:.0%}): {util}")
     for note in report["notes"]:
         console.print(f"note: {note}")
 

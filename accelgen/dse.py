@@ -33,7 +33,7 @@ import numpy as np
 from accelgen import analysis, ir
 from accelgen.boards import DEFAULT_MAX_UTIL, Board, check_max_util, known_boards
 from accelgen.errors import FitError, InputError
-from accelgen.kernels import kernel_for, streams
+from accelgen.kernels import kernel_for, shell, streams
 from accelgen.kernels.base import RESOURCE_KEYS, Cost, Kernel, LayerSpec, Resources, fold_problems, foldings, total
 from accelgen.plan import FoldingPlan, LayerFold
 
@@ -347,6 +347,16 @@ class Estimate:
     notes: list[str] = field(default_factory=list)
     search_seconds: float = 0.0
     table: list[dict[str, Any]] = field(default_factory=list)  # analysis.layer_table rows
+    #: the AXI-Stream ports (the II is at least their beats per frame) and everything outside
+    #: the kernels (shell + port adapters, accelgen.kernels.shell): ``budget`` is what the
+    #: kernels may use once it is taken off; ``resources`` is the kernels' sum
+    interface: shell.Interface | None = None
+    overhead: Resources = Resources()
+
+    @property
+    def whole_design(self) -> Resources:
+        """Kernels (calibrated) plus shell: the estimate of the whole design's utilisation."""
+        return shell.whole_design(self.resources, self.overhead)
 
     @property
     def fps(self) -> float:
@@ -375,7 +385,7 @@ class Estimate:
         return self.total_macs / self.ii_cycles / self.multipliers
 
     def utilisation(self) -> dict[str, float]:
-        used = self.resources.as_dict()
+        used = self.whole_design.as_dict()
         return {k: (used[k] / n if n else (0.0 if not used[k] else math.inf)) for k, n in self.board.resources.items()}
 
     def plan(self) -> FoldingPlan:
@@ -389,6 +399,8 @@ class Estimate:
                 "max_util": self.max_util,
                 "ii_cycles": self.ii_cycles,
                 "estimate": True,
+                # the AXI-Stream width the plan was costed at (code generation's bus_bits)
+                "bus_bits": self.interface.bus_bits if self.interface else shell.DEFAULT_BUS_BITS,
                 "legal": {lp.name: lp.layer.legal for lp in self.layers},
                 "sources": {lp.name: lp.layer.op.source for lp in self.layers},
             },
@@ -436,6 +448,7 @@ def explore(
     target_fps: float | None = None,
     folding: FoldingPlan | None = None,
     model: str | None = None,
+    bus_bits: int = shell.DEFAULT_BUS_BITS,
 ) -> Estimate:
     """Plan the lowered ``graph`` on ``board``: the minimum-II plan (default), the cheapest
     plan reaching ``target_fps``, or the given ``folding`` validated and costed.
@@ -455,21 +468,25 @@ def explore(
     layers = describe_layers(graph)
     if not layers:
         raise InputError(f"{model}: no integer layer to put in hardware (everything runs on the host)")
+    iface = shell.interface(graph, bus_bits)
+    overhead = shell.graph_overhead(board.processing_system, iface, graph)
+    budget = shell.kernel_budget(budget, overhead)  # the kernels' share (< 0: nothing fits)
     problem = _problem(layers, keys, budget)
     relax = _relaxation_bound(problem, problem.candidates())
     notes: list[str] = []
     if folding is not None:
-        choice, mode, proven, cost_optimal = _validate(folding, layers, board, notes), "given", False, False
+        choice, mode, proven, cost_optimal = _validate(folding, layers, board, notes, overhead), "given", False, False
     elif relax is None:
-        raise _no_fit(model, board, max_util, layers, keys, budget)
+        raise _no_fit(model, board, max_util, layers, keys, budget, overhead=overhead)
     elif target_fps is not None:
         mode, proven = "target-fps", True
-        choice, cost_optimal = _cheapest_at_rate(problem, layers, model, board, max_util, clock, target_fps)
+        choice, cost_optimal = _cheapest_at_rate(problem, layers, model, board, max_util, clock, target_fps, iface)
     else:
         mode = "min-ii"
         choice, ii, proven = problem.minimise()
         if choice is None:
-            raise _no_fit(model, board, max_util, layers, keys, budget, proven=proven)
+            raise _no_fit(model, board, max_util, layers, keys, budget, proven=proven, overhead=overhead)
+        ii = max(ii, iface.beats)  # the ports set the pace: fold the layers down to it
         choice, cost_optimal = problem.cheapest(ii, choice)
         if not proven:
             notes.append(
@@ -478,14 +495,14 @@ def explore(
     if mode != "given" and not cost_optimal:
         notes.append("the resources spent at this II are a local optimum (search budget exhausted)")
     bound = Bound(
-        ii_cycles=max(_mac_bound(layers, keys, budget), problem.min_ii, relax or 0, 1),
+        ii_cycles=max(_mac_bound(layers, keys, budget), problem.min_ii, relax or 0, iface.beats, 1),
         macs_per_multiplier=_mac_bound(layers, keys, budget),
         fully_unrolled=problem.min_ii,
         relaxation=relax or 0,
         proven_optimal=mode == "min-ii" and proven,
     )
     plans = [LayerPlan(la, la.folds[c], la.costs[c]) for la, c in zip(layers, choice)]
-    ii = max(max(lp.cost.cycles for lp in plans), 1)
+    ii = max(max(lp.cost.cycles for lp in plans), iface.beats, 1)
     lag_of = {la.name: la.kernel.lag for la in layers}
     latency = streams.frame_latency(graph, {la.name: la.spec for la in layers}, {lp.name: lp.cost for lp in plans},
                                     lambda s: lag_of[s.name](s))  # fmt: skip
@@ -493,12 +510,24 @@ def explore(
         model=model, board=board, clock_mhz=clock, max_util=max_util, budget=budget, layers=plans, ii_cycles=ii,
         latency_cycles=max(latency, ii), resources=total([lp.cost.resources for lp in plans]), bound=bound,
         mode=mode, target_fps=target_fps, cost_optimal=cost_optimal, notes=notes,
-        search_seconds=time.perf_counter() - t0, table=analysis.layer_table(graph),
+        search_seconds=time.perf_counter() - t0, table=analysis.layer_table(graph), interface=iface,
+        overhead=overhead,
     )  # fmt: skip
 
 
+def _check_interface_rate(iface: shell.Interface, clock: float, target_fps: float) -> None:
+    """FitError when ``target_fps`` needs fewer cycles per frame than the ports' beats."""
+    if math.floor(clock * 1e6 / target_fps) < iface.beats:
+        busy = max(iface.ports, key=lambda p: p.beats)
+        raise FitError(
+            f"{target_fps:g} fps at {clock:g} MHz needs an II below the {iface.beats} beats per frame of the "
+            f"{iface.bus_bits}-bit AXI-Stream port of '{busy.tensor}' ({busy.elements} x {busy.bits}-bit codes; "
+            f"at most {clock * 1e6 / iface.beats:,.1f} fps). Try a higher --clock or a lower --target-fps."
+        )
+
+
 def _cheapest_at_rate(problem: Problem, layers: list[Layer], model: str, board: Board, max_util: float,
-                      clock: float, target_fps: float) -> tuple[list[int], bool]:  # fmt: skip
+                      clock: float, target_fps: float, iface: shell.Interface) -> tuple[list[int], bool]:  # fmt: skip
     """The cheapest choice whose every layer runs within the II that ``target_fps`` allows."""
     ii_target = math.floor(clock * 1e6 / target_fps)
     if ii_target < problem.min_ii:
@@ -508,6 +537,7 @@ def _cheapest_at_rate(problem: Problem, layers: list[Layer], model: str, board: 
             f"takes {problem.min_ii} cycles even fully unrolled (at most {clock * 1e6 / problem.min_ii:,.1f} fps). "
             "Try a higher --clock or a lower --target-fps."
         )
+    _check_interface_rate(iface, clock, target_fps)
     start, _ = problem.feasible(ii_target)
     if start is None:
         best, best_ii, _ = problem.minimise()
@@ -520,7 +550,8 @@ def _cheapest_at_rate(problem: Problem, layers: list[Layer], model: str, board: 
     return problem.cheapest(ii_target, start)
 
 
-def _validate(plan: FoldingPlan, layers: list[Layer], board: Board, notes: list[str]) -> list[int]:
+def _validate(plan: FoldingPlan, layers: list[Layer], board: Board, notes: list[str],
+              overhead: Resources) -> list[int]:  # fmt: skip
     """Each layer's folding from the plan, checked against its kernel's legal values."""
     names = [la.name for la in layers]
     unknown = [n for n in plan.layers if n not in names]
@@ -549,7 +580,7 @@ def _validate(plan: FoldingPlan, layers: list[Layer], board: Board, notes: list[
             la.folds.append(fold)
             la.costs.append(la.kernel.cost(la.spec, fold))
         choice.append(la.index(fold))
-    used = total([la.costs[c].resources for la, c in zip(layers, choice)]).as_dict()
+    used = shell.whole_design(total([la.costs[c].resources for la, c in zip(layers, choice)]), overhead).as_dict()
     over = [f"{k} {used[k]:,} > {n:,}" for k, n in board.resources.items() if used.get(k, 0) > n]
     if over:
         raise FitError(f"the folding plan does not fit {board.title} (estimate): {'; '.join(over)}. "
@@ -558,7 +589,7 @@ def _validate(plan: FoldingPlan, layers: list[Layer], board: Board, notes: list[
 
 
 def _no_fit(model: str, board: Board, max_util: float, layers: list[Layer], keys: list[str],
-            budget: dict[str, int], proven: bool = True) -> FitError:  # fmt: skip
+            budget: dict[str, int], proven: bool = True, *, overhead: Resources) -> FitError:  # fmt: skip
     """The FitError for a model that fits no plan: what the fully folded design needs."""
     folded = [la.costs[la.index(LayerFold(1, 1))] if LayerFold(1, 1) in la.folds else la.costs[0] for la in layers]
     need = total([c.resources for c in folded]).as_dict()
@@ -567,7 +598,8 @@ def _no_fit(model: str, board: Board, max_util: float, layers: list[Layer], keys
     users = sorted(((c.resources.as_dict()[key], la.name) for la, c in zip(layers, folded)), reverse=True)
     top = ", ".join(f"'{n}' {v:,}" for v, n in users[:3] if v > 0)
     needs = "; ".join(
-        f"{need[k]:,} {k} (budget {budget[k]:,} = {max_util:.0%} of {board.resources[k]:,})" for k in over
+        f"{need[k]:,} {k} (budget {budget[k]:,} = {max_util:.0%} of {board.resources[k]:,} less the shell)"
+        for k in over
     )
     head = f"{model} does not fit {board.title} ({board.name}) even fully folded (pe = simd = 1): it needs {needs}"
     if not proven:
@@ -578,10 +610,11 @@ def _no_fit(model: str, board: Board, max_util: float, layers: list[Layer], keys
     if key in ("dsp", "lut", "ff"):
         hints.append("fewer bits (products of operands of <= 4 bits are built in LUTs, not DSPs)")
     bigger = [b.name for b in known_boards().values()
-              if b.name != board.name and all(b.budget(max_util).get(k, 0) >= need[k] for k in over)]  # fmt: skip
+              if b.name != board.name
+              and all(shell.kernel_budget(b.budget(max_util), overhead).get(k, 0) >= need[k] for k in over)]  # fmt: skip
     hints.append(
         f"a larger board ({', '.join(bigger)})" if bigger else "a larger board (none of the known ones has enough)"
     )
-    if max_util < 0.95 and all(need[k] <= 0.95 * board.resources.get(k, 0) for k in over):
+    if max_util < 0.95 and all(need[k] <= shell.kernel_budget(board.budget(0.95), overhead)[k] for k in over):
         hints.append(f"--max-util 0.95 (now {max_util:g})")
     return FitError(f"{head}. Largest users of {key} (estimate): {top or 'none'}. Try: {'; '.join(hints)}.")

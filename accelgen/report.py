@@ -86,6 +86,11 @@ def build_report(estimate: Estimate, *, csim: dict[str, Any] | None = None,
         "utilisation": {k: _round(v) for k, v in estimate.utilisation().items()},
         "budget": dict(estimate.budget),
         "available": dict(estimate.board.resources),
+        # the kernels' figures above; the shell (DMA, interconnect, port adapters) its own line;
+        # utilisation and the budget are of the whole design (the budget is the kernels' share)
+        "shell": estimate.overhead.as_dict(),
+        "whole_design": estimate.whole_design.as_dict(),
+        "interface": estimate.interface.to_json() if estimate.interface else None,
     }
     bound = estimate.bound
     report: dict[str, Any] = {
@@ -231,6 +236,9 @@ def _shape(s: list[int] | None) -> str:
     return "x".join(map(str, s)) if s else "-"
 
 
+SHELL_SOURCE = "accelgen.kernels.shell, constants in accelgen.kernels.calibration"
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """report.md: summary, utilisation, per-layer table, synthesis and C-sim when present."""
     t, b, info = report["totals"], report["bound"], report["board_info"]
@@ -269,6 +277,17 @@ def render_markdown(report: dict[str, Any]) -> str:
             continue
         lines.append(f"| {key} | {_n(t.get(key))} | {_n(t['budget'].get(key))} | {_n(avail)} | "
                      f"{_pct(t['utilisation'].get(key))} |")  # fmt: skip
+    if t.get("shell"):
+        sh, whole = t["shell"], t["whole_design"]
+        lines += ["", "The kernels above are the cost models' figures. The whole design is the kernels times the "
+                  f"calibrated scale plus the shell and stream plumbing ({SHELL_SOURCE}); the budget above is the "
+                  "kernels' share of it:", "",
+                  "| resource | kernels | shell + plumbing | whole design (calibrated) |", "|---|---:|---:|---:|"]  # fmt: skip
+        lines += [f"| {k} | {_n(t.get(k))} | {_n(sh[k])} | {_n(whole[k])} |" for k in ("lut", "ff", "dsp", "bram18")]
+    if t.get("interface"):
+        i = t["interface"]
+        lines += ["", f"AXI-Stream interface: {i['bus_bits']}-bit bus, {_n(i['beats'])} beats per frame on the busiest "
+                  "port (the II is at least that)."]  # fmt: skip
     lines += [
         "",
         "## Layers (estimate)",

@@ -15,6 +15,7 @@ from accelgen import dse, ir
 from accelgen.boards import get_board
 from accelgen.cli import main
 from accelgen.errors import FitError, InputError
+from accelgen.kernels import calibration, shell
 from accelgen.kernels.base import RESOURCE_KEYS
 from accelgen.pipeline import compile_model
 from accelgen.plan import FoldingPlan, LayerFold
@@ -96,19 +97,26 @@ def budgets(layers: list[dse.Layer], keys: list[str], seed: int) -> list[dict[st
 
 
 @pytest.mark.parametrize("name", ["qonnx_mlp_w2a2", "qdq_mlp_s8", "small_cnn"])
-def test_optimal_against_exhaustive_search(graphs, name):
+def test_optimal_against_exhaustive_search(graphs, name, monkeypatch):
     graph = small_cnn() if name == "small_cnn" else graphs[name]
     keys = [k for k in RESOURCE_KEYS if k != "uram"]
     layers = dse.describe_layers(graph)
     cycles, res = arrays(layers, keys)
     checked = 0
+    # the explorer takes the shell, port adapters and plumbing off the board: give the board that
+    # much more; and it plans in the cost models' units over the calibrated scale: set it to 1 here
+    monkeypatch.setattr(calibration, "KERNEL_SCALE", {})
+    iface = shell.interface(graph)
+    extra = shell.graph_overhead(board_with({}).processing_system, iface, graph).as_dict()
     for budget in budgets(layers, keys, seed=len(name)):
-        board = board_with({**budget, "uram": 0})
+        board = board_with({**{k: budget[k] + extra[k] for k in keys}, "uram": 0})
         expected = brute_force(cycles, res, [budget[k] for k in keys])
         if expected is None:
             with pytest.raises(FitError):
                 dse.explore(graph, board, max_util=1.0)
             continue
+        if iface.beats > expected[0]:  # the ports set the II: the cheapest plan within their beats
+            expected = (iface.beats, brute_force(cycles, res, [budget[k] for k in keys], max_ii=iface.beats)[1])
         e = dse.explore(graph, board, max_util=1.0)
         assert e.ii_cycles == expected[0], budget
         assert e.bound.proven_optimal and e.bound.ii_cycles <= e.ii_cycles
@@ -147,7 +155,8 @@ def test_monotone_in_board_size(graphs):
         chain = [dse.explore(graph, get_board(b)).ii_cycles for b in ("pynq-z2", "ultra96v2", "zcu104")]
         assert chain == sorted(chain, reverse=True), (graph.name, chain)
         assert dse.explore(graph, get_board("zcu102")).ii_cycles <= chain[1]
-        sweep = [dse.explore(graph, get_board("ultra96v2"), max_util=u).ii_cycles for u in (0.3, 0.5, 0.8, 1.0)]
+        # (not 30%: the calibrated shell and per-layer plumbing alone take most of it on Ultra96)
+        sweep = [dse.explore(graph, get_board("ultra96v2"), max_util=u).ii_cycles for u in (0.4, 0.5, 0.8, 1.0)]
         assert sweep == sorted(sweep, reverse=True), (graph.name, sweep)
 
 

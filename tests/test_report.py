@@ -70,7 +70,9 @@ def test_report_json_has_the_design_fields(estimate):
     assert t["ii_cycles"] == max(layer["cycles"] for layer in r["layers"])
     assert t["fps"] == pytest.approx(150e6 / t["ii_cycles"], rel=1e-6)
     assert t["latency_us"] == pytest.approx(t["latency_cycles"] / 150, rel=1e-4)
-    assert t["utilisation"]["dsp"] == pytest.approx(t["dsp"] / 360, abs=1e-4)
+    # utilisation is of the whole design: the kernels plus the shell and plumbing line
+    assert t["utilisation"]["dsp"] == pytest.approx(t["whole_design"]["dsp"] / 360, abs=1e-4)
+    assert t["whole_design"]["dsp"] == t["dsp"] + t["shell"]["dsp"]  # DSPs are not scaled
     assert t["latency_cycles"] >= t["ii_cycles"]
     (bottleneck,) = [la for la in r["layers"] if la["bottleneck"]]
     assert bottleneck["cycles"] == t["ii_cycles"] and r["bottleneck"] == bottleneck["name"]
@@ -129,7 +131,8 @@ def test_markdown_names_bottleneck_and_utilisation(estimate):
     assert "**estimates**" in md
     assert f"`{r['bottleneck']}`" in md and "(bottleneck)" in md
     dsp_row = next(line for line in md.splitlines() if line.startswith("| dsp |"))
-    assert f"| {r['totals']['dsp']} | 288 | 360 |" in dsp_row  # used, budget (80%), available
+    # used, the kernels' budget (80% less the shell and plumbing), available
+    assert f"| {r['totals']['dsp']} | {288 - r['totals']['shell']['dsp']} | 360 |" in dsp_row
     assert md.count("\n| ") >= len(r["layers"]) + 10
 
 

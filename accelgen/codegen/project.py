@@ -35,6 +35,7 @@ from accelgen.codegen.connect import Design, build_design
 from accelgen.codegen.names import identifier
 from accelgen.codegen.types import CodeType
 from accelgen.errors import InputError, InternalError
+from accelgen.kernels import shell
 from accelgen.plan import FoldingPlan
 from accelgen.resources import data_dir
 from accelgen.runtime import save_program
@@ -42,7 +43,7 @@ from accelgen.templating import environment
 
 DESIGN_FORMAT = "accelgen-hls"
 DESIGN_VERSION = 1
-DEFAULT_BUS_BITS = 64
+DEFAULT_BUS_BITS = shell.DEFAULT_BUS_BITS  # one definition: the width the explorer costs
 DEFAULT_BOARD = "ultra96v2"
 #: samples per call of the top function inside the emulator
 EMU_CHUNK = 256
