@@ -31,7 +31,7 @@ from __future__ import annotations
 from accelgen.kernels.base import Resources
 
 # -- fitted (bench_calibration.py --fit) -----------------------------------------------------
-KERNEL_SCALE = {"lut": 0.677, "ff": 0.46, "bram18": 1.241}
+KERNEL_SCALE = {"lut": 0.689, "ff": 0.471, "bram18": 1.235}
 SHELL_FIXED = {
     # LUT / FF / BRAM18: engineering estimate (not fitted); DSP: fitted
     "zynq7": Resources(lut=1200, ff=1500, dsp=4),
@@ -41,7 +41,7 @@ SHELL_FIXED = {
 }
 DSP_PER_WINDOW = 4.06
 #: per layer with weights (shell.stream_layers): the stream FIFOs, width converters and control
-PLUMBING_PER_LAYER = Resources(lut=2714, ff=4825)
+PLUMBING_PER_LAYER = Resources(lut=2618, ff=4708)
 
 # -- engineering estimates (not fitted) ----------------------------------------------------
 #: per AXI-Stream port: one AXI DMA channel in simple mode (no scatter-gather, PG021), its
