@@ -44,7 +44,7 @@ NODE_BUDGET = 200_000
 #: rounds of Lagrangian re-weighting before branch and bound
 LAGRANGE_ROUNDS = 40
 #: subgradient steps for the multipliers of the cost bound
-DUAL_ROUNDS = 60
+DUAL_ROUNDS = 300
 
 
 # ---------------------------------------------------------------------------------------
@@ -243,10 +243,11 @@ class Problem:
                         break
         return choice
 
-    def _dual(self, opts: list[np.ndarray], w: np.ndarray) -> np.ndarray:
+    def _dual(self, opts: list[np.ndarray], w: np.ndarray, target: float | None = None) -> np.ndarray:
         """Multipliers ``mu >= 0`` for the Lagrangian bound of "minimise sum w.r subject to
         sum r <= budget": sum_i min_o (w + mu).r_io - mu.budget. Any mu gives a valid bound;
-        a subgradient ascent finds a strong one. ``w`` zero (feasibility): the bound is
+        a projected subgradient ascent finds a strong one (Polyak steps towards ``target``,
+        the incumbent's cost, when there is one). ``w`` zero (feasibility): the bound is
         positive for some mu exactly when the relaxation shows nothing fits."""
         k = self.budget.size
         width = max(r.shape[0] for r in opts)
@@ -258,20 +259,32 @@ class Problem:
         budget = self.budget.astype(np.float64)
         scale = np.maximum(budget, 1.0)
         rows = np.arange(len(opts))
-        unit = self.weights
-        nu, best_mu, best_value, step = np.ones(k) if not w.any() else np.zeros(k), np.zeros(k), -math.inf, 1.0
+        unit = self.weights  # mu = nu * unit: nu in units of each resource's budget
+        feasibility = not w.any()
+        nu = np.ones(k) if feasibility else np.zeros(k)
+        best_mu, best_value, factor, stalled = nu * unit, -math.inf, 2.0, 0
         for _ in range(DUAL_ROUNDS):
             mu = nu * unit
             scores = np.where(pad, np.inf, stack @ (w + mu))
             pick = scores.argmin(axis=1)
             value = float(scores[rows, pick].sum() - mu @ budget)
             if value > best_value + 1e-12:
-                best_value, best_mu = value, mu
+                best_value, best_mu, stalled = value, mu, 0
             else:
-                step *= 0.7
-            slack = (stack[rows, pick].sum(axis=0) - budget) / scale
-            if np.all(slack <= 0) and np.all(nu * slack == 0):  # complementary slackness: optimal
+                stalled += 1
+                if stalled >= 10:
+                    factor, stalled = factor * 0.5, 0
+            if feasibility and value > 0:  # nothing fits: proven already
                 break
+            slack = (stack[rows, pick].sum(axis=0) - budget) / scale  # a subgradient in nu
+            slack[(nu <= 0) & (slack < 0)] = 0.0  # projected onto nu >= 0
+            norm = float(slack @ slack)
+            if norm == 0:  # a fitting choice with complementary slackness: optimal
+                break
+            if target is None or target <= value:
+                step = factor / math.sqrt(norm)
+            else:
+                step = factor * (target - value) / norm
             nu = np.maximum(nu + step * slack, 0.0)
         return best_mu
 
@@ -292,7 +305,11 @@ class Problem:
         minimising = objective is not None
         w = self.weights if minimising else np.zeros(k)
         opts = [self.res[i][a] for i, a in enumerate(allowed)]
-        mus = [np.zeros(k) if minimising else np.asarray(lam, np.float64), self._dual(opts, w)]
+        target = self._score(objective) if minimising else None
+        dual = self._dual(opts, w, target)
+        # the last multipliers also rank the options: the dual's when minimising, the
+        # search weights ``lam`` (which tend to find a fitting choice first) otherwise
+        mus = [np.zeros(k), dual] if minimising else [dual, np.asarray(lam, np.float64)]
         key = [(r.shape, r.tobytes()) for r in opts]
         groups: dict = {}
         for i in range(n):
@@ -356,7 +373,7 @@ class Problem:
                 # by the last bound's weights, so once it fails it fails for every later one
                 if s + tails[-1] + new_mu[-1] > best_score + 1e-9:
                     break
-                if n_mu > 1 and s + tails[0] + new_mu[0] > best_score:
+                if s + tails[0] + new_mu[0] > best_score + 1e-9:
                     continue
                 r = row_j[o]
                 new = tuple(a + b for a, b in zip(used, r))
