@@ -28,22 +28,6 @@ def _steps(chain: list[ir.Op]) -> tuple[ir.FloatStep, ...]:
     return tuple(steps)
 
 
-def _chain_back(graph: ir.Graph, tensor: str) -> tuple[list[ir.Op], str]:
-    """Walk from ``tensor`` up through single-use float element-wise ops.
-
-    Returns the chain (in execution order) and the tensor it starts from.
-    """
-    chain: list[ir.Op] = []
-    while True:
-        op = graph.producer(tensor)
-        if op is None or not op.elementwise_float or isinstance(op, ir.BatchNorm):
-            return chain[::-1], tensor
-        if len(graph.consumers(tensor)) != 1 or tensor in graph.outputs:
-            return chain[::-1], tensor
-        chain.append(op)
-        tensor = op.inputs[0]
-
-
 def _from_accumulator(graph: ir.Graph, tensor: str) -> bool:
     """Whether ``tensor`` is an accumulator or a float element-wise chain computed from one."""
     while graph.tensors[tensor].kind == "float":
@@ -117,8 +101,11 @@ class _Index:
             self.readers[t] -= 1
 
 
-def _chain_back_indexed(index: _Index, outputs: set[str], tensor: str) -> tuple[list[ir.Op], str]:
-    """:func:`_chain_back` over an index (single-use float element-wise ops up from ``tensor``)."""
+def _chain_back(index: _Index, outputs: set[str], tensor: str) -> tuple[list[ir.Op], str]:
+    """Walk from ``tensor`` up through single-use float element-wise ops.
+
+    Returns the chain (in execution order) and the tensor it starts from.
+    """
     chain: list[ir.Op] = []
     while True:
         op = index.producer.get(tensor)
@@ -146,7 +133,7 @@ def fuse_requant(graph: ir.Graph, config: CompileConfig) -> tuple[ir.Graph, bool
     for q in graph.ops:
         if not isinstance(q, ir.Quantize):
             continue
-        chain, src = _chain_back_indexed(index, outputs, q.inputs[0])
+        chain, src = _chain_back(index, outputs, q.inputs[0])
         src_t = tensors[src]
         if src_t.kind == "float":
             continue
