@@ -7,7 +7,9 @@ a :class:`Value`: an IR tensor plus the *view* the ONNX graph has of it. A QDQ m
 the real view; a QOperator ``QLinearConv`` reads and writes int views. Float ops between
 integer layers are kept as IR float ops; the passes fuse them into requantizers.
 
-Each handler is one method named after the ONNX op type it reads.
+Each ONNX op type has one handler function, registered in the table of
+:mod:`accelgen.frontend.registry` by the modules imported below; the driver
+(:class:`ImportContext`) looks every node's handler up there.
 """
 
 from __future__ import annotations
@@ -15,27 +17,19 @@ from __future__ import annotations
 import onnx
 
 from accelgen import ir
-from accelgen.frontend.base import ImporterBase
-from accelgen.frontend.elementwise import ElementwiseHandlers
-from accelgen.frontend.layers import LayerHandlers
-from accelgen.frontend.layout import LayoutHandlers
-from accelgen.frontend.qoperator import QOperatorHandlers
-from accelgen.frontend.quantizers import QuantizerHandlers
-from accelgen.frontend.tensor_train import TensorTrainHandlers
 
-
-class _Importer(
-    TensorTrainHandlers,
-    QuantizerHandlers,
-    LayoutHandlers,
-    ElementwiseHandlers,
-    LayerHandlers,
-    QOperatorHandlers,
-    ImporterBase,
-):
-    """The handlers of every dialect over one shared state (see ImporterBase)."""
+# the modules whose handlers make up the table (importing one registers its handlers)
+from accelgen.frontend import (  # noqa: F401
+    elementwise,
+    layers,
+    layout,
+    qoperator,
+    quantizers,
+    tensor_train,
+)
+from accelgen.frontend.base import ImportContext
 
 
 def import_model(model: onnx.ModelProto, name: str = "model") -> ir.Graph:
     """Translate a quantized ONNX model into an IR graph (before any pass)."""
-    return _Importer(model, name).run()
+    return ImportContext(model, name).run()
