@@ -51,6 +51,7 @@ class ImportContext:
     # -- driver ----------------------------------------------------------------------
 
     def run(self) -> ir.Graph:
+        """Import every node in order (a tensor-train chain as one layer) and return the graph."""
         g = self.model.graph
         for init in g.initializer:
             self.consts[init.name] = to_array(init)
@@ -199,6 +200,7 @@ class ImportContext:
                 self.values[key] = Value(new, v.view)
 
     def import_node(self, node: onnx.NodeProto) -> None:
+        """Import one node: evaluate it if its inputs are constant, else call its handler."""
         handler = handler_for(node)
         present = [n for n in node.input if n]
         if node.op_type == "Constant":

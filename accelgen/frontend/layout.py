@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 @handler("Constant")
-def import_constant(ctx: ImportContext, node: onnx.NodeProto) -> None:  # evaluated in _import_node
+def import_constant(ctx: ImportContext, node: onnx.NodeProto) -> None:  # evaluated by ImportContext.import_node
     raise AssertionError("unreachable")
 
 
