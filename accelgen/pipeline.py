@@ -244,20 +244,21 @@ def _restore_csim(ctx: BuildContext, result) -> None:
 
 #: The order of `accelgen build`, written once.
 BUILD_STAGES: list[Stage] = [
-    Stage("frontend", _stage_frontend, title="read the model, normalise, lower"),
+    Stage("frontend", _stage_frontend, outputs=("ir.json",), title="read the model, normalise, lower"),
     Stage("dse", _stage_dse, outputs=("folding.json",), title="plan the folding on the board"),
     Stage("codegen", _stage_codegen, outputs=("hls", "scripts"), title="write the HLS project"),
     Stage(
         "csim",
         _stage_csim,
-        outputs=("logs/csim.log",),
+        outputs=("logs/csim.log", "csim"),
         key=_csim_key,
         restore=_restore_csim,
         title="C-simulation against the golden model",
     ),  # fmt: skip
-    Stage("synth", _stage_synth, key=_synth_key, title="Vitis HLS and Vivado (when installed)"),
+    # the vendor projects (and the bitstream) live in scripts/, where the tcl scripts create them
+    Stage("synth", _stage_synth, outputs=("scripts",), key=_synth_key, title="Vitis HLS and Vivado (when installed)"),
     Stage("package", _stage_package, outputs=("driver",), title="PYNQ driver and notebook"),
-    Stage("report", _stage_report, outputs=("report.json", "report.md", "report.png"), title="report"),
+    Stage("report", _stage_report, outputs=("report.json", "report.md", "report.png", "folding.json"), title="report"),
 ]
 
 
@@ -345,10 +346,15 @@ def _stage_rtl_report(ctx: BuildContext) -> dict:
 
 #: The order of `accelgen build --arch rtl`.
 RTL_STAGES: list[Stage] = [
-    Stage("frontend", _stage_frontend, title="read the model, normalise, lower"),
+    Stage("frontend", _stage_frontend, outputs=("ir.json",), title="read the model, normalise, lower"),
     Stage("rtl", _stage_rtl, outputs=("rtl",), title="unrolled Verilog for the whole network"),
-    Stage("sim", _stage_rtl_sim, title=f"cocotb simulation ({RTL_SIMULATOR}) against the golden model"),
-    Stage("synth", _stage_yosys, title="Yosys synth_xilinx (when installed)"),
+    Stage(
+        "sim",
+        _stage_rtl_sim,
+        outputs=("rtl/tb",),
+        title=f"cocotb simulation ({RTL_SIMULATOR}) against the golden model",
+    ),
+    Stage("synth", _stage_yosys, outputs=("rtl/synth",), title="Yosys synth_xilinx (when installed)"),
     Stage("report", _stage_rtl_report, outputs=("report.json",), title="report"),
 ]
 

@@ -95,27 +95,26 @@ class Workspace:
     def log_path(self, stage: str) -> Path:
         return self.path / "logs" / f"{stage}.log"
 
-    def reusable(self, stage: str, key: str, outputs: list[str]) -> dict | None:
-        """The previous build's record of ``stage`` if its key matches and its files exist."""
+    def reusable(self, stage: str, key: str) -> dict | None:
+        """The previous build's record of ``stage`` if its key matches and every file the
+        stage wrote then is still in the previous OUTDIR."""
         rec = self.previous.get(stage)
-        if not rec or rec.get("key") != key:
+        if not rec or rec.get("key") != key or not isinstance(rec.get("files"), list):
             return None
-        if not all((self.outdir / o).exists() for o in outputs):
+        if not all((self.outdir / f).is_file() for f in rec["files"]):
             return None
         return rec
 
-    def restore(self, stage: str, outputs: list[str]) -> None:
-        """Copy a stage's files from the previous OUTDIR into this build."""
-        for rel in outputs:
+    def restore(self, files: list[str]) -> None:
+        """Copy files (relative paths) from the previous OUTDIR into this build."""
+        for rel in files:
             src, dst = self.outdir / rel, self.path / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
-            if src.is_dir():
-                shutil.copytree(src, dst, dirs_exist_ok=True, symlinks=True)
-            else:
-                shutil.copy2(src, dst)
+            shutil.copy2(src, dst, follow_symlinks=False)
 
-    def record(self, stage: str, key: str, result: Any) -> None:
-        self.checkpoints[stage] = {"key": key, "result": result}
+    def record(self, stage: str, key: str, result: Any, files: list[str]) -> None:
+        """Checkpoint ``stage``: its content key, its result and the files it wrote."""
+        self.checkpoints[stage] = {"key": key, "result": result, "files": files}
 
     def commit(self) -> Path:
         """Publish: write the checkpoints, then swap the finished tree onto OUTDIR."""
