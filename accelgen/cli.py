@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from accelgen import __version__
+from accelgen.boards import DEFAULT_MAX_UTIL
+from accelgen.config import ARCHES, AUTO_ARCH_RULE, AUTO_ARCH_SHORT
 from accelgen.errors import AccelgenError, InputError, InternalError, environment_error, is_environment_error
 
 
@@ -244,8 +246,8 @@ def _add_dse_commands(sub) -> None:
     dse.add_argument("model", help="quantized ONNX model")
     dse.add_argument("--board", "-b", required=True, help="board name or alias (see `accelgen boards`), or a .toml")
     dse.add_argument("--json", action="store_true", help="print report.json instead of a table")
-    dse.add_argument("--max-util", type=float, default=0.8, metavar="F",
-                     help="fraction of each resource the plan may use (default 0.8)")  # fmt: skip
+    dse.add_argument("--max-util", type=float, metavar="F",
+                     help=f"fraction of each resource the plan may use (default {DEFAULT_MAX_UTIL:g})")  # fmt: skip
     dse.add_argument("--target-fps", type=float, metavar="N", help="the cheapest plan reaching N frames/s")
     dse.add_argument("--clock", type=float, metavar="MHZ", help="PL clock (default: the board's)")
     dse.add_argument("--folding", metavar="PLAN.json", help="cost this plan (from a previous -o) instead of searching")
@@ -259,15 +261,13 @@ def _add_dse_commands(sub) -> None:
 
 
 def cmd_dse(args) -> int:
-    from accelgen.boards import get_board
+    from accelgen.config import resolve_plan_options
     from accelgen.dse import explore
-    from accelgen.plan import FoldingPlan
     from accelgen.report import build_report, report_files, write_outdir
 
-    board = get_board(args.board)
-    plan = FoldingPlan.load(args.folding) if args.folding else None
+    board, clock, _, max_util, plan = resolve_plan_options(args.board, args.clock, args.max_util, args.folding)
     compiled = _compile(args)
-    estimate = explore(compiled.graph, board, max_util=args.max_util, clock_mhz=args.clock,
+    estimate = explore(compiled.graph, board, max_util=max_util, clock_mhz=clock,
                        target_fps=args.target_fps, folding=plan, model=Path(args.model).stem)  # fmt: skip
     report = build_report(estimate)
     if args.output:
@@ -356,13 +356,14 @@ def _add_build_command(sub) -> None:
     b.add_argument("--board", "-b", required=True, help="board name or alias (see `accelgen boards`)")
     b.add_argument("-o", "--output", metavar="OUTDIR", help="output directory (default: <model>_<board>)")
     b.add_argument("--clock", type=float, metavar="MHZ", help="PL clock (default: the board's)")
-    b.add_argument("--max-util", type=float, default=0.8, metavar="F", help="budget fraction of each resource")
+    b.add_argument("--max-util", type=float, metavar="F",
+                   help=f"budget fraction of each resource (default {DEFAULT_MAX_UTIL:g})")  # fmt: skip
     b.add_argument("--target-fps", type=float, metavar="N", help="the cheapest plan reaching N frames/s")
     b.add_argument("--folding", metavar="PLAN.json", help="use this folding plan instead of searching")
     b.add_argument("--no-csim", action="store_true", help="skip the C-simulation")
     b.add_argument("--synth", default="auto", choices=["auto", "on", "off"],
                    help="Vitis HLS / Vivado: auto (when on PATH), on (required), off")  # fmt: skip
-    b.add_argument("--arch", default="auto", choices=["auto", "dataflow", "rtl"], help="hardware architecture")
+    b.add_argument("--arch", default="auto", choices=ARCHES, help=f"hardware architecture ({AUTO_ARCH_SHORT})")
     b.add_argument("--vectors", metavar="X.npy", help="float inputs for C-simulation and the driver's test vectors")
     b.add_argument("--labels", metavar="Y.npy", help="labels of --vectors (the notebook prints accuracy)")
     b.add_argument("--json", action="store_true", help="print report.json (progress goes to stderr)")
@@ -428,6 +429,9 @@ def _print_build_summary(console, design) -> None:
                   show_header=False)  # fmt: skip
     table.add_column("", no_wrap=True)
     table.add_column("", no_wrap=True)
+    if r.get("arch"):
+        why = AUTO_ARCH_SHORT if r.get("arch_reason") == AUTO_ARCH_RULE else r.get("arch_reason")
+        table.add_row("architecture", f"{r['arch']} ({why})")
     table.add_row("initiation interval", f"{t['ii_cycles']:,} cycles = {t['fps']:,.0f} frames/s (estimate)")
     table.add_row("latency", f"{t['latency_cycles']:,} cycles = {t['latency_us']:,.2f} us (estimate)")
     util = ", ".join(f"{k} {t[k]:,} ({100 * t[k] / n:.1f}%)" for k, n in t["available"].items() if n and k in t)

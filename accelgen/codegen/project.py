@@ -34,6 +34,7 @@ from accelgen import __version__, golden, ir
 from accelgen.codegen.connect import Design, build_design
 from accelgen.codegen.names import identifier
 from accelgen.codegen.types import CodeType
+from accelgen.config import DEFAULT_VECTORS
 from accelgen.errors import InputError, InternalError
 from accelgen.plan import FoldingPlan
 from accelgen.resources import data_dir
@@ -47,7 +48,7 @@ DEFAULT_BOARD = "ultra96v2"
 #: samples per call of the top function inside the emulator
 EMU_CHUNK = 256
 #: random input samples when no vectors are given
-DEFAULT_RANDOM_VECTORS = 16
+DEFAULT_RANDOM_VECTORS = DEFAULT_VECTORS  # one default for generate() and accelgen build
 
 
 def template_env() -> jinja2.Environment:
@@ -285,8 +286,8 @@ def generate(
     ``board``: a board name or :class:`accelgen.boards.Board` (default ultra96v2): its part
     and processing system go into the tcl. ``vectors``: the model's float (or integer)
     inputs, one array per graph input, batch first, in the model's own layout; the golden
-    model turns them into the testbench's vectors (None: 16 deterministic random
-    samples). Returns ``outdir``.
+    model turns them into the testbench's vectors (None: ``config.DEFAULT_VECTORS``
+    deterministic random samples). Returns ``outdir``.
 
     Existing ``hls/`` and ``scripts/`` in OUTDIR are replaced; other files are kept.
     """
