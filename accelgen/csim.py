@@ -179,7 +179,7 @@ def _cached_build(
     t0 = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix=f"{_WORK_PREFIX}{os.getpid()}-", dir=root))
     try:
-        compile_design(hls_dirs, work, log=log, testbench=testbench, opt=opt, defines=defines)
+        compile_design(hls_dirs, work, log=log, testbench=testbench, opt=opt, defines=defines, pch_root=root / "pch")
         _write_entry_manifest(work, names)
         _publish_entry(work, dest, names)
     finally:
@@ -220,7 +220,7 @@ def _entry_is_valid(dest: Path, names: list[str]) -> bool:
         return False
 
 
-def _publish_entry(work: Path, dest: Path, names: list[str]) -> None:
+def _publish_entry(work: Path, dest: Path, names: list[str], valid=None) -> None:
     """Rename the finished build onto ``dest``; a concurrent build may have published the
     same entry first (then it is kept), a damaged entry is moved aside and replaced."""
     for _ in range(3):
@@ -230,7 +230,7 @@ def _publish_entry(work: Path, dest: Path, names: list[str]) -> None:
         except OSError as exc:
             if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
                 raise
-        if _entry_is_valid(dest, names):
+        if (valid or _entry_is_valid)(dest, names):
             return  # another build of the same sources won the race
         stale = dest.with_name(f"{_STALE_PREFIX}{os.getpid()}-{dest.name}")
         try:
@@ -260,21 +260,90 @@ def compile_design(
     testbench: bool = True,
     opt: str = "-O2",
     defines: tuple[str, ...] = (),
+    pch_root: Path | None = None,
 ) -> Path:
     """One g++ run for the library of one or more designs (one translation unit), one for
-    the testbench of the first. Returns the library path."""
+    the testbench of the first. Returns the library path. With ``pch_root`` (a cache
+    directory) the kernel library and ap_types come precompiled (see :func:`precompiled_kernels`)."""
     cxx, ap = compiler(), ap_types_dir()
     unity = work / "unity.cpp"
     unity.write_text("".join(f'#include "{d.resolve() / name}"\n' for d in hls_dirs for name in ("top.cpp", "emu.cpp")))
     lib = work / LIB_NAME
     lib_dir = hls_dirs[0].resolve() / "lib"
     flags = [opt if f.startswith("-O") else f for f in LIB_FLAGS] + [f"-D{d}" for d in defines]
-    _run([cxx, *flags, f"-I{lib_dir}", f"-I{ap}", str(unity), "-o", str(lib)], log)
+    includes = [f"-I{lib_dir}", f"-I{ap}"]
+    pch = precompiled_kernels(cxx, flags, includes, lib_dir, pch_root) if pch_root is not None else []
+    try:
+        _run([cxx, *flags, *pch, *includes, str(unity), "-o", str(lib)], log)
+    except InternalError:
+        if not pch:
+            raise
+        shutil.rmtree(Path(pch[-1]).parent, ignore_errors=True)  # a bad precompiled header: drop it, compile plain
+        _run([cxx, *flags, *includes, str(unity), "-o", str(lib)], log)
     if testbench:
         tb_cmd = [cxx, *TB_FLAGS, f"-I{lib_dir}", str(hls_dirs[0].resolve() / "tb.cpp"), f"-L{work}", "-laccel",
                   "-Wl,-rpath,$ORIGIN", "-o", str(work / TB_NAME)]  # fmt: skip
         _run(tb_cmd, log)
     return lib
+
+
+#: what the precompiled header holds: the header-only kernel library and ap_types, plus the
+#: standard headers the generated files use (a design's own files are never in it)
+PCH_HEADER = """// accelgen: the kernel library and ap_types, precompiled once per content (see csim.py)
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <thread>
+#include <vector>
+#include <accelgen/accelgen.h>
+#include <accelgen/host.h>
+"""
+PCH_NAME = "accelgen_pch.h"
+
+
+def precompiled_kernels(cxx: str, flags: list[str], includes: list[str], lib_dir: Path, root: Path) -> list[str]:
+    """The flags that make g++ read the kernel library and ap_types precompiled.
+
+    The header is built once per content key (compiler, flags, ap_types, every kernel
+    header) into ``root`` and reused by every design: parsing those headers is about a
+    third of a design's compile time. The generated code is the same object code with or
+    without it (g++ checks the flags and falls back to the text headers otherwise). Returns
+    [] when the header cannot be built (the design then compiles without it)."""
+    h = hashlib.sha256(json.dumps([PCH_HEADER, [f for f in flags if f != "-shared"]]).encode())
+    h.update(_tool_fingerprint(cxx, includes[-1][2:]).encode())
+    for f in sorted(lib_dir.rglob("*.h")):
+        h.update(str(f.relative_to(lib_dir)).encode() + b"\0" + f.read_bytes() + b"\0")
+    dest = root / h.hexdigest()[:24]
+    names = [PCH_NAME, PCH_NAME + ".gch"]
+    use = ["-Winvalid-pch", "-include", str(dest / PCH_NAME)]
+    if _sizes_match(dest, names):
+        return use
+    root.mkdir(parents=True, exist_ok=True)
+    _clean_leftovers(root)
+    work = Path(tempfile.mkdtemp(prefix=f"{_WORK_PREFIX}{os.getpid()}-", dir=root))
+    try:
+        (work / PCH_NAME).write_text(PCH_HEADER)
+        cmd = [cxx, *[f for f in flags if f != "-shared"], *includes, "-x", "c++-header", str(work / PCH_NAME),
+               "-o", str(work / names[1])]  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, check=False)
+        if proc.returncode != 0:
+            return []
+        sizes = {name: (work / name).stat().st_size for name in names}
+        (work / ENTRY_MANIFEST).write_text(json.dumps(sizes, sort_keys=True))
+        _publish_entry(work, dest, names, valid=_sizes_match)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return use if _sizes_match(dest, names) else []
+
+
+def _sizes_match(dest: Path, names: list[str]) -> bool:
+    """A precompiled-header entry is whole when its files have the sizes its manifest
+    records (hashing the ~90 MB header on every compile would cost more than it checks)."""
+    try:
+        manifest = json.loads((dest / ENTRY_MANIFEST).read_text())
+        return all(manifest.get(name) == (dest / name).stat().st_size for name in names)
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _run(cmd: list[str], log: Path | None) -> None:
