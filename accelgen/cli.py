@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import secrets
 import sys
 import traceback
 from collections.abc import Sequence
@@ -217,21 +215,15 @@ def _save_outputs(out: Path, outputs: dict[str, np.ndarray]) -> None:
 
 
 def _save_atomic(path: Path, write) -> None:
-    """Write ``path`` by a rename from a sibling temporary file, with the permissions a new
-    file gets (0666 less the umask); its directory must exist."""
+    """Write ``path`` atomically (see :func:`accelgen.workspace.write_atomic`); its
+    directory must exist."""
+    from accelgen.workspace import write_atomic
+
     if not path.parent.is_dir():
         raise InputError(f"{path}: the directory {path.parent} does not exist; create it first")
     if path.is_dir():
         raise InputError(f"{path}: is a directory; give a file name")
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for any new file
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomic(path, write)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -263,7 +255,8 @@ def _add_dse_commands(sub) -> None:
 def cmd_dse(args) -> int:
     from accelgen.config import resolve_plan_options
     from accelgen.dse import explore
-    from accelgen.report import build_report, report_files, write_outdir
+    from accelgen.report import build_report, report_files
+    from accelgen.workspace import write_tree
 
     board, clock, _, max_util, plan = resolve_plan_options(args.board, args.clock, args.max_util, args.folding)
     compiled = _compile(args)
@@ -273,7 +266,7 @@ def cmd_dse(args) -> int:
     if args.output:
         files = report_files(report, estimate.plan().to_json())
         log = f"dse: {estimate.mode}, search {estimate.search_seconds:.3f} s\n"
-        write_outdir(args.output, files, log)
+        write_tree(args.output, files, {"dse": log})
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -148,6 +148,7 @@ def _synth_key(ctx: BuildContext) -> str:
 
 def _stage_synth(ctx: BuildContext):
     from accelgen import vendor
+    from accelgen.vendor_reports import parse_vivado_utilization
 
     run, why = vendor.synthesis_plan(ctx.options.synth)
     if not run:
@@ -165,7 +166,7 @@ def _stage_synth(ctx: BuildContext):
         "hls_s": hls_s,
         "vivado_s": vivado_s,
         "csynth": str(csynth.relative_to(ctx.path)) if csynth else None,
-        "utilization": vendor.parse_vivado_utilization(util.read_text()) if util else None,
+        "utilization": parse_vivado_utilization(util.read_text()) if util else None,
         "bitstream": [str(p.relative_to(ctx.path)) for p in ctx.path.rglob("*.bit")],
     }
 
@@ -302,21 +303,12 @@ def _stage_yosys(ctx: BuildContext):
 
 def _stage_rtl_report(ctx: BuildContext) -> dict:
     from accelgen import rtl
+    from accelgen.rtl.report import build_rtl_report
 
     sim = ctx.results.get("sim") or {}
     yosys = ctx.results.get("synth") or {}
-    design = rtl.load_design(ctx.path / "rtl")
-    report = {
-        "model": ctx.model_path.stem,
-        "arch": "rtl",
-        "board": ctx.board.name,
-        "clock_mhz": ctx.options.clock_mhz,
-        "csim": sim if "passed" in sim else {"passed": None, "vectors": 0, "mismatches": None, **sim},
-        "synth": None,
-        "rtl": rtl.rtl_report(design, None if "skipped" in yosys else yosys, [sim] if "passed" in sim else []),
-        "notes": ["--arch rtl: the PYNQ driver for the unrolled core is not generated yet; rtl/ holds the Verilog, "
-                  "its cocotb testbench (make sim) and Yosys script (make synth)"],
-    }  # fmt: skip
+    report = build_rtl_report(ctx.model_path.stem, ctx.board.name, ctx.options.clock_mhz,
+                              rtl.load_design(ctx.path / "rtl"), sim, yosys, ctx.options.arch_reason)  # fmt: skip
     (ctx.path / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     ctx.report = report
     return {"files": ["report.json"]}

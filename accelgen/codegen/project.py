@@ -27,7 +27,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import numpy as np
 
 from accelgen import __version__, golden, ir
@@ -49,11 +48,6 @@ DEFAULT_BOARD = "ultra96v2"
 EMU_CHUNK = 256
 #: random input samples when no vectors are given
 DEFAULT_RANDOM_VECTORS = DEFAULT_VECTORS  # one default for generate() and accelgen build
-
-
-def template_env() -> jinja2.Environment:
-    """The Jinja environment of templates/ (see :mod:`accelgen.templating`)."""
-    return environment()
 
 
 # -- inputs -----------------------------------------------------------------------------------------
@@ -159,7 +153,7 @@ def _guard(*parts: str) -> str:
 
 def render_files(design: Design, board: dict[str, Any], clock_mhz: float, model_name: str) -> dict[str, str]:
     """Every text file of hls/ and scripts/ (relative path -> content)."""
-    env = template_env()
+    env = environment()  # the one Jinja environment (accelgen.templating)
     common = {
         "version": __version__, "top": design.top, "namespace": design.namespace, "bus_bits": design.bus_bits,
         "inputs": design.inputs, "outputs": design.outputs, "layers": design.layers,
