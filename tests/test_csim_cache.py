@@ -28,8 +28,8 @@ def fake_compiler(monkeypatch):
             (work / csim.TB_NAME).write_bytes(b"\x7fELF testbench " * 100)
         return work / csim.LIB_NAME
 
-    monkeypatch.setattr(csim, "compile_design", fake_compile)
-    monkeypatch.setattr(csim, "build_key", lambda hls: "k" * 64)
+    monkeypatch.setattr(csim.builder, "compile_design", fake_compile)
+    monkeypatch.setattr(csim.builder, "build_key", lambda hls: "k" * 64)
     return runs
 
 
@@ -78,20 +78,20 @@ def test_a_concurrent_build_of_the_same_design_is_kept(tmp_path, fake_compiler):
     work = tmp_path / "cache" / f".build-{os.getpid()}-mine"
     work.mkdir()
     (work / csim.LIB_NAME).write_bytes(b"other")
-    csim._publish_entry(work, first.directory, [csim.LIB_NAME, csim.TB_NAME])
+    csim.cache.publish_entry(work, first.directory, [csim.LIB_NAME, csim.TB_NAME])
     assert first.library.read_bytes().startswith(b"\x7fELF library")
 
 
 def test_concurrent_builds_both_succeed(tmp_path, fake_compiler):
     barrier = threading.Barrier(4)
     results, errors = [], []
-    real = csim._publish_entry
+    real = csim.cache.publish_entry
 
     def publish_together(*args):
         barrier.wait(timeout=10)  # every thread has compiled before any publishes
         real(*args)
 
-    csim._publish_entry = publish_together
+    csim.cache.publish_entry = publish_together
     try:
         threads = [threading.Thread(target=lambda: _try(tmp_path, results, errors)) for _ in range(4)]
         for t in threads:
@@ -99,7 +99,7 @@ def test_concurrent_builds_both_succeed(tmp_path, fake_compiler):
         for t in threads:
             t.join(timeout=30)
     finally:
-        csim._publish_entry = real
+        csim.cache.publish_entry = real
     assert errors == [] and len(results) == 4
     assert len({r.library for r in results}) == 1 and _build(tmp_path).cached
     assert not list((tmp_path / "cache").glob(".build-*"))
