@@ -92,6 +92,7 @@ def run_stages(ctx: BuildContext, stages: list[Stage], progress: Progress | None
                 if isinstance(result, Skipped):
                     ctx.log.info("skipped: %s", result.reason)
                     result = {"skipped": result.reason}
+            ctx.log.info("%s in %.2f s", state, time.perf_counter() - t0)
         finally:
             _close(ctx.log)
         written = written_files(before, snapshot(ctx.path))
@@ -152,7 +153,8 @@ def _stage_logger(path: Path, name: str) -> logging.Logger:
     logger = logging.getLogger(f"accelgen.build.{name}.{id(path)}")
     logger.setLevel(logging.INFO)
     logger.propagate = False
-    handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+    # opened at the first message: a stage may replace its log file before it logs (csim does)
+    handler = logging.FileHandler(path, mode="a", encoding="utf-8", delay=True)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
     logger.addHandler(handler)
     return logger

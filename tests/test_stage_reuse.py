@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from accelgen.config import DEFAULT_VECTORS
 from accelgen.errors import InternalError
 from accelgen.pipeline import BUILD_STAGES, RTL_STAGES, build
 from accelgen.stages import BuildContext, Stage, run_stages
@@ -33,8 +34,10 @@ def test_rebuild_with_unchanged_inputs_keeps_the_csim_library(tmp_path):
     out = tmp_path / "mlp"
     first = build(MLP, out, board="ultra96", synth="off").run(x)
     lib = (out / "csim" / "libaccel.so").read_bytes()
+    assert f"C-simulation: {DEFAULT_VECTORS} vectors, 0 mismatching elements" in (out / "logs" / "csim.log").read_text()
     design = build(MLP, out, board="ultra96", synth="off")
     assert _stages(out)["csim"]["status"] == "reused"
+    assert "reused from the previous build" in (out / "logs" / "csim.log").read_text()
     assert (out / "csim" / "libaccel.so").read_bytes() == lib
     again = design.run(x)  # the runtime's csim backend on the rebuilt directory
     assert np.array_equal(again, first)
