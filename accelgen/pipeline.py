@@ -199,21 +199,12 @@ def _stage_package(ctx: BuildContext) -> dict:
 
 
 def _stage_report(ctx: BuildContext) -> dict:
-    from accelgen.report import build_report, report_files
+    from accelgen.report import build_report_json, report_files
 
-    csim = ctx.results.get("csim")
-    synth = ctx.results.get("synth") or {}
-    csynth = ctx.path / synth["csynth"] if synth.get("csynth") else None
-    report = build_report(ctx.estimate, csim=csim if csim and "passed" in csim else None, synth=csynth)
-    if csim and "skipped" in csim:
-        report["csim"] = {"passed": None, "vectors": 0, "mismatches": None, "skipped": csim["skipped"]}
-    if synth.get("skipped"):
-        report["synth_status"] = synth["skipped"]
-    report["arch"], report["arch_reason"] = ctx.options.arch, ctx.options.arch_reason
-    report["outputs"] = {"hls": "hls/", "scripts": "scripts/", "driver": "driver/", "logs": "logs/"}
+    report = build_report_json(ctx.estimate, ctx.path, csim=ctx.results.get("csim"), synth=ctx.results.get("synth"),
+                               arch=ctx.options.arch, arch_reason=ctx.options.arch_reason)  # fmt: skip
     for name, content in report_files(report, ctx.plan.to_json()).items():
-        path = ctx.path / name
-        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+        (ctx.path / name).write_bytes(content)
     ctx.report = report
     return {"files": ["report.json", "report.md", "report.png"]}
 

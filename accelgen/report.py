@@ -331,6 +331,23 @@ def render_png(report: dict[str, Any]) -> bytes:
 # ---------------------------------------------------------------------------------------
 
 
+def build_report_json(estimate: Estimate, outdir: Path, *, csim: dict[str, Any] | None, synth: dict[str, Any] | None,
+                      arch: str, arch_reason: str) -> dict[str, Any]:  # fmt: skip
+    """report.json of an `accelgen build` from its stages' results: ``csim`` and ``synth``
+    as those stages returned them (``{"skipped": why}`` when they did not run; synth's
+    ``csynth`` path is relative to ``outdir``)."""
+    synth = synth or {}
+    csynth = outdir / synth["csynth"] if synth.get("csynth") else None
+    report = build_report(estimate, csim=csim if csim and "passed" in csim else None, synth=csynth)
+    if csim and "skipped" in csim:
+        report["csim"] = {"passed": None, "vectors": 0, "mismatches": None, "skipped": csim["skipped"]}
+    if synth.get("skipped"):
+        report["synth_status"] = synth["skipped"]
+    report["arch"], report["arch_reason"] = arch, arch_reason
+    report["outputs"] = {"hls": "hls/", "scripts": "scripts/", "driver": "driver/", "logs": "logs/"}
+    return report
+
+
 def report_files(report: dict[str, Any], plan_json: dict[str, Any]) -> dict[str, bytes]:
     """The files `accelgen dse -o` writes: folding.json, report.json, report.md, report.png."""
     return {
