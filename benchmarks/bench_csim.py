@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from accelgen.boards import get_board  # noqa: E402
 from accelgen.codegen import generate  # noqa: E402
-from accelgen.csim import Emulator, build, run_csim  # noqa: E402
+from accelgen.csim import Emulator, build, build_group, run_csim  # noqa: E402
 from accelgen.dse import explore  # noqa: E402
 from accelgen.pipeline import compile_model  # noqa: E402
 from tests.data import as_images, digits_split  # noqa: E402
@@ -137,7 +137,31 @@ def end_to_end(work: Path) -> None:
         prepare()
         cli = cli_build_seconds(work / f"e2e_cli_{i}", cache)
         print(f"{name:34s} {r['total_s']:12.2f} {r['gxx_s']:7.2f} {r['gxx_s'] / r['total_s']:9.0%} {cli:17.2f}")
+    opt_tradeoff(work)
     print()
+
+
+def opt_tradeoff(work: Path) -> None:
+    """The design library at -O2 (what accelgen uses) and -O1: compile seconds with the
+    kernel library already precompiled, and the emulator's samples/s on one thread."""
+    compiled = compile_model(EXAMPLE)
+    outdir = generate(compiled, explore(compiled.graph, get_board("ultra96v2")).plan(), work / "opt_design")
+    x, _ = digits("cnn", 4)
+    ref = None
+    for opt in ("-O2", "-O1"):
+        cache = work / f"opt-cache{opt}"
+        build_group([outdir], cache_dir=cache, opt=opt)  # the precompiled header for this -O level
+        for entry in cache.iterdir():
+            if entry.name != "pch":
+                shutil.rmtree(entry)
+        t0 = time.perf_counter()
+        lib = build_group([outdir], cache_dir=cache, opt=opt)
+        seconds = time.perf_counter() - t0
+        emu = Emulator(outdir, library=lib, threads=1)
+        rate, y = throughput(emu.run_float, x)
+        ref = y if ref is None else ref
+        print(f"design library {opt}: g++ {seconds:.2f} s (kernel library warm), emulator {rate:,.0f} samples/s on "
+              f"1 thread, outputs {'identical to -O2' if np.array_equal(y, ref) else 'DIFFER from -O2'}")  # fmt: skip
 
 
 def hls4ml_row(file: str, x: np.ndarray, labels: np.ndarray, work: Path) -> dict:
