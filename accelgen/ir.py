@@ -102,6 +102,37 @@ def signed_bits_for(lo: int, hi: int) -> int:
     return bits
 
 
+def centred_range(q: QType | None, padded: bool = False) -> tuple[int, int]:
+    """The range of ``code - zero_point`` an integer layer computes with, over every
+    channel's zero point (a bipolar code is its own value, -1 or +1; no type: 0). Padding
+    contributes the zero point, that is 0, so ``padded`` widens the range to include 0.
+    The one definition: the passes, the cost models and code generation all use it."""
+    if q is None:
+        return 0, 0
+    if q.bipolar:
+        lo, hi = -1, 1
+    else:
+        zps = [int(z) for z in q.zero_point] or [0]
+        lo, hi = q.qmin - max(zps), q.qmax - min(zps)
+    return (min(lo, 0), max(hi, 0)) if padded else (lo, hi)
+
+
+def sum_ranges(matrix: np.ndarray, lo: int, hi: int, partial: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``matrix``, the range of ``row @ x`` for every x with entries in [lo, hi]:
+    (sum of min(w*lo, w*hi), sum of max(w*lo, w*hi)). With ``partial`` every term's range
+    also includes 0, so the range bounds every partial sum of the row as well (what an
+    accumulator must hold whatever order it adds in). Exact integers (Python ints when
+    int64 could overflow)."""
+    m = np.asarray(matrix).reshape(np.shape(matrix)[0], -1) if np.ndim(matrix) else np.zeros((0, 0))
+    big = m.size and int(np.abs(m).max()) * max(abs(int(lo)), abs(int(hi)), 1) * m.shape[1] >= (1 << 62)
+    m = m.astype(object) if big else m.astype(np.int64)
+    t1, t2 = m * int(lo), m * int(hi)
+    small, large = np.minimum(t1, t2), np.maximum(t1, t2)
+    if partial:
+        small, large = np.minimum(small, 0), np.maximum(large, 0)
+    return small.sum(axis=1), large.sum(axis=1)
+
+
 # ---------------------------------------------------------------------------------------
 # Tensors
 # ---------------------------------------------------------------------------------------

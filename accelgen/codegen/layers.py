@@ -34,7 +34,7 @@ from accelgen import ir
 from accelgen.codegen.dataflow import Block, Kernel, Param, Port, Stream
 from accelgen.codegen.names import Namer, comment_text
 from accelgen.codegen.params import pack_words, requant_param, requant_partitions
-from accelgen.codegen.types import CodeType, IntType, centred_range, code_of, int_type, signed_type, zero_point
+from accelgen.codegen.types import CodeType, IntType, code_of, int_type, signed_type, zero_point
 from accelgen.errors import InputError, InternalError
 from accelgen.kernels import conv, depthwise, mvu, tt
 from accelgen.plan import FoldingPlan, LayerFold
@@ -299,7 +299,7 @@ def _build_pool(ctx: Context, op: ir.MaxPool | ir.AvgPool, ident: str, *, reduce
         pad_value = x.qtype.qmin
     else:
         zp = zero_point(x, f"layer '{op.name}'")
-        clo, chi = centred_range(x.qtype, zp)
+        clo, chi = ir.centred_range(x.qtype)
         centred = int_type(clo, chi)
         acc_range = (kh * kw * min(0, clo), kh * kw * max(0, chi))
         acc = signed_type(*acc_range)
@@ -357,7 +357,7 @@ def build_add(ctx: Context, op: ir.Add, ident: str) -> Block:
     _check_fold(op, fold, c, None, "Add folds channels by pe")
     pe = fold.pe
     za, zb = zero_point(a, f"layer '{op.name}'"), zero_point(b, f"layer '{op.name}'")
-    (alo, ahi), (blo, bhi) = centred_range(a.qtype, za), centred_range(b.qtype, zb)
+    (alo, ahi), (blo, bhi) = ir.centred_range(a.qtype), ir.centred_range(b.qtype)
     ma, mb = (int(m) for m in op.input_multipliers)
     acc_lo = min(ma * alo, ma * ahi) + min(mb * blo, mb * bhi)
     acc_hi = max(ma * alo, ma * ahi) + max(mb * blo, mb * bhi)
@@ -388,7 +388,7 @@ def build_requantize(ctx: Context, op: ir.Requantize, ident: str) -> Block:
     _check_fold(op, fold, c, None, "Requantize folds channels by pe")
     pe = fold.pe
     zp = zero_point(x, f"layer '{op.name}'")
-    lo, hi = centred_range(x.qtype, zp)
+    lo, hi = ir.centred_range(x.qtype)
     acc = signed_type(min(lo, 0), max(hi, 0))
     out_code = _out_code(y, acc)
     requant = requant_param(op.requant, channels=c, pe=pe, acc_lo=lo, acc_hi=hi, out_code=out_code)

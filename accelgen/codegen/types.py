@@ -99,10 +99,3 @@ def zero_point(t: ir.Tensor, where: str) -> int:
     if not q.qmin <= zp <= q.qmax:
         raise InputError(f"{where}: zero point {zp} of '{t.name}' is outside its code range [{q.qmin}, {q.qmax}]")
     return zp
-
-
-def centred_range(q: ir.QType, zp: int) -> tuple[int, int]:
-    """Range of ``code - zero_point`` (bipolar codes are their own value)."""
-    if q.bipolar:
-        return -1, 1
-    return q.qmin - zp, q.qmax - zp

@@ -17,7 +17,6 @@ from accelgen.kernels.base import (
     LayerSpec,
     MultiplierNeed,
     Resources,
-    code_range,
     divisors,
     element_bits,
     feature_map,
@@ -46,7 +45,7 @@ def describe(op: ir.Add, graph: ir.Graph) -> AddSpec:
     h, w, c = feature_map(out)
     lo = hi = 0
     for m, t in zip(op.input_multipliers, ins):
-        a, b = (m * v for v in code_range(t.qtype))
+        a, b = (m * v for v in ir.centred_range(t.qtype))
         lo, hi = lo + min(a, b), hi + max(a, b)
     acc_bits = ir.signed_bits_for(min(lo, 0), max(hi, 0))
     out_bits = element_bits(out) if out.kind == "codes" else acc_bits

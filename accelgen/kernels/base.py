@@ -227,16 +227,6 @@ def feature_map(t: ir.Tensor) -> tuple[int, int, int]:
     return 1, n, dims[-1]
 
 
-def code_range(q: ir.QType | None) -> tuple[int, int]:
-    """The range of ``code - zero_point`` that an integer layer computes with."""
-    if q is None:
-        return 0, 0
-    if q.bipolar:
-        return -1, 1
-    zps = q.zero_point or (0,)
-    return q.qmin - max(zps), q.qmax - min(zps)
-
-
 def element_bits(t: ir.Tensor) -> int:
     """Bits of one stream element (1 for bipolar codes)."""
     if t.qtype is None:

@@ -38,45 +38,24 @@ class Arith:
     requant: requant.RequantSpec
 
 
-def activation_range(q: ir.QType) -> tuple[int, int]:
-    """Range of the centred activation ``code - zero_point`` (one zero point per tensor;
-    a bipolar code is its own value)."""
-    if q.bipolar:
-        return -1, 1
-    zp = int(q.zero_point[0]) if q.zero_point else 0
-    return q.qmin - zp, q.qmax - zp
-
-
-def weight_range(q: ir.QType) -> tuple[int, int]:
-    """Range of a weight ``code - zero_point`` over every channel's zero point."""
-    if q.bipolar:
-        return -1, 1
-    zps = q.zero_point or (0,)
-    return q.qmin - max(int(z) for z in zps), q.qmax - min(int(z) for z in zps)
-
-
 def range_bits(lo: int, hi: int) -> int:
     """Width of the narrowest type holding [lo, hi]: unsigned when lo >= 0."""
     return max(1, int(hi).bit_length()) if lo >= 0 else ir.signed_bits_for(lo, hi)
 
 
 def acc_range(matrix: np.ndarray, clo: int, chi: int) -> tuple[int, int]:
-    """Bounds of every (partial) sum of a row of ``matrix`` times inputs in [clo, chi]:
-    [sum min(0, w*lo, w*hi), sum max(0, w*lo, w*hi)] over the row, the worst row; it
-    bounds the final sum and every partial sum (padding contributes 0)."""
-    if matrix.size == 0:
+    """Bounds of every (partial) sum of a row of ``matrix`` times inputs in [clo, chi], the
+    worst row (:func:`accelgen.ir.sum_ranges` with ``partial``; padding contributes 0)."""
+    if np.size(matrix) == 0:
         return 0, 0
-    m = matrix.astype(object) if np.abs(matrix).max(initial=0) > (1 << 40) else matrix.astype(np.int64)
-    t1, t2 = m * clo, m * chi
-    lo = np.minimum(np.minimum(t1, t2), 0).sum(axis=1)
-    hi = np.maximum(np.maximum(t1, t2), 0).sum(axis=1)
+    lo, hi = ir.sum_ranges(matrix, clo, chi, partial=True)
     return int(min(lo)), int(max(hi))
 
 
 def describe(x: ir.Tensor, w_qtype: ir.QType, matrix: np.ndarray, out: ir.Tensor, rq: ir.Requant | None) -> Arith:
     """The arithmetic of ``out = rq(matrix @ (x - zp))``; ``matrix``: (outputs, fan_in)
     integer weights (``code - zero_point``)."""
-    x_range, w_range = activation_range(x.qtype), weight_range(w_qtype)
+    x_range, w_range = ir.centred_range(x.qtype), ir.centred_range(w_qtype)
     a_bits = 1 if x.qtype.bipolar else range_bits(*x_range)
     w_bits = 1 if w_qtype.bipolar else range_bits(*w_range)
     lo, hi = acc_range(np.asarray(matrix), *x_range)

@@ -24,7 +24,6 @@ from accelgen.kernels.base import (
     MultiplierNeed,
     Resources,
     ceil_div,
-    code_range,
     divisors,
     element_bits,
 )
@@ -54,7 +53,7 @@ def describe(op: ir.MaxPool | ir.AvgPool, graph: ir.Graph) -> PoolSpec:
     win = window(x, out, op.kernel, (1, 1), op.pads)
     a_bits = element_bits(x)
     is_sum = isinstance(op, ir.AvgPool)
-    lo, hi = code_range(x.qtype)
+    lo, hi = ir.centred_range(x.qtype)
     taps = win.kh * win.kw
     acc_bits = ir.signed_bits_for(taps * min(lo, 0), taps * max(hi, 0)) if is_sum else a_bits
     rq = getattr(op, "requant", None)

@@ -14,7 +14,6 @@ from accelgen.kernels.base import (
     Hardware,
     LayerSpec,
     MultiplierNeed,
-    code_range,
     divisors,
     element_bits,
     feature_map,
@@ -39,7 +38,7 @@ def matches(op: ir.Op) -> bool:
 def describe(op: ir.Requantize, graph: ir.Graph) -> RequantizeSpec:
     x, out = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     h, w, c = feature_map(out)
-    lo, hi = code_range(x.qtype)
+    lo, hi = ir.centred_range(x.qtype)
     acc_bits = ir.signed_bits_for(min(lo, 0), max(hi, 0))
     out_bits = element_bits(out)
     return RequantizeSpec(

@@ -93,23 +93,9 @@ def levels(q: ir.QType) -> tuple[int, int, int]:
 # -- accumulator ranges ------------------------------------------------------------------------
 
 
-def input_range(q: ir.QType, padded: bool = False) -> tuple[int, int]:
-    """Range of ``code - zero_point`` for a (per-tensor) QType; padding contributes 0."""
-    zp = int(q.zero_point[0]) if not q.bipolar else 0
-    lo, hi = q.qmin - zp, q.qmax - zp
-    if len(set(q.zero_point)) > 1:
-        zps = np.asarray(q.zero_point)
-        lo, hi = int(q.qmin - zps.max()), int(q.qmax - zps.min())
-    if padded:
-        lo, hi = min(lo, 0), max(hi, 0)
-    return lo, hi
-
-
 def _weighted_range(weights: np.ndarray, xlo: int, xhi: int) -> tuple[np.ndarray, np.ndarray]:
-    w = weights.reshape(weights.shape[0], -1).astype(np.int64)
-    hi = np.maximum(w * xlo, w * xhi).sum(axis=1)
-    lo = np.minimum(w * xlo, w * xhi).sum(axis=1)
-    return lo, hi
+    """Per output channel, the range of the final sum (accelgen.ir.sum_ranges)."""
+    return ir.sum_ranges(weights, xlo, xhi)
 
 
 def acc_range_and_scale(graph: ir.Graph, op: ir.Op) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -119,15 +105,15 @@ def acc_range_and_scale(graph: ir.Graph, op: ir.Op) -> tuple[np.ndarray, np.ndar
     s_in = np.asarray(xq.scale, dtype=np.float64)
     if isinstance(op, (ir.Conv, ir.Dense)):
         padded = isinstance(op, ir.Conv) and any(op.pads)
-        lo, hi = _weighted_range(op.weights, *input_range(xq, padded))
+        lo, hi = _weighted_range(op.weights, *ir.centred_range(xq, padded))
         scale = s_in[0] * np.asarray(op.w_qtype.scale, dtype=np.float64)
         return lo, hi, scale
     if isinstance(op, ir.AvgPool):
         k = op.kernel[0] * op.kernel[1]
-        xlo, xhi = input_range(xq, any(op.pads))
+        xlo, xhi = ir.centred_range(xq, any(op.pads))
         return np.array([k * xlo]), np.array([k * xhi]), s_in / k
     if isinstance(op, ir.Requantize):
-        xlo, xhi = input_range(xq)
+        xlo, xhi = ir.centred_range(xq)
         return np.array([xlo]), np.array([xhi]), s_in
     if isinstance(op, ir.TTDense):
         lo, hi, scale = tt_step_ranges(op, xq)[-1]
@@ -144,7 +130,7 @@ def tt_step_ranges(op: ir.TTDense, xq: ir.QType) -> list[tuple[int, int, float]]
     products' ranges, and the step's range the hull over its output elements.
     """
     d = len(op.modes_in)
-    lo, hi = input_range(xq)
+    lo, hi = ir.centred_range(xq)
     unit = float(xq.scale[0])
     contracted: set[int] = set()
     out = []
@@ -390,8 +376,8 @@ def _solve_add(graph: ir.Graph, op: ir.Add, config: CompileConfig):
     """Pick integer input multipliers so one accumulator orders every input pair exactly."""
     fr: ir.FloatRequant = op.requant
     qa, qb = (graph.tensors[t].qtype for t in op.inputs)
-    alo, ahi = input_range(qa)
-    blo, bhi = input_range(qb)
+    alo, ahi = ir.centred_range(qa)
+    blo, bhi = ir.centred_range(qb)
     xa, xb = np.meshgrid(np.arange(alo, ahi + 1), np.arange(blo, bhi + 1), indexing="ij")
     if qa.bipolar:
         xa = np.where(xa == 0, -1, xa)
