@@ -243,7 +243,15 @@ def random_resize(rng) -> ir.Graph:
     return ir.Graph("t", tensors, [op], ["x"], ["y"])
 
 
-GENERATORS = {"dense": random_dense, "resize": random_resize, "conv": random_conv, "pool": random_pool, "residual": random_residual}
+def random_requantize(rng) -> ir.Graph:
+    h, w, c = int(rng.integers(1, 6)), int(rng.integers(1, 6)), int(rng.choice([1, 2, 3, 4, 8]))
+    xq, yq = random_qtype(rng, allow_bipolar=False), ir.QType(int(rng.integers(2, 9)), True)
+    op = ir.Requantize("rq", ("x",), ("y",), requant=mul_shift(rng, c, yq))
+    tensors = {"x": codes("x", (h, w, c), xq), "y": codes("y", (h, w, c), yq)}
+    return ir.Graph("t", tensors, [op], ["x"], ["y"])
+
+
+GENERATORS = {"dense": random_dense, "resize": random_resize, "requantize": random_requantize, "conv": random_conv, "pool": random_pool, "residual": random_residual}
 
 
 @pytest.mark.parametrize("kind", sorted(GENERATORS))
