@@ -127,6 +127,23 @@ def test_optimal_against_exhaustive_search(graphs, name, monkeypatch):
     assert checked >= 5
 
 
+def assert_matches_exhaustive_search(cycles, res, budget) -> None:
+    """The smallest II, its proof and the least cost at it equal the exhaustive search's."""
+    problem = dse.Problem(cycles, res, budget)
+    expected = brute_force(cycles, res, budget)
+    choice, ii, proven = problem.minimise()
+    assert proven
+    if expected is None:
+        assert choice is None
+        return
+    assert ii == expected[0]
+    cheapest, optimal = problem.cheapest(ii, choice)
+    assert optimal
+    used = sum(res[i][c] for i, c in enumerate(cheapest))
+    assert np.all(used <= budget) and max(cycles[i][c] for i, c in enumerate(cheapest)) <= ii
+    assert float(used @ (1.0 / np.maximum(budget, 1))) == pytest.approx(expected[1])
+
+
 def test_search_on_random_problems_matches_exhaustive_search():
     """Random option tables exercise the Lagrangian and branch-and-bound paths."""
     rng = np.random.default_rng(7)
@@ -135,19 +152,7 @@ def test_search_on_random_problems_matches_exhaustive_search():
         cycles = [rng.integers(1, 60, int(rng.integers(1, 7))) for _ in range(n_layers)]
         res = [rng.integers(0, 25, (c.size, k)) for c in cycles]
         budget = rng.integers(5, 20 * n_layers, k)
-        problem = dse.Problem(cycles, res, budget)
-        expected = brute_force(cycles, res, budget)
-        choice, ii, proven = problem.minimise()
-        assert proven
-        if expected is None:
-            assert choice is None
-            continue
-        assert ii == expected[0]
-        cheapest, optimal = problem.cheapest(ii, choice)
-        assert optimal
-        used = sum(res[i][c] for i, c in enumerate(cheapest))
-        assert np.all(used <= budget) and max(cycles[i][c] for i, c in enumerate(cheapest)) <= ii
-        assert float(used @ (1.0 / np.maximum(budget, 1))) == pytest.approx(expected[1])
+        assert_matches_exhaustive_search(cycles, res, budget)
 
 
 def test_search_with_interchangeable_layers_matches_exhaustive_search():
@@ -163,19 +168,7 @@ def test_search_with_interchangeable_layers_matches_exhaustive_search():
         layers = [kinds[int(rng.integers(len(kinds)))] for _ in range(int(rng.integers(3, 7)))]
         cycles, res = [c for c, _ in layers], [r for _, r in layers]
         budget = rng.integers(10, 18 * len(layers), k)
-        problem = dse.Problem(cycles, res, budget)
-        expected = brute_force(cycles, res, budget)
-        choice, ii, proven = problem.minimise()
-        assert proven
-        if expected is None:
-            assert choice is None
-            continue
-        assert ii == expected[0]
-        cheapest, optimal = problem.cheapest(ii, choice)
-        assert optimal
-        used = sum(res[i][c] for i, c in enumerate(cheapest))
-        assert np.all(used <= budget) and max(cycles[i][c] for i, c in enumerate(cheapest)) <= ii
-        assert float(used @ (1.0 / np.maximum(budget, 1))) == pytest.approx(expected[1])
+        assert_matches_exhaustive_search(cycles, res, budget)
 
 
 def test_monotone_in_board_size(graphs):
