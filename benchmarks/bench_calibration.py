@@ -134,9 +134,9 @@ class Row:
     design: Design
     kernels: Resources  # the cost models' sum over the layers (uncalibrated)
     whole: Resources  # the explorer's whole-design estimate with the committed constants
-    layers: int  # layers with weights (shell.stream_layers)
     windows: int  # window generators (shell.windows)
-    shell_part: Resources  # the shell and port adapters (engineering estimates, not fitted)
+    plumbing: Resources  # the stream plumbing the plan instantiates (accelgen.kernels.plumbing)
+    shell_part: Resources  # the shell (not fitted) and the stream plumbing (priced, not fitted)
     ii: int
 
 
@@ -151,10 +151,9 @@ def evaluate(design: Design) -> Row:
     board = get_board(BOARD)
     roomy = dataclasses.replace(board, resources={k: 10 * v for k, v in board.resources.items()})
     e = explore(graph, roomy, folding=plan, clock_mhz=CLOCK_MHZ, max_util=1.0)
-    shell_part = shell.shell("zynq7", len(e.interface.ports)) + shell.adapters(e.interface)
-    shell_part = shell_part._replace(dsp=0)  # the shell's DSPs are fitted
-    return Row(design, e.resources, e.whole_design, shell.stream_layers(graph), shell.windows(graph), shell_part,
-               e.ii_cycles)  # fmt: skip
+    plumb = shell.stream_plumbing(graph, plan.layers, e.interface.bus_bits)
+    shell_part = (shell.shell("zynq7", len(e.interface.ports)) + plumb)._replace(dsp=0)  # the DSPs are fitted
+    return Row(design, e.resources, e.whole_design, shell.windows(graph), plumb, shell_part, e.ii_cycles)
 
 
 # -- the fit ----------------------------------------------------------------------------------
@@ -175,26 +174,20 @@ def fit(rows: list[Row]) -> dict:
     """The calibration constants from the in-sample rows."""
     rows = [r for r in rows if not r.design.held_out]
     pub = {k: np.array([r.design.published[k] for r in rows], float) for k in KEYS}
-    layers = np.array([r.layers for r in rows], float)
-    scale, per_layer = {}, {}
+    scale = {}
     for k in ("lut", "ff", "bram18"):
         kern = np.array([r.kernels.as_dict()[k] for r in rows], float)
         rest = pub[k] - np.array([r.shell_part.as_dict()[k] for r in rows], float)
-        # published - shell = scale * kernels + per_layer * layers (logic: per-layer FIFOs, width
-        # converters and control); BRAM18: the scale alone (how the weight memories pack into
-        # RAMB18/36: a per-layer block-RAM constant would charge every small layer of other
-        # models with what BNN-PYNQ's large, deep memories waste)
-        if k == "bram18":
-            s, p = _fit_linear(kern, np.zeros_like(kern), rest, pub[k])
-        else:
-            s, p = _fit_linear(kern, layers, rest, pub[k])
-        scale[k], per_layer[k] = round(s, 3), int(round(p))
+        # published - (shell + stream plumbing) = scale * kernels: one factor per resource, for
+        # what the kernels' structural models do not capture (synthesis's logic optimisation
+        # and register retiming, how block RAM packs); no per-layer or per-design term
+        s, _ = _fit_linear(kern, np.zeros_like(kern), rest, pub[k])
+        scale[k] = round(s, 3)
     win = np.array([r.windows for r in rows], float)
     per_window, dsp_fixed = _fit_linear(win, np.ones_like(win), pub["dsp"], pub["dsp"])
     zynq7 = calibration.SHELL_FIXED["zynq7"]._replace(dsp=int(round(dsp_fixed)))
     return {
         "KERNEL_SCALE": scale,
-        "PLUMBING_PER_LAYER": Resources(lut=per_layer["lut"], ff=per_layer["ff"], bram18=per_layer["bram18"]),
         "DSP_PER_WINDOW": round(per_window, 2),
         "SHELL_FIXED_zynq7": zynq7,
     }
@@ -203,7 +196,6 @@ def fit(rows: list[Row]) -> dict:
 def committed() -> dict:
     return {
         "KERNEL_SCALE": dict(calibration.KERNEL_SCALE),
-        "PLUMBING_PER_LAYER": calibration.PLUMBING_PER_LAYER,
         "DSP_PER_WINDOW": calibration.DSP_PER_WINDOW,
         "SHELL_FIXED_zynq7": calibration.SHELL_FIXED["zynq7"],
     }
@@ -243,7 +235,7 @@ def why(rows: list[Row]) -> list[str]:
         return rb.kernels.as_dict()[k] / ra.kernels.as_dict()[k]
 
     w2 = by["CNV-W2A2"]
-    p = calibration.PLUMBING_PER_LAYER
+    p = by["CNV-W1A1"].plumbing
     return [
         "Why (structural, not the constants; the kernel modules are being rewritten, so this is described, not "
         "changed there):",

@@ -31,7 +31,7 @@ from __future__ import annotations
 from accelgen.kernels.base import Resources
 
 # -- fitted (bench_calibration.py --fit) -----------------------------------------------------
-KERNEL_SCALE = {"lut": 0.689, "ff": 0.471, "bram18": 1.235}
+KERNEL_SCALE = {"lut": 1.144, "ff": 1.215, "bram18": 1.122}
 SHELL_FIXED = {
     # LUT / FF / BRAM18: engineering estimate (not fitted); DSP: fitted
     "zynq7": Resources(lut=1200, ff=1500, dsp=4),
@@ -40,14 +40,8 @@ SHELL_FIXED = {
     "zynqmp": Resources(lut=1600, ff=2200),
 }
 DSP_PER_WINDOW = 4.06
-#: per layer with weights (shell.stream_layers): the stream FIFOs, width converters and control
-PLUMBING_PER_LAYER = Resources(lut=2618, ff=4708)
 
 # -- engineering estimates (not fitted) ----------------------------------------------------
 #: per AXI-Stream port: one AXI DMA channel in simple mode (no scatter-gather, PG021), its
 #: burst buffer in block RAM and its AXI-Lite registers
 SHELL_PER_PORT = Resources(lut=700, ff=1100, bram18=1)
-#: per AXI-Stream port: the HLS adapter that reads (writes) bus beats and splits (packs)
-#: them into code fields: a bus-wide register and a bus-wide field multiplexer
-ADAPTER_LUT_PER_BUS_BIT = 1
-ADAPTER_FF_PER_BUS_BIT = 1
