@@ -12,6 +12,9 @@ _LAZY = {
     "CompileConfig": ("accelgen.config", "CompileConfig"),
     "Compiled": ("accelgen.pipeline", "Compiled"),
     "compile_model": ("accelgen.pipeline", "compile_model"),
+    "BuildOptions": ("accelgen.config", "BuildOptions"),
+    "Design": ("accelgen.pipeline", "Design"),
+    "build": ("accelgen.pipeline", "build"),
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import secrets
 import sys
 import traceback
 from collections.abc import Sequence
@@ -13,7 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from accelgen import __version__
+from accelgen import __version__, render
+from accelgen.boards import DEFAULT_MAX_UTIL
+from accelgen.config import ARCHES, AUTO_ARCH_SHORT
 from accelgen.errors import AccelgenError, InputError, InternalError, environment_error, is_environment_error
 
 
@@ -108,43 +108,8 @@ def cmd_inspect(args) -> int:
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
-    _print_inspect(info)
+    render.print_inspect(info)
     return 0
-
-
-def _print_inspect(info: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console(width=None if sys.stdout.isatty() else 200)
-    table = Table(title=f"{info['model']}  ({info['dialect']} dialect)", title_justify="left")
-    for col, just in (("layer", "left"), ("op", "left"), ("in", "right"), ("out", "right"),
-                      ("weights", "left"), ("input", "left"), ("output", "left"), ("MACs", "right"),
-                      ("weight bytes", "right"), ("requant", "left")):  # fmt: skip
-        table.add_column(col, justify=just, no_wrap=True)
-    for r in info["layers"]:
-        table.add_row(
-            r["source"], r["op"], "x".join(map(str, r["in_shape"])), "x".join(map(str, r["out_shape"])),
-            r["w_type"] or "-", r["a_type"] or "-", r["out_type"], f"{r['macs']:,}",
-            f"{r['weight_bytes']:,}", r["requant"],
-        )  # fmt: skip
-    t = info["totals"]
-    table.add_section()
-    table.add_row("total", f"{t['layers']} layers", "", "", "", "", "", f"{t['macs']:,}", f"{t['weight_bytes']:,}", "")
-    console.print(table)
-    for r in info["layers"]:
-        if "tt" in r:
-            tt = r["tt"]
-            console.print(
-                f"tensor-train layer {r['source']}: modes {'x'.join(map(str, tt['modes_in']))} -> "
-                f"{'x'.join(map(str, tt['modes_out']))}, ranks {'-'.join(map(str, tt['ranks']))}, order "
-                f"{tuple(tt['order'])}, cores {'/'.join(f'{b}b' for b in tt['core_bits'])}, states "
-                f"{'/'.join(f'{b}b' for b in tt['state_bits']) or '-'}; {tt['params']:,} parameters vs "
-                f"{tt['dense_params']:,} dense ({tt['compression']:.1f}x fewer)"
-            )
-    host = info["host"]
-    console.print("host prologue: " + (", ".join(host["prologue"]) or "none"))
-    console.print("host epilogue: " + (", ".join(host["epilogue"]) or "none (the hardware writes the outputs)"))
 
 
 def _load_inputs(specs: list[str], input_names: list[str]) -> dict[str, np.ndarray]:
@@ -215,21 +180,15 @@ def _save_outputs(out: Path, outputs: dict[str, np.ndarray]) -> None:
 
 
 def _save_atomic(path: Path, write) -> None:
-    """Write ``path`` by a rename from a sibling temporary file, with the permissions a new
-    file gets (0666 less the umask); its directory must exist."""
+    """Write ``path`` atomically (see :func:`accelgen.workspace.write_atomic`); its
+    directory must exist."""
+    from accelgen.workspace import write_atomic
+
     if not path.parent.is_dir():
         raise InputError(f"{path}: the directory {path.parent} does not exist; create it first")
     if path.is_dir():
         raise InputError(f"{path}: is a directory; give a file name")
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for any new file
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomic(path, write)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -244,8 +203,8 @@ def _add_dse_commands(sub) -> None:
     dse.add_argument("model", help="quantized ONNX model")
     dse.add_argument("--board", "-b", required=True, help="board name or alias (see `accelgen boards`), or a .toml")
     dse.add_argument("--json", action="store_true", help="print report.json instead of a table")
-    dse.add_argument("--max-util", type=float, default=0.8, metavar="F",
-                     help="fraction of each resource the plan may use (default 0.8)")  # fmt: skip
+    dse.add_argument("--max-util", type=float, metavar="F",
+                     help=f"fraction of each resource the plan may use (default {DEFAULT_MAX_UTIL:g})")  # fmt: skip
     dse.add_argument("--target-fps", type=float, metavar="N", help="the cheapest plan reaching N frames/s")
     dse.add_argument("--clock", type=float, metavar="MHZ", help="PL clock (default: the board's)")
     dse.add_argument("--folding", metavar="PLAN.json", help="cost this plan (from a previous -o) instead of searching")
@@ -259,73 +218,27 @@ def _add_dse_commands(sub) -> None:
 
 
 def cmd_dse(args) -> int:
-    from accelgen.boards import get_board
+    from accelgen.config import resolve_plan_options
     from accelgen.dse import explore
-    from accelgen.plan import FoldingPlan
-    from accelgen.report import build_report, report_files, write_outdir
+    from accelgen.report import build_report, report_files
+    from accelgen.workspace import write_tree
 
-    board = get_board(args.board)
-    plan = FoldingPlan.load(args.folding) if args.folding else None
+    board, clock, _, max_util, plan = resolve_plan_options(args.board, args.clock, args.max_util, args.folding)
     compiled = _compile(args)
-    estimate = explore(compiled.graph, board, max_util=args.max_util, clock_mhz=args.clock,
+    estimate = explore(compiled.graph, board, max_util=max_util, clock_mhz=clock,
                        target_fps=args.target_fps, folding=plan, model=Path(args.model).stem)  # fmt: skip
     report = build_report(estimate)
     if args.output:
         files = report_files(report, estimate.plan().to_json())
         log = f"dse: {estimate.mode}, search {estimate.search_seconds:.3f} s\n"
-        write_outdir(args.output, files, log)
+        write_tree(args.output, files, {"dse": log})
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        _print_dse(report)
+        render.print_dse(report)
         if args.output:
             print(f"wrote {args.output}/: folding.json report.json report.md report.png")
     return 0
-
-
-def _print_dse(report: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console(width=None if sys.stdout.isatty() else 200)
-    t, b, info = report["totals"], report["bound"], report["board_info"]
-    table = Table(title=f"{report['model']} on {info['title']} at {report['clock_mhz']:g} MHz  (estimates)",
-                  title_justify="left")  # fmt: skip
-    cols = ("layer", "op", "in", "out", "W/A", "pe", "simd", "cycles", "DSP", "BRAM18", "LUT", "FF")
-    for col in cols:
-        table.add_column(col, justify="left" if col in ("layer", "op") else "right", no_wrap=True)
-    for la in report["layers"]:
-        style = "bold red" if la["bottleneck"] else None
-        table.add_row(
-            la["source"] or la["name"], la["op"], "x".join(map(str, la["in_shape"] or [])),
-            "x".join(map(str, la["out_shape"] or [])), f"{la['w_bits'] or '-'}/{la['a_bits'] or '-'}",
-            str(la["pe"]), str(la["simd"]), f"{la['cycles']:,}", f"{la['dsp']:,}", f"{la['bram18']:,}",
-            f"{la['lut']:,}", f"{la['ff']:,}", style=style,
-        )  # fmt: skip
-    table.add_section()
-    table.add_row("total", f"{len(report['layers'])} layers", "", "", "", "", "", f"II {t['ii_cycles']:,}",
-                  f"{t['dsp']:,}", f"{t['bram18']:,}", f"{t['lut']:,}", f"{t['ff']:,}")  # fmt: skip
-    console.print(table)
-    bn = next(la for la in report["layers"] if la["bottleneck"])
-    console.print(f"bottleneck: {bn['source'] or bn['name']} ({bn['op']}, {bn['cycles']:,} cycles)")
-    console.print(f"estimate: II {t['ii_cycles']:,} cycles = {t['fps']:,.1f} frames/s; latency "
-                  f"{t['latency_cycles']:,} cycles = {t['latency_us']:,.2f} us")  # fmt: skip
-    if report["mode"] == "target-fps":
-        limit = int(report["clock_mhz"] * 1e6 // report["target_fps"])
-        console.print(f"target: {report['target_fps']:,.0f} frames/s = II <= {limit:,} cycles; the cheapest plan "
-                      f"reaching it (the lower bound on the II is {b['ii_cycles']:,} cycles)")  # fmt: skip
-    else:
-        gap = f"gap {100 * b['gap']:.1f}%" if b["gap"] is not None else ""
-        console.print(f"lower bound on the II: {b['ii_cycles']:,} cycles ({gap}"
-                      + (", proven optimal)" if b["proven_optimal"] else ")"))  # fmt: skip
-    whole = t.get("whole_design") or t  # the kernels (calibrated) plus the shell and plumbing line
-    if t.get("shell"):
-        shell = ", ".join(f"{k} {t['shell'][k]:,}" for k in ("lut", "ff", "dsp", "bram18"))
-        console.print(f"shell + plumbing (estimate, accelgen.kernels.shell): {shell}")
-    util = ", ".join(f"{k} {whole[k]:,}/{n:,} ({100 * whole[k] / n:.1f}%)" for k, n in t["available"].items() if n)
-    console.print(f"utilisation of the whole design (estimate, budget {report['max_util']:.0%}): {util}")
-    for note in report["notes"]:
-        console.print(f"note: {note}")
 
 
 def cmd_boards(args) -> int:
@@ -335,19 +248,7 @@ def cmd_boards(args) -> int:
     if args.json:
         print(json.dumps([b.to_json() for b in boards.values()], indent=2))
         return 0
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console(width=None if sys.stdout.isatty() else 200)
-    table = Table(title="boards", title_justify="left")
-    for col in ("board", "aliases", "part", "PS", "clock MHz", "LUT", "FF", "DSP", "BRAM18", "URAM", "DDR GB/s"):
-        table.add_column(col, justify="left" if col in ("board", "aliases", "part", "PS") else "right", no_wrap=True)
-    for b in boards.values():
-        r = b.resources
-        table.add_row(b.name, ", ".join(b.aliases) or "-", b.part, b.processing_system, f"{b.default_clock_mhz:g}",
-                      f"{r['lut']:,}", f"{r['ff']:,}", f"{r['dsp']:,}", f"{r['bram18']:,}", f"{r['uram']:,}",
-                      f"{b.ddr_bandwidth_gbps:g}")  # fmt: skip
-    console.print(table)
+    render.print_boards(boards)
     return 0
 
 
@@ -360,13 +261,14 @@ def _add_build_command(sub) -> None:
     b.add_argument("--board", "-b", required=True, help="board name or alias (see `accelgen boards`)")
     b.add_argument("-o", "--output", metavar="OUTDIR", help="output directory (default: <model>_<board>)")
     b.add_argument("--clock", type=float, metavar="MHZ", help="PL clock (default: the board's)")
-    b.add_argument("--max-util", type=float, default=0.8, metavar="F", help="budget fraction of each resource")
+    b.add_argument("--max-util", type=float, metavar="F",
+                   help=f"budget fraction of each resource (default {DEFAULT_MAX_UTIL:g})")  # fmt: skip
     b.add_argument("--target-fps", type=float, metavar="N", help="the cheapest plan reaching N frames/s")
     b.add_argument("--folding", metavar="PLAN.json", help="use this folding plan instead of searching")
     b.add_argument("--no-csim", action="store_true", help="skip the C-simulation")
     b.add_argument("--synth", default="auto", choices=["auto", "on", "off"],
                    help="Vitis HLS / Vivado: auto (when on PATH), on (required), off")  # fmt: skip
-    b.add_argument("--arch", default="auto", choices=["auto", "dataflow", "rtl"], help="hardware architecture")
+    b.add_argument("--arch", default="auto", choices=ARCHES, help=f"hardware architecture ({AUTO_ARCH_SHORT})")
     b.add_argument("--vectors", metavar="X.npy", help="float inputs for C-simulation and the driver's test vectors")
     b.add_argument("--labels", metavar="Y.npy", help="labels of --vectors (the notebook prints accuracy)")
     b.add_argument("--json", action="store_true", help="print report.json (progress goes to stderr)")
@@ -375,8 +277,6 @@ def _add_build_command(sub) -> None:
 
 
 def cmd_build(args) -> int:
-    from rich.console import Console
-
     from accelgen.pipeline import BuildOptions, build
 
     options = BuildOptions(
@@ -384,8 +284,8 @@ def cmd_build(args) -> int:
         folding=args.folding, csim=not args.no_csim, synth=args.synth, arch=args.arch, requant=args.requant,
         arithmetic=args.arithmetic, vectors=args.vectors, labels=args.labels,
     )  # fmt: skip
-    console = Console(stderr=args.json, width=None if sys.stdout.isatty() else 200)
-    progress = _BuildProgress(console)
+    console = render.make_console(stderr=args.json)
+    progress = render.BuildProgress(console)
     try:
         design = build(args.model, args.output, options, progress=progress)
     finally:
@@ -393,73 +293,8 @@ def cmd_build(args) -> int:
     if args.json:
         print(json.dumps(design.report, indent=2))
     else:
-        _print_build_summary(console, design)
+        render.print_build_summary(console, design)
     return 0
-
-
-class _BuildProgress:
-    """One line per stage; a spinner while a stage runs (on a terminal)."""
-
-    MARKS = {"done": "[green]done[/]", "reused": "[cyan]reused[/]", "skipped": "[yellow]skipped[/]"}
-
-    def __init__(self, console) -> None:
-        self.console = console
-        self.status = None
-
-    def __call__(self, stage: str, state: str, detail: str) -> None:
-        if state == "start":
-            self.status = self.console.status(f"[bold]{stage}[/]: {detail} ...")
-            self.status.start()
-            return
-        self.stop()
-        self.console.print(f"{stage:>9s}  {self.MARKS.get(state, state):<8s}  {detail}")
-
-    def stop(self) -> None:
-        if self.status is not None:
-            self.status.stop()
-            self.status = None
-
-
-def _print_build_summary(console, design) -> None:
-    from rich.table import Table
-
-    r = design.report
-    if r.get("arch") == "rtl":
-        _print_rtl_summary(console, design)
-        return
-    t = r["totals"]
-    table = Table(title=f"{r['model']} on {r['board_info']['title']} at {r['clock_mhz']:g} MHz", title_justify="left",
-                  show_header=False)  # fmt: skip
-    table.add_column("", no_wrap=True)
-    table.add_column("", no_wrap=True)
-    table.add_row("initiation interval", f"{t['ii_cycles']:,} cycles = {t['fps']:,.0f} frames/s (estimate)")
-    table.add_row("latency", f"{t['latency_cycles']:,} cycles = {t['latency_us']:,.2f} us (estimate)")
-    util = ", ".join(f"{k} {t[k]:,} ({100 * t[k] / n:.1f}%)" for k, n in t["available"].items() if n and k in t)
-    table.add_row("resources", util + " (estimate)")
-    csim = r.get("csim") or {}
-    if csim.get("passed"):
-        table.add_row("C-simulation", f"[green]passed[/]: {csim['vectors']} vectors bit-exact against the golden model")
-    else:
-        table.add_row("C-simulation", f"skipped: {csim['skipped']}" if csim.get("skipped") else "not run")
-    synth = "Vitis figures beside the estimates in report.md" if r.get("synth") else None
-    table.add_row("synthesis", synth or f"skipped: {r.get('synth_status', 'not run')}")
-    out = design.outdir
-    table.add_row("output", f"{out}/: report.md, report.png, folding.json, hls/, scripts/, driver/, logs/")
-    console.print(table)
-
-
-def _print_rtl_summary(console, design) -> None:
-    r = design.report
-    sim, rtl = r.get("csim") or {}, r.get("rtl") or {}
-    console.print(f"{r['model']}: fully unrolled RTL ({design.outdir}/rtl)")
-    if sim.get("passed"):
-        console.print(f"  simulation ({sim['simulator']}): passed, {sim['vectors']} vectors bit-exact; latency "
-                      f"{sim['latency_cycles']} cycles, II {sim['ii_cycles']}")  # fmt: skip
-    else:
-        console.print(f"  simulation: {sim.get('skipped', 'not run')}")
-    console.print(f"  Yosys and estimate: {json.dumps(rtl.get('resources', rtl))[:400]}")
-    for note in r.get("notes", []):
-        console.print(f"  note: {note}")
 
 
 if __name__ == "__main__":  # pragma: no cover

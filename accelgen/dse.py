@@ -12,7 +12,9 @@ costs; it never looks at op types. It then solves, exactly:
    and Lagrangian bounds, which prove infeasibility, (b) Lagrangian-weighted choices,
    which usually find a solution, and (c) a depth-first branch and bound over the
    per-layer Pareto-optimal foldings, which settles the rest exactly (within a node
-   budget; if it runs out the result says the II is not proven optimal);
+   budget; if it runs out the result says the II is not proven optimal). It cuts with
+   per-resource and Lagrangian bounds and takes interchangeable layers (identical
+   options, as in a deep MLP) in non-decreasing option order only;
 2. **the cheapest plan at that II** (or at the II a ``target_fps`` needs): minimise the
    summed fractions of the budget used, by per-layer choice when that fits and by branch
    and bound otherwise.
@@ -41,6 +43,8 @@ from accelgen.plan import FoldingPlan, LayerFold
 NODE_BUDGET = 200_000
 #: rounds of Lagrangian re-weighting before branch and bound
 LAGRANGE_ROUNDS = 40
+#: subgradient steps for the multipliers of the cost bound
+DUAL_ROUNDS = 300
 
 
 # ---------------------------------------------------------------------------------------
@@ -233,67 +237,148 @@ class Problem:
                         break
         return choice
 
+    def _dual(self, opts: list[np.ndarray], w: np.ndarray, target: float | None = None) -> np.ndarray:
+        """Multipliers ``mu >= 0`` for the Lagrangian bound of "minimise sum w.r subject to
+        sum r <= budget": sum_i min_o (w + mu).r_io - mu.budget. Any mu gives a valid bound;
+        a projected subgradient ascent finds a strong one (Polyak steps towards ``target``,
+        the incumbent's cost, when there is one). ``w`` zero (feasibility): the bound is
+        positive for some mu exactly when the relaxation shows nothing fits."""
+        k = self.budget.size
+        width = max(r.shape[0] for r in opts)
+        stack = np.zeros((len(opts), width, k))
+        pad = np.ones((len(opts), width), bool)
+        for i, r in enumerate(opts):
+            stack[i, : r.shape[0]] = r
+            pad[i, : r.shape[0]] = False
+        budget = self.budget.astype(np.float64)
+        scale = np.maximum(budget, 1.0)
+        rows = np.arange(len(opts))
+        unit = self.weights  # mu = nu * unit: nu in units of each resource's budget
+        feasibility = not w.any()
+        nu = np.ones(k) if feasibility else np.zeros(k)
+        best_mu, best_value, factor, stalled = nu * unit, -math.inf, 2.0, 0
+        for _ in range(DUAL_ROUNDS):
+            mu = nu * unit
+            scores = np.where(pad, np.inf, stack @ (w + mu))
+            pick = scores.argmin(axis=1)
+            value = float(scores[rows, pick].sum() - mu @ budget)
+            if value > best_value + 1e-12:
+                best_value, best_mu, stalled = value, mu, 0
+            else:
+                stalled += 1
+                if stalled >= 10:
+                    factor, stalled = factor * 0.5, 0
+            if feasibility and value > 0:  # nothing fits: proven already
+                break
+            slack = (stack[rows, pick].sum(axis=0) - budget) / scale  # a subgradient in nu
+            slack[(nu <= 0) & (slack < 0)] = 0.0  # projected onto nu >= 0
+            norm = float(slack @ slack)
+            if norm == 0:  # a fitting choice with complementary slackness: optimal
+                break
+            if target is None or target <= value:
+                step = factor / math.sqrt(norm)
+            else:
+                step = factor * (target - value) / norm
+            nu = np.maximum(nu + step * slack, 0.0)
+        return best_mu
+
     def _branch_and_bound(self, allowed: list[np.ndarray], lam: np.ndarray,
                           objective: list[int] | None) -> list[int] | None:  # fmt: skip
         """Depth-first search over the Pareto options.
 
         ``objective`` None: return the first fitting choice (None if there is none).
         Otherwise: minimise the weighted cost, starting from the fitting choice given.
+
+        A partial choice is cut when the rest cannot fit (per-resource minima) or cannot
+        beat the incumbent (Lagrangian bounds: with mu >= 0, any fitting completion costs
+        at least score + sum_rest min (w + mu).r - mu.(budget - used)). Layers with
+        identical options are interchangeable: their options are taken in non-decreasing
+        rank only, which keeps one of every set of equivalent choices.
         """
         n, k = len(allowed), self.budget.size
-        budget = [int(b) for b in self.budget]
-        opts = [[tuple(int(v) for v in self.res[i][o]) for o in a] for i, a in enumerate(allowed)]
-        w = [float(x) for x in (self.weights if objective is not None else lam)]
+        minimising = objective is not None
+        w = self.weights if minimising else np.zeros(k)
+        opts = [self.res[i][a] for i, a in enumerate(allowed)]
+        target = self._score(objective) if minimising else None
+        dual = self._dual(opts, w, target)
+        # the last multipliers also rank the options: the dual's when minimising, the
+        # search weights ``lam`` (which tend to find a fitting choice first) otherwise
+        mus = [np.zeros(k), dual] if minimising else [dual, np.asarray(lam, np.float64)]
+        key = [(r.shape, r.tobytes()) for r in opts]
+        groups: dict = {}
+        for i in range(n):
+            groups.setdefault(key[i], []).append(i)
         # layers with most options first: their choice constrains the rest the most
-        order = sorted(range(n), key=lambda i: (-len(opts[i]), i))
-        mins = [[min(o[d] for o in opts[i]) for d in range(k)] for i in order]
-        min_score = [min(sum(wd * od for wd, od in zip(w, o)) for o in opts[i]) for i in order]
-        suffix = [[0] * k for _ in range(n + 1)]
-        suffix_score = [0.0] * (n + 1)
-        for j in range(n - 1, -1, -1):
-            suffix[j] = [a + b for a, b in zip(suffix[j + 1], mins[j])]
-            suffix_score[j] = suffix_score[j + 1] + min_score[j]
-        best_choice = list(objective) if objective is not None else None
+        order = [i for g in sorted(groups.values(), key=lambda g: (-opts[g[0]].shape[0], g[0])) for i in g]
+        twin = [j > 0 and key[order[j]] == key[order[j - 1]] for j in range(n)]
+        rank_w = w + mus[-1]
+        ranked, rows, scores, mu_terms = [], [], [], []
+        for i in order:
+            r = opts[i]
+            rank = np.lexsort((np.arange(r.shape[0]), r @ rank_w))
+            ranked.append([int(o) for o in rank])
+            rows.append([tuple(int(v) for v in row) for row in r[rank]])
+            scores.append([float(s) for s in r[rank] @ w])
+            mu_terms.append([[float(s) for s in r[rank] @ mu] for mu in mus])
+        mins = np.array([opts[i].min(axis=0) for i in order], dtype=np.int64).reshape(n, k)
+        suffix = np.zeros((n + 1, k), np.int64)
+        suffix[:n] = np.cumsum(mins[::-1], axis=0)[::-1]
+        suffix_rows = [tuple(int(v) for v in s) for s in suffix]
+        # per mu: sum over the layers from j on of min_o (w + mu).r, minus mu.budget
+        suffix_mu = []
+        for mu in mus:
+            per = np.array([float((opts[i] @ (w + mu)).min()) for i in order])
+            tail = np.zeros(n + 1)
+            tail[:n] = np.cumsum(per[::-1])[::-1]
+            suffix_mu.append([float(t) - float(mu @ self.budget) for t in tail])
+        n_mu = len(mus)
+        budget = tuple(int(b) for b in self.budget)
+        best_choice = list(objective) if minimising else None
         # minimising: beat the incumbent; searching: stay within the Lagrangian bound lam.budget
-        best_score = self._score(objective) - 1e-9 if objective is not None else float(lam @ self.budget) + 1e-9
+        best_score = self._score(objective) - 1e-9 if minimising else 1e-9
         pick = [0] * n
-        # options ordered by score within each layer
-        ranked = [sorted(range(len(opts[i])), key=lambda o, i=i: (sum(wd * od for wd, od in zip(w, opts[i][o])), o))
-                  for i in order]  # fmt: skip
 
-        def visit(j: int, used: list[int], score: float) -> bool:
+        def record() -> list[int]:
+            out = [0] * n
+            for jj, i in enumerate(order):
+                out[i] = int(allowed[i][ranked[jj][pick[jj]]])
+            return out
+
+        def visit(j: int, used: tuple, score: float, mu_used: list[float]) -> bool:
             nonlocal best_choice, best_score
             self.nodes_left -= 1
             if self.nodes_left < 0:
                 raise _OutOfNodes
             if j == n:
-                if objective is None:
-                    best_choice = [0] * n
-                    for jj, i in enumerate(order):
-                        best_choice[i] = int(allowed[i][pick[jj]])
+                if not minimising:
+                    best_choice = record()
                     return True
                 if score < best_score:
                     best_score = score
-                    best_choice = [0] * n
-                    for jj, i in enumerate(order):
-                        best_choice[i] = int(allowed[i][pick[jj]])
+                    best_choice = record()
                 return False
-            li = order[j]
-            rest = suffix[j + 1]
-            for o in ranked[j]:
-                r = opts[li][o]
-                new = [a + b for a, b in zip(used, r)]
+            rest = suffix_rows[j + 1]
+            tails = [suffix_mu[m][j + 1] for m in range(n_mu)]
+            row_j, score_j, mu_j = rows[j], scores[j], mu_terms[j]
+            for o in range(pick[j - 1] if twin[j] else 0, len(row_j)):
+                s = score + score_j[o]
+                new_mu = [mu_used[m] + mu_j[m][o] for m in range(n_mu)]
+                # cannot beat the incumbent / exceeds the Lagrangian bound; options are ranked
+                # by the last bound's weights, so once it fails it fails for every later one
+                if s + tails[-1] + new_mu[-1] > best_score + 1e-9:
+                    break
+                if s + tails[0] + new_mu[0] > best_score + 1e-9:
+                    continue
+                r = row_j[o]
+                new = tuple(a + b for a, b in zip(used, r))
                 if any(x + y > b for x, y, b in zip(new, rest, budget)):
                     continue
-                s = score + sum(wd * od for wd, od in zip(w, r))
-                if s + suffix_score[j + 1] > best_score:  # cannot beat the incumbent / the bound
-                    continue
                 pick[j] = o
-                if visit(j + 1, new, s):
+                if visit(j + 1, new, s, new_mu):
                     return True
             return False
 
-        visit(0, [0] * k, 0.0)
+        visit(0, (0,) * k, 0.0, [0.0] * n_mu)
         return best_choice
 
 

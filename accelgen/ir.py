@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from accelgen.errors import InternalError
+from accelgen.runtime.accelerator import HOST_KINDS, is_host
 
 TENSOR_KINDS = ("codes", "acc", "float")
 
@@ -265,8 +266,12 @@ class Op:
     kind = "op"
     #: element-wise float op that passes may fold into a requantizer
     elementwise_float = False
-    #: runs on the host in the finished design (quantizing the input, the float tail)
-    on_host = False
+
+    @property
+    def on_host(self) -> bool:
+        """Whether the host runs every op of this kind (quantizing the input, layout at the
+        boundary, the float ops); the runtime's HOST_KINDS is the one list."""
+        return self.kind in HOST_KINDS
 
     def replace(self, **changes: Any) -> Op:
         return dataclasses.replace(self, **changes)
@@ -287,7 +292,6 @@ class Quantize(Op):
     zero_point_after_rounding: bool = False
     float32: Float32Multiply | Float32Sum | None = None  # onnxruntime's arithmetic (QOperator)
     kind = "Quantize"
-    on_host = True
 
 
 @dataclass(frozen=True, eq=False)
@@ -295,7 +299,6 @@ class Dequantize(Op):
     """codes or acc -> float (host epilogue)."""
 
     kind = "Dequantize"
-    on_host = True
 
 
 @dataclass(frozen=True, eq=False)
@@ -461,7 +464,6 @@ class Transpose(Op):
 
     perm: tuple[int, ...] = ()
     kind = "Transpose"
-    on_host = True
 
 
 @dataclass(frozen=True, eq=False)
@@ -514,13 +516,11 @@ class Round(Op):
 class Softmax(Op):
     axis: int = -1
     kind = "Softmax"
-    on_host = True
 
 
 @dataclass(frozen=True, eq=False)
 class Sigmoid(Op):
     kind = "Sigmoid"
-    on_host = True
 
 
 OP_TYPES: dict[str, type[Op]] = {
@@ -537,8 +537,9 @@ REQUANT_OPS = (Conv, Dense, TTDense, AvgPool, Add, Requantize)
 
 def is_host_op(op: Op, tensors: dict[str, Tensor]) -> bool:
     """True for ops the host runs: quantizing the input, layout at the boundary, and
-    everything that produces a float tensor (the float tail)."""
-    return op.on_host or tensors[op.outputs[0]].kind == "float"
+    everything that produces a float tensor (the float tail). The runtime's definition
+    (:func:`accelgen.runtime.accelerator.is_host`), so compiler and runtime split alike."""
+    return is_host(op, tensors)
 
 
 # ---------------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import numpy as np
 
 from accelgen import __version__, golden, ir
@@ -25,11 +24,6 @@ from accelgen.templating import environment
 
 RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
 LATENCY_RUNS = 1000
-
-
-def template_env() -> jinja2.Environment:
-    """The Jinja environment of templates/ (see :mod:`accelgen.templating`)."""
-    return environment()
 
 
 def percent_to_ipynb(source: str) -> dict[str, Any]:
@@ -130,7 +124,7 @@ def package_driver(
         np.save(vdir / "expected.npy", next(iter(expected.values())))
         if labels is not None:
             np.save(vdir / "labels.npy", labels)
-    env = template_env()
+    env = environment()  # the one Jinja environment (accelgen.templating)
     values = {
         **context,
         "version": __version__,

@@ -18,7 +18,7 @@ from typing import Any
 import onnx
 
 from accelgen import ir
-from accelgen.config import CompileConfig
+from accelgen.config import DEFAULT_VECTORS, BuildOptions, BuildSettings, CompileConfig, resolve_build
 from accelgen.errors import InputError, InternalError, environment_error, is_environment_error
 from accelgen.frontend import detect_dialect, import_model, load_model
 from accelgen.frontend.check import check_model, check_resources
@@ -69,49 +69,27 @@ def compile_model(model: str | Path | onnx.ModelProto, config: CompileConfig | N
 # accelgen build: the stages after the front end, in order
 # ---------------------------------------------------------------------------------------
 
-ARCHES = ("auto", "dataflow", "rtl")
-DEFAULT_VECTORS = 64
-
-
-@dataclass(frozen=True)
-class BuildOptions:
-    """What `accelgen build` was asked for (see DESIGN.md section 7)."""
-
-    board: str = "ultra96v2"
-    clock_mhz: float | None = None
-    max_util: float = 0.8
-    target_fps: float | None = None
-    folding: str | None = None
-    csim: bool = True
-    synth: str = "auto"
-    arch: str = "auto"
-    requant: str = "auto"
-    arithmetic: str = "reference"  # see CompileConfig.arithmetic
-    vectors: Any = None  # float inputs (array or .npy path) for C-simulation and the driver
-    labels: Any = None  # optional labels of those inputs (accuracy in the notebook)
-
 
 def _stage_frontend(ctx: BuildContext) -> dict:
-    config = CompileConfig(requant=ctx.options.requant, arithmetic=ctx.options.arithmetic)
-    compiled = compile_model(ctx.model_path, config)
+    compiled = compile_model(ctx.model_path, ctx.options.compile)
     ctx.compiled = compiled
     (ctx.path / "ir.json").write_text(compiled.graph.dumps() + "\n")
     layers = sum(1 for _ in compiled.graph.integer_ops())
     ctx.log.info("%s: %s dialect, %d integer layers", ctx.model_path.name, compiled.dialect, layers)
+    ctx.log.info("architecture %s (%s)", ctx.options.arch, ctx.options.arch_reason)
     ctx.log.info("timings: %s", ", ".join(f"{k} {v:.3f} s" for k, v in compiled.timings.items()))
     return {"dialect": compiled.dialect, "integer_layers": layers}
 
 
 def _stage_dse(ctx: BuildContext) -> dict:
-    from accelgen.boards import get_board
     from accelgen.dse import explore
-    from accelgen.plan import FoldingPlan
 
-    opts = ctx.options
-    ctx.board = get_board(opts.board)
-    given = FoldingPlan.load(opts.folding) if opts.folding else None
+    opts: BuildSettings = ctx.options
+    ctx.board = opts.board
+    ctx.log.info("clock %g MHz (from %s), budget %g of each resource", opts.clock_mhz, opts.clock_source,
+                 opts.max_util)  # fmt: skip
     est = explore(ctx.compiled.graph, ctx.board, max_util=opts.max_util, clock_mhz=opts.clock_mhz,
-                  target_fps=opts.target_fps, folding=given, model=ctx.model_path.stem)  # fmt: skip
+                  target_fps=opts.target_fps, folding=opts.folding, model=ctx.model_path.stem)  # fmt: skip
     ctx.estimate = est
     ctx.plan = est.plan()
     ctx.plan.save(ctx.path / "folding.json")
@@ -129,7 +107,7 @@ def _stage_codegen(ctx: BuildContext) -> dict:
         (ctx.vectors,) = default_inputs(ctx.compiled.graph, DEFAULT_VECTORS).values()
 
     generate(ctx.compiled, ctx.plan, ctx.path, board=ctx.board, vectors=ctx.vectors,
-             clock_mhz=ctx.estimate.clock_mhz)  # fmt: skip
+             clock_mhz=ctx.options.clock_mhz)  # fmt: skip
     files = sorted(
         str(p.relative_to(ctx.path)) for d in ("hls", "scripts") for p in (ctx.path / d).rglob("*") if p.is_file()
     )
@@ -170,6 +148,7 @@ def _synth_key(ctx: BuildContext) -> str:
 
 def _stage_synth(ctx: BuildContext):
     from accelgen import vendor
+    from accelgen.vendor_reports import parse_vivado_utilization
 
     run, why = vendor.synthesis_plan(ctx.options.synth)
     if not run:
@@ -187,7 +166,7 @@ def _stage_synth(ctx: BuildContext):
         "hls_s": hls_s,
         "vivado_s": vivado_s,
         "csynth": str(csynth.relative_to(ctx.path)) if csynth else None,
-        "utilization": vendor.parse_vivado_utilization(util.read_text()) if util else None,
+        "utilization": parse_vivado_utilization(util.read_text()) if util else None,
         "bitstream": [str(p.relative_to(ctx.path)) for p in ctx.path.rglob("*.bit")],
     }
 
@@ -220,20 +199,12 @@ def _stage_package(ctx: BuildContext) -> dict:
 
 
 def _stage_report(ctx: BuildContext) -> dict:
-    from accelgen.report import build_report, report_files
+    from accelgen.report import build_report_json, report_files
 
-    csim = ctx.results.get("csim")
-    synth = ctx.results.get("synth") or {}
-    csynth = ctx.path / synth["csynth"] if synth.get("csynth") else None
-    report = build_report(ctx.estimate, csim=csim if csim and "passed" in csim else None, synth=csynth)
-    if csim and "skipped" in csim:
-        report["csim"] = {"passed": None, "vectors": 0, "mismatches": None, "skipped": csim["skipped"]}
-    if synth.get("skipped"):
-        report["synth_status"] = synth["skipped"]
-    report["outputs"] = {"hls": "hls/", "scripts": "scripts/", "driver": "driver/", "logs": "logs/"}
+    report = build_report_json(ctx.estimate, ctx.path, csim=ctx.results.get("csim"), synth=ctx.results.get("synth"),
+                               arch=ctx.options.arch, arch_reason=ctx.options.arch_reason)  # fmt: skip
     for name, content in report_files(report, ctx.plan.to_json()).items():
-        path = ctx.path / name
-        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+        (ctx.path / name).write_bytes(content)
     ctx.report = report
     return {"files": ["report.json", "report.md", "report.png"]}
 
@@ -244,20 +215,21 @@ def _restore_csim(ctx: BuildContext, result) -> None:
 
 #: The order of `accelgen build`, written once.
 BUILD_STAGES: list[Stage] = [
-    Stage("frontend", _stage_frontend, title="read the model, normalise, lower"),
+    Stage("frontend", _stage_frontend, outputs=("ir.json",), title="read the model, normalise, lower"),
     Stage("dse", _stage_dse, outputs=("folding.json",), title="plan the folding on the board"),
     Stage("codegen", _stage_codegen, outputs=("hls", "scripts"), title="write the HLS project"),
     Stage(
         "csim",
         _stage_csim,
-        outputs=("logs/csim.log",),
+        outputs=("logs/csim.log", "csim"),
         key=_csim_key,
         restore=_restore_csim,
         title="C-simulation against the golden model",
     ),  # fmt: skip
-    Stage("synth", _stage_synth, key=_synth_key, title="Vitis HLS and Vivado (when installed)"),
+    # the vendor projects (and the bitstream) live in scripts/, where the tcl scripts create them
+    Stage("synth", _stage_synth, outputs=("scripts",), key=_synth_key, title="Vitis HLS and Vivado (when installed)"),
     Stage("package", _stage_package, outputs=("driver",), title="PYNQ driver and notebook"),
-    Stage("report", _stage_report, outputs=("report.json", "report.md", "report.png"), title="report"),
+    Stage("report", _stage_report, outputs=("report.json", "report.md", "report.png", "folding.json"), title="report"),
 ]
 
 
@@ -282,9 +254,8 @@ def _hw_input_codes(ctx: BuildContext):
 
 def _stage_rtl(ctx: BuildContext) -> dict:
     from accelgen import rtl
-    from accelgen.boards import get_board
 
-    ctx.board = get_board(ctx.options.board)
+    ctx.board = ctx.options.board
     rtl.check_fits(ctx.compiled.graph)
     ctx.rtl_codes = _hw_input_codes(ctx)
     rtl.generate(ctx.compiled.graph, ctx.path / "rtl", x_codes=ctx.rtl_codes)
@@ -323,21 +294,12 @@ def _stage_yosys(ctx: BuildContext):
 
 def _stage_rtl_report(ctx: BuildContext) -> dict:
     from accelgen import rtl
+    from accelgen.rtl.report import build_rtl_report
 
     sim = ctx.results.get("sim") or {}
     yosys = ctx.results.get("synth") or {}
-    design = rtl.load_design(ctx.path / "rtl")
-    report = {
-        "model": ctx.model_path.stem,
-        "arch": "rtl",
-        "board": ctx.board.name,
-        "clock_mhz": float(ctx.options.clock_mhz or ctx.board.default_clock_mhz),
-        "csim": sim if "passed" in sim else {"passed": None, "vectors": 0, "mismatches": None, **sim},
-        "synth": None,
-        "rtl": rtl.rtl_report(design, None if "skipped" in yosys else yosys, [sim] if "passed" in sim else []),
-        "notes": ["--arch rtl: the PYNQ driver for the unrolled core is not generated yet; rtl/ holds the Verilog, "
-                  "its cocotb testbench (make sim) and Yosys script (make synth)"],
-    }  # fmt: skip
+    report = build_rtl_report(ctx.model_path.stem, ctx.board.name, ctx.options.clock_mhz,
+                              rtl.load_design(ctx.path / "rtl"), sim, yosys, ctx.options.arch_reason)  # fmt: skip
     (ctx.path / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     ctx.report = report
     return {"files": ["report.json"]}
@@ -345,10 +307,15 @@ def _stage_rtl_report(ctx: BuildContext) -> dict:
 
 #: The order of `accelgen build --arch rtl`.
 RTL_STAGES: list[Stage] = [
-    Stage("frontend", _stage_frontend, title="read the model, normalise, lower"),
+    Stage("frontend", _stage_frontend, outputs=("ir.json",), title="read the model, normalise, lower"),
     Stage("rtl", _stage_rtl, outputs=("rtl",), title="unrolled Verilog for the whole network"),
-    Stage("sim", _stage_rtl_sim, title=f"cocotb simulation ({RTL_SIMULATOR}) against the golden model"),
-    Stage("synth", _stage_yosys, title="Yosys synth_xilinx (when installed)"),
+    Stage(
+        "sim",
+        _stage_rtl_sim,
+        outputs=("rtl/tb",),
+        title=f"cocotb simulation ({RTL_SIMULATOR}) against the golden model",
+    ),
+    Stage("synth", _stage_yosys, outputs=("rtl/synth",), title="Yosys synth_xilinx (when installed)"),
     Stage("report", _stage_rtl_report, outputs=("report.json",), title="report"),
 ]
 
@@ -378,20 +345,6 @@ class Design:
         return f"Design({str(self.outdir)!r}, ii_cycles={t.get('ii_cycles')}, fps={t.get('fps')})"
 
 
-def _load_array(value: Any, what: str):
-    import numpy as np
-
-    if value is None or isinstance(value, np.ndarray):
-        return value
-    path = Path(value)
-    if not path.is_file():
-        raise InputError(f"--{what} {value}: no such file")
-    try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise InputError(f"--{what} {value}: not a .npy array ({exc})") from None
-
-
 def build(
     model: str | Path,
     outdir: str | Path | None = None,
@@ -402,21 +355,19 @@ def build(
     """Build ``model`` into ``outdir`` (default ``<model stem>_<board>/``): the Python API of
     `accelgen build`. Options are :class:`BuildOptions` fields, e.g. ``board="ultra96"``."""
     options = options or BuildOptions(**option_values)
-    if options.arch not in ARCHES:
-        raise InputError(f"--arch must be one of {', '.join(ARCHES)}, not '{options.arch}'")
     model_path = Path(model)
     if not model_path.is_file():
         raise InputError(f"{model}: no such file")
+    settings = resolve_build(options)
     from accelgen import vendor
 
-    vendor.synthesis_plan(options.synth)  # --synth on without the tools fails before any work
+    vendor.synthesis_plan(settings.synth)  # --synth on without the tools fails before any work
     outdir = Path(outdir) if outdir is not None else Path(f"{model_path.stem}_{options.board}")
-    vectors = _load_array(options.vectors, "vectors")
-    labels = _check_labels(vectors, _load_array(options.labels, "labels"))
     ws = Workspace(outdir)
-    ctx = BuildContext(model_path=model_path, options=options, ws=ws, vectors=vectors, labels=labels)
+    ctx = BuildContext(model_path=model_path, options=settings, ws=ws, vectors=settings.vectors,
+                       labels=settings.labels)  # fmt: skip
     try:
-        run_stages(ctx, RTL_STAGES if options.arch == "rtl" else BUILD_STAGES, progress)
+        run_stages(ctx, RTL_STAGES if settings.arch == "rtl" else BUILD_STAGES, progress)
         _write_stages(ctx)
         ws.commit()
     except InternalError:
@@ -437,17 +388,3 @@ def _write_stages(ctx: BuildContext) -> None:
     report is byte-identical for identical inputs."""
     stages = {name: {"status": ctx.status.get(name, "done"), "seconds": round(t, 3)} for name, t in ctx.timings.items()}
     (ctx.path / STAGES_FILE).write_text(json.dumps(stages, indent=1) + "\n")
-
-
-def _check_labels(vectors, labels):
-    """--labels must name one class per --vectors sample (the notebook compares them)."""
-    if labels is None:
-        return None
-    if vectors is None:
-        raise InputError("--labels needs --vectors: the labels are those of the test vectors")
-    if labels.ndim != 1 or len(labels) != len(vectors):
-        raise InputError(
-            f"--labels has shape {labels.shape} but --vectors has {len(vectors)} sample(s): give one label per "
-            "sample (a 1-D array as long as the vectors' first axis)"
-        )
-    return labels

@@ -12,26 +12,17 @@ from __future__ import annotations
 import io
 import json
 import math
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 from accelgen import __version__
 from accelgen.dse import Estimate
-from accelgen.errors import InputError
 from accelgen.kernels import kernel_name
 from accelgen.kernels.base import RESOURCE_KEYS
+from accelgen.vendor_reports import CSYNTH_RESOURCES, parse_csynth
 
 REPORT_VERSION = 1
 ESTIMATE_SOURCE = "accelgen cost models (accelgen.kernels): estimates, not synthesis results"
-#: the resources compared with a Vitis HLS report, as csynth.xml names them
-CSYNTH_RESOURCES = {
-    "bram18": ("BRAM_18K",),
-    "dsp": ("DSP", "DSP48E"),
-    "ff": ("FF",),
-    "lut": ("LUT",),
-    "uram": ("URAM",),
-}
 CSIM_KEYS = ("passed", "vectors", "mismatches")
 
 
@@ -157,58 +148,6 @@ def add_synth(report: dict[str, Any], synth: dict[str, Any] | str | Path) -> dic
     figures["compare"] = compare
     report["synth"] = figures
     return report
-
-
-def _xml_number(node: ET.Element | None, path: str) -> float | None:
-    if node is None:
-        return None
-    el = node.find(path)
-    if el is None or el.text is None:
-        return None
-    text = el.text.strip().split()[0] if el.text.strip() else ""
-    try:
-        value = float(text)
-    except ValueError:
-        return None  # "undef" when the latency is not static
-    return int(value) if value.is_integer() else value
-
-
-def parse_csynth(path: str | Path) -> dict[str, Any]:
-    """The figures of a Vitis HLS synthesis report (``csynth.xml``) that the report shows."""
-    p = Path(path)
-    try:
-        root = ET.fromstring(p.read_bytes())
-    except (OSError, ET.ParseError) as exc:
-        raise InputError(f"Vitis HLS report {path}: cannot read it ({exc})") from None
-    user = root.find("UserAssignments")
-    perf = root.find("PerformanceEstimates")
-    area = root.find("AreaEstimates")
-    if perf is None and area is None:
-        raise InputError(f"Vitis HLS report {path}: no PerformanceEstimates or AreaEstimates (not a csynth.xml?)")
-    latency = perf.find("SummaryOfOverallLatency") if perf is not None else None
-
-    def resources(section: str) -> dict[str, int | float | None]:
-        node = area.find(section) if area is not None else None
-        out = {}
-        for key, names in CSYNTH_RESOURCES.items():
-            out[key] = next((v for v in (_xml_number(node, n) for n in names) if v is not None), None)
-        return out
-
-    return {
-        "source": str(path),
-        "tool": "Vitis HLS csynth",
-        "top": (user.findtext("TopModelName") if user is not None else None),
-        "part": (user.findtext("Part") if user is not None else None),
-        "target_clock_ns": _xml_number(user, "TargetClockPeriod"),
-        "estimated_clock_ns": _xml_number(perf, "SummaryOfTimingAnalysis/EstimatedClockPeriod"),
-        "latency_cycles": {
-            "best": _xml_number(latency, "Best-caseLatency"),
-            "worst": _xml_number(latency, "Worst-caseLatency"),
-        },  # fmt: skip
-        "ii_cycles": {"min": _xml_number(latency, "Interval-min"), "max": _xml_number(latency, "Interval-max")},
-        "resources": resources("Resources"),
-        "available": resources("AvailableResources"),
-    }
 
 
 def dumps(report: dict[str, Any]) -> str:
@@ -411,6 +350,23 @@ def render_png(report: dict[str, Any]) -> bytes:
 # ---------------------------------------------------------------------------------------
 
 
+def build_report_json(estimate: Estimate, outdir: Path, *, csim: dict[str, Any] | None, synth: dict[str, Any] | None,
+                      arch: str, arch_reason: str) -> dict[str, Any]:  # fmt: skip
+    """report.json of an `accelgen build` from its stages' results: ``csim`` and ``synth``
+    as those stages returned them (``{"skipped": why}`` when they did not run; synth's
+    ``csynth`` path is relative to ``outdir``)."""
+    synth = synth or {}
+    csynth = outdir / synth["csynth"] if synth.get("csynth") else None
+    report = build_report(estimate, csim=csim if csim and "passed" in csim else None, synth=csynth)
+    if csim and "skipped" in csim:
+        report["csim"] = {"passed": None, "vectors": 0, "mismatches": None, "skipped": csim["skipped"]}
+    if synth.get("skipped"):
+        report["synth_status"] = synth["skipped"]
+    report["arch"], report["arch_reason"] = arch, arch_reason
+    report["outputs"] = {"hls": "hls/", "scripts": "scripts/", "driver": "driver/", "logs": "logs/"}
+    return report
+
+
 def report_files(report: dict[str, Any], plan_json: dict[str, Any]) -> dict[str, bytes]:
     """The files `accelgen dse -o` writes: folding.json, report.json, report.md, report.png."""
     return {
@@ -419,21 +375,3 @@ def report_files(report: dict[str, Any], plan_json: dict[str, Any]) -> dict[str,
         "report.md": render_markdown(report).encode(),
         "report.png": render_png(report),
     }
-
-
-def write_outdir(outdir: str | Path, files: dict[str, bytes], log: str = "") -> Path:
-    """Write ``files`` into OUTDIR atomically (a hidden sibling renamed into place)."""
-    from accelgen.workspace import Workspace
-
-    ws = Workspace(Path(outdir))
-    try:
-        for rel, data in files.items():
-            dst = ws.path / rel
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            dst.write_bytes(data)
-        if log:
-            ws.log_path("dse").write_text(log)
-        return ws.commit()
-    except BaseException:
-        ws.discard()
-        raise

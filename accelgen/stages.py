@@ -1,9 +1,12 @@
 """The stage runner of `accelgen build`: timing, per-stage logs, reuse and progress.
 
-A :class:`Stage` is a name, a function of the :class:`BuildContext`, the files it writes
-and, for expensive stages, a content key: when the previous build of the same OUTDIR
-recorded the same key, its files are copied and its recorded result restored instead of
-running the stage again. The list of stages itself lives in :mod:`accelgen.pipeline`.
+A :class:`Stage` is a name, a function of the :class:`BuildContext`, the paths it may
+write (``outputs``: files or directories under OUTDIR) and, for expensive stages, a content
+key. The runner records the files each stage actually created or changed; a stage that
+writes outside its declared outputs is an internal error. When the previous build of the
+same OUTDIR recorded the same key, the files that stage wrote then are copied back and its
+recorded result restored instead of running it again, so a reused stage leaves exactly
+what a fresh run would. The list of stages itself lives in :mod:`accelgen.pipeline`.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from accelgen.errors import InternalError
 from accelgen.workspace import Workspace
 
 
@@ -22,6 +26,8 @@ from accelgen.workspace import Workspace
 class Stage:
     name: str
     run: Callable[[BuildContext], Any]
+    #: the paths (files or directories, relative to OUTDIR) the stage may write; its own
+    #: log (logs/<name>.log) is always allowed
     outputs: tuple[str, ...] = ()
     #: content hash of everything the stage depends on; None: always run (cheap stages)
     key: Callable[[BuildContext], str] | None = None
@@ -64,16 +70,17 @@ Progress = Callable[[str, str, str], None]
 
 def run_stages(ctx: BuildContext, stages: list[Stage], progress: Progress | None = None) -> None:
     """Run (or reuse) every stage in order; a failure propagates after its log is closed."""
+    notify = progress or (lambda *a: None)
     for stage in stages:
-        notify = progress or (lambda *a: None)
         notify(stage.name, "start", stage.title)
         key = stage.key(ctx) if stage.key is not None else None
-        record = ctx.ws.reusable(stage.name, key, list(stage.outputs)) if key is not None else None
+        record = ctx.ws.reusable(stage.name, key) if key is not None else None
         t0 = time.perf_counter()
+        before = snapshot(ctx.path)
         ctx.log = _stage_logger(ctx.ws.log_path(stage.name), stage.name)
         try:
             if record is not None:
-                ctx.ws.restore(stage.name, list(stage.outputs))
+                ctx.ws.restore(record["files"])
                 result = record["result"]
                 if stage.restore is not None:
                     stage.restore(ctx, result)
@@ -85,14 +92,48 @@ def run_stages(ctx: BuildContext, stages: list[Stage], progress: Progress | None
                 if isinstance(result, Skipped):
                     ctx.log.info("skipped: %s", result.reason)
                     result = {"skipped": result.reason}
+            ctx.log.info("%s in %.2f s", state, time.perf_counter() - t0)
         finally:
             _close(ctx.log)
+        written = written_files(before, snapshot(ctx.path))
+        check_outputs(stage, written)
         ctx.timings[stage.name] = time.perf_counter() - t0
         ctx.results[stage.name] = result
         ctx.status[stage.name] = state
         if key is not None:
-            ctx.ws.record(stage.name, key, result)
+            ctx.ws.record(stage.name, key, result, [f for f in written if f != _log_rel(stage.name)])
         notify(stage.name, state, _detail(result, ctx.timings[stage.name]))
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``root`` (relative path -> size, modification time in ns)."""
+    found = {}
+    for p in root.rglob("*"):
+        if p.is_file() or p.is_symlink():
+            st = p.lstat()
+            found[p.relative_to(root).as_posix()] = (st.st_size, st.st_mtime_ns)
+    return found
+
+
+def written_files(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> list[str]:
+    """The files created or changed between two snapshots, sorted."""
+    return sorted(rel for rel, stat in after.items() if before.get(rel) != stat)
+
+
+def check_outputs(stage: Stage, written: list[str]) -> None:
+    """A stage writes only its declared outputs (and its own log): anything else is a bug,
+    since a reused stage would not restore it."""
+    allowed = (*stage.outputs, _log_rel(stage.name))
+    stray = [f for f in written if not any(f == o or f.startswith(o.rstrip("/") + "/") for o in allowed)]
+    if stray:
+        raise InternalError(
+            f"build stage '{stage.name}' wrote {', '.join(stray[:5])}{' ...' if len(stray) > 5 else ''} outside its "
+            f"declared outputs ({', '.join(stage.outputs) or 'none'}); declare them in accelgen/pipeline.py"
+        )
+
+
+def _log_rel(stage: str) -> str:
+    return f"logs/{stage}.log"
 
 
 @dataclass(frozen=True)
@@ -112,7 +153,8 @@ def _stage_logger(path: Path, name: str) -> logging.Logger:
     logger = logging.getLogger(f"accelgen.build.{name}.{id(path)}")
     logger.setLevel(logging.INFO)
     logger.propagate = False
-    handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+    # opened at the first message: a stage may replace its log file before it logs (csim does)
+    handler = logging.FileHandler(path, mode="a", encoding="utf-8", delay=True)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
     logger.addHandler(handler)
     return logger

@@ -1,10 +1,10 @@
-"""The vendor tools (Vitis HLS, Vivado): found on PATH, run as logged subprocesses with
-timeouts, their reports parsed back. Nothing here is needed when the tools are absent."""
+"""The vendor tools (Vitis HLS, Vivado): found on PATH and run as logged subprocesses with
+timeouts (their reports are read by :mod:`accelgen.vendor_reports`). Nothing here is
+needed when the tools are absent."""
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -82,36 +82,3 @@ def _tail(path: Path, lines: int = 15) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
-
-
-_UTIL_ROWS = {
-    "CLB LUTs": "lut",
-    "Slice LUTs": "lut",
-    "CLB Registers": "ff",
-    "Slice Registers": "ff",
-    "Block RAM Tile": "bram_tile",
-    "URAM": "uram",
-    "DSPs": "dsp",
-}
-
-
-def parse_vivado_utilization(text: str) -> dict[str, float]:
-    """Used resources from a Vivado ``report_utilization`` text report.
-
-    BRAM is reported in 36 Kb tiles; ``bram18`` is twice that.
-    """
-    found: dict[str, float] = {}
-    for line in text.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) < 2:
-            continue
-        name = re.sub(r"\*+$", "", cells[0]).strip()
-        key = _UTIL_ROWS.get(name)
-        if key and key not in found:
-            try:
-                found[key] = float(cells[1])
-            except ValueError:
-                continue
-    if "bram_tile" in found:
-        found["bram18"] = 2 * found.pop("bram_tile")
-    return found

@@ -14,9 +14,11 @@ import errno
 import hashlib
 import json
 import os
+import secrets
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from accelgen.errors import InputError, environment_error
 from accelgen.runtime.manifest import write_manifest
@@ -95,27 +97,26 @@ class Workspace:
     def log_path(self, stage: str) -> Path:
         return self.path / "logs" / f"{stage}.log"
 
-    def reusable(self, stage: str, key: str, outputs: list[str]) -> dict | None:
-        """The previous build's record of ``stage`` if its key matches and its files exist."""
+    def reusable(self, stage: str, key: str) -> dict | None:
+        """The previous build's record of ``stage`` if its key matches and every file the
+        stage wrote then is still in the previous OUTDIR."""
         rec = self.previous.get(stage)
-        if not rec or rec.get("key") != key:
+        if not rec or rec.get("key") != key or not isinstance(rec.get("files"), list):
             return None
-        if not all((self.outdir / o).exists() for o in outputs):
+        if not all((self.outdir / f).is_file() for f in rec["files"]):
             return None
         return rec
 
-    def restore(self, stage: str, outputs: list[str]) -> None:
-        """Copy a stage's files from the previous OUTDIR into this build."""
-        for rel in outputs:
+    def restore(self, files: list[str]) -> None:
+        """Copy files (relative paths) from the previous OUTDIR into this build."""
+        for rel in files:
             src, dst = self.outdir / rel, self.path / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
-            if src.is_dir():
-                shutil.copytree(src, dst, dirs_exist_ok=True, symlinks=True)
-            else:
-                shutil.copy2(src, dst)
+            shutil.copy2(src, dst, follow_symlinks=False)
 
-    def record(self, stage: str, key: str, result: Any) -> None:
-        self.checkpoints[stage] = {"key": key, "result": result}
+    def record(self, stage: str, key: str, result: Any, files: list[str]) -> None:
+        """Checkpoint ``stage``: its content key, its result and the files it wrote."""
+        self.checkpoints[stage] = {"key": key, "result": result, "files": files}
 
     def commit(self) -> Path:
         """Publish: write the checkpoints, then swap the finished tree onto OUTDIR."""
@@ -134,6 +135,45 @@ class Workspace:
 
     def discard(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def write_atomic(path: str | Path, data: bytes | str | Callable[[IO[bytes]], None]) -> Path:
+    """Write one file atomically: into a sibling temporary file (created with the
+    permissions a new file gets, 0666 less the umask), then renamed onto ``path``, so a
+    reader never sees half a file. ``data``: the bytes, text (UTF-8), or a function writing
+    to the open binary file. The one atomic file writer of the compiler (the standalone
+    runtime keeps its own for its manifest)."""
+    path = Path(path)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if callable(data):
+                data(f)
+            else:
+                f.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_tree(outdir: str | Path, files: dict[str, bytes], logs: dict[str, str] | None = None) -> Path:
+    """Publish a whole OUTDIR of ``files`` (relative path -> bytes) at once, as a build is
+    published (a hidden sibling renamed into place); ``logs``: {stage: text} for logs/."""
+    ws = Workspace(Path(outdir))
+    try:
+        for rel, data in files.items():
+            dst = ws.path / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.write_bytes(data)
+        for stage, text in (logs or {}).items():
+            ws.log_path(stage).write_text(text)
+        return ws.commit()
+    except BaseException:
+        ws.discard()
+        raise
 
 
 def process_alive(pid: int) -> bool:

@@ -13,7 +13,16 @@ Both tools get the same QONNX fixture files (tests/models/qonnx_*.onnx) in the s
   hls4ml cannot convert a model the table says why.
 
 Prints one table; the ratios are hls4ml compile s / accelgen compile s, and accelgen
-samples/s / hls4ml samples/s. Run: ``python benchmarks/bench_csim.py``.
+samples/s / hls4ml samples/s.
+
+First, "a model to a verified C-simulation" for the bundled CNN
+(examples/digits_cnn_w4a8.onnx, Ultra96-V2 plan, 64 vectors): compile, plan, generate,
+g++ and the testbench run, in one process and as `accelgen build --synth off` (a new
+process, Python start included), with a cold cache (nothing compiled), a warm kernel
+library (the precompiled kernel headers cached, the design new) and a warm design (the
+design's library cached); each row gives the g++ seconds and their share.
+
+Run: ``python benchmarks/bench_csim.py`` (``--e2e-only``: only the first table).
 """
 
 from __future__ import annotations
@@ -22,6 +31,8 @@ import argparse
 import contextlib
 import io
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from accelgen.boards import get_board  # noqa: E402
 from accelgen.codegen import generate  # noqa: E402
-from accelgen.csim import Emulator, build  # noqa: E402
+from accelgen.csim import Emulator, build, build_group, run_csim  # noqa: E402
 from accelgen.dse import explore  # noqa: E402
 from accelgen.pipeline import compile_model  # noqa: E402
 from tests.data import as_images, digits_split  # noqa: E402
@@ -77,6 +88,80 @@ def accelgen_row(file: str, plan_kind: str, x: np.ndarray, labels: np.ndarray, w
     rate1, _ = throughput(emu.run_float, x)
     return {"compile_s": b.seconds, "generate_s": gen_s, "rate": rate, "rate1": rate1,
             "accuracy": float((y.argmax(axis=1) == labels).mean())}  # fmt: skip
+
+
+EXAMPLE = ROOT / "examples" / "digits_cnn_w4a8.onnx"
+
+
+def verified_csim(outdir: Path, cache: Path) -> dict:
+    """The bundled CNN from ONNX to a passing C-simulation, in this process."""
+    t0 = time.perf_counter()
+    compiled = compile_model(EXAMPLE)
+    plan = explore(compiled.graph, get_board("ultra96v2")).plan()
+    generate(compiled, plan, outdir)
+    result = run_csim(outdir, cache_dir=cache)
+    total = time.perf_counter() - t0
+    assert result["passed"], result.get("first_mismatch")
+    return {"total_s": total, "gxx_s": result["build_s"], "cached": result["cached"]}
+
+
+def cli_build_seconds(outdir: Path, cache: Path) -> float:
+    """`accelgen build --synth off` of the bundled CNN as a user runs it (a new process)."""
+    env = {**os.environ, "ACCELGEN_CACHE_DIR": str(cache.parent)}
+    t0 = time.perf_counter()
+    cmd = [sys.executable, "-m", "accelgen", "build", str(EXAMPLE), "--board", "ultra96", "-o", str(outdir),
+           "--synth", "off", "--json"]  # fmt: skip
+    subprocess.run(cmd, check=True, capture_output=True, env=env, cwd=ROOT)
+    return time.perf_counter() - t0
+
+
+def _drop_designs(cache: Path) -> None:
+    """Forget every compiled design, keep the precompiled kernel library (cache/pch)."""
+    for entry in cache.iterdir() if cache.is_dir() else []:
+        if entry.name != "pch":
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def end_to_end(work: Path) -> None:
+    print(f"model to a verified C-simulation: {EXAMPLE.relative_to(ROOT)} on Ultra96-V2, 64 vectors")
+    header = f"{'cache':34s} {'in-process s':>12s} {'g++ s':>7s} {'g++ share':>9s} {'accelgen build s':>17s}"
+    print(header)
+    print("-" * len(header))
+    cache = work / "e2e-cache" / "csim"  # what ACCELGEN_CACHE_DIR=work/e2e-cache means
+    states = [("cold (nothing compiled)", lambda: shutil.rmtree(cache, ignore_errors=True)),
+              ("warm kernel library, new design", lambda: _drop_designs(cache)),
+              ("warm design", lambda: None)]  # fmt: skip
+    for i, (name, prepare) in enumerate(states):
+        prepare()
+        r = verified_csim(work / f"e2e_{i}", cache)
+        prepare()
+        cli = cli_build_seconds(work / f"e2e_cli_{i}", cache)
+        print(f"{name:34s} {r['total_s']:12.2f} {r['gxx_s']:7.2f} {r['gxx_s'] / r['total_s']:9.0%} {cli:17.2f}")
+    opt_tradeoff(work)
+    print()
+
+
+def opt_tradeoff(work: Path) -> None:
+    """The design library at -O2 (what accelgen uses) and -O1: compile seconds with the
+    kernel library already precompiled, and the emulator's samples/s on one thread."""
+    compiled = compile_model(EXAMPLE)
+    outdir = generate(compiled, explore(compiled.graph, get_board("ultra96v2")).plan(), work / "opt_design")
+    x, _ = digits("cnn", 4)
+    ref = None
+    for opt in ("-O2", "-O1"):
+        cache = work / f"opt-cache{opt}"
+        build_group([outdir], cache_dir=cache, opt=opt)  # the precompiled header for this -O level
+        for entry in cache.iterdir():
+            if entry.name != "pch":
+                shutil.rmtree(entry)
+        t0 = time.perf_counter()
+        lib = build_group([outdir], cache_dir=cache, opt=opt)
+        seconds = time.perf_counter() - t0
+        emu = Emulator(outdir, library=lib, threads=1)
+        rate, y = throughput(emu.run_float, x)
+        ref = y if ref is None else ref
+        print(f"design library {opt}: g++ {seconds:.2f} s (kernel library warm), emulator {rate:,.0f} samples/s on "
+              f"1 thread, outputs {'identical to -O2' if np.array_equal(y, ref) else 'DIFFER from -O2'}")  # fmt: skip
 
 
 def hls4ml_row(file: str, x: np.ndarray, labels: np.ndarray, work: Path) -> dict:
@@ -122,7 +207,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=10, help="batch = the 450-sample test split times this")
     parser.add_argument("--models", nargs="*", default=DEFAULT_FILES, help="QONNX fixture files")
+    parser.add_argument("--e2e-only", action="store_true", help="only the model-to-verified-C-simulation table")
     args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-csim-e2e-") as tmp:
+        end_to_end(Path(tmp))
+    if args.e2e_only:
+        return 0
     print(f"accelgen vs hls4ml 1.3.0 on {os.cpu_count()} CPU(s); batch = 450 x {args.repeat} digits test samples")
     header = (f"{'model':26s} {'tool':22s} {'compile s':>9s} {'samples/s':>10s} {'1 thread':>9s} {'acc':>6s}  "
               f"{'compile ratio':>13s} {'speed ratio':>11s}")  # fmt: skip

@@ -20,6 +20,7 @@ from accelgen.codegen import project as project_mod
 from accelgen.codegen.names import MAX_LEN, RESERVED, Namer, comment_text, identifier
 from accelgen.codegen.params import chunk_lanes, pack_words
 from accelgen.codegen.types import CodeType, int_type
+from accelgen.config import DEFAULT_VECTORS
 from accelgen.csim import run_csim
 from accelgen.errors import InputError
 from accelgen.kernels import kernel_for
@@ -202,9 +203,9 @@ def test_output_is_atomic(mlp, tmp_path, monkeypatch):
 def test_design_json_describes_the_files(mlp, tmp_path):
     out = generate(mlp, None, tmp_path / "d")
     meta = project_mod.json.loads((out / "hls" / "design.json").read_text())
-    assert meta["format"] == "accelgen-hls" and meta["vectors"]["samples"] == 16
+    assert meta["format"] == "accelgen-hls" and meta["vectors"]["samples"] == DEFAULT_VECTORS
     for layer in meta["layers"]:
-        assert (out / "hls" / layer["vector"]).stat().st_size == 16 * layer["elements"] * layer["vector_bytes"]
+        assert (out / "hls" / layer["vector"]).stat().st_size == DEFAULT_VECTORS * layer["elements"] * layer["vector_bytes"]
     assert (out / "scripts" / "hls.tcl").read_text().count("csim_design") == 1
     assert "zynq_ultra_ps_e" in (out / "scripts" / "bd.tcl").read_text()
     zynq7 = generate(mlp, None, tmp_path / "z7", board="pynq-z2")

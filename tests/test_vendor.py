@@ -8,6 +8,7 @@ import pytest
 
 from accelgen import vendor
 from accelgen.errors import InputError
+from accelgen.vendor_reports import parse_vivado_utilization
 
 
 def test_synth_on_without_tools_names_the_missing_tool(monkeypatch):
@@ -50,4 +51,4 @@ UTIL = """
 
 
 def test_parse_vivado_utilization():
-    assert vendor.parse_vivado_utilization(UTIL) == {"lut": 12345, "ff": 20480, "bram18": 81, "dsp": 96}
+    assert parse_vivado_utilization(UTIL) == {"lut": 12345, "ff": 20480, "bram18": 81, "dsp": 96}

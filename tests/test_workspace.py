@@ -35,15 +35,21 @@ def test_reuse_only_with_the_same_key(tmp_path):
     ws = Workspace(out)
     (ws.path / "csim").mkdir()
     (ws.path / "csim" / "result.txt").write_text("passed")
-    ws.record("csim", "k1", {"passed": True})
+    ws.record("csim", "k1", {"passed": True}, ["csim/result.txt"])
     ws.commit()
     ws2 = Workspace(out)
-    assert ws2.reusable("csim", "k2", ["csim"]) is None
-    rec = ws2.reusable("csim", "k1", ["csim"])
+    assert ws2.reusable("csim", "k2") is None
+    rec = ws2.reusable("csim", "k1")
     assert rec["result"] == {"passed": True}
-    ws2.restore("csim", ["csim"])
+    ws2.restore(rec["files"])
     assert (ws2.path / "csim" / "result.txt").read_text() == "passed"
-    ws2.discard()
+    ws2.record("csim", "k1", rec["result"], rec["files"])
+    ws2.commit()
+    assert Workspace(out).reusable("csim", "k1") is not None
+    (out / "csim" / "result.txt").unlink()  # a recorded file is gone: the stage must run again
+    ws3 = Workspace(out)
+    assert ws3.reusable("csim", "k1") is None
+    ws3.discard()
 
 
 def test_refuses_to_replace_a_foreign_directory(tmp_path):

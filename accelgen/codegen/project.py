@@ -27,13 +27,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import numpy as np
 
 from accelgen import __version__, golden, ir
 from accelgen.codegen.connect import Design, build_design
 from accelgen.codegen.names import identifier
 from accelgen.codegen.types import CodeType
+from accelgen.config import DEFAULT_VECTORS
 from accelgen.errors import InputError, InternalError
 from accelgen.kernels import shell
 from accelgen.plan import FoldingPlan
@@ -48,12 +48,7 @@ DEFAULT_BOARD = "ultra96v2"
 #: samples per call of the top function inside the emulator
 EMU_CHUNK = 256
 #: random input samples when no vectors are given
-DEFAULT_RANDOM_VECTORS = 16
-
-
-def template_env() -> jinja2.Environment:
-    """The Jinja environment of templates/ (see :mod:`accelgen.templating`)."""
-    return environment()
+DEFAULT_RANDOM_VECTORS = DEFAULT_VECTORS  # one default for generate() and accelgen build
 
 
 # -- inputs -----------------------------------------------------------------------------------------
@@ -159,7 +154,7 @@ def _guard(*parts: str) -> str:
 
 def render_files(design: Design, board: dict[str, Any], clock_mhz: float, model_name: str) -> dict[str, str]:
     """Every text file of hls/ and scripts/ (relative path -> content)."""
-    env = template_env()
+    env = environment()  # the one Jinja environment (accelgen.templating)
     common = {
         "version": __version__, "top": design.top, "namespace": design.namespace, "bus_bits": design.bus_bits,
         "inputs": design.inputs, "outputs": design.outputs, "layers": design.layers,
@@ -286,8 +281,8 @@ def generate(
     ``board``: a board name or :class:`accelgen.boards.Board` (default ultra96v2): its part
     and processing system go into the tcl. ``vectors``: the model's float (or integer)
     inputs, one array per graph input, batch first, in the model's own layout; the golden
-    model turns them into the testbench's vectors (None: 16 deterministic random
-    samples). Returns ``outdir``.
+    model turns them into the testbench's vectors (None: ``config.DEFAULT_VECTORS``
+    deterministic random samples). Returns ``outdir``.
 
     Existing ``hls/`` and ``scripts/`` in OUTDIR are replaced; other files are kept.
     """

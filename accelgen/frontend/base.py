@@ -1,9 +1,9 @@
-"""The importer's state, driver and shared helpers (graph I/O, constants, checks)."""
+"""The importer's context: its state, its driver and the helpers every handler shares
+(graph I/O, constants, checks). Handlers (accelgen.frontend.registry) read and extend it."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 
 import numpy as np
 import onnx
@@ -11,7 +11,10 @@ import onnx
 from accelgen import ir
 from accelgen.errors import InputError, UnsupportedError
 from accelgen.frontend.constants import QConst, fold_node, int_dtype_bits, to_array
-from accelgen.frontend.load import QONNX_DOMAINS, SUPPORTED_EXPORTERS, detect_dialect, opset_version
+from accelgen.frontend.load import SUPPORTED_EXPORTERS, detect_dialect, opset_version
+from accelgen.frontend.quantizers import clip_constant, quantize_constant
+from accelgen.frontend.registry import handler_for
+from accelgen.frontend.tensor_train import import_tt_chain
 from accelgen.frontend.values import (
     FLOAT_INPUT_DTYPES,
     FOLDABLE,
@@ -22,8 +25,9 @@ from accelgen.frontend.values import (
 )
 
 
-class ImporterBase:
-    """State and helpers shared by every handler mixin."""
+class ImportContext:
+    """What the import has built so far (tensors, constants, ops), the node being imported
+    (``node``, for error messages) and the helpers the handlers share."""
 
     def __init__(self, model: onnx.ModelProto, name: str) -> None:
         self.model = model
@@ -42,10 +46,12 @@ class ImporterBase:
         self._outputs: set[str] = set()  # graph outputs (IR tensors named as in the model)
         self.node: onnx.NodeProto | None = None
         self.done_nodes: set[int] = set()  # nodes imported ahead of their turn (a TT chain and its constants)
+        self.tt_index: tuple[dict[str, list[int]], dict[str, int]] | None = None  # ONNX consumers, producer
 
     # -- driver ----------------------------------------------------------------------
 
     def run(self) -> ir.Graph:
+        """Import every node in order (a tensor-train chain as one layer) and return the graph."""
         g = self.model.graph
         for init in g.initializer:
             self.consts[init.name] = to_array(init)
@@ -55,9 +61,9 @@ class ImporterBase:
             if index in self.done_nodes:
                 continue
             self.node = node
-            if self._import_tt_chain(index, node):
+            if import_tt_chain(self, index, node):
                 continue
-            self._import_node(node)
+            self.import_node(node)
         outputs = [self._read_output(o) for o in g.output]
         graph = ir.Graph(
             name=self.graph_name,
@@ -73,7 +79,7 @@ class ImporterBase:
     def _check_supported(self) -> None:
         problems = []
         for node in self.model.graph.node:
-            if self._handler(node) is None:
+            if handler_for(node) is None:
                 dom = f" (domain '{node.domain}')" if node.domain else ""
                 problems.append(f"node '{node.name or node.output[0]}': op {node.op_type}{dom}")
         if problems:
@@ -82,14 +88,6 @@ class ImporterBase:
                 "accelgen supports the quantized Conv/Gemm/MatMul/pool/Add/Concat networks that "
                 f"{SUPPORTED_EXPORTERS} produce; see the README's list of supported ops.",
             )
-
-    def _handler(self, node: onnx.NodeProto) -> Callable | None:
-        if node.domain in QONNX_DOMAINS:
-            return getattr(self, f"op_{node.op_type}", None) if node.op_type in (
-                "Quant", "IntQuant", "BipolarQuant", "Trunc") else None  # fmt: skip
-        if node.domain not in ("", "ai.onnx", "com.microsoft"):
-            return None
-        return getattr(self, f"op_{node.op_type}", None)
 
     def _read_inputs(self) -> list[str]:
         names = []
@@ -128,11 +126,11 @@ class ImporterBase:
                         f"graph input '{vi.name}' holds {np.dtype(dtype).name} codes: accelgen builds "
                         f"1- to {MAX_BITS}-bit datapaths; quantize the input to 8 bits or fewer"
                     )
-                t = self._new_tensor(vi.name, shape, "codes", ir.QType(bits, signed), layout)
+                t = self.new_tensor(vi.name, shape, "codes", ir.QType(bits, signed), layout)
                 self.uninterpreted.add(t)
                 self.values[vi.name] = Value(t, "int")
             elif np.dtype(dtype).name in FLOAT_INPUT_DTYPES:
-                t = self._new_tensor(vi.name, shape, "float", None, layout)
+                t = self.new_tensor(vi.name, shape, "float", None, layout)
                 self.values[vi.name] = Value(t, "real")
             else:
                 raise InputError(
@@ -157,10 +155,10 @@ class ImporterBase:
         self.io_dtypes[vi.name] = dtype.name if dtype is not None else "float32"
         if t.kind != "float" and wants_real:
             if vi.name in self.tensors:  # the codes carry the output's name (a QONNX Quant): move them
-                self._rename_tensor(vi.name, self._fresh(f"{vi.name}_codes"))
+                self._rename_tensor(vi.name, self.fresh(f"{vi.name}_codes"))
             self.tensors[vi.name] = ir.Tensor(vi.name, t.shape, "float", None, t.layout)
             self._names.add(vi.name)
-            self._emit(ir.Dequantize, [self.values[vi.name].tensor], vi.name, source=vi.name)
+            self.emit(ir.Dequantize, [self.values[vi.name].tensor], vi.name, source=vi.name)
         elif v.tensor != vi.name:
             # a pass-through op (Identity, a quantizer onto the codes' own grid) left the
             # output an alias of a tensor named after another ONNX value
@@ -170,7 +168,7 @@ class ImporterBase:
                     "passed through unchanged; accelgen needs each output computed by its own layer"
                 )
             if vi.name in self.tensors:
-                self._rename_tensor(vi.name, self._fresh(f"{vi.name}_value"))
+                self._rename_tensor(vi.name, self.fresh(f"{vi.name}_value"))
             self._rename_tensor(v.tensor, vi.name)
         self._outputs.add(vi.name)
         return vi.name
@@ -201,8 +199,9 @@ class ImporterBase:
             if isinstance(v, Value) and v.tensor == old:
                 self.values[key] = Value(new, v.view)
 
-    def _import_node(self, node: onnx.NodeProto) -> None:
-        handler = self._handler(node)
+    def import_node(self, node: onnx.NodeProto) -> None:
+        """Import one node: evaluate it if its inputs are constant, else call its handler."""
+        handler = handler_for(node)
         present = [n for n in node.input if n]
         if node.op_type == "Constant":
             self.consts[node.output[0]] = fold_node(node, [], self.opset)[0]
@@ -213,16 +212,16 @@ class ImporterBase:
         missing = [n for n in present if n not in self.consts and n not in self.qconsts
                    and n not in self.values]  # fmt: skip
         if missing:
-            raise InputError(f"node '{self._label()}' reads '{missing[0]}', which nothing produces")
-        handler(node)
+            raise InputError(f"node '{self.label()}' reads '{missing[0]}', which nothing produces")
+        handler(self, node)
 
     def _fold(self, node: onnx.NodeProto) -> bool:
         """Evaluate a node whose inputs are all constant; False if it must be handled."""
         op = node.op_type
         if op in ("Quant", "IntQuant", "BipolarQuant", "QuantizeLinear", "DequantizeLinear"):
-            self.qconsts[node.output[0]] = self._quantize_constant(node)
+            self.qconsts[node.output[0]] = quantize_constant(self, node)
             return True
-        if op == "Clip" and self._clip_constant(node):
+        if op == "Clip" and clip_constant(self, node):
             return True
         if op in LAYOUT_OPS and node.input[0] in self.qconsts:
             q = self.qconsts[node.input[0]]
@@ -235,18 +234,18 @@ class ImporterBase:
             return True
         if node.domain not in ("", "ai.onnx") or op not in FOLDABLE:
             return False
-        args = [self._const_real(n) if n else None for n in node.input]
+        args = [self.const_real(n) if n else None for n in node.input]
         for out, val in zip(node.output, fold_node(node, args, self.opset)):
             self.consts[out] = val
         return True
 
     # -- helpers -----------------------------------------------------------------------
 
-    def _label(self) -> str:
+    def label(self) -> str:
         n = self.node
         return (n.name or n.output[0]) if n is not None else "?"
 
-    def _fresh(self, name: str) -> str:
+    def fresh(self, name: str) -> str:
         base = name or "t"
         cand, i = base, 1
         while cand in self._names:
@@ -255,82 +254,82 @@ class ImporterBase:
         self._names.add(cand)
         return cand
 
-    def _new_tensor(self, name, shape, kind, qtype=None, layout="") -> str:
-        tname = self._fresh(name)
+    def new_tensor(self, name, shape, kind, qtype=None, layout="") -> str:
+        tname = self.fresh(name)
         self.tensors[tname] = ir.Tensor(tname, tuple(shape), kind, qtype, layout)
         return tname
 
-    def _emit(self, cls, inputs, output, source=None, **attrs) -> ir.Op:
+    def emit(self, cls, inputs, output, source=None, **attrs) -> ir.Op:
         op = cls(
-            name=self._fresh(f"{cls.kind.lower()}:{source or self._label()}"),
+            name=self.fresh(f"{cls.kind.lower()}:{source or self.label()}"),
             inputs=tuple(inputs),
             outputs=(output,),
-            source=source or self._label(),
+            source=source or self.label(),
             **attrs,
         )
         self.ops.append(op)
         return op
 
-    def _attr(self, node: onnx.NodeProto, name: str, default=None):
+    def attr(self, node: onnx.NodeProto, name: str, default=None):
         for a in node.attribute:
             if a.name == name:
                 return onnx.helper.get_attribute_value(a)
         return default
 
-    def _const_real(self, name: str) -> np.ndarray:
+    def const_real(self, name: str) -> np.ndarray:
         if name in self.consts:
             return self.consts[name]
         if name in self.qconsts:
             return self.qconsts[name].real()
         raise InputError(
-            f"node '{self._label()}': input '{name}' must be a constant (initializer); "
+            f"node '{self.label()}': input '{name}' must be a constant (initializer); "
             "accelgen compiles weights and quantization parameters into the hardware"
         )
 
-    def _dynamic(self, name: str) -> Value:
+    def dynamic(self, name: str) -> Value:
         v = self.values.get(name)
         if isinstance(v, PendingConcat):
             raise InputError(
-                f"node '{self._label()}' reads the Concat '{v.node}' of differently quantized "
+                f"node '{self.label()}' reads the Concat '{v.node}' of differently quantized "
                 "tensors without a quantizer in between"
             )
         if v is None:
-            raise InputError(f"node '{self._label()}': input '{name}' is not a data tensor")
+            raise InputError(f"node '{self.label()}': input '{name}' is not a data tensor")
         return v
 
-    def _set(self, onnx_name: str, tensor: str, view: str) -> None:
+    def set(self, onnx_name: str, tensor: str, view: str) -> None:
         self.values[onnx_name] = Value(tensor, view)
 
-    def _scale_zp(self, scale_name: str, zp_name: str | None):
+    def scale_zp(self, scale_name: str, zp_name: str | None):
         """Scale and zero point constants as flat arrays, checked for sanity."""
-        scale = np.asarray(self._const_real(scale_name), dtype=np.float64).reshape(-1)
+        scale = np.asarray(self.const_real(scale_name), dtype=np.float64).reshape(-1)
         zp_arr = np.asarray(self.consts[zp_name]) if zp_name else np.zeros(1, np.int64)
         if zp_name and zp_name in self.qconsts:
             zp_arr = self.qconsts[zp_name].codes
         zp = zp_arr.astype(np.float64).reshape(-1)
-        self._check_scale(scale, scale_name)
+        self.check_scale(scale, scale_name)
         if not np.all(zp == np.round(zp)):
             raise InputError(
-                f"node '{self._label()}': zero point '{zp_name}' is not an integer ({zp}); "
+                f"node '{self.label()}': zero point '{zp_name}' is not an integer ({zp}); "
                 "accelgen needs integer zero points"
             )
         return scale, zp.astype(np.int64)
 
-    def _check_scale(self, scale: np.ndarray, name: str) -> None:
+    def check_scale(self, scale: np.ndarray, name: str) -> None:
         bad = ~np.isfinite(scale) | (scale <= 0)
         if np.any(bad):
             raise InputError(
-                f"node '{self._label()}': scale '{name}' has {int(bad.sum())} invalid value(s) "
+                f"node '{self.label()}': scale '{name}' has {int(bad.sum())} invalid value(s) "
                 f"(e.g. {scale[bad][0]}): scales must be finite and positive; re-export the "
                 "model after calibration"
             )
 
-    def _check_bits(self, bits: float, what: str) -> int:
+    def check_bits(self, bits: float, what: str) -> int:
         if bits != int(bits) or bits < 1:
-            raise InputError(f"node '{self._label()}': {what} bit width {bits} is not a whole number >= 1")
+            raise InputError(f"node '{self.label()}': {what} bit width {bits} is not a whole number >= 1")
         if bits > MAX_BITS:
             raise InputError(
-                f"node '{self._label()}': {what} bit width {int(bits)} exceeds {MAX_BITS}; accelgen "
+                f"node '{self.label()}': {what} bit width {int(bits)} exceeds {MAX_BITS}; accelgen "
                 "builds 1- to 8-bit datapaths. Quantize this tensor to 8 bits or fewer."
             )
         return int(bits)
@@ -345,7 +344,7 @@ class ImporterBase:
             zero_point=tuple(int(z) for z in zp), axis=axis, narrow=narrow, bipolar=bipolar,
         )  # fmt: skip
 
-    def _per_channel(self, arr: np.ndarray, tensor: str, what: str) -> np.ndarray:
+    def per_channel(self, arr: np.ndarray, tensor: str, what: str) -> np.ndarray:
         """A constant broadcast against a feature map, as one value per channel."""
         t = self.tensors[tensor]
         arr = np.asarray(arr, dtype=np.float64)
@@ -354,7 +353,7 @@ class ImporterBase:
         ch = t.channels
         nd = len(t.shape)
         if arr.ndim > nd:
-            raise InputError(f"node '{self._label()}': {what} of shape {arr.shape} has more dimensions than {t.shape}")
+            raise InputError(f"node '{self.label()}': {what} of shape {arr.shape} has more dimensions than {t.shape}")
         full = arr.reshape((1,) * (nd - arr.ndim) + arr.shape) if arr.ndim < nd else arr
         # the value may vary only along the channel axis (1 for NCHW / flat)
         axis = 1 if nd >= 2 else 0
@@ -362,20 +361,20 @@ class ImporterBase:
             moved = np.moveaxis(np.broadcast_to(full, (1, *full.shape[1:]) if nd > 1 else full.shape), axis, 0)
         except ValueError:
             raise InputError(
-                f"node '{self._label()}': {what} of shape {arr.shape} does not broadcast against "
+                f"node '{self.label()}': {what} of shape {arr.shape} does not broadcast against "
                 f"'{tensor}' of shape {t.shape}"
             ) from None
         if moved.shape[0] not in (1, ch):
-            raise InputError(f"node '{self._label()}': {what} of shape {arr.shape} does not match {ch} channels")
+            raise InputError(f"node '{self.label()}': {what} of shape {arr.shape} does not match {ch} channels")
         flat = moved.reshape(moved.shape[0], -1)
         if np.ptp(flat, axis=1).max() > 0:
             raise InputError(
-                f"node '{self._label()}': {what} varies within a channel; only per-tensor or "
+                f"node '{self.label()}': {what} varies within a channel; only per-tensor or "
                 "per-channel constants can be folded into requantization"
             )
         return flat[:, 0].copy()
 
-    def _interpret(self, v: Value, qtype_args: tuple, what: str) -> str:
+    def interpret(self, v: Value, qtype_args: tuple, what: str) -> str:
         """Give an int view its meaning (scale, zero point); returns the codes tensor.
 
         A graph input of integer type learns its scale from its first reader; a tensor
@@ -384,7 +383,7 @@ class ImporterBase:
         scale, zp = qtype_args
         t = self.tensors[v.tensor]
         if t.kind == "float":
-            raise InputError(f"node '{self._label()}' expects integer codes for {what}, got a float tensor")
+            raise InputError(f"node '{self.label()}' expects integer codes for {what}, got a float tensor")
         bits, signed = t.qtype.bits, t.qtype.signed
         want = self._qtype_for(v.tensor, scale, zp, bits, signed)
         if v.tensor in self.uninterpreted:
@@ -394,31 +393,31 @@ class ImporterBase:
         if t.qtype.scale == want.scale and t.qtype.zero_point == want.zero_point:
             return v.tensor
         raise InputError(
-            f"node '{self._label()}': {what} is read with scale {want.scale} / zero point "
+            f"node '{self.label()}': {what} is read with scale {want.scale} / zero point "
             f"{want.zero_point} but was produced with {t.qtype.scale} / {t.qtype.zero_point}"
         )
 
-    def _real_input(self, name: str, what: str) -> str:
+    def real_input(self, name: str, what: str) -> str:
         """The IR tensor behind a real-valued ONNX input; codes must already be dequantized."""
-        v = self._dynamic(name)
+        v = self.dynamic(name)
         if v.view == "int" and self.tensors[v.tensor].kind == "codes" and v.tensor in self.uninterpreted:
-            raise InputError(f"node '{self._label()}': integer input '{name}' is used without a scale")
+            raise InputError(f"node '{self.label()}': integer input '{name}' is used without a scale")
         return v.tensor
 
-    def _codes_input(self, name: str, what: str) -> str:
+    def codes_input(self, name: str, what: str) -> str:
         """An input that must be quantized codes (the data input of Conv, MatMul, pools)."""
-        v = self._dynamic(name)
+        v = self.dynamic(name)
         t = self.tensors[v.tensor]
         if t.kind != "codes":
             producer = "a float tensor" if t.kind == "float" else "an unquantized accumulator"
             raise InputError(
-                f"node '{self._label()}' ({self.node.op_type}): {what} '{name}' is {producer}; "
+                f"node '{self.label()}' ({self.node.op_type}): {what} '{name}' is {producer}; "
                 "accelgen needs a quantizer (Quant / QuantizeLinear) in front of every "
                 "Conv, Gemm, MatMul and pool. Add one (e.g. a Brevitas QuantIdentity)."
             )
         return v.tensor
 
-    def _weights(self, name: str, out_axis: int) -> tuple[np.ndarray, ir.QType]:
+    def weights(self, name: str, out_axis: int) -> tuple[np.ndarray, ir.QType]:
         """Quantized weights: integer ``code - zero_point`` and their QType (per out channel)."""
         if name not in self.qconsts:
             if name in self.consts and np.asarray(self.consts[name]).dtype.kind in "iu":
@@ -427,28 +426,28 @@ class ImporterBase:
                 q = QConst.make(arr, 1.0, 0, bits, signed, source=name)
             else:
                 raise InputError(
-                    f"node '{self._label()}' ({self.node.op_type}): weights '{name}' are not "
+                    f"node '{self.label()}' ({self.node.op_type}): weights '{name}' are not "
                     "quantized (float constant). Quantize the weights (Brevitas QuantConv/QuantLinear, "
                     "onnxruntime quantize_static) so accelgen can build integer hardware."
                 )
         else:
             q = self.qconsts[name]
-        bits = self._check_bits(q.bits, f"weight '{name}'")
+        bits = self.check_bits(q.bits, f"weight '{name}'")
         scale, zp = q.per_axis(name, out_axis)
         if np.all(scale == scale[0]) and np.all(zp == zp[0]):
             scale, zp = scale[:1], zp[:1]
-        self._check_scale(scale, name)
+        self.check_scale(scale, name)
         w = q.codes - q.zero_point
         qt = ir.QType(bits, q.signed, tuple(map(float, scale)), tuple(map(int, zp)),
                       axis=0 if scale.size > 1 else None, narrow=q.narrow, bipolar=q.bipolar)  # fmt: skip
         return w.astype(np.int64), qt
 
-    def _acc_qtype(self, scale: np.ndarray, axis: int | None) -> ir.QType:
+    def acc_qtype(self, scale: np.ndarray, axis: int | None) -> ir.QType:
         scale = np.asarray(scale, dtype=np.float64).reshape(-1)
         return ir.QType(32, True, tuple(map(float, scale)), (0,), axis=axis if scale.size > 1 else None)
 
-    def _emit_float(self, cls, src: str, onnx_out: str, **attrs) -> None:
+    def emit_float(self, cls, src: str, onnx_out: str, **attrs) -> None:
         t = self.tensors[src]
-        out = self._new_tensor(onnx_out, t.shape, "float", None, t.layout)
-        self._emit(cls, [src], out, **attrs)
-        self._set(onnx_out, out, "real")
+        out = self.new_tensor(onnx_out, t.shape, "float", None, t.layout)
+        self.emit(cls, [src], out, **attrs)
+        self.set(onnx_out, out, "real")

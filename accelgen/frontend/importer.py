@@ -7,38 +7,32 @@ a :class:`Value`: an IR tensor plus the *view* the ONNX graph has of it. A QDQ m
 the real view; a QOperator ``QLinearConv`` reads and writes int views. Float ops between
 integer layers are kept as IR float ops; the passes fuse them into requantizers.
 
-Each handler is one method named after the ONNX op type it reads.
+Each ONNX op type has one handler function, registered in the table of
+:mod:`accelgen.frontend.registry` by the package's modules, all imported below; the driver
+(:class:`ImportContext`) looks every node's handler up there.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 import onnx
 
-from accelgen import ir
-from accelgen.frontend.base import ImporterBase
-from accelgen.frontend.elementwise import ElementwiseHandlers
-from accelgen.frontend.layers import LayerHandlers
-from accelgen.frontend.layout import LayoutHandlers
-from accelgen.frontend.qoperator import QOperatorHandlers
-from accelgen.frontend.quantizers import QuantizerHandlers
-from accelgen.frontend.resize import resize
-from accelgen.frontend.tensor_train import TensorTrainHandlers
+from accelgen import frontend, ir
+from accelgen.frontend.base import ImportContext
 
 
-class _Importer(
-    TensorTrainHandlers,
-    QuantizerHandlers,
-    LayoutHandlers,
-    ElementwiseHandlers,
-    LayerHandlers,
-    QOperatorHandlers,
-    ImporterBase,
-):
-    """The handlers of every dialect over one shared state (see ImporterBase)."""
+def _load_handlers() -> None:
+    """Import every module of the front-end package: a module's ``@handler`` functions
+    register themselves in the table, so an op type is added by adding its module."""
+    for info in sorted(pkgutil.iter_modules(frontend.__path__), key=lambda m: m.name):
+        importlib.import_module(f"{frontend.__name__}.{info.name}")
 
-    op_Resize = resize
+
+_load_handlers()
 
 
 def import_model(model: onnx.ModelProto, name: str = "model") -> ir.Graph:
     """Translate a quantized ONNX model into an IR graph (before any pass)."""
-    return _Importer(model, name).run()
+    return ImportContext(model, name).run()

@@ -11,7 +11,8 @@ after ``half_pixel`` never. Copying codes needs no requantization: the
 output keeps the input's QType, in QONNX (Quant -> Resize), QDQ (DQ -> Resize -> Q) and
 QOperator (Resize on the uint8 / int8 codes) models alike.
 
-``resize(imp, node)`` is the handler; ``imp`` is the importer (see ImporterBase).
+``resize(imp, node)`` is the handler, registered for ``Resize``; ``imp`` is the import
+context (:class:`accelgen.frontend.base.ImportContext`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import onnx
 
 from accelgen import ir
 from accelgen.errors import InputError
+from accelgen.frontend.base import ImportContext
+from accelgen.frontend.registry import handler
 
 SUPPORTED = (
     "accelgen builds nearest-neighbour upsampling by whole factors on H and W of a quantized (N, C, H, W) "
@@ -45,10 +48,11 @@ TRANSFORMS = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align
 BATCH_PROBE = 2
 
 
-def resize(imp, node: onnx.NodeProto) -> None:
+@handler("Resize")
+def resize(imp: ImportContext, node: onnx.NodeProto) -> None:
     """The handler: one :class:`ir.Resize` (nothing for factors 1 x 1), codes in, same codes out."""
-    where = f"node '{imp._label()}' (Resize)"
-    v = imp._dynamic(node.input[0])
+    where = f"node '{imp.label()}' (Resize)"
+    v = imp.dynamic(node.input[0])
     t = imp.tensors[v.tensor]
     if t.kind != "codes" or v.tensor in imp.uninterpreted:
         what = {"float": "a float tensor", "acc": "an unquantized accumulator"}.get(t.kind, "codes without a scale")
@@ -67,9 +71,9 @@ def resize(imp, node: onnx.NodeProto) -> None:
         imp.values[node.output[0]] = v
         return
     n, c, h, w = t.shape
-    out = imp._new_tensor(node.output[0], (n, c, h * fh, w * fw), "codes", t.qtype, t.layout)
-    imp._emit(ir.Resize, [v.tensor], out, factors=(fh, fw))
-    imp._set(node.output[0], out, v.view)
+    out = imp.new_tensor(node.output[0], (n, c, h * fh, w * fw), "codes", t.qtype, t.layout)
+    imp.emit(ir.Resize, [v.tensor], out, factors=(fh, fw))
+    imp.set(node.output[0], out, v.view)
 
 
 def _text(value) -> str:
@@ -80,7 +84,7 @@ def _const(imp, node: onnx.NodeProto, index: int) -> np.ndarray | None:
     """Input ``index`` as a flat constant; None when absent or empty."""
     if len(node.input) <= index or not node.input[index]:
         return None
-    arr = np.asarray(imp._const_real(node.input[index])).reshape(-1)
+    arr = np.asarray(imp.const_real(node.input[index])).reshape(-1)
     return arr if arr.size else None
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
@@ -37,7 +38,11 @@ import onnx
 from accelgen import ir
 from accelgen.errors import InputError
 from accelgen.frontend.load import QONNX_DOMAINS
+from accelgen.frontend.quantizers import import_quant, linear_out_type, rounding_of
 from accelgen.frontend.values import Value
+
+if TYPE_CHECKING:
+    from accelgen.frontend.base import ImportContext
 
 #: the random inputs of the numeric proof
 CHECK_BATCH = 3
@@ -330,331 +335,329 @@ def prove(chain: Chain, weights: list[np.ndarray], layout: TTLayout) -> None:
 CHAIN_OPS = ("Reshape", "Transpose", "MatMul")
 
 
-class TensorTrainHandlers:
-    """Handler mixin of the importer: recognise a TT chain at its first node."""
+def import_tt_chain(ctx: ImportContext, index: int, node: onnx.NodeProto) -> bool:
+    """Import the TT chain starting at ``node`` as one TTDense; False if it is no TT chain."""
+    if node.domain not in ("", "ai.onnx") or node.op_type not in CHAIN_OPS or not node.input:
+        return False
+    v = ctx.values.get(node.input[0])
+    if not isinstance(v, Value) or v.view != "real":
+        return False
+    x = ctx.tensors[v.tensor]
+    if x.kind != "codes" or len(x.shape) != 2:
+        return False
+    chain = _walk_tt(ctx, index, node, int(x.shape[1]))
+    ctx.node = node
+    if chain is None:
+        return False
+    _emit_tt(ctx, chain, v)
+    return True
 
-    def _import_tt_chain(self, index: int, node: onnx.NodeProto) -> bool:
-        """Import the TT chain starting at ``node`` as one TTDense; False if it is no TT chain."""
-        if node.domain not in ("", "ai.onnx") or node.op_type not in CHAIN_OPS or not node.input:
-            return False
-        v = self.values.get(node.input[0])
-        if not isinstance(v, Value) or v.view != "real":
-            return False
-        x = self.tensors[v.tensor]
-        if x.kind != "codes" or len(x.shape) != 2:
-            return False
-        chain = self._walk_tt(index, node, int(x.shape[1]))
-        self.node = node
-        if chain is None:
-            return False
-        self._emit_tt(chain, v)
+
+def _node_index(ctx: ImportContext) -> tuple[dict[str, list[int]], dict[str, int]]:
+    """(consumers, producer) of every ONNX tensor, as node indices (built once)."""
+    if ctx.tt_index is None:
+        consumers: dict[str, list[int]] = {}
+        producer: dict[str, int] = {}
+        for i, n in enumerate(ctx.model.graph.node):
+            for name in n.input:
+                consumers.setdefault(name, []).append(i)
+            for name in n.output:
+                producer[name] = i
+        ctx.tt_index = (consumers, producer)
+    return ctx.tt_index
+
+
+def _consumers_of(ctx: ImportContext, tensor: str) -> list[int]:
+    return _node_index(ctx)[0].get(tensor, [])
+
+
+def _ensure_constant(ctx: ImportContext, name: str) -> bool:
+    """Make ``name`` a known constant, importing the constant nodes that produce it early."""
+    if name in ctx.consts or name in ctx.qconsts:
         return True
+    if name in ctx.values:
+        return False  # a data tensor
+    g = ctx.model.graph
+    idx = _node_index(ctx)[1].get(name)
+    if idx is None or idx in ctx.done_nodes:
+        return False
+    producer = g.node[idx]
+    if not all(_ensure_constant(ctx, n) for n in producer.input if n):
+        return False
+    saved, ctx.node = ctx.node, producer
+    ctx.import_node(producer)
+    ctx.node = saved
+    ctx.done_nodes.add(idx)
+    return name in ctx.consts or name in ctx.qconsts
 
-    # -- walking -------------------------------------------------------------------------
 
-    def _node_index(self) -> tuple[dict[str, list[int]], dict[str, int]]:
-        """(consumers, producer) of every ONNX tensor, as node indices (built once)."""
-        if getattr(self, "_tt_index", None) is None:
-            consumers: dict[str, list[int]] = {}
-            producer: dict[str, int] = {}
-            for i, n in enumerate(self.model.graph.node):
-                for name in n.input:
-                    consumers.setdefault(name, []).append(i)
-                for name in n.output:
-                    producer[name] = i
-            self._tt_index = (consumers, producer)
-        return self._tt_index
-
-    def _consumers_of(self, tensor: str) -> list[int]:
-        return self._node_index()[0].get(tensor, [])
-
-    def _ensure_constant(self, name: str) -> bool:
-        """Make ``name`` a known constant, importing the constant nodes that produce it early."""
-        if name in self.consts or name in self.qconsts:
-            return True
-        if name in self.values:
-            return False  # a data tensor
-        g = self.model.graph
-        idx = self._node_index()[1].get(name)
-        if idx is None or idx in self.done_nodes:
-            return False
-        producer = g.node[idx]
-        if not all(self._ensure_constant(n) for n in producer.input if n):
-            return False
-        saved, self.node = self.node, producer
-        self._import_node(producer)
-        self.node = saved
-        self.done_nodes.add(idx)
-        return name in self.consts or name in self.qconsts
-
-    def _walk_tt(self, index: int, head: onnx.NodeProto, features: int) -> Chain | None:
-        """Follow the chain from ``head``; None when it is not a TT chain (nothing to import)."""
-        chain = Chain(head)
-        chain.batch = chain.atoms.new(BATCH, ("b", 0))
-        chain.x_atoms = chain.atoms.new(features, ("x", 0))
-        chain.dims = [list(chain.batch), list(chain.x_atoms)]
-        graph_outputs = {o.name for o in self.model.graph.output}
-        g = self.model.graph
-        current, idx = head.input[0], index
-        problem: NotTT | None = None
-        while True:
-            node = g.node[idx]
-            try:
-                taken = self._track(chain, node, current)
-            except NotTT as exc:
-                problem = exc
-                break
-            if not taken:
-                break
-            chain.indices.append(idx)
-            chain.last = node
-            current = node.output[0]
-            if (
-                chain.steps
-                and node.op_type in ("Reshape", "MatMul")
-                and chain.is_output()
-                and not chain.live_input_atoms()
-            ):
-                chain.complete = True
-                break
-            users = self._consumers_of(current)
-            if len(users) != 1 or current in graph_outputs:
-                if chain.looks_like_tt():
-                    problem = NotTT(_name(node), "the chain's state is read by more than one node (or is a graph "
-                                    "output) before the TT contraction is complete")  # fmt: skip
-                break
-            idx = users[0]
-        if not chain.looks_like_tt():
-            return None
-        if problem is None and not chain.complete:
-            stop = g.node[idx]
-            problem = NotTT(_name(chain.last), f"the chain ends here (the next node, '{_name(stop)}', is a "
-                            f"{stop.op_type}) while some input features were never summed by a MatMul")  # fmt: skip
+def _walk_tt(ctx: ImportContext, index: int, head: onnx.NodeProto, features: int) -> Chain | None:
+    """Follow the chain from ``head``; None when it is not a TT chain (nothing to import)."""
+    chain = Chain(head)
+    chain.batch = chain.atoms.new(BATCH, ("b", 0))
+    chain.x_atoms = chain.atoms.new(features, ("x", 0))
+    chain.dims = [list(chain.batch), list(chain.x_atoms)]
+    graph_outputs = {o.name for o in ctx.model.graph.output}
+    g = ctx.model.graph
+    current, idx = head.input[0], index
+    problem: NotTT | None = None
+    while True:
+        node = g.node[idx]
         try:
-            if problem is not None:
-                raise problem
-            weights = [self._tt_weight(step)[0] for step in chain.steps]
-            layout = analyse(chain, weights)
-            prove(chain, weights, layout)
+            taken = _track(ctx, chain, node, current)
         except NotTT as exc:
-            raise InputError(
-                f"node '{exc.node}': the Reshape/Transpose/MatMul chain from '{_name(head)}' looks like a "
-                f"tensor-train layer but is not one: {exc.message}. Export the TT layer as the input reshaped "
-                "to its modes, one MatMul per core whose summed indices are the last axis, and a final Reshape "
-                "to (batch, out_features) (README, 'Tensor-train layers')"
-            ) from None
-        chain.layout = layout
-        self.done_nodes.update(chain.indices)
-        return chain
+            problem = exc
+            break
+        if not taken:
+            break
+        chain.indices.append(idx)
+        chain.last = node
+        current = node.output[0]
+        if chain.steps and node.op_type in ("Reshape", "MatMul") and chain.is_output() and not chain.live_input_atoms():
+            chain.complete = True
+            break
+        users = _consumers_of(ctx, current)
+        if len(users) != 1 or current in graph_outputs:
+            if chain.looks_like_tt():
+                problem = NotTT(_name(node), "the chain's state is read by more than one node (or is a graph "
+                                "output) before the TT contraction is complete")  # fmt: skip
+            break
+        idx = users[0]
+    if not chain.looks_like_tt():
+        return None
+    if problem is None and not chain.complete:
+        stop = g.node[idx]
+        problem = NotTT(_name(chain.last), f"the chain ends here (the next node, '{_name(stop)}', is a "
+                        f"{stop.op_type}) while some input features were never summed by a MatMul")  # fmt: skip
+    try:
+        if problem is not None:
+            raise problem
+        weights = [_tt_weight(ctx, step)[0] for step in chain.steps]
+        layout = analyse(chain, weights)
+        prove(chain, weights, layout)
+    except NotTT as exc:
+        raise InputError(
+            f"node '{exc.node}': the Reshape/Transpose/MatMul chain from '{_name(head)}' looks like a "
+            f"tensor-train layer but is not one: {exc.message}. Export the TT layer as the input reshaped "
+            "to its modes, one MatMul per core whose summed indices are the last axis, and a final Reshape "
+            "to (batch, out_features) (README, 'Tensor-train layers')"
+        ) from None
+    chain.layout = layout
+    ctx.done_nodes.update(chain.indices)
+    return chain
 
-    def _track(self, chain: Chain, node: onnx.NodeProto, current: str) -> bool:
-        """Apply one node to the symbolic state; False when the node is not part of a chain."""
-        if not node.input or node.input[0] != current:
+
+def _track(ctx: ImportContext, chain: Chain, node: onnx.NodeProto, current: str) -> bool:
+    """Apply one node to the symbolic state; False when the node is not part of a chain."""
+    if not node.input or node.input[0] != current:
+        return False
+    op = node.op_type
+    name = _name(node)
+    atoms = chain.atoms
+    if node.domain in ("", "ai.onnx") and op == "Reshape":
+        if len(node.input) < 2 or not _ensure_constant(ctx, node.input[1]):
             return False
-        op = node.op_type
-        name = _name(node)
-        atoms = chain.atoms
-        if node.domain in ("", "ai.onnx") and op == "Reshape":
-            if len(node.input) < 2 or not self._ensure_constant(node.input[1]):
-                return False
-            target = [int(d) for d in np.asarray(self._const_real(node.input[1])).reshape(-1)]
-            shape = self._tt_target_shape(chain, target, name)
-            chain.dims = regroup(atoms, chain.dims, shape, name)
-            chain.program.append(("reshape", shape))
-        elif node.domain in ("", "ai.onnx") and op == "Transpose":
-            perm = [int(p) for p in self._attr(node, "perm", list(reversed(range(len(chain.dims)))))]
-            if sorted(perm) != list(range(len(chain.dims))):
-                raise NotTT(name, f"Transpose perm {perm} does not permute the {len(chain.dims)} axes of the state")
-            chain.dims = [chain.dims[p] for p in perm]
-            chain.program.append(("transpose", perm))
-        elif node.domain in ("", "ai.onnx") and op == "MatMul":
-            if not self._ensure_constant(node.input[1]):
-                return False
-            w = self.qconsts.get(node.input[1])
-            arr = w.codes if w is not None else np.asarray(self.consts[node.input[1]])
-            if arr.ndim != 2:
-                return False
-            if arr.size == 0 and chain.live_input_atoms():
-                raise InputError(
-                    f"node '{name}': the matrix '{node.input[1]}' of shape {tuple(arr.shape)} is empty (a tensor-train "
-                    "rank or mode of 0); every mode and rank must be at least 1"
-                )
-            if not chain.live_input_atoms():
-                return False  # a following layer: the chain ended before
-            rows = chain.dims[-1]
-            if any(leaf in chain.batch for a in rows for leaf in atoms.leaves(a)):
-                raise NotTT(name, "this MatMul sums over the batch")
-            if math.prod(atoms.size[a] for a in rows) != arr.shape[0]:
-                raise NotTT(name, f"the state's last axis has {math.prod(atoms.size[a] for a in rows)} elements, "
-                            f"the matrix {arr.shape[0]} rows")  # fmt: skip
-            step = Step(node, node.input[1], list(rows), atoms.new(int(arr.shape[1]), ("w", len(chain.steps))))
-            chain.dims = [*chain.dims[:-1], list(step.cols)]
-            chain.steps.append(step)
-            chain.program.append(("matmul", len(chain.steps) - 1))
-        elif op == "DequantizeLinear" and node.domain in ("", "ai.onnx"):
-            # the real view of the codes a QuantizeLinear of the chain just made (QDQ): nothing moves
-            if chain.last is None or chain.last.op_type != "QuantizeLinear" or not self._same_qparams(chain.last, node):
-                return False
-        elif op == "QuantizeLinear" and node.domain in ("", "ai.onnx") and chain.live_input_atoms():
-            if not chain.steps or not all(self._ensure_constant(n) for n in node.input[1:] if n):
-                return False
-            if chain.steps[-1].quant is not None:
-                raise NotTT(name, "two quantizers on one intermediate state")
+        target = [int(d) for d in np.asarray(ctx.const_real(node.input[1])).reshape(-1)]
+        shape = _tt_target_shape(ctx, chain, target, name)
+        chain.dims = regroup(atoms, chain.dims, shape, name)
+        chain.program.append(("reshape", shape))
+    elif node.domain in ("", "ai.onnx") and op == "Transpose":
+        perm = [int(p) for p in ctx.attr(node, "perm", list(reversed(range(len(chain.dims)))))]
+        if sorted(perm) != list(range(len(chain.dims))):
+            raise NotTT(name, f"Transpose perm {perm} does not permute the {len(chain.dims)} axes of the state")
+        chain.dims = [chain.dims[p] for p in perm]
+        chain.program.append(("transpose", perm))
+    elif node.domain in ("", "ai.onnx") and op == "MatMul":
+        if not _ensure_constant(ctx, node.input[1]):
+            return False
+        w = ctx.qconsts.get(node.input[1])
+        arr = w.codes if w is not None else np.asarray(ctx.consts[node.input[1]])
+        if arr.ndim != 2:
+            return False
+        if arr.size == 0 and chain.live_input_atoms():
+            raise InputError(
+                f"node '{name}': the matrix '{node.input[1]}' of shape {tuple(arr.shape)} is empty (a tensor-train "
+                "rank or mode of 0); every mode and rank must be at least 1"
+            )
+        if not chain.live_input_atoms():
+            return False  # a following layer: the chain ended before
+        rows = chain.dims[-1]
+        if any(leaf in chain.batch for a in rows for leaf in atoms.leaves(a)):
+            raise NotTT(name, "this MatMul sums over the batch")
+        if math.prod(atoms.size[a] for a in rows) != arr.shape[0]:
+            raise NotTT(name, f"the state's last axis has {math.prod(atoms.size[a] for a in rows)} elements, "
+                        f"the matrix {arr.shape[0]} rows")  # fmt: skip
+        step = Step(node, node.input[1], list(rows), atoms.new(int(arr.shape[1]), ("w", len(chain.steps))))
+        chain.dims = [*chain.dims[:-1], list(step.cols)]
+        chain.steps.append(step)
+        chain.program.append(("matmul", len(chain.steps) - 1))
+    elif op == "DequantizeLinear" and node.domain in ("", "ai.onnx"):
+        # the real view of the codes a QuantizeLinear of the chain just made (QDQ): nothing moves
+        if chain.last is None or chain.last.op_type != "QuantizeLinear" or not _same_qparams(ctx, chain.last, node):
+            return False
+    elif op == "QuantizeLinear" and node.domain in ("", "ai.onnx") and chain.live_input_atoms():
+        if not chain.steps or not all(_ensure_constant(ctx, n) for n in node.input[1:] if n):
+            return False
+        if chain.steps[-1].quant is not None:
+            raise NotTT(name, "two quantizers on one intermediate state")
+        chain.steps[-1].quant = node
+    elif op in ("Quant", "IntQuant") and node.domain in QONNX_DOMAINS:
+        if not chain.steps or not all(_ensure_constant(ctx, n) for n in node.input[1:] if n):
+            return False
+        if not chain.live_input_atoms():
+            if chain.out_quant is not None:
+                raise NotTT(name, "two quantizers after the last MatMul")
+            chain.out_quant = node
+        elif chain.steps[-1].quant is not None:
+            raise NotTT(name, "two quantizers on one intermediate state")
+        else:
             chain.steps[-1].quant = node
-        elif op in ("Quant", "IntQuant") and node.domain in QONNX_DOMAINS:
-            if not chain.steps or not all(self._ensure_constant(n) for n in node.input[1:] if n):
-                return False
-            if not chain.live_input_atoms():
-                if chain.out_quant is not None:
-                    raise NotTT(name, "two quantizers after the last MatMul")
-                chain.out_quant = node
-            elif chain.steps[-1].quant is not None:
-                raise NotTT(name, "two quantizers on one intermediate state")
-            else:
-                chain.steps[-1].quant = node
-        else:
+    else:
+        return False
+    if len(chain.data_atoms()) > 1 or any(chain.batch and chain.batch[0] in d and len(d) > 1 for d in chain.dims):
+        chain.multi_axis = True  # the features are split into several axes, or folded into the batch
+    return True
+
+
+def _same_qparams(ctx: ImportContext, q: onnx.NodeProto, dq: onnx.NodeProto) -> bool:
+    """Whether a DequantizeLinear reads codes with the scale and zero point they were made with."""
+    if not all(_ensure_constant(ctx, n) for n in dq.input[1:] if n):
+        return False
+    pairs = [(q.input[i] if len(q.input) > i else "", dq.input[i] if len(dq.input) > i else "") for i in (1, 2)]
+    for a, b in pairs:
+        va = np.asarray(ctx.const_real(a)) if a else np.zeros(1)
+        vb = np.asarray(ctx.const_real(b)) if b else np.zeros(1)
+        if va.shape != vb.shape or not np.array_equal(va.astype(np.float64), vb.astype(np.float64)):
             return False
-        if len(chain.data_atoms()) > 1 or any(chain.batch and chain.batch[0] in d and len(d) > 1 for d in chain.dims):
-            chain.multi_axis = True  # the features are split into several axes, or folded into the batch
-        return True
+    return ctx.attr(q, "axis", 1) == ctx.attr(dq, "axis", 1)
 
-    def _same_qparams(self, q: onnx.NodeProto, dq: onnx.NodeProto) -> bool:
-        """Whether a DequantizeLinear reads codes with the scale and zero point they were made with."""
-        if not all(self._ensure_constant(n) for n in dq.input[1:] if n):
-            return False
-        pairs = [(q.input[i] if len(q.input) > i else "", dq.input[i] if len(dq.input) > i else "") for i in (1, 2)]
-        for a, b in pairs:
-            va = np.asarray(self._const_real(a)) if a else np.zeros(1)
-            vb = np.asarray(self._const_real(b)) if b else np.zeros(1)
-            if va.shape != vb.shape or not np.array_equal(va.astype(np.float64), vb.astype(np.float64)):
-                return False
-        return self._attr(q, "axis", 1) == self._attr(dq, "axis", 1)
 
-    def _tt_target_shape(self, chain: Chain, target: list[int], name: str) -> tuple[int, ...]:
-        """A Reshape target with 0 and -1 resolved; the batch's size is :data:`BATCH`.
+def _tt_target_shape(ctx: ImportContext, chain: Chain, target: list[int], name: str) -> tuple[int, ...]:
+    """A Reshape target with 0 and -1 resolved; the batch's size is :data:`BATCH`.
 
-        Without a -1, the first entry is the batch whatever its value (an exporter's fixed
-        batch size); with one, the -1 takes what is left (the batch, folded or not).
-        """
-        sizes = chain.atoms.dims_sizes(chain.dims)
-        total = math.prod(sizes)
-        shape = list(target)
-        if not shape:
-            raise NotTT(name, "reshape to a scalar")
-        for i, dim in enumerate(shape):
-            if dim == 0:
-                if i >= len(sizes):
-                    raise NotTT(name, f"reshape target {target} copies a dimension the state does not have")
-                shape[i] = sizes[i]
-        if shape.count(-1) > 1:
-            raise NotTT(name, f"reshape target {target} is ambiguous")
-        if -1 in shape:
-            known = math.prod(dim for dim in shape if dim != -1)
-            shape[shape.index(-1)] = total // max(known, 1)
-        elif shape[0] % BATCH:
-            shape[0] = BATCH
-        if math.prod(shape) != total or min(shape) < 1:
-            per_sample = [d for d in target[1:]]
-            raise NotTT(name, f"reshape target {per_sample} does not hold the {total // BATCH} elements of a sample "
-                        "(modes whose product is not the layer's dimension, or an empty axis?)")  # fmt: skip
-        return tuple(shape)
+    Without a -1, the first entry is the batch whatever its value (an exporter's fixed
+    batch size); with one, the -1 takes what is left (the batch, folded or not).
+    """
+    sizes = chain.atoms.dims_sizes(chain.dims)
+    total = math.prod(sizes)
+    shape = list(target)
+    if not shape:
+        raise NotTT(name, "reshape to a scalar")
+    for i, dim in enumerate(shape):
+        if dim == 0:
+            if i >= len(sizes):
+                raise NotTT(name, f"reshape target {target} copies a dimension the state does not have")
+            shape[i] = sizes[i]
+    if shape.count(-1) > 1:
+        raise NotTT(name, f"reshape target {target} is ambiguous")
+    if -1 in shape:
+        known = math.prod(dim for dim in shape if dim != -1)
+        shape[shape.index(-1)] = total // max(known, 1)
+    elif shape[0] % BATCH:
+        shape[0] = BATCH
+    if math.prod(shape) != total or min(shape) < 1:
+        per_sample = [d for d in target[1:]]
+        raise NotTT(name, f"reshape target {per_sample} does not hold the {total // BATCH} elements of a sample "
+                    "(modes whose product is not the layer's dimension, or an empty axis?)")  # fmt: skip
+    return tuple(shape)
 
-    # -- emitting --------------------------------------------------------------------------
 
-    def _tt_weight(self, step: Step) -> tuple[np.ndarray, ir.QType]:
-        """A step's matrix as integer ``code - zero_point`` with its per-tensor QType."""
-        name = step.weight
-        self.node = step.node
-        if name not in self.qconsts:
-            raise InputError(
-                f"node '{_name(step.node)}': the TT core '{name}' is not quantized (float constant); put a Quant "
-                "on every core so accelgen can build integer hardware"
-            )
-        q = self.qconsts[name]
-        if q.codes.size == 0:
-            raise InputError(f"node '{_name(step.node)}': the TT core '{name}' is empty (rank or mode 0)")
-        bits = self._check_bits(q.bits, f"TT core '{name}'")
-        if np.ptp(q.scale) > 0 or np.ptp(q.zero_point) > 0:
-            raise InputError(
-                f"node '{_name(step.node)}': the TT core '{name}' is quantized per channel; accelgen takes "
-                "one scale and zero point per core"
-            )
-        scale, zp = float(q.scale.reshape(-1)[0]), int(q.zero_point.reshape(-1)[0])
-        self._check_scale(np.array([scale]), name)
-        qt = ir.QType(bits, q.signed, (scale,), (zp,), narrow=q.narrow, bipolar=q.bipolar)
-        w = q.codes if q.bipolar else q.codes - q.zero_point
-        return w.astype(np.int64), qt
+def _tt_weight(ctx: ImportContext, step: Step) -> tuple[np.ndarray, ir.QType]:
+    """A step's matrix as integer ``code - zero_point`` with its per-tensor QType."""
+    name = step.weight
+    ctx.node = step.node
+    if name not in ctx.qconsts:
+        raise InputError(
+            f"node '{_name(step.node)}': the TT core '{name}' is not quantized (float constant); put a Quant "
+            "on every core so accelgen can build integer hardware"
+        )
+    q = ctx.qconsts[name]
+    if q.codes.size == 0:
+        raise InputError(f"node '{_name(step.node)}': the TT core '{name}' is empty (rank or mode 0)")
+    bits = ctx.check_bits(q.bits, f"TT core '{name}'")
+    if np.ptp(q.scale) > 0 or np.ptp(q.zero_point) > 0:
+        raise InputError(
+            f"node '{_name(step.node)}': the TT core '{name}' is quantized per channel; accelgen takes "
+            "one scale and zero point per core"
+        )
+    scale, zp = float(q.scale.reshape(-1)[0]), int(q.zero_point.reshape(-1)[0])
+    ctx.check_scale(np.array([scale]), name)
+    qt = ir.QType(bits, q.signed, (scale,), (zp,), narrow=q.narrow, bipolar=q.bipolar)
+    w = q.codes if q.bipolar else q.codes - q.zero_point
+    return w.astype(np.int64), qt
 
-    def _tt_mid_qtype(self, step: Step, t: int) -> ir.FloatRequant:
-        """The requantization of step ``t``'s sums to the codes of the quantizer after it."""
-        node = step.quant
-        if node is None:
-            raise InputError(
-                f"node '{_name(step.node)}': the TT state after this MatMul (step {t}) is not quantized; put a "
-                "Quant on every intermediate state of the chain"
-            )
-        self.node = node
-        scale = np.asarray(self._const_real(node.input[1]), dtype=np.float64).reshape(-1)
-        qdq = node.op_type == "QuantizeLinear"
-        if qdq:
-            zp_name = node.input[2] if len(node.input) > 2 else ""
-            zp = np.asarray(self._const_real(zp_name), dtype=np.float64).reshape(-1) if zp_name else np.zeros(1)
-            bits, signed = self._linear_out_type(node)
-            narrow = False
-        else:
-            zp = np.asarray(self._const_real(node.input[2]), dtype=np.float64).reshape(-1)
-            bits = float(np.asarray(self._const_real(node.input[3])).reshape(-1)[0])
-            signed = bool(self._attr(node, "signed", 1))
-            narrow = bool(self._attr(node, "narrow", 0))
-        bits = self._check_bits(bits, "TT state")
-        if scale.size != 1 or zp.size != 1 or zp[0] != 0 or (bits == 1 and signed):
-            raise InputError(
-                f"node '{_name(node)}': the TT intermediate quantizer must be per tensor with zero point 0 "
-                "and at least 2 bits (or unsigned)"
-            )
-        self._check_scale(scale, node.input[1])
-        q = ir.QType(bits, signed, (float(scale[0]),), (0,), narrow=narrow)
-        rounding = "HALF_EVEN" if qdq else self._rounding(node)
-        return ir.FloatRequant((), q, rounding, zero_point_after_rounding=qdq)
 
-    def _emit_tt(self, chain: Chain, v: Value) -> None:
-        layout: TTLayout = chain.layout
-        x = self.tensors[v.tensor]
-        if x.qtype.per_channel:
-            raise InputError(f"node '{_name(chain.head)}': per-channel quantized input of a TT layer")
-        d = len(chain.steps)
-        core_qtypes: list[ir.QType | None] = [None] * d
-        for t, step in enumerate(chain.steps):
-            core_qtypes[layout.core_of_step[t]] = self._tt_weight(step)[1]
-        mid_qtypes, mid_requant = [], []
-        scale = x.qtype.scale[0]
-        for t, step in enumerate(chain.steps):
-            scale *= core_qtypes[layout.core_of_step[t]].scale[0]
-            if t == d - 1:
-                if step.quant is not None:
-                    raise InputError(f"node '{_name(step.quant)}': unexpected quantizer after the last TT MatMul")
-                break
-            requant = self._tt_mid_qtype(step, t)
-            mid_qtypes.append(requant.out_qtype)
-            mid_requant.append(requant)
-            scale = requant.out_qtype.scale[0]
-        m = math.prod(layout.modes_out)
-        first = _name(chain.steps[0].node)
-        end = chain.last.output[0]
-        self.node = chain.steps[0].node
-        acc_name = end if chain.out_quant is None else end + "_acc"
-        out = self._new_tensor(acc_name, (None, m), "acc", self._acc_qtype(np.array([scale]), 1))
-        self._emit(ir.TTDense, [v.tensor], out, source=first, modes_in=layout.modes_in, modes_out=layout.modes_out,
-                   ranks=layout.ranks, order=layout.order, cores=tuple(layout.cores), core_qtypes=tuple(core_qtypes),
-                   mid_qtypes=tuple(mid_qtypes), mid_requant=tuple(mid_requant))  # fmt: skip
-        if chain.out_quant is None:
-            self._set(end, out, "real")
-            return
-        # a Quant after the last MatMul (before the final Reshape): the layer's output quantizer
-        qnode = chain.out_quant
-        if np.asarray(self._const_real(qnode.input[1])).size != 1:
-            raise InputError(f"node '{_name(qnode)}': a per-channel quantizer inside a TT chain; quantize per tensor")
-        self.node = qnode
-        self._set(qnode.input[0], out, "real")
-        self.op_Quant(qnode)
-        self.values[end] = self.values[qnode.output[0]]
+def _tt_mid_qtype(ctx: ImportContext, step: Step, t: int) -> ir.FloatRequant:
+    """The requantization of step ``t``'s sums to the codes of the quantizer after it."""
+    node = step.quant
+    if node is None:
+        raise InputError(
+            f"node '{_name(step.node)}': the TT state after this MatMul (step {t}) is not quantized; put a "
+            "Quant on every intermediate state of the chain"
+        )
+    ctx.node = node
+    scale = np.asarray(ctx.const_real(node.input[1]), dtype=np.float64).reshape(-1)
+    qdq = node.op_type == "QuantizeLinear"
+    if qdq:
+        zp_name = node.input[2] if len(node.input) > 2 else ""
+        zp = np.asarray(ctx.const_real(zp_name), dtype=np.float64).reshape(-1) if zp_name else np.zeros(1)
+        bits, signed = linear_out_type(ctx, node)
+        narrow = False
+    else:
+        zp = np.asarray(ctx.const_real(node.input[2]), dtype=np.float64).reshape(-1)
+        bits = float(np.asarray(ctx.const_real(node.input[3])).reshape(-1)[0])
+        signed = bool(ctx.attr(node, "signed", 1))
+        narrow = bool(ctx.attr(node, "narrow", 0))
+    bits = ctx.check_bits(bits, "TT state")
+    if scale.size != 1 or zp.size != 1 or zp[0] != 0 or (bits == 1 and signed):
+        raise InputError(
+            f"node '{_name(node)}': the TT intermediate quantizer must be per tensor with zero point 0 "
+            "and at least 2 bits (or unsigned)"
+        )
+    ctx.check_scale(scale, node.input[1])
+    q = ir.QType(bits, signed, (float(scale[0]),), (0,), narrow=narrow)
+    rounding = "HALF_EVEN" if qdq else rounding_of(ctx, node)
+    return ir.FloatRequant((), q, rounding, zero_point_after_rounding=qdq)
+
+
+def _emit_tt(ctx: ImportContext, chain: Chain, v: Value) -> None:
+    layout: TTLayout = chain.layout
+    x = ctx.tensors[v.tensor]
+    if x.qtype.per_channel:
+        raise InputError(f"node '{_name(chain.head)}': per-channel quantized input of a TT layer")
+    d = len(chain.steps)
+    core_qtypes: list[ir.QType | None] = [None] * d
+    for t, step in enumerate(chain.steps):
+        core_qtypes[layout.core_of_step[t]] = _tt_weight(ctx, step)[1]
+    mid_qtypes, mid_requant = [], []
+    scale = x.qtype.scale[0]
+    for t, step in enumerate(chain.steps):
+        scale *= core_qtypes[layout.core_of_step[t]].scale[0]
+        if t == d - 1:
+            if step.quant is not None:
+                raise InputError(f"node '{_name(step.quant)}': unexpected quantizer after the last TT MatMul")
+            break
+        requant = _tt_mid_qtype(ctx, step, t)
+        mid_qtypes.append(requant.out_qtype)
+        mid_requant.append(requant)
+        scale = requant.out_qtype.scale[0]
+    m = math.prod(layout.modes_out)
+    first = _name(chain.steps[0].node)
+    end = chain.last.output[0]
+    ctx.node = chain.steps[0].node
+    acc_name = end if chain.out_quant is None else end + "_acc"
+    out = ctx.new_tensor(acc_name, (None, m), "acc", ctx.acc_qtype(np.array([scale]), 1))
+    ctx.emit(ir.TTDense, [v.tensor], out, source=first, modes_in=layout.modes_in, modes_out=layout.modes_out,
+               ranks=layout.ranks, order=layout.order, cores=tuple(layout.cores), core_qtypes=tuple(core_qtypes),
+               mid_qtypes=tuple(mid_qtypes), mid_requant=tuple(mid_requant))  # fmt: skip
+    if chain.out_quant is None:
+        ctx.set(end, out, "real")
+        return
+    # a Quant after the last MatMul (before the final Reshape): the layer's output quantizer
+    qnode = chain.out_quant
+    if np.asarray(ctx.const_real(qnode.input[1])).size != 1:
+        raise InputError(f"node '{_name(qnode)}': a per-channel quantizer inside a TT chain; quantize per tensor")
+    ctx.node = qnode
+    ctx.set(qnode.input[0], out, "real")
+    import_quant(ctx, qnode)
+    ctx.values[end] = ctx.values[qnode.output[0]]

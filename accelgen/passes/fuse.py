@@ -28,22 +28,6 @@ def _steps(chain: list[ir.Op]) -> tuple[ir.FloatStep, ...]:
     return tuple(steps)
 
 
-def _chain_back(graph: ir.Graph, tensor: str) -> tuple[list[ir.Op], str]:
-    """Walk from ``tensor`` up through single-use float element-wise ops.
-
-    Returns the chain (in execution order) and the tensor it starts from.
-    """
-    chain: list[ir.Op] = []
-    while True:
-        op = graph.producer(tensor)
-        if op is None or not op.elementwise_float or isinstance(op, ir.BatchNorm):
-            return chain[::-1], tensor
-        if len(graph.consumers(tensor)) != 1 or tensor in graph.outputs:
-            return chain[::-1], tensor
-        chain.append(op)
-        tensor = op.inputs[0]
-
-
 def _from_accumulator(graph: ir.Graph, tensor: str) -> bool:
     """Whether ``tensor`` is an accumulator or a float element-wise chain computed from one."""
     while graph.tensors[tensor].kind == "float":
@@ -94,38 +78,89 @@ def sink_reshape(graph: ir.Graph, config: CompileConfig) -> tuple[ir.Graph, bool
     return graph, False
 
 
+class _Index:
+    """Producer and reader count of every tensor, kept up to date while a pass rewrites."""
+
+    def __init__(self, graph: ir.Graph) -> None:
+        self.producer: dict[str, ir.Op] = {}
+        self.readers: dict[str, int] = {}
+        for op in graph.ops:
+            self.add(op)
+
+    def add(self, op: ir.Op) -> None:
+        for t in op.outputs:
+            self.producer[t] = op
+        for t in set(op.inputs):
+            self.readers[t] = self.readers.get(t, 0) + 1
+
+    def remove(self, op: ir.Op) -> None:
+        for t in op.outputs:
+            if self.producer.get(t) is op:
+                del self.producer[t]
+        for t in set(op.inputs):
+            self.readers[t] -= 1
+
+
+def _chain_back(index: _Index, outputs: set[str], tensor: str) -> tuple[list[ir.Op], str]:
+    """Walk from ``tensor`` up through single-use float element-wise ops.
+
+    Returns the chain (in execution order) and the tensor it starts from.
+    """
+    chain: list[ir.Op] = []
+    while True:
+        op = index.producer.get(tensor)
+        if op is None or not op.elementwise_float or isinstance(op, ir.BatchNorm):
+            return chain[::-1], tensor
+        if index.readers.get(tensor, 0) != 1 or tensor in outputs:
+            return chain[::-1], tensor
+        chain.append(op)
+        tensor = op.inputs[0]
+
+
 def fuse_requant(graph: ir.Graph, config: CompileConfig) -> tuple[ir.Graph, bool]:
     """Quantize(float ops(acc)) -> the accumulating layer gets a FloatRequant.
 
     A quantizer whose chain starts at codes becomes a Requantize layer. One starting at a
-    float graph input stays on the host (it quantizes the model's input).
+    float graph input stays on the host (it quantizes the model's input). Every quantizer
+    is rewritten in one sweep, in graph order.
     """
+    index = _Index(graph)
+    outputs = set(graph.outputs)
+    tensors = dict(graph.tensors)
+    slot = {id(op): i for i, op in enumerate(graph.ops)}
+    ops: list[ir.Op | None] = list(graph.ops)
+    changed = False
     for q in graph.ops:
         if not isinstance(q, ir.Quantize):
             continue
-        chain, src = _chain_back(graph, q.inputs[0])
-        src_t = graph.tensors[src]
+        chain, src = _chain_back(index, outputs, q.inputs[0])
+        src_t = tensors[src]
         if src_t.kind == "float":
             continue
         requant = ir.FloatRequant(
             _steps(chain), q.qtype, q.rounding, q.divisor, q.zero_point_after_rounding, float32=q.float32
         )
-        dead = {id(op) for op in chain} | {id(q)}
-        producer = graph.producer(src)
-        tensors = dict(graph.tensors)
+        producer = index.producer.get(src)
+        for op in (*chain, q):
+            index.remove(op)
+            ops[slot[id(op)]] = None
         for op in chain:
             tensors.pop(op.outputs[0], None)
+        changed = True
         if (
             src_t.kind == "acc"
             and isinstance(producer, ir.REQUANT_OPS)
             and producer.requant is None
-            and len(graph.consumers(src)) == 1
-            and src not in graph.outputs
+            and index.readers.get(src, 0) == 0  # the chain (or the quantizer) was its one reader
+            and src not in outputs
         ):
             fused = producer.replace(requant=requant, outputs=q.outputs)
             tensors.pop(src, None)
-            ops = [fused if op is producer else op for op in graph.ops if id(op) not in dead]
-            return graph.copy(ops=ops, tensors=tensors), True
+            index.remove(producer)
+            index.add(fused)
+            slot[id(fused)] = slot[id(producer)]
+            ops[slot[id(fused)]] = fused
+            continue
         if src_t.kind == "acc":
             raise InputError(
                 f"layer '{producer.source if producer else src}': its accumulator feeds more than one "
@@ -133,14 +168,12 @@ def fuse_requant(graph: ir.Graph, config: CompileConfig) -> tuple[ir.Graph, bool
             )
         req = ir.Requantize(name=q.name.replace("quantize", "requantize", 1), inputs=(src,),
                             outputs=q.outputs, source=q.source, requant=requant)  # fmt: skip
-        ops = []
-        for op in graph.ops:
-            if op is q:
-                ops.append(req)
-            elif id(op) not in dead:
-                ops.append(op)
-        return graph.copy(ops=ops, tensors=tensors), True
-    return graph, False
+        index.add(req)
+        slot[id(req)] = slot[id(q)]
+        ops[slot[id(req)]] = req
+    if not changed:
+        return graph, False
+    return graph.copy(ops=[op for op in ops if op is not None], tensors=tensors), True
 
 
 def check_host_tail(graph: ir.Graph, config: CompileConfig) -> tuple[ir.Graph, bool]:

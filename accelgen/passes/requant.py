@@ -455,20 +455,26 @@ def integer_requant(graph: ir.Graph, config: CompileConfig) -> tuple[ir.Graph, b
 
 
 def remove_identity_requant(graph: ir.Graph, config: CompileConfig) -> tuple[ir.Graph, bool]:
-    """Drop a Requantize that maps every code to itself onto the same QType."""
+    """Drop every Requantize that maps every code to itself onto the same QType (one sweep:
+    its readers read its input instead)."""
+    rename: dict[str, str] = {}
+    ops = []
     for op in graph.ops:
-        if not isinstance(op, ir.Requantize) or op.outputs[0] in graph.outputs:
-            continue
-        src, dst = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
-        if ir._qkey(src.qtype) != ir._qkey(dst.qtype):
-            continue
-        q = src.qtype
-        codes = np.arange(q.qmin, q.qmax + 1, dtype=np.int64)
-        zp = int(q.zero_point[0])
-        if not np.array_equal(apply_requant((codes - zp)[:, None], op.requant), codes[:, None]):
-            continue
-        rename = {op.outputs[0]: op.inputs[0]}
-        ops = [o.replace(inputs=tuple(rename.get(t, t) for t in o.inputs)) for o in graph.ops if o is not op]
-        tensors = {k: v for k, v in graph.tensors.items() if k != op.outputs[0]}
-        return graph.copy(ops=ops, tensors=tensors), True
-    return graph, False
+        inputs = tuple(rename.get(t, t) for t in op.inputs)
+        if isinstance(op, ir.Requantize) and op.outputs[0] not in graph.outputs:
+            src, dst = graph.tensors[inputs[0]], graph.tensors[op.outputs[0]]
+            if ir._qkey(src.qtype) == ir._qkey(dst.qtype) and _is_identity(op.requant, src.qtype):
+                rename[op.outputs[0]] = inputs[0]
+                continue
+        ops.append(op if inputs == op.inputs else op.replace(inputs=inputs))
+    if not rename:
+        return graph, False
+    tensors = {k: v for k, v in graph.tensors.items() if k not in rename}
+    return graph.copy(ops=ops, tensors=tensors), True
+
+
+def _is_identity(rq: ir.Requant, q: ir.QType) -> bool:
+    """Whether ``rq`` maps every code of ``q`` (minus its zero point) back to that code."""
+    codes = np.arange(q.qmin, q.qmax + 1, dtype=np.int64)
+    zp = int(q.zero_point[0])
+    return bool(np.array_equal(apply_requant((codes - zp)[:, None], rq), codes[:, None]))

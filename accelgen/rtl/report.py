@@ -23,3 +23,28 @@ def rtl_report(design: dict[str, Any], yosys: dict[str, Any] | None, sims: list[
         "yosys": None if yosys is None else {k: v for k, v in yosys.items() if k != "cells"},
         "cocotb": [{k: s.get(k) for k in SIM_KEYS} for s in sims],
     }
+
+
+#: what report.json says about a design built with --arch rtl
+RTL_NOTES = [
+    "--arch rtl: the PYNQ driver for the unrolled core is not generated yet; rtl/ holds the Verilog, its cocotb "
+    "testbench (make sim) and Yosys script (make synth)"
+]
+
+
+def build_rtl_report(model: str, board: str, clock_mhz: float, design: dict[str, Any], sim: dict[str, Any],
+                     yosys: dict[str, Any], arch_reason: str = "--arch rtl") -> dict[str, Any]:  # fmt: skip
+    """report.json of an ``--arch rtl`` build from the stages' results: ``sim`` the
+    simulation's (or ``{"skipped": why}``), ``yosys`` Yosys' (or ``{"skipped": why}``)."""
+    simulated = "passed" in sim
+    return {
+        "model": model,
+        "arch": "rtl",
+        "arch_reason": arch_reason,
+        "board": board,
+        "clock_mhz": clock_mhz,
+        "csim": sim if simulated else {"passed": None, "vectors": 0, "mismatches": None, **sim},
+        "synth": None,
+        "rtl": rtl_report(design, None if "skipped" in yosys else yosys, [sim] if simulated else []),
+        "notes": list(RTL_NOTES),
+    }

@@ -19,12 +19,17 @@ import numpy as np
 from .interpreter import evaluate_ops, input_env, to_output
 from .program import Program, load_program
 
-HOST_KINDS = ("Quantize", "Transpose")
+#: op kinds the host always runs: quantizing the model's input, layout at the model
+#: boundary, and the float ops (dequantizing, softmax, sigmoid)
+HOST_KINDS = ("Quantize", "Transpose", "Dequantize", "Softmax", "Sigmoid")
 BACKENDS = ("golden", "csim", "pynq")
 
 
 def is_host(op, tensors) -> bool:
-    """The host runs the boundary ops and everything that produces a float tensor."""
+    """Whether the host runs ``op`` (an IR op or a program op; ``tensors`` maps names to
+    objects with a ``kind``): the kinds above and everything that produces a float tensor
+    (the float tail). THE definition of the host/hardware split: the compiler
+    (``accelgen.ir.is_host_op``) and the runtime's :class:`Partition` both use it."""
     return op.kind in HOST_KINDS or tensors[op.outputs[0]].kind == "float"
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from .numeric import apply_requant, qrange, round_mode, to_codes
 
 FLOAT64_EXACT = 1 << 53
+FLOAT32_EXACT = 1 << 24
 SMALL_INT_TYPES = ("int4", "uint4", "int2", "uint2")
 
 
@@ -130,12 +131,33 @@ def _centered(x: np.ndarray, q: object) -> np.ndarray:
     return x - _per_axis(q.zero_point, x.ndim, q.axis).astype(np.int64)
 
 
-def _matmul_exact(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Exact integer a @ b; float64 BLAS when every partial sum is below 2**53."""
-    bound = a.shape[-1] * (int(np.abs(a).max(initial=0)) * int(np.abs(b).max(initial=0)))
+def _matmul_exact(a: np.ndarray, b: np.ndarray, b_max: int | None = None, a_max: int | None = None) -> np.ndarray:
+    """Exact integer ``a @ b`` for a (M, K) and b (K, N).
+
+    Every partial sum of the K products, in whatever order the BLAS adds them, is an
+    integer of magnitude at most ``K * max|a| * max|b|``. Below 2**24 every such integer
+    (and every product) is a float32, below 2**53 a float64, so float32 / float64 BLAS is
+    exact there; beyond, the products are summed as Python integers.
+    """
+    if a_max is None:
+        a_max = int(np.abs(a).max(initial=0))
+    if b_max is None:
+        b_max = int(np.abs(b).max(initial=0))
+    bound = a.shape[-1] * a_max * b_max
+    if bound < FLOAT32_EXACT:
+        return (a.astype(np.float32, copy=False) @ b.astype(np.float32, copy=False)).astype(np.int64)
     if bound < FLOAT64_EXACT:
-        return np.rint(a.astype(np.float64) @ b.astype(np.float64)).astype(np.int64)
+        return (a.astype(np.float64, copy=False) @ b.astype(np.float64, copy=False)).astype(np.int64)
     return a.astype(object).dot(b.astype(object)).astype(np.int64)
+
+
+def _float_dtype(bound: int):
+    """float32 / float64 when every integer up to ``bound`` is exact in it, else None."""
+    if bound < FLOAT32_EXACT:
+        return np.float32
+    if bound < FLOAT64_EXACT:
+        return np.float64
+    return None
 
 
 # -- integer ops -----------------------------------------------------------------------------
@@ -157,23 +179,37 @@ def _conv(op, ins, graph) -> np.ndarray:
     x = _centered(ins[0], xq)
     w = op.weights
     oc, icg, kh, kw = w.shape
+    x_max, w_max = int(np.abs(x).max(initial=0)), int(np.abs(w).max(initial=0))
+    depthwise = icg == 1 and op.groups > 1
+    # the windows are taken of the input already in the float type the products need (no
+    # copy of the larger window matrix in int64 first); padding adds zeros only
+    dtype = _float_dtype(icg * kh * kw * x_max * w_max)
+    if dtype is not None:
+        x = x.astype(dtype)
     win = _windows(x, (kh, kw), op.strides, op.pads, op.dilations)
     n, oh, ow = win.shape[:3]
-    if icg == 1 and op.groups > 1:  # depthwise (with channel multiplier)
+    if depthwise and dtype is not None:  # tap by tap: kh * kw multiply-adds over the whole map
+        mult = oc // op.groups
+        wd = w.reshape(op.groups, mult, kh, kw).astype(dtype)
+        acc = np.zeros((n, oh, ow, op.groups, mult), dtype=dtype)
+        for i in range(kh):
+            for j in range(kw):
+                acc += win[..., i, j][..., None] * wd[:, :, i, j]
+        return _requant(op, acc.reshape(n, oh, ow, oc).astype(np.int64))
+    if depthwise:  # (with channel multiplier)
         mult = oc // op.groups
         wd = w.reshape(op.groups, mult, kh * kw)
         flat = win.reshape(n * oh * ow, op.groups, kh * kw)
-        acc = np.stack([_matmul_exact(flat[:, c, :], wd[c].T) for c in range(op.groups)], axis=1)
-        acc = acc.reshape(n, oh, ow, oc)
-    else:
-        ocg = oc // op.groups
-        parts = []
-        for g in range(op.groups):
-            xs = win[:, :, :, g * icg : (g + 1) * icg].reshape(n * oh * ow, icg * kh * kw)
-            wg = w[g * ocg : (g + 1) * ocg].reshape(ocg, icg * kh * kw)
-            parts.append(_matmul_exact(xs, wg.T))
-        acc = np.concatenate(parts, axis=1).reshape(n, oh, ow, oc)
-    return _requant(op, acc)
+        acc = np.stack([_matmul_exact(flat[:, c, :], wd[c].T, w_max, x_max) for c in range(op.groups)], axis=1)
+        return _requant(op, acc.reshape(n, oh, ow, oc))
+    ocg = oc // op.groups
+    parts = []
+    for g in range(op.groups):
+        xs = win[:, :, :, g * icg : (g + 1) * icg].reshape(n * oh * ow, icg * kh * kw)
+        wg = w[g * ocg : (g + 1) * ocg].reshape(ocg, icg * kh * kw)
+        parts.append(_matmul_exact(xs, wg.T, w_max, x_max))
+    acc = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+    return _requant(op, acc.reshape(n, oh, ow, oc))
 
 
 def _dense(op, ins, graph) -> np.ndarray:

@@ -1,0 +1,184 @@
+"""How the command line shows its results: rich tables and progress lines on the console.
+
+Reads only the plain data the commands produce (report.json content, the inspect
+summary, board files); :mod:`accelgen.cli` parses arguments and calls these.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from accelgen.config import AUTO_ARCH_RULE, AUTO_ARCH_SHORT
+
+
+def make_console(stderr: bool = False):
+    """A rich console: the terminal's width, or 200 columns when the output is not a terminal."""
+    from rich.console import Console
+
+    return Console(stderr=stderr, width=None if sys.stdout.isatty() else 200)
+
+
+def print_inspect(info: dict) -> None:
+    """`accelgen inspect`: the layer table, tensor-train layers, the host's ops."""
+    from rich.table import Table
+
+    console = make_console()
+    table = Table(title=f"{info['model']}  ({info['dialect']} dialect)", title_justify="left")
+    for col, just in (("layer", "left"), ("op", "left"), ("in", "right"), ("out", "right"),
+                      ("weights", "left"), ("input", "left"), ("output", "left"), ("MACs", "right"),
+                      ("weight bytes", "right"), ("requant", "left")):  # fmt: skip
+        table.add_column(col, justify=just, no_wrap=True)
+    for r in info["layers"]:
+        table.add_row(
+            r["source"], r["op"], "x".join(map(str, r["in_shape"])), "x".join(map(str, r["out_shape"])),
+            r["w_type"] or "-", r["a_type"] or "-", r["out_type"], f"{r['macs']:,}",
+            f"{r['weight_bytes']:,}", r["requant"],
+        )  # fmt: skip
+    t = info["totals"]
+    table.add_section()
+    table.add_row("total", f"{t['layers']} layers", "", "", "", "", "", f"{t['macs']:,}", f"{t['weight_bytes']:,}", "")
+    console.print(table)
+    for r in info["layers"]:
+        if "tt" in r:
+            tt = r["tt"]
+            console.print(
+                f"tensor-train layer {r['source']}: modes {'x'.join(map(str, tt['modes_in']))} -> "
+                f"{'x'.join(map(str, tt['modes_out']))}, ranks {'-'.join(map(str, tt['ranks']))}, order "
+                f"{tuple(tt['order'])}, cores {'/'.join(f'{b}b' for b in tt['core_bits'])}, states "
+                f"{'/'.join(f'{b}b' for b in tt['state_bits']) or '-'}; {tt['params']:,} parameters vs "
+                f"{tt['dense_params']:,} dense ({tt['compression']:.1f}x fewer)"
+            )
+    host = info["host"]
+    console.print("host prologue: " + (", ".join(host["prologue"]) or "none"))
+    console.print("host epilogue: " + (", ".join(host["epilogue"]) or "none (the hardware writes the outputs)"))
+
+
+def print_dse(report: dict) -> None:
+    """`accelgen dse`: the per-layer plan, bottleneck, bound and utilisation."""
+    from rich.table import Table
+
+    console = make_console()
+    t, b, info = report["totals"], report["bound"], report["board_info"]
+    table = Table(title=f"{report['model']} on {info['title']} at {report['clock_mhz']:g} MHz  (estimates)",
+                  title_justify="left")  # fmt: skip
+    cols = ("layer", "op", "in", "out", "W/A", "pe", "simd", "cycles", "DSP", "BRAM18", "LUT", "FF")
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("layer", "op") else "right", no_wrap=True)
+    for la in report["layers"]:
+        style = "bold red" if la["bottleneck"] else None
+        table.add_row(
+            la["source"] or la["name"], la["op"], "x".join(map(str, la["in_shape"] or [])),
+            "x".join(map(str, la["out_shape"] or [])), f"{la['w_bits'] or '-'}/{la['a_bits'] or '-'}",
+            str(la["pe"]), str(la["simd"]), f"{la['cycles']:,}", f"{la['dsp']:,}", f"{la['bram18']:,}",
+            f"{la['lut']:,}", f"{la['ff']:,}", style=style,
+        )  # fmt: skip
+    table.add_section()
+    table.add_row("total", f"{len(report['layers'])} layers", "", "", "", "", "", f"II {t['ii_cycles']:,}",
+                  f"{t['dsp']:,}", f"{t['bram18']:,}", f"{t['lut']:,}", f"{t['ff']:,}")  # fmt: skip
+    console.print(table)
+    bn = next(la for la in report["layers"] if la["bottleneck"])
+    console.print(f"bottleneck: {bn['source'] or bn['name']} ({bn['op']}, {bn['cycles']:,} cycles)")
+    console.print(f"estimate: II {t['ii_cycles']:,} cycles = {t['fps']:,.1f} frames/s; latency "
+                  f"{t['latency_cycles']:,} cycles = {t['latency_us']:,.2f} us")  # fmt: skip
+    if report["mode"] == "target-fps":
+        limit = int(report["clock_mhz"] * 1e6 // report["target_fps"])
+        console.print(f"target: {report['target_fps']:,.0f} frames/s = II <= {limit:,} cycles; the cheapest plan "
+                      f"reaching it (the lower bound on the II is {b['ii_cycles']:,} cycles)")  # fmt: skip
+    else:
+        gap = f"gap {100 * b['gap']:.1f}%" if b["gap"] is not None else ""
+        console.print(f"lower bound on the II: {b['ii_cycles']:,} cycles ({gap}"
+                      + (", proven optimal)" if b["proven_optimal"] else ")"))  # fmt: skip
+    whole = t.get("whole_design") or t  # the kernels (calibrated) plus the shell and plumbing line
+    if t.get("shell"):
+        shell = ", ".join(f"{k} {t['shell'][k]:,}" for k in ("lut", "ff", "dsp", "bram18"))
+        console.print(f"shell + plumbing (estimate, accelgen.kernels.shell): {shell}")
+    util = ", ".join(f"{k} {whole[k]:,}/{n:,} ({100 * whole[k] / n:.1f}%)" for k, n in t["available"].items() if n)
+    console.print(f"utilisation of the whole design (estimate, budget {report['max_util']:.0%}): {util}")
+    for note in report["notes"]:
+        console.print(f"note: {note}")
+
+
+def print_boards(boards: dict) -> None:
+    """`accelgen boards`: one row per board file."""
+    from rich.table import Table
+
+    console = make_console()
+    table = Table(title="boards", title_justify="left")
+    for col in ("board", "aliases", "part", "PS", "clock MHz", "LUT", "FF", "DSP", "BRAM18", "URAM", "DDR GB/s"):
+        table.add_column(col, justify="left" if col in ("board", "aliases", "part", "PS") else "right", no_wrap=True)
+    for b in boards.values():
+        r = b.resources
+        table.add_row(b.name, ", ".join(b.aliases) or "-", b.part, b.processing_system, f"{b.default_clock_mhz:g}",
+                      f"{r['lut']:,}", f"{r['ff']:,}", f"{r['dsp']:,}", f"{r['bram18']:,}", f"{r['uram']:,}",
+                      f"{b.ddr_bandwidth_gbps:g}")  # fmt: skip
+    console.print(table)
+
+
+class BuildProgress:
+    """One line per stage; a spinner while a stage runs (on a terminal)."""
+
+    MARKS = {"done": "[green]done[/]", "reused": "[cyan]reused[/]", "skipped": "[yellow]skipped[/]"}
+
+    def __init__(self, console) -> None:
+        self.console = console
+        self.status = None
+
+    def __call__(self, stage: str, state: str, detail: str) -> None:
+        if state == "start":
+            self.status = self.console.status(f"[bold]{stage}[/]: {detail} ...")
+            self.status.start()
+            return
+        self.stop()
+        self.console.print(f"{stage:>9s}  {self.MARKS.get(state, state):<8s}  {detail}")
+
+    def stop(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+
+
+def print_build_summary(console, design) -> None:
+    """`accelgen build`: what was built, estimated, verified and written."""
+    from rich.table import Table
+
+    r = design.report
+    if r.get("arch") == "rtl":
+        _print_rtl_summary(console, design)
+        return
+    t = r["totals"]
+    table = Table(title=f"{r['model']} on {r['board_info']['title']} at {r['clock_mhz']:g} MHz", title_justify="left",
+                  show_header=False)  # fmt: skip
+    table.add_column("", no_wrap=True)
+    table.add_column("", no_wrap=True)
+    if r.get("arch"):
+        why = AUTO_ARCH_SHORT if r.get("arch_reason") == AUTO_ARCH_RULE else r.get("arch_reason")
+        table.add_row("architecture", f"{r['arch']} ({why})")
+    table.add_row("initiation interval", f"{t['ii_cycles']:,} cycles = {t['fps']:,.0f} frames/s (estimate)")
+    table.add_row("latency", f"{t['latency_cycles']:,} cycles = {t['latency_us']:,.2f} us (estimate)")
+    util = ", ".join(f"{k} {t[k]:,} ({100 * t[k] / n:.1f}%)" for k, n in t["available"].items() if n and k in t)
+    table.add_row("resources", util + " (estimate)")
+    csim = r.get("csim") or {}
+    if csim.get("passed"):
+        table.add_row("C-simulation", f"[green]passed[/]: {csim['vectors']} vectors bit-exact against the golden model")
+    else:
+        table.add_row("C-simulation", f"skipped: {csim['skipped']}" if csim.get("skipped") else "not run")
+    synth = "Vitis figures beside the estimates in report.md" if r.get("synth") else None
+    table.add_row("synthesis", synth or f"skipped: {r.get('synth_status', 'not run')}")
+    out = design.outdir
+    table.add_row("output", f"{out}/: report.md, report.png, folding.json, hls/, scripts/, driver/, logs/")
+    console.print(table)
+
+
+def _print_rtl_summary(console, design) -> None:
+    r = design.report
+    sim, rtl = r.get("csim") or {}, r.get("rtl") or {}
+    console.print(f"{r['model']}: fully unrolled RTL ({design.outdir}/rtl)")
+    if sim.get("passed"):
+        console.print(f"  simulation ({sim['simulator']}): passed, {sim['vectors']} vectors bit-exact; latency "
+                      f"{sim['latency_cycles']} cycles, II {sim['ii_cycles']}")  # fmt: skip
+    else:
+        console.print(f"  simulation: {sim.get('skipped', 'not run')}")
+    console.print(f"  Yosys and estimate: {json.dumps(rtl.get('resources', rtl))[:400]}")
+    for note in r.get("notes", []):
+        console.print(f"  note: {note}")
