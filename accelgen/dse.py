@@ -433,8 +433,9 @@ class Estimate:
     search_seconds: float = 0.0
     table: list[dict[str, Any]] = field(default_factory=list)  # analysis.layer_table rows
     #: the AXI-Stream ports (the II is at least their beats per frame) and everything outside
-    #: the kernels (shell + port adapters, accelgen.kernels.shell): ``budget`` is what the
-    #: kernels may use once it is taken off; ``resources`` is the kernels' sum
+    #: the kernels (the shell and the stream plumbing the chosen plan instantiates,
+    #: accelgen.kernels.shell / plumbing): ``budget`` is what the kernels may use once the
+    #: shell and the fully folded plan's plumbing are taken off; ``resources`` is the kernels' sum
     interface: shell.Interface | None = None
     overhead: Resources = Resources()
 
