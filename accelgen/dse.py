@@ -558,9 +558,10 @@ def explore(
     specs = {la.name: la.spec for la in layers}
     family, n_windows, full = board.processing_system, shell.windows(graph), budget
     # the stream plumbing depends on the plan (width converters between differently folded
-    # layers): the search reserves that of the fully folded plan (or of the given plan), and
+    # layers): the search reserves that of the fully folded plan (or of the given plan, once legal), and
     # the estimate carries what the chosen plan instantiates (a note says when that breaks the budget)
-    reserve = shell.stream_plumbing(graph, folding.layers if folding is not None else None, bus_bits, specs)
+    given = folding is not None and not any(fold_problems(la.legal, folding.fold(la.name)) for la in layers)
+    reserve = shell.stream_plumbing(graph, folding.layers if given else None, bus_bits, specs)  # type: ignore[union-attr]
     overhead = shell.overhead(family, iface, reserve, n_windows)
     notes: list[str] = []
     budget = shell.kernel_budget(full, overhead)  # the kernels' share (< 0: nothing fits)

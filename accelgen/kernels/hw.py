@@ -71,10 +71,12 @@ KERNEL_CONTROL = Resources(lut=64, ff=64)
 
 @functools.lru_cache(maxsize=65536)
 def bram18_count(width: int, depth: int) -> int:
-    """BRAM18s for a ``width`` x ``depth`` memory as Vivado synthesis infers it: bit-sliced
-    into columns of the shallowest RAMB18E2 aspect ratio that holds every word (so no word
-    is split across depth and no output multiplexer is needed); deeper than 16K, columns of
-    16K x 1 blocks cascaded in depth (UG573: the cascade is built into the block RAM).
+    """BRAM18s for a ``width`` x ``depth`` memory as Vivado synthesis infers it by default:
+    bit-sliced into columns of the shallowest RAMB18E2 aspect ratio that holds every word,
+    side by side (UG912, RAM_DECOMP: "a RAM specified as 2K x 36 would often be configured
+    as two 2K x 18 block RAMs arranged side by side", the timing-efficient default; the
+    depth-wise split with address decoding is the opt-in ``power`` one); deeper than 16K,
+    columns of 16K x 1 blocks cascaded in depth (UG573: the cascade is built in).
 
     Not the densest tiling: a 2304 x 32 memory takes eight 4K x 4 blocks, not five 512 x 36
     blocks with a 5:1 multiplexer per bit. BNN-PYNQ's published CNV block-RAM counts are
