@@ -341,3 +341,24 @@ def test_the_check_fails_when_codegen_and_cost_disagree(monkeypatch):
     block = next(b for b in design.blocks if b.op is not None)
     assert instantiated(design, block)["macs"] == Counter({("DspMultiply", 8, 8, 8): 1})
     assert priced(hardware)["macs"] != instantiated(design, block)["macs"]
+
+
+def test_the_explorers_overhead_is_the_plumbing_its_plan_generates():
+    """End to end: the plan the explorer picks, built, instantiates exactly the plumbing the
+    explorer's whole-design estimate carries (shell aside)."""
+    from accelgen import dse  # noqa: PLC0415
+    from accelgen.boards import get_board  # noqa: PLC0415
+    from accelgen.kernels import shell  # noqa: PLC0415
+
+    rng = np.random.default_rng(11)
+    checked = 0
+    for gen in (random_chain, random_residual, random_chain, random_conv):
+        graph = gen(rng)
+        e = dse.explore(graph, get_board("zcu104"))
+        plan = e.plan()
+        design = build_design(graph, plan, top="t", bus_bits=e.interface.bus_bits)
+        predicted = plumbing.plumbing(graph, layer_specs(graph), plan.layers, e.interface.bus_bits)
+        assert generated_plumbing(design) == priced_plumbing(predicted)
+        assert e.overhead == shell.overhead("zynqmp", e.interface, predicted.resources(), shell.windows(graph))
+        checked += len(predicted.gearboxes) + len(predicted.duplicates)
+    assert checked >= 8  # width converters between layers and at the ports, and a fork
