@@ -12,8 +12,8 @@
 * **Stream plumbing**: the forks, width converters, AXI-Stream adapters and their streams
   that code generation instantiates around the layers, predicted from the layers' foldings
   and priced from hw primitives (:mod:`accelgen.kernels.plumbing`; it depends on the plan).
-  The explorer subtracts shell + plumbing from the budget the kernels may use and reports
-  them as their own line.
+  The explorer subtracts the shell and the fully folded plan's plumbing from the budget
+  the kernels may use, and reports the shell with the chosen plan's plumbing as their own line.
 * **Calibration**: the kernels' cost-model totals times a fitted scale per resource
   (``calibration.KERNEL_SCALE``) plus the shell is the whole-design estimate
   (:func:`whole_design`); the explorer plans the kernels against :func:`kernel_budget`.
