@@ -433,8 +433,9 @@ class Estimate:
     search_seconds: float = 0.0
     table: list[dict[str, Any]] = field(default_factory=list)  # analysis.layer_table rows
     #: the AXI-Stream ports (the II is at least their beats per frame) and everything outside
-    #: the kernels (shell + port adapters, accelgen.kernels.shell): ``budget`` is what the
-    #: kernels may use once it is taken off; ``resources`` is the kernels' sum
+    #: the kernels (the shell and the stream plumbing the chosen plan instantiates,
+    #: accelgen.kernels.shell / plumbing): ``budget`` is what the kernels may use once the
+    #: shell and the fully folded plan's plumbing are taken off; ``resources`` is the kernels' sum
     interface: shell.Interface | None = None
     overhead: Resources = Resources()
 
@@ -554,13 +555,21 @@ def explore(
     if not layers:
         raise InputError(f"{model}: no integer layer to put in hardware (everything runs on the host)")
     iface = shell.interface(graph, bus_bits)
-    overhead = shell.graph_overhead(board.processing_system, iface, graph)
-    budget = shell.kernel_budget(budget, overhead)  # the kernels' share (< 0: nothing fits)
+    specs = {la.name: la.spec for la in layers}
+    family, n_windows, full = board.processing_system, shell.windows(graph), budget
+    # the stream plumbing depends on the plan (width converters between differently folded
+    # layers): the search reserves that of the fully folded plan (or of the given plan, once legal), and
+    # the estimate carries what the chosen plan instantiates (a note says when that breaks the budget)
+    given = folding is not None and not any(fold_problems(la.legal, folding.fold(la.name)) for la in layers)
+    reserve = shell.stream_plumbing(graph, folding.layers if given else None, bus_bits, specs)  # type: ignore[union-attr]
+    overhead = shell.overhead(family, iface, reserve, n_windows)
+    notes: list[str] = []
+    budget = shell.kernel_budget(full, overhead)  # the kernels' share (< 0: nothing fits)
     problem = _problem(layers, keys, budget)
     relax = _relaxation_bound(problem, problem.candidates())
-    notes: list[str] = []
     if folding is not None:
-        choice, mode, proven, cost_optimal = _validate(folding, layers, board, notes, overhead), "given", False, False
+        choice = _validate(folding, layers, board, notes, overhead)
+        mode, proven, cost_optimal = "given", False, False
     elif relax is None:
         raise _no_fit(model, board, max_util, layers, keys, budget, overhead=overhead)
     elif target_fps is not None:
@@ -577,6 +586,16 @@ def explore(
             notes.append(
                 f"the search ran out of its {NODE_BUDGET:,}-node budget: the II fits but is not proven minimal"
             )
+    folds = {la.name: la.folds[c] for la, c in zip(layers, choice)}
+    plumb = shell.stream_plumbing(graph, folds, bus_bits, specs)
+    extra = {k: v for k, v in (plumb + reserve * -1).as_dict().items() if v > 0}
+    overhead = shell.overhead(family, iface, plumb, n_windows)  # what the chosen plan instantiates
+    used = shell.whole_design(total([la.costs[c].resources for la, c in zip(layers, choice)]), overhead).as_dict()
+    over = [k for k in extra if k in full and used[k] > full[k]]
+    if over:
+        notes.append("the chosen plan's width converters between differently folded layers take "
+                     + ", ".join(f"{extra[k]:,} {k}" for k in over) + " more than the search reserved for the "
+                     + "stream plumbing: the whole design is over the budget in " + ", ".join(over))  # fmt: skip
     if mode != "given" and not cost_optimal:
         notes.append("the resources spent at this II are a local optimum (search budget exhausted)")
     bound = Bound(

@@ -10,7 +10,7 @@ import pytest
 
 from accelgen import ir
 from accelgen.kernels import add, conv, dense, depthwise, hw, kernel_for, mvu, pool, requant, streams
-from accelgen.kernels.base import Cost, Resources, divisors
+from accelgen.kernels.base import Cost, Mac, Resources, divisors
 from accelgen.plan import LayerFold
 
 U4, S4, U8, S8 = ir.QType(4, False), ir.QType(4, True), ir.QType(8, False), ir.QType(8, True)
@@ -47,6 +47,13 @@ def test_bram18_aspect_ratios():
     assert hw.bram18_count(1, 16384) == 1 and hw.bram18_count(1, 16385) == 2
     assert hw.bram18_count(40, 100) == 2  # 512 x 36 twice beats 1K x 18 three times
     assert hw.bram18_count(0, 100) == 0
+    # deep memories are bit-sliced, never split in depth behind a multiplexer: 2304 x 32 in the
+    # shallowest shape holding 2304 words (4K x 4): 8 blocks, not 5 x (512 x 36) and a 5:1 mux
+    assert hw.bram18_count(32, 2304) == 8
+    assert hw.bram18_count(18, 1000) == 1 and hw.bram18_count(19, 1000) == 2  # 1K x 18
+    # deeper than 16K: 16K x 1 columns cascaded, two per bit for 18432 words
+    assert hw.bram18_count(32, 18432) == 32 * 2
+    assert hw.bram18_count(4, 32768) == 4 * 2
 
 
 def test_memory_policy_luts_or_bram():
@@ -84,6 +91,21 @@ def test_accumulator_range_from_the_weight_values():
     assert mvu.acc_range(np.ones((3, 36), dtype=np.int64), -128, 127) == (-4608, 4572)
     # mixed signs bound every partial sum: max sums the positive products, min the negative ones
     assert mvu.acc_range(np.array([[2, -3]]), -1, 1) == (-5, 5)
+
+
+def test_popcount_is_a_compressor_tree():
+    # 64 bipolar lanes: 22 groups of three (XNOR + 2-bit count, 2 LUTs each: 44 LUTs, 44 FFs), then
+    # a registered ripple tree over 22 values of 2 bits: 11 x 3 + 5 x 4 + 3 x 5 + 1 x 6 + 1 x 7 = 81
+    tree = 11 * 3 + 5 * 4 + 3 * 5 + 1 * 6 + 1 * 7
+    assert hw.adder_tree(22, 2).lut == tree
+    assert hw.popcount(64) == Resources(lut=44 + tree, ff=44 + tree)
+    assert hw.popcount(3) == Resources(lut=2, ff=2)  # one group: no tree
+    assert hw.popcount(0) == Resources()
+    # the XNOR costs no LUT of its own (it is in the first compressor level); its operands are registered
+    assert hw.mac_resources(Mac("XnorPopcount", 64, 1, 1)) == Resources(ff=64 * 2)
+    # against the old model (an XNOR LUT per lane, then a ripple tree over 64 2-bit products):
+    # 64 + 246 = 310 LUTs; the compressor tree is 125
+    assert 64 + hw.adder_tree(64, 2).lut == 310 and hw.popcount(64).lut == 125
 
 
 def test_adder_tree_and_constants():
@@ -238,10 +260,16 @@ def test_pool_cost_by_hand():
     # the window generator reads 8*8 pixels of 4 words, then emits 4*4 windows x 4 taps x 4 words
     assert c.cycles == 8 * 8 * 4 + 4 * 4 * 4 * 4 == 512
     # line buffer 2 rows x 8 pixels x 4 words of 32 bits = 64 words (RAM64M8: 40 LUTs, 32 FFs);
-    # 4 comparators (4 + 8 LUTs, 8 FFs); window generator and reduction control 2 x 64; 4 accumulator
-    # registers of 8 bits; input and window FIFOs (32 SRLs + 4 counter bits each)
-    lut = 40 + 4 * 12 + 2 * 64 + 2 * 36
-    ff = 32 + 4 * 8 + 2 * 64 + 4 * 8 + 2 * 36
+    # 4 comparators (4 + 8 LUTs, 8 FFs); reduction control 64; 4 accumulator registers of 8 bits;
+    # input and window FIFOs (32 SRLs + 4 counter bits each); the window generator: padding select
+    # (32 LUTs) and output register (32 FFs), two 32-bit coordinate adders (registered), four 32-bit
+    # bounds comparisons (16 LUTs each), two 6-bit address adders (64 words; registered: 6 FFs), and
+    # the control of its read and emit loops (2 x 64)
+    swg_lut = 32 + 2 * 32 + 4 * 16 + 2 * 6 + 2 * 64
+    swg_ff = 32 + 2 * 32 + 6 + 2 * 64
+    assert hw.window_generator(32, 64) == Resources(lut=swg_lut, ff=swg_ff)
+    lut = 40 + 4 * 12 + 64 + swg_lut + 2 * 36
+    ff = 32 + 4 * 8 + 64 + swg_ff + 4 * 8 + 2 * 36
     assert c.resources == Resources(lut=lut, ff=ff, lutram=40 + 2 * 32)
     # an overlapping 3x3 / 2 window visits 9 taps per output: 16 outputs x 9 > 64 inputs
     y2 = codes("y", (4, 4, 16), U8)

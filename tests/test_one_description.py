@@ -19,7 +19,7 @@ import pytest
 from accelgen import ir
 from accelgen.codegen.connect import build_design
 from accelgen.errors import InputError
-from accelgen.kernels import kernel_for
+from accelgen.kernels import kernel_for, plumbing
 from accelgen.kernels.base import divisors
 from accelgen.kernels.streams import layer_specs
 from accelgen.plan import FoldingPlan, LayerFold
@@ -90,10 +90,44 @@ def priced(hardware, tt: bool = False) -> dict:
     }
 
 
-def check_design(graph: ir.Graph, plan: FoldingPlan) -> int:
-    """Every layer of ``graph`` under ``plan``: generated == priced. Returns the layers checked."""
-    design = build_design(graph, plan, top="t")
+def generated_plumbing(design) -> dict:
+    """The kernels outside every layer's block (forks, width converters, AXI-Stream adapters)
+    and the streams they read, read from the generated design's template fields."""
+    streams = {s.name: s for s in design.streams}
+    layer_kernels = {id(k) for b in design.blocks if b.op is not None for k in b.kernels}
+    kinds: Counter = Counter()
+    fifos: Counter = Counter()
+    for k in design.kernels:
+        if id(k) in layer_kernels:
+            continue
+        f = k.fields
+        if k.function == "gearbox":
+            kinds[("gearbox", f["in_bits"], f["out_bits"])] += 1
+        elif k.function == "duplicate":
+            kinds[("duplicate", f["word_bits"])] += 1
+        elif k.function in ("axis_read", "axis_write"):
+            kinds[(k.function, f["bus"], f["field_bits"])] += 1
+        else:
+            raise AssertionError(f"unexpected plumbing kernel {k.function}")
+        fifos.update((streams[n].bits, streams[n].depth) for n in k.inputs if n in streams)
+    return {"kernels": kinds, "fifos": fifos}
+
+
+def priced_plumbing(p) -> dict:
+    kinds = Counter(("gearbox", a, b) for a, b in p.gearboxes)
+    kinds.update(("duplicate", w) for w in p.duplicates)
+    kinds.update(("axis_read", bus, f) for bus, f in p.reads)
+    kinds.update(("axis_write", bus, f) for bus, f in p.writes)
+    return {"kernels": kinds, "fifos": Counter((f.width, f.depth) for f in p.fifos)}
+
+
+def check_design(graph: ir.Graph, plan: FoldingPlan, bus_bits: int = 64) -> int:
+    """Every layer of ``graph`` under ``plan``: generated == priced, and the plumbing around
+    them too. Returns the layers checked."""
+    design = build_design(graph, plan, top="t", bus_bits=bus_bits)
     specs = layer_specs(graph)
+    predicted = plumbing.plumbing(graph, specs, plan.layers, bus_bits)
+    assert generated_plumbing(design) == priced_plumbing(predicted)
     checked = 0
     for block in design.blocks:
         if block.op is None:
@@ -251,7 +285,28 @@ def random_requantize(rng) -> ir.Graph:
     return ir.Graph("t", tensors, [op], ["x"], ["y"])
 
 
-GENERATORS = {"dense": random_dense, "resize": random_resize, "requantize": random_requantize, "conv": random_conv, "pool": random_pool, "residual": random_residual}
+def random_chain(rng) -> ir.Graph:
+    """Two to four dense layers: differently folded neighbours read through width converters,
+    and the last hidden tensor sometimes also a second output (a fork to an output port)."""
+    widths = [int(rng.choice([4, 6, 8, 12, 16])) for _ in range(int(rng.integers(3, 6)))]
+    qs = [random_qtype(rng, allow_bipolar=False) for _ in widths[:-1]] + [ir.QType(8, False)]
+    tensors, ops = {}, []
+    for i, (n, q) in enumerate(zip(widths, qs)):
+        tensors[f"t{i}"] = codes(f"t{i}", (n,), q)
+    for i in range(len(widths) - 1):
+        wq = random_qtype(rng, weights=True)
+        ops.append(ir.Dense(f"fc{i}", (f"t{i}",), (f"t{i + 1}",), weights=random_weights(rng, (widths[i + 1], widths[i]), wq),
+                            w_qtype=wq, requant=mul_shift(rng, widths[i + 1], qs[i + 1])))  # fmt: skip
+    outputs = [f"t{len(widths) - 1}"]
+    if len(widths) > 3 and rng.random() < 0.5:
+        outputs.insert(0, f"t{len(widths) - 2}")
+    return ir.Graph("t", tensors, ops, ["t0"], outputs)
+
+
+GENERATORS = {
+    "chain": random_chain, "conv": random_conv, "dense": random_dense, "pool": random_pool,
+    "requantize": random_requantize, "residual": random_residual, "resize": random_resize,
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("kind", sorted(GENERATORS))
@@ -262,7 +317,7 @@ def test_the_cost_model_prices_what_codegen_instantiates(kind):
         graph = GENERATORS[kind](rng)
         plan = plan_for(rng, graph)
         try:
-            checked += check_design(graph, plan)
+            checked += check_design(graph, plan, bus_bits=int(rng.choice([16, 32, 64])))
         except InputError as e:  # a configuration the hardware refuses (e.g. padding a bipolar input)
             assert "bipolar" in str(e)
     assert checked >= 40
@@ -297,3 +352,24 @@ def test_the_check_fails_when_codegen_and_cost_disagree(monkeypatch):
     block = next(b for b in design.blocks if b.op is not None)
     assert instantiated(design, block)["macs"] == Counter({("DspMultiply", 8, 8, 8): 1})
     assert priced(hardware)["macs"] != instantiated(design, block)["macs"]
+
+
+def test_the_explorers_overhead_is_the_plumbing_its_plan_generates():
+    """End to end: the plan the explorer picks, built, instantiates exactly the plumbing the
+    explorer's whole-design estimate carries (shell aside)."""
+    from accelgen import dse  # noqa: PLC0415
+    from accelgen.boards import get_board  # noqa: PLC0415
+    from accelgen.kernels import shell  # noqa: PLC0415
+
+    rng = np.random.default_rng(11)
+    checked = 0
+    for gen in (random_chain, random_residual, random_chain, random_conv):
+        graph = gen(rng)
+        e = dse.explore(graph, get_board("zcu104"))
+        plan = e.plan()
+        design = build_design(graph, plan, top="t", bus_bits=e.interface.bus_bits)
+        predicted = plumbing.plumbing(graph, layer_specs(graph), plan.layers, e.interface.bus_bits)
+        assert generated_plumbing(design) == priced_plumbing(predicted)
+        assert e.overhead == shell.overhead("zynqmp", e.interface, predicted.resources(), shell.windows(graph))
+        checked += len(predicted.gearboxes) + len(predicted.duplicates)
+    assert checked >= 8  # width converters between layers and at the ports, and a fork

@@ -1,5 +1,5 @@
 """The whole design around the kernels: AXI-Stream beats per frame bound the II; the shell
-and port adapters are their own line, taken off the kernels' budget."""
+and the stream plumbing are their own line, taken off the kernels' budget."""
 
 from __future__ import annotations
 
@@ -82,23 +82,60 @@ def test_target_fps_beyond_the_interface_is_refused():
 def test_shell_is_its_own_line_and_off_the_kernels_budget():
     board = get_board("pynq-z2")
     e = dse.explore(mlp(64), board)
+    folds = {lp.name: lp.fold for lp in e.layers}
     expected = (
         calibration.SHELL_FIXED["zynq7"]
         + calibration.SHELL_PER_PORT * 2
-        + shell.adapters(shell.interface(mlp(64), 64))
-        + calibration.PLUMBING_PER_LAYER * 2  # two dense layers, no window generator
+        + shell.stream_plumbing(mlp(64), folds, 64)  # no window generator
     )
-    assert e.overhead == expected and e.overhead.lut > 0
+    assert e.overhead == expected and e.overhead.lut > calibration.SHELL_FIXED["zynq7"].lut
     full = board.budget(e.max_util)
     over, scale = e.overhead.as_dict(), calibration.KERNEL_SCALE
-    # the kernels' budget is in the cost models' units: what the overhead leaves, over the scale
-    assert all(e.budget[k] == int((full[k] - over[k]) / scale.get(k, 1.0) + 1e-9) for k in e.budget)
+    # the search reserves the fully folded plan's plumbing: the kernels' budget is what that and
+    # the shell leave, over the scale (in the cost models' units)
+    reserved = (shell.overhead("zynq7", e.interface, shell.stream_plumbing(mlp(64), None, 64))).as_dict()
+    assert all(e.budget[k] == int((full[k] - reserved[k]) / scale.get(k, 1.0) + 1e-9) for k in e.budget)
     kernels = e.resources.as_dict()
     assert e.whole_design.as_dict() == {k: -int(-kernels[k] * scale.get(k, 1.0) // 1) + over[k] for k in kernels}
     used = e.whole_design.as_dict()
     assert all(used[k] <= full[k] for k in e.budget)  # the whole design within max_util of the chip
     zu = dse.explore(mlp(64), get_board("zcu104"))
     assert zu.overhead.lut > e.overhead.lut  # the UltraScale+ shell has the HP-port upsizer
+
+
+def test_stream_plumbing_by_hand():
+    """mlp(64) at fc1 (pe 2, simd 8), fc2 (pe 4, simd 4) on a 64-bit bus."""
+    from accelgen.kernels import hw, plumbing
+    from accelgen.kernels.base import Resources
+
+    graph = mlp(64)
+    folds = {"fc1": LayerFold(2, 8), "fc2": LayerFold(4, 4)}
+    p = plumbing.plumbing(graph, shell_specs(graph), folds, 64)
+    # x: 8 codes per beat are fc1's 8-lane words: axis_read alone (64-bit fields), no converter;
+    # h: fc1 writes 2 lanes (16 bits), fc2 reads 4 (32 bits): a gearbox reading the 16-bit stream;
+    # y: fc2's 4 lanes, 4 codes in a beat of 8 fields: a gearbox 32 -> 64 and the axis_write
+    assert p.reads == ((64, 64),) and p.writes == ((64, 64),) and p.duplicates == ()
+    assert sorted(p.gearboxes) == [(16, 32), (32, 64)]
+    assert sorted((f.width, f.depth) for f in p.fifos) == [(16, 2), (32, 2), (64, 2)]
+    # by hand: four HLS processes (64 + 64 each); gearbox 16 -> 32: a 48-bit buffer, two shift
+    # stages (ratio 2), two 6-bit counters -> 48 * 2 + 12 LUTs, 48 + 12 FFs; gearbox 32 -> 64: 96-bit
+    # buffer, two stages, two 7-bit counters -> 96 * 2 + 14, 96 + 14; axis_read: a 64-bit field
+    # register; axis_write: the 64-bit beat and TLAST; FIFOs of depth 2: one SRL per bit plus two
+    # 2-bit counters
+    assert hw.gearbox(16, 32) == Resources(lut=108, ff=60) and hw.gearbox(32, 64) == Resources(lut=206, ff=110)
+    fifo_lut = (16 + 4) + (32 + 4) + (64 + 4)
+    lut = 4 * 64 + 108 + 206 + fifo_lut
+    ff = 4 * 64 + 60 + 110 + 64 + 65 + fifo_lut
+    assert p.resources() == Resources(lut=lut, ff=ff, lutram=16 + 32 + 64)
+    # the explorer's overhead for this plan is the shell plus exactly that
+    e = dse.explore(graph, get_board("pynq-z2"), folding=FoldingPlan(folds))
+    assert e.overhead == calibration.SHELL_FIXED["zynq7"] + calibration.SHELL_PER_PORT * 2 + p.resources()
+
+
+def shell_specs(graph):
+    from accelgen.kernels.streams import layer_specs
+
+    return layer_specs(graph)
 
 
 def test_shell_crowds_out_kernels_on_a_tiny_board():
@@ -134,7 +171,7 @@ def test_report_shows_the_shell_as_its_own_line():
     assert "8 beats per frame" in md
 
 
-def test_window_generators_and_layers_are_counted():
+def test_window_generators_are_counted_and_reshapes_cost_no_plumbing():
     ms = ir.MultiplyShift(np.array([3]), np.array([0]), 10, np.array([0]), np.array([255]), np.array([1]))
     ops = [
         ir.Conv("c3", ("x",), ("t",), weights=np.zeros((4, 4, 3, 3), np.int64), w_qtype=S8, requant=ms),
@@ -145,11 +182,18 @@ def test_window_generators_and_layers_are_counted():
     tensors = {n: ir.Tensor(n, (None, *s), "codes", U8, "NHWC" if len(s) == 3 else "") for n, s in shapes.items()}
     graph = ir.Graph("g", tensors, ops, ["x"], ["y"])
     assert shell.windows(graph) == 1  # the 1 x 1 convolution needs no window
-    assert shell.stream_layers(graph) == 2  # the Reshape renames a stream
     iface = shell.interface(graph)
-    expected = shell.overhead("zynq7", iface) + calibration.PLUMBING_PER_LAYER * 2
-    expected = expected + ir_free_dsp(calibration.DSP_PER_WINDOW)
+    plumb = shell.stream_plumbing(graph, None, iface.bus_bits)
+    expected = shell.overhead("zynq7", iface, plumb) + ir_free_dsp(calibration.DSP_PER_WINDOW)
     assert shell.graph_overhead("zynq7", iface, graph) == expected
+    # the Reshape renames a stream: no plumbing kernel between the two convolutions (pe = simd = 1)
+    from accelgen.kernels import plumbing
+
+    p = plumbing.plumbing(graph, shell_specs(graph), {}, iface.bus_bits)
+    # the ports: 8 codes per 64-bit beat, read whole into 64-bit fields, converted to 1-lane words
+    # and back
+    assert p.duplicates == () and p.reads == ((64, 64),) and p.writes == ((64, 64),)
+    assert p.gearboxes == ((64, 8), (8, 64))
 
 
 def ir_free_dsp(per_window: float):

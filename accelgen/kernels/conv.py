@@ -166,9 +166,10 @@ def hardware(spec: ConvSpec, fold: LayerFold) -> Hardware:
     if spec.pointwise:
         cycles, depth = compute, taps_words + pipe
     else:
-        memories.append(w.line_buffer(simd, a_bits))
+        buffer = w.line_buffer(simd, a_bits)
+        memories.append(buffer)
         fifos.append(Fifo("windows", simd * a_bits, hw.STREAM_FIFO_DEPTH))
-        logic = logic + hw.KERNEL_CONTROL
+        logic = logic + hw.window_generator(buffer.width, buffer.depth)
         cycles = w.reads(simd) + max(w.emits(simd), compute)
         depth = ceil_div(w.first_window_elems, simd) + taps_words + pipe
     return Hardware(cycles=cycles, depth=depth, macs=mvu.macs(ar, pe, simd), memories=tuple(memories),

@@ -64,11 +64,12 @@ def hardware(spec: DepthwiseSpec, fold: LayerFold) -> Hardware:
     a_bits = spec.in_bits[0]
     taps_words = w.kh * w.kw // simd
     compute = w.oh * w.ow * (w.ic // pe) * taps_words
-    memories = (*mvu.weights(ar, pe, simd, (w.ic // pe) * taps_words), w.line_buffer(pe, a_bits))
+    buffer = w.line_buffer(pe, a_bits)
+    memories = (*mvu.weights(ar, pe, simd, (w.ic // pe) * taps_words), buffer)
     fifos = [*hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (pe,)),
              Fifo("windows", pe * a_bits, hw.STREAM_FIFO_DEPTH)]  # fmt: skip
     logic, pipe = mvu.logic(ar, pe, simd, w.ic)
-    logic = logic + hw.KERNEL_CONTROL
+    logic = logic + hw.window_generator(buffer.width, buffer.depth)
     if simd > 1:
         fifos.append(Fifo("tap_words", pe * simd * a_bits, hw.STREAM_FIFO_DEPTH))
         logic = logic + hw.gearbox(pe * a_bits, pe * simd * a_bits)

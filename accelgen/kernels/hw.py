@@ -71,10 +71,24 @@ KERNEL_CONTROL = Resources(lut=64, ff=64)
 
 @functools.lru_cache(maxsize=65536)
 def bram18_count(width: int, depth: int) -> int:
-    """BRAM18s for a ``width`` x ``depth`` memory: the best RAMB18E2 aspect ratio, tiled."""
+    """BRAM18s for a ``width`` x ``depth`` memory as Vivado synthesis infers it by default:
+    bit-sliced into columns of the shallowest RAMB18E2 aspect ratio that holds every word,
+    side by side (UG912, RAM_DECOMP: "a RAM specified as 2K x 36 would often be configured
+    as two 2K x 18 block RAMs arranged side by side", the timing-efficient default; the
+    depth-wise split with address decoding is the opt-in ``power`` one); deeper than 16K,
+    columns of 16K x 1 blocks cascaded in depth (UG573: the cascade is built in).
+
+    Not the densest tiling: a 2304 x 32 memory takes eight 4K x 4 blocks, not five 512 x 36
+    blocks with a 5:1 multiplexer per bit. BNN-PYNQ's published CNV block-RAM counts are
+    above even this mapping, and far above the densest one (bench_calibration.py).
+    """
     if width <= 0 or depth <= 0:
         return 0
-    return min(ceil_div(width, w) * ceil_div(depth, d) for d, w in BRAM18_SHAPES)
+    fits = [(d, w) for d, w in BRAM18_SHAPES if d >= depth]
+    if fits:
+        return ceil_div(width, min(fits)[1])
+    deepest = max(d for d, _ in BRAM18_SHAPES)
+    return width * ceil_div(depth, deepest)
 
 
 def in_luts(width: int, depth: int) -> bool:
@@ -143,12 +157,14 @@ def mac_kind(a_bipolar: bool, a_bits: int, w_bipolar: bool, w_bits: int) -> str:
 def mac_resources(m: Mac) -> Resources:
     """``m.count`` products of kind ``m.kind``: a sign (XNOR, conditional negation) is one LUT
     per bit of the other operand; LUT products an array multiplier; DSPs in tiles. Each
-    product is registered (``a_bits + w_bits`` FFs) except in DSPs (their M register)."""
+    product's operands are registered (``a_bits + w_bits`` FFs) except in DSPs (their A/B
+    registers); an XNOR costs no LUT of its own: synthesis merges it into the popcount's
+    first compressor level (:func:`popcount`)."""
     if m.kind == "DspMultiply":
         return Resources(dsp=m.count * dsp_tiles(m.a_bits, m.w_bits))
     if m.kind == "XnorPopcount":
-        luts = 1
-    elif m.kind == "SignSelect":
+        return Resources(ff=m.count * (m.a_bits + m.w_bits))
+    if m.kind == "SignSelect":
         luts = m.a_bits
     elif m.kind == "InputSign":
         luts = m.w_bits
@@ -208,6 +224,29 @@ def adder_tree(inputs: int, bits: int) -> Resources:
     return Resources(lut=luts, ff=luts)
 
 
+#: the first level of a popcount: a LUT6 takes three (activation, weight) bit pairs, XNORs
+#: them and counts the matches, two LUTs for the two bits of the 0..3 count (UG574: LUT6 is
+#: any function of six inputs)
+POPCOUNT_GROUP = 3
+POPCOUNT_GROUP_LUTS = 2
+
+
+def popcount(lanes: int) -> Resources:
+    """The XNOR-popcount of ``lanes`` bipolar products (their sum is ``2 * matches - lanes``).
+
+    A compressor tree, not a tree of products: the first level counts matches in groups of
+    three (XNOR merged, :data:`POPCOUNT_GROUP_LUTS` LUTs per group), then the 2-bit counts
+    are added by a ripple adder tree on the carry chain (one LUT per result bit). Every level
+    is registered, as HLS pipelines it (BNN-PYNQ's published designs have more FFs than
+    LUTs: pipeline registers at every level).
+    """
+    if lanes <= 0:
+        return NONE
+    groups = ceil_div(lanes, POPCOUNT_GROUP)
+    tree = adder_tree(groups, 2)
+    return Resources(lut=groups * POPCOUNT_GROUP_LUTS + tree.lut, ff=2 * groups + tree.ff)
+
+
 def tree_levels(inputs: int) -> int:
     return max(0, math.ceil(math.log2(inputs))) if inputs > 1 else 0
 
@@ -242,6 +281,25 @@ def gearbox(in_bits: int, out_bits: int) -> Resources:
     stages = max(1, math.ceil(math.log2(max(in_bits, out_bits) // max(min(in_bits, out_bits), 1) + 1)))
     counters = 2 * max(1, math.ceil(math.log2(width + 1)))
     return Resources(lut=width * stages + counters, ff=width + counters)
+
+
+#: swg.h computes window coordinates in C ``int``s (32 bits)
+SWG_INDEX_BITS = 32
+
+
+def window_generator(word_bits: int, buffer_words: int) -> Resources:
+    """swg.h's sliding-window generator, beside its line buffer (priced as a Memory): the
+    padding select (``inside ? row : pad``, one LUT per word bit) and the output register;
+    the input coordinates ``iy``, ``ix`` (two 32-bit adders, registered) and their four
+    bounds comparisons; the line-buffer address ``(slot * W + x) * CF + cf`` (two adders of
+    the address width, registered); two pipelined loop nests (read and emit), each
+    :data:`KERNEL_CONTROL`. The ``% ROWS`` of a row index by a constant is a multiplication
+    by its reciprocal, which HLS puts in DSPs (calibration.DSP_PER_WINDOW, fitted)."""
+    addr = max(1, (max(buffer_words, 1) - 1).bit_length())
+    idx = SWG_INDEX_BITS
+    lut = word_bits + 2 * idx + 4 * comparator_luts(idx) + 2 * addr
+    ff = word_bits + 2 * idx + addr
+    return Resources(lut=lut, ff=ff) + KERNEL_CONTROL * 2
 
 
 def bypass_fifo_depth(extra_elems: int, lanes: int, frame_words: int) -> int:

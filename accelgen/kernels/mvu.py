@@ -87,16 +87,20 @@ def weights(ar: Arith, pe: int, simd: int, tiles: int) -> tuple[Memory, ...]:
 
 
 def unit_multiplier(ar: Arith, n_macs: int) -> MultiplierNeed:
-    """The cheapest one product can be, for the lower bound: one product of the layer's kind."""
+    """The cheapest one product can be, for the lower bound: one product of the layer's kind
+    (a bipolar product: its share of the popcount's first level)."""
     res = hw.mac_resources(Mac(ar.mac, 1, ar.a_bits, ar.w_bits))
     unit = {k: float(v) for k, v in res.as_dict().items() if k in ("lut", "dsp") and v}
+    if ar.mac == "XnorPopcount":
+        unit = {"lut": hw.POPCOUNT_GROUP_LUTS / hw.POPCOUNT_GROUP}
     return MultiplierNeed(n_macs, unit)
 
 
 def logic(ar: Arith, pe: int, simd: int, channels: int) -> tuple[Resources, int]:
-    """Adder trees, accumulators, requantizers and control of ``pe`` PEs, and the pipeline
+    """Adder trees (popcounts for bipolar products), accumulators, requantizers and control of ``pe`` PEs, and the pipeline
     latency (weight read, multiply, tree, accumulate, requantize)."""
-    res = hw.adder_tree(simd, ar.product_bits) * pe + hw.adder(ar.acc_bits) * pe
+    tree = hw.popcount(simd) if ar.mac == "XnorPopcount" else hw.adder_tree(simd, ar.product_bits)
+    res = tree * pe + hw.adder(ar.acc_bits) * pe
     rq_res, rq_depth = requant.cost(ar.requant, ar.acc_bits, ar.out_bits, pe, channels)
     res = res + rq_res + hw.KERNEL_CONTROL
     mult = hw.DSP_LATENCY if ar.mac == "DspMultiply" else 1

@@ -89,9 +89,10 @@ def hardware(spec: PoolSpec, fold: LayerFold) -> Hardware:
         memories = (Memory("accumulators", "ram", pe * spec.acc_bits, groups),)
         cycles, depth = w.reads(pe) + groups, w.reads(pe) + hw.BRAM_READ_LATENCY + 1 + rq_depth
     else:
-        memories = (w.line_buffer(pe, spec.a_bits),)
+        buffer = w.line_buffer(pe, spec.a_bits)
+        memories = (buffer,)
         fifos.append(Fifo("windows", pe * spec.a_bits, hw.STREAM_FIFO_DEPTH))
-        logic = logic + hw.KERNEL_CONTROL + Resources(ff=pe * spec.acc_bits)
+        logic = logic + hw.window_generator(buffer.width, buffer.depth) + Resources(ff=pe * spec.acc_bits)
         cycles = w.reads(pe) + w.emits(pe)
         depth = ceil_div(w.first_window_elems, pe) + w.kh * w.kw + 1 + rq_depth
     return Hardware(cycles=cycles, depth=depth, memories=memories, fifos=tuple(fifos), logic=logic)

@@ -6,11 +6,14 @@
   best. The design cannot start frames faster than its busiest port moves them, so the
   whole design's II is at least :attr:`Interface.beats`.
 * **Shell**: the DMA + interconnect + PS-reset logic of the block design, per board
-  family (``zynq7``: Zynq-7000, ``zynqmp``: Zynq UltraScale+), one DMA channel per port;
-  plus the HLS adapters of each port, and the stream plumbing (FIFOs, width converters and
-  control per layer with weights; DSPs per sliding-window generator). Its figures are constants of
-  :mod:`accelgen.kernels.calibration` (with their sources); the explorer subtracts the
-  shell from the budget the kernels may use and reports it as its own line.
+  family (``zynq7``: Zynq-7000, ``zynqmp``: Zynq UltraScale+), one DMA channel per port
+  (constants of :mod:`accelgen.kernels.calibration`, with their sources), and the DSPs
+  fitted per sliding-window generator.
+* **Stream plumbing**: the forks, width converters, AXI-Stream adapters and their streams
+  that code generation instantiates around the layers, predicted from the layers' foldings
+  and priced from hw primitives (:mod:`accelgen.kernels.plumbing`; it depends on the plan).
+  The explorer subtracts the shell and the fully folded plan's plumbing from the budget
+  the kernels may use, and reports the shell with the chosen plan's plumbing as their own line.
 * **Calibration**: the kernels' cost-model totals times a fitted scale per resource
   (``calibration.KERNEL_SCALE``) plus the shell is the whole-design estimate
   (:func:`whole_design`); the explorer plans the kernels against :func:`kernel_budget`.
@@ -19,12 +22,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from accelgen import ir
-from accelgen.kernels import calibration, hw
-from accelgen.kernels.base import Resources, ceil_div
+from accelgen.kernels import calibration, plumbing
+from accelgen.kernels.base import NONE, LayerSpec, Resources, ceil_div
+from accelgen.plan import LayerFold
 
 #: the AXI-Stream bus width of the generated design (the PYNQ driver packs 8..64-bit words)
 DEFAULT_BUS_BITS = 64
@@ -92,13 +97,6 @@ def interface(graph: ir.Graph, bus_bits: int = DEFAULT_BUS_BITS) -> Interface:
     return Interface(bus_bits, tuple(ports))
 
 
-def adapters(iface: Interface) -> Resources:
-    """The HLS kernels that turn bus beats into code fields and back, one per port."""
-    c = calibration
-    per = Resources(lut=c.ADAPTER_LUT_PER_BUS_BIT * iface.bus_bits, ff=c.ADAPTER_FF_PER_BUS_BIT * iface.bus_bits)
-    return (per + hw.KERNEL_CONTROL) * len(iface.ports)
-
-
 def shell(family: str, ports: int) -> Resources:
     """The DMA + interconnect + reset logic of a board family's block design."""
     if family not in calibration.SHELL_FIXED:
@@ -111,31 +109,31 @@ def windows(graph: ir.Graph) -> int:
     return sum(1 for op in graph.ops if isinstance(op, ir.Conv) and op.weights.shape[2] * op.weights.shape[3] > 1)
 
 
-def stream_layers(graph: ir.Graph) -> int:
-    """Layers with weights (Dense, Conv, TTDense): the layers the calibration data has
-    plumbing for (its designs are weight layers and max pools; an elementwise layer's
-    plumbing is not known from it and not charged)."""
-    from accelgen.runtime.accelerator import Partition
-
-    return sum(1 for op in Partition(graph).hardware if isinstance(op, (ir.Dense, ir.Conv, ir.TTDense)))
+def window_dsps(n_windows: int) -> Resources:
+    """The DSPs the calibration charges per sliding-window generator (calibration.DSP_PER_WINDOW)."""
+    return Resources(dsp=round(calibration.DSP_PER_WINDOW * n_windows))
 
 
-def plumbing(n_layers: int, n_windows: int) -> Resources:
-    """The stream plumbing around the kernels: per layer with weights its FIFOs, width
-    converters and control (calibration.PLUMBING_PER_LAYER), per window generator the DSPs
-    of its address arithmetic (calibration.DSP_PER_WINDOW)."""
-    return calibration.PLUMBING_PER_LAYER * n_layers + Resources(dsp=round(calibration.DSP_PER_WINDOW * n_windows))
+def stream_plumbing(graph: ir.Graph, folds: Mapping[str, LayerFold] | None = None,
+                    bus_bits: int = DEFAULT_BUS_BITS, specs: Mapping[str, LayerSpec] | None = None) -> Resources:  # fmt: skip
+    """The stream plumbing code generation instantiates around the layers at ``folds`` (None:
+    every layer at pe = simd = 1): forks, width converters, AXI-Stream adapters and their
+    streams, priced from hw primitives (accelgen.kernels.plumbing)."""
+    from accelgen.kernels.streams import layer_specs
+
+    specs = layer_specs(graph) if specs is None else specs
+    return plumbing.plumbing(graph, specs, folds or {}, bus_bits).resources()
 
 
-def overhead(family: str, iface: Interface, n_layers: int = 0, n_windows: int = 0) -> Resources:
-    """Everything outside the layer kernels' own cost models: the shell, the port adapters
-    and the stream plumbing."""
-    return shell(family, len(iface.ports)) + adapters(iface) + plumbing(n_layers, n_windows)
+def overhead(family: str, iface: Interface, plumb: Resources = NONE, n_windows: int = 0) -> Resources:
+    """Everything outside the layer kernels' own cost models: the shell, the stream plumbing
+    (``plumb``, :func:`stream_plumbing`) and the window generators' fitted DSPs."""
+    return shell(family, len(iface.ports)) + plumb + window_dsps(n_windows)
 
 
-def graph_overhead(family: str, iface: Interface, graph: ir.Graph) -> Resources:
-    """:func:`overhead` with the graph's layer and window-generator counts."""
-    return overhead(family, iface, stream_layers(graph), windows(graph))
+def graph_overhead(family: str, iface: Interface, graph: ir.Graph, folds: Mapping[str, LayerFold] | None = None) -> Resources:  # fmt: skip
+    """:func:`overhead` of ``graph`` with its layers at ``folds`` (None: pe = simd = 1)."""
+    return overhead(family, iface, stream_plumbing(graph, folds, iface.bus_bits), windows(graph))
 
 
 def _scale(key: str) -> float:
