@@ -19,7 +19,7 @@ from accelgen import __version__
 from accelgen.dse import Estimate
 from accelgen.kernels import kernel_name
 from accelgen.kernels.base import RESOURCE_KEYS
-from accelgen.vendor_reports import CSYNTH_RESOURCES, parse_csynth
+from accelgen.vendor_reports import CSYNTH_RESOURCES, check_loop_ii, parse_csynth
 
 REPORT_VERSION = 1
 ESTIMATE_SOURCE = "accelgen cost models (accelgen.kernels): estimates, not synthesis results"
@@ -150,6 +150,15 @@ def add_synth(report: dict[str, Any], synth: dict[str, Any] | str | Path) -> dic
     return report
 
 
+def add_loop_ii(report: dict[str, Any], csynth: Path, design: dict[str, Any]) -> dict[str, Any]:
+    """``synth.loop_ii``: every pipelined loop's achieved II (csynth.xml and the per-module
+    ``*_csynth.xml`` beside it) against the plan's, per layer of ``design`` (hls/design.json)."""
+    reports = [csynth, *sorted(p for p in Path(csynth).parent.glob("*_csynth.xml") if p != Path(csynth))]
+    layers = {layer["ident"]: layer["name"] for layer in design.get("layers", [])}
+    report["synth"]["loop_ii"] = check_loop_ii(reports, layers)
+    return report
+
+
 def dumps(report: dict[str, Any]) -> str:
     return json.dumps(report, indent=2) + "\n"
 
@@ -276,6 +285,14 @@ def _synth_markdown(s: dict[str, Any]) -> list[str]:
         est, syn = pair["estimate"], pair["synthesis"]
         ratio = f"{syn / est:.2f}" if est and syn is not None else "-"
         lines.append(f"| {key} | {_n(est)} | {_n(syn)} | {ratio} |")
+    ii = s.get("loop_ii")
+    if ii:
+        lines += ["", f"Pipelined loops: {ii['loops_checked']} checked against the planned II={ii['planned_ii']}"
+                  + (", all at it." if ii["ok"] else f"; {len(ii['slower'])} slower (those kernels take that many "
+                     "times the planned cycles):")]  # fmt: skip
+        for loop in ii["slower"]:
+            lines.append(f"- `{loop['module']}` loop `{loop['loop']}` (layer {loop['layer'] or '-'}): "
+                         f"II {loop['ii']}, {loop['slowdown']:g}x the plan")  # fmt: skip
     return lines
 
 
@@ -358,6 +375,8 @@ def build_report_json(estimate: Estimate, outdir: Path, *, csim: dict[str, Any] 
     synth = synth or {}
     csynth = outdir / synth["csynth"] if synth.get("csynth") else None
     report = build_report(estimate, csim=csim if csim and "passed" in csim else None, synth=csynth)
+    if csynth is not None and report.get("synth") and (outdir / "hls" / "design.json").is_file():
+        add_loop_ii(report, csynth, json.loads((outdir / "hls" / "design.json").read_text()))
     if csim and "skipped" in csim:
         report["csim"] = {"passed": None, "vectors": 0, "mismatches": None, "skipped": csim["skipped"]}
     if synth.get("skipped"):

@@ -103,3 +103,88 @@ def parse_vivado_utilization(text: str) -> dict[str, float]:
     if "bram_tile" in found:
         found["bram18"] = 2 * found.pop("bram_tile")
     return found
+
+
+# -- achieved initiation intervals of the pipelined loops, per layer ---------------------------------
+
+#: every loop the kernels pipeline asks for II=1 (hls/accelgen/*.h); the plan's cycle counts assume it
+PLANNED_LOOP_II = 1
+
+
+def _loop_number(node: ET.Element, tag: str) -> int | None:
+    el = node.find(tag)
+    if el is None:
+        return None
+    top = el.find("range/max")  # a trip count Vitis only bounds: <range><min/><max/></range>
+    text = (top.text if top is not None else el.text) or ""
+    try:
+        return int(float(text.strip().split()[0]))
+    except (ValueError, IndexError):
+        return None  # "undef", "-": not pipelined, or not static
+
+
+def csynth_loops(path: str | Path) -> list[dict[str, Any]]:
+    """The pipelined loops of one Vitis HLS report: ``csynth.xml`` (every module under
+    ``ModuleInformation``) or a per-module ``<module>_csynth.xml``. Each loop: module, loop
+    name, achieved ``ii`` and ``trip_count`` (None when not static)."""
+    try:
+        root = ET.fromstring(Path(path).read_bytes())
+    except (OSError, ET.ParseError) as exc:
+        raise InputError(f"Vitis HLS report {path}: cannot read it ({exc})") from None
+    modules = root.findall("ModuleInformation/Module")
+    if not modules:
+        user = root.find("UserAssignments")
+        modules = [root]
+        names = [user.findtext("TopModelName") if user is not None else Path(path).stem.removesuffix("_csynth")]
+    else:
+        names = [m.findtext("Name") or "?" for m in modules]
+    loops = []
+    for module, name in zip(modules, names):
+
+        def walk(node: ET.Element, module: str = name) -> None:
+            for loop in node:
+                if loop.find("PipelineII") is None:
+                    continue
+                ii = _loop_number(loop, "PipelineII")
+                if ii is not None:
+                    loops.append({"module": module, "loop": loop.findtext("Name") or loop.tag, "ii": ii,
+                                  "trip_count": _loop_number(loop, "TripCount")})  # fmt: skip
+                walk(loop)  # nested loops are children of their parent's element
+
+        summary = module.find("PerformanceEstimates/SummaryOfLoopLatency")
+        if summary is not None:
+            walk(summary)
+    return loops
+
+
+def check_loop_ii(reports: list[str | Path], layers: dict[str, str], planned: int = PLANNED_LOOP_II) -> dict[str, Any]:
+    """Achieved II of every pipelined loop against the plan's, per layer.
+
+    ``reports``: csynth.xml files (the top's and/or per-module ones); ``layers``: the
+    generated layer idents (hls/design.json) -> layer names. A module belongs to the layer
+    whose ident it contains (Vitis names a kernel's module after its configuration,
+    ``mvau_L3_conv_conv2_Conv_mvau_cfg_s``); loops of no layer's module (the AXI-Stream
+    adapters, the plumbing) are checked under ``layer: None``. A loop is slower than
+    planned when its II exceeds ``planned``: that kernel then takes ii / planned times the
+    planned cycles (an ARRAY_PARTITION Vitis ignored, a RAM dependence it could not break)."""
+    seen, loops = set(), []
+    for report in reports:
+        for loop in csynth_loops(report):
+            key = (loop["module"], loop["loop"])
+            if key not in seen:  # the top's report repeats its modules' loops
+                seen.add(key)
+                loops.append(loop)
+    by_length = sorted(layers, key=len, reverse=True)
+
+    def layer_of(module: str) -> str | None:
+        for ident in by_length:
+            if re.search(rf"(^|_){re.escape(ident)}(_|$)", module):
+                return layers[ident]
+        return None
+
+    slower = [
+        {**loop, "layer": layer_of(loop["module"]), "planned_ii": planned, "slowdown": round(loop["ii"] / planned, 2)}
+        for loop in loops
+        if loop["ii"] > planned
+    ]
+    return {"planned_ii": planned, "loops_checked": len(loops), "slower": slower, "ok": not slower}
