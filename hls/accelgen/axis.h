@@ -44,6 +44,13 @@ struct AxisBeat {
 #endif
 
 /// \brief Keeps the code field of each input beat (drops side channels and unused bits).
+///
+/// TLAST of the input is not checked: the kernel reads exactly reps * WORDS beats per call
+/// (a fixed-size frame stream has no use for it, and a check would need a status register
+/// the block design and driver read). The PYNQ driver sends exactly that many beats per
+/// call, one DMA transfer per chunk of whole samples (the DMA raises TLAST on the transfer's
+/// last beat, which is where this kernel stops); an input that is too short shows as a
+/// timeout, which the driver reports and recovers from (DMA reset, overlay reload).
 /// \tparam CFG configuration: BUS (bits), FIELD_BITS (code bits per beat), WORDS (beats
 ///   per sample).
 /// Pragmas: PIPELINE II=1.

@@ -98,28 +98,88 @@ window_pool_samples:
     }
 }
 
-/// \brief Global pool: reduces all PIXELS pixels of a feature map per channel.
-/// \tparam CFG configuration: PE, CHANNELS, PIXELS (input pixels), in_code,
-///   IN_ZERO_POINT, centred_t, acc_t, reduce, out_code, requant_t.
-/// Pragmas: PIPELINE II=1 on the accumulate and emit loops; the running reductions
-/// are partitioned along PE.
-template <class CFG>
-void global_pool(hls::stream<typename Word<typename CFG::in_code, CFG::PE>::type>& in,
-                 hls::stream<typename Word<typename CFG::out_code, CFG::PE>::type>& out,
-                 const typename CFG::requant_t& requant, const unsigned reps) {
-    static_assert(CFG::CHANNELS % CFG::PE == 0, "PE must divide the channels");
-    typedef typename Word<typename CFG::in_code, CFG::PE>::type in_word_t;
-    const unsigned NF = CFG::CHANNELS / CFG::PE;
-    typename CFG::acc_t acc[NF][CFG::PE];
-#pragma HLS ARRAY_PARTITION variable = acc complete dim = 2
+/// Channel groups from which a global pool keeps its running reductions in block RAM
+/// rather than registers. The same group comes back every NF iterations of the II=1 loop,
+/// and a RAM's read, the reduction and the write take at most 3 cycles (a read latency of
+/// 1-2 cycles, one for the adder or comparator): from 4 groups on no access to a group
+/// can overlap the previous one, so the loop carries no dependence through the RAM.
+const unsigned GLOBAL_POOL_RAM_GROUPS = 4;
 
-global_pool_samples:
-    for (unsigned rep = 0; rep < reps; rep++) {
+/// \brief The accumulate and emit loops of one sample of a global pool, keeping the
+/// running reductions in a shift register of NF x PE registers (NF < GLOBAL_POOL_RAM_GROUPS):
+/// the group in the last stage is always the one the next word belongs to, so no
+/// multiplexer selects it and the loop carries only a register dependence.
+template <class CFG, bool IN_RAM>
+struct GlobalPoolSample {
+    typedef typename Word<typename CFG::in_code, CFG::PE>::type in_word_t;
+    static const unsigned NF = CFG::CHANNELS / CFG::PE;
+
+    static void run(hls::stream<in_word_t>& in, hls::stream<typename Word<typename CFG::out_code, CFG::PE>::type>& out,
+                    const typename CFG::requant_t& requant) {
+#pragma HLS INLINE
+        typename CFG::acc_t acc[NF][CFG::PE];  // acc[NF - 1] is the current group, acc[0] the last one written
+#pragma HLS ARRAY_PARTITION variable = acc complete dim = 0
         unsigned pixel = 0, nf = 0;
     // Flattened (pixel, nf) nest: iteration i = pixel * NF + nf.
     global_pool_accumulate:
         for (unsigned i = 0; i < CFG::PIXELS * NF; i++) {
 #pragma HLS PIPELINE II = 1
+            const in_word_t x = in.read();
+            typename CFG::acc_t next[CFG::PE];
+        global_pool_pe:
+            for (unsigned pe = 0; pe < CFG::PE; pe++) {
+#pragma HLS UNROLL
+                const typename CFG::in_code::raw_t raw = lane<typename CFG::in_code, CFG::PE>(x, pe);
+                next[pe] = pixel == 0 ? CFG::reduce::template first<CFG>(raw)
+                                      : CFG::reduce::template combine<CFG>(acc[NF - 1][pe], raw);
+            }
+        global_pool_shift:
+            for (unsigned k = NF - 1; k > 0; k--) {
+#pragma HLS UNROLL
+                for (unsigned pe = 0; pe < CFG::PE; pe++) acc[k][pe] = acc[k - 1][pe];
+            }
+            for (unsigned pe = 0; pe < CFG::PE; pe++) acc[0][pe] = next[pe];
+            if (++nf == NF) {
+                nf = 0;
+                pixel++;
+            }
+        }
+    // After the last pixel, group f sits in stage NF - 1 - f.
+    global_pool_emit:
+        for (unsigned f = 0; f < NF; f++) {
+#pragma HLS PIPELINE II = 1
+            WordBuilder<typename CFG::out_code, CFG::PE> y;
+        global_pool_requant:
+            for (unsigned pe = 0; pe < CFG::PE; pe++) {
+#pragma HLS UNROLL
+                y.set(pe, requant.apply(acc[NF - 1 - f][pe], pe, f));
+            }
+            out.write(y.word());
+        }
+    }
+};
+
+/// \brief One sample of a global pool with the running reductions in a RAM of NF words of
+/// PE lanes (NF >= GLOBAL_POOL_RAM_GROUPS): the dependence between iterations through the
+/// RAM is declared false, which holds because a group's read-reduce-write finishes before
+/// the same group comes back NF >= 4 iterations later (see GLOBAL_POOL_RAM_GROUPS).
+template <class CFG>
+struct GlobalPoolSample<CFG, true> {
+    typedef typename Word<typename CFG::in_code, CFG::PE>::type in_word_t;
+    static const unsigned NF = CFG::CHANNELS / CFG::PE;
+    static_assert(NF >= GLOBAL_POOL_RAM_GROUPS, "the RAM form needs the same group at least 4 iterations apart");
+
+    static void run(hls::stream<in_word_t>& in, hls::stream<typename Word<typename CFG::out_code, CFG::PE>::type>& out,
+                    const typename CFG::requant_t& requant) {
+#pragma HLS INLINE
+        typename CFG::acc_t acc[NF][CFG::PE];
+#pragma HLS ARRAY_PARTITION variable = acc complete dim = 2
+        unsigned pixel = 0, nf = 0;
+    // Flattened (pixel, nf) nest: iteration i = pixel * NF + nf.
+    global_pool_accumulate:
+        for (unsigned i = 0; i < CFG::PIXELS * NF; i++) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS DEPENDENCE variable = acc inter RAW false
             const in_word_t x = in.read();
         global_pool_pe:
             for (unsigned pe = 0; pe < CFG::PE; pe++) {
@@ -144,6 +204,26 @@ global_pool_samples:
             }
             out.write(y.word());
         }
+    }
+};
+
+/// \brief Global pool: reduces all PIXELS pixels of a feature map per channel.
+/// \tparam CFG configuration: PE, CHANNELS, PIXELS (input pixels), in_code,
+///   IN_ZERO_POINT, centred_t, acc_t, reduce, out_code, requant_t.
+/// Pragmas: PIPELINE II=1 on the accumulate and emit loops. The running reductions of
+/// NF = CHANNELS / PE channel groups are a shift register when NF < 4, else a RAM of NF
+/// words partitioned along PE, whose inter-iteration dependence is declared false (a
+/// group recurs only every NF >= 4 iterations): in both forms the accumulate loop has no
+/// loop-carried RAM read-modify-write.
+template <class CFG>
+void global_pool(hls::stream<typename Word<typename CFG::in_code, CFG::PE>::type>& in,
+                 hls::stream<typename Word<typename CFG::out_code, CFG::PE>::type>& out,
+                 const typename CFG::requant_t& requant, const unsigned reps) {
+    static_assert(CFG::CHANNELS % CFG::PE == 0, "PE must divide the channels");
+    const unsigned NF = CFG::CHANNELS / CFG::PE;
+global_pool_samples:
+    for (unsigned rep = 0; rep < reps; rep++) {
+        GlobalPoolSample<CFG, (NF >= GLOBAL_POOL_RAM_GROUPS)>::run(in, out, requant);
     }
 }
 

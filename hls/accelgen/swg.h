@@ -26,7 +26,11 @@ namespace accelgen {
 /// \tparam CFG configuration: code, LANES, CHANNELS, IN_H, IN_W, OUT_H, OUT_W, KH, KW,
 ///   SH, SW, DH, DW, PAD_T, PAD_L, PAD_RAW, DEPTHWISE.
 ///
-/// Pragmas: PIPELINE II=1 on the row read, emission and drain loops.
+/// Line buffer slots are wrapping counters (no `%` by ROWS, which is rarely a power of
+/// two, inside the pipelined loops): row r lives in slot r mod ROWS.
+///
+/// Pragmas: PIPELINE II=1 on the row read, emission and drain loops; LOOP_TRIPCOUNT on
+/// the two loops whose trip count depends on the output row (fill, drain).
 template <class CFG>
 void sliding_window(hls::stream<typename Word<typename CFG::code, CFG::LANES>::type>& in,
                     hls::stream<typename Word<typename CFG::code, CFG::LANES>::type>& out, const unsigned reps) {
@@ -38,6 +42,15 @@ void sliding_window(hls::stream<typename Word<typename CFG::code, CFG::LANES>::t
     const unsigned CF = CFG::CHANNELS / CFG::LANES;
     const int ROWS = (CFG::KH - 1) * CFG::DH + 1;
     const int IN_H = CFG::IN_H, IN_W = CFG::IN_W;
+    // Rows read before one output row: all of the first window's, then SH (never more than the image).
+    const int FILL_STEP = ROWS > int(CFG::SH) ? ROWS : int(CFG::SH);
+    const int FILL_MAX = FILL_STEP < IN_H ? FILL_STEP : IN_H;
+    // Rows below the last output row's window, read and dropped.
+    const int LAST_USED = (int(CFG::OUT_H) - 1) * int(CFG::SH) - int(CFG::PAD_T) + (int(CFG::KH) - 1) * int(CFG::DH);
+    const int DRAIN = LAST_USED >= IN_H - 1 ? 0 : IN_H - 1 - LAST_USED;
+    // Slot of row 0 - PAD_T (the first output row's top row) and the step per output row, both mod ROWS.
+    const int TOP_SLOT0 = ((-int(CFG::PAD_T)) % ROWS + ROWS) % ROWS;
+    const int SH_SLOTS = int(CFG::SH) % ROWS;
 
     word_t rows[ROWS][CFG::IN_W][CF];
 #pragma HLS BIND_STORAGE variable = rows type = ram_2p
@@ -46,6 +59,8 @@ void sliding_window(hls::stream<typename Word<typename CFG::code, CFG::LANES>::t
 swg_samples:
     for (unsigned rep = 0; rep < reps; rep++) {
         int next_row = 0;
+        int fill_slot = 0;           // next_row mod ROWS
+        int top_slot = TOP_SLOT0;    // top mod ROWS (top may be negative: padding rows)
     swg_output_rows:
         for (int oy = 0; oy < int(CFG::OUT_H); oy++) {
             const int top = oy * int(CFG::SH) - int(CFG::PAD_T);
@@ -53,7 +68,8 @@ swg_samples:
             if (last > IN_H - 1) last = IN_H - 1;
         swg_fill:
             while (next_row <= last) {
-                const int slot = next_row % ROWS;
+#pragma HLS LOOP_TRIPCOUNT min = 0 max = FILL_MAX
+                const int slot = fill_slot;
                 unsigned x = 0, cf = 0;
             // Flattened (x, cf) nest of one input row.
             swg_read_row:
@@ -66,6 +82,7 @@ swg_samples:
                     }
                 }
                 next_row++;
+                if (++fill_slot == ROWS) fill_slot = 0;
             }
             // Emission counters: ox outermost; (kh, kw, cf) or (cf, kh, kw) inside.
             unsigned ox = 0, kh = 0, kw = 0, cf = 0;
@@ -75,7 +92,9 @@ swg_samples:
                 const int iy = top + int(kh * CFG::DH);
                 const int ix = int(ox * CFG::SW) - int(CFG::PAD_L) + int(kw * CFG::DW);
                 const bool inside = iy >= 0 && iy < IN_H && ix >= 0 && ix < IN_W;
-                out.write(inside ? rows[iy % ROWS][ix][cf] : pad);
+                int row_slot = top_slot + int(kh * CFG::DH);  // kh * DH <= ROWS - 1: one wrap at most
+                if (row_slot >= ROWS) row_slot -= ROWS;
+                out.write(inside ? rows[row_slot][ix][cf] : pad);
                 if (CFG::DEPTHWISE) {
                     if (++kw == CFG::KW) {
                         kw = 0;
@@ -100,9 +119,12 @@ swg_samples:
                     }
                 }
             }
+            top_slot += SH_SLOTS;
+            if (top_slot >= ROWS) top_slot -= ROWS;
         }
     swg_drain:
         for (; next_row < IN_H; next_row++) {
+#pragma HLS LOOP_TRIPCOUNT min = DRAIN max = DRAIN
         swg_drain_row:
             for (unsigned i = 0; i < CFG::IN_W * CF; i++) {
 #pragma HLS PIPELINE II = 1
