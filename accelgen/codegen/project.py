@@ -152,12 +152,26 @@ def _guard(*parts: str) -> str:
     return "_".join(p.upper() for p in parts) + "_H"
 
 
+def widest_word(design: Design) -> int:
+    """Bits of the design's widest ap_uint: the bus, a stream word, a SIMD word of weights or a
+    width converter's register (the generated sources raise AP_INT_MAX_W to it when it is over
+    ap_int's default 1024)."""
+    widths = [design.bus_bits, *(s.bits for s in design.streams)]
+    for k in design.kernels:
+        f = k.fields if isinstance(k.fields, dict) else {}
+        if f.get("weight_code") and "simd" in f:
+            widths.append(int(f["simd"]) * int(f["weight_code"]["bits"]))
+        if k.function == "gearbox":  # its shift register holds an input and an output word
+            widths.append(int(f["in_bits"]) + int(f["out_bits"]))
+    return max(widths)
+
+
 def render_files(design: Design, board: dict[str, Any], clock_mhz: float, model_name: str) -> dict[str, str]:
     """Every text file of hls/ and scripts/ (relative path -> content)."""
     env = environment()  # the one Jinja environment (accelgen.templating)
     common = {
         "version": __version__, "top": design.top, "namespace": design.namespace, "bus_bits": design.bus_bits,
-        "inputs": design.inputs, "outputs": design.outputs, "layers": design.layers,
+        "inputs": design.inputs, "outputs": design.outputs, "layers": design.layers, "word_bits": widest_word(design),
     }  # fmt: skip
     files: dict[str, str] = {}
     for b in design.blocks:

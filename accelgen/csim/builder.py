@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -110,6 +111,13 @@ def _cached_build(
     return Build(dest, dest / LIB_NAME, dest / TB_NAME, time.perf_counter() - t0, False, key)
 
 
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
 def compile_design(
     hls_dirs: list[Path],
     work: Path,
@@ -129,6 +137,11 @@ def compile_design(
     lib = work / LIB_NAME
     lib_dir = hls_dirs[0].resolve() / "lib"
     flags = [opt if f.startswith("-O") else f for f in LIB_FLAGS] + [f"-D{d}" for d in defines]
+    # ap_int's width limit must be set before the first ap_int.h (the precompiled header, the first design of the
+    # unity file): the widest any design's top.h asks for, on the command line
+    wide = [int(m) for d in hls_dirs for m in re.findall(r"^#define AP_INT_MAX_W (\d+)$", _read(d / "top.h"), re.M)]
+    if wide:
+        flags.append(f"-DAP_INT_MAX_W={max(wide)}")
     includes = [f"-I{lib_dir}", f"-I{ap}"]
     pch = precompiled_kernels(cxx, flags, includes, lib_dir, pch_root) if pch_root is not None else []
     try:

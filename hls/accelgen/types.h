@@ -7,6 +7,9 @@
 #ifndef ACCELGEN_TYPES_H
 #define ACCELGEN_TYPES_H
 
+// Vitis HLS's ap_int widths stop at AP_INT_MAX_W (1024 bits unless defined before the
+// first ap_int.h include): the generated top.h, emu.cpp and tb.cpp define it first thing
+// when a design has wider words (a stream word, or a SIMD word of weights).
 #include <ap_int.h>
 #include <hls_stream.h>
 
