@@ -88,8 +88,13 @@ proc exit {args} { ::si::record exit {*}$args; set ::si::done 1; return -code er
 proc unknown {args} { error "no stand-in for the vendor command '[lindex $args 0]'" }
 
 # -- Vitis HLS -----------------------------------------------------------------------------------
+proc export_design {args} {
+    ::si::record export_design {*}$args
+    set i [lsearch $args -output]
+    if {$i >= 0} { close [open [lindex $args [expr {$i + 1}]] w] }  ;# the IP archive
+}
 foreach cmd {open_project set_top add_files open_solution set_part create_clock config_export
-             csim_design csynth_design cosim_design export_design} {
+             csim_design csynth_design cosim_design} {
     proc $cmd {args} [format {::si::record %s {*}$args} $cmd]
 }
 
