@@ -372,7 +372,9 @@ def build_report_json(estimate: Estimate, outdir: Path, *, csim: dict[str, Any] 
     if synth.get("skipped"):
         report["synth_status"] = synth["skipped"]
     if synth.get("timing_status"):  # Vivado's implementation: timing summary and utilisation
-        report["implementation"] = {k: synth.get(k) for k in ("timing", "timing_status", "utilization", "bitstream")}
+        report["implementation"] = {
+            k: synth.get(k) for k in ("timing", "timing_status", "utilization", "bitstream", "board_repo", "cosim")
+        }
     report["arch"], report["arch_reason"] = arch, arch_reason
     report["outputs"] = {"hls": "hls/", "scripts": "scripts/", "driver": "driver/", "logs": "logs/"}
     return report
