@@ -363,8 +363,10 @@ def build(
         run_stages(ctx, RTL_STAGES if settings.arch == "rtl" else BUILD_STAGES, progress)
         _write_stages(ctx)
         ws.commit()
-    except InternalError:
-        raise  # the partial directory stays for inspection; the next build cleans it
+    except (InternalError, vendor.VendorToolError):
+        # the partial directory stays for inspection (a vendor tool's logs and reports, e.g. the
+        # timing report of a design that missed timing, are hours of work); the next build cleans it
+        raise
     except BaseException as exc:
         ws.discard()
         if is_environment_error(exc):  # a full disk, a read-only file system: not a bug

@@ -227,6 +227,8 @@ def synthesize(outdir: Path, log: Path, options, logger) -> dict:
     logger.info(
         "Vivado timing: %s%s", status, f" (WNS {timing['wns_ns']} ns, TNS {timing['tns_ns']} ns)" if timing else ""
     )
+    if status == "unknown":
+        logger.warning("no timing summary in %s: the bitstream is not copied into the driver", timing_rpt)
     csynth = next(outdir.rglob("csynth.xml"), None)
     util = outdir / "bitstream" / "utilization.rpt"
     bit = sorted((outdir / "bitstream").glob("*.bit"))
