@@ -268,6 +268,12 @@ def _add_build_command(sub) -> None:
     b.add_argument("--no-csim", action="store_true", help="skip the C-simulation")
     b.add_argument("--synth", default="auto", choices=["auto", "on", "off"],
                    help="Vitis HLS / Vivado: auto (when on PATH), on (required), off")  # fmt: skip
+    b.add_argument("--board-repo", metavar="DIR",
+                   help="Vivado board repository holding the board's board files (default: $ACCELGEN_BOARD_REPO; "
+                        "Vivado ships AMD's own boards only)")  # fmt: skip
+    b.add_argument("--cosim", action="store_true", help="run Vitis HLS RTL co-simulation (off: hours on real designs)")
+    b.add_argument("--allow-timing-violation", action="store_true",
+                   help="keep a bitstream whose worst slack is negative (default: the build fails)")  # fmt: skip
     b.add_argument("--arch", default="auto", choices=ARCHES, help=f"hardware architecture ({AUTO_ARCH_SHORT})")
     b.add_argument("--vectors", metavar="X.npy", help="float inputs for C-simulation and the driver's test vectors")
     b.add_argument("--labels", metavar="Y.npy", help="labels of --vectors (the notebook prints accuracy)")
@@ -282,7 +288,8 @@ def cmd_build(args) -> int:
     options = BuildOptions(
         board=args.board, clock_mhz=args.clock, max_util=args.max_util, target_fps=args.target_fps,
         folding=args.folding, csim=not args.no_csim, synth=args.synth, arch=args.arch, requant=args.requant,
-        arithmetic=args.arithmetic, vectors=args.vectors, labels=args.labels,
+        arithmetic=args.arithmetic, vectors=args.vectors, labels=args.labels, board_repo=args.board_repo,
+        cosim=args.cosim, allow_timing_violation=args.allow_timing_violation,
     )  # fmt: skip
     console = render.make_console(stderr=args.json)
     progress = render.BuildProgress(console)

@@ -78,6 +78,9 @@ class BuildOptions:
     arithmetic: str = "reference"  # see CompileConfig.arithmetic
     vectors: Any = None  # float inputs (array or .npy path) for C-simulation and the driver
     labels: Any = None  # optional labels of those inputs (accuracy in the notebook)
+    board_repo: str | None = None  # --board-repo: a Vivado board repository (else $ACCELGEN_BOARD_REPO)
+    cosim: bool = False  # --cosim: Vitis HLS RTL co-simulation (hours on real designs)
+    allow_timing_violation: bool = False  # keep a bitstream whose worst slack is negative
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,9 @@ class BuildSettings:
     compile: CompileConfig
     vectors: Any = None  # np.ndarray | None
     labels: Any = None
+    board_repo: str | None = None  # an existing directory, absolute (None: $ACCELGEN_BOARD_REPO at synthesis)
+    cosim: bool = False
+    allow_timing_violation: bool = False
 
 
 def resolve_plan_options(board: Any, clock_mhz: float | None = None, max_util: float | None = None,
@@ -142,7 +148,15 @@ def resolve_build(options: BuildOptions) -> BuildSettings:
         folding=plan, arch=arch, arch_reason=reason, csim=options.csim, synth=options.synth,
         compile=CompileConfig(requant=options.requant, arithmetic=options.arithmetic), vectors=vectors,
         labels=_check_labels(vectors, _load_array(options.labels, "labels")),
+        board_repo=_board_repo(options.board_repo), cosim=bool(options.cosim),
+        allow_timing_violation=bool(options.allow_timing_violation),
     )  # fmt: skip
+
+
+def _board_repo(value: str | None) -> str | None:
+    from accelgen.vendor import board_repo
+
+    return board_repo(value) if value else None
 
 
 def _load_array(value: Any, what: str):

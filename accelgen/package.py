@@ -3,7 +3,9 @@
 * ``accelgen_runtime/`` a copy of :mod:`accelgen.runtime` (numpy + pynq only);
 * ``program.json`` + ``program.npz`` the lowered graph (host prologue, the integer layers
   for the golden backend, host epilogue);
-* ``accel.json`` interface metadata: shapes, quantization, packing, register map;
+* ``accel.json`` interface metadata: shapes, quantization, packing, register map, and
+  ``hardware.dma_max_transfer_bytes``, the longest DMA transfer the block design's length
+  register allows (the driver splits a batch into transfers of at most that many bytes);
 * ``vectors/`` test inputs, the golden outputs (and labels when given);
 * ``notebook.ipynb`` and ``run_accelerator.py`` generated from templates/driver/.
 """
@@ -17,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from accelgen import __version__, golden, ir
+from accelgen import __version__, golden, ir, vendor
 from accelgen.runtime import save_program
 from accelgen.runtime.accelerator import Partition
 from accelgen.templating import environment
@@ -115,6 +117,9 @@ def package_driver(
         "interface": io,
         "hardware": hardware,
     }
+    if "bus_bits" in hardware:  # the block design's DMA length register: the driver chunks batches to fit
+        dma = vendor.dma_settings(int(hardware["bus_bits"]))
+        accel["hardware"] = {**hardware, "dma_max_transfer_bytes": dma["max_transfer_bytes"]}
     (driver / "accel.json").write_text(json.dumps(accel, indent=1, sort_keys=True) + "\n")
     if vectors is not None:
         vdir = driver / "vectors"

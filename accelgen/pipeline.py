@@ -143,32 +143,18 @@ def _stage_csim(ctx: BuildContext):
 
 
 def _synth_key(ctx: BuildContext) -> str:
-    return hash_paths(ctx.path / "hls", ctx.path / "scripts")
+    o = ctx.options
+    switches = f"cosim={o.cosim} allow_timing={o.allow_timing_violation}"
+    return hash_paths(ctx.path / "hls", ctx.path / "scripts", extra=switches)
 
 
 def _stage_synth(ctx: BuildContext):
     from accelgen import vendor
-    from accelgen.vendor_reports import parse_vivado_utilization
 
     run, why = vendor.synthesis_plan(ctx.options.synth)
     if not run:
         return Skipped(why)
-    log = ctx.ws.log_path("synth")
-    scripts = ctx.path / "scripts"
-    hls_tcl, bd_tcl = scripts / "hls.tcl", scripts / "bd.tcl"
-    # the scripts create their projects in scripts/ (bd.tcl finds the exported IP there)
-    hls_s = vendor.run_logged(["vitis_hls", "-f", hls_tcl.name], scripts, log, vendor.HLS_TIMEOUT_S)
-    vivado_s = vendor.run_logged(["vivado", "-mode", "batch", "-source", bd_tcl.name], scripts, log,
-                                 vendor.VIVADO_TIMEOUT_S)  # fmt: skip
-    csynth = next(ctx.path.rglob("csynth.xml"), None)
-    util = next(ctx.path.rglob("*utilization*.rpt"), None)
-    return {
-        "hls_s": hls_s,
-        "vivado_s": vivado_s,
-        "csynth": str(csynth.relative_to(ctx.path)) if csynth else None,
-        "utilization": parse_vivado_utilization(util.read_text()) if util else None,
-        "bitstream": [str(p.relative_to(ctx.path)) for p in ctx.path.rglob("*.bit")],
-    }
+    return vendor.synthesize(ctx.path, ctx.ws.log_path("synth"), ctx.options, ctx.log)
 
 
 def _stage_package(ctx: BuildContext) -> dict:
@@ -190,10 +176,11 @@ def _stage_package(ctx: BuildContext) -> dict:
     }
     summary = package_driver(ctx.compiled.graph, ctx.path, context=context, hardware=hardware,
                              vectors=ctx.vectors, labels=ctx.labels, backend="pynq")  # fmt: skip
-    for suffix in (".bit", ".hwh"):  # the overlay, when synthesis made one: PYNQ wants one basename
-        found = sorted(p for p in ctx.path.rglob(f"*{suffix}") if "driver" not in p.parts)
-        if found:
-            shutil.copy2(found[0], ctx.path / "driver" / f"design{suffix}")
+    from accelgen.vendor import overlay_files
+
+    # the overlay, when synthesis made one and its timing is met (or allowed): PYNQ wants one basename
+    for src in overlay_files(ctx.path, ctx.results.get("synth")):
+        shutil.copy2(src, ctx.path / "driver" / f"design{src.suffix}")
     write_manifest(ctx.path / "driver")  # a driver copied to the board checks itself
     return summary
 
@@ -227,7 +214,13 @@ BUILD_STAGES: list[Stage] = [
         title="C-simulation against the golden model",
     ),  # fmt: skip
     # the vendor projects (and the bitstream) live in scripts/, where the tcl scripts create them
-    Stage("synth", _stage_synth, outputs=("scripts",), key=_synth_key, title="Vitis HLS and Vivado (when installed)"),
+    Stage(
+        "synth",
+        _stage_synth,
+        outputs=("scripts", "bitstream", "ip"),
+        key=_synth_key,
+        title="Vitis HLS and Vivado (when installed)",
+    ),
     Stage("package", _stage_package, outputs=("driver",), title="PYNQ driver and notebook"),
     Stage("report", _stage_report, outputs=("report.json", "report.md", "report.png", "folding.json"), title="report"),
 ]
@@ -370,8 +363,10 @@ def build(
         run_stages(ctx, RTL_STAGES if settings.arch == "rtl" else BUILD_STAGES, progress)
         _write_stages(ctx)
         ws.commit()
-    except InternalError:
-        raise  # the partial directory stays for inspection; the next build cleans it
+    except (InternalError, vendor.VendorToolError):
+        # the partial directory stays for inspection (a vendor tool's logs and reports, e.g. the
+        # timing report of a design that missed timing, are hours of work); the next build cleans it
+        raise
     except BaseException as exc:
         ws.discard()
         if is_environment_error(exc):  # a full disk, a read-only file system: not a bug

@@ -258,6 +258,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     )
     if report.get("synth"):
         lines += _synth_markdown(report["synth"])
+    if report.get("implementation"):
+        lines += _implementation_markdown(report["implementation"])
     if report.get("csim"):
         c = report["csim"]
         lines += ["", "## C simulation", "",
@@ -266,6 +268,13 @@ def render_markdown(report: dict[str, Any]) -> str:
     if report.get("notes"):
         lines += ["", "## Notes", ""] + [f"* {n}" for n in report["notes"]]
     return "\n".join(lines) + "\n"
+
+
+def _implementation_markdown(impl: dict[str, Any]) -> list[str]:
+    t = impl.get("timing") or {}
+    return ["", "## Vivado implementation", "",
+            f"Timing {impl['timing_status']}: WNS {_n(t.get('wns_ns'))} ns, TNS {_n(t.get('tns_ns'))} ns "
+            f"({_n(t.get('tns_failing_endpoints'))} failing endpoints), WHS {_n(t.get('whs_ns'))} ns."]  # fmt: skip
 
 
 def _mode_text(report: dict[str, Any]) -> str:
@@ -381,6 +390,10 @@ def build_report_json(estimate: Estimate, outdir: Path, *, csim: dict[str, Any] 
         report["csim"] = {"passed": None, "vectors": 0, "mismatches": None, "skipped": csim["skipped"]}
     if synth.get("skipped"):
         report["synth_status"] = synth["skipped"]
+    if synth.get("timing_status"):  # Vivado's implementation: timing summary and utilisation
+        report["implementation"] = {
+            k: synth.get(k) for k in ("timing", "timing_status", "utilization", "bitstream", "board_repo", "cosim")
+        }
     report["arch"], report["arch_reason"] = arch, arch_reason
     report["outputs"] = {"hls": "hls/", "scripts": "scripts/", "driver": "driver/", "logs": "logs/"}
     return report

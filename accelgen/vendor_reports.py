@@ -1,5 +1,5 @@
 """Reading the vendor tools' reports back: Vitis HLS ``csynth.xml`` and Vivado's
-``report_utilization`` text. Pure parsing; the tools themselves run in :mod:`accelgen.vendor`."""
+``report_utilization`` and ``report_timing_summary`` text. Pure parsing; the tools themselves run in :mod:`accelgen.vendor`."""
 
 from __future__ import annotations
 
@@ -188,3 +188,62 @@ def check_loop_ii(reports: list[str | Path], layers: dict[str, str], planned: in
         if loop["ii"] > planned
     ]
     return {"planned_ii": planned, "loops_checked": len(loops), "slower": slower, "ok": not slower}
+
+
+#: the Design Timing Summary's columns, as Vivado's report_timing_summary heads them
+_TIMING_COLUMNS = {
+    "WNS(ns)": "wns_ns",
+    "TNS(ns)": "tns_ns",
+    "TNS Failing Endpoints": "tns_failing_endpoints",
+    "TNS Total Endpoints": "tns_total_endpoints",
+    "WHS(ns)": "whs_ns",
+    "THS(ns)": "ths_ns",
+    "THS Failing Endpoints": "ths_failing_endpoints",
+    "THS Total Endpoints": "ths_total_endpoints",
+    "WPWS(ns)": "wpws_ns",
+    "TPWS(ns)": "tpws_ns",
+}
+
+
+def _timing_value(text: str) -> int | float | None:
+    try:
+        value = float(text)  # "inf" when nothing is constrained
+    except ValueError:
+        return None  # "NA"
+    return int(value) if value.is_integer() and "." not in text else value
+
+
+def parse_vivado_timing(text: str, source: str = "timing report") -> dict[str, Any]:
+    """WNS/TNS/WHS/THS from a Vivado ``report_timing_summary`` text report.
+
+    The Design Timing Summary is a header row of column names separated by two or more
+    spaces, a row of dashes under each name, and one row of values; the values are read
+    by the dashes' columns. ``met`` is Vivado's own verdict line when present.
+    """
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if "Design Timing Summary" in line), None)
+    if start is None:
+        raise InputError(f"{source}: no 'Design Timing Summary' (not a report_timing_summary report?)")
+    for i in range(start, len(lines) - 2):
+        if "WNS(ns)" not in lines[i]:
+            continue
+        names = [" ".join(lines[i][lo:hi].split()) for lo, hi in (m.span() for m in re.finditer(r"-+", lines[i + 1]))]
+        values = next((v for v in lines[i + 2 :] if v.strip()), "").split()  # no value holds a space
+        if len(values) != len(names):
+            raise InputError(f"{source}: the Design Timing Summary has {len(names)} columns but {len(values)} values")
+        found: dict[str, Any] = {
+            _TIMING_COLUMNS[name]: _timing_value(value) for name, value in zip(names, values) if name in _TIMING_COLUMNS
+        }
+        if "wns_ns" not in found:
+            break
+        verdict = None
+        for line in lines[i:]:
+            if "All user specified timing constraints are met" in line:
+                verdict = True
+                break
+            if "Timing constraints are not met" in line:
+                verdict = False
+                break
+        found["met"] = verdict
+        return found
+    raise InputError(f"{source}: the Design Timing Summary has no WNS(ns) column")

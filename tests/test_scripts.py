@@ -50,7 +50,7 @@ def test_block_design_matches_board_and_ip_ports(project):
     bd = (out / "scripts" / "bd.tcl").read_text()
     cpp = (out / "hls" / "top.cpp").read_text()
     assert f"-part {board.part}" in bd
-    assert f"set_property board_part {board.board_part} [current_project]" in bd
+    assert f"set board_part {board.board_part}\n" in bd and "set_property board_part $board_part [current_project]" in bd
     ps_ip = {"zynqmp": "zynq_ultra_ps_e", "zynq7": "processing_system7"}[board.processing_system]
     assert f"xilinx.com:ip:{ps_ip} ps" in bd
     (top,) = re.findall(r"^set_top (\S+)$", (out / "scripts" / "hls.tcl").read_text(), re.M)

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from accelgen import __version__, golden, ir
+from accelgen import __version__, golden, ir, vendor
 from accelgen.codegen.connect import Design, build_design
 from accelgen.codegen.names import identifier
 from accelgen.codegen.types import CodeType
@@ -202,12 +202,24 @@ def render_files(design: Design, board: dict[str, Any], clock_mhz: float, model_
     files["hls/tb.cpp"] = env.get_template("hls/tb.cpp.j2").render(**common, **tb)
     scripts = {
         **common, "board": board, "clock_mhz": clock_mhz, "period_ns": f"{1000.0 / clock_mhz:.3f}",
-        "model": identifier(model_name), "ip_name": design.top,
+        "model": identifier(model_name), "ip_name": design.top, "dma": vendor.dma_settings(design.bus_bits),
+        "ap_types": _ap_types_for_make(),
     }  # fmt: skip
     files["scripts/hls.tcl"] = env.get_template("scripts/hls.tcl.j2").render(**scripts)
     files["scripts/bd.tcl"] = env.get_template(f"scripts/bd_{board['processing_system']}.tcl.j2").render(**scripts)
     files["scripts/Makefile"] = env.get_template("scripts/Makefile.j2").render(**scripts)
     return files
+
+
+def _ap_types_for_make() -> str:
+    """The ap_types directory, resolved now so the Makefile needs no Python (empty when none
+    is installed: the Makefile then says how to give one)."""
+    from accelgen.csim import ap_types_dir
+
+    try:
+        return vendor.make_path(ap_types_dir())
+    except InputError:
+        return ""
 
 
 def _hwc(shape: list[int]) -> list[int]:
