@@ -61,7 +61,8 @@ def instantiated(design, block) -> dict:
             swg = (f["in_h"] * f["in_w"] * cf, f["out_h"] * f["out_w"] * f["kh"] * f["kw"] * cf)
         elif k.function == "global_pool":
             groups = f["channels"] // f["pe"]
-            memories.append(("accumulators", "ram", f["pe"] * _bits(f["acc"]), groups, 1))
+            if groups >= 4:  # pool.h: a RAM from GLOBAL_POOL_RAM_GROUPS groups up, else a shift register
+                memories.append(("accumulators", "ram", f["pe"] * _bits(f["acc"]), groups, 1))
             trips.append(f["pixels"] * groups + groups)
         elif k.function == "window_pool":
             trips.append(f["pixels"] * (f["channels"] // f["pe"]) * f["kernel"])

@@ -19,9 +19,12 @@ scale each, least squares of the relative error of ``published - shell - plumbin
 x kernels`` (what the structural models do not capture: synthesis's logic optimisation and
 pipeline registers, how block RAM packs); no per-layer or per-design term. DSP: least
 squares of ``published = fixed + per_window x windows`` (windows: convolutions with a
-kernel above 1 x 1; swg.h takes a row index ``% ROWS``, by a constant, which HLS builds as
-a multiplication by its reciprocal in DSPs; the kernels price no DSP for 1- and 2-bit
-products). LFC-W1A1 and CNV-W1A1 are held out (the benchmark prints both). Limits: three
+kernel above 1 x 1; the kernels price no DSP for 1- and 2-bit products, so these are
+BNN-PYNQ's: its window generators' and top level's index arithmetic). accelgen's own
+window generator (swg.h) steps its line-buffer slots with wrapping counters, no divider
+and no DSP, so for accelgen's designs the fitted per-window DSPs are an allowance the
+generated code may not use (priced, never unpriced) until a synthesis of accelgen's own
+design measures it. LFC-W1A1 and CNV-W1A1 are held out (the benchmark prints both). Limits: three
 in-sample designs, all 1-2-bit BNN-PYNQ dataflow designs on a Zynq-7000 (BNN-PYNQ's own HLS,
 not accelgen's generated code); nothing is fitted for Zynq UltraScale+. hls4ml's synthesis
 baselines could not be used: they are 16- and 32-bit fixed-point designs and accelgen builds

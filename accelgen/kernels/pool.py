@@ -2,7 +2,7 @@
 
 Folding (accelgen.plan): ``pe | C``, ``simd`` = 1. As generated (hls/accelgen/pool.h):
 a global pool (one window over the whole map) reads every pixel once into ``C/pe`` words
-of ``pe`` accumulators and then writes them: IH*IW*(C/pe) + C/pe cycles per frame; any
+of ``pe`` accumulators (a RAM from 4 words up, else registers) and then writes them: IH*IW*(C/pe) + C/pe cycles per frame; any
 other pool is the window generator (conv.Window, depthwise order: reads then emissions,
 IH*IW*(C/pe) + OH*OW*KH*KW*(C/pe) cycles) and a reduction of each window's taps in ``pe``
 accumulator registers. Max compares codes; the average pool sums ``code - zero_point``
@@ -31,6 +31,11 @@ from accelgen.kernels.conv import Window, window
 from accelgen.plan import LayerFold
 
 OPS = (ir.MaxPool, ir.AvgPool)
+
+#: pool.h's GLOBAL_POOL_RAM_GROUPS: from this many channel groups up the running sums of a
+#: global pool are a RAM (a group recurs no sooner than this many iterations, so the RAM's
+#: read-reduce-write never overlaps itself); fewer are a shift register of registers
+GLOBAL_POOL_RAM_GROUPS = 4
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,7 +91,10 @@ def hardware(spec: PoolSpec, fold: LayerFold) -> Hardware:
     fifos = list(hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (pe,)))
     if is_global(spec):
         groups = w.ic // pe
-        memories = (Memory("accumulators", "ram", pe * spec.acc_bits, groups),)
+        if groups >= GLOBAL_POOL_RAM_GROUPS:
+            memories = (Memory("accumulators", "ram", pe * spec.acc_bits, groups),)
+        else:  # a shift register of the groups' accumulators (no loop-carried RAM access)
+            memories, logic = (), logic + Resources(ff=groups * pe * spec.acc_bits)
         cycles, depth = w.reads(pe) + groups, w.reads(pe) + hw.BRAM_READ_LATENCY + 1 + rq_depth
     else:
         buffer = w.line_buffer(pe, spec.a_bits)
