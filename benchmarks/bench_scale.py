@@ -1,6 +1,6 @@
 """Scale: how the explorer, the front end and the golden interpreter grow.
 
-    python benchmarks/bench_scale.py [--quick] [--json FILE]
+    python benchmarks/bench_scale.py [--quick] [--only {explorer,frontend,interpreter}] [--json FILE]
 
 1. Explorer (accelgen.dse.explore) time against the number of layers (10, 25, 50, 100)
    per board, on deep W4A4 MLPs (QONNX, benchmarks/topologies.py) whose width makes the
@@ -13,7 +13,8 @@
    split; ratio = interpreter time / onnxruntime time (best of a few runs each).
 
 numpy's BLAS is limited to one thread (environment set before numpy is imported), so both
-executors run on one core. ``--quick``: fewer sizes and boards, for a smoke run.
+executors run on one core. ``--quick``: fewer sizes and boards, for a smoke run; ``--only``:
+one of the three parts.
 """
 
 from __future__ import annotations
@@ -153,16 +154,16 @@ def interpreter_ratio(quick: bool) -> list[dict]:
     return rows
 
 
+PARTS = {"explorer": explorer_curve, "frontend": frontend_curve, "interpreter": interpreter_ratio}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer sizes, boards and models (a smoke run)")
+    parser.add_argument("--only", choices=PARTS, help="run one part only")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = parser.parse_args()
-    figures = {
-        "explorer": explorer_curve(args.quick),
-        "frontend": frontend_curve(args.quick),
-        "interpreter": interpreter_ratio(args.quick),
-    }
+    figures = {part: PARTS[part](args.quick) for part in PARTS if args.only in (None, part)}
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=1))
 

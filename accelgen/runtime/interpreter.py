@@ -12,9 +12,11 @@ Part of the standalone runtime: numpy only, Python >= 3.8, no import from the co
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
-from .numeric import apply_requant, qrange, round_mode, to_codes
+from .numeric import apply_requant, prepare_requant, qrange, round_mode, to_codes
 
 FLOAT64_EXACT = 1 << 53
 FLOAT32_EXACT = 1 << 24
@@ -160,6 +162,76 @@ def _float_dtype(bound: int):
     return None
 
 
+# -- prepared plans --------------------------------------------------------------------------
+#
+# What an op needs besides its inputs (weights transposed and in the float type their
+# exactness bound allows, prepared requantizers, bounds) is built on the op's first run and
+# kept for the op's lifetime, keyed by the op's identity (IR ops are frozen and rebuilt by
+# ``replace``; a loaded Program's ops are never changed) and checked against the identity of
+# its input tensors' descriptions. The graph is read-only once run: changing an op's arrays
+# in place would not be seen.
+
+_PLANS: dict = {}
+
+
+def _plan(op, graph, build):
+    key = id(op)
+    deps = tuple(graph.tensors[t] for t in op.inputs)
+    entry = _PLANS.get(key)
+    if entry is not None and entry[0]() is op and all(a is b for a, b in zip(entry[1], deps)):
+        return entry[2]
+    plan = build(op, graph)
+    try:
+        ref = weakref.ref(op, lambda _ref, key=key: _PLANS.pop(key, None))
+    except TypeError:  # not weak-referenceable: no cache
+        return plan
+    _PLANS[key] = (ref, deps, plan)
+    return plan
+
+
+def _code_bound(q) -> int:
+    """max |code - zero_point| over the code range (Python integer)."""
+    qmin, qmax = qrange(q)
+    if q.bipolar:
+        return 1
+    zps = [int(z) for z in np.asarray(q.zero_point).reshape(-1)] or [0]
+    return max(max(abs(qmin - z), abs(qmax - z)) for z in zps)
+
+
+def _centered_float(x: np.ndarray, q, dtype) -> np.ndarray:
+    """code - zero_point in ``dtype``, given that every |code - zero_point| is exact in it.
+
+    Cast first, then subtract, when the codes and zero points are themselves exact in the
+    float type (|v| < 2**24 for float32); else subtract in int64 first.
+    """
+    qmin, qmax = qrange(q)
+    zp = 0 if q.bipolar else np.asarray(q.zero_point)
+    limit = FLOAT32_EXACT if dtype == np.float32 else FLOAT64_EXACT
+    if max(abs(qmin), abs(qmax), int(np.abs(zp).max(initial=0))) < limit:
+        xf = x.astype(dtype)
+        if not q.bipolar and np.any(zp != 0):
+            xf -= _per_axis(q.zero_point, x.ndim, q.axis).astype(dtype)
+        return xf
+    return _centered(x, q).astype(dtype)
+
+
+def _row_bounds(w2: np.ndarray, x_max: int) -> int:
+    """max over output rows of sum_k |w[row, k]| * x_max: bounds |acc| and every partial sum
+    of a row's products (in Python integers)."""
+    if w2.size == 0:
+        return 0
+    sums = (
+        np.abs(w2).astype(object).sum(axis=1)
+        if int(np.abs(w2).max()) * w2.shape[1] >= 1 << 62
+        else np.abs(w2).sum(axis=1)
+    )
+    return int(max(sums)) * x_max
+
+
+def _prepared_requant(op, channels: int, acc_bound):
+    return None if op.requant is None else prepare_requant(op.requant, channels, acc_bound)
+
+
 # -- integer ops -----------------------------------------------------------------------------
 
 
@@ -174,47 +246,93 @@ def _windows(x: np.ndarray, kernel, strides, pads, dilations=(1, 1), pad_value=0
     return win[:, :: strides[0], :: strides[1], :, ::dh, ::dw]
 
 
+def _conv_plan(op, graph):
+    q = graph.tensors[op.inputs[0]].qtype
+    w = np.asarray(op.weights, dtype=np.int64)
+    oc, icg, kh, kw = w.shape
+    # every partial sum of an output's icg*kh*kw products is bounded by its row's sum of
+    # |w| times max|x - zp| (the input's codes lie in its type's range)
+    bound = _row_bounds(w.reshape(oc, -1), _code_bound(q))
+    dtype = _float_dtype(bound)
+    depthwise = icg == 1 and op.groups > 1
+    mats = None
+    if dtype is not None and depthwise:
+        wd = w.reshape(op.groups, oc // op.groups, kh, kw).astype(dtype)
+        mats = [np.ascontiguousarray(wd[:, :, i, j]) for i in range(kh) for j in range(kw)]
+    elif dtype is not None:
+        ocg = oc // op.groups
+        mats = [
+            np.ascontiguousarray(w[g * ocg : (g + 1) * ocg].reshape(ocg, -1).T.astype(dtype)) for g in range(op.groups)
+        ]
+    return q, dtype, depthwise, mats, _prepared_requant(op, oc, bound)
+
+
 def _conv(op, ins, graph) -> np.ndarray:
-    xq = graph.tensors[op.inputs[0]].qtype
-    x = _centered(ins[0], xq)
+    q, dtype, depthwise, mats, rq = _plan(op, graph, _conv_plan)
+    oc, icg, kh, kw = op.weights.shape
+    if dtype is None:
+        return _conv_exact(op, ins, graph, rq)
+    # the windows are taken of the input already in the float type the products need (no
+    # copy of the larger window matrix in int64 first); padding adds zeros only
+    win = _windows(_centered_float(ins[0], q, dtype), (kh, kw), op.strides, op.pads, op.dilations)
+    n, oh, ow = win.shape[:3]
+    if depthwise:  # tap by tap: kh * kw multiply-adds over the whole map, exact below the bound
+        acc = np.zeros((n, oh, ow, op.groups, oc // op.groups), dtype=dtype)
+        tmp = np.empty_like(acc)
+        for t, wt in enumerate(mats):
+            np.multiply(win[..., t // kw, t % kw][..., None], wt, out=tmp)
+            acc += tmp
+        acc = acc.reshape(n, oh, ow, oc)
+    else:
+        parts = []
+        for g, wt in enumerate(mats):
+            xs = win[:, :, :, g * icg : (g + 1) * icg].reshape(n * oh * ow, icg * kh * kw)
+            parts.append(xs @ wt)
+        acc = (parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)).reshape(n, oh, ow, oc)
+    return acc.astype(np.int64) if rq is None else rq(acc)
+
+
+def _conv_exact(op, ins, graph, rq) -> np.ndarray:
+    """Accumulators beyond 2**53: products summed as Python integers."""
+    x = _centered(ins[0], graph.tensors[op.inputs[0]].qtype)
     w = op.weights
     oc, icg, kh, kw = w.shape
     x_max, w_max = int(np.abs(x).max(initial=0)), int(np.abs(w).max(initial=0))
-    depthwise = icg == 1 and op.groups > 1
-    # the windows are taken of the input already in the float type the products need (no
-    # copy of the larger window matrix in int64 first); padding adds zeros only
-    dtype = _float_dtype(icg * kh * kw * x_max * w_max)
-    if dtype is not None:
-        x = x.astype(dtype)
     win = _windows(x, (kh, kw), op.strides, op.pads, op.dilations)
     n, oh, ow = win.shape[:3]
-    if depthwise and dtype is not None:  # tap by tap: kh * kw multiply-adds over the whole map
-        mult = oc // op.groups
-        wd = w.reshape(op.groups, mult, kh, kw).astype(dtype)
-        acc = np.zeros((n, oh, ow, op.groups, mult), dtype=dtype)
-        for i in range(kh):
-            for j in range(kw):
-                acc += win[..., i, j][..., None] * wd[:, :, i, j]
-        return _requant(op, acc.reshape(n, oh, ow, oc).astype(np.int64))
-    if depthwise:  # (with channel multiplier)
+    if icg == 1 and op.groups > 1:  # depthwise (with channel multiplier)
         mult = oc // op.groups
         wd = w.reshape(op.groups, mult, kh * kw)
         flat = win.reshape(n * oh * ow, op.groups, kh * kw)
         acc = np.stack([_matmul_exact(flat[:, c, :], wd[c].T, w_max, x_max) for c in range(op.groups)], axis=1)
-        return _requant(op, acc.reshape(n, oh, ow, oc))
-    ocg = oc // op.groups
-    parts = []
-    for g in range(op.groups):
-        xs = win[:, :, :, g * icg : (g + 1) * icg].reshape(n * oh * ow, icg * kh * kw)
-        wg = w[g * ocg : (g + 1) * ocg].reshape(ocg, icg * kh * kw)
-        parts.append(_matmul_exact(xs, wg.T, w_max, x_max))
-    acc = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
-    return _requant(op, acc.reshape(n, oh, ow, oc))
+    else:
+        ocg = oc // op.groups
+        parts = []
+        for g in range(op.groups):
+            xs = win[:, :, :, g * icg : (g + 1) * icg].reshape(n * oh * ow, icg * kh * kw)
+            wg = w[g * ocg : (g + 1) * ocg].reshape(ocg, icg * kh * kw)
+            parts.append(_matmul_exact(xs, wg.T, w_max, x_max))
+        acc = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+    acc = acc.reshape(n, oh, ow, oc)
+    return acc if rq is None else rq(acc)
+
+
+def _dense_plan(op, graph):
+    q = graph.tensors[op.inputs[0]].qtype
+    w = np.asarray(op.weights, dtype=np.int64)
+    bound = _row_bounds(w, _code_bound(q))  # bounds every partial sum, as for Conv
+    dtype = _float_dtype(bound)
+    wt = None if dtype is None else np.ascontiguousarray(w.T.astype(dtype))
+    return q, dtype, wt, _prepared_requant(op, w.shape[0], bound)
 
 
 def _dense(op, ins, graph) -> np.ndarray:
-    x = _centered(ins[0], graph.tensors[op.inputs[0]].qtype)
-    return _requant(op, _matmul_exact(x, op.weights.T))
+    q, dtype, wt, rq = _plan(op, graph, _dense_plan)
+    if dtype is None:
+        acc = _matmul_exact(_centered(ins[0], q), op.weights.T)
+        return acc if rq is None else rq(acc)
+    acc = _centered_float(ins[0], q, dtype) @ wt
+    return acc.astype(np.int64) if rq is None else rq(acc)
 
 
 def _tt_dense(op, ins, graph) -> np.ndarray:

@@ -63,18 +63,236 @@ def _per_channel(v: np.ndarray, n: int) -> np.ndarray:
     return np.broadcast_to(v, (n,)) if v.size == 1 else v
 
 
+#: integers of magnitude below these are exact in float64 / float32
+FLOAT64_EXACT = 1 << 53
+FLOAT32_EXACT = 1 << 24
+#: largest lookup table (entries) a prepared threshold requantizer builds
+LUT_ENTRIES = 1 << 20
+#: most distinct thresholds per bucket a bucketed threshold search compares against
+MAX_COMPARES = 4
+
+
+def _loop_thresholds(acc, T, b, d, step):
+    """The per-channel reference loop (unsorted or astronomically spread thresholds only)."""
+    out = np.empty(acc.shape, dtype=np.int64)
+    for c in range(acc.shape[-1]):
+        tc = T[c] if T.shape[0] > 1 else T[0]
+        out[..., c] = b[c] + step * np.searchsorted(tc, d[c] * acc[..., c], side="right")
+    return out
+
+
+def _blocks(widths, k: int):
+    """Start of each channel's block of keys (multiples of 2**k) and the total key range."""
+    starts, pos = [], 0
+    for w in widths:
+        starts.append(pos)
+        pos = ((pos + w + (1 << k) - 1) >> k) << k
+    return starts, pos
+
+
+class PreparedThresholds:
+    """A threshold requantizer prepared once for ``channels`` channels (channel axis last).
+
+    Every channel c's thresholds lie in [lo_c, hi_c] (their first and last, sorted), so
+    count(T_c <= v) is unchanged when v is clipped to [lo_c - 1, hi_c]: below lo_c it is 0
+    either way, from hi_c on it is L. After clipping, ``u = v - (lo_c - 1)`` lies in
+    [0, W_c] (W_c = hi_c - lo_c + 1) and channel c's block of keys starts at
+    ``start_c = sum_{c' < c} (W_c' + 1)``: the blocks are disjoint and ascending, so one
+    sorted array of every channel's shifted thresholds serves all channels with one
+    ``np.searchsorted``, whose right-side count in channel c's block is the c * L thresholds
+    of the earlier blocks (all below start_c) plus count(T_c <= v). When the total key range
+    is small, a table of the final codes indexed by the key replaces the search (the table
+    is filled by the same count, channel by channel, once). All key arithmetic is int64 and
+    its range is checked against 2**62 in Python integers; unsorted thresholds (never
+    produced by the compiler) fall back to the per-channel loop.
+    """
+
+    def __init__(self, thresholds, base, direction, step: int, channels: int, lut_entries: int = LUT_ENTRIES):
+        # shared thresholds (one row) stay one block whose lo, hi and shift broadcast over
+        # the channels
+        T = np.asarray(thresholds, dtype=np.int64)
+        self.T, self.step, self.channels = T, int(step), channels
+        self.b = _per_channel(np.asarray(base, dtype=np.int64), channels)
+        self.d = _per_channel(np.asarray(direction, dtype=np.int64), channels)
+        self.negate = None if np.all(self.d == 1) else self.d
+        self.mode = "loop"
+        L = T.shape[1]
+        if L == 0:
+            self.mode = "const"
+            return
+        if not np.all(np.diff(T, axis=1) >= 0):
+            return
+        lo = [int(t) - 1 for t in T[:, 0]]
+        hi = [int(t) for t in T[:, -1]]
+        if min(lo) < -(1 << 63):
+            return
+        widths = [h - lo_c + 1 for lo_c, h in zip(lo, hi)]  # W_c + 1 keys per block
+        # the smallest bucket exponent k whose table of (total key range) / 2**k buckets fits
+        k, (starts, total) = 0, _blocks(widths, 0)
+        while (total >> k) > lut_entries and k < 61:
+            k += 1
+            starts, total = _blocks(widths, k)
+        if total >= 1 << 62:
+            return
+        self.lo = np.array(lo, dtype=np.int64)
+        self.hi = np.array(hi, dtype=np.int64)
+        # key = clip(v, lo_c, hi_c) + shift_c with shift_c = start_c - lo_c, in [start_c,
+        # start_c + W_c]; |shift_c| < 2**63 and the key < 2**62, checked in Python integers
+        shift = [s - lo_c for s, lo_c in zip(starts, lo)]
+        if any(abs(x) >= 1 << 62 for x in shift):
+            return
+        self.shift = np.array(shift, dtype=np.int64)
+        # the base is folded into a table when every channel uses the table's block and base
+        self.fold = T.shape[0] == channels or bool(np.all(self.b == self.b[0]))
+        if k == 0:
+            table = np.empty(total, dtype=np.int64)
+            for c in range(T.shape[0]):
+                keys = np.arange(lo[c], hi[c] + 1, dtype=np.int64)
+                fill = self.step * np.searchsorted(T[c], keys, "right")
+                table[starts[c] : starts[c] + widths[c]] = fill + (self.b[c] if self.fold else 0)
+            self.table = table
+            self.mode = "lut"
+            return
+        flat = (T + self.shift[:, None]).reshape(-1)  # ascending: the blocks are disjoint
+        before = np.arange(T.shape[0], dtype=np.int64) * L
+        if not self._buckets(flat, before, np.array(starts, dtype=np.int64), total, k):
+            self.flat, self.before = flat, before
+            self.mode = "search"
+
+    def _buckets(self, flat, before, starts, total: int, k: int) -> bool:
+        """Bucketed search: bucket j holds the keys [j * 2**k, (j + 1) * 2**k).
+
+        Every block starts at a multiple of 2**k, so a bucket lies in one channel's block.
+        With at most ``MAX_COMPARES`` distinct threshold keys t_i[j] (multiplicity m_i[j]) in
+        bucket j, the right-side count of a key in bucket j is (thresholds below the bucket)
+        + sum_i m_i[j] * (key >= t_i[j]); the count below the bucket, the block's earlier
+        thresholds, the base and the step are folded into one table. Empty slots hold a key
+        past the bucket (never reached).
+        """
+        uniq, mult = np.unique(flat, return_counts=True)
+        bucket = uniq >> k
+        rank = np.arange(uniq.size) - np.searchsorted(bucket, bucket, side="left")
+        compares = int(rank.max()) + 1
+        if compares > MAX_COMPARES:
+            return False
+        nb = (total >> k) + 1
+        first = np.arange(nb, dtype=np.int64) << k
+        block = np.searchsorted(starts, first, side="right") - 1
+        below = np.searchsorted(flat, first, side="left") - before[block]
+        self.base_tab = self.step * below + (_per_channel(self.b, len(starts))[block] if self.fold else 0)
+        self.t_tabs, self.inc_tabs = [], []
+        for i in range(compares):
+            t = first + (1 << k)  # past the bucket
+            inc = np.zeros(nb, dtype=np.int64)
+            sel = rank == i
+            t[bucket[sel]] = uniq[sel]
+            inc[bucket[sel]] = self.step * mult[sel]
+            self.t_tabs.append(t)
+            self.inc_tabs.append(inc)
+        self.k = k
+        self.mode = "bucket"
+        return True
+
+    def __call__(self, acc) -> np.ndarray:
+        """Codes of an accumulator (integer-valued; int64, or float holding integers)."""
+        v = np.asarray(acc)
+        if self.mode == "const":
+            return np.broadcast_to(self.b, v.shape).astype(np.int64)
+        if v.dtype != np.int64:
+            v = v.astype(np.int64)  # integer-valued floats below 2**53: exact
+        if self.negate is not None:
+            v = v * self.negate
+        if self.mode == "loop":
+            return _loop_thresholds(v, self.T, self.b, np.ones_like(self.d), self.step)
+        key = np.clip(v, self.lo, self.hi)
+        key += self.shift
+        if self.mode == "lut":
+            out = self.table[key]
+            if not self.fold:
+                out += self.b
+            return out
+        if self.mode == "bucket":
+            j = key >> self.k
+            out = self.base_tab[j]
+            for t, inc in zip(self.t_tabs, self.inc_tabs):
+                out += inc[j] * (key >= t[j])
+            if not self.fold:
+                out += self.b
+            return out
+        count = np.searchsorted(self.flat, key, side="right")
+        count -= self.before
+        if self.step != 1:
+            count *= self.step
+        count += self.b
+        return count
+
+
+class PreparedMultiplyShift:
+    """A multiply-shift requantizer prepared once, given a bound on |acc|.
+
+    When ``acc_bound * max|multiplier| + max|offset| < 2**53`` every intermediate of
+    ``direction * acc * multiplier + offset`` is an integer below 2**53, exact in float64
+    (products and sums of exact integers whose result is representable are exact);
+    multiplying by 2**-shift only changes the exponent (no underflow: the magnitudes are
+    integers or zero) and ``floor`` of that quotient is the arithmetic shift ``>> shift``.
+    Beyond the bound, or with no bound, the int64 formula is used.
+    """
+
+    def __init__(self, multiplier, offset, shift: int, lo, hi, direction, channels: int, acc_bound=None):
+        m = _per_channel(np.asarray(multiplier, dtype=np.int64), channels)
+        d = _per_channel(np.asarray(direction, dtype=np.int64), channels)
+        self.dm = d * m
+        self.off = _per_channel(np.asarray(offset, dtype=np.int64), channels)
+        self.shift = int(shift)
+        self.lo = _per_channel(np.asarray(lo, dtype=np.int64), channels)
+        self.hi = _per_channel(np.asarray(hi, dtype=np.int64), channels)
+        self.float = False
+        if acc_bound is not None:
+            mmax = max((abs(int(x)) for x in self.dm), default=0)
+            omax = max((abs(int(x)) for x in self.off), default=0)
+            if int(acc_bound) * mmax + omax < FLOAT64_EXACT and self.shift < 1000:
+                self.float = True
+                self.dm_f = self.dm.astype(np.float64)
+                self.off_f = self.off.astype(np.float64)
+                self.scale_f = float(2.0**-self.shift)
+                self.lo_f = self.lo.astype(np.float64)
+                self.hi_f = self.hi.astype(np.float64)
+
+    def __call__(self, acc) -> np.ndarray:
+        if self.float:
+            y = np.multiply(acc, self.dm_f, dtype=np.float64)  # float32 -> float64 is exact
+            y += self.off_f
+            y *= self.scale_f
+            np.floor(y, out=y)
+            np.clip(y, self.lo_f, self.hi_f, out=y)
+            return y.astype(np.int64)
+        a = np.asarray(acc)
+        if a.dtype != np.int64:
+            a = a.astype(np.int64)
+        y = a * self.dm
+        y += self.off
+        y >>= self.shift
+        return np.clip(y, self.lo, self.hi, out=y)
+
+
+def prepare_requant(rq, channels: int, acc_bound=None, lut_entries: int = LUT_ENTRIES):
+    """An integer requantizer (IR object or its JSON form) prepared for ``channels`` channels
+    (channel axis last): a callable from the accumulator to the codes. ``acc_bound`` bounds
+    |acc| (a Python integer) and lets multiply-shift run in float64 where that is exact."""
+    if rq.kind == "thresholds":
+        return PreparedThresholds(rq.thresholds, rq.base, rq.direction, rq.step, channels, lut_entries)
+    if rq.kind == "multiply_shift":
+        return PreparedMultiplyShift(
+            rq.multiplier, rq.offset, rq.shift, rq.lo, rq.hi, rq.direction, channels, acc_bound
+        )
+    raise ValueError(f"requantizer '{rq.kind}' is not integer")
+
+
 def apply_thresholds(acc, thresholds, base, direction, step: int = 1, channel_axis: int = -1) -> np.ndarray:
     """base + step * count(direction * acc >= thresholds[c]) per channel c."""
     acc = np.moveaxis(np.asarray(acc, dtype=np.int64), channel_axis, -1)
-    out = np.empty(acc.shape, dtype=np.int64)
-    channels = acc.shape[-1]
-    T = np.asarray(thresholds, dtype=np.int64)
-    d = _per_channel(direction, channels)
-    b = _per_channel(base, channels)
-    for c in range(channels):
-        tc = T[c] if T.shape[0] > 1 else T[0]
-        out[..., c] = b[c] + step * np.searchsorted(tc, d[c] * acc[..., c], side="right")
-    return np.moveaxis(out, -1, channel_axis)
+    prepared = PreparedThresholds(thresholds, base, direction, step, acc.shape[-1], lut_entries=acc.size)
+    return np.moveaxis(prepared(acc), -1, channel_axis)
 
 
 def apply_multiply_shift(acc, multiplier, offset, shift: int, lo, hi, direction, channel_axis: int = -1):
