@@ -228,8 +228,23 @@ def _row_bounds(w2: np.ndarray, x_max: int) -> int:
     return int(max(sums)) * x_max
 
 
-def _prepared_requant(op, channels: int, acc_bound):
-    return None if op.requant is None else prepare_requant(op.requant, channels, acc_bound)
+class _Requantizer:
+    """An op's requantizer, prepared on first use for the accumulator's channel count (its
+    last axis) and the static bound on |acc|."""
+
+    def __init__(self, rq, acc_bound) -> None:
+        self.rq, self.acc_bound, self.prepared = rq, acc_bound, {}
+
+    def __call__(self, acc: np.ndarray) -> np.ndarray:
+        channels = acc.shape[-1] if acc.ndim else 1
+        fn = self.prepared.get(channels)
+        if fn is None:
+            fn = self.prepared[channels] = prepare_requant(self.rq, channels, self.acc_bound)
+        return fn(acc)
+
+
+def _prepared_requant(op, acc_bound):
+    return None if op.requant is None else _Requantizer(op.requant, acc_bound)
 
 
 # -- integer ops -----------------------------------------------------------------------------
@@ -264,7 +279,7 @@ def _conv_plan(op, graph):
         mats = [
             np.ascontiguousarray(w[g * ocg : (g + 1) * ocg].reshape(ocg, -1).T.astype(dtype)) for g in range(op.groups)
         ]
-    return q, dtype, depthwise, mats, _prepared_requant(op, oc, bound)
+    return q, dtype, depthwise, mats, _prepared_requant(op, bound)
 
 
 def _conv(op, ins, graph) -> np.ndarray:
@@ -277,10 +292,13 @@ def _conv(op, ins, graph) -> np.ndarray:
     win = _windows(_centered_float(ins[0], q, dtype), (kh, kw), op.strides, op.pads, op.dilations)
     n, oh, ow = win.shape[:3]
     if depthwise:  # tap by tap: kh * kw multiply-adds over the whole map, exact below the bound
-        acc = np.zeros((n, oh, ow, op.groups, oc // op.groups), dtype=dtype)
+        mult = oc // op.groups
+        shape = (n, oh, ow, op.groups) + ((mult,) if mult > 1 else ())  # no trailing axis of 1
+        acc = np.zeros(shape, dtype=dtype)
         tmp = np.empty_like(acc)
         for t, wt in enumerate(mats):
-            np.multiply(win[..., t // kw, t % kw][..., None], wt, out=tmp)
+            tap = win[..., t // kw, t % kw]
+            np.multiply(tap[..., None] if mult > 1 else tap, wt if mult > 1 else wt[:, 0], out=tmp)
             acc += tmp
         acc = acc.reshape(n, oh, ow, oc)
     else:
@@ -323,7 +341,7 @@ def _dense_plan(op, graph):
     bound = _row_bounds(w, _code_bound(q))  # bounds every partial sum, as for Conv
     dtype = _float_dtype(bound)
     wt = None if dtype is None else np.ascontiguousarray(w.T.astype(dtype))
-    return q, dtype, wt, _prepared_requant(op, w.shape[0], bound)
+    return q, dtype, wt, _prepared_requant(op, bound)
 
 
 def _dense(op, ins, graph) -> np.ndarray:
@@ -388,27 +406,64 @@ def _requant(op, acc: np.ndarray) -> np.ndarray:
     return apply_requant(acc, op.requant, channel_axis=-1)
 
 
+def _taps(win: np.ndarray, fn, out_dtype=None) -> np.ndarray:
+    """Reduce (..., KH, KW) windows tap by tap with the ufunc ``fn`` (maximum, add)."""
+    kh, kw = win.shape[-2:]
+    acc = np.array(win[..., 0, 0], dtype=out_dtype or win.dtype)
+    for t in range(1, kh * kw):
+        fn(acc, win[..., t // kw, t % kw], out=acc)
+    return acc
+
+
 def _maxpool(op, ins, graph) -> np.ndarray:
     q = graph.tensors[op.inputs[0]].qtype
     win = _windows(ins[0], op.kernel, op.strides, op.pads, pad_value=qrange(q)[0] - 1)
-    return win.max(axis=(-2, -1))
+    return _taps(win, np.maximum)
+
+
+def _avgpool_plan(op, graph):
+    q = graph.tensors[op.inputs[0]].qtype
+    bound = _code_bound(q) * int(np.prod(op.kernel))
+    return q, _prepared_requant(op, bound)
 
 
 def _avgpool(op, ins, graph) -> np.ndarray:
-    x = _centered(ins[0], graph.tensors[op.inputs[0]].qtype)
-    acc = _windows(x, op.kernel, op.strides, op.pads).sum(axis=(-2, -1))
-    return _requant(op, acc)
+    q, rq = _plan(op, graph, _avgpool_plan)
+    x = _centered(ins[0], q)
+    acc = _taps(_windows(x, op.kernel, op.strides, op.pads), np.add)  # int64: exact
+    return acc if rq is None else rq(acc)
+
+
+def _add_plan(op, graph):
+    qa, qb = (graph.tensors[t].qtype for t in op.inputs)
+    ma, mb = (int(m) for m in op.input_multipliers)
+    bound = abs(ma) * _code_bound(qa) + abs(mb) * _code_bound(qb)
+    return qa, qb, ma, mb, _prepared_requant(op, bound)
 
 
 def _add(op, ins, graph) -> np.ndarray:
-    qa, qb = (graph.tensors[t].qtype for t in op.inputs)
-    ma, mb = op.input_multipliers
-    acc = ma * _centered(ins[0], qa) + mb * _centered(ins[1], qb)
-    return _requant(op, acc)
+    qa, qb, ma, mb, rq = _plan(op, graph, _add_plan)
+    acc = _centered(ins[0], qa)  # int64, in place: the same integers as the formula
+    if acc is ins[0]:  # bipolar codes are their own value: never change the input
+        acc = acc.copy()
+    if ma != 1:
+        acc *= ma
+    other = _centered(ins[1], qb)
+    if mb != 1:
+        other *= mb
+    acc += other
+    return acc if rq is None else rq(acc)
+
+
+def _requantize_plan(op, graph):
+    q = graph.tensors[op.inputs[0]].qtype
+    return q, _prepared_requant(op, _code_bound(q))
 
 
 def _requantize(op, ins, graph) -> np.ndarray:
-    return _requant(op, _centered(ins[0], graph.tensors[op.inputs[0]].qtype))
+    q, rq = _plan(op, graph, _requantize_plan)
+    acc = _centered(ins[0], q)
+    return acc if rq is None else rq(acc)
 
 
 def _concat(op, ins, graph) -> np.ndarray:

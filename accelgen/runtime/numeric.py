@@ -72,6 +72,12 @@ LUT_ENTRIES = 1 << 20
 MAX_COMPARES = 4
 
 
+def _compact(v: np.ndarray):
+    """A per-channel vector as one scalar of its dtype when all its entries are equal (numpy's
+    broadcasting of a short trailing vector is several times slower than a scalar)."""
+    return v.reshape(-1)[0] if v.size and np.all(v == v.reshape(-1)[0]) else v
+
+
 def _loop_thresholds(acc, T, b, d, step):
     """The per-channel reference loop (unsorted or astronomically spread thresholds only)."""
     out = np.empty(acc.shape, dtype=np.int64)
@@ -132,19 +138,21 @@ class PreparedThresholds:
         while (total >> k) > lut_entries and k < 61:
             k += 1
             starts, total = _blocks(widths, k)
-        if total >= 1 << 62:
-            return
-        self.lo = np.array(lo, dtype=np.int64)
-        self.hi = np.array(hi, dtype=np.int64)
+        if total >= 1 << 62:  # aligned blocks too spread: unaligned blocks, searched
+            k, (starts, total) = 0, _blocks(widths, 0)
+            if total >= 1 << 62:
+                return
+        self.lo = _compact(np.array(lo, dtype=np.int64))
+        self.hi = _compact(np.array(hi, dtype=np.int64))
         # key = clip(v, lo_c, hi_c) + shift_c with shift_c = start_c - lo_c, in [start_c,
         # start_c + W_c]; |shift_c| < 2**63 and the key < 2**62, checked in Python integers
         shift = [s - lo_c for s, lo_c in zip(starts, lo)]
         if any(abs(x) >= 1 << 62 for x in shift):
             return
-        self.shift = np.array(shift, dtype=np.int64)
+        self.shift = _compact(np.array(shift, dtype=np.int64))
         # the base is folded into a table when every channel uses the table's block and base
         self.fold = T.shape[0] == channels or bool(np.all(self.b == self.b[0]))
-        if k == 0:
+        if k == 0 and total <= lut_entries:
             table = np.empty(total, dtype=np.int64)
             for c in range(T.shape[0]):
                 keys = np.arange(lo[c], hi[c] + 1, dtype=np.int64)
@@ -153,9 +161,9 @@ class PreparedThresholds:
             self.table = table
             self.mode = "lut"
             return
-        flat = (T + self.shift[:, None]).reshape(-1)  # ascending: the blocks are disjoint
+        flat = (T + np.array(shift, dtype=np.int64)[:, None]).reshape(-1)  # ascending: the blocks are disjoint
         before = np.arange(T.shape[0], dtype=np.int64) * L
-        if not self._buckets(flat, before, np.array(starts, dtype=np.int64), total, k):
+        if k == 0 or not self._buckets(flat, before, np.array(starts, dtype=np.int64), total, k):
             self.flat, self.before = flat, before
             self.mode = "search"
 
@@ -252,11 +260,11 @@ class PreparedMultiplyShift:
             omax = max((abs(int(x)) for x in self.off), default=0)
             if int(acc_bound) * mmax + omax < FLOAT64_EXACT and self.shift < 1000:
                 self.float = True
-                self.dm_f = self.dm.astype(np.float64)
-                self.off_f = self.off.astype(np.float64)
+                self.dm_f = _compact(self.dm.astype(np.float64))
+                self.off_f = _compact(self.off.astype(np.float64))
                 self.scale_f = float(2.0**-self.shift)
-                self.lo_f = self.lo.astype(np.float64)
-                self.hi_f = self.hi.astype(np.float64)
+                self.lo_f = _compact(self.lo.astype(np.float64))
+                self.hi_f = _compact(self.hi.astype(np.float64))
 
     def __call__(self, acc) -> np.ndarray:
         if self.float:
