@@ -198,21 +198,28 @@ def _code_bound(q) -> int:
     return max(max(abs(qmin - z), abs(qmax - z)) for z in zps)
 
 
-def _centered_float(x: np.ndarray, q, dtype) -> np.ndarray:
-    """code - zero_point in ``dtype``, given that every |code - zero_point| is exact in it.
+def _centering(q, ndim: int, dtype):
+    """A function x -> code - zero_point in ``dtype``, for inputs of ``ndim`` axes, given that
+    every |code - zero_point| is exact in ``dtype``.
 
     Cast first, then subtract, when the codes and zero points are themselves exact in the
-    float type (|v| < 2**24 for float32); else subtract in int64 first.
+    float type (|v| < 2**24 for float32, 2**53 for float64); else subtract in int64 first.
     """
     qmin, qmax = qrange(q)
-    zp = 0 if q.bipolar else np.asarray(q.zero_point)
+    zp = np.zeros(1) if q.bipolar else np.asarray(q.zero_point)
     limit = FLOAT32_EXACT if dtype == np.float32 else FLOAT64_EXACT
-    if max(abs(qmin), abs(qmax), int(np.abs(zp).max(initial=0))) < limit:
+    if max(abs(qmin), abs(qmax), int(np.abs(zp).max(initial=0))) >= limit:
+        return lambda x: _centered(x, q).astype(dtype)
+    if not np.any(zp != 0):
+        return lambda x: x.astype(dtype)
+    zpf = _per_axis(q.zero_point, ndim, q.axis).astype(dtype)
+
+    def center(x):
         xf = x.astype(dtype)
-        if not q.bipolar and np.any(zp != 0):
-            xf -= _per_axis(q.zero_point, x.ndim, q.axis).astype(dtype)
+        xf -= zpf
         return xf
-    return _centered(x, q).astype(dtype)
+
+    return center
 
 
 def _row_bounds(w2: np.ndarray, x_max: int) -> int:
@@ -279,17 +286,18 @@ def _conv_plan(op, graph):
         mats = [
             np.ascontiguousarray(w[g * ocg : (g + 1) * ocg].reshape(ocg, -1).T.astype(dtype)) for g in range(op.groups)
         ]
-    return q, dtype, depthwise, mats, _prepared_requant(op, bound)
+    center = None if dtype is None else _centering(q, 4, dtype)
+    return center, dtype, depthwise, mats, _prepared_requant(op, bound)
 
 
 def _conv(op, ins, graph) -> np.ndarray:
-    q, dtype, depthwise, mats, rq = _plan(op, graph, _conv_plan)
+    center, dtype, depthwise, mats, rq = _plan(op, graph, _conv_plan)
     oc, icg, kh, kw = op.weights.shape
     if dtype is None:
         return _conv_exact(op, ins, graph, rq)
     # the windows are taken of the input already in the float type the products need (no
     # copy of the larger window matrix in int64 first); padding adds zeros only
-    win = _windows(_centered_float(ins[0], q, dtype), (kh, kw), op.strides, op.pads, op.dilations)
+    win = _windows(center(ins[0]), (kh, kw), op.strides, op.pads, op.dilations)
     n, oh, ow = win.shape[:3]
     if depthwise:  # tap by tap: kh * kw multiply-adds over the whole map, exact below the bound
         mult = oc // op.groups
@@ -341,15 +349,16 @@ def _dense_plan(op, graph):
     bound = _row_bounds(w, _code_bound(q))  # bounds every partial sum, as for Conv
     dtype = _float_dtype(bound)
     wt = None if dtype is None else np.ascontiguousarray(w.T.astype(dtype))
-    return q, dtype, wt, _prepared_requant(op, bound)
+    center = None if dtype is None else _centering(q, 2, dtype)
+    return q, center, wt, _prepared_requant(op, bound)
 
 
 def _dense(op, ins, graph) -> np.ndarray:
-    q, dtype, wt, rq = _plan(op, graph, _dense_plan)
-    if dtype is None:
+    q, center, wt, rq = _plan(op, graph, _dense_plan)
+    if center is None:
         acc = _matmul_exact(_centered(ins[0], q), op.weights.T)
         return acc if rq is None else rq(acc)
-    acc = _centered_float(ins[0], q, dtype) @ wt
+    acc = center(ins[0]) @ wt
     return acc.astype(np.int64) if rq is None else rq(acc)
 
 

@@ -133,10 +133,19 @@ class PreparedThresholds:
         if min(lo) < -(1 << 63):
             return
         widths = [h - lo_c + 1 for lo_c, h in zip(lo, hi)]  # W_c + 1 keys per block
-        # the smallest bucket exponent k whose table of (total key range) / 2**k buckets fits
+        # the bucket exponent k: at least the smallest whose table of (total key range) / 2**k
+        # buckets fits, and as large as the smallest gap between distinct thresholds of a row
+        # allows (buckets of 2**k <= that gap hold one distinct threshold each: one compare,
+        # and the smallest tables)
         k, (starts, total) = 0, _blocks(widths, 0)
         while (total >> k) > lut_entries and k < 61:
             k += 1
+            starts, total = _blocks(widths, k)
+        gaps = np.diff(T, axis=1)
+        gaps = gaps[gaps > 0]
+        k_gap = min(int(gaps.min()).bit_length() - 1 if gaps.size else 40, 40)
+        if k_gap > k and _blocks(widths, k_gap)[1] < 1 << 62:
+            k = k_gap
             starts, total = _blocks(widths, k)
         if total >= 1 << 62:  # aligned blocks too spread: unaligned blocks, searched
             k, (starts, total) = 0, _blocks(widths, 0)
@@ -241,8 +250,9 @@ class PreparedMultiplyShift:
     When ``acc_bound * max|multiplier| + max|offset| < 2**53`` every intermediate of
     ``direction * acc * multiplier + offset`` is an integer below 2**53, exact in float64
     (products and sums of exact integers whose result is representable are exact);
-    multiplying by 2**-shift only changes the exponent (no underflow: the magnitudes are
-    integers or zero) and ``floor`` of that quotient is the arithmetic shift ``>> shift``.
+    scaling by 2**-shift only changes the exponent (shift < 1000: the lowest bit of such an
+    integer moved stays above float64's smallest subnormal 2**-1074) and ``floor`` of that
+    quotient is the arithmetic shift ``>> shift``.
     Beyond the bound, or with no bound, the int64 formula is used.
     """
 
@@ -260,9 +270,14 @@ class PreparedMultiplyShift:
             omax = max((abs(int(x)) for x in self.off), default=0)
             if int(acc_bound) * mmax + omax < FLOAT64_EXACT and self.shift < 1000:
                 self.float = True
-                self.dm_f = _compact(self.dm.astype(np.float64))
-                self.off_f = _compact(self.off.astype(np.float64))
-                self.scale_f = float(2.0**-self.shift)
+                # the scale folded into both constants: dm * 2**-shift and off * 2**-shift
+                # are exact (a power of two only moves the exponent), the product
+                # acc * (dm * 2**-shift) is the exact integer acc * dm moved likewise, and
+                # the sum is (acc * dm + off) * 2**-shift, an integer below 2**53 moved by a
+                # power of two: representable, so the rounded sum is that value exactly
+                scale = 2.0**-self.shift
+                self.dm_f = _compact(self.dm.astype(np.float64) * scale)
+                self.off_f = _compact(self.off.astype(np.float64) * scale)
                 self.lo_f = _compact(self.lo.astype(np.float64))
                 self.hi_f = _compact(self.hi.astype(np.float64))
 
@@ -270,7 +285,6 @@ class PreparedMultiplyShift:
         if self.float:
             y = np.multiply(acc, self.dm_f, dtype=np.float64)  # float32 -> float64 is exact
             y += self.off_f
-            y *= self.scale_f
             np.floor(y, out=y)
             np.clip(y, self.lo_f, self.hi_f, out=y)
             return y.astype(np.int64)
