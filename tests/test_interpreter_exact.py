@@ -170,3 +170,24 @@ def test_dense_plan_picks_the_float_type_from_the_row_bound(k, dtype):
     want = (x + 1) @ w.T  # numpy's integer matmul
     assert int(np.abs(want).max()) == k * 128 * 125  # the extreme row: all at 127 - (-1) = 128
     assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("margin", [-1, 0])
+def test_multiply_shift_folded_into_the_weights_only_below_2_53(margin):
+    """A Dense whose multiply-shift is folded into float64 weights when
+    sum|w| * max|x - zp| * multiplier + |offset| < 2**53: here 128 * (2**46 - 1) + 128 + margin
+    is 2**53 - 1 (folded) or 2**53 (not); every int8 code, both weight signs, against Python
+    integers."""
+    from accelgen.runtime.program import Node
+
+    q = Node(bits=8, signed=True, narrow=False, bipolar=False, zero_point=np.array([0]), axis=None)
+    graph = Node(tensors={"x": Node(qtype=q)})
+    m, offset, shift = (1 << 46) - 1, 128 + margin, 40
+    rq = Node(kind="multiply_shift", multiplier=np.array([m, m]), offset=np.array([offset, offset]), shift=shift,
+              lo=np.array([-(1 << 20)] * 2), hi=np.array([1 << 20] * 2), direction=np.array([1, -1]))  # fmt: skip
+    op = Node(kind="Dense", name="d", inputs=["x"], outputs=["y"], weights=np.array([[1], [-1]]), requant=rq)
+    assert (interpreter._fused_shift(op, op.weights, 128) is not None) == (margin < 0)
+    x = np.arange(-128, 128).reshape(-1, 1)
+    got = interpreter._dense(op, [x], graph)
+    want = [[(d * w * int(v) * m + offset) >> shift for w, d in ((1, 1), (-1, -1))] for v in x[:, 0]]
+    assert np.array_equal(got, np.array(want))

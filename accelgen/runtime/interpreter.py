@@ -16,7 +16,7 @@ import weakref
 
 import numpy as np
 
-from .numeric import apply_requant, prepare_requant, qrange, round_mode, to_codes
+from .numeric import _compact, _per_channel, apply_requant, prepare_requant, qrange, round_mode, to_codes
 
 FLOAT64_EXACT = 1 << 53
 FLOAT32_EXACT = 1 << 24
@@ -268,26 +268,76 @@ def _windows(x: np.ndarray, kernel, strides, pads, dilations=(1, 1), pad_value=0
     return win[:, :: strides[0], :: strides[1], :, ::dh, ::dw]
 
 
+class _FusedShift:
+    """The end of a multiply-shift whose multiplier and 2**-shift are folded into the weights."""
+
+    def __init__(self, bias, lo, hi) -> None:
+        self.bias, self.lo, self.hi = bias, lo, hi
+
+    def __call__(self, y: np.ndarray) -> np.ndarray:
+        y += self.bias
+        np.floor(y, out=y)
+        np.clip(y, self.lo, self.hi, out=y)
+        return y.astype(np.int64)
+
+
+def _fused_shift(op, w2: np.ndarray, x_max: int):
+    """(per-output-channel weight scale, finisher) folding a multiply-shift into float64
+    products, or None.
+
+    With s = direction * multiplier * 2**-shift per output channel c, the products
+    x_k * (w_ck * s_c) are the integers x_k * w_ck * d_c * m_c moved by 2**-shift, and every
+    partial sum (in whatever order the BLAS adds) is an integer of magnitude at most
+    sum_k |w_ck| * x_max * m_c, moved likewise; adding offset_c * 2**-shift gives at most
+    that plus |offset_c|. Below 2**53 every such value is a float64 (shift < 1000 keeps the
+    lowest bit above 2**-1074), so the products, sums and the added bias are exact, and
+    floor of the result is ``(d * acc * m + offset) >> shift``.
+    """
+    rq = op.requant
+    if rq is None or rq.kind != "multiply_shift" or int(rq.shift) >= 1000:
+        return None
+    oc = w2.shape[0]
+    dm = _per_channel(np.asarray(rq.direction, dtype=np.int64), oc) * _per_channel(
+        np.asarray(rq.multiplier, dtype=np.int64), oc
+    )
+    off = _per_channel(np.asarray(rq.offset, dtype=np.int64), oc)
+    rows = np.abs(w2).astype(object).sum(axis=1) if w2.size else np.zeros(oc, dtype=object)
+    worst = max((int(r) * x_max * abs(int(m)) + abs(int(o)) for r, m, o in zip(rows, dm, off)), default=0)
+    if worst >= FLOAT64_EXACT:
+        return None
+    scale = 2.0 ** -int(rq.shift)
+    lo = _compact(_per_channel(np.asarray(rq.lo, dtype=np.int64), oc).astype(np.float64))
+    hi = _compact(_per_channel(np.asarray(rq.hi, dtype=np.int64), oc).astype(np.float64))
+    return dm.astype(np.float64) * scale, _FusedShift(_compact(off.astype(np.float64) * scale), lo, hi)
+
+
 def _conv_plan(op, graph):
     q = graph.tensors[op.inputs[0]].qtype
     w = np.asarray(op.weights, dtype=np.int64)
     oc, icg, kh, kw = w.shape
     # every partial sum of an output's icg*kh*kw products is bounded by its row's sum of
     # |w| times max|x - zp| (the input's codes lie in its type's range)
-    bound = _row_bounds(w.reshape(oc, -1), _code_bound(q))
+    x_max = _code_bound(q)
+    bound = _row_bounds(w.reshape(oc, -1), x_max)
     dtype = _float_dtype(bound)
+    rq = _prepared_requant(op, bound)
     depthwise = icg == 1 and op.groups > 1
+    # (not for depthwise taps: float64 taps cost twice the float32 ones, more than the
+    # multiply-shift they would save)
+    fused = _fused_shift(op, w.reshape(oc, -1), x_max) if dtype is not None and not depthwise else None
+    scale = np.ones(oc)
+    if fused is not None:
+        dtype, (scale, rq) = np.float64, fused
     mats = None
     if dtype is not None and depthwise:
-        wd = w.reshape(op.groups, oc // op.groups, kh, kw).astype(dtype)
+        wd = (w.reshape(op.groups, oc // op.groups, kh, kw) * scale.reshape(op.groups, -1, 1, 1)).astype(dtype)
         mats = [np.ascontiguousarray(wd[:, :, i, j]) for i in range(kh) for j in range(kw)]
     elif dtype is not None:
         ocg = oc // op.groups
-        mats = [
-            np.ascontiguousarray(w[g * ocg : (g + 1) * ocg].reshape(ocg, -1).T.astype(dtype)) for g in range(op.groups)
-        ]
+        ws = w.reshape(oc, -1).T * scale  # (K, oc): output channel c's column scaled by s_c
+        mats = [np.ascontiguousarray(ws[:, g * ocg : (g + 1) * ocg].astype(dtype)) for g in range(op.groups)]
     center = None if dtype is None else _centering(q, 4, dtype)
-    return center, dtype, depthwise, mats, _prepared_requant(op, bound)
+    return center, dtype, depthwise, mats, rq
 
 
 def _conv(op, ins, graph) -> np.ndarray:
@@ -346,11 +396,17 @@ def _conv_exact(op, ins, graph, rq) -> np.ndarray:
 def _dense_plan(op, graph):
     q = graph.tensors[op.inputs[0]].qtype
     w = np.asarray(op.weights, dtype=np.int64)
-    bound = _row_bounds(w, _code_bound(q))  # bounds every partial sum, as for Conv
+    x_max = _code_bound(q)
+    bound = _row_bounds(w, x_max)  # bounds every partial sum, as for Conv
     dtype = _float_dtype(bound)
-    wt = None if dtype is None else np.ascontiguousarray(w.T.astype(dtype))
+    rq = _prepared_requant(op, bound)
+    fused = _fused_shift(op, w, x_max) if dtype is not None else None
+    scale = np.ones(w.shape[0])
+    if fused is not None:
+        dtype, (scale, rq) = np.float64, fused
+    wt = None if dtype is None else np.ascontiguousarray((w.T * scale).astype(dtype))
     center = None if dtype is None else _centering(q, 2, dtype)
-    return q, center, wt, _prepared_requant(op, bound)
+    return q, center, wt, rq
 
 
 def _dense(op, ins, graph) -> np.ndarray:
