@@ -260,7 +260,8 @@ def _prepared_requant(op, acc_bound):
 def _windows(x: np.ndarray, kernel, strides, pads, dilations=(1, 1), pad_value=0) -> np.ndarray:
     """(N, OH, OW, C, KH, KW) windows of an NHWC tensor."""
     top, left, bottom, right = pads
-    x = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=pad_value)
+    if top or left or bottom or right:
+        x = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=pad_value)
     kh, kw = kernel
     dh, dw = dilations
     ekh, ekw = (kh - 1) * dh + 1, (kw - 1) * dw + 1
@@ -333,8 +334,9 @@ def _conv_plan(op, graph):
         wd = (w.reshape(op.groups, oc // op.groups, kh, kw) * scale.reshape(op.groups, -1, 1, 1)).astype(dtype)
         mats = [np.ascontiguousarray(wd[:, :, i, j]) for i in range(kh) for j in range(kw)]
     elif dtype is not None:
+        # rows ordered (kh, kw, c) like the window matrix (see _conv): the same products
         ocg = oc // op.groups
-        ws = w.reshape(oc, -1).T * scale  # (K, oc): output channel c's column scaled by s_c
+        ws = w.transpose(0, 2, 3, 1).reshape(oc, -1).T * scale  # (K, oc): column c scaled by s_c
         mats = [np.ascontiguousarray(ws[:, g * ocg : (g + 1) * ocg].astype(dtype)) for g in range(op.groups)]
     center = None if dtype is None else _centering(q, 4, dtype)
     return center, dtype, depthwise, mats, rq
@@ -360,9 +362,11 @@ def _conv(op, ins, graph) -> np.ndarray:
             acc += tmp
         acc = acc.reshape(n, oh, ow, oc)
     else:
+        # the window matrix with rows (kh, kw, c): its copy moves runs of c contiguous values
+        win = win.transpose(0, 1, 2, 4, 5, 3)
         parts = []
         for g, wt in enumerate(mats):
-            xs = win[:, :, :, g * icg : (g + 1) * icg].reshape(n * oh * ow, icg * kh * kw)
+            xs = win[..., g * icg : (g + 1) * icg].reshape(n * oh * ow, kh * kw * icg)
             parts.append(xs @ wt)
         acc = (parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)).reshape(n, oh, ow, oc)
     return acc.astype(np.int64) if rq is None else rq(acc)
