@@ -191,3 +191,33 @@ def test_multiply_shift_folded_into_the_weights_only_below_2_53(margin):
     got = interpreter._dense(op, [x], graph)
     want = [[(d * w * int(v) * m + offset) >> shift for w, d in ((1, 1), (-1, -1))] for v in x[:, 0]]
     assert np.array_equal(got, np.array(want))
+
+
+@pytest.mark.parametrize("mult, strides, dilations", [(1, (1, 1), (1, 1)), (1, (2, 2), (1, 1)), (2, (1, 2), (2, 1))])
+def test_depthwise_taps_match_an_integer_convolution(mult, strides, dilations):
+    """The depthwise path (taps in float32, a few images at a time, channels merged with the
+    width when the stride across is 1) against a loop over output pixels in int64, at the
+    ends of the int8 range (a batch of 70: chunks of unequal size)."""
+    from accelgen.runtime.program import Node
+
+    rng = np.random.default_rng(mult + strides[1])
+    c, kh, kw = 8, 3, 3
+    q = Node(bits=8, signed=True, narrow=False, bipolar=False, zero_point=np.array([3]), axis=None)
+    graph = Node(tensors={"x": Node(qtype=q)})
+    w = rng.choice([-127, -1, 0, 1, 127], (c * mult, 1, kh, kw)).astype(np.int64)
+    op = Node(kind="Conv", name="dw", inputs=["x"], outputs=["y"], weights=w, groups=c, strides=strides,
+              pads=(1, 2, 1, 0), dilations=dilations, requant=None)  # fmt: skip
+    x = rng.choice([-128, 127, 3, 0], (70, 9, 7, c)).astype(np.int64)
+    got = interpreter._conv(op, [x], graph)
+    xp = np.pad(x - 3, ((0, 0), (1, 1), (2, 0), (0, 0)))
+    oh = (xp.shape[1] - (kh - 1) * dilations[0] - 1) // strides[0] + 1
+    ow = (xp.shape[2] - (kw - 1) * dilations[1] - 1) // strides[1] + 1
+    want = np.zeros((70, oh, ow, c * mult), dtype=np.int64)
+    for y in range(oh):
+        for z in range(ow):
+            for i in range(kh):
+                for j in range(kw):
+                    v = xp[:, y * strides[0] + i * dilations[0], z * strides[1] + j * dilations[1], :]
+                    want[:, y, z, :] += np.repeat(v, mult, axis=-1) * w[:, 0, i, j]
+    assert got.shape == want.shape
+    assert np.array_equal(got, want)

@@ -357,13 +357,27 @@ def _conv(op, ins, graph) -> np.ndarray:
     n, oh, ow = win.shape[:3]
     if depthwise:  # tap by tap: kh * kw multiply-adds over the whole map, exact below the bound
         mult = oc // op.groups
-        shape = (n, oh, ow, op.groups) + ((mult,) if mult > 1 else ())  # no trailing axis of 1
-        acc = np.zeros(shape, dtype=dtype)
-        tmp = np.empty_like(acc)
-        for t, wt in enumerate(mats):
-            tap = win[..., t // kw, t % kw]
-            np.multiply(tap[..., None] if mult > 1 else tap, wt if mult > 1 else wt[:, 0], out=tmp)
-            acc += tmp
+        merged = mult == 1 and op.strides[1] == 1
+        if merged:
+            # a tap's (ow, C) block is contiguous in the padded input: as one axis of ow * C
+            # with the weights tiled ow times, numpy's inner loop runs over ow * C elements
+            acc = np.empty((n, oh, ow * oc), dtype=dtype)
+            taps = [np.tile(wt[:, 0], ow) for wt in mats]
+        else:
+            acc = np.empty((n, oh, ow, op.groups) + ((mult,) if mult > 1 else ()), dtype=dtype)
+            taps = [wt if mult > 1 else wt[:, 0] for wt in mats]
+        # a few images at a time, so that the accumulator and the product stay in cache (the
+        # same products, added in the same tap order)
+        chunk = max(1, (1 << 16) // max(1, oh * ow * oc))
+        tmp = np.empty((min(chunk, n),) + acc.shape[1:], dtype=dtype)
+        for s in range(0, n, chunk):
+            a, p = acc[s : s + chunk], tmp[: min(chunk, n - s)]
+            for t, wt in enumerate(taps):
+                tap = win[s : s + chunk, ..., t // kw, t % kw]
+                tap = tap.reshape(a.shape) if merged else (tap[..., None] if mult > 1 else tap)
+                np.multiply(tap, wt, out=a if t == 0 else p)
+                if t:
+                    a += p
         acc = acc.reshape(n, oh, ow, oc)
     else:
         # the window matrix with rows (kh, kw, c): its copy moves runs of c contiguous values
