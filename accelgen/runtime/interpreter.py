@@ -16,7 +16,18 @@ import weakref
 
 import numpy as np
 
-from .numeric import _compact, _per_channel, apply_requant, prepare_requant, qrange, round_mode, to_codes
+from .numeric import (
+    _compact,
+    _in_blocks,
+    _per_channel,
+    _Tiled,
+    _widen,
+    apply_requant,
+    prepare_requant,
+    qrange,
+    round_mode,
+    to_codes,
+)
 
 FLOAT64_EXACT = 1 << 53
 FLOAT32_EXACT = 1 << 24
@@ -277,13 +288,18 @@ class _FusedShift:
     """The end of a multiply-shift whose multiplier and 2**-shift are folded into the weights."""
 
     def __init__(self, bias, lo, hi) -> None:
-        self.bias, self.lo, self.hi = bias, lo, hi
+        self.tiled = _Tiled(bias, lo, hi)
+
+    @staticmethod
+    def _codes(y, bias, lo, hi):
+        y += bias  # in place: y is the op's own product matrix
+        np.floor(y, out=y)
+        np.clip(y, lo, hi, out=y)
+        return y.astype(np.int64)
 
     def __call__(self, y: np.ndarray) -> np.ndarray:
-        y += self.bias
-        np.floor(y, out=y)
-        np.clip(y, self.lo, self.hi, out=y)
-        return y.astype(np.int64)
+        wide, k = _widen(y, y.shape[-1])
+        return _in_blocks(lambda blk: self._codes(blk, *self.tiled(k)), wide).reshape(y.shape)
 
 
 def _fused_shift(op, w2: np.ndarray, x_max: int):
