@@ -294,7 +294,8 @@ class _FusedShift:
     def _codes(y, bias, lo, hi):
         y += bias  # in place: y is the op's own product matrix
         np.floor(y, out=y)
-        np.clip(y, lo, hi, out=y)
+        np.maximum(y, lo, out=y)  # clip, without np.clip's wrapper
+        np.minimum(y, hi, out=y)
         return y.astype(np.int64)
 
     def __call__(self, y: np.ndarray) -> np.ndarray:
