@@ -100,7 +100,7 @@ def _count_reference(acc, T, base, direction, step):
     return out
 
 
-@pytest.mark.parametrize("lut_entries, mode", [(1 << 20, "lut"), (512, "bucket"), (0, "search")])
+@pytest.mark.parametrize("lut_entries, mode", [(1 << 19, "lut"), (512, "bucket"), (0, "search")])
 @pytest.mark.parametrize("shared", [False, True])
 def test_prepared_thresholds_count_exactly_at_every_threshold(lut_entries, mode, shared):
     """Every threshold, one below and one above it, the ends of int64's useful range, each

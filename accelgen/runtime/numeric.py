@@ -66,8 +66,9 @@ def _per_channel(v: np.ndarray, n: int) -> np.ndarray:
 #: integers of magnitude below these are exact in float64 / float32
 FLOAT64_EXACT = 1 << 53
 FLOAT32_EXACT = 1 << 24
-#: largest lookup table (entries) a prepared threshold requantizer builds
-LUT_ENTRIES = 1 << 20
+#: largest lookup table, or number of buckets, a prepared threshold requantizer builds (a
+#: plan lives as long as its op: at most a few 4 MB tables per threshold layer)
+LUT_ENTRIES = 1 << 19
 #: most distinct thresholds per bucket a bucketed threshold search compares against
 MAX_COMPARES = 4
 
@@ -157,7 +158,8 @@ class PreparedThresholds:
     count(T_c <= v) is unchanged when v is clipped to [lo_c - 1, hi_c]: below lo_c it is 0
     either way, from hi_c on it is L. After clipping, ``u = v - (lo_c - 1)`` lies in
     [0, W_c] (W_c = hi_c - lo_c + 1) and channel c's block of keys starts at
-    ``start_c = sum_{c' < c} (W_c' + 1)``: the blocks are disjoint and ascending, so one
+    ``start_c >= sum_{c' < c} (W_c' + 1)`` (rounded up to a multiple of the bucket width for
+    the bucketed search): the blocks are disjoint and ascending, so one
     sorted array of every channel's shifted thresholds serves all channels with one
     ``np.searchsorted``, whose right-side count in channel c's block is the c * L thresholds
     of the earlier blocks (all below start_c) plus count(T_c <= v). When the total key range
