@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from accelgen import golden
-from accelgen.runtime import interpreter
+from accelgen import golden, ir
+from accelgen.runtime import interpreter, numeric
 from tests.reference import run_onnx_float64, run_reference
 from tests.test_fidelity import compare, prepared
 
@@ -82,3 +82,142 @@ def test_cnns_at_the_ends_of_the_input_range_match_the_onnx_semantics(file):
             assert file.startswith(("qdq", "qcdq")), (file, r)
             exact = compare(ours, run_onnx_float64(path, xb), step)
             assert exact["identical"] == 1.0, (file, exact)
+
+
+# -- the prepared requantizers and plans (accelgen/runtime/numeric.py, interpreter.py) ------
+
+
+def _count_reference(acc, T, base, direction, step):
+    """base + step * count(direction * acc >= T[c]) in Python integers, element by element."""
+    rows, channels = T.shape[0], acc.shape[-1]
+    b = np.broadcast_to(base, (channels,))
+    d = np.broadcast_to(direction, (channels,))
+    out = np.empty(acc.shape, dtype=np.int64)
+    for idx in np.ndindex(acc.shape):
+        c = idx[-1]
+        v = int(d[c]) * int(acc[idx])
+        out[idx] = int(b[c]) + step * sum(1 for t in T[c if rows > 1 else 0] if v >= int(t))
+    return out
+
+
+@pytest.mark.parametrize("lut_entries, mode", [(1 << 19, "lut"), (512, "bucket"), (0, "search")])
+@pytest.mark.parametrize("shared", [False, True])
+def test_prepared_thresholds_count_exactly_at_every_threshold(lut_entries, mode, shared):
+    """Every threshold, one below and one above it, the ends of int64's useful range, each
+    channel's own direction and base: the table, the bucketed search and the one-array search
+    all give the count."""
+    rng = np.random.default_rng(11)
+    channels, levels = 4, 15
+    rows = 1 if shared else channels
+    T = np.sort(rng.integers(-300, 300, (rows, levels)), axis=1)
+    T[0, 3:5] = T[0, 3]  # a repeated threshold (a skipped output level)
+    T[:, 0] = T[:, 1] - 1  # a gap of 1: buckets of one key, so the table is the lookup table
+    base = rng.integers(-8, 0, (channels,))
+    direction = np.array([1, -1, 1, -1])
+    step = 2
+    probes = np.unique(np.concatenate([T.reshape(-1) + o for o in (-1, 0, 1)] + [[-(2**62), 2**62, 0]]))
+    acc = np.stack([probes, -probes, probes, -probes], axis=-1)
+    prepared = numeric.PreparedThresholds(T, base, direction, step, channels, lut_entries)
+    assert prepared.mode == mode
+    want = _count_reference(acc, T, base, direction, step)
+    assert np.array_equal(prepared(acc), want)
+    assert np.array_equal(prepared(acc[:64].astype(np.float64)), want[:64])  # float accumulators
+    assert np.array_equal(numeric.apply_requant(acc, ir.Thresholds(T, base, direction, step)), want)
+
+
+def test_prepared_thresholds_with_unsorted_rows_fall_back_to_the_loop():
+    T = np.array([[5, 1, 9]])
+    prepared = numeric.PreparedThresholds(T, np.array([0]), np.array([1]), 1, 1)
+    assert prepared.mode == "loop"
+    acc = np.arange(-2, 12).reshape(-1, 1)
+    assert np.array_equal(prepared(acc), np.searchsorted(T[0], acc, side="right"))  # the loop's own rule
+
+
+@pytest.mark.parametrize("margin", [-1, 0])
+def test_prepared_multiply_shift_uses_float64_only_below_2_53(margin):
+    """acc * multiplier + offset reaches 2**53 - 1 (float64 path, exact) or 2**53 (int64 path);
+    odd values so that a rounding float64 would be off by one after the shift."""
+    m, shift = (1 << 31) - 1, 20
+    acc_bound = ((1 << 53) - 1) // m
+    offset = (1 << 53) - 1 - acc_bound * m + 1 + margin  # acc_bound * m + offset = 2**53 + margin
+    acc = np.array([[acc_bound], [acc_bound - 1], [-acc_bound], [0], [1], [-1]], dtype=np.int64)
+    prepared = numeric.PreparedMultiplyShift([m], [offset], shift, [-(1 << 40)], [1 << 40], [1], 1, acc_bound=acc_bound)
+    assert prepared.float == (margin < 0)
+    want = np.array([[max(-(1 << 40), min(1 << 40, (int(a) * m + offset) >> shift))] for a in acc[:, 0]])
+    assert np.array_equal(prepared(acc), want)
+    assert np.array_equal(prepared(acc.astype(np.float64)), want)
+    assert np.array_equal(
+        prepared(acc), numeric.apply_multiply_shift(acc, [m], [offset], shift, [-(1 << 40)], [1 << 40], [1])
+    )
+
+
+@pytest.mark.parametrize("k, dtype", [(1048, np.float32), (1049, np.float64)])
+def test_dense_plan_picks_the_float_type_from_the_row_bound(k, dtype):
+    """int8 codes (zero point -1: |x - zp| <= 128) and weights of +-125: 1048 * 128 * 125 =
+    16,768,000 < 2**24 < 1049 * 128 * 125; the extreme row reaches the bound."""
+    from accelgen.runtime.program import Node
+
+    q = Node(bits=8, signed=True, narrow=False, bipolar=False, zero_point=np.array([-1]), axis=None)
+    graph = Node(tensors={"x": Node(qtype=q)})
+    rng = np.random.default_rng(k)
+    w = rng.choice([-125, 125], (3, k)).astype(np.int64)
+    w[0] = 125
+    op = Node(kind="Dense", name="d", inputs=["x"], outputs=["y"], weights=w, requant=None)
+    x = rng.choice([-128, 127], (6, k)).astype(np.int64)
+    x[0] = 127
+    got = interpreter._dense(op, [x], graph)
+    assert interpreter._PLANS[id(op)][2][2].dtype == dtype  # the transposed weights
+    want = (x + 1) @ w.T  # numpy's integer matmul
+    assert int(np.abs(want).max()) == k * 128 * 125  # the extreme row: all at 127 - (-1) = 128
+    assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("margin", [-1, 0])
+def test_multiply_shift_folded_into_the_weights_only_below_2_53(margin):
+    """A Dense whose multiply-shift is folded into float64 weights when
+    sum|w| * max|x - zp| * multiplier + |offset| < 2**53: here 128 * (2**46 - 1) + 128 + margin
+    is 2**53 - 1 (folded) or 2**53 (not); every int8 code, both weight signs, against Python
+    integers."""
+    from accelgen.runtime.program import Node
+
+    q = Node(bits=8, signed=True, narrow=False, bipolar=False, zero_point=np.array([0]), axis=None)
+    graph = Node(tensors={"x": Node(qtype=q)})
+    m, offset, shift = (1 << 46) - 1, 128 + margin, 40
+    rq = Node(kind="multiply_shift", multiplier=np.array([m, m]), offset=np.array([offset, offset]), shift=shift,
+              lo=np.array([-(1 << 20)] * 2), hi=np.array([1 << 20] * 2), direction=np.array([1, -1]))  # fmt: skip
+    op = Node(kind="Dense", name="d", inputs=["x"], outputs=["y"], weights=np.array([[1], [-1]]), requant=rq)
+    assert (interpreter._fused_shift(op, op.weights, 128) is not None) == (margin < 0)
+    x = np.arange(-128, 128).reshape(-1, 1)
+    got = interpreter._dense(op, [x], graph)
+    want = [[(d * w * int(v) * m + offset) >> shift for w, d in ((1, 1), (-1, -1))] for v in x[:, 0]]
+    assert np.array_equal(got, np.array(want))
+
+
+@pytest.mark.parametrize("mult, strides, dilations", [(1, (1, 1), (1, 1)), (1, (2, 2), (1, 1)), (2, (1, 2), (2, 1))])
+def test_depthwise_taps_match_an_integer_convolution(mult, strides, dilations):
+    """The depthwise path (taps in float32, a few images at a time, channels merged with the
+    width when the stride across is 1) against a loop over output pixels in int64, at the
+    ends of the int8 range (a batch of 70: chunks of unequal size)."""
+    from accelgen.runtime.program import Node
+
+    rng = np.random.default_rng(mult + strides[1])
+    c, kh, kw = 8, 3, 3
+    q = Node(bits=8, signed=True, narrow=False, bipolar=False, zero_point=np.array([3]), axis=None)
+    graph = Node(tensors={"x": Node(qtype=q)})
+    w = rng.choice([-127, -1, 0, 1, 127], (c * mult, 1, kh, kw)).astype(np.int64)
+    op = Node(kind="Conv", name="dw", inputs=["x"], outputs=["y"], weights=w, groups=c, strides=strides,
+              pads=(1, 2, 1, 0), dilations=dilations, requant=None)  # fmt: skip
+    x = rng.choice([-128, 127, 3, 0], (70, 9, 7, c)).astype(np.int64)
+    got = interpreter._conv(op, [x], graph)
+    xp = np.pad(x - 3, ((0, 0), (1, 1), (2, 0), (0, 0)))
+    oh = (xp.shape[1] - (kh - 1) * dilations[0] - 1) // strides[0] + 1
+    ow = (xp.shape[2] - (kw - 1) * dilations[1] - 1) // strides[1] + 1
+    want = np.zeros((70, oh, ow, c * mult), dtype=np.int64)
+    for y in range(oh):
+        for z in range(ow):
+            for i in range(kh):
+                for j in range(kw):
+                    v = xp[:, y * strides[0] + i * dilations[0], z * strides[1] + j * dilations[1], :]
+                    want[:, y, z, :] += np.repeat(v, mult, axis=-1) * w[:, 0, i, j]
+    assert got.shape == want.shape
+    assert np.array_equal(got, want)
