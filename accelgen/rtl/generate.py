@@ -12,6 +12,8 @@ The directory::
     rtl/*.v            <top>.v (AXI-Stream wrapper), <top>_core.v, one <top>_l<i>.v per layer
     tb/test_accel.py   cocotb test: golden vectors through AXI-Stream with random back-pressure
     tb/run.py          builds and runs it with cocotb's Python runner (Verilator or Icarus)
+    tb/file_tb.v       a plain testbench, hex files in and out: `accelgen run` (runtime/rtl_backend.py)
+    program.json/.npz  the whole model for the runtime: host prologue and epilogue around the core
     synth/synth.ys     Yosys synth_xilinx -family xcup script
     Makefile           make sim SIM=icarus|verilator, make synth
     README.md          what the design is and how to rerun it
@@ -180,7 +182,7 @@ def render(design: dict[str, Any]) -> dict[str, str]:
     wrapper = {"module": top, "core_module": design["core_module"], "latency": design["latency_cycles"],
                "input": design["input"], "output": design["output"]}  # fmt: skip
     files[f"rtl/{top}.v"] = env.get_template("top.v.j2").render(top=wrapper)
-    for name in ("tb/test_accel.py", "tb/run.py", "synth/synth.ys", "Makefile", "README.md"):
+    for name in ("tb/test_accel.py", "tb/run.py", "tb/file_tb.v", "synth/synth.ys", "Makefile", "README.md"):
         files[name] = env.get_template(f"{name}.j2").render(design=design)
     summary = {k: v for k, v in design.items() if k not in ("layers", "core")}
     summary["layers"] = [
@@ -212,7 +214,17 @@ def generate(
     if x_codes is not None:
         x, y = _vectors(graph, design, x_codes)
         files.update(_npy_files(x, y))
+    files.update(_program_files(graph))
     return _write_atomically(Path(outdir), files)
+
+
+def _program_files(graph: ir.Graph) -> dict[str, bytes]:
+    """program.json / program.npz (the runtime's description of the whole model), as bytes."""
+    from accelgen.runtime import save_program
+
+    with tempfile.TemporaryDirectory() as tmp:
+        save_program(*graph.to_program(), Path(tmp) / "program.json")
+        return {name: (Path(tmp) / name).read_bytes() for name in ("program.json", "program.npz")}
 
 
 def load_design(outdir: str | os.PathLike) -> dict[str, Any]:
