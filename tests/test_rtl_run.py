@@ -109,3 +109,55 @@ def test_lanes_round_trip_signed_and_unsigned():
         np.testing.assert_array_equal(unpack_lanes(words, 13, lane_bits, signed), codes)
     with pytest.raises(RuntimeError, match="undefined"):
         unpack_lanes(["1x"], 1, 8, False)
+
+
+# -- report.md / report.png and Yosys progress ----------------------------------------------------
+
+
+def test_rtl_build_has_a_report(builds):
+    import json
+
+    build = builds("qonnx_mlp_w2a2")
+    report = json.loads((build / "report.json").read_text())
+    md = (build / "report.md").read_text()
+    assert (build / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    layers = report["rtl"]["layers"]
+    assert [la["label"] for la in layers] == ["fc1_gemm", "fc2_gemm", "fc3_gemm"]
+    rows = [line for line in md.splitlines() if line.startswith("| ") and "_gemm |" in line]
+    assert len(rows) == len(layers)
+    for row, la in zip(rows, layers):
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[1] == la["label"] and int(cells[2]) == la["in_size"] and int(cells[3]) == la["out_size"]
+        assert int(cells[6]) == la["registers"] and int(cells[8].replace(",", "")) == la["estimate"]["lut"]
+    # the per-layer LUT shares add up to about the whole-design estimate (a linear model)
+    total = report["rtl"]["estimate"]["lut"]
+    assert abs(sum(la["estimate"]["lut"] for la in layers) - total) <= len(layers)
+    assert f"| latency | {report['rtl']['latency_cycles']} cycle(s)" in md
+    assert "Yosys: not run (--synth off)" in md
+
+
+def test_current_pass_reads_the_last_pass_header():
+    from accelgen.rtl.yosys import current_pass
+
+    log = "\n".join(["1. Executing Verilog-2005 frontend: rtl/a.v", "Parsing Verilog input", "",
+                     "2.3. Executing PROC pass (convert processes to netlists).", "  some detail",
+                     "2.14.1. Executing ABC pass (technology mapping using ABC).", "ABC: + strash"])  # fmt: skip
+    assert current_pass(log) == "ABC pass (technology mapping using ABC)"
+    assert current_pass("nothing here\n") is None
+
+
+@pytest.mark.yosys
+def test_yosys_reports_progress_while_it_runs(tmp_path):
+    from accelgen.rtl import generate, random_mlp, synth_yosys
+    from accelgen.rtl.yosys import yosys_available
+
+    if not yosys_available():
+        pytest.skip("yosys is not installed")
+    out = generate(random_mlp((12, 16, 4), seed=1), tmp_path / "d")
+    lines: list[str] = []
+    r = synth_yosys(out, progress=lines.append, heartbeat=0.5)
+    assert r["lut"] > 0
+    assert lines and all(line.startswith("yosys running ") for line in lines)
+    assert any(", in " in line and "pass" in line for line in lines)
+    seconds = [float(line.split()[2]) for line in lines]
+    assert seconds == sorted(seconds)

@@ -143,6 +143,13 @@ def describe(
     if enc_out is not None and not _power_of_two(enc_out.step):
         raise InputError(f"output step {enc_out.step} is not a power of two; the RTL path cannot encode it")
     latency = sum(layer["registers"] for layer in layers)
+    shared = lower_core(core, levels, share_sums=True)[0]
+    for layer, cells, alone in zip(layers, estimate_mod.stage_paths(shared), shared):
+        # per-layer figures for the report: the longest register-to-register path in cells,
+        # and the layer's own share of the LUT / FF estimate
+        own = estimate_mod.estimate([alone], 0)
+        layer["stage_cells"] = cells
+        layer["estimate"] = {"lut": own["lut"], "ff": own["ff"], "carry": own["carry"]}
     out_bits = acc_width if enc_out is None else enc_out.bits
     port_in = _input_port(enc_in, core.input)
     port_out = _port(enc_out, core.output, layers[-1]["out_size"], acc_width, out_bits)
@@ -160,7 +167,7 @@ def describe(
         "pipeline_levels": [layer["registers"] for layer in layers],
         "layers": layers,
         "core": core_mod.core_to_json(core),
-        "estimate": estimate_mod.estimate(lower_core(core, levels, share_sums=True)[0], latency),
+        "estimate": estimate_mod.estimate(shared, latency),
     }
     return design
 
