@@ -252,7 +252,9 @@ def _stage_rtl(ctx: BuildContext) -> dict:
     ctx.board = ctx.options.board
     rtl.check_fits(ctx.compiled.graph)
     ctx.rtl_codes = _hw_input_codes(ctx)
-    rtl.generate(ctx.compiled.graph, ctx.path / "rtl", x_codes=ctx.rtl_codes)
+    # register stages per layer for the build's clock on the board's part (a per-level delay model)
+    rtl.generate(ctx.compiled.graph, ctx.path / "rtl", x_codes=ctx.rtl_codes, clock_mhz=ctx.options.clock_mhz,
+                 part=ctx.board.part)  # fmt: skip
     design = rtl.load_design(ctx.path / "rtl")
     ctx.log.info("wrote the unrolled Verilog to rtl/ (latency %s cycles)", design.get("latency_cycles"))
     return {"latency_cycles": design.get("latency_cycles")}

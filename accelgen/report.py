@@ -435,6 +435,16 @@ def render_rtl_markdown(report: dict[str, Any]) -> str:
         f"| initiation interval | {ii} cycle(s) = {clock * 1e6 / max(ii, 1):,.0f} samples/s |",
         f"| latency | {latency} cycle(s) = {latency * 1e3 / clock:,.1f} ns |",
         f"| register stages per layer | {', '.join(str(v) for v in rtl['pipeline_levels'])} |",
+    ]
+    timing = rtl.get("timing")
+    if timing:
+        stages = ", ".join(f"{v:g}" for v in timing["stage_ns"])
+        verdict = "fits" if timing["meets_clock"] else "**does not fit**"
+        model = timing["delay_model"]
+        lines.append(f"| slowest stage per layer (estimate) | {stages} ns against the {timing['period_ns']:g} ns "
+                     f"period: {verdict} ({timing['family']}: {model['ns_per_level']:g} ns per logic level + "
+                     f"{model['overhead_ns']:g} ns) |")  # fmt: skip
+    lines += [
         "",
         "## Resources",
         "",

@@ -161,3 +161,23 @@ def test_yosys_reports_progress_while_it_runs(tmp_path):
     assert any(", in " in line and "pass" in line for line in lines)
     seconds = [float(line.split()[2]) for line in lines]
     assert seconds == sorted(seconds)
+
+
+@pytest.mark.cocotb
+def test_run_rtl_build_with_clock_chosen_stages(tmp_path):
+    """A 250 MHz build gets more register stages; `accelgen run` stays bit-exact with the added latency."""
+    import json
+
+    if "icarus" not in available_simulators():
+        pytest.skip("icarus is not installed")
+    out = tmp_path / "b"
+    argv = ["build", str(MODELS / "qonnx_mlp_w2a2.onnx"), "-b", "ultra96", "--clock", "250", "-o", str(out),
+            "--arch", "rtl", "--synth", "off"]  # fmt: skip
+    assert cli.main(argv) == 0
+    report = json.loads((out / "report.json").read_text())
+    rtl = report["rtl"]
+    assert rtl["timing"]["clock_mhz"] == 250 and rtl["latency_cycles"] > 3
+    assert report["csim"]["passed"] and report["csim"]["latency_cycles"] == rtl["latency_cycles"]
+    x = digits_split()[2][:16]
+    np.testing.assert_array_equal(_run(tmp_path, out, x, "--simulator", "icarus"), _golden(tmp_path, out, x))
+    assert "slowest stage per layer (estimate)" in (out / "report.md").read_text()
