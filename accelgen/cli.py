@@ -72,9 +72,16 @@ def _parser() -> argparse.ArgumentParser:
                      help="input batch (first axis = batch); NAME= for models with several inputs")  # fmt: skip
     run.add_argument("--output", "-o", required=True, metavar="Y.npy",
                      help="where to write the output (.npz for models with several outputs)")  # fmt: skip
-    run.add_argument("--backend", default=None, choices=["golden", "csim", "pynq"],
+    run.add_argument("--backend", default=None, choices=["golden", "csim", "pynq", "rtl"],
                      help="golden: the bit-exact integer reference (default for a model file); csim: the "
-                          "emulated hardware (default for a build directory)")  # fmt: skip
+                          "emulated hardware (default for a build directory); rtl: the Verilog core of an "
+                          "--arch rtl build in Verilator or Icarus (default for such a build)")  # fmt: skip
+    run.add_argument(
+        "--simulator",
+        default=None,
+        choices=["verilator", "icarus"],
+        help="with --backend rtl: the RTL simulator (default: Verilator when installed, else Icarus)",
+    )
     _requant_arg(run)
     run.set_defaults(func=cmd_run)
     _add_dse_commands(sub)
@@ -149,11 +156,19 @@ def cmd_run(args) -> int:
 def _run_design_dir(args) -> int:
     """`accelgen run OUTDIR`: the design's emulated hardware (csim) or its golden program."""
     from accelgen.runtime import Accelerator, DamagedBuildError, InputValidationError
+    from accelgen.runtime.rtl_backend import SimulatorMissingError, is_rtl_build
 
-    backend = args.backend or "csim"
+    rtl_build = is_rtl_build(args.model)
+    backend = args.backend or ("rtl" if rtl_build else "csim")
     if backend == "pynq":
         raise InputError("--backend pynq runs on the board: use OUTDIR/driver/run_accelerator.py there")
-    options = {}
+    if rtl_build and backend == "csim":
+        raise InputError(f"{args.model} is an --arch rtl build: it has no C-simulation; use --backend rtl or golden")
+    if backend == "rtl" and not rtl_build:
+        raise InputError(f"--backend rtl runs an --arch rtl build; {args.model} has no rtl/design.json")
+    if args.simulator is not None and backend != "rtl":
+        raise InputError("--simulator goes with --backend rtl")
+    options = {"simulator": args.simulator} if backend == "rtl" else {}
     if backend == "csim" and not (Path(args.model) / "csim" / "libaccel.so").is_file():
         from accelgen.csim import build  # a design generated without `accelgen build`: compile it
 
@@ -161,7 +176,7 @@ def _run_design_dir(args) -> int:
     try:
         with Accelerator(args.model, backend=backend, **options) as accel:
             outputs = accel.run(_load_inputs(args.input, accel.program.inputs), as_dict=True)
-    except (InputValidationError, DamagedBuildError) as exc:
+    except (InputValidationError, DamagedBuildError, SimulatorMissingError) as exc:
         raise InputError(str(exc)) from None
     except FileNotFoundError as exc:
         raise InputError(str(exc)) from None

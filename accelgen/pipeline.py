@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -251,7 +252,9 @@ def _stage_rtl(ctx: BuildContext) -> dict:
     ctx.board = ctx.options.board
     rtl.check_fits(ctx.compiled.graph)
     ctx.rtl_codes = _hw_input_codes(ctx)
-    rtl.generate(ctx.compiled.graph, ctx.path / "rtl", x_codes=ctx.rtl_codes)
+    # register stages per layer for the build's clock on the board's part (a per-level delay model)
+    rtl.generate(ctx.compiled.graph, ctx.path / "rtl", x_codes=ctx.rtl_codes, clock_mhz=ctx.options.clock_mhz,
+                 part=ctx.board.part)  # fmt: skip
     design = rtl.load_design(ctx.path / "rtl")
     ctx.log.info("wrote the unrolled Verilog to rtl/ (latency %s cycles)", design.get("latency_cycles"))
     return {"latency_cycles": design.get("latency_cycles")}
@@ -282,20 +285,28 @@ def _stage_yosys(ctx: BuildContext):
         if ctx.options.synth == "on":
             raise InputError("--synth on with --arch rtl needs yosys on PATH (apt-get install yosys)")
         return Skipped("yosys not on PATH")
-    return rtl.synth_yosys(ctx.path / "rtl")
+
+    def heartbeat(line: str) -> None:  # Yosys runs minutes on the larger cores: say it is alive
+        ctx.log.info("%s", line)
+        print(f"    synth  {line}", file=sys.stderr, flush=True)
+
+    return rtl.synth_yosys(ctx.path / "rtl", progress=heartbeat)
 
 
 def _stage_rtl_report(ctx: BuildContext) -> dict:
     from accelgen import rtl
+    from accelgen.report import rtl_report_files
     from accelgen.rtl.report import build_rtl_report
 
     sim = ctx.results.get("sim") or {}
     yosys = ctx.results.get("synth") or {}
     report = build_rtl_report(ctx.model_path.stem, ctx.board.name, ctx.options.clock_mhz,
-                              rtl.load_design(ctx.path / "rtl"), sim, yosys, ctx.options.arch_reason)  # fmt: skip
-    (ctx.path / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+                              rtl.load_design(ctx.path / "rtl"), sim, yosys, ctx.options.arch_reason,
+                              board_info=ctx.board.to_json())  # fmt: skip
+    for name, content in rtl_report_files(report).items():
+        (ctx.path / name).write_bytes(content)
     ctx.report = report
-    return {"files": ["report.json"]}
+    return {"files": ["report.json", "report.md", "report.png"]}
 
 
 #: The order of `accelgen build --arch rtl`.
@@ -309,7 +320,7 @@ RTL_STAGES: list[Stage] = [
         title=f"cocotb simulation ({RTL_SIMULATOR}) against the golden model",
     ),
     Stage("synth", _stage_yosys, outputs=("rtl/synth",), title="Yosys synth_xilinx (when installed)"),
-    Stage("report", _stage_rtl_report, outputs=("report.json",), title="report"),
+    Stage("report", _stage_rtl_report, outputs=("report.json", "report.md", "report.png"), title="report"),
 ]
 
 

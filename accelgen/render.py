@@ -182,3 +182,4 @@ def _print_rtl_summary(console, design) -> None:
     console.print(f"  Yosys and estimate: {json.dumps(rtl.get('resources', rtl))[:400]}")
     for note in r.get("notes", []):
         console.print(f"  note: {note}")
+    console.print(f"  output: {design.outdir}/: report.md, report.png, rtl/ (run it: accelgen run {design.outdir} ...)")

@@ -407,3 +407,124 @@ def report_files(report: dict[str, Any], plan_json: dict[str, Any]) -> dict[str,
         "report.md": render_markdown(report).encode(),
         "report.png": render_png(report),
     }
+
+
+# ---------------------------------------------------------------------------------------
+# --arch rtl: report.md and report.png of the fully unrolled core
+# ---------------------------------------------------------------------------------------
+
+
+def render_rtl_markdown(report: dict[str, Any]) -> str:
+    """report.md of an ``--arch rtl`` build: summary, resources (estimate beside Yosys and
+    the board), one row per layer, the simulation, notes."""
+    rtl, sim = report["rtl"], report.get("csim") or {}
+    info = report.get("board_info") or {"title": report["board"], "resources": {}}
+    clock = float(report["clock_mhz"])
+    latency, ii = rtl["latency_cycles"], rtl["ii_cycles"]
+    lines = [
+        f"# {report['model']} on {info['title']}: fully unrolled RTL",
+        "",
+        "Resource and logic-level figures marked *estimate* come from accelgen's netlist cost model "
+        "(accelgen/rtl/estimate.py, fitted to Yosys); Yosys figures are shown beside them when Yosys ran.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| architecture | rtl ({report.get('arch_reason', '--arch rtl')}) |",
+        f"| top module | `{rtl['top']}` (AXI-Stream, one sample per beat) |",
+        f"| clock | {clock:g} MHz |",
+        f"| initiation interval | {ii} cycle(s) = {clock * 1e6 / max(ii, 1):,.0f} samples/s |",
+        f"| latency | {latency} cycle(s) = {latency * 1e3 / clock:,.1f} ns |",
+        f"| register stages per layer | {', '.join(str(v) for v in rtl['pipeline_levels'])} |",
+    ]
+    timing = rtl.get("timing")
+    if timing:
+        stages = ", ".join(f"{v:g}" for v in timing["stage_ns"])
+        verdict = "fits" if timing["meets_clock"] else "**does not fit**"
+        model = timing["delay_model"]
+        lines.append(f"| slowest stage per layer (estimate) | {stages} ns against the {timing['period_ns']:g} ns "
+                     f"period: {verdict} ({timing['family']}: {model['ns_per_level']:g} ns per logic level + "
+                     f"{model['overhead_ns']:g} ns) |")  # fmt: skip
+    lines += [
+        "",
+        "## Resources",
+        "",
+        "| resource | estimate | Yosys | available |",
+        "|---|---:|---:|---:|",
+    ]
+    avail = info.get("resources") or {}
+    for key, row in rtl["resources"].items():
+        have = avail.get(key) if key != "levels" else None
+        lines.append(f"| {key} | {_n(row['estimate'])} | {_n(row['yosys'])} | {_n(have)} |")
+    yosys = rtl.get("yosys")
+    lines += ["", f"Yosys: {yosys['tool']}, `{yosys['command']}`, {yosys['seconds']} s." if yosys else
+              f"Yosys: not run ({report.get('synth_status') or 'skipped'}).", ""]  # fmt: skip
+    lines += [
+        "## Layers",
+        "",
+        "| # | layer | in | out | bits in/out | requant | registers | stage path (cells) | LUT (estimate) |",
+        "|---:|---|---:|---:|---|---|---:|---:|---:|",
+    ]
+    for i, la in enumerate(rtl.get("layers") or []):
+        est = la.get("estimate") or {}
+        lines.append(f"| {i} | {la['label']} | {la['in_size']} | {la['out_size']} | {la['in_bits']}/{la['out_bits']} | "
+                     f"{la['requant']} | {la['registers']} | {_n(la.get('stage_cells'))} | {_n(est.get('lut'))} |")  # fmt: skip
+    lines += ["", "## Simulation", ""]
+    if sim.get("passed"):
+        lines.append(f"{sim['simulator']}: passed, {sim['vectors']} vectors bit-exact against the golden model; "
+                     f"measured latency {sim['latency_cycles']} cycles, II {sim['ii_cycles']}.")  # fmt: skip
+    else:
+        lines.append(f"not run ({sim.get('skipped') or 'skipped'}).")
+    lines += ["", "Run it: `accelgen run OUTDIR -i X.npy -o Y.npy` (Verilator or Icarus, --backend rtl)."]
+    if report.get("notes"):
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in report["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def render_rtl_png(report: dict[str, Any]) -> bytes:
+    """report.png of an ``--arch rtl`` build: per-layer LUT estimate and register-to-register
+    path; estimate beside Yosys. Deterministic bytes for the same report."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    from matplotlib.figure import Figure
+
+    rtl = report["rtl"]
+    layers = rtl.get("layers") or []
+    n = len(layers)
+    fig = Figure(figsize=(max(8.0, 0.6 * n + 4.0), 9.0), dpi=100)
+    ax1, ax2, ax3 = fig.subplots(3, 1)
+    x = list(range(n))
+    labels = [la["label"] if len(la["label"]) <= 28 else "..." + la["label"][-25:] for la in layers]
+    ax1.bar(x, [(la.get("estimate") or {}).get("lut", 0) for la in layers], color="#1f77b4")
+    ax1.set_ylabel("LUT (estimate)")
+    ax1.set_title(f"{report['model']}: fully unrolled RTL at {float(report['clock_mhz']):g} MHz, latency "
+                  f"{rtl['latency_cycles']} cycles, II {rtl['ii_cycles']}", fontsize=10)  # fmt: skip
+    ax1.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
+    ax2.bar(x, [la.get("stage_cells") or 0 for la in layers], color="#ff7f0e")
+    ax2.set_ylabel("longest stage path (cells)")
+    ax2.set_title("per-layer register-to-register path, estimate", fontsize=10)
+    ax2.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
+    keys = list(rtl["resources"])
+    est = [float(rtl["resources"][k]["estimate"] or 0) for k in keys]
+    ys = [float(rtl["resources"][k]["yosys"] or 0) for k in keys]
+    pos = list(range(len(keys)))
+    ax3.barh([p + 0.2 for p in pos], est, height=0.4, label="estimate", color="#1f77b4")
+    if any(ys):
+        ax3.barh([p - 0.2 for p in pos], ys, height=0.4, label="Yosys", color="#2ca02c")
+    ax3.set_yticks(pos, keys)
+    ax3.set_xscale("symlog")
+    ax3.legend(fontsize=8, loc="lower right")
+    ax3.set_title("whole design", fontsize=10)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return buf.getvalue()
+
+
+def rtl_report_files(report: dict[str, Any]) -> dict[str, bytes]:
+    """report.json, report.md and report.png of an ``--arch rtl`` build."""
+    return {
+        "report.json": (json.dumps(report, indent=2, default=str) + "\n").encode(),
+        "report.md": render_rtl_markdown(report).encode(),
+        "report.png": render_rtl_png(report),
+    }

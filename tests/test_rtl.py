@@ -306,3 +306,54 @@ def test_latency_is_the_sum_of_register_stages():
         d = describe(graph, pipeline_levels=levels)
         assert d["latency_cycles"] == sum(d["pipeline_levels"])
         assert all(0 <= p <= levels for p in d["pipeline_levels"])
+
+
+# -- register stages for a target clock ---------------------------------------------------------
+
+
+def test_delay_model_arithmetic_and_families():
+    from accelgen.rtl.estimate import DELAY_MODELS, family_of, max_levels, stage_ns
+
+    assert family_of("xc7z020clg400-1") == "zynq-7000"
+    assert family_of("xczu3eg-sbva484-1-i") == family_of("xck26-sfvc784-2LV-c") == "zynq-ultrascale+"
+    assert family_of(None) == "zynq-7000"  # unknown: the slower model
+    m = DELAY_MODELS["zynq-7000"]
+    assert stage_ns(10, "zynq-7000") == pytest.approx(m["overhead_ns"] + 10 * m["ns_per_level"])
+    for family in DELAY_MODELS:
+        for mhz in (50, 100, 187.5, 300):
+            n = max_levels(mhz, family)
+            assert stage_ns(n, family) <= 1e3 / mhz or n == 1
+            assert stage_ns(n + 1, family) > 1e3 / mhz
+
+
+@pytest.mark.parametrize("part", ["xc7z020clg400-1", "xczu3eg-sbva484-1-i"])
+def test_register_stages_fit_the_clock_and_are_few(part):
+    from accelgen.rtl.estimate import layer_levels, max_levels
+    from accelgen.rtl.netlist import lower_core
+
+    graph = compile_model(MODELS / "qonnx_mlp_w2a2.onnx").graph
+    previous = None
+    for mhz in (50, 100, 200, 300):
+        d = describe(graph, clock_mhz=mhz, part=part)
+        t, stages = d["timing"], d["pipeline_levels"]
+        assert d["latency_cycles"] == sum(stages) and t["clock_mhz"] == mhz
+        limit = max_levels(mhz, t["family"])
+        for i, (levels, n) in enumerate(zip(t["stage_levels"], stages)):
+            assert levels <= limit or n == d["layers"][i]["units"]  # fits, or every unit has its register
+            if n > 1:  # one register fewer would not fit
+                fewer = list(stages)
+                fewer[i] -= 1
+                shared = lower_core(extract_core(graph), fewer, share_sums=True)[0]
+                assert layer_levels(shared[i]) > limit
+        assert t["meets_clock"] == all(ns <= 1e3 / mhz for ns in t["stage_ns"])
+        if previous is not None:  # a faster clock never takes fewer registers
+            assert all(a >= b for a, b in zip(stages, previous))
+        previous = stages
+        x_codes, want = core_io(graph, digits_split()[2][:100])
+        np.testing.assert_array_equal(eval_design(d, x_codes), want)
+    assert sum(describe(graph, clock_mhz=50, part=part)["pipeline_levels"]) < sum(previous)
+
+
+def test_bad_target_clock():
+    with pytest.raises(InputError, match="positive frequency"):
+        describe(random_mlp((8, 8, 4)), clock_mhz=0)

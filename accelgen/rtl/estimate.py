@@ -205,3 +205,46 @@ def _nonnegative_lstsq(A: np.ndarray, b: np.ndarray) -> np.ndarray:
         if not negative:
             return sol
         active.remove(min(negative, key=lambda i: sol[i]))
+
+
+# -- register stages for a target clock ---------------------------------------------------------
+
+#: Per-level delay model (ns) by device family: one logic level (a LUT or carry cell with its
+#: local routing) and the fixed part of every register-to-register path (clock-to-out, setup,
+#: clock uncertainty). Rule-of-thumb figures for the slowest speed grade the boards ship with
+#: (Zynq-7000 -1: LUT6 about 0.1 ns plus 0.4-0.8 ns of net delay per level at moderate fanout;
+#: Zynq UltraScale+ -1/-2: about half of that), *not* fitted to any implementation result: a
+#: Vivado run can move a stage either way. Used only to choose how many register stages a
+#: layer gets; the estimate of levels they multiply is the calibrated one above.
+DELAY_MODELS: dict[str, dict[str, float]] = {
+    "zynq-7000": {"ns_per_level": 0.9, "overhead_ns": 1.2},
+    "zynq-ultrascale+": {"ns_per_level": 0.5, "overhead_ns": 0.7},
+}
+#: the model used for a part of no known family (the slower one: more registers, not fewer)
+DEFAULT_FAMILY = "zynq-7000"
+
+
+def family_of(part: str | None) -> str:
+    """The delay model's family of an AMD part name (xc7z... -> zynq-7000, xczu / xck -> zynq-ultrascale+)."""
+    p = (part or "").lower()
+    if p.startswith(("xczu", "xck", "xcvu", "xcku")):
+        return "zynq-ultrascale+"
+    return DEFAULT_FAMILY
+
+
+def layer_levels(layer: dict[str, Any]) -> int:
+    """Estimated logic levels of a layer's longest register-to-register path (the calibrated
+    ``levels`` model on that layer alone)."""
+    return estimate([layer], 0)["levels"]
+
+
+def stage_ns(levels: int, family: str) -> float:
+    """Estimated delay of a register-to-register path of ``levels`` logic levels."""
+    m = DELAY_MODELS[family]
+    return round(m["overhead_ns"] + levels * m["ns_per_level"], 3)
+
+
+def max_levels(clock_mhz: float, family: str) -> int:
+    """The most logic levels one stage may hold at ``clock_mhz``."""
+    m = DELAY_MODELS[family]
+    return max(1, int((1e3 / clock_mhz - m["overhead_ns"]) // m["ns_per_level"]))

@@ -12,6 +12,8 @@ The directory::
     rtl/*.v            <top>.v (AXI-Stream wrapper), <top>_core.v, one <top>_l<i>.v per layer
     tb/test_accel.py   cocotb test: golden vectors through AXI-Stream with random back-pressure
     tb/run.py          builds and runs it with cocotb's Python runner (Verilator or Icarus)
+    tb/file_tb.v       a plain testbench, hex files in and out: `accelgen run` (runtime/rtl_backend.py)
+    program.json/.npz  the whole model for the runtime: host prologue and epilogue around the core
     synth/synth.ys     Yosys synth_xilinx -family xcup script
     Makefile           make sim SIM=icarus|verilator, make synth
     README.md          what the design is and how to rerun it
@@ -125,13 +127,64 @@ def _power_of_two(step: int) -> bool:
     return step > 0 and step & (step - 1) == 0
 
 
+def choose_pipeline(core: core_mod.Core, clock_mhz: float, part: str | None) -> tuple[list[int], dict[str, Any]]:
+    """Register stages per layer so each stage's estimated delay fits the clock period.
+
+    Every layer starts with one stage (its output register); a layer whose longest stage
+    path is estimated too slow (:func:`estimate.stage_ns`, the family's per-level delay
+    model) gets one more, until it fits or every stage unit of the layer has its register.
+    Returns the stages and the timing section of design.json.
+    """
+    if not clock_mhz or clock_mhz <= 0:
+        raise InputError(f"the target clock must be a positive frequency in MHz, not {clock_mhz!r}")
+    family = estimate_mod.family_of(part)
+    limit = estimate_mod.max_levels(clock_mhz, family)
+    levels = [1] * len(core.dense)
+    while True:
+        shared = lower_core(core, levels, share_sums=True)[0]
+        depth = [estimate_mod.layer_levels(layer) for layer in shared]
+        grow = [i for i, (d, layer) in enumerate(zip(depth, shared)) if d > limit and levels[i] < layer["units"]]
+        if not grow:
+            break
+        for i in grow:
+            levels[i] += 1
+    period = 1e3 / clock_mhz
+    delays = [estimate_mod.stage_ns(d, family) for d in depth]
+    timing = {
+        "clock_mhz": clock_mhz,
+        "period_ns": round(period, 3),
+        "family": family,
+        "part": part,
+        "delay_model": dict(estimate_mod.DELAY_MODELS[family]),
+        "max_levels_per_stage": limit,
+        "stage_levels": depth,
+        "stage_ns": delays,
+        "meets_clock": all(d <= period for d in delays),
+        "source": "per-level delay model (accelgen/rtl/estimate.py DELAY_MODELS): an estimate, not timing analysis",
+    }
+    return levels, timing
+
+
 def describe(
-    graph: ir.Graph, *, pipeline_levels: int | Sequence[int] = 1, combinational: bool = False, top: str | None = None
+    graph: ir.Graph,
+    *,
+    pipeline_levels: int | Sequence[int] = 1,
+    combinational: bool = False,
+    top: str | None = None,
+    clock_mhz: float | None = None,
+    part: str | None = None,
 ) -> dict[str, Any]:
-    """Everything the templates need, as plain data (also the content of design.json)."""
+    """Everything the templates need, as plain data (also the content of design.json).
+
+    With ``clock_mhz`` the register stages per layer are chosen for that clock on ``part``
+    (:func:`choose_pipeline`) and ``pipeline_levels`` is ignored.
+    """
     check_fits(graph)
     core = core_mod.extract_core(graph)
     dense = core.dense
+    timing = None
+    if clock_mhz is not None and not combinational:
+        pipeline_levels, timing = choose_pipeline(core, clock_mhz, part)
     levels = _levels(pipeline_levels, len(dense), combinational)
     layers, enc_in, enc_out, acc_width = lower_core(core, levels)
     module = identifier(top or f"accel_{graph.name}", prefix="accel")
@@ -141,6 +194,13 @@ def describe(
     if enc_out is not None and not _power_of_two(enc_out.step):
         raise InputError(f"output step {enc_out.step} is not a power of two; the RTL path cannot encode it")
     latency = sum(layer["registers"] for layer in layers)
+    shared = lower_core(core, levels, share_sums=True)[0]
+    for layer, cells, alone in zip(layers, estimate_mod.stage_paths(shared), shared):
+        # per-layer figures for the report: the longest register-to-register path in cells,
+        # and the layer's own share of the LUT / FF estimate
+        own = estimate_mod.estimate([alone], 0)
+        layer["stage_cells"] = cells
+        layer["estimate"] = {"lut": own["lut"], "ff": own["ff"], "carry": own["carry"]}
     out_bits = acc_width if enc_out is None else enc_out.bits
     port_in = _input_port(enc_in, core.input)
     port_out = _port(enc_out, core.output, layers[-1]["out_size"], acc_width, out_bits)
@@ -158,7 +218,8 @@ def describe(
         "pipeline_levels": [layer["registers"] for layer in layers],
         "layers": layers,
         "core": core_mod.core_to_json(core),
-        "estimate": estimate_mod.estimate(lower_core(core, levels, share_sums=True)[0], latency),
+        "estimate": estimate_mod.estimate(shared, latency),
+        "timing": timing,
     }
     return design
 
@@ -180,7 +241,7 @@ def render(design: dict[str, Any]) -> dict[str, str]:
     wrapper = {"module": top, "core_module": design["core_module"], "latency": design["latency_cycles"],
                "input": design["input"], "output": design["output"]}  # fmt: skip
     files[f"rtl/{top}.v"] = env.get_template("top.v.j2").render(top=wrapper)
-    for name in ("tb/test_accel.py", "tb/run.py", "synth/synth.ys", "Makefile", "README.md"):
+    for name in ("tb/test_accel.py", "tb/run.py", "tb/file_tb.v", "synth/synth.ys", "Makefile", "README.md"):
         files[name] = env.get_template(f"{name}.j2").render(design=design)
     summary = {k: v for k, v in design.items() if k not in ("layers", "core")}
     summary["layers"] = [
@@ -199,20 +260,34 @@ def generate(
     combinational: bool = False,
     x_codes: np.ndarray | None = None,
     top: str | None = None,
+    clock_mhz: float | None = None,
+    part: str | None = None,
 ) -> Path:
     """Write the unrolled design of ``graph`` to ``outdir`` (replaced atomically); return it.
 
     ``pipeline_levels``: register stages per layer (an int, or one per layer); the adder
     tree and requantizer are cut into that many equal parts, the last register at the
-    layer's output. ``combinational``: no register at all (latency 0). ``x_codes``: core
+    layer's output; ``clock_mhz`` (and the board's ``part``) chooses them per layer for that
+    clock instead. ``combinational``: no register at all (latency 0). ``x_codes``: core
     input codes to store as the testbench's vectors, with golden expected outputs.
     """
-    design = describe(graph, pipeline_levels=pipeline_levels, combinational=combinational, top=top)
+    design = describe(graph, pipeline_levels=pipeline_levels, combinational=combinational, top=top,
+                      clock_mhz=clock_mhz, part=part)  # fmt: skip
     files = render(design)
     if x_codes is not None:
         x, y = _vectors(graph, design, x_codes)
         files.update(_npy_files(x, y))
+    files.update(_program_files(graph))
     return _write_atomically(Path(outdir), files)
+
+
+def _program_files(graph: ir.Graph) -> dict[str, bytes]:
+    """program.json / program.npz (the runtime's description of the whole model), as bytes."""
+    from accelgen.runtime import save_program
+
+    with tempfile.TemporaryDirectory() as tmp:
+        save_program(*graph.to_program(), Path(tmp) / "program.json")
+        return {name: (Path(tmp) / name).read_bytes() for name in ("program.json", "program.npz")}
 
 
 def load_design(outdir: str | os.PathLike) -> dict[str, Any]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+LAYER_KEYS = ("label", "in_size", "out_size", "in_bits", "out_bits", "requant", "units", "tree_depth", "registers",
+              "stage_cells", "estimate")  # fmt: skip
 SIM_KEYS = ("simulator", "passed", "samples", "mismatches", "latency_cycles", "ii_cycles", "seconds")
 
 
@@ -22,6 +24,8 @@ def rtl_report(design: dict[str, Any], yosys: dict[str, Any] | None, sims: list[
         "estimate": {k: v for k, v in est.items() if k != "features"},
         "yosys": None if yosys is None else {k: v for k, v in yosys.items() if k != "cells"},
         "cocotb": [{k: s.get(k) for k in SIM_KEYS} for s in sims],
+        "layers": [{k: layer.get(k) for k in LAYER_KEYS} for layer in design["layers"]],
+        "timing": design.get("timing"),
     }
 
 
@@ -33,7 +37,8 @@ RTL_NOTES = [
 
 
 def build_rtl_report(model: str, board: str, clock_mhz: float, design: dict[str, Any], sim: dict[str, Any],
-                     yosys: dict[str, Any], arch_reason: str = "--arch rtl") -> dict[str, Any]:  # fmt: skip
+                     yosys: dict[str, Any], arch_reason: str = "--arch rtl",
+                     board_info: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
     """report.json of an ``--arch rtl`` build from the stages' results: ``sim`` the
     simulation's (or ``{"skipped": why}``), ``yosys`` Yosys' (or ``{"skipped": why}``)."""
     simulated = "passed" in sim
@@ -42,9 +47,32 @@ def build_rtl_report(model: str, board: str, clock_mhz: float, design: dict[str,
         "arch": "rtl",
         "arch_reason": arch_reason,
         "board": board,
+        "board_info": board_info or {"name": board, "title": board, "resources": {}},
         "clock_mhz": clock_mhz,
         "csim": sim if simulated else {"passed": None, "vectors": 0, "mismatches": None, **sim},
         "synth": None,
+        "synth_status": yosys.get("skipped"),
         "rtl": rtl_report(design, None if "skipped" in yosys else yosys, [sim] if simulated else []),
-        "notes": list(RTL_NOTES),
+        "notes": list(RTL_NOTES) + _timing_notes(design.get("timing"), design["pipeline_levels"]),
     }
+
+
+#: said when a layer has more than one register stage (see estimate.py: the LUT model has no
+#: term for two-operand carry-chain adders, which registered partial sums become)
+DEEP_PIPELINE_NOTE = (
+    "more than one register stage per layer: the LUT estimate was calibrated on one stage per layer and "
+    "under-counts the carry-chain adders the extra registers split the merged sums into (qonnx_mlp_w2a2 at "
+    "300 MHz on Ultra96-V2: estimate 3,404 LUT, Yosys 10,150); trust Yosys' figure"
+)
+
+
+def _timing_notes(timing: dict[str, Any] | None, stages: list[int]) -> list[str]:
+    notes = [DEEP_PIPELINE_NOTE] if any(n > 1 for n in stages) else []
+    if not timing or timing["meets_clock"]:
+        return notes
+    slow = max(timing["stage_ns"])
+    return notes + [
+        f"the slowest register stage is estimated at {slow:g} ns, over the {timing['period_ns']:g} ns period of "
+        f"{timing['clock_mhz']:g} MHz even with a register after every stage unit; build with a lower --clock "
+        f"(about {1e3 / slow:.0f} MHz by the delay model)"
+    ]

@@ -16,7 +16,9 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +38,20 @@ def yosys_version() -> str:
     return out.split(" (")[0] if out else "unknown"
 
 
-def synth_yosys(outdir: str | os.PathLike, *, timeout: float = 3600.0) -> dict[str, Any]:
+def synth_yosys(
+    outdir: str | os.PathLike,
+    *,
+    timeout: float = 3600.0,
+    progress: Callable[[str], None] | None = None,
+    heartbeat: float = 15.0,
+) -> dict[str, Any]:
     """Run ``synth/synth.ys`` in ``outdir``; return the cell counts and logic levels.
 
     ``lut`` counts LUT1..LUT6 plus SRL shift registers; ``carry`` counts carry cells
     (Yosys 0.23 maps every carry chain to 4-bit CARRY4 cells even for UltraScale+, whose
     CARRY8 holds 8 bits; ``carry8_equivalent`` is half of it); ``levels`` is the deepest
-    register-to-register path in cells.
+    register-to-register path in cells. ``progress`` gets a line every ``heartbeat``
+    seconds while Yosys runs: the elapsed time and the pass it is in (read from its log).
     """
     if not yosys_available():
         raise InputError("yosys is not installed (apt-get install yosys)")
@@ -51,11 +60,10 @@ def synth_yosys(outdir: str | os.PathLike, *, timeout: float = 3600.0) -> dict[s
     if not script.is_file():
         raise InputError(f"{outdir} is not a generated RTL design (no synth/synth.ys)")
     t0 = time.perf_counter()
-    proc = subprocess.run(["yosys", "-q", "-l", "synth/yosys.log", "-s", "synth/synth.ys"], cwd=outdir,
-                          capture_output=True, text=True, timeout=timeout, check=False)  # fmt: skip
+    returncode, stderr = _run_with_heartbeat(outdir, timeout, progress, heartbeat)
     seconds = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise InternalError(f"yosys failed on {outdir} (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+    if returncode != 0:
+        raise InternalError(f"yosys failed on {outdir} (exit {returncode}):\n{stderr[-2000:]}")
     cells = parse_stat((outdir / "synth" / "stat.txt").read_text())
     netlist = json.loads((outdir / "synth" / "netlist.json").read_text())
     luts = {k: v for k, v in cells.items() if re.fullmatch(r"LUT[1-6]", k)}
@@ -78,6 +86,55 @@ def synth_yosys(outdir: str | os.PathLike, *, timeout: float = 3600.0) -> dict[s
         "cells": cells,
         "seconds": round(seconds, 1),
     }
+
+
+#: a pass header in Yosys' log, e.g. "2.14. Executing ABC pass (technology mapping using ABC)."
+_PASS = re.compile(r"^(\d+(?:\.\d+)*)\. Executing (.+?)\.?$")
+
+
+def current_pass(log_text: str) -> str | None:
+    """The last pass Yosys' log says it started ("ABC pass (technology mapping ...)"), or None."""
+    found = None
+    for line in log_text.splitlines():
+        m = _PASS.match(line.strip())
+        if m:
+            found = m.group(2)
+    return found
+
+
+def _run_with_heartbeat(outdir: Path, timeout: float, progress, heartbeat: float) -> tuple[int, str]:
+    """Run the Yosys script; every ``heartbeat`` seconds tell ``progress`` how long and where."""
+    log = outdir / "synth" / "yosys.log"
+    log.unlink(missing_ok=True)
+    with tempfile.TemporaryFile(mode="w+") as err:
+        proc = subprocess.Popen(["yosys", "-q", "-l", "synth/yosys.log", "-s", "synth/synth.ys"], cwd=outdir,
+                                stdout=subprocess.DEVNULL, stderr=err, text=True)  # fmt: skip
+        t0 = time.monotonic()
+        next_beat = t0 + heartbeat
+        try:
+            while True:
+                try:
+                    proc.wait(timeout=min(1.0, max(0.05, next_beat - time.monotonic())))
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                now = time.monotonic()
+                if now - t0 > timeout:
+                    proc.kill()
+                    proc.wait()
+                    raise InternalError(f"yosys did not finish on {outdir} within {timeout:.0f} s (see {log})")
+                if progress is not None and now >= next_beat:
+                    text = log.read_text(errors="replace") if log.is_file() else ""
+                    where = current_pass(text)
+                    progress(f"yosys running {now - t0:.0f} s" + (f", in {where}" if where else ""))
+                    next_beat = now + heartbeat
+        except BaseException:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            raise
+        err.seek(0)
+        return proc.returncode, err.read()
 
 
 def parse_stat(text: str) -> dict[str, int]:

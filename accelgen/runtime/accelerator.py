@@ -1,10 +1,11 @@
-"""One API for a built design, three backends: golden, csim and pynq.
+"""One API for a built design, four backends: golden, csim, pynq and rtl.
 
 ``Accelerator(design_dir, backend).run(x)`` takes the model's float input (batch first, the
 model's own layout) and returns its outputs. The host runs the prologue (quantizing the
 input, layout) and the epilogue (dequantizing, the float tail); the backend runs the
-integer part: the interpreter (``golden``), the C-simulation library (``csim``) or the
-FPGA through PYNQ (``pynq``).
+integer part: the interpreter (``golden``), the C-simulation library (``csim``), the
+FPGA through PYNQ (``pynq``) or, for an ``--arch rtl`` build, its Verilog core in an RTL
+simulator (``rtl``, runtime/rtl_backend.py).
 
 Part of the standalone runtime: numpy only (pynq on the board), Python >= 3.8.
 """
@@ -22,7 +23,7 @@ from .program import Program, load_program
 #: op kinds the host always runs: quantizing the model's input, layout at the model
 #: boundary, and the float ops (dequantizing, softmax, sigmoid)
 HOST_KINDS = ("Quantize", "Transpose", "Dequantize", "Softmax", "Sigmoid")
-BACKENDS = ("golden", "csim", "pynq")
+BACKENDS = ("golden", "csim", "pynq", "rtl")
 
 
 def is_host(op, tensors) -> bool:
@@ -113,6 +114,10 @@ class Accelerator:
             from .csim_backend import CsimBackend
 
             return CsimBackend(self.design_dir, self.program, self.partition, **options)
+        if backend == "rtl":
+            from .rtl_backend import RtlBackend
+
+            return RtlBackend(self.design_dir, self.program, self.partition, **options)
         from .pynq_backend import PynqBackend
 
         return PynqBackend(self.design_dir, self.program, self.partition, **options)
@@ -170,7 +175,7 @@ class _GoldenBackend:
 
 def _program_path(design_dir: Path) -> Path:
     for candidate in (design_dir / "program.json", design_dir / "driver" / "program.json",
-                      design_dir / "hls" / "program.json"):  # fmt: skip
+                      design_dir / "hls" / "program.json", design_dir / "rtl" / "program.json"):  # fmt: skip
         if candidate.is_file():
             return candidate
     raise FileNotFoundError(f"{design_dir}: no program.json (expected a build directory or its driver/)")
