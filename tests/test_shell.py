@@ -117,15 +117,19 @@ def test_stream_plumbing_by_hand():
     assert p.reads == ((64, 64),) and p.writes == ((64, 64),) and p.duplicates == ()
     assert sorted(p.gearboxes) == [(16, 32), (32, 64)]
     assert sorted((f.width, f.depth) for f in p.fifos) == [(16, 2), (32, 2), (64, 2)]
-    # by hand: four HLS processes (64 + 64 each); gearbox 16 -> 32: a 48-bit buffer, two shift
-    # stages (ratio 2), two 6-bit counters -> 48 * 2 + 12 LUTs, 48 + 12 FFs; gearbox 32 -> 64: 96-bit
-    # buffer, two stages, two 7-bit counters -> 96 * 2 + 14, 96 + 14; axis_read: a 64-bit field
-    # register; axis_write: the 64-bit beat and TLAST; FIFOs of depth 2: one SRL per bit plus two
-    # 2-bit counters
-    assert hw.gearbox(16, 32) == Resources(lut=108, ff=60) and hw.gearbox(32, 64) == Resources(lut=206, ff=110)
+    # by hand: four HLS processes (64 + 64 each); both gearboxes widen by 2 (streams.h's
+    # gearbox_widen: each input word into one of two slots, a keep-or-take LUT per output bit,
+    # the output register): 16 -> 32: 32 LUTs + two 6-bit counters, 32 + 12 FFs; 32 -> 64: 64 +
+    # two 7-bit counters, 64 + 14; axis_read: a 64-bit field register; axis_write: the 64-bit beat
+    # and TLAST; FIFOs of depth 2: one SRL per bit plus two 2-bit counters
+    assert hw.gearbox(16, 32) == Resources(lut=44, ff=44) and hw.gearbox(32, 64) == Resources(lut=78, ff=78)
+    # narrowing by 4 picks one of 4 slices (one LUT6 per output bit) and holds the input word
+    assert hw.gearbox(64, 16) == Resources(lut=16 + 14, ff=80 + 14)
+    # 24 -> 16 bits is neither: the general form, a 40-bit buffer and one shift stage (24 // 16 = 1)
+    assert hw.gearbox(24, 16) == Resources(lut=40 + 12, ff=40 + 12)
     fifo_lut = (16 + 4) + (32 + 4) + (64 + 4)
-    lut = 4 * 64 + 108 + 206 + fifo_lut
-    ff = 4 * 64 + 60 + 110 + 64 + 65 + fifo_lut
+    lut = 4 * 64 + 44 + 78 + fifo_lut
+    ff = 4 * 64 + 44 + 78 + 64 + 65 + fifo_lut
     assert p.resources() == Resources(lut=lut, ff=ff, lutram=16 + 32 + 64)
     # the explorer's overhead for this plan is the shell plus exactly that
     e = dse.explore(graph, get_board("pynq-z2"), folding=FoldingPlan(folds))

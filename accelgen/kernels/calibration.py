@@ -42,7 +42,7 @@ from __future__ import annotations
 from accelgen.kernels.base import Resources
 
 # -- fitted (bench_calibration.py --fit) -----------------------------------------------------
-KERNEL_SCALE = {"lut": 1.144, "ff": 1.215, "bram18": 1.122}
+KERNEL_SCALE = {"lut": 1.241, "ff": 1.217, "bram18": 1.122}
 SHELL_FIXED = {
     # LUT / FF / BRAM18: ENGINEERING ESTIMATE (not fitted, no vendor table at hand): the PS
     # reset block, the AXI-Lite interconnect to the DMA registers and the HP-port

@@ -273,13 +273,23 @@ def const_multiplier_luts(m: int, bits: int) -> int:
 
 
 def gearbox(in_bits: int, out_bits: int) -> Resources:
-    """streams.h's width converter: an ``in + out``-bit buffer register and the shifters
-    that insert a word at a variable position and drop the one written (one LUT per bit
-    per shift stage, the stages a barrel shifter over the words needs); this model's
-    estimate, not a vendor figure."""
+    """streams.h's width converter (this model's estimate, not a vendor figure).
+
+    When one width is a multiple K of the other it selects slices: widening writes each
+    input word into one of K slots of the output register (a 2:1 keep-or-take per output
+    bit), narrowing holds the input word and picks one of its K slices (a K:1 mux per output
+    bit, four data inputs per LUT6). Otherwise an ``in + out``-bit buffer register and the
+    shifters that insert a word at a variable position and drop the one written (one LUT
+    per bit per shift stage, the stages a barrel shifter over the words needs).
+    """
     width = in_bits + out_bits
-    stages = max(1, math.ceil(math.log2(max(in_bits, out_bits) // max(min(in_bits, out_bits), 1) + 1)))
     counters = 2 * max(1, math.ceil(math.log2(width + 1)))
+    if out_bits % in_bits == 0:
+        return Resources(lut=out_bits + counters, ff=out_bits + counters)
+    if in_bits % out_bits == 0:
+        k = in_bits // out_bits
+        return Resources(lut=out_bits * ceil_div(k, 4) + counters, ff=width + counters)
+    stages = max(1, math.ceil(math.log2(max(in_bits, out_bits) // max(min(in_bits, out_bits), 1) + 1)))
     return Resources(lut=width * stages + counters, ff=width + counters)
 
 

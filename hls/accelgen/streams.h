@@ -93,6 +93,79 @@ void gearbox_native(hls::stream<ap_uint<CFG::IN_BITS> >& in, hls::stream<ap_uint
 }
 #endif
 
+/// \brief The gearbox below when OUT_BITS is a multiple K of IN_BITS: each input word goes
+/// to slot `slot` of the output word (a K-way select per slice, no variable shifter); the
+/// word is written when full or when the input is exhausted (then zeros, as the general
+/// gearbox pads). The same words in, the same words out as the general form.
+template <class CFG>
+void gearbox_widen(hls::stream<ap_uint<CFG::IN_BITS> >& in, hls::stream<ap_uint<CFG::OUT_BITS> >& out,
+                   const unsigned reps) {
+    const unsigned K = CFG::OUT_BITS / CFG::IN_BITS;
+gearbox_widen_samples:
+    for (unsigned rep = 0; rep < reps; rep++) {
+        ap_uint<CFG::OUT_BITS> word = 0;
+        unsigned slot = 0, nin = 0, nout = 0;
+    gearbox_widen_words:
+        while (nout < CFG::OUT_WORDS) {
+#pragma HLS PIPELINE II = 1
+            if (nin < CFG::IN_WORDS) {
+                const ap_uint<CFG::IN_BITS> x = in.read();
+            gearbox_widen_slots:
+                for (unsigned j = 0; j < K; j++) {
+#pragma HLS UNROLL
+                    if (j == slot) word.range((j + 1) * CFG::IN_BITS - 1, j * CFG::IN_BITS) = x;
+                }
+                slot++;
+                nin++;
+            }
+            if (slot == K || nin == CFG::IN_WORDS) {
+                out.write(word);
+                word = 0;
+                slot = 0;
+                nout++;
+            }
+        }
+    }
+}
+
+/// \brief The gearbox below when IN_BITS is a multiple K of OUT_BITS: an input word is held
+/// and its K slices written in turn (a K-way select, no variable shifter); after the input
+/// is exhausted the rest of the output words are zeros, as the general gearbox pads.
+template <class CFG>
+void gearbox_narrow(hls::stream<ap_uint<CFG::IN_BITS> >& in, hls::stream<ap_uint<CFG::OUT_BITS> >& out,
+                    const unsigned reps) {
+    const unsigned K = CFG::IN_BITS / CFG::OUT_BITS;
+gearbox_narrow_samples:
+    for (unsigned rep = 0; rep < reps; rep++) {
+        ap_uint<CFG::IN_BITS> held = 0;
+        unsigned left = 0, slot = 0, nin = 0, nout = 0;
+    gearbox_narrow_words:
+        while (nout < CFG::OUT_WORDS) {
+#pragma HLS PIPELINE II = 1
+            if (left == 0 && nin < CFG::IN_WORDS) {
+                held = in.read();
+                left = K;
+                slot = 0;
+                nin++;
+            }
+            if (left > 0 || nin == CFG::IN_WORDS) {
+                ap_uint<CFG::OUT_BITS> y = 0;
+            gearbox_narrow_slots:
+                for (unsigned j = 0; j < K; j++) {
+#pragma HLS UNROLL
+                    if (left > 0 && j == slot) y = held.range((j + 1) * CFG::OUT_BITS - 1, j * CFG::OUT_BITS);
+                }
+                out.write(y);
+                if (left > 0) {
+                    left--;
+                    slot++;
+                }
+                nout++;
+            }
+        }
+    }
+}
+
 /// \brief Gearbox: re-cuts a per-sample bit string from IN_BITS-wide words into
 /// OUT_BITS-wide words, lowest bits first.
 ///
@@ -101,6 +174,10 @@ void gearbox_native(hls::stream<ap_uint<CFG::IN_BITS> >& in, hls::stream<ap_uint
 /// is dropped; when it holds fewer (the last AXI output word) the output is padded with
 /// zeros. Used as the stream width converter between kernels of different folding
 /// (whole elements on both sides) and to pack / unpack AXI-Stream bus words.
+/// When one width is a multiple of the other (every converter between foldings of the same
+/// elements whose lane counts divide, and the bus adapters of power-of-two codes) it is
+/// gearbox_widen / gearbox_narrow, which select slices instead of shifting by a variable
+/// amount (a barrel shifter is the slow path at 250-300 MHz); otherwise the general form.
 /// \tparam CFG configuration: IN_BITS, OUT_BITS, IN_WORDS, OUT_WORDS.
 /// Pragmas: PIPELINE II=1; each iteration reads at most one word and writes at most one.
 template <class CFG>
@@ -113,6 +190,14 @@ void gearbox(hls::stream<ap_uint<CFG::IN_BITS> >& in, hls::stream<ap_uint<CFG::O
     gearbox_native<CFG>(in, out, reps);
     return;
 #endif
+    if (CFG::OUT_BITS % CFG::IN_BITS == 0) {
+        gearbox_widen<CFG>(in, out, reps);
+        return;
+    }
+    if (CFG::IN_BITS % CFG::OUT_BITS == 0) {
+        gearbox_narrow<CFG>(in, out, reps);
+        return;
+    }
 gearbox_samples:
     for (unsigned rep = 0; rep < reps; rep++) {
         ap_uint<CFG::IN_BITS + CFG::OUT_BITS> buffer = 0;
