@@ -102,6 +102,11 @@ def signed_bits_for(lo: int, hi: int) -> int:
     return bits
 
 
+def range_bits(lo: int, hi: int) -> int:
+    """Width of the narrowest integer type holding [lo, hi]: unsigned when lo >= 0."""
+    return max(1, int(hi).bit_length()) if lo >= 0 else signed_bits_for(lo, hi)
+
+
 def centred_range(q: QType | None, padded: bool = False) -> tuple[int, int]:
     """The range of ``code - zero_point`` an integer layer computes with, over every
     channel's zero point (a bipolar code is its own value, -1 or +1; no type: 0). Padding

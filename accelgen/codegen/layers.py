@@ -83,10 +83,6 @@ def _check_fold(op: ir.Op, fold: LayerFold, pe_of: int, simd_of: int | None, wha
 # -- arithmetic shared by the matrix and vector units ----------------------------------------------
 
 
-def _weight_code(op: ir.Conv | ir.Dense, matrix: np.ndarray) -> CodeType:
-    return _weights_code(op.name, op.w_qtype, matrix)
-
-
 def _weights_code(name: str, wq: ir.QType, matrix: np.ndarray) -> CodeType:
     """The code of integer weights ``matrix`` (``code - zero_point``) of QType ``wq``."""
     if wq.bipolar:
@@ -94,28 +90,27 @@ def _weights_code(name: str, wq: ir.QType, matrix: np.ndarray) -> CodeType:
         if matrix.size and not np.all(np.abs(matrix) == 1):
             raise InternalError(f"'{name}': bipolar weights other than -1/+1")
         return code
-    zps = np.asarray(wq.zero_point, dtype=np.int64)
-    t = int_type(wq.qmin - int(zps.max()), wq.qmax - int(zps.min()))
+    t = int_type(*ir.centred_range(wq))
     code = CodeType(t.bits, t.signed)
     if matrix.size and (matrix.min() < code.lo or matrix.max() > code.hi):
         raise InternalError(f"'{name}': weights outside their type {wq.describe()}")
     return code
 
 
-def _arith(op: ir.Op, x: ir.Tensor, y: ir.Tensor, matrix: np.ndarray, pe: int, w_qtype: ir.QType | None = None,
-           requant: ir.Requant | None = None) -> dict:  # fmt: skip
+def _arith(op: ir.Op, x: ir.Tensor, y: ir.Tensor, matrix: np.ndarray, pe: int,
+           w_qtype: ir.QType | None = None) -> dict:  # fmt: skip
     """Types of a weighted-sum unit: input / weight codes, accumulator, MAC policy, requantizer,
     all from the kernel's one description of the arithmetic (:func:`accelgen.kernels.mvu.describe`)."""
     wq = w_qtype or op.w_qtype
     zp = zero_point(x, f"layer '{op.name}'")
-    ar = mvu.describe(x, wq, matrix, y, op.requant if requant is None else requant)
+    ar = mvu.describe(x, wq, matrix, y, op.requant)
     in_code = code_of(x.qtype)
     centred = int_type(*ar.x_range)
     w_code = _weights_code(op.name, wq, matrix)
     acc = signed_type(*ar.acc_range)
     out_code = _out_code(y, acc)
-    rq = requant_param(op.requant if requant is None else requant, channels=matrix.shape[0], pe=pe,
-                       acc_lo=ar.acc_range[0], acc_hi=ar.acc_range[1], out_code=out_code)  # fmt: skip
+    rq = requant_param(op.requant, channels=matrix.shape[0], pe=pe, acc_lo=ar.acc_range[0], acc_hi=ar.acc_range[1],
+                       out_code=out_code)  # fmt: skip
     return {
         "in_code": in_code, "zero_point": zp, "centred": centred, "weight_code": w_code, "acc": acc,
         "acc_range": ar.acc_range, "mac": ar.mac, "out_code": out_code, "requant": rq,

@@ -36,9 +36,7 @@ def int_type(lo: int, hi: int) -> IntType:
     lo, hi = int(lo), int(hi)
     if lo > hi:
         raise ValueError(f"empty range [{lo}, {hi}]")
-    if lo >= 0:
-        return IntType(max(1, hi.bit_length()), False)
-    return IntType(ir.signed_bits_for(lo, hi), True)
+    return IntType(ir.range_bits(lo, hi), lo < 0)
 
 
 def signed_type(lo: int, hi: int) -> IntType:

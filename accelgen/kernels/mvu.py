@@ -38,11 +38,6 @@ class Arith:
     requant: requant.RequantSpec
 
 
-def range_bits(lo: int, hi: int) -> int:
-    """Width of the narrowest type holding [lo, hi]: unsigned when lo >= 0."""
-    return max(1, int(hi).bit_length()) if lo >= 0 else ir.signed_bits_for(lo, hi)
-
-
 def acc_range(matrix: np.ndarray, clo: int, chi: int) -> tuple[int, int]:
     """Bounds of every (partial) sum of a row of ``matrix`` times inputs in [clo, chi], the
     worst row (:func:`accelgen.ir.sum_ranges` with ``partial``; padding contributes 0)."""
@@ -56,8 +51,8 @@ def describe(x: ir.Tensor, w_qtype: ir.QType, matrix: np.ndarray, out: ir.Tensor
     """The arithmetic of ``out = rq(matrix @ (x - zp))``; ``matrix``: (outputs, fan_in)
     integer weights (``code - zero_point``)."""
     x_range, w_range = ir.centred_range(x.qtype), ir.centred_range(w_qtype)
-    a_bits = 1 if x.qtype.bipolar else range_bits(*x_range)
-    w_bits = 1 if w_qtype.bipolar else range_bits(*w_range)
+    a_bits = 1 if x.qtype.bipolar else ir.range_bits(*x_range)
+    w_bits = 1 if w_qtype.bipolar else ir.range_bits(*w_range)
     lo, hi = acc_range(np.asarray(matrix), *x_range)
     acc_bits = ir.signed_bits_for(lo, hi)
     out_bits = element_bits(out) if out.kind == "codes" else max(out.qtype.bits, acc_bits)
