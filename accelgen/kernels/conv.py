@@ -31,6 +31,7 @@ from accelgen.kernels.base import (
     LayerSpec,
     Memory,
     MultiplierNeed,
+    Resources,
     ceil_div,
     divisors,
     element_bits,
@@ -71,6 +72,13 @@ class Window:
 
     def line_buffer(self, lanes: int, bits: int) -> Memory:
         return Memory("line_buffer", "ram", lanes * bits, self.buffer_rows * self.iw * (self.ic // lanes))
+
+    def generator(self, lanes: int, bits: int) -> tuple[Memory, Fifo, Resources]:
+        """swg.h at ``lanes`` codes of ``bits`` a word: its line buffer, the window stream it
+        writes and its logic (shared by the conv, depthwise and pool kernels)."""
+        buffer = self.line_buffer(lanes, bits)
+        windows = Fifo("windows", lanes * bits, hw.STREAM_FIFO_DEPTH)
+        return buffer, windows, hw.window_generator(buffer.width, buffer.depth)
 
     def reads(self, lanes: int) -> int:
         return self.ih * self.iw * (self.ic // lanes)
@@ -166,10 +174,10 @@ def hardware(spec: ConvSpec, fold: LayerFold) -> Hardware:
     if spec.pointwise:
         cycles, depth = compute, taps_words + pipe
     else:
-        buffer = w.line_buffer(simd, a_bits)
+        buffer, windows, generator = w.generator(simd, a_bits)
         memories.append(buffer)
-        fifos.append(Fifo("windows", simd * a_bits, hw.STREAM_FIFO_DEPTH))
-        logic = logic + hw.window_generator(buffer.width, buffer.depth)
+        fifos.append(windows)
+        logic = logic + generator
         cycles = w.reads(simd) + max(w.emits(simd), compute)
         depth = ceil_div(w.first_window_elems, simd) + taps_words + pipe
     return Hardware(cycles=cycles, depth=depth, macs=mvu.macs(ar, pe, simd), memories=tuple(memories),

@@ -64,12 +64,11 @@ def hardware(spec: DepthwiseSpec, fold: LayerFold) -> Hardware:
     a_bits = spec.in_bits[0]
     taps_words = w.kh * w.kw // simd
     compute = w.oh * w.ow * (w.ic // pe) * taps_words
-    buffer = w.line_buffer(pe, a_bits)
+    buffer, windows, generator = w.generator(pe, a_bits)
     memories = (*mvu.weights(ar, pe, simd, (w.ic // pe) * taps_words), buffer)
-    fifos = [*hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (pe,)),
-             Fifo("windows", pe * a_bits, hw.STREAM_FIFO_DEPTH)]  # fmt: skip
+    fifos = [*hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (pe,)), windows]
     logic, pipe = mvu.logic(ar, pe, simd, w.ic)
-    logic = logic + hw.window_generator(buffer.width, buffer.depth)
+    logic = logic + generator
     if simd > 1:
         fifos.append(Fifo("tap_words", pe * simd * a_bits, hw.STREAM_FIFO_DEPTH))
         logic = logic + hw.gearbox(pe * a_bits, pe * simd * a_bits)

@@ -17,7 +17,6 @@ from accelgen import ir
 from accelgen.kernels import hw, requant
 from accelgen.kernels.base import (
     Cost,
-    Fifo,
     Hardware,
     LayerSpec,
     Memory,
@@ -97,10 +96,10 @@ def hardware(spec: PoolSpec, fold: LayerFold) -> Hardware:
             memories, logic = (), logic + Resources(ff=groups * pe * spec.acc_bits)
         cycles, depth = w.reads(pe) + groups, w.reads(pe) + hw.BRAM_READ_LATENCY + 1 + rq_depth
     else:
-        buffer = w.line_buffer(pe, spec.a_bits)
+        buffer, windows, generator = w.generator(pe, spec.a_bits)
         memories = (buffer,)
-        fifos.append(Fifo("windows", pe * spec.a_bits, hw.STREAM_FIFO_DEPTH))
-        logic = logic + hw.window_generator(buffer.width, buffer.depth) + Resources(ff=pe * spec.acc_bits)
+        fifos.append(windows)
+        logic = logic + generator + Resources(ff=pe * spec.acc_bits)
         cycles = w.reads(pe) + w.emits(pe)
         depth = ceil_div(w.first_window_elems, pe) + w.kh * w.kw + 1 + rq_depth
     return Hardware(cycles=cycles, depth=depth, memories=memories, fifos=tuple(fifos), logic=logic)
