@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from accelgen import ir
+from accelgen.kernels import hw
 from accelgen.kernels.base import Cost, Hardware, LayerSpec, MultiplierNeed, element_bits
 from accelgen.plan import LayerFold
 
@@ -35,7 +36,7 @@ def hardware(spec: ReshapeSpec, fold: LayerFold) -> Hardware:
 
 
 def cost(spec: ReshapeSpec, fold: LayerFold) -> Cost:
-    return Cost(cycles=0, depth=0, resources=Hardware(0, 0).logic)
+    return hw.price(hardware(spec, fold))
 
 
 def lag(spec: ReshapeSpec) -> int:

@@ -39,7 +39,7 @@ import numpy as np
 from accelgen import ir
 from accelgen.errors import InputError
 from accelgen.kernels import hw, mvu
-from accelgen.kernels.base import Cost, Fifo, Hardware, LayerSpec, Memory, MultiplierNeed, divisors, element_bits
+from accelgen.kernels.base import NONE, Cost, Fifo, Hardware, LayerSpec, Memory, MultiplierNeed, divisors, element_bits
 from accelgen.plan import LayerFold
 
 OPS = (ir.TTDense,)
@@ -327,7 +327,7 @@ def hardware(spec: TTSpec, fold: LayerFold) -> Hardware:
     ``simd`` banks, a reorder buffer where the step reorders) and the stream into it (one
     whole state deep after the first step, so the steps work on successive samples)."""
     units = step_units(list(spec.steps), fold, spec.name)
-    macs, memories, fifos, logic, depth = [], [], [], Hardware(0, 0).logic, 0
+    macs, memories, fifos, logic, depth = [], [], [], NONE, 0
     for t, (u, ar) in enumerate(zip(units, spec.ariths)):
         last = t == len(units) - 1
         step_logic, pipe = mvu.logic(ar, u.pe, u.simd, spec.out_features if last else 1)
