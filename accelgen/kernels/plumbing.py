@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from accelgen import ir
 from accelgen.kernels import hw
-from accelgen.kernels.base import Fifo, LayerSpec, Resources, ceil_div, element_bits
+from accelgen.kernels.base import Fifo, LayerSpec, Resources, element_bits
 from accelgen.plan import LayerFold
 
 
@@ -89,12 +89,6 @@ def stream_lanes(op: ir.Op, spec: LayerSpec, fold: LayerFold) -> tuple[tuple[int
     return (fold.pe,) * n, fold.pe
 
 
-def _port(bits: int, elements: int, bus: int) -> tuple[int, int]:
-    """(code fields per bus beat, beats per frame) of an AXI-Stream port."""
-    per_word = bus // bits
-    return per_word, ceil_div(elements, per_word)
-
-
 def plumbing(graph: ir.Graph, specs: Mapping[str, LayerSpec], folds: Mapping[str, LayerFold],
              bus_bits: int) -> Plumbing:  # fmt: skip
     """The plumbing build_design instantiates for ``graph``'s hardware part with the layers
@@ -130,7 +124,7 @@ def plumbing(graph: ir.Graph, specs: Mapping[str, LayerSpec], folds: Mapping[str
         bits = element_bits(t)
         first = [lanes_of[op.name][0][i] for op in layers for i, x in enumerate(op.inputs) if resolve(x) == name]
         lanes = first[0] if first else 1
-        per_word, _ = _port(bits, t.elements_per_sample(), bus_bits)
+        per_word = bus_bits // bits  # code fields per bus beat
         direct = per_word == lanes and t.elements_per_sample() % per_word == 0
         reads.append((bus_bits, bits * (lanes if direct else per_word)))
         if not direct:
@@ -157,7 +151,7 @@ def plumbing(graph: ir.Graph, specs: Mapping[str, LayerSpec], folds: Mapping[str
     for name in part.hw_outputs:
         bits, lanes = out_of[resolve(name)]
         elements = graph.tensors[name].elements_per_sample()
-        per_word, _ = _port(bits, elements, bus_bits)
+        per_word = bus_bits // bits
         if per_word == lanes and elements % per_word == 0:
             writes.append((bus_bits, bits * lanes))
         else:

@@ -28,7 +28,7 @@ from typing import Any
 
 from accelgen import ir
 from accelgen.kernels import calibration, plumbing
-from accelgen.kernels.base import NONE, LayerSpec, Resources, ceil_div
+from accelgen.kernels.base import NONE, LayerSpec, Resources, ceil_div, element_bits
 from accelgen.plan import LayerFold
 
 #: the AXI-Stream bus width of the generated design (the PYNQ driver packs 8..64-bit words)
@@ -73,13 +73,6 @@ class Interface:
         return {"bus_bits": self.bus_bits, "beats": self.beats, "ports": [p.to_json() for p in self.ports]}
 
 
-def _bits(t: ir.Tensor) -> int:
-    q = t.qtype
-    if q is None:
-        return 32
-    return 1 if q.bipolar else int(q.bits)
-
-
 def interface(graph: ir.Graph, bus_bits: int = DEFAULT_BUS_BITS) -> Interface:
     """The AXI-Stream ports of ``graph``'s hardware part (as code generation makes them)."""
     from accelgen.runtime.accelerator import Partition  # the one definition of the host split
@@ -93,7 +86,7 @@ def interface(graph: ir.Graph, bus_bits: int = DEFAULT_BUS_BITS) -> Interface:
     for direction, names in (("in", part.hw_inputs), ("out", part.hw_outputs)):
         for name in names:
             t = graph.tensors[name]
-            ports.append(Port(name, direction, t.elements_per_sample(), _bits(t), bus_bits))
+            ports.append(Port(name, direction, t.elements_per_sample(), element_bits(t), bus_bits))
     return Interface(bus_bits, tuple(ports))
 
 
