@@ -28,7 +28,7 @@ from accelgen.errors import AccelgenError, InputError
 
 #: the columns of every row, in the order sweep.csv and the table show them
 COLUMNS = ("model", "board", "clock_mhz", "status", "fps", "ii_cycles", "lut", "dsp", "bram18", "latency_us",
-           "reused", "seconds", "error")  # fmt: skip
+           "csim", "synth", "outdir", "reused", "seconds", "error")  # fmt: skip
 #: resources the Pareto plot sets frames/s against
 PARETO_RESOURCES = ("lut", "dsp")
 POINTS_DIR = "points"
@@ -169,12 +169,11 @@ def evaluate_point(point: dict[str, Any], model_bytes: bytes, options: dict[str,
     row = {"model": point["model"], "board": point["board"], "clock_mhz": point["clock_mhz"]}
     try:
         opts = SweepOptions(**options)
-        report = (
-            _build_point(point, model_bytes, opts, build_root)
-            if opts.build
-            else _explore_point(point, model_bytes, opts)
-        )
-        row.update(status="ok", **row_from_report(report), error=None)
+        if opts.build:
+            row.update(_build_point(point, model_bytes, opts, build_root))
+        else:
+            row.update(row_from_report(_explore_point(point, model_bytes, opts)))
+        row.update(status="ok", error=None)
     except AccelgenError as exc:
         row.update(status="failed", error=str(exc))
     except Exception as exc:  # a bug in one point must not lose the others; say what it was
@@ -204,7 +203,8 @@ def _explore_point(point: dict, model_bytes: bytes, opts: SweepOptions) -> dict:
 
 def _build_point(point: dict, model_bytes: bytes, opts: SweepOptions, build_root: str | None) -> dict:
     """What `accelgen build` makes of the point (C-simulation; Vitis/Vivado when on PATH),
-    into ``build_root/<model>_<board>_<clock>MHz``; its report.json."""
+    into ``build_root/<model>_<board>_<clock>MHz``: the row's figures from its report.json,
+    what C-simulation and synthesis did, and the build's directory."""
     from accelgen.config import BuildOptions
     from accelgen.pipeline import build
 
@@ -215,7 +215,16 @@ def _build_point(point: dict, model_bytes: bytes, opts: SweepOptions, build_root
     with tempfile.TemporaryDirectory(prefix="accelgen-sweep-") as tmp:
         model = Path(tmp) / f"{point['model']}.onnx"  # the build names its files after the model's stem
         model.write_bytes(model_bytes)
-        return build(model, outdir, options).report
+        report = build(model, outdir, options).report
+    csim = report.get("csim") or {}
+    return {
+        **row_from_report(report),
+        "csim": f"passed, {csim['vectors']} vectors bit-exact"
+        if csim.get("passed")
+        else csim.get("skipped", "not run"),
+        "synth": "done (Vitis figures in report.md)" if report.get("synth") else report.get("synth_status", "not run"),
+        "outdir": str(outdir),
+    }
 
 
 # ---------------------------------------------------------------------------------------

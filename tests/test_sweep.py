@@ -281,3 +281,26 @@ def test_help_describes_the_sweep(capsys):
     text = capsys.readouterr().out
     for words in ("--boards", "--clocks", "--address", "--build", "sweep.csv", "accelgen[sweep]"):
         assert words in text
+
+
+# -- --build: whole builds, C-simulation included ---------------------------------------------
+
+
+@pytest.mark.csim
+@pytest.mark.slow
+def test_build_points_are_whole_builds_with_csim(tmp_path, capsys):
+    code, out, _ = _sweep_cli(capsys, str(MLP_A), "--boards", "pynq-z2", "--clocks", "125", "--build",
+                              "-o", str(tmp_path / "out"), "--json")  # fmt: skip
+    assert code == 0
+    (row,) = json.loads(out)["rows"]
+    assert row["status"] == "ok" and row["csim"].startswith("passed")
+    built = Path(row["outdir"])
+    assert built.parent == (tmp_path / "out" / "builds").resolve()
+    report = json.loads((built / "report.json").read_text())
+    assert report["csim"]["passed"] is True and report["csim"]["mismatches"] == 0
+    assert report["clock_mhz"] == 125.0 and report["board"] == "pynq-z2"
+    assert (built / "csim" / "libaccel.so").is_file() and (built / "hls").is_dir()
+    est = explore(compile_model(MLP_A).graph, get_board("pynq-z2"), clock_mhz=125.0)
+    whole = est.whole_design.as_dict()
+    assert (row["ii_cycles"], row["lut"], row["dsp"], row["bram18"]) == (est.ii_cycles, whole["lut"], whole["dsp"],
+                                                                         whole["bram18"])  # fmt: skip
