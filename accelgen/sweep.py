@@ -133,9 +133,12 @@ def make_grid(models: Iterable[str], boards: Iterable[str], clocks: Iterable[flo
 
 
 def _model_file(model: str) -> str:
-    p = Path(model)
-    if not p.is_file():
+    """The model's path, once it reads as an ONNX model (InputError naming the file otherwise)."""
+    from accelgen.frontend import load_model
+
+    if not Path(model).is_file():
         raise InputError(f"{model}: no such model file")
+    load_model(model)
     return model
 
 
@@ -169,10 +172,13 @@ def evaluate_point(point: dict[str, Any], model_bytes: bytes, options: dict[str,
     row = {"model": point["model"], "board": point["board"], "clock_mhz": point["clock_mhz"]}
     try:
         opts = SweepOptions(**options)
-        if opts.build:
-            row.update(_build_point(point, model_bytes, opts, build_root))
-        else:
-            row.update(row_from_report(_explore_point(point, model_bytes, opts)))
+        with tempfile.TemporaryDirectory(prefix="accelgen-sweep-") as tmp:
+            model = Path(tmp) / f"{point['model']}.onnx"  # reports and builds are named after the stem
+            model.write_bytes(model_bytes)
+            if opts.build:
+                row.update(_build_point(point, model, opts, build_root))
+            else:
+                row.update(row_from_report(_explore_point(point, model, opts)))
         row.update(status="ok", error=None)
     except AccelgenError as exc:
         row.update(status="failed", error=str(exc))
@@ -182,46 +188,36 @@ def evaluate_point(point: dict[str, Any], model_bytes: bytes, options: dict[str,
     return row
 
 
-def _explore_point(point: dict, model_bytes: bytes, opts: SweepOptions) -> dict:
+def _explore_point(point: dict, model: Path, opts: SweepOptions) -> dict:
     """What `accelgen dse MODEL --board B --clock C [--max-util F]` computes, as report.json."""
-    import onnx
-
     from accelgen.config import CompileConfig, resolve_plan_options
     from accelgen.dse import explore
     from accelgen.pipeline import compile_model
     from accelgen.report import build_report
 
     board, clock, _, max_util, _ = resolve_plan_options(point["board"], point["clock_mhz"], opts.max_util)
-    try:
-        proto = onnx.load_from_string(model_bytes)
-    except Exception as exc:  # onnx raises DecodeError and others for bytes that are not a model
-        raise InputError(f"{point['model']}: not an ONNX model ({exc})") from None
-    compiled = compile_model(proto, CompileConfig(requant=opts.requant, arithmetic=opts.arithmetic))
-    estimate = explore(compiled.graph, board, max_util=max_util, clock_mhz=clock, model=point["model"])
+    compiled = compile_model(model, CompileConfig(requant=opts.requant, arithmetic=opts.arithmetic))
+    estimate = explore(compiled.graph, board, max_util=max_util, clock_mhz=clock, model=model.stem)
     return build_report(estimate)
 
 
-def _build_point(point: dict, model_bytes: bytes, opts: SweepOptions, build_root: str | None) -> dict:
+def _build_point(point: dict, model: Path, opts: SweepOptions, build_root: str | None) -> dict:
     """What `accelgen build` makes of the point (C-simulation; Vitis/Vivado when on PATH),
     into ``build_root/<model>_<board>_<clock>MHz``: the row's figures from its report.json,
     what C-simulation and synthesis did, and the build's directory."""
     from accelgen.config import BuildOptions
     from accelgen.pipeline import build
 
-    name = f"{point['model']}_{Path(point['board']).stem}_{point['clock_mhz']:g}MHz"
+    name = f"{model.stem}_{Path(point['board']).stem}_{point['clock_mhz']:g}MHz"
     outdir = Path(build_root or tempfile.gettempdir()) / name
     options = BuildOptions(board=point["board"], clock_mhz=point["clock_mhz"], max_util=opts.max_util,
                            requant=opts.requant, arithmetic=opts.arithmetic)  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="accelgen-sweep-") as tmp:
-        model = Path(tmp) / f"{point['model']}.onnx"  # the build names its files after the model's stem
-        model.write_bytes(model_bytes)
-        report = build(model, outdir, options).report
+    report = build(model, outdir, options).report
     csim = report.get("csim") or {}
+    passed = f"passed, {csim.get('vectors')} vectors bit-exact" if csim.get("passed") else None
     return {
         **row_from_report(report),
-        "csim": f"passed, {csim['vectors']} vectors bit-exact"
-        if csim.get("passed")
-        else csim.get("skipped", "not run"),
+        "csim": passed or csim.get("skipped", "not run"),
         "synth": "done (Vitis figures in report.md)" if report.get("synth") else report.get("synth_status", "not run"),
         "outdir": str(outdir),
     }
@@ -255,12 +251,31 @@ def start_ray(ray, address: str | None) -> bool:
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage-statistics banner on the terminal
-    quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
-    if address:
+    quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
+    if not address:
+        ray.init(num_cpus=_local_cpus(), include_dashboard=False, **quiet)
+        return True
+    _check_reachable(address)
+    try:
         ray.init(address=address, **quiet)
-    else:
-        ray.init(num_cpus=_local_cpus(), **quiet)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise InputError(f"--address {address}: cannot connect to a Ray cluster there ({exc})") from None
     return True
+
+
+def _check_reachable(address: str) -> None:
+    """InputError at once when a HOST:PORT address refuses connections (Ray itself retries
+    for minutes); ``auto`` and ``ray://`` addresses are left to Ray."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if "://" in address or not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
+    except OSError as exc:
+        raise InputError(f"--address {address}: no Ray cluster answers there ({exc.strerror or exc}); "
+                         "start one (ray start --head) or give its address") from None  # fmt: skip
 
 
 def _cached(outdir: Path, key: str) -> dict | None:

@@ -21,6 +21,7 @@ from accelgen import sweep
 from accelgen.boards import get_board
 from accelgen.cli import main
 from accelgen.dse import explore
+from accelgen.errors import InputError
 from accelgen.pipeline import compile_model
 from accelgen.render import sweep_figure
 
@@ -304,3 +305,17 @@ def test_build_points_are_whole_builds_with_csim(tmp_path, capsys):
     whole = est.whole_design.as_dict()
     assert (row["ii_cycles"], row["lut"], row["dsp"], row["bram18"]) == (est.ii_cycles, whole["lut"], whole["dsp"],
                                                                          whole["bram18"])  # fmt: skip
+
+
+def test_an_address_nobody_answers_exits_2_at_once():
+    import socket
+    import types
+
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    calls = []
+    fake_ray = types.SimpleNamespace(is_initialized=lambda: False, init=lambda **kw: calls.append(kw))
+    with pytest.raises(InputError, match=f"--address 127.0.0.1:{port}"):
+        sweep.start_ray(fake_ray, f"127.0.0.1:{port}")
+    assert calls == []  # refused before Ray's minutes of retries
