@@ -32,7 +32,10 @@ COLUMNS = ("model", "board", "clock_mhz", "status", "fps", "ii_cycles", "lut", "
 #: resources the Pareto plot sets frames/s against
 PARETO_RESOURCES = ("lut", "dsp")
 POINTS_DIR = "points"
-INSTALL_HINT = "accelgen sweep runs its points on Ray, which is not installed: pip install 'accelgen[sweep]'"
+INSTALL_HINT = (
+    "accelgen sweep runs its points on Ray, which is not installed: pip install 'accelgen[sweep]' "
+    "(in a checkout: pip install -e '.[sweep]')"
+)
 
 
 @dataclass(frozen=True)
