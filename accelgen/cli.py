@@ -86,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
     _add_dse_commands(sub)
     _add_build_command(sub)
+    _add_sweep_command(sub)
     return p
 
 
@@ -317,6 +318,61 @@ def cmd_build(args) -> int:
     else:
         render.print_build_summary(console, design)
     return 0
+
+
+# -- accelgen sweep ---------------------------------------------------------------------------
+
+SWEEP_EPILOG = """\
+Each point (model x board x clock) is a Ray task: a local Ray sized to this machine by default,
+or the cluster at --address (its workers need accelgen installed; models travel with the tasks).
+Results are kept in OUTDIR/points/, keyed by the model file's content, the board, the clock, the
+options and accelgen's version: a rerun computes only the points that are new or failed.
+Writes OUTDIR/sweep.json, sweep.csv and sweep.png (frames/s against LUT and DSP per board, the
+Pareto front marked). Exit status 0 when every point succeeded, 1 when some failed (each is
+reported with its error), 2 for bad arguments. Needs Ray: pip install 'accelgen[sweep]'.
+"""
+
+
+def _add_sweep_command(sub) -> None:
+    s = sub.add_parser("sweep", help="the explorer (or whole builds) over models x boards x clocks, on Ray",
+                       description="Design-space sweep: `accelgen dse` (or, with --build, `accelgen build`) "
+                                   "for every model, board and clock.",
+                       epilog=SWEEP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    s.add_argument("models", nargs="+", metavar="MODEL", help="quantized ONNX models")
+    s.add_argument("--boards", required=True, metavar="B1,B2", help="boards (names, aliases or .toml files)")
+    s.add_argument("--clocks", required=True, metavar="C1,C2", help="PL clocks in MHz")
+    s.add_argument("--max-util", type=float, metavar="F",
+                   help=f"fraction of each resource a plan may use (default {DEFAULT_MAX_UTIL:g})")  # fmt: skip
+    s.add_argument("--build", action="store_true",
+                   help="whole builds (C-simulation; Vitis HLS / Vivado where installed) into OUTDIR/builds/")  # fmt: skip
+    s.add_argument("--address", metavar="ADDRESS", help="an existing Ray cluster (e.g. ray://head:10001, or auto)")
+    s.add_argument("-o", "--output", default="sweep", metavar="OUTDIR", help="results directory (default: sweep)")
+    s.add_argument("--json", action="store_true", help="print sweep.json's object (with its rows), nothing else")
+    _requant_arg(s)
+    s.set_defaults(func=cmd_sweep)
+
+
+def cmd_sweep(args) -> int:
+    from accelgen import sweep
+
+    options = sweep.SweepOptions(max_util=args.max_util, build=args.build, requant=args.requant,
+                                 arithmetic=args.arithmetic)  # fmt: skip
+    boards = sweep.parse_list(args.boards, "--boards")
+    grid = sweep.make_grid(args.models, boards, sweep.parse_clocks(args.clocks), options)
+    sweep.import_ray()  # the install hint before any work
+    progress = render.SweepProgress()
+    try:
+        rows = sweep.run_sweep(grid, args.output, options, address=args.address, progress=progress)
+    finally:
+        progress.stop()
+    document = sweep.sweep_document(rows, grid, options)
+    files = sweep.write_results(args.output, document)
+    if args.json:
+        print(json.dumps(document, indent=2))
+    else:
+        render.print_sweep(document)
+        print(f"wrote {args.output}/: {' '.join(files)}")
+    return 1 if document["failed"] else 0
 
 
 if __name__ == "__main__":  # pragma: no cover
