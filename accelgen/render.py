@@ -268,6 +268,9 @@ def _pareto_panel(ax, rows: list[dict], board: str, res: str, front: list[int]) 
                 marker="o", markerfacecolor="none", markersize=9, linewidth=1, label="Pareto front")  # fmt: skip
     ax.set_xlabel(f"{res.upper()} (whole design, estimate)")
     ax.set_ylabel("frames/s (estimate)")
+    fps = [r["fps"] for r in ok if r["fps"] > 0]
+    if fps and max(fps) > 20 * min(fps):  # models decades apart: each readable on a log axis
+        ax.set_yscale("log")
     ax.set_title(f"{board}: frames/s against {res.upper()}", fontsize=10)
     if ok:
         ax.legend(fontsize=7, loc="best")
