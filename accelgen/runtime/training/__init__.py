@@ -1,0 +1,9 @@
+"""On-device training of tensorized networks: the fixed-point spec, its LFSR, the Trainer.
+
+numpy only (it runs on the board). :mod:`.spec` is the definition of the arithmetic;
+:mod:`.trainer` drives it (golden) or the generated hardware (csim, pynq).
+"""
+
+from accelgen.runtime.training.spec import Fracs, TrainConfig, TrainingError, TrainState, Widths, calibrate
+
+__all__ = ["Fracs", "TrainConfig", "TrainState", "TrainingError", "Widths", "calibrate"]
