@@ -161,7 +161,8 @@ class _Pynq(_Top):
 class Trainer:
     """Train the network of a ``train-build`` OUTDIR on a backend (see the module docstring)."""
 
-    def __init__(self, outdir, backend: str = "csim", *, bitstream: str | None = None) -> None:
+    def __init__(self, outdir, backend: str = "csim", *, bitstream: str | None = None, library=None) -> None:
+        """``library``: another C-simulation build of the same sources (e.g. the ap_types model)."""
         if backend not in BACKENDS:
             raise _input_error(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
         self.outdir = Path(outdir)
@@ -176,7 +177,7 @@ class Trainer:
         if backend == "golden":
             self._device = _Golden(self.config, initial)
         elif backend == "csim":
-            library = self.outdir / "csim" / "libaccel.so"
+            library = Path(library) if library is not None else self.outdir / "csim" / "libaccel.so"
             if not library.is_file():
                 raise _input_error(f"{library}: no C-simulation library (built with --no-csim?); rebuild")
             self._device = _Csim(self.config, initial, library, meta["entry"])
