@@ -40,7 +40,7 @@ def _lockstep(device: Trainer, reference: Trainer, steps: int, seed: int) -> int
     x, y = _data(16 * steps, seed)
     rng = np.random.default_rng(seed)
     matched = 0
-    for step in range(steps):
+    for _ in range(steps):
         n = int(rng.integers(1, 17))
         idx = rng.choice(len(x), n, replace=False)
         lr = float(rng.choice([0.2, 0.05, 0.01]))
