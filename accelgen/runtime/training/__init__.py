@@ -5,5 +5,6 @@ numpy only (it runs on the board). :mod:`.spec` is the definition of the arithme
 """
 
 from accelgen.runtime.training.spec import Fracs, TrainConfig, TrainingError, TrainState, Widths, calibrate
+from accelgen.runtime.training.trainer import BACKENDS, Trainer
 
-__all__ = ["Fracs", "TrainConfig", "TrainState", "TrainingError", "Widths", "calibrate"]
+__all__ = ["BACKENDS", "Fracs", "TrainConfig", "TrainState", "Trainer", "TrainingError", "Widths", "calibrate"]

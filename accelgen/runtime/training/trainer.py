@@ -21,6 +21,7 @@ import ctypes
 import json
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -131,10 +132,12 @@ class _Pynq(_Top):
     REGISTERS = {"mode": 0x10, "samples": 0x18, "eta": 0x20, "x": 0x28, "labels": 0x34, "params": 0x40,
                  "results": 0x4C}  # fmt: skip
 
-    def __init__(self, config, state, bitstream: Path, ip_name: str = "tt_train_top_0") -> None:
+    def __init__(
+        self, config, state, bitstream: Path, ip_name: str = "tt_train_top_0", timeout_s: float = 600.0
+    ) -> None:
         import pynq  # the board's package
 
-        self._pynq = pynq
+        self._pynq, self._timeout_s = pynq, timeout_s
         self._ip = getattr(pynq.Overlay(str(bitstream)), ip_name)
         super().__init__(config, state)
 
@@ -151,8 +154,11 @@ class _Pynq(_Top):
             self._ip.write(self.REGISTERS[name], int(buf.physical_address) & 0xFFFFFFFF)
             self._ip.write(self.REGISTERS[name] + 4, int(buf.physical_address) >> 32)
         self._ip.write(0x00, 1)  # ap_start
+        deadline = time.monotonic() + self._timeout_s
         while not self._ip.read(0x00) & 0x2:  # ap_done
-            pass
+            if time.monotonic() > deadline:
+                raise _input_error(f"the training IP did not finish within {self._timeout_s} s (mode {mode}); "
+                                   "reload the overlay")  # fmt: skip
         for name, array in (("params", params), ("results", results)):
             buffers[name].invalidate()
             array[:] = buffers[name]
