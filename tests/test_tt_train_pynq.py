@@ -15,6 +15,7 @@ import pytest
 from accelgen.codegen import train as train_build
 from accelgen.errors import InputError
 from accelgen.runtime.training.trainer import Trainer
+from tests.test_tt_train_csim import CLASSES, MODES_IN, MODES_OUT, RANKS, _data
 
 pytestmark = pytest.mark.csim
 
@@ -79,10 +80,11 @@ class FakeIP:
 
 @pytest.fixture(scope="module")
 def design(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    x, y = rng.uniform(0, 1, (64, 12)), rng.integers(0, 3, 64)
-    config, state = train_build.design_from_data((3, 4), (2, 4), (1, 2, 1), 3, x, y, max_batch=16)
-    return train_build.generate(config, state, tmp_path_factory.mktemp("pynq") / "build"), x, y
+    """The network of test_tt_train_csim (same sources: its C-simulation build is reused from the cache)."""
+    x, y = _data(64)
+    config, state = train_build.design_from_data(MODES_IN, MODES_OUT, RANKS, CLASSES, x, y, max_batch=16)
+    built = train_build.generate(config, state, tmp_path_factory.mktemp("pynq") / "build", lanes=4)
+    return built, *_data(64, 4)
 
 
 def _board(design, tmp_path, monkeypatch, hang=False):

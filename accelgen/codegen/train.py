@@ -58,7 +58,7 @@ def render(config: spec.TrainConfig, lanes: int) -> dict[str, str]:
         "version": __version__, "top": TOP, "namespace": NAMESPACE, "w": config.widths, "cores": cores,
         "h": tt_train.head_step(config, lanes), "in_features": config.in_features, "max_batch": config.max_batch,
         "param_words": config.draws_per_sample + 1, "error_buffers": tt_train.error_buffers(config),
-        "hidden_error_buffer": tt_train.error_buffer_of(config.d),
+        "hidden_error_buffer": tt_train.error_buffer_of(config.d), "tt_out_bits": tt_train.tt_out_bits(config),
         "exp_table": [int(v) for v in spec.exp_table(config.widths)],
         "summary": f"modes {config.modes_in} -> {config.modes_out}, ranks {config.ranks}, {config.classes} classes",
     }  # fmt: skip

@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 
 from accelgen.kernels import hw
-from accelgen.runtime.training.spec import TrainConfig, acc_bits
+from accelgen.runtime.training.spec import TrainConfig
 
 #: products per cycle of every reduction loop unless the build says otherwise
 DEFAULT_LANES = 8
@@ -134,10 +134,15 @@ def memories(config: TrainConfig) -> list[Memory]:
     mems += [Memory(f"state Z{k}", w.act_bits, config.state_size(k)) for k in range(1, d)]
     mems.append(Memory("hidden", w.act_bits, config.hidden))
     mems += [Memory(f"error buffer {name}", w.error_bits, depth) for name, depth in error_buffers(config).items()]
-    mems.append(Memory("TT output accumulators", acc_bits(w.act_bits, w.core_bits, 1) + 16, config.hidden))
+    mems.append(Memory("TT output (exact sums)", tt_out_bits(config), config.hidden))
     mems += [Memory("logits", w.acc_bits, config.classes), Memory("softmax delta", w.prob_frac + 2, config.classes)]
     mems.append(Memory("LFSR", 32, 1))
     return mems
+
+
+def tt_out_bits(config: TrainConfig) -> int:
+    """Width of the last core's exact sums, as stored before the bias (``accumulators()``)."""
+    return dict(config.accumulators())[f"forward core {config.d - 1}"]
 
 
 def error_buffers(config: TrainConfig) -> dict[str, int]:

@@ -255,14 +255,14 @@ struct TrainHead {
 };
 
 /// \brief hidden = clip(RNE(tt_out + (b1 << TT_BIAS_SHIFT)), 0, 2^ACT_BITS - 1): bias, ReLU, requant.
-template <class H>
-void tt_hidden(const typename H::net::acc_t* tt_out, const typename H::net::bias_t* b1,
-               typename H::net::hidden_t* hidden) {
+/// \tparam H the TrainHead; \tparam T the TT output's storage (as wide as its exact sums)
+template <class H, class T>
+void tt_hidden(const T* tt_out, const typename H::net::bias_t* b1, typename H::net::hidden_t* hidden) {
     typedef typename H::net::acc_t acc_t;
 tt_hidden_elems:
     for (unsigned h = 0; h < H::HIDDEN; h++) {
 #pragma HLS PIPELINE II = 1
-        const acc_t acc = tt_out[h] + (acc_t(b1[h]) << H::TT_BIAS_SHIFT);
+        const acc_t acc = acc_t(tt_out[h]) + (acc_t(b1[h]) << H::TT_BIAS_SHIFT);
         hidden[h] = typename H::net::hidden_t(saturate<0, H::net::HIDDEN_HI>(shift_rne<H::HIDDEN_SHIFT>(acc)));
     }
 }
