@@ -172,11 +172,11 @@ def table(f: dict) -> str:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--output", default="out/tt_train_on_device", help="work directory")
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--rank", type=int, default=4, help="internal TT ranks (default 4)")
     parser.add_argument("--batch", type=int, default=32, help="samples per step (one call of the device)")
     parser.add_argument("--lr", type=float, default=0.01)
-    parser.add_argument("--decay", type=float, default=0.5, help="learning-rate factor per epoch")
+    parser.add_argument("--decay", type=float, default=0.6, help="learning-rate factor per epoch")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--board", default="ultra96")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout, nothing else")
