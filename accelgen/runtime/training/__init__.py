@@ -4,7 +4,7 @@ numpy only (it runs on the board). :mod:`.spec` is the definition of the arithme
 :mod:`.trainer` drives it (golden) or the generated hardware (csim, pynq).
 """
 
-from accelgen.runtime.training.spec import Fracs, TrainConfig, TrainingError, TrainState, Widths, calibrate
-from accelgen.runtime.training.trainer import BACKENDS, Trainer
+from .spec import Fracs, TrainConfig, TrainingError, TrainState, Widths, calibrate
+from .trainer import BACKENDS, Trainer
 
 __all__ = ["BACKENDS", "Fracs", "TrainConfig", "TrainState", "Trainer", "TrainingError", "Widths", "calibrate"]

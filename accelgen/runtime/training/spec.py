@@ -66,7 +66,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from accelgen.runtime.training import lfsr
+from . import lfsr
 
 #: float64 holds every integer below 2^53 exactly: the bound under which numpy's matmuls
 #: of integer codes (the fast way to contract them) are exact

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from accelgen.runtime.training import lfsr, spec
+from . import lfsr, spec
 
 BACKENDS = ("golden", "csim", "pynq")
 LOAD, TRAIN, LOGITS, STORE = 0, 1, 2, 3
@@ -34,7 +34,8 @@ _I32P = ctypes.POINTER(ctypes.c_int32)
 
 
 def _input_error(message: str) -> Exception:
-    """An ``accelgen.errors.InputError`` when the compiler package is present, else a ValueError."""
+    """An ``accelgen.errors.InputError`` (exit code 2) where accelgen is installed; in a
+    standalone copy of the runtime (no compiler beside it) a :class:`spec.TrainingError`."""
     try:
         from accelgen.errors import InputError
     except ImportError:  # pragma: no cover - the standalone runtime on a board
