@@ -155,7 +155,9 @@ tt_fwd_rows:
     for (unsigned p = 0; p < C::P; p++) {
     tt_fwd_cols:
         for (unsigned j = 0; j < C::N; j++) {
+        tt_fwd_q:
             for (unsigned q = 0; q < C::Q; q++) {
+            tt_fwd_s:
                 for (unsigned s = 0; s < C::S; s++) {
                     acc_t acc = 0;
                 tt_fwd_reduce:  // t = (m, r), LANES products per cycle
@@ -184,8 +186,11 @@ void tt_error_step(const typename C::net::core_t* g, const typename C::net::err_
     typedef typename C::net::acc_t acc_t;
 tt_err_rows:
     for (unsigned p = 0; p < C::P; p++) {
+    tt_err_m:
         for (unsigned m = 0; m < C::M; m++) {
+        tt_err_q:
             for (unsigned q = 0; q < C::Q; q++) {
+            tt_err_r:
                 for (unsigned r = 0; r < C::R; r++) {
                     acc_t acc = 0;
                 tt_err_reduce:  // t = (j, s)
@@ -212,8 +217,11 @@ void tt_core_update(const IN* z, const typename C::net::err_t* err_next, typenam
     typedef typename C::net::acc_t acc_t;
 tt_upd_elems:
     for (unsigned r = 0; r < C::R; r++) {
+    tt_upd_m:
         for (unsigned m = 0; m < C::M; m++) {
+        tt_upd_j:
             for (unsigned j = 0; j < C::N; j++) {
+            tt_upd_s:
                 for (unsigned s = 0; s < C::S; s++) {
                     acc_t grad = 0;
                 tt_upd_reduce:  // t = (p, q)
