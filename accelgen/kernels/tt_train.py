@@ -181,11 +181,28 @@ def cycles_per_sample(config: TrainConfig, lanes: int = DEFAULT_LANES, train: bo
 
 
 def resources(config: TrainConfig, lanes: int = DEFAULT_LANES) -> dict[str, int]:
-    """DSP (no sharing between phases: an upper bound), BRAM18 and LUTs of the memories."""
-    dsp = sum(p.dsp for p in phases(config, lanes))
+    """DSP (no sharing between phases: an upper bound), BRAM18, LUTs and FFs: the memories,
+    and per phase its products' adder tree, accumulator and loop control; the stochastic
+    rounders (an LFSR and an adder per update phase) and the softmax's exp table and divider.
+    Estimates with the inference kernels' primitives (:mod:`accelgen.kernels.hw`), uncalibrated."""
+    w = config.widths
     total = hw.NONE
     for m in memories(config):
         total = total + hw.ram(m.bits, m.depth)
+    for p in phases(config, lanes):
+        total = total + hw.KERNEL_CONTROL  # the phase's counters and address generators
+        if p.reduction > 1:
+            product_bits = p.a_bits + p.b_bits
+            total = total + hw.adder_tree(p.lanes, product_bits) + hw.adder(w.acc_bits)
+        if p.draws:
+            total = total + hw.adder(p.a_bits + p.b_bits)  # the random bits added before the shift
+    total = total + hw.Resources(lut=32, ff=32)  # the LFSR: 32 state bits, a few XOR taps each
+    total = total + hw.rom(w.prob_frac + 1, w.lut_size)
+    # the softmax's divider: e_c * 2^prob_frac over the sum of the classes' table entries, as a
+    # sequential subtract-and-shift divider (a subtractor and a remainder register per bit)
+    dividend = 2 * w.prob_frac + 1 + math.ceil(math.log2(max(2, config.classes)))
+    total = total + hw.adder(dividend) + hw.Resources(ff=dividend)
+    dsp = sum(p.dsp for p in phases(config, lanes))
     return {"dsp": dsp, "bram18": total.bram18, "lut": total.lut, "ff": total.ff}
 
 
