@@ -31,8 +31,9 @@ def rtl_report(design: dict[str, Any], yosys: dict[str, Any] | None, sims: list[
 
 #: what report.json says about a design built with --arch rtl
 RTL_NOTES = [
-    "--arch rtl: the PYNQ driver for the unrolled core is not generated yet; rtl/ holds the Verilog, its cocotb "
-    "testbench (make sim) and Yosys script (make synth)"
+    "--arch rtl: rtl/ holds the Verilog, its cocotb testbench (make sim) and Yosys script (make synth); "
+    "scripts/bd.tcl the Vivado block design (PS + AXI DMA + the core's AXI wrapper as a module reference; "
+    "make bitstream in scripts/, not run by accelgen build); driver/ the PYNQ driver, the dataflow path's"
 ]
 
 
