@@ -110,6 +110,10 @@ def test_an_rtl_build_has_a_driver_and_a_block_design(outdir):
     design = json.loads((outdir / "rtl" / "design.json").read_text())
     assert hw["top"] == design["board"]["top"]
     assert f"-reference {hw['top']} accel" in (outdir / "scripts" / "bd.tcl").read_text()
+    # the report gives the rate the bus allows (the wrapper moves one word per cycle per port)
+    board = json.loads((outdir / "report.json").read_text())["rtl"]["board_interface"]
+    words = (hw["inputs"][0]["words_per_sample"], hw["outputs"][0]["words_per_sample"])
+    assert (board["words_in"], board["words_out"]) == words and board["ii_cycles"] == max(words)
 
 
 def test_the_driver_runs_an_rtl_build_on_the_stand_in_board(outdir):

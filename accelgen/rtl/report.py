@@ -43,6 +43,15 @@ def build_rtl_report(model: str, board: str, clock_mhz: float, design: dict[str,
     """report.json of an ``--arch rtl`` build from the stages' results: ``sim`` the
     simulation's (or ``{"skipped": why}``), ``yosys`` Yosys' (or ``{"skipped": why}``)."""
     simulated = "passed" in sim
+    section = rtl_report(design, None if "skipped" in yosys else yosys, [sim] if simulated else [])
+    if design.get("board"):  # the AXI wrapper the block design and driver use: the bus sets the rate
+        from accelgen.rtl.board import throughput
+
+        ports = design["board"]
+        section["board_interface"] = {"top": ports["top"], "bus_bits": ports["bus_bits"],
+                                      "words_in": ports["inputs"][0]["words_per_sample"],
+                                      "words_out": ports["outputs"][0]["words_per_sample"],
+                                      **throughput(design, clock_mhz)}  # fmt: skip
     return {
         "model": model,
         "arch": "rtl",
@@ -53,7 +62,7 @@ def build_rtl_report(model: str, board: str, clock_mhz: float, design: dict[str,
         "csim": sim if simulated else {"passed": None, "vectors": 0, "mismatches": None, **sim},
         "synth": None,
         "synth_status": yosys.get("skipped"),
-        "rtl": rtl_report(design, None if "skipped" in yosys else yosys, [sim] if simulated else []),
+        "rtl": section,
         "notes": list(RTL_NOTES) + _timing_notes(design.get("timing"), design["pipeline_levels"]),
     }
 
