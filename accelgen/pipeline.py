@@ -309,6 +309,37 @@ def _stage_rtl_report(ctx: BuildContext) -> dict:
     return {"files": ["report.json", "report.md", "report.png"]}
 
 
+def _stage_rtl_scripts(ctx: BuildContext) -> dict:
+    from accelgen import rtl
+    from accelgen.rtl.board import render_scripts
+
+    files = render_scripts(rtl.load_design(ctx.path / "rtl"), ctx.board, ctx.options.clock_mhz, ctx.model_path.stem)
+    for rel, text in files.items():
+        (ctx.path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (ctx.path / rel).write_text(text)
+    ctx.log.info("wrote the Vivado block design (scripts/bd.tcl: PS + AXI DMA + the core as a module reference)")
+    return {"files": sorted(files)}
+
+
+def _stage_rtl_package(ctx: BuildContext) -> dict:
+    from accelgen import rtl
+    from accelgen.package import package_driver
+    from accelgen.rtl.board import driver_hardware, throughput
+
+    design = rtl.load_design(ctx.path / "rtl")
+    clock = ctx.options.clock_mhz
+    rate = throughput(design, clock)
+    context = {"model_file": ctx.model_path.name, "title": ctx.model_path.stem, "dialect": ctx.compiled.dialect,
+               "board": ctx.board.name, "board_title": ctx.board.title, "clock_mhz": clock,
+               "ii_cycles": rate["ii_cycles"], "fps": f"{rate['fps']:,.0f}", "latency_us": f"{rate['latency_us']:.3f}",
+               "reference_accuracy": "n/a"}  # fmt: skip
+    hardware = driver_hardware(design, ctx.compiled.graph, ctx.board.part, clock)
+    summary = package_driver(ctx.compiled.graph, ctx.path, context=context, hardware=hardware, vectors=ctx.vectors,
+                             labels=ctx.labels, backend="pynq")  # fmt: skip
+    write_manifest(ctx.path / "driver")
+    return summary
+
+
 #: The order of `accelgen build --arch rtl`.
 RTL_STAGES: list[Stage] = [
     Stage("frontend", _stage_frontend, outputs=("ir.json",), title="read the model, normalise, lower"),
@@ -320,6 +351,8 @@ RTL_STAGES: list[Stage] = [
         title=f"cocotb simulation ({RTL_SIMULATOR}) against the golden model",
     ),
     Stage("synth", _stage_yosys, outputs=("rtl/synth",), title="Yosys synth_xilinx (when installed)"),
+    Stage("scripts", _stage_rtl_scripts, outputs=("scripts",), title="Vivado block design of the core"),
+    Stage("package", _stage_rtl_package, outputs=("driver",), title="PYNQ driver and notebook"),
     Stage("report", _stage_rtl_report, outputs=("report.json", "report.md", "report.png"), title="report"),
 ]
 

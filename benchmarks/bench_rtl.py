@@ -2,6 +2,7 @@
 
     python benchmarks/bench_rtl.py              # the issue's benchmark (about 5 minutes)
     python benchmarks/bench_rtl.py --calibrate  # refit the estimate model against Yosys
+    python benchmarks/bench_rtl.py --deep       # the LUT estimate on clock-driven deep pipelines
 
 The MLP has the jet-tagging topology hls4ml and LogicNets report on (16 inputs, hidden
 64-32-32, 5 outputs) with random weights: ternary weights with 2-bit activations, and
@@ -110,7 +111,45 @@ def calibration_set():
         for levels in (1, 2):
             out.append((f"random_w{w}a{a}", g, levels))
     out.append(("random_w2a2_comb", rtl.random_mlp((16, 32, 5), w_bits=2, act_bits=2, seed=5), 0))
+    # deep pipelines: a register after (nearly) every adder-tree level, as a high --clock chooses
+    out.append(("random_w2a2_deep", rtl.random_mlp((16, 48, 24, 5), w_bits=2, act_bits=2, seed=7), 6))
+    out.extend(deep_set())
     return out
+
+
+#: (model, board part, clock MHz): register stages chosen by the per-level delay model
+DEEP = [("qonnx_mlp_w2a2", "xczu3eg-sbva484-1-i", 300.0), ("qonnx_mlp_w2a2", "xczu3eg-sbva484-1-i", 150.0)]
+
+
+def deep_set():
+    """(name, graph, per-layer stages) of fixture models pipelined for a clock (rtl.generate.choose_pipeline)."""
+    from accelgen.pipeline import compile_model
+    from accelgen.rtl.core import extract_core
+    from accelgen.rtl.generate import choose_pipeline
+
+    out = []
+    for name, part, clock in DEEP:
+        graph = compile_model(ROOT / "tests" / "models" / f"{name}.onnx").graph
+        levels, _ = choose_pipeline(extract_core(graph), clock, part)
+        out.append((f"{name}@{clock:g}MHz", graph, levels))
+    return out
+
+
+def deep() -> None:
+    """Estimate beside Yosys on the clock-driven deep pipelines (the LUT model's weak spot)."""
+    print(f"{'design':24} {'stages':>10} | {'LUT yosys':>9} {'LUT est':>8} {'error':>6} | {'alu bits':>8} "
+          f"{'pipe alu':>8} {'macc bits':>9}")  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, graph, levels in deep_set():
+            outdir = Path(tmp) / name.replace("@", "_")
+            rtl.generate(graph, outdir, pipeline_levels=levels)
+            design = rtl.load_design(outdir)
+            synth = rtl.synth_yosys(outdir)
+            est, f = design["estimate"], design["estimate"]["features"]
+            err = (est["lut"] - synth["lut"]) / synth["lut"]
+            print(f"{name:24} {str(levels):>10} | {synth['lut']:>9,} {est['lut']:>8,} {err:>+6.1%} | "
+                  f"{f['alu_bits']:>8,} {f['reg_alu_bits']:>8,} {f['macc_bits']:>9,}", flush=True)  # fmt: skip
+    print(f"measured: Yosys ({estimate_mod.CALIBRATION_SOURCE.split(',')[0]}); estimated: accelgen.rtl.estimate")
 
 
 def calibrate() -> None:
@@ -135,12 +174,15 @@ def calibrate() -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--calibrate", action="store_true", help="refit the estimate model against Yosys")
+    p.add_argument("--deep", action="store_true", help="estimate vs Yosys on clock-driven deep pipelines")
     p.add_argument("--sim", default="verilator", choices=["verilator", "icarus", "none"])
     args = p.parse_args()
     if not rtl.yosys_available():
         sys.exit("yosys is not installed (apt-get install yosys)")
     if args.calibrate:
         calibrate()
+    elif args.deep:
+        deep()
     else:
         sim = None if args.sim == "none" or not rtl.simulator_available(args.sim) else args.sim
         benchmark(sim)

@@ -136,6 +136,12 @@ def rendered(tmp_path_factory):
         mlp = compile_model(_hostile_model(MODELS / "qonnx_mlp_w2a2.onnx", root))
         outs["rtl"] = rtl.generate(mlp.graph, root / "rtl", x_codes=np.zeros((2, 64), dtype=np.int64))
         outs["train"] = _train_project(root / "train")  # numbers only: nothing from a model reaches it
+        from accelgen.rtl.board import render_scripts
+
+        outs["rtl-scripts"] = root / "rtl-scripts"
+        for rel, text in render_scripts(rtl.load_design(outs["rtl"]), _hostile_board("ultra96"), 150.0, HOSTILE).items():
+            (outs["rtl-scripts"] / rel).parent.mkdir(parents=True, exist_ok=True)
+            (outs["rtl-scripts"] / rel).write_text(text)
     finally:
         jinja2.Environment.get_template = original
     return outs, used

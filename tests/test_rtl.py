@@ -262,7 +262,9 @@ def test_output_is_deterministic_and_atomic(tmp_path):
         assert rel in files, rel
     design = json.loads(files["design.json"])
     assert design["latency_cycles"] == 3 and design["ii_cycles"] == 1
-    assert sorted(design["files"]) == sorted(f for f in files if f.startswith("rtl/"))
+    # the core's sources, and the board's: the core's plus the AXI wrapper around it
+    assert sorted(design["board"]["files"]) == sorted(f for f in files if f.startswith("rtl/"))
+    assert set(design["files"]) == set(design["board"]["files"]) - {f"rtl/{design['board']['top']}.v"}
 
 
 def test_model_names_never_reach_verilog(tmp_path):

@@ -204,3 +204,19 @@ def test_yosys_figures_and_calibrated_estimate(fixtures):
         f"rtl qonnx_mlp_w2a2 Yosys xcup: {y['lut']:,} LUT, {y['ff']:,} FF, {y['carry']:,} CARRY4, {y['dsp']} DSP, "
         f"{y['levels']} levels; estimate {est['lut']:,} LUT, {est['ff']:,} FF, {est['levels']} levels ({y['seconds']:.0f} s)"
     )
+
+
+@pytest.mark.yosys
+@pytest.mark.slow
+def test_deep_pipeline_lut_estimate_against_yosys(tmp_path):
+    """A register after nearly every adder-tree level (what a high --clock chooses): the
+    registered partial sums are priced (before: a third of Yosys' LUTs on such designs)."""
+    if not yosys_available():
+        pytest.skip("yosys is not installed (make sim-tools)")
+    graph = random_mlp((16, 48, 24, 5), w_bits=2, act_bits=2, seed=7)
+    out = generate(graph, tmp_path / "deep", pipeline_levels=6)
+    est = json.loads((out / "design.json").read_text())["estimate"]
+    assert est["features"]["reg_alu_bits"] > est["features"]["macc_bits"]  # the sums are cut into 2-operand adders
+    y = synth_yosys(out)
+    assert abs(est["lut"] - y["lut"]) <= CALIBRATION_ERROR["lut"] * y["lut"], (est["lut"], y["lut"])
+    FIGURES.append(f"rtl deep pipeline 16-48-24-5 w2a2 x6 stages: Yosys {y['lut']:,} LUT, estimate {est['lut']:,}")

@@ -74,28 +74,23 @@ def _fresh(out: Path) -> None:
     shutil.rmtree(out / "bitstream", ignore_errors=True)
 
 
-def test_block_design_for_every_board(project, tmp_path):
-    board, out, repo = project
-    _fresh(out)
-    design = json.loads((out / "hls" / "design.json").read_text())
-    rec = run_tcl(out / "scripts" / "bd.tcl", tmp_path, ACCELGEN_BOARD_REPO=str(repo))
+def check_block_design(rec: dict, board, accel_vlnv: str, bus: int, ports_in: dict, ports_out: dict) -> None:
+    """What every block design must ask Vivado for: the board's project, the PS and its clock,
+    one DMA per stream port wide enough for the bus, the streams, the address map, then
+    implementation and the timing check before the bitstream."""
     assert rec["exit"] == "exit", rec["error"]
     assert rec["project"]["part"] == board.part
     assert rec["properties"]["project"]["board_part"] == board.board_part
-    assert rec["params"]["board.repoPaths"] == str(repo)
 
     ps_ip, clk, master, hp, freq_key = PS[board.processing_system]
     cells = rec["cells"]
     assert cells["ps"] == ps_ip
-    assert cells["accel"] == f"accelgen.org:hls:{design['top']}:1.0"
+    assert cells["accel"] == accel_vlnv
     # the clock: the PS makes the design's clock, and every AXI connection is clocked by it
     assert float(rec["properties"]["ps"][freq_key]) == pytest.approx(board.default_clock_mhz, abs=0.5)
     axi = [a for a in rec["automation"] if a["rule"] == "xilinx.com:bd_rule:axi4"]
     assert axi and all(a["config"]["Clk_master"] == clk for a in axi)
 
-    bus = design["bus_bits"]
-    ports_in = {p["name"]: p for p in design["inputs"]}
-    ports_out = {p["name"]: p for p in design["outputs"]}
     dmas = {name: vlnv for name, vlnv in cells.items() if vlnv.startswith("xilinx.com:ip:axi_dma")}
     assert set(dmas) == {f"dma_{n}" for n in [*ports_in, *ports_out]}
     for name in dmas:
@@ -116,14 +111,11 @@ def test_block_design_for_every_board(project, tmp_path):
         assert 2**length - 1 >= words * bus // 8  # at least one sample per transfer
         assert props["CONFIG.c_include_sg"] == "0"
 
-    # the streams: each DMA to the accelerator port of the same name, those ports the C++ top's
+    # the streams: each DMA to the accelerator port of the same name
     nets = {tuple(n) for n in rec["nets"]}
     assert nets == {(f"dma_{p}/M_AXIS_MM2S", f"accel/{p}") for p in ports_in} | {
         (f"accel/{p}", f"dma_{p}/S_AXIS_S2MM") for p in ports_out
     }
-    cpp = (out / "hls" / "top.cpp").read_text()
-    axis = set(re.findall(r"#pragma HLS INTERFACE mode = axis port = (\w+)", cpp))
-    assert axis == set(ports_in) | set(ports_out)
 
     # the address map: every AXI-Lite slave on the PS's control master, every DMA memory
     # master on the PS's high-performance port, then every segment assigned
@@ -137,6 +129,21 @@ def test_block_design_for_every_board(project, tmp_path):
     # implementation, reports, timing check, then the bitstream
     assert calls(rec, "launch_runs") == [["impl_1", "-to_step", "write_bitstream", "-jobs", "4"]]
     assert index(rec, "report_timing_summary") < index(rec, "exit")
+
+
+def test_block_design_for_every_board(project, tmp_path):
+    board, out, repo = project
+    _fresh(out)
+    design = json.loads((out / "hls" / "design.json").read_text())
+    rec = run_tcl(out / "scripts" / "bd.tcl", tmp_path, ACCELGEN_BOARD_REPO=str(repo))
+    assert rec["params"]["board.repoPaths"] == str(repo)
+    ports_in = {p["name"]: p for p in design["inputs"]}
+    ports_out = {p["name"]: p for p in design["outputs"]}
+    check_block_design(rec, board, f"accelgen.org:hls:{design['top']}:1.0", design["bus_bits"], ports_in, ports_out)
+    # the accelerator's stream ports are the C++ top's
+    cpp = (out / "hls" / "top.cpp").read_text()
+    axis = set(re.findall(r"#pragma HLS INTERFACE mode = axis port = (\w+)", cpp))
+    assert axis == set(ports_in) | set(ports_out)
     assert (out / "bitstream" / f"{design['model']}.bit").is_file()
     assert (out / "bitstream" / f"{design['model']}.hwh").is_file()
 
@@ -202,3 +209,89 @@ def test_hls_script_for_every_board(project, tmp_path):
     rec = run_tcl(out / "scripts" / "hls.tcl", tmp_path, ACCELGEN_COSIM="1", ACCELGEN_SKIP_CSIM="1")
     assert not calls(rec, "csim_design")
     assert index(rec, "csynth_design") < index(rec, "cosim_design") < index(rec, "export_design")
+
+
+# -- --arch rtl: the unrolled core's block design, through the same templates ---------------------
+
+RTL_MODEL = ROOT / "tests" / "models" / "qonnx_mlp_w2a2.onnx"
+
+
+@pytest.fixture(scope="module", params=BOARDS)
+def rtl_project(request, tmp_path_factory):
+    from accelgen import rtl
+    from accelgen.rtl.board import render_scripts
+
+    board = get_board(request.param)
+    out = tmp_path_factory.mktemp(f"rtl_{board.name}")
+    rtl.generate(compile_model(RTL_MODEL).graph, out / "rtl", clock_mhz=board.default_clock_mhz, part=board.part)
+    design = rtl.load_design(out / "rtl")
+    for rel, text in render_scripts(design, board, board.default_clock_mhz, RTL_MODEL.stem).items():
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_text(text)
+    repo = out / "board_repo"
+    repo.mkdir()
+    (repo / "boards.txt").write_text(board.board_part + "\n")
+    return board, out, repo, design
+
+
+def verilog_ports(path: Path, module: str) -> dict[str, int]:
+    """Port name -> width of ``module`` in a Verilog file."""
+    text = path.read_text()
+    body = re.search(rf"module\s+{module}\s*\((.*?)\);", text, re.S).group(1)
+    ports = {}
+    for msb, name in re.findall(r"(?:input|output)\s+(?:wire|reg)\s*(?:\[(\d+):0\])?\s*(\w+)", body):
+        ports[name] = int(msb) + 1 if msb else 1
+    return ports
+
+
+def test_rtl_block_design_for_every_board(rtl_project, tmp_path):
+    board, out, repo, design = rtl_project
+    _fresh(out)
+    rec = run_tcl(out / "scripts" / "bd.tcl", tmp_path, ACCELGEN_BOARD_REPO=str(repo))
+    ports = design["board"]
+    bus = ports["bus_bits"]
+    ports_in = {p["name"]: p for p in ports["inputs"]}
+    ports_out = {p["name"]: p for p in ports["outputs"]}
+    check_block_design(rec, board, f"module:{ports['top']}", bus, ports_in, ports_out)
+    # every source of the board's module is added, from the build's rtl/ directory
+    added = {Path(f).resolve() for c in calls(rec, "add_files") for a in c if not a.startswith("-") for f in a.split()}
+    assert {(out / "rtl" / f).resolve() for f in ports["files"]} <= added
+    accel_cell = next(i for i, c in enumerate(rec["calls"]) if c[0] == "create_bd_cell" and c[-1] == "accel")
+    assert index(rec, "add_files") < index(rec, "update_compile_order") < accel_cell
+    # the ports the block design connects are the wrapper's, at the widths the DMAs move
+    verilog = verilog_ports(out / "rtl" / "rtl" / f"{ports['top']}.v", ports["top"])
+    for name in [*ports_in, *ports_out]:
+        assert verilog[f"{name}_tdata"] == bus
+        assert {f"{name}_tvalid", f"{name}_tready", f"{name}_tlast"} <= set(verilog)
+    lite = {n[len("s_axi_control_") :] for n in verilog if n.startswith("s_axi_control_")}
+    assert lite == {"awaddr", "awvalid", "awready", "wdata", "wstrb", "wvalid", "wready", "bresp", "bvalid", "bready",
+                    "araddr", "arvalid", "arready", "rdata", "rresp", "rvalid", "rready"}  # fmt: skip
+    assert 2 ** verilog["s_axi_control_awaddr"] > ports["control"]["reps"]
+    assert {"ap_clk", "ap_rst_n"} <= set(verilog)
+    model = RTL_MODEL.stem
+    assert (out / "bitstream" / f"{model}.bit").is_file() and (out / "bitstream" / f"{model}.hwh").is_file()
+
+
+def test_rtl_block_design_checks_board_files_and_timing(rtl_project, tmp_path):
+    board, out, repo, _ = rtl_project
+    _fresh(out)
+    bd = out / "scripts" / "bd.tcl"
+    rec = run_tcl(bd, tmp_path)
+    assert rec["exit"] == "error" and board.board_part in rec["error"] and "--board-repo" in rec["error"]
+    rec = run_tcl(bd, tmp_path, ACCELGEN_BOARD_REPO=str(repo), STANDIN_WNS="-0.4")
+    assert rec["exit"] == "error" and "timing not met" in rec["error"] and "-0.4" in rec["error"]
+    assert (out / "bitstream" / "timing.rpt").is_file() and not list((out / "bitstream").glob("*.bit"))
+
+
+def test_rtl_block_design_refuses_a_missing_source(rtl_project, tmp_path):
+    """The stand-in's module-reference check can fail: without the wrapper's file there is no module."""
+    board, out, repo, design = rtl_project
+    _fresh(out)
+    wrapper = out / "rtl" / "rtl" / f"{design['board']['top']}.v"
+    saved = wrapper.read_text()
+    try:
+        wrapper.write_text("// emptied\n")
+        rec = run_tcl(out / "scripts" / "bd.tcl", tmp_path, ACCELGEN_BOARD_REPO=str(repo))
+    finally:
+        wrapper.write_text(saved)
+    assert rec["exit"] == "error" and design["board"]["top"] in rec["error"]

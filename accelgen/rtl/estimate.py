@@ -17,6 +17,14 @@ weighs each by log2 of its operand count: bigger compressors cost more per bit,
 ``max_operands`` is the largest) and ``alu_bits`` the bits of plain adders; ``inv_bits``
 counts complemented inputs (negative signed digits), which Yosys keeps as separate
 inverters in front of the compressors.
+
+Register stages inside a layer (a high ``--clock``: :func:`accelgen.rtl.generate.choose_pipeline`)
+cut its merged sums into registered two-operand adders. The first fit had no LUT term for
+those (its designs had at most two stages per layer, where they are nearly absent), so a
+deep pipeline was priced at a third of its size (qonnx_mlp_w2a2 at 300 MHz: 3,404 LUT
+estimated, Yosys 10,150). ``reg_alu_bits`` counts them; its coefficient was fitted to two
+deep designs (``benchmarks/bench_rtl.py --deep``; each one's fit predicts the other within
+2.3%), the other coefficients are unchanged (the feature is ~0 on the designs they were fitted to).
 """
 
 from __future__ import annotations
@@ -29,12 +37,12 @@ import numpy as np
 from accelgen.rtl.netlist import sources
 
 #: structural features, in the order the coefficient vectors use
-FEATURES = ("macc_bits", "macc_log", "max_operands", "alu_bits", "inv_bits", "cmp_bits", "count_terms", "clip_bits",
-            "reg_bits", "path_cells", "one")  # fmt: skip
+FEATURES = ("macc_bits", "macc_log", "max_operands", "alu_bits", "reg_alu_bits", "inv_bits", "cmp_bits", "count_terms",
+            "clip_bits", "reg_bits", "path_cells", "one")  # fmt: skip
 
 #: resource -> coefficient per feature (see module docstring); refitted by the benchmark
 COEFFICIENTS: dict[str, dict[str, float]] = {
-    "lut": {"macc_bits": 0.6015, "macc_log": 0.1841, "cmp_bits": 0.1371, "inv_bits": 3.0448},
+    "lut": {"macc_bits": 0.6015, "macc_log": 0.1841, "cmp_bits": 0.1371, "inv_bits": 3.0448, "reg_alu_bits": 0.615},
     "ff": {"reg_bits": 0.9517},
     "carry": {"macc_bits": 0.0621, "alu_bits": 0.1643, "cmp_bits": 0.0735, "reg_bits": 0.1766},
     "levels": {"path_cells": 0.551, "max_operands": 0.2204},
@@ -97,6 +105,8 @@ def features(layers: list[dict[str, Any]], latency: int) -> dict[str, float]:
                 f["max_operands"] = max(f["max_operands"], len(widths))
             else:
                 f["alu_bits"] += _sum_bits(by_name[root])
+                if by_name[root]["reg"]:  # a partial sum a register stage cut out of a merged sum
+                    f["reg_alu_bits"] += _sum_bits(by_name[root])
         for s in layer["signals"]:
             kind = s["kind"]
             if kind == "cmp":

@@ -34,6 +34,7 @@ import numpy as np
 
 from accelgen import golden, ir
 from accelgen.errors import InputError
+from accelgen.rtl import axi as axi_mod
 from accelgen.rtl import core as core_mod
 from accelgen.rtl import estimate as estimate_mod
 from accelgen.rtl.names import identifier
@@ -97,6 +98,8 @@ def _port(enc: Encoding | None, t: ir.Tensor, size: int, acc_width: int, bits_of
     return {
         "size": size,
         "lane_bits": lane,
+        "bits": code_bits if enc is None else (1 if t.qtype.bipolar else t.qtype.bits),
+        "bipolar": enc is not None and t.qtype.bipolar,
         "code_bits": code_bits,
         "u_bits": bits_of_u,
         "shift": shift,
@@ -221,6 +224,9 @@ def describe(
         "estimate": estimate_mod.estimate(shared, latency),
         "timing": timing,
     }
+    design["axi"] = axi_mod.wrapper(design)
+    # the board's sources: the core's and the wrapper around it (the block design adds these)
+    design["board"] = {**axi_mod.board_ports(design), "files": [*design["files"], f"rtl/{design['axi']['module']}.v"]}
     return design
 
 
@@ -241,9 +247,10 @@ def render(design: dict[str, Any]) -> dict[str, str]:
     wrapper = {"module": top, "core_module": design["core_module"], "latency": design["latency_cycles"],
                "input": design["input"], "output": design["output"]}  # fmt: skip
     files[f"rtl/{top}.v"] = env.get_template("top.v.j2").render(top=wrapper)
+    files[f"rtl/{design['axi']['module']}.v"] = env.get_template("axi.v.j2").render(a=design["axi"])
     for name in ("tb/test_accel.py", "tb/run.py", "tb/file_tb.v", "synth/synth.ys", "Makefile", "README.md"):
         files[name] = env.get_template(f"{name}.j2").render(design=design)
-    summary = {k: v for k, v in design.items() if k not in ("layers", "core")}
+    summary = {k: v for k, v in design.items() if k not in ("layers", "core", "axi")}
     summary["layers"] = [
         {k: v for k, v in layer.items() if k not in ("signals", "outputs")} for layer in design["layers"]
     ]

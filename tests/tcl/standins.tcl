@@ -22,6 +22,7 @@ namespace eval ::si {
     variable project {}
     variable reports {}
     variable done 0
+    variable sources {}      ;# Verilog files added to the project
 }
 
 proc ::si::record {cmd args} { lappend ::si::calls [linsert $args 0 $cmd] }
@@ -148,8 +149,33 @@ proc get_property {name obj} {
 proc create_bd_design {name} { ::si::record create_bd_design $name; dict set ::si::project bd $name }
 proc create_bd_cell {args} {
     ::si::record create_bd_cell {*}$args
+    set ref [lsearch $args -reference]
+    if {$ref >= 0} {
+        ;# a module reference: the module must be in a source file added to the project
+        set module [lindex $args [expr {$ref + 1}]]
+        set found 0
+        foreach src $::si::sources {
+            set f [open $src]; set text [read $f]; close $f
+            if {[regexp -line "^module\\s+${module}\\M" $text]} { set found 1 }
+        }
+        if {!$found} { error "create_bd_cell: no module $module in the project's sources" }
+        dict set ::si::cells [lindex $args end] "module:$module"
+        return
+    }
     set vlnv [lindex $args [expr {[lsearch $args -vlnv] + 1}]]
     dict set ::si::cells [lindex $args end] $vlnv
+}
+proc add_files {args} {
+    ::si::record add_files {*}$args
+    foreach a $args {
+        if {[string index $a 0] eq "-"} { continue }
+        foreach f $a {
+            if {[file extension $f] eq ".v"} {
+                if {![file isfile $f]} { error "add_files: no such file $f" }
+                lappend ::si::sources $f
+            }
+        }
+    }
 }
 proc get_bd_cells {name} {
     if {![dict exists $::si::cells $name]} { error "get_bd_cells: no cell $name" }
@@ -163,7 +189,7 @@ proc apply_bd_automation {args} {
     set config [lindex $args [expr {[lsearch $args -config] + 1}]]
     lappend ::si::automation [list $rule $config [lindex $args end]]
 }
-foreach cmd {update_ip_catalog assign_bd_address validate_bd_design save_bd_design add_files wait_on_run open_run} {
+foreach cmd {update_ip_catalog update_compile_order assign_bd_address validate_bd_design save_bd_design wait_on_run open_run} {
     proc $cmd {args} [format {::si::record %s {*}$args} $cmd]
 }
 proc get_files {name} { return $name }
@@ -173,6 +199,7 @@ proc make_wrapper {args} {
     set gen [file join [dict get $p dir] "[dict get $p name].gen" sources_1 bd [dict get $p bd]]
     file mkdir [file join $gen hdl] [file join $gen hw_handoff]
     close [open [file join $gen hw_handoff [dict get $p bd].hwh] w]
+    close [open [file join $gen hdl "[dict get $p bd]_wrapper.v"] w]
 }
 proc get_runs {name} { return $name }
 proc launch_runs {args} {
