@@ -9,6 +9,7 @@ in the target language, never code:
 ``cpp``      a C++ string literal (octal escapes, no trigraphs)
 ``comment``  a bounded single-line text for ``//`` and ``#`` comments of any language
 ``text``     a single line of Markdown text (specials backslash-escaped)
+``code``     the inside of a Markdown code span (one line, no backtick)
 
 Identifiers are made by :func:`accelgen.codegen.names.identifier` (C++, tcl, file names)
 and :func:`accelgen.rtl.names.identifier` (Verilog) and need no escape; JSON is written
@@ -89,11 +90,26 @@ def markdown_text(value, max_len: int = 200) -> str:
     return _MD_SPECIAL.sub(r"\\\1", shown)
 
 
+def markdown_code(value, max_len: int = 200) -> str:
+    """The inside of a Markdown code span showing ``value``: a code span shows backslashes
+    literally, so control characters become escapes and a backtick, which would end the
+    span, becomes an apostrophe."""
+    shown = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(value)).replace("`", "'")
+    return shown if len(shown) <= max_len else shown[: max_len - 3] + "..."
+
+
 def _fail(message: str):
     raise InternalError(f"template: {message}")
 
 
-FILTERS = {"py": py_literal, "tcl": tcl_word, "cpp": cpp_string, "comment": comment_text, "text": markdown_text}
+FILTERS = {
+    "py": py_literal,
+    "tcl": tcl_word,
+    "cpp": cpp_string,
+    "comment": comment_text,
+    "text": markdown_text,
+    "code": markdown_code,
+}
 
 
 @functools.lru_cache(maxsize=4)
