@@ -114,12 +114,24 @@ def chunk_samples(ports: list, bus_bits: int, limit_bytes: int) -> int:
     return min(fits)
 
 
+def _import_pynq():
+    try:
+        import pynq
+    except ImportError:
+        raise PynqMissingError(
+            "the pynq backend runs on the board: pynq is not installed here (a PYNQ image has it); "
+            "off the board use --backend golden, or `accelgen run OUTDIR` for the emulated hardware"
+        ) from None
+    return pynq
+
+
 class PynqBackend:
     """Runs the hardware part of a partition on the FPGA."""
 
     def __init__(self, design_dir, program, partition, bitstream=None, timeout_s: float = DEFAULT_TIMEOUT_S,
                  overlay=None, pynq_module=None, timeout_per_sample_s: float = DEFAULT_TIMEOUT_PER_SAMPLE_S,
                  max_chunk_samples: int | None = None) -> None:  # fmt: skip
+        pynq_module = pynq_module or _import_pynq()  # first: off the board nothing else matters
         root = Path(design_dir)
         accel_json = _find(root, "accel.json")
         verify_file(accel_json)
@@ -136,14 +148,6 @@ class PynqBackend:
         self.inputs, self.outputs = hw["inputs"], hw["outputs"]
         self.timeout_s = float(timeout_s)
         self.timeout_per_sample_s = float(timeout_per_sample_s)
-        if pynq_module is None:
-            try:
-                import pynq as pynq_module
-            except ImportError:
-                raise PynqMissingError(
-                    "the pynq backend runs on the board: pynq is not installed here (a PYNQ image has it); "
-                    "off the board use --backend golden, or `accelgen run OUTDIR` for the emulated hardware"
-                ) from None
         self._pynq = pynq_module
         if overlay is None:
             bit = Path(bitstream) if bitstream is not None else _bitstream(root)
