@@ -19,14 +19,16 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 # the demo needs the core dependencies and scikit-learn (the digits); a venv that already has
-# the test extra has both
+# the test extra has both. A regular install, not an editable one: setuptools warns about
+# editable installs of this layout, and the demo runs the code, it does not develop it
+# (`make test` installs accelgen editable over it).
 $(DEMO_STAMP): pyproject.toml setup.py | $(PY)
 	@if [ -f $(TEST_STAMP) ] && [ $(TEST_STAMP) -nt pyproject.toml ]; then \
 		echo "==> $(VENV) already has accelgen[test], which covers the demo"; \
 	else \
 		echo "==> installing accelgen and what the demo needs into $(VENV) (a few minutes on first use):"; \
 		echo "    numpy, onnx, jinja2, rich, matplotlib, hls4ml (its ap_types headers), scikit-learn"; \
-		$(PY) -m pip install --progress-bar on -e ".[demo]"; \
+		$(PY) -m pip install --progress-bar on ".[demo]"; \
 	fi
 	@touch $@
 
