@@ -63,7 +63,7 @@ sim-tools:
 			iverilog yosys g++ make perl tcl >/dev/null; \
 	fi
 
-# everything but the tests marked `slowest` (RTL synthesis of the larger designs, whole examples)
+# everything but the tests marked `slowest` (Yosys synthesis of RTL cores: minutes each)
 test: lint sim-tools
 	$(PYTEST) -m "not slowest"
 
