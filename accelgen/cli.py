@@ -86,6 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
     _add_dse_commands(sub)
     _add_build_command(sub)
+    _add_sweep_command(sub)
+    _add_train_build_command(sub)
     return p
 
 
@@ -334,6 +336,135 @@ def cmd_build(args) -> int:
         print(json.dumps(design.report, indent=2))
     else:
         render.print_build_summary(console, design)
+    return 0
+
+
+# -- accelgen sweep ---------------------------------------------------------------------------
+
+SWEEP_EPILOG = """\
+Each point (model x board x clock) is a Ray task: a local Ray sized to this machine by default,
+or the cluster at --address (its workers need accelgen installed; models travel with the tasks).
+Results are kept in OUTDIR/points/, keyed by the model file's content, the board, the clock, the
+options and accelgen's version: a rerun computes only the points that are new or failed.
+Writes OUTDIR/sweep.json, sweep.csv and sweep.png (frames/s against LUT and DSP per board, the
+Pareto front marked). Exit status 0 when every point succeeded, 1 when some failed (each is
+reported with its error), 2 for bad arguments. Needs Ray: pip install 'accelgen[sweep]'.
+"""
+
+
+def _add_sweep_command(sub) -> None:
+    s = sub.add_parser("sweep", help="the explorer (or whole builds) over models x boards x clocks, on Ray",
+                       description="Design-space sweep: `accelgen dse` (or, with --build, `accelgen build`) "
+                                   "for every model, board and clock.",
+                       epilog=SWEEP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    s.add_argument("models", nargs="+", metavar="MODEL", help="quantized ONNX models")
+    s.add_argument("--boards", required=True, metavar="B1,B2", help="boards (names, aliases or .toml files)")
+    s.add_argument("--clocks", required=True, metavar="C1,C2", help="PL clocks in MHz")
+    s.add_argument("--max-util", type=float, metavar="F",
+                   help=f"fraction of each resource a plan may use (default {DEFAULT_MAX_UTIL:g})")  # fmt: skip
+    s.add_argument("--build", action="store_true",
+                   help="whole builds (C-simulation; Vitis HLS / Vivado where installed) into OUTDIR/builds/")  # fmt: skip
+    s.add_argument("--address", metavar="ADDRESS", help="an existing Ray cluster (e.g. ray://head:10001, or auto)")
+    s.add_argument("-o", "--output", default="sweep", metavar="OUTDIR", help="results directory (default: sweep)")
+    s.add_argument("--json", action="store_true", help="print sweep.json's object (with its rows), nothing else")
+    _requant_arg(s)
+    s.set_defaults(func=cmd_sweep)
+
+
+def cmd_sweep(args) -> int:
+    from accelgen import sweep
+
+    options = sweep.SweepOptions(max_util=args.max_util, build=args.build, requant=args.requant,
+                                 arithmetic=args.arithmetic)  # fmt: skip
+    boards = sweep.parse_list(args.boards, "--boards")
+    grid = sweep.make_grid(args.models, boards, sweep.parse_clocks(args.clocks), options)
+    sweep.import_ray()  # the install hint before any work
+    progress = render.SweepProgress()
+    try:
+        rows = sweep.run_sweep(grid, args.output, options, address=args.address, progress=progress)
+    finally:
+        progress.stop()
+    document = sweep.sweep_document(rows, grid, options)
+    files = sweep.write_results(args.output, document)
+    if args.json:
+        print(json.dumps(document, indent=2))
+    else:
+        render.print_sweep(document)
+        print(f"wrote {args.output}/: {' '.join(files)}")
+    return 1 if document["failed"] else 0
+
+
+# -- accelgen train-build ----------------------------------------------------------------------
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated integers, e.g. 4,7,4,7") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: every value must be >= 1")
+    return values
+
+
+def _add_train_build_command(sub) -> None:
+    t = sub.add_parser("train-build", help="on-device training of a TT network: HLS project, C-simulation, cost")
+    t.add_argument("--data", required=True, metavar="DATA.npz", help="X (samples, features) floats in [0, 1) and y "
+                   "labels: the first --calibration samples size the fixed-point scales")  # fmt: skip
+    t.add_argument("--modes-in", required=True, type=_int_list, help="input modes of the TT layer, e.g. 4,7,4,7")
+    t.add_argument("--modes-out", required=True, type=_int_list, help="output modes, e.g. 4,4,8,4")
+    t.add_argument("--rank", required=True, type=_int_list, help="internal ranks (one for all, or d-1 values)")
+    t.add_argument("--classes", required=True, type=int, help="classes of the head")
+    t.add_argument("--board", "-b", default="ultra96", help="board for the cost and fit estimate")
+    t.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+    t.add_argument("--seed", type=int, default=0, help="initial parameters and LFSR seed")
+    t.add_argument("--max-batch", type=int, default=4096, help="largest batch per call (the on-chip counters)")
+    t.add_argument("--lanes", type=int, default=8, help="products per cycle of every reduction loop")
+    t.add_argument("--calibration", type=int, default=64, help="samples that size the scales")
+    for name, default in (("core-bits", 8), ("act-bits", 8), ("error-bits", 16), ("acc-bits", 56)):
+        t.add_argument(f"--{name}", type=int, default=default, help=f"default {default}")
+    t.add_argument("--no-csim", action="store_true", help="skip compiling the C simulation")
+    t.add_argument("--json", action="store_true", help="print report.json")
+    t.set_defaults(func=cmd_train_build)
+
+
+def _training_data(path: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with np.load(path) as data:
+            x, y = np.asarray(data["X"], dtype=np.float64), np.asarray(data["y"])
+    except (OSError, KeyError, ValueError) as exc:
+        raise InputError(f"--data {path}: expected an .npz with arrays X and y ({exc})") from None
+    if x.ndim != 2 or y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
+        raise InputError(f"--data {path}: X must be (samples, features), y {len(x)} integer labels")
+    if not np.isfinite(x).all():
+        raise InputError(f"--data {path}: X holds NaN or infinite values; clean the data")
+    return x, y
+
+
+def cmd_train_build(args) -> int:
+    from accelgen.codegen import train as train_build
+    from accelgen.runtime.training.spec import Widths
+
+    x, y = _training_data(args.data)
+    d = len(args.modes_in)
+    ranks = args.rank * (d - 1) if len(args.rank) == 1 else args.rank
+    if len(args.modes_out) != d or len(ranks) != d - 1 or x.shape[1] != np.prod(args.modes_in):
+        raise InputError(f"--modes-in {args.modes_in} / --modes-out {args.modes_out} / --rank {args.rank}: need d "
+                         f"input and output modes whose input product is the {x.shape[1]} features, and d-1 ranks")  # fmt: skip
+    bad = np.nonzero((y < 0) | (y >= args.classes))[0]
+    if bad.size:
+        raise InputError(f"--data {args.data}: labels {y[bad[:5]].tolist()} are outside 0..{args.classes - 1}")
+    widths = Widths(core_bits=args.core_bits, head_bits=args.core_bits, act_bits=args.act_bits,
+                    error_bits=args.error_bits, acc_bits=args.acc_bits)  # fmt: skip
+    config, state = train_build.design_from_data(args.modes_in, args.modes_out, (1, *ranks, 1), args.classes, x, y,
+                                                 widths=widths, seed=args.seed, max_batch=args.max_batch,
+                                                 calibration_samples=args.calibration)  # fmt: skip
+    design = train_build.generate(config, state, args.output, board=args.board, lanes=args.lanes, csim=not args.no_csim)
+    if args.json:
+        print(json.dumps(design.report, indent=2))
+    else:
+        print(train_build.report_markdown(design.report), end="")
+        print(f"written {design.outdir}")
     return 0
 
 

@@ -214,3 +214,103 @@ def _rtl_resources(resources: dict, available: dict) -> list[tuple[str, str]]:
         name = "logic levels" if key == "levels" else key
         rows.append((name, (", ".join(figures) or "-") + share))
     return rows
+
+
+# -- accelgen sweep ---------------------------------------------------------------------------
+
+
+def print_sweep(document: dict) -> None:
+    """`accelgen sweep`: one row per point (reused ones marked), then each failure's error."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = make_console()
+    table = Table(title=f"sweep: {len(document['rows'])} points (estimates)", title_justify="left")
+    for col in ("model", "board", "MHz", "status", "frames/s", "II", "LUT", "DSP", "BRAM18", ""):
+        table.add_column(col, justify="left" if col in ("model", "board", "status", "") else "right", no_wrap=True)
+    for r in document["rows"]:
+        ok = r["status"] == "ok"
+        figures = (
+            [f"{r['fps']:,.1f}", *(f"{r[k]:,}" for k in ("ii_cycles", "lut", "dsp", "bram18"))] if ok else ["-"] * 5
+        )
+        table.add_row(escape(r["model"]), escape(r["board"]), f"{r['clock_mhz']:g}", "ok" if ok else "[red]failed[/]", *figures,
+                      "reused" if r.get("reused") else "")  # fmt: skip
+    console.print(table)
+    for r in document["rows"]:
+        if r["status"] != "ok":
+            where = escape(f"{r['model']} on {r['board']} at {r['clock_mhz']:g} MHz: {r['error']}")
+            console.print(f"[red]failed[/] {where}", highlight=False)
+
+
+class SweepProgress:
+    """A progress bar of points done / total on stderr; a line per failed point."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.console = make_console(stderr=True)
+        self.bar = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("points"),
+                            TimeElapsedColumn(), console=self.console, transient=False)  # fmt: skip
+        self.task = None
+
+    def __call__(self, done: int, total: int, row: dict | None) -> None:
+        if self.task is None:
+            self.bar.start()
+            self.task = self.bar.add_task("sweep", total=total, completed=done)
+        self.bar.update(self.task, completed=done)
+        if row is not None and row["status"] != "ok":
+            where = f"{row['model']} on {row['board']} at {row['clock_mhz']:g} MHz"
+            self.bar.console.print(f"failed: {where}", markup=False, highlight=False)
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.bar.stop()
+
+
+def sweep_figure(document: dict):
+    """The Pareto plot of a sweep: one row of panels per board, frames/s against LUT and
+    against DSP; every fitting point plotted, the front (sweep.json's ``pareto``) drawn as a
+    line. A matplotlib Figure (Agg)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    from matplotlib.figure import Figure
+
+    from accelgen.sweep import PARETO_RESOURCES
+
+    rows, fronts = document["rows"], document["pareto"]
+    boards = list(fronts) or ["(no point fits)"]
+    fig = Figure(figsize=(5.0 * len(PARETO_RESOURCES), 3.6 * len(boards)), dpi=100)
+    axes = fig.subplots(len(boards), len(PARETO_RESOURCES), squeeze=False)
+    for axes_row, board in zip(axes, boards):
+        for ax, res in zip(axes_row, PARETO_RESOURCES):
+            _pareto_panel(ax, rows, board, res, fronts.get(board, {}).get(res, []))
+    fig.tight_layout()
+    return fig
+
+
+def _pareto_panel(ax, rows: list[dict], board: str, res: str, front: list[int]) -> None:
+    ok = [r for r in rows if r["board"] == board and r["status"] == "ok"]
+    for model in dict.fromkeys(r["model"] for r in ok):
+        mine = [r for r in ok if r["model"] == model]
+        ax.scatter([r[res] for r in mine], [r["fps"] for r in mine], s=24, label=model)
+    if front:
+        ax.plot([rows[i][res] for i in front], [rows[i]["fps"] for i in front], color="#d62728", linestyle="--",
+                marker="o", markerfacecolor="none", markersize=9, linewidth=1, label="Pareto front")  # fmt: skip
+    ax.set_xlabel(f"{res.upper()} (whole design, estimate)")
+    ax.set_ylabel("frames/s (estimate)")
+    fps = [r["fps"] for r in ok if r["fps"] > 0]
+    if fps and max(fps) > 20 * min(fps):  # models decades apart: each readable on a log axis
+        ax.set_yscale("log")
+    ax.set_title(f"{board}: frames/s against {res.upper()}", fontsize=10)
+    if ok:
+        ax.legend(fontsize=7, loc="best")
+
+
+def render_sweep_png(document: dict) -> bytes:
+    """sweep.png: :func:`sweep_figure` as PNG bytes."""
+    import io
+
+    buf = io.BytesIO()
+    sweep_figure(document).savefig(buf, format="png", metadata={"Software": None})
+    return buf.getvalue()

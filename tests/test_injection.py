@@ -137,6 +137,7 @@ def rendered(tmp_path_factory):
         mlp = compile_model(_hostile_model(MODELS / "qonnx_mlp_w2a2.onnx", root))
         outs["rtl"] = rtl.generate(mlp.graph, root / "rtl", x_codes=np.zeros((2, 64), dtype=np.int64))
         outs["outdir"] = _hostile_outdir_readmes(root / "outdir")
+        outs["train"] = _train_project(root / "train")  # numbers only: nothing from a model reaches it
     finally:
         jinja2.Environment.get_template = original
     return outs, used
@@ -155,6 +156,12 @@ def _hostile_outdir_readmes(outdir: Path) -> Path:
     for arch, report in reports.items():
         (outdir / f"README-{arch}.md").write_text(render_outdir_readme(report, outdir))
     return outdir
+def _train_project(outdir: Path) -> Path:
+    from accelgen.codegen import train as train_build
+
+    x, y = np.random.default_rng(0).uniform(0, 1, (8, 12)), np.arange(8) % 3
+    config, state = train_build.design_from_data((3, 4), (2, 4), (1, 2, 1), 3, x, y, max_batch=16)
+    return train_build.generate(config, state, outdir, csim=False).outdir
 
 
 def test_every_template_is_rendered(rendered):

@@ -221,3 +221,28 @@ def test_depthwise_taps_match_an_integer_convolution(mult, strides, dilations):
                     want[:, y, z, :] += np.repeat(v, mult, axis=-1) * w[:, 0, i, j]
     assert got.shape == want.shape
     assert np.array_equal(got, want)
+
+
+def test_reused_buffers_never_change_a_returned_value():
+    """Intermediates live in buffers reused from one run of a graph to the next: what a run
+    returned (outputs, or every tensor with ``keep``) must not change when the graph runs
+    again on other inputs; and each run equals a run on a freshly compiled graph (no buffer)."""
+    from accelgen.pipeline import compile_model
+    from tests.data import as_images, digits_split
+
+    path = "tests/models/qdq_cnn_perchannel_residual.onnx"
+    graph = compile_model(path).graph
+    _, _, x_test, _ = digits_split()
+    a, b = as_images(x_test[:40]), as_images(x_test[40:80])
+    first = golden.run(graph, a)
+    kept = {name: value.copy() for name, value in golden.run(graph, a, keep=True).items()}
+    kept_live = golden.run(graph, a, keep=True)
+    second = golden.run(graph, b)
+    again = golden.run(graph, a)
+    fresh_b = golden.run(compile_model(path).graph, b)
+    for name in graph.outputs:
+        assert np.array_equal(first[name], again[name]), name
+        assert np.array_equal(second[name], fresh_b[name]), name
+        assert not np.array_equal(first[name], second[name]), "inputs chosen to differ"
+    for name, value in kept.items():
+        assert np.array_equal(kept_live[name], value), f"a kept tensor '{name}' was overwritten"

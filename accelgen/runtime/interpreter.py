@@ -12,11 +12,13 @@ Part of the standalone runtime: numpy only, Python >= 3.8, no import from the co
 
 from __future__ import annotations
 
+import threading
 import weakref
 
 import numpy as np
 
 from .numeric import (
+    SCRATCH,
     _compact,
     _in_blocks,
     _per_channel,
@@ -54,10 +56,38 @@ def run(graph, inputs, keep: bool = False) -> dict:
     layout and dtype.
     """
     env = input_env(graph, inputs)
-    evaluate_ops(graph, graph.ops, env)
     if keep:
+        evaluate_ops(graph, graph.ops, env)
         return env
-    return {name: to_output(graph, name, env[name]) for name in graph.outputs}
+    evaluate_ops(graph, graph.ops, env, _arena(graph))
+    return {name: to_output(graph, name, env[name]) for name in graph.outputs}  # copies
+
+
+_ARENAS = threading.local()
+
+
+def _arena(graph) -> tuple:
+    """(graph's arena, the tensors whose outputs may live in it): the buffers of the
+    intermediate tensors, reused from one run of the graph to the next in this thread.
+
+    Large arrays freed and allocated again are returned to the system and faulted back in
+    page by page (measured: a third of a small CNN's batch time); an intermediate's value
+    never leaves a run (the outputs are copied by ``to_output``; ``keep`` runs use no arena),
+    so its buffer can serve the next run. Kept while the graph lives.
+    """
+    arenas = getattr(_ARENAS, "by_graph", None)
+    if arenas is None:
+        arenas = _ARENAS.by_graph = {}
+    key = id(graph)
+    entry = arenas.get(key)
+    if entry is None or entry[0]() is not graph:
+        inner = frozenset(op.outputs[0] for op in graph.ops) - set(graph.outputs)
+        try:
+            ref = weakref.ref(graph, lambda _ref, key=key, arenas=arenas: arenas.pop(key, None))
+        except TypeError:  # not weak-referenceable: no arena
+            return None
+        entry = arenas[key] = (ref, {}, inner)
+    return entry[1], entry[2]
 
 
 def input_env(graph, inputs) -> dict:
@@ -82,16 +112,24 @@ def input_env(graph, inputs) -> dict:
     return env
 
 
-def evaluate_ops(graph, ops, env: dict) -> None:
-    """Evaluate ``ops`` (a part of ``graph``, in order) on the tensors in ``env``, in place."""
+def evaluate_ops(graph, ops, env: dict, arena: tuple | None = None) -> None:
+    """Evaluate ``ops`` (a part of ``graph``, in order) on the tensors in ``env``, in place.
+
+    With ``arena`` (see :func:`_arena`), the outputs it lists may be written into buffers of
+    the graph's previous run: only for values that never leave the run."""
+    buffers, inner = arena if arena is not None else (None, ())
     for op in ops:
         fn = _EVAL.get(op.kind)
         if fn is None:
             raise OpFailure(f"no evaluation for {op.kind} ('{op.name}')")
+        out = op.outputs[0]
+        SCRATCH.slot = (buffers, out) if out in inner else None
         try:
-            env[op.outputs[0]] = fn(op, [env[t] for t in op.inputs], graph)
+            env[out] = fn(op, [env[t] for t in op.inputs], graph)
         except Exception as exc:  # name the op: this is a bug or a foreign graph
             raise OpFailure(f"{op.kind} '{op.name}': {exc!r}") from exc
+        finally:
+            SCRATCH.slot = None
 
 
 def check_input(graph, name: str, x: np.ndarray) -> np.ndarray:
@@ -276,7 +314,15 @@ def _windows(x: np.ndarray, kernel, strides, pads, dilations=(1, 1), pad_value=0
     """(N, OH, OW, C, KH, KW) windows of an NHWC tensor."""
     top, left, bottom, right = pads
     if top or left or bottom or right:
-        x = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=pad_value)
+        # into a reused buffer (the windows are a view of it: read within the op only)
+        n, h, w, c = x.shape
+        padded = SCRATCH.take("pad", (n, top + h + bottom, left + w + right, c), x.dtype)
+        padded[:, :top] = pad_value
+        padded[:, top + h :] = pad_value
+        padded[:, top : top + h, :left] = pad_value
+        padded[:, top : top + h, left + w :] = pad_value
+        padded[:, top : top + h, left : left + w] = x
+        x = padded
     kh, kw = kernel
     dh, dw = dilations
     ekh, ekw = (kh - 1) * dh + 1, (kw - 1) * dw + 1
@@ -399,11 +445,18 @@ def _conv(op, ins, graph) -> np.ndarray:
     else:
         # the window matrix with rows (kh, kw, c): its copy moves runs of c contiguous values
         win = win.transpose(0, 1, 2, 4, 5, 3)
-        parts = []
-        for g, wt in enumerate(mats):
-            xs = win[..., g * icg : (g + 1) * icg].reshape(n * oh * ow, kh * kw * icg)
-            parts.append(xs @ wt)
-        acc = (parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)).reshape(n, oh, ow, oc)
+        if len(mats) == 1:  # window and product matrices in reused buffers (see SCRATCH)
+            cols = SCRATCH.take("cols", (n, oh, ow, kh, kw, icg), dtype)
+            np.copyto(cols, win)
+            acc = SCRATCH.take("acc", (n * oh * ow, oc), dtype)
+            np.matmul(cols.reshape(n * oh * ow, kh * kw * icg), mats[0], out=acc)
+        else:
+            parts = []
+            for g, wt in enumerate(mats):
+                xs = win[..., g * icg : (g + 1) * icg].reshape(n * oh * ow, kh * kw * icg)
+                parts.append(xs @ wt)
+            acc = np.concatenate(parts, axis=1)
+        acc = acc.reshape(n, oh, ow, oc)
     return acc.astype(np.int64) if rq is None else rq(acc)
 
 
