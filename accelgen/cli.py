@@ -134,11 +134,29 @@ def _load_inputs(specs: list[str], input_names: list[str]) -> dict[str, np.ndarr
         p = Path(path)
         if not p.is_file():
             raise InputError(f"--input {spec}: no such file '{path}'")
-        try:
-            arrays[name] = np.load(p, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise InputError(f"--input {spec}: '{path}' is not a .npy array ({exc})") from None
+        arrays[name] = _read_npy(spec, p)
     return arrays
+
+
+#: what `accelgen run --input` reads, said where a file is something else
+NPY_EXPECTED = "a .npy array of floats, batch first, as numpy.save writes it"
+_NPY_MAGIC, _ZIP_MAGIC = b"\x93NUMPY", b"PK\x03\x04"
+
+
+def _read_npy(spec: str, path: Path) -> np.ndarray:
+    """One input batch from a .npy file; any other file is named with what it is not."""
+    with path.open("rb") as f:
+        head = f.read(len(_NPY_MAGIC))
+    if head.startswith(_ZIP_MAGIC):
+        raise InputError(f"--input {spec}: '{path}' is a zip archive (.npz?), not {NPY_EXPECTED}; give one .npy "
+                         "per input (NAME=FILE)")  # fmt: skip
+    if head != _NPY_MAGIC:
+        raise InputError(f"--input {spec}: '{path}' is not {NPY_EXPECTED} (it does not start with the .npy header: "
+                         "text or some other format); write the batch with numpy.save(FILE, x)")  # fmt: skip
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:  # a .npy of Python objects, or truncated
+        raise InputError(f"--input {spec}: '{path}' is not {NPY_EXPECTED} ({exc})") from None
 
 
 def cmd_run(args) -> int:

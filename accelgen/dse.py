@@ -701,24 +701,42 @@ def _no_fit(model: str, board: Board, max_util: float, layers: list[Layer], keys
     key = max(over, key=lambda k: need[k] / max(budget[k], 1))
     users = sorted(((c.resources.as_dict()[key], la.name) for la, c in zip(layers, folded)), reverse=True)
     top = ", ".join(f"'{n}' {v:,}" for v, n in users[:3] if v > 0)
+    share = f"{max_util:.0%}" if max_util >= 0.01 else f"{max_util:.1%}"  # --max-util 0.001 is not "0%"
     needs = "; ".join(
-        f"{need[k]:,} {k} (budget {budget[k]:,} = {max_util:.0%} of {board.resources[k]:,} less the shell)"
-        for k in over
+        f"{need[k]:,} {k} (budget {budget[k]:,} = {share} of {board.resources[k]:,} less the shell)" for k in over
     )
-    head = f"{model} does not fit {board.title} ({board.name}) even fully folded (pe = simd = 1): it needs {needs}"
+    enough = _budget_that_fits(board, max_util, need, over, overhead)
+    if enough is not None:  # the board has room: the budget is what is too small
+        where = f"the budget of --max-util {max_util:g} on {board.title} ({board.name})"
+    else:
+        where = f"{board.title} ({board.name})"
+    head = f"{model} does not fit {where} even fully folded (pe = simd = 1): it needs {needs}"
     if not proven:
         head += "; no faster plan that fits was found within the search budget either"
-    hints = []
+    hints = [f"a larger budget: it fits at --max-util {enough:g} (now {max_util:g})"] if enough is not None else []
     if key in ("bram18", "lutram", "lut", "uram"):
         hints.append("fewer weight bits (weights live on chip at their bit width)")
     if key in ("dsp", "lut", "ff"):
         hints.append("fewer bits (products of operands of <= 4 bits are built in LUTs, not DSPs)")
-    bigger = [b.name for b in known_boards().values()
-              if b.name != board.name
-              and all(shell.kernel_budget(b.budget(max_util), overhead).get(k, 0) >= need[k] for k in over)]  # fmt: skip
-    hints.append(
-        f"a larger board ({', '.join(bigger)})" if bigger else "a larger board (none of the known ones has enough)"
-    )
-    if max_util < 0.95 and all(need[k] <= shell.kernel_budget(board.budget(0.95), overhead)[k] for k in over):
-        hints.append(f"--max-util 0.95 (now {max_util:g})")
+    if enough is None:
+        bigger = [b.name for b in known_boards().values()
+                  if b.name != board.name
+                  and all(shell.kernel_budget(b.budget(max_util), overhead).get(k, 0) >= need[k] for k in over)]  # fmt: skip
+        hints.append(
+            f"a larger board ({', '.join(bigger)})" if bigger else "a larger board (none of the known ones has enough)"
+        )
     return FitError(f"{head}. Largest users of {key} (estimate): {top or 'none'}. Try: {'; '.join(hints)}.")
+
+
+#: the budgets a "does not fit" message may suggest instead of the one given, smallest first
+SUGGESTED_MAX_UTIL = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+
+
+def _budget_that_fits(board: Board, max_util: float, need: dict[str, int], over: list[str],
+                      overhead: Resources) -> float | None:  # fmt: skip
+    """The smallest suggested --max-util above ``max_util`` at which ``need`` (the fully
+    folded design's kernels) fits ``board`` in every resource of ``over``; None if none does."""
+    for util in SUGGESTED_MAX_UTIL:
+        if util > max_util and all(need[k] <= shell.kernel_budget(board.budget(util), overhead)[k] for k in over):
+            return util
+    return None

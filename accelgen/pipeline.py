@@ -24,7 +24,7 @@ from accelgen.errors import InputError, InternalError, environment_error, is_env
 from accelgen.frontend import detect_dialect, import_model, load_model
 from accelgen.frontend.check import check_model, check_resources
 from accelgen.passes import run_passes
-from accelgen.runtime.manifest import write_manifest
+from accelgen.runtime.manifest import MANIFEST, write_manifest
 from accelgen.stages import BuildContext, Progress, Skipped, Stage, run_stages
 from accelgen.workspace import Workspace, hash_paths
 
@@ -177,11 +177,12 @@ def _stage_package(ctx: BuildContext) -> dict:
     }
     summary = package_driver(ctx.compiled.graph, ctx.path, context=context, hardware=hardware,
                              vectors=ctx.vectors, labels=ctx.labels, backend="pynq")  # fmt: skip
+    from accelgen.runtime.pynq_backend import OVERLAY
     from accelgen.vendor import overlay_files
 
     # the overlay, when synthesis made one and its timing is met (or allowed): PYNQ wants one basename
     for src in overlay_files(ctx.path, ctx.results.get("synth")):
-        shutil.copy2(src, ctx.path / "driver" / f"design{src.suffix}")
+        shutil.copy2(src, ctx.path / "driver" / f"{OVERLAY}{src.suffix}")
     write_manifest(ctx.path / "driver")  # a driver copied to the board checks itself
     return summary
 
@@ -191,10 +192,20 @@ def _stage_report(ctx: BuildContext) -> dict:
 
     report = build_report_json(ctx.estimate, ctx.path, csim=ctx.results.get("csim"), synth=ctx.results.get("synth"),
                                arch=ctx.options.arch, arch_reason=ctx.options.arch_reason)  # fmt: skip
-    for name, content in report_files(report, ctx.plan.to_json()).items():
+    files = report_files(report, ctx.plan.to_json())
+    for name, content in files.items():
         (ctx.path / name).write_bytes(content)
+    _write_outdir_readme(ctx, report, tuple(files))
     ctx.report = report
-    return {"files": ["report.json", "report.md", "report.png"]}
+    return {"files": ["report.json", "report.md", "report.png", "README.md"]}
+
+
+def _write_outdir_readme(ctx: BuildContext, report: dict, written: tuple[str, ...]) -> None:
+    """OUTDIR/README.md: what the build holds and the next steps on its board."""
+    from accelgen.outdir_readme import render_outdir_readme
+
+    # the workspace writes the manifest last, when it publishes OUTDIR
+    (ctx.path / "README.md").write_text(render_outdir_readme(report, ctx.path, (*written, MANIFEST)))
 
 
 def _restore_csim(ctx: BuildContext, result) -> None:
@@ -223,7 +234,12 @@ BUILD_STAGES: list[Stage] = [
         title="Vitis HLS and Vivado (when installed)",
     ),
     Stage("package", _stage_package, outputs=("driver",), title="PYNQ driver and notebook"),
-    Stage("report", _stage_report, outputs=("report.json", "report.md", "report.png", "folding.json"), title="report"),
+    Stage(
+        "report",
+        _stage_report,
+        outputs=("report.json", "report.md", "report.png", "folding.json", "README.md"),
+        title="report and README.md",
+    ),
 ]
 
 
@@ -303,10 +319,12 @@ def _stage_rtl_report(ctx: BuildContext) -> dict:
     report = build_rtl_report(ctx.model_path.stem, ctx.board.name, ctx.options.clock_mhz,
                               rtl.load_design(ctx.path / "rtl"), sim, yosys, ctx.options.arch_reason,
                               board_info=ctx.board.to_json())  # fmt: skip
-    for name, content in rtl_report_files(report).items():
+    files = rtl_report_files(report)
+    for name, content in files.items():
         (ctx.path / name).write_bytes(content)
+    _write_outdir_readme(ctx, report, tuple(files))
     ctx.report = report
-    return {"files": ["report.json", "report.md", "report.png"]}
+    return {"files": ["report.json", "report.md", "report.png", "README.md"]}
 
 
 def _stage_rtl_scripts(ctx: BuildContext) -> dict:
@@ -353,7 +371,12 @@ RTL_STAGES: list[Stage] = [
     Stage("synth", _stage_yosys, outputs=("rtl/synth",), title="Yosys synth_xilinx (when installed)"),
     Stage("scripts", _stage_rtl_scripts, outputs=("scripts",), title="Vivado block design of the core"),
     Stage("package", _stage_rtl_package, outputs=("driver",), title="PYNQ driver and notebook"),
-    Stage("report", _stage_rtl_report, outputs=("report.json", "report.md", "report.png"), title="report"),
+    Stage(
+        "report",
+        _stage_rtl_report,
+        outputs=("report.json", "report.md", "report.png", "README.md"),
+        title="report and README.md",
+    ),
 ]
 
 

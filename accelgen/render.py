@@ -6,7 +6,6 @@ summary, board files); :mod:`accelgen.cli` parses arguments and calls these.
 
 from __future__ import annotations
 
-import json
 import sys
 
 from accelgen.config import AUTO_ARCH_RULE, AUTO_ARCH_SHORT
@@ -166,23 +165,55 @@ def print_build_summary(console, design) -> None:
     synth = "Vitis figures beside the estimates in report.md" if r.get("synth") else None
     table.add_row("synthesis", synth or f"skipped: {r.get('synth_status', 'not run')}")
     out = design.outdir
-    table.add_row("output", f"{out}/: report.md, report.png, folding.json, hls/, scripts/, driver/, logs/")
+    table.add_row(
+        "output", f"{out}/: README.md (next steps), report.md, report.png, folding.json, hls/, scripts/, driver/, logs/"
+    )
     console.print(table)
 
 
 def _print_rtl_summary(console, design) -> None:
+    """`accelgen build --arch rtl`: the core, its simulation, resources beside Yosys and the board."""
+    from rich.table import Table
+
     r = design.report
     sim, rtl = r.get("csim") or {}, r.get("rtl") or {}
-    console.print(f"{r['model']}: fully unrolled RTL ({design.outdir}/rtl)")
+    info = r.get("board_info") or {"title": r.get("board"), "resources": {}}
+    clock = float(r["clock_mhz"])
+    table = Table(title=f"{r['model']} on {info['title']} at {clock:g} MHz", title_justify="left", show_header=False)
+    table.add_column("", no_wrap=True)
+    table.add_column("", no_wrap=True)
+    table.add_row("architecture", f"rtl: fully unrolled ({r.get('arch_reason') or '--arch rtl'})")
+    latency, ii = rtl.get("latency_cycles"), rtl.get("ii_cycles")
+    if latency is not None and ii:
+        table.add_row("throughput", f"one sample every {ii:g} cycle(s) = {clock * 1e6 / ii:,.0f} samples/s")
+        table.add_row("latency", f"{latency} cycles = {latency * 1e3 / clock:,.1f} ns")
     if sim.get("passed"):
-        console.print(f"  simulation ({sim['simulator']}): passed, {sim['vectors']} vectors bit-exact; latency "
-                      f"{sim['latency_cycles']} cycles, II {sim['ii_cycles']}")  # fmt: skip
+        table.add_row("simulation", f"[green]passed[/] ({sim['simulator']}): {sim['vectors']} vectors bit-exact "
+                      f"against the golden model; measured latency {sim['latency_cycles']} cycles")  # fmt: skip
     else:
-        console.print(f"  simulation: {sim.get('skipped', 'not run')}")
-    console.print(f"  Yosys and estimate: {json.dumps(rtl.get('resources', rtl))[:400]}")
+        table.add_row("simulation", f"skipped: {sim['skipped']}" if sim.get("skipped") else "not run")
+    for key, figures in _rtl_resources(rtl.get("resources") or {}, info.get("resources") or {}):
+        table.add_row(key, figures)
+    table.add_row("output", f"{design.outdir}/: README.md (next steps), report.md, report.png, rtl/ "
+                  f"(run it: accelgen run {design.outdir} -i X.npy -o Y.npy)")  # fmt: skip
+    console.print(table)
     for note in r.get("notes", []):
-        console.print(f"  note: {note}")
-    console.print(f"  output: {design.outdir}/: report.md, report.png, rtl/ (run it: accelgen run {design.outdir} ...)")
+        console.print(f"note: {note}")
+
+
+def _rtl_resources(resources: dict, available: dict) -> list[tuple[str, str]]:
+    """One row per resource: Yosys' figure (when it ran) beside the estimate, and the share
+    of the board (``lut``: ``17,288 (Yosys), 21,333 (estimate): 32.5% of 53,200``)."""
+    rows = []
+    for key, row in resources.items():
+        yosys, estimate = row.get("yosys"), row.get("estimate")
+        figures = [f"{v:,} ({who})" for v, who in ((yosys, "Yosys"), (estimate, "estimate")) if v is not None]
+        have = available.get(key) if key != "levels" else None
+        used = yosys if yosys is not None else estimate
+        share = f": {100 * used / have:.1f}% of {have:,}" if have and used is not None else ""
+        name = "logic levels" if key == "levels" else key
+        rows.append((name, (", ".join(figures) or "-") + share))
+    return rows
 
 
 # -- accelgen sweep ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@ in the target language, never code:
 ``cpp``      a C++ string literal (octal escapes, no trigraphs)
 ``comment``  a bounded single-line text for ``//`` and ``#`` comments of any language
 ``text``     a single line of Markdown text (specials backslash-escaped)
+``code``     the inside of a Markdown code span, safe to paste into a shell (no specials)
 
 Identifiers are made by :func:`accelgen.codegen.names.identifier` (C++, tcl, file names)
 and :func:`accelgen.rtl.names.identifier` (Verilog) and need no escape; JSON is written
@@ -29,6 +30,7 @@ from accelgen.resources import data_dir
 _NOT_COMMENT = re.compile(r"[^A-Za-z0-9 _.:/()\[\],=+-]")
 _TCL_PLAIN = re.compile(r"[A-Za-z0-9_.,:/+=@%-]")
 _CPP_PLAIN = re.compile(r"[A-Za-z0-9 _.,:/+=@%#()<>\[\]{}*&|^~!;'-]")
+_NOT_CODE = re.compile(r"[^A-Za-z0-9_.,:/+=@%-]")
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~$-])")
 
 
@@ -89,11 +91,26 @@ def markdown_text(value, max_len: int = 200) -> str:
     return _MD_SPECIAL.sub(r"\\\1", shown)
 
 
+def markdown_code(value, max_len: int = 120) -> str:
+    """The inside of a Markdown code span showing ``value`` (a part, a board name: what a
+    reader may paste into a shell): letters, digits and ``_.,:/+=@%-`` only, anything else
+    shown as ``_``, since a code span shows backslash escapes literally."""
+    text = _NOT_CODE.sub("_", str(value))
+    return text if len(text) <= max_len else text[: max_len - 3] + "..."
+
+
 def _fail(message: str):
     raise InternalError(f"template: {message}")
 
 
-FILTERS = {"py": py_literal, "tcl": tcl_word, "cpp": cpp_string, "comment": comment_text, "text": markdown_text}
+FILTERS = {
+    "py": py_literal,
+    "tcl": tcl_word,
+    "cpp": cpp_string,
+    "comment": comment_text,
+    "text": markdown_text,
+    "code": markdown_code,
+}
 
 
 @functools.lru_cache(maxsize=4)

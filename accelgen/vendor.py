@@ -245,6 +245,14 @@ def synthesize(outdir: Path, log: Path, options, logger) -> dict:
     }
 
 
+def bitstream_name(model_name: str) -> str:
+    """The basename bd.tcl gives the bitstream and its hardware handoff in OUTDIR/bitstream/
+    (``<name>.bit``, ``<name>.hwh``); the driver loads them renamed to its overlay's name."""
+    from accelgen.codegen.names import identifier
+
+    return identifier(model_name)
+
+
 def overlay_files(outdir: Path, synth: dict | None) -> list[Path]:
     """The bitstream and hardware handoff to put next to the driver: those bd.tcl wrote to
     OUTDIR/bitstream, and only when synthesis ran and its timing was met or explicitly allowed

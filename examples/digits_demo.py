@@ -13,21 +13,11 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
+from digits_inputs import IMAGE_SHAPE, digits_test_split  # the same directory
 
 from accelgen.pipeline import build
 
 HERE = Path(__file__).resolve().parent
-
-
-def digits_test_split() -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    d = load_digits()
-    x = (d.data / 16.0).astype(np.float32)
-    _, x_test, _, y_test = train_test_split(x, d.target, test_size=0.25, random_state=0, stratify=d.target)
-    return x_test, y_test
 
 
 def show_stage(stage: str, state: str, detail: str) -> None:
@@ -42,7 +32,7 @@ def main() -> None:
     parser.add_argument("-o", "--output", default="out/digits_ultra96")
     args = parser.parse_args()
     x, y = digits_test_split()
-    images = x.reshape(-1, 1, 8, 8)
+    images = x.reshape(-1, *IMAGE_SHAPE)
     t0 = time.perf_counter()
     design = build(args.model, args.output, board=args.board, vectors=images, labels=y, progress=show_stage)
     print(f"built {design.outdir} in {time.perf_counter() - t0:.1f} s")

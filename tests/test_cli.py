@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -99,3 +100,25 @@ def test_run_rejects_other_backends_for_model_files(capsys, tmp_path):
                  "--output", str(tmp_path / "y.npy"), "--backend", "csim"])  # fmt: skip
     assert code == 2
     assert "--backend csim" in capsys.readouterr().err
+
+
+def test_a_budget_too_small_is_named_as_the_problem(capsys):
+    """--max-util 0.001: the board has room, the budget has not; the suggested budget works."""
+    model = str(Path(__file__).parent.parent / "examples" / "digits_cnn_w4a8.onnx")
+    assert main(["dse", model, "--board", "ultra96", "--max-util", "0.001"]) == 3
+    err = capsys.readouterr().err
+    assert "does not fit the budget of --max-util 0.001 on Ultra96-V2" in err
+    assert "none of the known ones" not in err and "a larger board" not in err
+    suggested = re.search(r"it fits at --max-util ([\d.]+) \(now 0\.001\)", err)
+    assert suggested, err
+    assert main(["dse", model, "--board", "ultra96", "--max-util", suggested.group(1), "--json"]) == 0
+    capsys.readouterr()
+
+
+def test_a_text_file_as_input_is_called_what_it_is_not(capsys, tmp_path):
+    (tmp_path / "x.txt").write_text("0.1 0.2 0.3\n")
+    code = main(["run", str(MODELS / "qdq_mlp_pertensor.onnx"), "--input", str(tmp_path / "x.txt"),
+                 "--output", str(tmp_path / "y.npy")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "pickle" not in err
+    assert "x.txt' is not a .npy array of floats" in err and "numpy.save" in err

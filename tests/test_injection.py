@@ -24,6 +24,7 @@ import pytest
 from accelgen import rtl
 from accelgen.boards import get_board
 from accelgen.codegen import generate
+from accelgen.outdir_readme import render_outdir_readme
 from accelgen.package import package_driver
 from accelgen.pipeline import compile_model
 from accelgen.resources import data_dir
@@ -135,6 +136,7 @@ def rendered(tmp_path_factory):
                        vectors=as_images(x[:8]), labels=y[:8], backend="golden")  # fmt: skip
         mlp = compile_model(_hostile_model(MODELS / "qonnx_mlp_w2a2.onnx", root))
         outs["rtl"] = rtl.generate(mlp.graph, root / "rtl", x_codes=np.zeros((2, 64), dtype=np.int64))
+        outs["outdir"] = _hostile_outdir_readmes(root / "outdir")
         outs["train"] = _train_project(root / "train")  # numbers only: nothing from a model reaches it
         from accelgen.rtl.board import render_scripts
 
@@ -147,6 +149,19 @@ def rendered(tmp_path_factory):
     return outs, used
 
 
+def _hostile_outdir_readmes(outdir: Path) -> Path:
+    """OUTDIR/README.md of both architectures for a hostile model name and board file."""
+    outdir.mkdir()
+    board = {**get_board("ultra96").to_json(),
+             **dict.fromkeys(("name", "title", "part", "board_part", "processing_system", "pynq_notes"), HOSTILE)}  # fmt: skip
+    common = {"model": HOSTILE, "clock_mhz": 150.0, "board_info": board, "csim": {"skipped": HOSTILE}}
+    reports = {
+        "dataflow": {**common, "arch": "dataflow", "totals": {"ii_cycles": 640, "fps": 1e5}, "synth_status": HOSTILE},
+        "rtl": {**common, "arch": "rtl", "rtl": {"latency_cycles": 3, "ii_cycles": 1}},
+    }
+    for arch, report in reports.items():
+        (outdir / f"README-{arch}.md").write_text(render_outdir_readme(report, outdir))
+    return outdir
 def _train_project(outdir: Path) -> Path:
     from accelgen.codegen import train as train_build
 

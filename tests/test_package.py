@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +14,7 @@ import pytest
 
 from accelgen.package import interface, package_driver, percent_to_ipynb
 from accelgen.pipeline import compile_model
+from accelgen.runtime.accelerator import CallStats
 from tests.data import as_images, digits_split
 
 MODELS = Path(__file__).parent / "models"
@@ -66,3 +69,52 @@ def test_percent_format_cells():
     assert [c["cell_type"] for c in nb["cells"]] == ["markdown", "code"]
     assert nb["cells"][0]["source"] == ["# Title\n", "text"]
     assert nb["cells"][1]["source"] == ["x = 1\n", "print(x)"]
+
+
+def _driver_script(driver, tmp_path, *args, pythonpath=None):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if pythonpath:
+        env["PYTHONPATH"] = str(pythonpath)
+    return subprocess.run([sys.executable, "run_accelerator.py", *args], cwd=driver, env=env, capture_output=True,
+                          text=True)  # fmt: skip
+
+
+def test_driver_without_pynq_says_so_without_a_traceback(driver, tmp_path):
+    blocked = tmp_path / "site"  # a pynq that cannot be imported, whatever this machine has
+    (blocked / "pynq").mkdir(parents=True)
+    (blocked / "pynq" / "__init__.py").write_text("raise ImportError('no PYNQ here')\n")
+    proc = _driver_script(driver, tmp_path, "--input", "vectors/x.npy", "--output", str(tmp_path / "y.npy"),
+                          "--backend", "pynq", pythonpath=blocked)  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert "pynq is not installed" in proc.stderr and "--backend golden" in proc.stderr
+    assert not (tmp_path / "y.npy").exists()
+
+
+def test_driver_bad_input_file_is_a_message(driver, tmp_path):
+    (tmp_path / "x.txt").write_text("1 2 3\n")
+    proc = _driver_script(driver, tmp_path, "--input", str(tmp_path / "x.txt"), "--output", str(tmp_path / "y.npy"),
+                          "--backend", "golden")  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "cannot read it as a .npy array" in proc.stderr
+
+
+def test_driver_prints_its_statistics_readably(driver, tmp_path):
+    proc = _driver_script(driver, tmp_path, "--input", "vectors/x.npy", "--output", str(tmp_path / "y.npy"),
+                          "--backend", "golden")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "{" not in proc.stdout
+    assert re.search(r"on golden: 1 call, 60 samples: [\d.]+ (ms|us) per call \(p50 .*\), [\d,]+ samples/s$",
+                     proc.stdout, re.M), proc.stdout  # fmt: skip
+
+
+def test_call_stats_described_for_people():
+    stats = CallStats()
+    assert stats.describe() == "no calls yet"
+    stats.add(10, 0.001, 0.002, 0.001)  # 4 ms for 10 samples: 2,500 samples/s
+    assert stats.describe() == (
+        "1 call, 10 samples: 4.00 ms per call (p50 4.00 ms, p99 4.00 ms; hardware 2.00 ms), 2,500 samples/s"
+    )
+    stats.add(30, 0.0, 0.0004, 0.0)  # 0.4 ms: 40 samples in 4.4 ms
+    assert stats.describe().startswith("2 calls, 40 samples: 2.20 ms per call")
+    assert stats.describe().endswith(f"{40 / 0.0044:,.0f} samples/s")

@@ -154,3 +154,29 @@ def test_dse_outdir_refuses_a_foreign_directory(tmp_path, capsys):
     assert main(["dse", str(CNN), "--board", "pynq-z2", "-o", str(out)]) == 0  # replaces its own output
     assert json.loads((out / "report.json").read_text())["board"] == "pynq-z2"
     assert json.loads((out / "folding.json").read_text())["board"] == "pynq-z2"
+
+
+def test_png_lower_bound_drawn_visibly_over_the_ii_line(estimate):
+    r = rep.build_report(estimate)
+    ax = rep.report_figure(r).axes[0]
+    ii = next(line for line in ax.get_lines() if line.get_label().startswith("II "))
+    bound = next(line for line in ax.get_lines() if line.get_label().startswith("lower bound"))
+    assert ii.get_ydata()[0] == r["totals"]["ii_cycles"] and bound.get_ydata()[0] == r["bound"]["ii_cycles"]
+    # drawn above the II line, thinner (the II line shows around it) and in another style and colour
+    assert bound.get_zorder() > ii.get_zorder()
+    assert bound.get_linewidth() < ii.get_linewidth()
+    assert bound.get_linestyle() != ii.get_linestyle() and bound.get_color() != ii.get_color()
+    # both above the bars
+    assert min(line.get_zorder() for line in (ii, bound)) > max(p.get_zorder() for p in ax.patches)
+
+
+def test_png_resource_panels_share_the_board_as_denominator(estimate):
+    r = rep.build_report(estimate)
+    per_layer, totals = rep.report_figure(r).axes[1:]
+    assert per_layer.get_ylabel() == totals.get_xlabel() == "% of Ultra96-V2 (estimate)"
+    available = r["totals"]["available"]
+    lut = next(c for c in per_layer.containers if c.get_label() == "lut")
+    heights = [bar.get_height() for bar in lut]
+    assert heights == pytest.approx([100.0 * la["lut"] / available["lut"] for la in r["layers"]])
+    widths = {label.get_text(): bar.get_width() for label, bar in zip(totals.get_yticklabels(), totals.patches)}
+    assert widths["lut"] == pytest.approx(100.0 * r["totals"]["lut"] / available["lut"])

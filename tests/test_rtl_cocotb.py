@@ -187,6 +187,7 @@ def test_verilog_is_lint_clean(fixtures):
 
 @pytest.mark.yosys
 @pytest.mark.slow
+@pytest.mark.slowest  # Yosys on the W2A2 core: minutes (make test-all)
 def test_yosys_figures_and_calibrated_estimate(fixtures):
     if not yosys_available():
         pytest.skip("yosys is not installed (make sim-tools)")

@@ -147,6 +147,7 @@ def test_current_pass_reads_the_last_pass_header():
 
 
 @pytest.mark.yosys
+@pytest.mark.slowest  # a whole Yosys run (make test-all)
 def test_yosys_reports_progress_while_it_runs(tmp_path):
     from accelgen.rtl import generate, random_mlp, synth_yosys
     from accelgen.rtl.yosys import yosys_available

@@ -39,6 +39,7 @@ from accelgen.kernels import shell
 from accelgen.plan import FoldingPlan
 from accelgen.resources import data_dir
 from accelgen.runtime import save_program
+from accelgen.runtime.pynq_backend import OVERLAY
 from accelgen.templating import environment
 
 DESIGN_FORMAT = "accelgen-hls"
@@ -202,7 +203,8 @@ def render_files(design: Design, board: dict[str, Any], clock_mhz: float, model_
     files["hls/tb.cpp"] = env.get_template("hls/tb.cpp.j2").render(**common, **tb)
     scripts = {
         **common, "board": board, "clock_mhz": clock_mhz, "period_ns": f"{1000.0 / clock_mhz:.3f}",
-        "model": identifier(model_name), "ip_name": design.top, "dma": vendor.dma_settings(design.bus_bits),
+        "model": identifier(model_name), "bitstream": vendor.bitstream_name(model_name), "overlay": OVERLAY,
+        "ip_name": design.top, "dma": vendor.dma_settings(design.bus_bits),
         "ap_types": _ap_types_for_make(),
     }  # fmt: skip
     files["scripts/hls.tcl"] = env.get_template("scripts/hls.tcl.j2").render(**scripts)

@@ -14,6 +14,7 @@ from typing import Any
 
 from accelgen import __version__, vendor
 from accelgen.rtl.names import identifier
+from accelgen.runtime.pynq_backend import OVERLAY
 from accelgen.templating import environment
 
 
@@ -28,6 +29,8 @@ def render_scripts(design: dict[str, Any], board: Any, clock_mhz: float, model_n
         "board": facts,
         "clock_mhz": clock_mhz,
         "model": identifier(model_name, prefix="model"),
+        "bitstream": vendor.bitstream_name(model_name),
+        "overlay": OVERLAY,
         "top": ports["top"],
         "ip_name": ports["top"],
         "dma": vendor.dma_settings(int(ports["bus_bits"])),

@@ -68,6 +68,7 @@ class CallStats:
         )  # fmt: skip
 
     def summary(self) -> dict:
+        """The calls' figures as data: counts, seconds per call (mean, p50, p99), samples/s."""
         if not self.calls:
             return {"calls": 0}
         total = np.array([c["total_s"] for c in self.calls])
@@ -82,6 +83,22 @@ class CallStats:
             "hardware_mean_s": float(hw.mean()),
             "samples_per_s": float(samples / total.sum()) if total.sum() > 0 else float("inf"),
         }
+
+    def describe(self) -> str:
+        """:meth:`summary` as one line for people, e.g. ``1 call, 450 samples: 2.10 ms per call
+        (p50 2.10 ms, p99 2.10 ms; hardware 1.52 ms), 214,286 samples/s``."""
+        s = self.summary()
+        if not s["calls"]:
+            return "no calls yet"
+        calls = f"{s['calls']:,} call{'s' if s['calls'] != 1 else ''}"
+        return (
+            f"{calls}, {s['samples']:,} samples: {_ms(s['mean_s'])} per call (p50 {_ms(s['p50_s'])}, "
+            f"p99 {_ms(s['p99_s'])}; hardware {_ms(s['hardware_mean_s'])}), {s['samples_per_s']:,.0f} samples/s"
+        )
+
+
+def _ms(seconds: float) -> str:
+    return f"{1e3 * seconds:.2f} ms" if seconds >= 1e-3 else f"{1e6 * seconds:.1f} us"
 
 
 class Accelerator:

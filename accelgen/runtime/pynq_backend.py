@@ -36,6 +36,9 @@ AP_START, AP_DONE, AP_IDLE = 0x1, 0x2, 0x4
 CONTROL_OFFSET = 0x00
 REPS_OFFSET = 0x10
 DEFAULT_TIMEOUT_S = 5.0
+#: the overlay's basename in the driver directory: PYNQ loads OVERLAY.bit with the OVERLAY.hwh beside it
+#: (one basename for both); `make overlay` in OUTDIR/scripts and `accelgen build` put them there
+OVERLAY = "design"
 DEFAULT_TIMEOUT_PER_SAMPLE_S = 0.005  # added to the timeout per sample of a chunk
 # PG021: the buffer length register is 14 bits wide unless the block design widens it
 # (c_sg_length_width, 8..26); the longest transfer is 2**width - 1 bytes.
@@ -49,6 +52,10 @@ _DMASR_ERRORS = ((0x10, "DMAIntErr (internal error: a zero length, or a stream p
                  (0x20, "DMASlvErr (slave error: the memory refused the access)"),
                  (0x40, "DMADecErr (decode error: no memory at the buffer's address)"))  # fmt: skip
 _RESET_POLLS = 1000
+
+
+class PynqMissingError(RuntimeError):
+    """The pynq backend was asked for where pynq is not installed (not on a PYNQ board)."""
 
 
 class DmaError(RuntimeError):
@@ -67,15 +74,15 @@ def _find(path: Path, name: str) -> Path:
 
 
 def _bitstream(root: Path) -> Path:
-    """design.bit in the driver directory, else the one bitstream of a build (bitstream/*.bit)."""
-    for name in ("design.bit", "driver/design.bit"):
+    """OVERLAY.bit in the driver directory, else the one bitstream of a build (bitstream/*.bit)."""
+    for name in (f"{OVERLAY}.bit", f"driver/{OVERLAY}.bit"):
         if (root / name).is_file():
             return root / name
     found = sorted(root.glob("*.bit")) + sorted(root.glob("bitstream/*.bit")) + sorted(root.glob("../bitstream/*.bit"))
     if not found:
         raise FileNotFoundError(
-            f"{root}: no bitstream: build it (make hls bitstream in OUTDIR/scripts) and put the .bit and .hwh "
-            "next to the driver, or pass bitstream=PATH"
+            f"{root}: no bitstream: build it (make hls bitstream overlay in OUTDIR/scripts puts {OVERLAY}.bit and "
+            f"{OVERLAY}.hwh next to the driver), or pass bitstream=PATH"
         )
     return found[0]
 
@@ -107,12 +114,24 @@ def chunk_samples(ports: list, bus_bits: int, limit_bytes: int) -> int:
     return min(fits)
 
 
+def _import_pynq():
+    try:
+        import pynq
+    except ImportError:
+        raise PynqMissingError(
+            "the pynq backend runs on the board: pynq is not installed here (a PYNQ image has it); "
+            "off the board use --backend golden, or `accelgen run OUTDIR` for the emulated hardware"
+        ) from None
+    return pynq
+
+
 class PynqBackend:
     """Runs the hardware part of a partition on the FPGA."""
 
     def __init__(self, design_dir, program, partition, bitstream=None, timeout_s: float = DEFAULT_TIMEOUT_S,
                  overlay=None, pynq_module=None, timeout_per_sample_s: float = DEFAULT_TIMEOUT_PER_SAMPLE_S,
                  max_chunk_samples: int | None = None) -> None:  # fmt: skip
+        pynq_module = pynq_module or _import_pynq()  # first: off the board nothing else matters
         root = Path(design_dir)
         accel_json = _find(root, "accel.json")
         verify_file(accel_json)
@@ -129,13 +148,6 @@ class PynqBackend:
         self.inputs, self.outputs = hw["inputs"], hw["outputs"]
         self.timeout_s = float(timeout_s)
         self.timeout_per_sample_s = float(timeout_per_sample_s)
-        if pynq_module is None:
-            try:
-                import pynq as pynq_module
-            except ImportError:
-                raise RuntimeError(
-                    "the pynq backend runs on the board: `import pynq` failed (pip install pynq)"
-                ) from None
         self._pynq = pynq_module
         if overlay is None:
             bit = Path(bitstream) if bitstream is not None else _bitstream(root)
