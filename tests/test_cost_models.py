@@ -204,7 +204,7 @@ def test_conv_cost_by_hand():
     assert kernel_for(op) is conv
     spec = conv.describe(op, g)
     assert spec.arith.acc_bits == 22 and spec.arith.requant.multiplier_bits == 12  # 1875 < 2**11
-    assert conv.legal(spec) == {"pe": [1, 2, 4, 8], "simd": [1, 2, 4]}
+    assert conv.legal(spec) == {"pe": [1, 2, 4, 8], "simd": [1, 2, 4], "pixels": [1, 2, 4, 8], "pixels_pe": 8}
     c = conv.cost(spec, LayerFold(pe=2, simd=4))
     # the window generator reads 8*8 one-word pixels, then the unit computes 8*8 windows of 9 words
     # in 8/2 passes (its emissions, 8*8*9, are no slower): reads and emissions do not overlap
@@ -237,7 +237,7 @@ def test_depthwise_cost_by_hand():
     op, g = conv_layer(groups=8, ic=8, oc=8, hw_in=6, rq=thresholds(8, 15))
     assert kernel_for(op) is depthwise
     spec = depthwise.describe(op, g)
-    assert depthwise.legal(spec) == {"pe": [1, 2, 4, 8], "simd": [1, 3, 9]}
+    assert depthwise.legal(spec) == {"pe": [1, 2, 4, 8], "simd": [1, 3, 9], "pixels": [1, 2, 3, 6], "pixels_pe": 8}
     c = depthwise.cost(spec, LayerFold(pe=4, simd=3))
     # reads 6*6 pixels of 2 words, then emits one tap word per cycle: 6*6 windows x 9 taps x 2 words
     # (the unit's 6*6 * 2 * 9/3 = 216 cycles are faster than the window generator's emission)
@@ -255,7 +255,7 @@ def test_pool_cost_by_hand():
     op = ir.MaxPool("pool", ("x",), ("y",), kernel=(2, 2), strides=(2, 2))
     assert kernel_for(op) is pool
     spec = pool.describe(op, graph([op], [x, y]))
-    assert pool.legal(spec) == {"pe": [1, 2, 4, 8, 16], "simd": [1]}
+    assert pool.legal(spec) == {"pe": [1, 2, 4, 8, 16], "simd": [1], "pixels": [1, 2, 4], "pixels_pe": 16}
     c = pool.cost(spec, LayerFold(pe=4))
     # the window generator reads 8*8 pixels of 4 words, then emits 4*4 windows x 4 taps x 4 words
     assert c.cycles == 8 * 8 * 4 + 4 * 4 * 4 * 4 == 512

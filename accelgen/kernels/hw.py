@@ -297,19 +297,21 @@ def gearbox(in_bits: int, out_bits: int) -> Resources:
 SWG_INDEX_BITS = 32
 
 
-def window_generator(word_bits: int, buffer_words: int) -> Resources:
+def window_generator(word_bits: int, buffer_words: int, pixels: int = 1) -> Resources:
     """swg.h's sliding-window generator, beside its line buffer (priced as a Memory): the
-    padding select (``inside ? row : pad``, one LUT per word bit) and the output register;
-    the input coordinates ``iy``, ``ix`` (two 32-bit adders, registered) and their four
-    bounds comparisons; the line-buffer address ``(slot * W + x) * CF + cf`` (two adders of
-    the address width, registered); two pipelined loop nests (read and emit), each
-    :data:`KERNEL_CONTROL`. The line-buffer slots are wrapping counters of a few bits
-    (no ``% ROWS`` divider, no DSP); calibration.DSP_PER_WINDOW is the published designs'
-    per-window DSPs, added on top as an allowance."""
+    padding select (``inside ? row : pad``, one LUT per output word bit) and the output
+    register; the input coordinates ``iy`` and, per pixel of a group, ``ix`` (32-bit
+    adders, registered) and their bounds comparisons; the line-buffer address
+    ``(slot * W + x) * CF + cf`` (two adders of the address width, registered) per pixel;
+    two pipelined loop nests (read and emit), each :data:`KERNEL_CONTROL`. The line-buffer
+    slots are wrapping counters of a few bits (no ``% ROWS`` divider, no DSP);
+    calibration.DSP_PER_WINDOW is the published designs' per-window DSPs, added on top as
+    an allowance. ``word_bits``: one pixel's word; ``pixels``: pixels emitted per cycle."""
     addr = max(1, (max(buffer_words, 1) - 1).bit_length())
     idx = SWG_INDEX_BITS
-    lut = word_bits + 2 * idx + 4 * comparator_luts(idx) + 2 * addr
-    ff = word_bits + 2 * idx + addr
+    out_bits = word_bits * pixels
+    lut = out_bits + (1 + pixels) * idx + (2 + 2 * pixels) * comparator_luts(idx) + 2 * addr * pixels
+    ff = out_bits + (1 + pixels) * idx + addr * pixels
     return Resources(lut=lut, ff=ff) + KERNEL_CONTROL * 2
 
 

@@ -72,8 +72,9 @@ def describe(x: ir.Tensor, w_qtype: ir.QType, matrix: np.ndarray, out: ir.Tensor
     )
 
 
-def macs(ar: Arith, pe: int, simd: int) -> tuple[Mac, ...]:
-    return (Mac(ar.mac, pe * simd, ar.a_bits, ar.w_bits),)
+def macs(ar: Arith, pe: int, simd: int, pixels: int = 1) -> tuple[Mac, ...]:
+    """``pe * simd`` products per pixel, ``pixels`` pixels side by side."""
+    return (Mac(ar.mac, pe * simd * pixels, ar.a_bits, ar.w_bits),)
 
 
 def weights(ar: Arith, pe: int, simd: int, tiles: int) -> tuple[Memory, ...]:
@@ -91,12 +92,13 @@ def unit_multiplier(ar: Arith, n_macs: int) -> MultiplierNeed:
     return MultiplierNeed(n_macs, unit)
 
 
-def logic(ar: Arith, pe: int, simd: int, channels: int) -> tuple[Resources, int]:
-    """Adder trees (popcounts for bipolar products), accumulators, requantizers and control of ``pe`` PEs, and the pipeline
+def logic(ar: Arith, pe: int, simd: int, channels: int, pixels: int = 1) -> tuple[Resources, int]:
+    """Adder trees (popcounts for bipolar products), accumulators, requantizers and control of ``pe`` PEs
+    (per pixel of ``pixels`` side by side, sharing the requantizers' tables), and the pipeline
     latency (weight read, multiply, tree, accumulate, requantize)."""
     tree = hw.popcount(simd) if ar.mac == "XnorPopcount" else hw.adder_tree(simd, ar.product_bits)
-    res = tree * pe + hw.adder(ar.acc_bits) * pe
-    rq_res, rq_depth = requant.cost(ar.requant, ar.acc_bits, ar.out_bits, pe, channels)
+    res = (tree * pe + hw.adder(ar.acc_bits) * pe) * pixels
+    rq_res, rq_depth = requant.cost(ar.requant, ar.acc_bits, ar.out_bits, pe, channels, pixels)
     res = res + rq_res + hw.KERNEL_CONTROL
     mult = hw.DSP_LATENCY if ar.mac == "DspMultiply" else 1
     return res, hw.BRAM_READ_LATENCY + mult + hw.tree_levels(simd) + 1 + rq_depth
