@@ -552,6 +552,14 @@ def _():
     return b.finish(b.conv(x, 8, (3, 3), BIPOLAR, BIPOLAR, fold=F(8, 4, pixels=2)))
 
 
+@case("conv_dsp_packed_odd_pe_pixels2")
+def _():
+    # 8-bit products: PE pairs packed two per DSP (mac.h DspPacked), the fifth PE alone
+    b = GraphBuilder("px", 36)
+    x = b.input("x", (4, 6, 3), qt(8, False, zp=128))
+    return b.finish(b.conv(x, 5, (3, 3), qt(8, True), qt(8, True), pads=(1, 1, 1, 1), fold=F(5, 3, pixels=2), rq="ms"))
+
+
 @case("depthwise_pixels3_simd3_stride1")
 def _():
     b = GraphBuilder("px", 33)
@@ -685,3 +693,9 @@ def test_coverage_of_the_issue(emulators):
                                 "requantize<", "duplicate<", "gearbox<", "upsample_nearest<")
                     if f"accelgen::{k}" in src}  # fmt: skip
     assert len(kernels) == 11, kernels
+    # the packed DSP policy is generated (and checked bit-exact) for PE pairs and odd last PEs
+    def configs(name: str) -> str:
+        return "".join(f.read_text() for f in (emulators[name, "native"][0].outdir / "hls" / "config").glob("*.h"))
+
+    packed = [c.name for c in CASES if "accelgen::DspPacked mac;" in configs(c.name)]
+    assert "conv_dsp_packed_odd_pe_pixels2" in packed and any(n.startswith("dense_dsp") for n in packed)

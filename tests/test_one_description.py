@@ -46,7 +46,13 @@ def instantiated(design, block) -> dict:
         if k.function in MVU_FUNCTIONS:
             a_bits = 1 if f["in_code"]["bipolar"] else _bits(f["centred"])
             group = f.get("pixels_per_cycle", 1)  # the matrix unit's pixels side by side
-            macs.append((f["mac"], f["pe"] * f["simd"] * group, a_bits, _bits(f["weight_code"])))
+            lanes, w_bits = f["simd"] * group, _bits(f["weight_code"])
+            if f["mac"] == "DspPacked":  # mvau.h: PE pairs share a DSP, an odd last PE multiplies alone
+                macs.append(("DspPacked", 2 * (f["pe"] // 2) * lanes, a_bits, w_bits))
+                if f["pe"] % 2:
+                    macs.append(("DspMultiply", lanes, a_bits, w_bits))
+            else:
+                macs.append((f["mac"], f["pe"] * lanes, a_bits, w_bits))
             memories.append(("weights", "rom", f["simd"] * _bits(f["weight_code"]), f["tiles"], f["pe"]))
         if k.function == "mvau":
             sf, nf = f["matrix_w"] // f["simd"], f["matrix_h"] // f["pe"]
@@ -362,7 +368,7 @@ def test_the_check_fails_when_codegen_and_cost_disagree(monkeypatch):
         hardware = kernel_for(op).hardware(layer_specs(graph)["fc"], LayerFold(2, 4))
     design = build_design(graph, FoldingPlan({"fc": LayerFold(2, 4)}), top="t")
     block = next(b for b in design.blocks if b.op is not None)
-    assert instantiated(design, block)["macs"] == Counter({("DspMultiply", 8, 8, 8): 1})
+    assert instantiated(design, block)["macs"] == Counter({("DspPacked", 8, 8, 8): 1})  # 2 PEs: 4 pairs
     assert priced(hardware)["macs"] != instantiated(design, block)["macs"]
 
 

@@ -123,7 +123,7 @@ def _arith(op: ir.Op, x: ir.Tensor, y: ir.Tensor, matrix: np.ndarray, pe: int,
                        out_code=out_code)  # fmt: skip
     return {
         "in_code": in_code, "zero_point": zp, "centred": centred, "weight_code": w_code, "acc": acc,
-        "acc_range": ar.acc_range, "mac": ar.mac, "out_code": out_code, "requant": rq,
+        "acc_range": ar.acc_range, "mac": ar.mac, "out_code": out_code, "requant": rq, "spec": ar,
     }  # fmt: skip
 
 
@@ -269,6 +269,7 @@ def _mvau_block(ctx, op, ident, x, y, matrix, *, pixels, fold: LayerFold, window
     tiles = (rows // pe) * (cols // simd)
     fields = _unit_fields(arith, matrix_w=cols, matrix_h=rows, pixels=pixels, simd=simd, pe=pe, tiles=tiles,
                           pixels_per_cycle=group)  # fmt: skip
+    fields["mac"] = mvu.matrix_mac(arith["spec"], pe)  # PE pairs packed per DSP where they fit
     params = _params(ident, cfg, arith, pack_words(matrix, arith["weight_code"], simd, pe))
     kernels.append(Kernel("mvau", "mvau", cfg, fields, [vectors.name], [out.name], [p.name for p in params]))
     return Block(ident, comment_text(op.name), op.kind, op, kernels, params, streams, [Port(op.inputs[0], src)],

@@ -195,7 +195,7 @@ def hardware(spec: ConvSpec, fold: LayerFold) -> Hardware:
         logic = logic + generator
         cycles = w.reads(simd) + max(w.emits(simd, group), compute)
         depth = ceil_div(w.first_window_elems, simd) + taps_words + pipe
-    return Hardware(cycles=cycles, depth=depth, macs=mvu.macs(ar, pe, simd, group), memories=tuple(memories),
+    return Hardware(cycles=cycles, depth=depth, macs=mvu.matrix_macs(ar, pe, simd, group), memories=tuple(memories),
                     fifos=tuple(fifos), logic=logic)  # fmt: skip
 
 
@@ -210,4 +210,4 @@ def lag(spec: ConvSpec) -> int:
 def multiplier(spec: ConvSpec) -> MultiplierNeed:
     w = spec.win
     pixels = w.ih * w.iw if spec.pointwise else w.oh * w.ow
-    return mvu.unit_multiplier(spec.arith, pixels * spec.oc * w.ic * w.kh * w.kw)
+    return mvu.unit_multiplier(spec.arith, pixels * spec.oc * w.ic * w.kh * w.kw, pairs=spec.oc >= 2)

@@ -231,7 +231,17 @@ mvau_samples:
             mvau_pe:
                 for (unsigned pe = 0; pe < CFG::PE; pe++) {
 #pragma HLS UNROLL
-                    const typename CFG::acc_t partial = CFG::mac::template dot<CFG>(xj, weights.word(pe, nf * SF + sf));
+                    const unsigned tile = nf * SF + sf;
+                    if (Pairs<typename CFG::mac>::value && pe % 2 == 1) continue;  // done with pe - 1
+                    if (Pairs<typename CFG::mac>::value && pe + 1 < CFG::PE) {
+                        typename CFG::acc_t p0, p1;  // PEs pe and pe + 1 share the input lanes: one DSP per lane
+                        Pairs<typename CFG::mac>::template pair<CFG>(xj, weights.word(pe, tile), weights.word(pe + 1, tile),
+                                                                     p0, p1);
+                        acc[j][pe] = (sf == 0) ? p0 : typename CFG::acc_t(acc[j][pe] + p0);
+                        acc[j][pe + 1] = (sf == 0) ? p1 : typename CFG::acc_t(acc[j][pe + 1] + p1);
+                        continue;
+                    }
+                    const typename CFG::acc_t partial = CFG::mac::template dot<CFG>(xj, weights.word(pe, tile));
                     acc[j][pe] = (sf == 0) ? partial : typename CFG::acc_t(acc[j][pe] + partial);
                 }
             }
