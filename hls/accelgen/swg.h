@@ -22,9 +22,9 @@ namespace accelgen {
 /// PIXELS_PER_CYCLE (PPC) output pixels of a row are emitted together: each output word
 /// holds PPC words of LANES lanes, word j (lanes [j * LANES, (j + 1) * LANES)) belonging
 /// to output pixel ox = g * PPC + j of pixel group g, all at the same tap and channel
-/// word; a row takes OUT_W / PPC * KH * KW * CF emission cycles. The line buffer's x
-/// dimension is partitioned cyclically by PPC * SW, so the PPC reads of one cycle
-/// (x positions SW apart) fall in distinct banks.
+/// word; a row takes OUT_W / PPC * KH * KW * CF emission cycles. With PPC > 1 the line
+/// buffer's x dimension is partitioned cyclically by PPC * SW, so the PPC reads of one
+/// cycle (x positions SW apart) fall in distinct banks.
 ///
 /// The line buffer holds (KH - 1) * DH + 1 rows. Before emitting output row oy it reads
 /// input rows up to the last one that row needs (rows a stride skips are read and
@@ -37,7 +37,9 @@ namespace accelgen {
 /// two, inside the pipelined loops): row r lives in slot r mod ROWS.
 ///
 /// Pragmas: PIPELINE II=1 on the row read, emission and drain loops; LOOP_TRIPCOUNT on
-/// the two loops whose trip count depends on the output row (fill, drain).
+/// the two loops whose trip count depends on the output row (fill, drain); UNROLL of the
+/// PPC reads of one emission; ARRAY_PARTITION cyclic of the line buffer's x dimension by
+/// PPC * SW when PPC > 1.
 template <class CFG>
 void sliding_window(hls::stream<typename Word<typename CFG::code, CFG::LANES>::type>& in,
                     hls::stream<typename Word<typename CFG::code, CFG::LANES * CFG::PIXELS_PER_CYCLE>::type>& out,
@@ -64,9 +66,11 @@ void sliding_window(hls::stream<typename Word<typename CFG::code, CFG::LANES>::t
     const int TOP_SLOT0 = ((-int(CFG::PAD_T)) % ROWS + ROWS) % ROWS;
     const int SH_SLOTS = int(CFG::SH) % ROWS;
 
+    // one bank per pixel of a group and stride step (a factor of 1: no partition at one pixel per cycle)
+    const unsigned BANKS = PPC > 1 ? PPC * CFG::SW : 1;
     word_t rows[ROWS][CFG::IN_W][CF];
 #pragma HLS BIND_STORAGE variable = rows type = ram_2p
-#pragma HLS ARRAY_PARTITION variable = rows cyclic factor = CFG::PIXELS_PER_CYCLE * CFG::SW dim = 2
+#pragma HLS ARRAY_PARTITION variable = rows cyclic factor = BANKS dim = 2
     const word_t pad = replicate<typename CFG::code, CFG::LANES>(typename CFG::code::raw_t(CFG::PAD_RAW));
 
 swg_samples:
