@@ -12,6 +12,9 @@ Folding semantics, per kernel (every kernel module validates its own):
 * Depthwise / grouped Conv: ``pe`` channels in parallel, ``simd`` kernel taps per cycle;
   ``pe | OC``, ``simd | KH*KW``.
 * MaxPool, AvgPool, Add, Requantize, Resize: ``pe`` channels per cycle, ``pe | C``; ``simd`` is 1.
+* ``pixels`` (Conv with a window, depthwise Conv, window pools; 1 elsewhere): output pixels
+  per cycle, ``pixels | OW``, above 1 only with every output channel in parallel (``pe`` at
+  its largest legal value): the window generator emits that many windows per cycle.
 * Concat, Reshape: no folding (``pe = simd = 1``): they move whole stream words.
 * TTDense: ``steps``, one parallelism per contraction step (MACs per cycle, a divisor of
   the step's reduction length times its columns, see accelgen.kernels.tt); ``pe = simd = 1``.
@@ -35,6 +38,8 @@ class LayerFold:
     simd: int = 1
     #: per-step parallelism of a kernel that works in steps (TTDense); empty for the others
     steps: tuple[int, ...] = ()
+    #: output pixels per cycle (window kernels; 1 for the others)
+    pixels: int = 1
 
 
 @dataclass
@@ -68,12 +73,15 @@ class FoldingPlan:
         layers = {}
         for name, entry in data["layers"].items():
             try:
-                pe, simd = int(entry.get("pe", 1)), int(entry.get("simd", 1))
+                pe, simd, pixels = int(entry.get("pe", 1)), int(entry.get("simd", 1)), int(entry.get("pixels", 1))
             except (AttributeError, TypeError, ValueError):
-                raise InputError(f"{source}: layer '{name}' needs integer 'pe' and 'simd'") from None
-            if pe < 1 or simd < 1:
-                raise InputError(f"{source}: layer '{name}' has pe={pe}, simd={simd}; both must be >= 1")
-            layers[name] = LayerFold(pe, simd, _steps(entry.get("steps", []), f"{source}: layer '{name}'"))
+                raise InputError(f"{source}: layer '{name}' needs integer 'pe', 'simd' (and 'pixels')") from None
+            if pe < 1 or simd < 1 or pixels < 1:
+                raise InputError(
+                    f"{source}: layer '{name}' has pe={pe}, simd={simd}, pixels={pixels}; all must be >= 1"
+                )
+            steps = _steps(entry.get("steps", []), f"{source}: layer '{name}'")
+            layers[name] = LayerFold(pe, simd, steps, pixels)
         return FoldingPlan(
             layers=layers,
             board=str(data.get("board", "")),
@@ -97,6 +105,8 @@ def _fold_json(fold: LayerFold) -> dict[str, Any]:
     out: dict[str, Any] = {"pe": fold.pe, "simd": fold.simd}
     if fold.steps:
         out["steps"] = list(fold.steps)
+    if fold.pixels > 1:
+        out["pixels"] = fold.pixels
     return out
 
 

@@ -243,6 +243,22 @@ def test_folding_plan_is_checked_per_layer(mlp):
         build_design(mlp.graph, FoldingPlan({"dense:/fc1/Gemm": LayerFold(5, 1)}), top="t")
     with pytest.raises(InputError, match="simd must divide 64"):
         build_design(mlp.graph, FoldingPlan({"dense:/fc2/Gemm": LayerFold(1, 7)}), top="t")
+    with pytest.raises(InputError, match=r"dense:/fc2/Gemm.*pixels=2.*one pixel per cycle"):
+        build_design(mlp.graph, FoldingPlan({"dense:/fc2/Gemm": LayerFold(1, 1, pixels=2)}), top="t")
+
+
+def test_pixels_per_cycle_are_checked_against_the_output_width_and_pe():
+    graph = compile_model(MODELS / "qonnx_cnn_w4a8.onnx").graph  # conv1: 8 x 8 x 16 out
+    with pytest.raises(InputError, match=r"conv:/conv1/Conv.*pixels=3.*divide the output width 8"):
+        build_design(graph, FoldingPlan({"conv:/conv1/Conv": LayerFold(16, 1, pixels=3)}), top="t")
+    with pytest.raises(InputError, match=r"pixels=2, pe=8.*needs pe=16"):
+        build_design(graph, FoldingPlan({"conv:/conv1/Conv": LayerFold(8, 1, pixels=2)}), top="t")
+    design = build_design(graph, FoldingPlan({"conv:/conv1/Conv": LayerFold(16, 1, pixels=4)}), top="t")
+    swg = next(k for k in design.kernels if k.function == "sliding_window")
+    mvau = next(k for k in design.kernels if k.function == "mvau")
+    streams = {s.name: s for s in design.streams}
+    assert swg.fields["pixels_per_cycle"] == mvau.fields["pixels_per_cycle"] == 4
+    assert streams[swg.outputs[0]].lanes == 4 and streams[mvau.outputs[0]].lanes == 4 * 16
 
 
 def test_weight_packing_and_chunks():

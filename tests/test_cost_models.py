@@ -167,15 +167,23 @@ def test_dense_cost_by_hand():
     assert dense.multiplier(spec).macs == 64 * 32 and dense.multiplier(spec).unit == {"lut": 15.0}
 
 
-def test_dense_wide_products_take_one_dsp_each():
-    # the generated DspMultiply writes one product per multiplication: no WP486 packing is assumed
+def test_dense_wide_products_pack_two_pes_per_dsp():
+    # mac.h's DspPacked: PEs 2p and 2p + 1 share each input lane, one DSP48E2 per pair and lane
+    # (uint8 -> 9 signed bits, int8 weights: 9 + 2 * 8 + 1 = 26 bits on the 27-bit port);
+    # one PE alone, or the odd last one, takes a DSP per product
     x, y = codes("x", (16,), U8), codes("y", (8,), U8)
     op = ir.Dense("fc", ("x",), ("y",), weights=np.zeros((8, 16), np.int64), w_qtype=S8, requant=thresholds(1, 255))
     spec = dense.describe(op, graph([op], [x, y]))
     assert spec.arith.mac == "DspMultiply"
-    assert dense.cost(spec, LayerFold(pe=4, simd=2)).resources.dsp == 8
+    assert dense.cost(spec, LayerFold(pe=4, simd=2)).resources.dsp == 2 * 2
     assert dense.cost(spec, LayerFold(pe=1, simd=2)).resources.dsp == 2
-    assert dense.multiplier(spec).unit == {"dsp": 1.0}
+    assert dense.cost(spec, LayerFold(pe=8, simd=1)).multipliers == 8
+    assert dense.multiplier(spec).unit == {"dsp": 0.5}
+    wide = ir.Dense("fc", ("x",), ("y",), weights=np.zeros((8, 16), np.int64), w_qtype=S8, requant=thresholds(1, 255))
+    x12 = codes("x", (16,), ir.QType(12, True))  # 12 + 2 * 8 + 1 = 29 bits: no pair fits one DSP
+    spec12 = dense.describe(wide, graph([wide], [x12, y]))
+    assert dense.cost(spec12, LayerFold(pe=4, simd=2)).resources.dsp == 8
+    assert dense.multiplier(spec12).unit == {"dsp": 1.0}
 
 
 def test_a_zero_point_widens_the_product_to_the_generated_multiplier():
@@ -186,7 +194,7 @@ def test_a_zero_point_widens_the_product_to_the_generated_multiplier():
     op = ir.Dense("fc", ("x",), ("y",), weights=np.zeros((8, 16), np.int64), w_qtype=S4, requant=thresholds(1, 255))
     spec = dense.describe(op, graph([op], [x, y]))
     assert (spec.arith.a_bits, spec.arith.mac) == (5, "DspMultiply")
-    assert dense.cost(spec, LayerFold(pe=2, simd=4)).resources.dsp == 8
+    assert dense.cost(spec, LayerFold(pe=2, simd=4)).resources.dsp == 4  # one PE pair packed per lane
 
 
 def conv_layer(groups: int = 1, kernel=(3, 3), strides=(1, 1), pads=(1, 1, 1, 1), ic=4, oc=8, hw_in=8, rq=None):
@@ -204,13 +212,13 @@ def test_conv_cost_by_hand():
     assert kernel_for(op) is conv
     spec = conv.describe(op, g)
     assert spec.arith.acc_bits == 22 and spec.arith.requant.multiplier_bits == 12  # 1875 < 2**11
-    assert conv.legal(spec) == {"pe": [1, 2, 4, 8], "simd": [1, 2, 4]}
+    assert conv.legal(spec) == {"pe": [1, 2, 4, 8], "simd": [1, 2, 4], "pixels": [1, 2, 4, 8], "pixels_pe": 8}
     c = conv.cost(spec, LayerFold(pe=2, simd=4))
     # the window generator reads 8*8 one-word pixels, then the unit computes 8*8 windows of 9 words
     # in 8/2 passes (its emissions, 8*8*9, are no slower): reads and emissions do not overlap
     assert c.cycles == 8 * 8 * 1 + 8 * 8 * 9 * (4 // 4) * (8 // 2) == 2368
-    # products: 8 DSPs (one per product, no packing); requantization: 22 x 12 bits = one DSP per PE
-    assert c.resources.dsp == 8 + 2
+    # products: 4 DSPs (the PE pair packed, per lane); requantization: 22 x 12 bits = one DSP per PE
+    assert c.resources.dsp == 4 + 2
     # line buffer: 3 whole rows of 8 one-word pixels (4 channels) -> 32 bits x 24 words (5 RAM64M8 = 40
     # LUTs); the window vector kept for 4 passes, 32 bits x 9 words (40); input and window FIFOs 32
     # SRLs each. Weights (32 bits x 36 words) are LUT ROM: logic LUTs, not LUTRAM.
@@ -237,7 +245,7 @@ def test_depthwise_cost_by_hand():
     op, g = conv_layer(groups=8, ic=8, oc=8, hw_in=6, rq=thresholds(8, 15))
     assert kernel_for(op) is depthwise
     spec = depthwise.describe(op, g)
-    assert depthwise.legal(spec) == {"pe": [1, 2, 4, 8], "simd": [1, 3, 9]}
+    assert depthwise.legal(spec) == {"pe": [1, 2, 4, 8], "simd": [1, 3, 9], "pixels": [1, 2, 3, 6], "pixels_pe": 8}
     c = depthwise.cost(spec, LayerFold(pe=4, simd=3))
     # reads 6*6 pixels of 2 words, then emits one tap word per cycle: 6*6 windows x 9 taps x 2 words
     # (the unit's 6*6 * 2 * 9/3 = 216 cycles are faster than the window generator's emission)
@@ -255,7 +263,7 @@ def test_pool_cost_by_hand():
     op = ir.MaxPool("pool", ("x",), ("y",), kernel=(2, 2), strides=(2, 2))
     assert kernel_for(op) is pool
     spec = pool.describe(op, graph([op], [x, y]))
-    assert pool.legal(spec) == {"pe": [1, 2, 4, 8, 16], "simd": [1]}
+    assert pool.legal(spec) == {"pe": [1, 2, 4, 8, 16], "simd": [1], "pixels": [1, 2, 4], "pixels_pe": 16}
     c = pool.cost(spec, LayerFold(pe=4))
     # the window generator reads 8*8 pixels of 4 words, then emits 4*4 windows x 4 taps x 4 words
     assert c.cycles == 8 * 8 * 4 + 4 * 4 * 4 * 4 == 512

@@ -238,10 +238,10 @@ def test_bound_is_a_lower_bound_and_reported(graphs):
         b = e.bound
         assert 0 < b.macs_per_multiplier <= b.ii_cycles <= e.ii_cycles
         assert b.fully_unrolled <= b.ii_cycles and b.relaxation <= e.ii_cycles
-    # qdq_mlp_s8: 6464 MACs of int8 x int8, one per DSP48E2 (as generated: no packing), 288 DSPs in the
-    # budget -> ceil(6464 / 288) = 23
+    # qdq_mlp_s8: 6464 MACs of int8 x int8, two per DSP48E2 (the matrix unit packs PE pairs: 8 + 2 * 8
+    # + 1 = 25 bits on the 27-bit port), 288 DSPs in the budget -> ceil(6464 / 2 / 288) = 12
     e = dse.explore(graphs["qdq_mlp_s8"], get_board("ultra96"))
-    assert e.bound.macs_per_multiplier == 23
+    assert e.bound.macs_per_multiplier == 12
 
 
 def test_explorer_never_looks_at_op_types():
@@ -269,9 +269,10 @@ def test_dse_json_and_folding_round_trip(tmp_path, capsys):
     first = json.loads(capsys.readouterr().out)
     assert first["estimate"] is True and first["mode"] == "min-ii"
     plan = FoldingPlan.load(tmp_path / "out" / "folding.json")
-    assert {n: (f.pe, f.simd) for n, f in plan.layers.items()} == {
-        la["name"]: (la["pe"], la["simd"]) for la in first["layers"]
+    assert {n: (f.pe, f.simd, f.pixels) for n, f in plan.layers.items()} == {
+        la["name"]: (la["pe"], la["simd"], la.get("pixels", 1)) for la in first["layers"]
     }
+    assert any(f.pixels > 1 for f in plan.layers.values())  # the first conv: one input channel
     assert main(["dse", CNN, "--board", "ultra96", "--json", "--folding", str(tmp_path / "out" / "folding.json")]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["mode"] == "given"
@@ -295,6 +296,16 @@ def test_illegal_folding_names_the_layer_and_the_legal_values(tmp_path, capsys):
     assert "conv:nope" in capsys.readouterr().err
     with pytest.raises(InputError, match="illegal"):
         dse.explore(graph, get_board("ultra96"), folding=FoldingPlan({"dense:/fc/Gemm": LayerFold(7, 1)}))
+    # several pixels per cycle: a divisor of the output width (8), only with every output channel
+    for fold, says in ((LayerFold(16, 1, pixels=3), "pixels=3 (legal: 1, 2, 4, 8)"),
+                       (LayerFold(8, 1, pixels=2), "needs pe=16"),
+                       (LayerFold(16, 1, pixels=0), "pixels")):  # fmt: skip
+        plan["layers"] = {"conv:/conv1/Conv": {"pe": fold.pe, "simd": fold.simd, "pixels": fold.pixels}}
+        path.write_text(json.dumps(plan))
+        assert main(["dse", CNN, "--board", "ultra96", "--folding", str(path)]) == 2
+        assert says in capsys.readouterr().err
+    with pytest.raises(InputError, match="illegal pixels=2"):
+        dse.explore(graph, get_board("ultra96"), folding=FoldingPlan({"dense:/fc/Gemm": LayerFold(10, 1, pixels=2)}))
 
 
 def test_does_not_fit_exits_3_naming_resource_need_and_budget(tmp_path, capsys):
@@ -336,6 +347,8 @@ def test_search_spends_no_more_than_needed_on_fast_layers(graphs):
 
 
 def test_small_cnn_option_counts():
-    # conv a: pe | 6 (4 values) x simd | 4 (3); conv b: pe | 4 (3) x simd | 6 (4); add, pool: pe | 4 (3)
+    # conv a: pe | 6 (4 values) x simd | 4 (3), and at pe = 6 pixels 2, 3, 6 (| OW = 6) x simd (3);
+    # conv b: pe | 4 (3) x simd | 6 (4), and at pe = 4 pixels 2, 3, 6 x simd (4); add: pe | 4 (3);
+    # pool: pe | 4 (3), and at pe = 4 pixels 3 (| OW = 3)
     layers = dse.describe_layers(small_cnn())
-    assert [len(la.folds) for la in layers] == [12, 12, 3, 3]
+    assert [len(la.folds) for la in layers] == [12 + 9, 12 + 12, 3, 3 + 1]

@@ -526,6 +526,64 @@ def _():
     return b.finish(b.resize(b.resize(x, (3, 1), fold=F(6, 1)), (2, 1), fold=F(2, 1)))
 
 
+# -- several output pixels per cycle (the window generator's groups) ------------------------------------
+
+
+@case("conv3x3_pixels3_nonsquare_then_refolded")
+def _():
+    b = GraphBuilder("px", 30)
+    x = b.input("x", (5, 6, 2), qt(8, False, zp=100))
+    y = b.conv(x, 4, (3, 3), qt(4, True), qt(8, False, zp=3), pads=(1, 1, 1, 1), fold=F(4, 2, pixels=3), rq="ms")
+    return b.finish(b.conv(y, 3, (3, 3), qt(8, True), qt(4, True), pads=(1, 0, 1, 2), fold=F(1, 2), rq="ms"))
+
+
+@case("conv_pixels2_stride2_dilation2")
+def _():
+    b = GraphBuilder("px", 31)
+    x = b.input("x", (9, 11, 3), qt(6, True))
+    return b.finish(b.conv(x, 5, (3, 3), qt(5, True), qt(5, False), strides=(2, 2), pads=(2, 1, 2, 1), dil=(2, 1),
+                           fold=F(5, 3, pixels=2)))  # fmt: skip
+
+
+@case("conv_bipolar_pixels_all")
+def _():
+    b = GraphBuilder("px", 32)
+    x = b.input("x", (5, 4, 8), BIPOLAR)
+    return b.finish(b.conv(x, 8, (3, 3), BIPOLAR, BIPOLAR, fold=F(8, 4, pixels=2)))
+
+
+@case("conv_dsp_packed_odd_pe_pixels2")
+def _():
+    # 8-bit products: PE pairs packed two per DSP (mac.h DspPacked), the fifth PE alone
+    b = GraphBuilder("px", 36)
+    x = b.input("x", (4, 6, 3), qt(8, False, zp=128))
+    return b.finish(b.conv(x, 5, (3, 3), qt(8, True), qt(8, True), pads=(1, 1, 1, 1), fold=F(5, 3, pixels=2), rq="ms"))
+
+
+@case("depthwise_pixels3_simd3_stride1")
+def _():
+    b = GraphBuilder("px", 33)
+    x = b.input("x", (7, 6, 4), qt(4, False, zp=2))
+    return b.finish(b.conv(x, 4, (3, 3), qt(4, True), qt(4, False), pads=(1, 1, 1, 1), groups=4,
+                           fold=F(4, 3, pixels=3)))  # fmt: skip
+
+
+@case("depthwise_pixels2_stride2_ms")
+def _():
+    b = GraphBuilder("px", 34)
+    x = b.input("x", (8, 11, 3), qt(8, True))
+    return b.finish(b.conv(x, 3, (3, 3), qt(8, True), qt(8, True), strides=(2, 2), pads=(1, 1, 1, 2), groups=3,
+                           fold=F(3, 1, pixels=2), rq="ms"))  # fmt: skip
+
+
+@case("maxpool_pixels2_padded_then_avgpool_pixels5")
+def _():
+    b = GraphBuilder("px", 35)
+    x = b.input("x", (7, 8, 3), qt(5, True))
+    y = b.maxpool(x, (3, 3), (2, 2), (1, 1, 1, 1), fold=F(3, 1, pixels=2))
+    return b.finish(b.avgpool(y, (2, 2), (1, 1), qt(8, False), (1, 1, 1, 1), fold=F(3, 1, pixels=5), rq="thresholds"))
+
+
 # -- width converters between folds, AXI packing, several outputs -----------------------------------
 
 
@@ -635,3 +693,9 @@ def test_coverage_of_the_issue(emulators):
                                 "requantize<", "duplicate<", "gearbox<", "upsample_nearest<")
                     if f"accelgen::{k}" in src}  # fmt: skip
     assert len(kernels) == 11, kernels
+    # the packed DSP policy is generated (and checked bit-exact) for PE pairs and odd last PEs
+    def configs(name: str) -> str:
+        return "".join(f.read_text() for f in (emulators[name, "native"][0].outdir / "hls" / "config").glob("*.h"))
+
+    packed = [c.name for c in CASES if "accelgen::DspPacked mac;" in configs(c.name)]
+    assert "conv_dsp_packed_odd_pe_pixels2" in packed and any(n.startswith("dense_dsp") for n in packed)

@@ -45,20 +45,30 @@ def instantiated(design, block) -> dict:
         fifos += [(streams[n].bits, streams[n].depth) for n in k.inputs]
         if k.function in MVU_FUNCTIONS:
             a_bits = 1 if f["in_code"]["bipolar"] else _bits(f["centred"])
-            macs.append((f["mac"], f["pe"] * f["simd"], a_bits, _bits(f["weight_code"])))
+            group = f.get("pixels_per_cycle", 1)  # the matrix unit's pixels side by side
+            lanes, w_bits = f["simd"] * group, _bits(f["weight_code"])
+            if f["mac"] == "DspPacked":  # mvau.h: PE pairs share a DSP, an odd last PE multiplies alone
+                macs.append(("DspPacked", 2 * (f["pe"] // 2) * lanes, a_bits, w_bits))
+                if f["pe"] % 2:
+                    macs.append(("DspMultiply", lanes, a_bits, w_bits))
+            else:
+                macs.append((f["mac"], f["pe"] * lanes, a_bits, w_bits))
             memories.append(("weights", "rom", f["simd"] * _bits(f["weight_code"]), f["tiles"], f["pe"]))
         if k.function == "mvau":
             sf, nf = f["matrix_w"] // f["simd"], f["matrix_h"] // f["pe"]
             if nf > 1:
                 memories.append(("input_vector", "ram", f["simd"] * _bits(f["in_code"]), sf, 1))
-            trips.append(f["pixels"] * f["tiles"])
+            trips.append(f["pixels"] // f["pixels_per_cycle"] * f["tiles"])
         elif k.function == "vvau":
             trips.append(f["pixels"] * f["tiles"])
         elif k.function == "sliding_window":
             cf = f["channels"] // f["lanes"]
             rows = (f["kh"] - 1) * f["dh"] + 1
-            memories.append(("line_buffer", "ram", f["lanes"] * _bits(f["code"]), rows * f["in_w"] * cf, 1))
-            swg = (f["in_h"] * f["in_w"] * cf, f["out_h"] * f["out_w"] * f["kh"] * f["kw"] * cf)
+            group = f["pixels_per_cycle"]
+            banks = group * f["sw"] if group > 1 else 1  # swg.h: x partitioned cyclically by PPC * SW
+            depth = rows * -(-f["in_w"] // banks) * cf
+            memories.append(("line_buffer", "ram", f["lanes"] * _bits(f["code"]), depth, banks))
+            swg = (f["in_h"] * f["in_w"] * cf, f["out_h"] * f["out_w"] // group * f["kh"] * f["kw"] * cf)
         elif k.function == "global_pool":
             groups = f["channels"] // f["pe"]
             if groups >= 4:  # pool.h: a RAM from GLOBAL_POOL_RAM_GROUPS groups up, else a shift register
@@ -174,6 +184,10 @@ def mul_shift(rng, channels: int, out: ir.QType) -> ir.MultiplyShift:
 
 
 def random_fold(rng, legal: dict) -> LayerFold:
+    """A legal folding; for a window kernel, several pixels per cycle a third of the time."""
+    pixels = [p for p in legal.get("pixels", [1]) if p > 1]
+    if pixels and rng.random() < 0.35:
+        return LayerFold(legal["pixels_pe"], int(rng.choice(legal["simd"])), pixels=int(rng.choice(pixels)))
     return LayerFold(int(rng.choice(legal["pe"])), int(rng.choice(legal["simd"])))
 
 
@@ -313,15 +327,18 @@ GENERATORS = {
 @pytest.mark.parametrize("kind", sorted(GENERATORS))
 def test_the_cost_model_prices_what_codegen_instantiates(kind):
     rng = np.random.default_rng(sum(map(ord, kind)))
-    checked = 0
+    checked = grouped = 0
     for _ in range(60):
         graph = GENERATORS[kind](rng)
         plan = plan_for(rng, graph)
         try:
             checked += check_design(graph, plan, bus_bits=int(rng.choice([16, 32, 64])))
+            grouped += sum(f.pixels > 1 for f in plan.layers.values())
         except InputError as e:  # a configuration the hardware refuses (e.g. padding a bipolar input)
             assert "bipolar" in str(e)
     assert checked >= 40
+    if kind in ("conv", "pool", "residual"):  # window kernels: several pixels per cycle checked too
+        assert grouped >= 5
 
 
 def test_a_tensor_train_layer_prices_its_steps_as_generated():
@@ -351,7 +368,7 @@ def test_the_check_fails_when_codegen_and_cost_disagree(monkeypatch):
         hardware = kernel_for(op).hardware(layer_specs(graph)["fc"], LayerFold(2, 4))
     design = build_design(graph, FoldingPlan({"fc": LayerFold(2, 4)}), top="t")
     block = next(b for b in design.blocks if b.op is not None)
-    assert instantiated(design, block)["macs"] == Counter({("DspMultiply", 8, 8, 8): 1})
+    assert instantiated(design, block)["macs"] == Counter({("DspPacked", 8, 8, 8): 1})  # 2 PEs: 4 pairs
     assert priced(hardware)["macs"] != instantiated(design, block)["macs"]
 
 

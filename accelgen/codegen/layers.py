@@ -25,6 +25,7 @@ prices. Folding per kernel (as ``accelgen.plan`` documents):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 
@@ -69,7 +70,14 @@ def _fm(t: ir.Tensor) -> tuple[int, int, int]:
     return 1, 1, int(np.prod(shape))
 
 
-def _check_fold(op: ir.Op, fold: LayerFold, pe_of: int, simd_of: int | None, what: str) -> None:
+def _check_fold(op: ir.Op, fold: LayerFold, pe_of: int, simd_of: int | None, what: str,
+                pixels_of: int | None = None) -> None:  # fmt: skip
+    """InputError unless ``fold`` divides the layer; ``pixels_of``: the output width a window
+    kernel may take several pixels of per cycle (then only at pe == ``pe_of``)."""
+    if fold.pixels != 1 and (pixels_of is None or pixels_of % fold.pixels or fold.pe != pe_of):
+        rule = (f"pixels must divide the output width {pixels_of} and needs pe={pe_of} (every channel)"
+                if pixels_of is not None else "this layer takes one pixel per cycle (pixels must be 1)")  # fmt: skip
+        raise InputError(f"folding plan: layer '{op.name}' ({op.kind}) has pixels={fold.pixels}, pe={fold.pe}; {rule}")
     bad = fold.pe < 1 or pe_of % fold.pe or (simd_of is None and fold.simd != 1)
     bad = bad or (simd_of is not None and (fold.simd < 1 or simd_of % fold.simd))
     if bad:
@@ -98,23 +106,39 @@ def _weights_code(name: str, wq: ir.QType, matrix: np.ndarray) -> CodeType:
 
 
 def _arith(op: ir.Op, x: ir.Tensor, y: ir.Tensor, matrix: np.ndarray, pe: int,
-           w_qtype: ir.QType | None = None) -> dict:  # fmt: skip
+           w_qtype: ir.QType | None = None, copies: int = 1) -> dict:  # fmt: skip
     """Types of a weighted-sum unit: input / weight codes, accumulator, MAC policy, requantizer,
-    all from the kernel's one description of the arithmetic (:func:`accelgen.kernels.mvu.describe`)."""
+    all from the kernel's one description of the arithmetic (:func:`accelgen.kernels.mvu.describe`).
+    ``copies``: the unit's lanes are that many pixels side by side (``matrix`` is already
+    tiled: rows ``j * C + c``); the requantizer's per-channel tables are tiled alike."""
     wq = w_qtype or op.w_qtype
     zp = zero_point(x, f"layer '{op.name}'")
-    ar = mvu.describe(x, wq, matrix, y, op.requant)
+    ar = mvu.describe(x, wq, matrix, y, _tiled_requant(op.requant, copies))
     in_code = code_of(x.qtype)
     centred = int_type(*ar.x_range)
     w_code = _weights_code(op.name, wq, matrix)
     acc = signed_type(*ar.acc_range)
     out_code = _out_code(y, acc)
-    rq = requant_param(op.requant, channels=matrix.shape[0], pe=pe, acc_lo=ar.acc_range[0], acc_hi=ar.acc_range[1],
+    rq = requant_param(_tiled_requant(op.requant, copies), channels=matrix.shape[0], pe=pe, acc_lo=ar.acc_range[0], acc_hi=ar.acc_range[1],
                        out_code=out_code)  # fmt: skip
     return {
         "in_code": in_code, "zero_point": zp, "centred": centred, "weight_code": w_code, "acc": acc,
-        "acc_range": ar.acc_range, "mac": ar.mac, "out_code": out_code, "requant": rq,
+        "acc_range": ar.acc_range, "mac": ar.mac, "out_code": out_code, "requant": rq, "spec": ar,
     }  # fmt: skip
+
+
+def _tiled_requant(rq, copies: int):
+    """``rq`` for ``copies`` pixels side by side in one word: per-channel arrays repeated
+    (lane ``j * C + c`` is channel ``c``); shared arrays (one row) stay as they are."""
+    if rq is None or copies == 1:
+        return rq
+    names = ("thresholds", "base", "direction") if isinstance(rq, ir.Thresholds) else (
+        "multiplier", "offset", "lo", "hi", "direction")  # fmt: skip
+    tiled = {}
+    for n in names:
+        a = np.asarray(getattr(rq, n))
+        tiled[n] = a if a.shape[0] == 1 else np.tile(a, (copies,) + (1,) * (a.ndim - 1))
+    return dataclasses.replace(rq, **tiled)
 
 
 def _out_code(y: ir.Tensor, acc: IntType) -> CodeType:
@@ -148,18 +172,19 @@ def _unit_fields(arith: dict, **shape) -> dict:
 
 def _window_stream_and_kernel(
     ctx: Context, ident: str, src: Stream, *, hwc, out_hw, kernel, strides, pads, dilations, pad_raw: int,
-    depthwise: bool,
+    depthwise: bool, pixels: int = 1,
 ) -> tuple[Kernel, Stream]:  # fmt: skip
     h, w, c = hwc
     oh, ow = out_hw
     kh, kw = kernel
-    words = oh * ow * kh * kw * c // src.lanes
-    out = ctx.stream(f"{ident}_windows", src.code, src.lanes, words)
+    words = oh * ow * kh * kw * c // src.lanes // pixels
+    out = ctx.stream(f"{ident}_windows", src.code, src.lanes * pixels, words)
     cfg = ctx.config(f"{ident}_swg")
     fields = {
         "code": src.code.as_dict(), "lanes": src.lanes, "channels": c, "in_h": h, "in_w": w, "out_h": oh,
         "out_w": ow, "kh": kh, "kw": kw, "sh": strides[0], "sw": strides[1], "dh": dilations[0],
         "dw": dilations[1], "pad_t": pads[0], "pad_l": pads[1], "pad_raw": pad_raw, "depthwise": depthwise,
+        "pixels_per_cycle": pixels,
     }  # fmt: skip
     return Kernel("sliding_window", "sliding_window", cfg, fields, [src.name], [out.name]), out
 
@@ -207,7 +232,14 @@ def build_conv(ctx: Context, op: ir.Conv, ident: str) -> Block:
     kh, kw = (int(d) for d in op.weights.shape[2:])
     fold = ctx.fold(op)
     what = "Conv folds output channels by pe and input channels by simd"
-    _check_fold(op, fold, oc, c, what if op.groups == 1 else f"a grouped {what} (block-diagonal weights)")
+    _check_fold(
+        op,
+        fold,
+        oc,
+        c,
+        what if op.groups == 1 else f"a grouped {what} (block-diagonal weights)",
+        pixels_of=None if conv.is_pointwise(op) else ow,
+    )
     matrix = conv.dense_weights(op, c)  # columns in (kh, kw, ic) window order
     if conv.is_pointwise(op):
         return _mvau_block(ctx, op, ident, x, y, matrix, pixels=h * w, fold=fold, window=None)
@@ -219,7 +251,7 @@ def build_conv(ctx: Context, op: ir.Conv, ident: str) -> Block:
 
 
 def _mvau_block(ctx, op, ident, x, y, matrix, *, pixels, fold: LayerFold, window) -> Block:
-    pe, simd = fold.pe, fold.simd
+    pe, simd, group = fold.pe, fold.simd, fold.pixels
     arith = _arith(op, x, y, matrix, pe, w_qtype=conv.weight_qtype(op) if isinstance(op, ir.Conv) else None)
     rows, cols = matrix.shape
     src = ctx.stream(f"{ident}_in", arith["in_code"], simd, x.elements_per_sample() // simd)
@@ -227,18 +259,26 @@ def _mvau_block(ctx, op, ident, x, y, matrix, *, pixels, fold: LayerFold, window
     vectors = src
     if window is not None:
         pad = _pad_raw(arith["in_code"], arith["zero_point"], op, getattr(op, "pads", (0, 0, 0, 0)))
-        k, vectors = _window_stream_and_kernel(ctx, ident, src, pad_raw=pad, depthwise=False, **window)
+        k, vectors = _window_stream_and_kernel(ctx, ident, src, pad_raw=pad, depthwise=False, pixels=group,
+                                               **window)  # fmt: skip
         kernels.append(k)
         streams.append(vectors)
-    out = ctx.stream(f"{ident}_out", arith["out_code"], pe, pixels * rows // pe)
+    out = ctx.stream(f"{ident}_out", arith["out_code"], pe * group, pixels * rows // pe // group)
     streams.append(out)
     cfg = ctx.config(f"{ident}_mvau")
     tiles = (rows // pe) * (cols // simd)
-    fields = _unit_fields(arith, matrix_w=cols, matrix_h=rows, pixels=pixels, simd=simd, pe=pe, tiles=tiles)
+    fields = _unit_fields(arith, matrix_w=cols, matrix_h=rows, pixels=pixels, simd=simd, pe=pe, tiles=tiles,
+                          pixels_per_cycle=group)  # fmt: skip
+    fields["mac"] = mvu.matrix_mac(arith["spec"], pe)  # PE pairs packed per DSP where they fit
     params = _params(ident, cfg, arith, pack_words(matrix, arith["weight_code"], simd, pe))
     kernels.append(Kernel("mvau", "mvau", cfg, fields, [vectors.name], [out.name], [p.name for p in params]))
     return Block(ident, comment_text(op.name), op.kind, op, kernels, params, streams, [Port(op.inputs[0], src)],
-                 out, op.outputs[0], folding={"pe": pe, "simd": simd})  # fmt: skip
+                 out, op.outputs[0], folding=_folding(fold))  # fmt: skip
+
+
+def _folding(fold: LayerFold) -> dict:
+    """A block's folding as the trace and report show it (``pixels`` only when above 1)."""
+    return {"pe": fold.pe, "simd": fold.simd, **({"pixels": fold.pixels} if fold.pixels > 1 else {})}
 
 
 def build_depthwise(ctx: Context, op: ir.Conv, ident: str) -> Block:
@@ -248,30 +288,33 @@ def build_depthwise(ctx: Context, op: ir.Conv, ident: str) -> Block:
     _, _, kh, kw = op.weights.shape
     taps = kh * kw
     fold = ctx.fold(op)
-    _check_fold(op, fold, c, taps, "depthwise Conv folds channels by pe and kernel taps by simd")
-    pe, simd = fold.pe, fold.simd
-    matrix = depthwise.weight_matrix(op)
-    arith = _arith(op, x, y, matrix, pe)
+    _check_fold(op, fold, c, taps, "depthwise Conv folds channels by pe and kernel taps by simd", pixels_of=ow)
+    pe, simd, group = fold.pe, fold.simd, fold.pixels
+    # ``group`` pixels side by side (pe == C): a vector unit of group * C lanes, weights tiled
+    matrix = np.tile(depthwise.weight_matrix(op), (group, 1))
+    lanes = pe * group
+    arith = _arith(op, x, y, matrix, lanes, copies=group)
     src = ctx.stream(f"{ident}_in", arith["in_code"], pe, h * w * c // pe)
     pad = _pad_raw(arith["in_code"], arith["zero_point"], op, op.pads)
     swg, windows = _window_stream_and_kernel(
         ctx, ident, src, hwc=(h, w, c), out_hw=(oh, ow), kernel=(kh, kw), strides=op.strides,
-        pads=(op.pads[0], op.pads[1]), dilations=op.dilations, pad_raw=pad, depthwise=True,
+        pads=(op.pads[0], op.pads[1]), dilations=op.dilations, pad_raw=pad, depthwise=True, pixels=group,
     )  # fmt: skip
     kernels, streams = [swg], [src, windows]
     if simd > 1:
-        dwc, windows = _gearbox(ctx, ident, windows, simd * pe)
+        dwc, windows = _gearbox(ctx, ident, windows, simd * lanes)
         kernels.append(dwc)
         streams.append(windows)
-    out = ctx.stream(f"{ident}_out", arith["out_code"], pe, oh * ow * c // pe)
+    out = ctx.stream(f"{ident}_out", arith["out_code"], lanes, oh * ow * c // lanes)
     streams.append(out)
     cfg = ctx.config(f"{ident}_vvau")
     tiles = (c // pe) * (taps // simd)
-    fields = _unit_fields(arith, channels=c, kernel=taps, pixels=oh * ow, simd=simd, pe=pe, tiles=tiles)
-    params = _params(ident, cfg, arith, pack_words(matrix, arith["weight_code"], simd, pe))
+    fields = _unit_fields(arith, channels=c * group, kernel=taps, pixels=oh * ow // group, simd=simd, pe=lanes,
+                          tiles=tiles)  # fmt: skip
+    params = _params(ident, cfg, arith, pack_words(matrix, arith["weight_code"], simd, lanes))
     kernels.append(Kernel("vvau", "vvau", cfg, fields, [windows.name], [out.name], [p.name for p in params]))
     return Block(ident, comment_text(op.name), "DepthwiseConv", op, kernels, params, streams,
-                 [Port(op.inputs[0], src)], out, op.outputs[0], folding={"pe": pe, "simd": simd})  # fmt: skip
+                 [Port(op.inputs[0], src)], out, op.outputs[0], folding=_folding(fold))  # fmt: skip
 
 
 def _build_pool(ctx: Context, op: ir.MaxPool | ir.AvgPool, ident: str, *, reduce: str) -> Block:
@@ -280,10 +323,12 @@ def _build_pool(ctx: Context, op: ir.MaxPool | ir.AvgPool, ident: str, *, reduce
     oh, ow, _ = _fm(y)
     kh, kw = op.kernel
     fold = ctx.fold(op)
-    _check_fold(op, fold, c, None, f"{op.kind} folds channels by pe")
-    pe = fold.pe
-    in_code = code_of(x.qtype)
     pads = op.pads
+    is_global = oh == ow == 1 and (kh, kw) == (h, w) and not any(pads)
+    _check_fold(op, fold, c, None, f"{op.kind} folds channels by pe", pixels_of=None if is_global else ow)
+    pe, group = fold.pe, fold.pixels
+    lanes = pe * group  # ``group`` pixels side by side (pe == C): a reduction of group * C lanes
+    in_code = code_of(x.qtype)
     if pads[0] >= kh or pads[2] >= kh or pads[1] >= kw or pads[3] >= kw:
         raise InputError(f"layer '{op.name}' ({op.kind}): padding {pads} is not smaller than the kernel {op.kernel}")
     if reduce == "MaxReduce":
@@ -300,35 +345,35 @@ def _build_pool(ctx: Context, op: ir.MaxPool | ir.AvgPool, ident: str, *, reduce
         acc = signed_type(*acc_range)
         out_code = _out_code(y, acc)
         requant = requant_param(
-            op.requant, channels=c, pe=pe, acc_lo=acc_range[0], acc_hi=acc_range[1], out_code=out_code
-        )
+            _tiled_requant(op.requant, group), channels=c * group, pe=lanes, acc_lo=acc_range[0],
+            acc_hi=acc_range[1], out_code=out_code,
+        )  # fmt: skip
         pad_value = zp
     src = ctx.stream(f"{ident}_in", in_code, pe, h * w * c // pe)
     streams, kernels = [src], []
-    is_global = oh == ow == 1 and (kh, kw) == (h, w) and not any(pads)
     if is_global:
         function, pixels, reader = "global_pool", h * w, src
     else:
         swg, reader = _window_stream_and_kernel(
             ctx, ident, src, hwc=(h, w, c), out_hw=(oh, ow), kernel=(kh, kw), strides=op.strides,
             pads=(pads[0], pads[1]), dilations=(1, 1), pad_raw=_pad_raw(in_code, pad_value, op, pads),
-            depthwise=True,
+            depthwise=True, pixels=group,
         )  # fmt: skip
         kernels.append(swg)
         streams.append(reader)
-        function, pixels = "window_pool", oh * ow
-    out = ctx.stream(f"{ident}_out", out_code, pe, oh * ow * c // pe)
+        function, pixels = "window_pool", oh * ow // group
+    out = ctx.stream(f"{ident}_out", out_code, lanes, oh * ow * c // lanes)
     streams.append(out)
     cfg = ctx.config(f"{ident}_pool")
     fields = {
-        "pe": pe, "channels": c, "pixels": pixels, "kernel": kh * kw, "in_code": in_code.as_dict(),
+        "pe": lanes, "channels": c * group, "pixels": pixels, "kernel": kh * kw, "in_code": in_code.as_dict(),
         "in_zero_point": zp, "centred": centred.as_dict(), "acc": acc.as_dict(), "reduce": reduce,
         "out_code": out_code.as_dict(), "requant": requant,
     }  # fmt: skip
     param = Param(f"{ident}_requant", "requant", cfg, "requant_t", requant, requant_partitions(requant["kind"]))
     kernels.append(Kernel(function, "pool", cfg, fields, [reader.name], [out.name], [param.name]))
     return Block(ident, comment_text(op.name), op.kind, op, kernels, [param], streams, [Port(op.inputs[0], src)],
-                 out, op.outputs[0], folding={"pe": pe, "simd": 1})  # fmt: skip
+                 out, op.outputs[0], folding=_folding(fold))  # fmt: skip
 
 
 def build_maxpool(ctx: Context, op: ir.MaxPool, ident: str) -> Block:

@@ -5,6 +5,8 @@ A kernel module (``dense``, ``conv``, ...) implements :class:`Kernel`:
 * ``OPS``: the IR op classes it can implement, ``matches(op)``: whether it takes this one;
 * ``describe(op, graph) -> LayerSpec``: everything its cost model needs, read once;
 * ``legal(spec) -> {"pe": [...], "simd": [...]}``: the legal values (every pair is legal);
+  a window kernel adds ``"pixels"``, its legal output pixels per cycle, and ``"pixels_pe"``,
+  the only ``pe`` at which more than one pixel per cycle is legal (every output channel);
   a kernel that works in steps (TTDense) adds ``"steps": [(p_0, p_1, ...), ...]``, the
   per-step parallelisms the explorer searches, and ``"step_options"``, the legal values of
   each step (what a plan given by the user is checked against, see :func:`fold_problems`);
@@ -182,19 +184,31 @@ def divisors(n: int) -> list[int]:
 
 
 def foldings(legal: dict[str, list]) -> list[LayerFold]:
-    """Every (pe, simd[, steps]) combination of a kernel's legal values, pe-major, increasing."""
+    """Every legal (pe, simd[, steps][, pixels]) combination of a kernel's legal values,
+    pe-major, increasing (more than one pixel per cycle only at ``pixels_pe``)."""
     steps = legal.get("steps", [()])
-    return [LayerFold(pe, simd, tuple(st)) for pe, simd, st in itertools.product(legal["pe"], legal["simd"], steps)]
+    out = []
+    for pe, simd, st, px in itertools.product(legal["pe"], legal["simd"], steps, legal.get("pixels", [1])):
+        if px == 1 or pe == legal.get("pixels_pe"):
+            out.append(LayerFold(pe, simd, tuple(st), px))
+    return out
 
 
 def fold_problems(legal: dict[str, list], fold: LayerFold) -> list[str]:
     """What makes ``fold`` illegal under a kernel's ``legal`` values (empty: it is legal).
 
-    ``pe`` and ``simd`` must be legal values; with ``step_options``, ``fold.steps`` holds
+    ``pe``, ``simd`` and ``pixels`` must be legal values (``pixels`` above 1 only at
+    ``pixels_pe``); with ``step_options``, ``fold.steps`` holds
     one legal value per step (empty: every step at 1).
     """
     bad = [f"{key}={getattr(fold, key)} (legal: {', '.join(map(str, legal[key]))})"
            for key in ("pe", "simd") if getattr(fold, key) not in legal[key]]  # fmt: skip
+    pixels = legal.get("pixels", [1])
+    if fold.pixels not in pixels:
+        bad.append(f"pixels={fold.pixels} (legal: {', '.join(map(str, pixels))})")
+    elif fold.pixels > 1 and fold.pe != legal.get("pixels_pe"):
+        bad.append(f"pixels={fold.pixels} with pe={fold.pe} (more than one pixel per cycle needs "
+                   f"pe={legal.get('pixels_pe')}, every output channel)")  # fmt: skip
     options = legal.get("step_options")
     if options is None:
         if fold.steps:

@@ -1,7 +1,10 @@
 """Convolution kernel (dense or grouped): a sliding-window generator feeding a matrix-vector unit.
 
 Folding (accelgen.plan): ``simd`` input channels and ``pe`` output channels per cycle,
-``simd | IC``, ``pe | OC``. A grouped convolution that is not depthwise (a channel
+``simd | IC``, ``pe | OC``, and ``pixels`` output pixels per cycle (``pixels | OW``, above
+1 only at ``pe == OC``: the window generator emits that many windows per word and the
+unit computes them side by side with the same weights, ``pe * simd * pixels`` products a
+cycle; the emissions and the unit's passes take ``1 / pixels`` of the cycles). A grouped convolution that is not depthwise (a channel
 multiplier, several channels per group) runs as a dense convolution with block-diagonal
 weights (exact: the zeros add nothing) and is priced as one. A 1x1 convolution with
 stride 1 and no padding reads the feature map directly (no window generator).
@@ -57,6 +60,7 @@ class Window:
     extent_w: int
     pad_top: int
     pad_left: int
+    stride_w: int = 1
 
     @property
     def buffer_rows(self) -> int:
@@ -70,32 +74,40 @@ class Window:
         rows = min(self.ih, max(1, self.extent_h - self.pad_top))
         return rows * self.iw * self.ic
 
-    def line_buffer(self, lanes: int, bits: int) -> Memory:
-        return Memory("line_buffer", "ram", lanes * bits, self.buffer_rows * self.iw * (self.ic // lanes))
+    def banks(self, pixels: int) -> int:
+        """Banks of the line buffer: swg.h partitions its x dimension cyclically by
+        ``pixels * stride_w`` when it emits several pixels per cycle (one bank otherwise)."""
+        return pixels * self.stride_w if pixels > 1 else 1
 
-    def generator(self, lanes: int, bits: int) -> tuple[Memory, Fifo, Resources]:
-        """swg.h at ``lanes`` codes of ``bits`` a word: its line buffer, the window stream it
-        writes and its logic (shared by the conv, depthwise and pool kernels)."""
-        buffer = self.line_buffer(lanes, bits)
-        windows = Fifo("windows", lanes * bits, hw.STREAM_FIFO_DEPTH)
-        return buffer, windows, hw.window_generator(buffer.width, buffer.depth)
+    def line_buffer(self, lanes: int, bits: int, pixels: int = 1) -> Memory:
+        banks = self.banks(pixels)
+        depth = self.buffer_rows * ceil_div(self.iw, banks) * (self.ic // lanes)
+        return Memory("line_buffer", "ram", lanes * bits, depth, banks)
+
+    def generator(self, lanes: int, bits: int, pixels: int = 1) -> tuple[Memory, Fifo, Resources]:
+        """swg.h at ``lanes`` codes of ``bits`` a word and ``pixels`` windows per cycle: its
+        line buffer, the window stream it writes and its logic (shared by the conv,
+        depthwise and pool kernels)."""
+        buffer = self.line_buffer(lanes, bits, pixels)
+        windows = Fifo("windows", pixels * lanes * bits, hw.STREAM_FIFO_DEPTH)
+        return buffer, windows, hw.window_generator(buffer.width, buffer.depth * buffer.count, pixels)
 
     def reads(self, lanes: int) -> int:
         return self.ih * self.iw * (self.ic // lanes)
 
-    def emits(self, lanes: int) -> int:
-        return self.oh * self.ow * self.kh * self.kw * (self.ic // lanes)
+    def emits(self, lanes: int, pixels: int = 1) -> int:
+        return self.oh * self.ow // pixels * self.kh * self.kw * (self.ic // lanes)
 
 
 def window(x: ir.Tensor, out: ir.Tensor, kernel: tuple[int, int], dilations: tuple[int, int],
-           pads: tuple[int, int, int, int]) -> Window:  # fmt: skip
+           pads: tuple[int, int, int, int], strides: tuple[int, int] = (1, 1)) -> Window:  # fmt: skip
     ih, iw, ic = feature_map(x)
     oh, ow, _ = feature_map(out)
     kh, kw = kernel
     return Window(
         ih=ih, iw=iw, ic=ic, oh=oh, ow=ow, kh=kh, kw=kw,
         extent_h=(kh - 1) * dilations[0] + 1, extent_w=(kw - 1) * dilations[1] + 1,
-        pad_top=pads[0], pad_left=pads[1],
+        pad_top=pads[0], pad_left=pads[1], stride_w=int(strides[1]),
     )  # fmt: skip
 
 
@@ -146,7 +158,7 @@ def matches(op: ir.Op) -> bool:
 def describe(op: ir.Conv, graph: ir.Graph) -> ConvSpec:
     x, out = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     oc, _, kh, kw = (int(d) for d in op.weights.shape)
-    win = window(x, out, (kh, kw), op.dilations, op.pads)
+    win = window(x, out, (kh, kw), op.dilations, op.pads, op.strides)
     arith = mvu.describe(x, weight_qtype(op), dense_weights(op, win.ic), out, op.requant)
     return ConvSpec(
         name=op.name, kind=op.kind, in_bits=(element_bits(x),), in_elems=(win.ih * win.iw * win.ic,),
@@ -156,31 +168,34 @@ def describe(op: ir.Conv, graph: ir.Graph) -> ConvSpec:
 
 
 def legal(spec: ConvSpec) -> dict[str, list[int]]:
-    return {"pe": divisors(spec.oc), "simd": divisors(spec.win.ic)}
+    """``pixels``: output pixels per cycle, a divisor of the output width, above 1 only with
+    every output channel in parallel; a pointwise convolution reads no windows (1 pixel)."""
+    pixels = [1] if spec.pointwise else divisors(spec.win.ow)
+    return {"pe": divisors(spec.oc), "simd": divisors(spec.win.ic), "pixels": pixels, "pixels_pe": spec.oc}
 
 
 def hardware(spec: ConvSpec, fold: LayerFold) -> Hardware:
-    w, pe, simd, ar = spec.win, fold.pe, fold.simd, spec.arith
+    w, pe, simd, group, ar = spec.win, fold.pe, fold.simd, fold.pixels, spec.arith
     a_bits = spec.in_bits[0]
     taps_words = (1 if spec.pointwise else w.kh * w.kw) * (w.ic // simd)
     passes = spec.oc // pe
     pixels = w.ih * w.iw if spec.pointwise else w.oh * w.ow
-    compute = pixels * taps_words * passes
+    compute = pixels // group * taps_words * passes
     memories = [*mvu.weights(ar, pe, simd, taps_words * passes)]
     if passes > 1:
         memories.append(Memory("input_vector", "ram", simd * a_bits, taps_words))
     fifos = list(hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (simd,)))
-    logic, pipe = mvu.logic(ar, pe, simd, spec.oc)
+    logic, pipe = mvu.logic(ar, pe, simd, spec.oc, group)
     if spec.pointwise:
         cycles, depth = compute, taps_words + pipe
     else:
-        buffer, windows, generator = w.generator(simd, a_bits)
+        buffer, windows, generator = w.generator(simd, a_bits, group)
         memories.append(buffer)
         fifos.append(windows)
         logic = logic + generator
-        cycles = w.reads(simd) + max(w.emits(simd), compute)
+        cycles = w.reads(simd) + max(w.emits(simd, group), compute)
         depth = ceil_div(w.first_window_elems, simd) + taps_words + pipe
-    return Hardware(cycles=cycles, depth=depth, macs=mvu.macs(ar, pe, simd), memories=tuple(memories),
+    return Hardware(cycles=cycles, depth=depth, macs=mvu.matrix_macs(ar, pe, simd, group), memories=tuple(memories),
                     fifos=tuple(fifos), logic=logic)  # fmt: skip
 
 
@@ -195,4 +210,4 @@ def lag(spec: ConvSpec) -> int:
 def multiplier(spec: ConvSpec) -> MultiplierNeed:
     w = spec.win
     pixels = w.ih * w.iw if spec.pointwise else w.oh * w.ow
-    return mvu.unit_multiplier(spec.arith, pixels * spec.oc * w.ic * w.kh * w.kw)
+    return mvu.unit_multiplier(spec.arith, pixels * spec.oc * w.ic * w.kh * w.kw, pairs=spec.oc >= 2)

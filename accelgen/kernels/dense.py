@@ -52,7 +52,7 @@ def hardware(spec: DenseSpec, fold: LayerFold) -> Hardware:
     if passes > 1:
         memories.append(Memory("input_vector", "ram", simd * spec.in_bits[0], in_words))
     logic, pipe = mvu.logic(ar, pe, simd, spec.out_features)
-    return Hardware(cycles=in_words * passes, depth=in_words + pipe, macs=mvu.macs(ar, pe, simd),
+    return Hardware(cycles=in_words * passes, depth=in_words + pipe, macs=mvu.matrix_macs(ar, pe, simd),
                     memories=tuple(memories), fifos=hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (simd,)),
                     logic=logic)  # fmt: skip
 
@@ -66,4 +66,4 @@ def lag(spec: DenseSpec) -> int:
 
 
 def multiplier(spec: DenseSpec) -> MultiplierNeed:
-    return mvu.unit_multiplier(spec.arith, spec.in_features * spec.out_features)
+    return mvu.unit_multiplier(spec.arith, spec.in_features * spec.out_features, pairs=spec.out_features >= 2)

@@ -1,7 +1,10 @@
 """Depthwise convolution kernel (groups == IC == OC): window generator + per-channel MACs.
 
 Folding (accelgen.plan): ``pe`` channels in parallel, ``simd`` kernel taps per cycle;
-``pe | C``, ``simd | KH*KW``. Other grouped convolutions are the ``conv`` kernel's.
+``pe | C``, ``simd | KH*KW``; ``pixels`` output pixels per cycle (``pixels | OW``, above 1
+only at ``pe == C``: the window generator emits that many pixels' words at once and the
+vector unit has ``pixels * C`` lanes, each with its channel's weights, so its weight ROMs
+are repeated per pixel). Other grouped convolutions are the ``conv`` kernel's.
 
 As generated (hls/accelgen/swg.h, mvau.h vvau): the window generator keeps ``(KH-1)*DH + 1``
 whole rows of ``pe``-channel words and emits one tap word per cycle in depthwise order
@@ -47,7 +50,7 @@ def weight_matrix(op: ir.Conv) -> np.ndarray:
 def describe(op: ir.Conv, graph: ir.Graph) -> DepthwiseSpec:
     x, out = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     _, _, kh, kw = (int(d) for d in op.weights.shape)
-    win = window(x, out, (kh, kw), op.dilations, op.pads)
+    win = window(x, out, (kh, kw), op.dilations, op.pads, op.strides)
     arith = mvu.describe(x, op.w_qtype, weight_matrix(op), out, op.requant)
     return DepthwiseSpec(
         name=op.name, kind=op.kind, in_bits=(element_bits(x),), in_elems=(win.ih * win.iw * win.ic,),
@@ -56,25 +59,29 @@ def describe(op: ir.Conv, graph: ir.Graph) -> DepthwiseSpec:
 
 
 def legal(spec: DepthwiseSpec) -> dict[str, list[int]]:
-    return {"pe": divisors(spec.win.ic), "simd": divisors(spec.win.kh * spec.win.kw)}
+    """``pixels``: output pixels per cycle (a divisor of the output width), above 1 only with
+    every channel in parallel."""
+    w = spec.win
+    return {"pe": divisors(w.ic), "simd": divisors(w.kh * w.kw), "pixels": divisors(w.ow), "pixels_pe": w.ic}
 
 
 def hardware(spec: DepthwiseSpec, fold: LayerFold) -> Hardware:
-    w, pe, simd, ar = spec.win, fold.pe, fold.simd, spec.arith
+    w, pe, simd, group, ar = spec.win, fold.pe, fold.simd, fold.pixels, spec.arith
     a_bits = spec.in_bits[0]
+    lanes = pe * group  # ``group`` pixels side by side (pe == C): one vector unit of that many lanes
     taps_words = w.kh * w.kw // simd
-    compute = w.oh * w.ow * (w.ic // pe) * taps_words
-    buffer, windows, generator = w.generator(pe, a_bits)
-    memories = (*mvu.weights(ar, pe, simd, (w.ic // pe) * taps_words), buffer)
+    compute = w.oh * w.ow // group * (w.ic // pe) * taps_words
+    buffer, windows, generator = w.generator(pe, a_bits, group)
+    memories = (*mvu.weights(ar, lanes, simd, (w.ic // pe) * taps_words), buffer)
     fifos = [*hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (pe,)), windows]
-    logic, pipe = mvu.logic(ar, pe, simd, w.ic)
+    logic, pipe = mvu.logic(ar, lanes, simd, w.ic * group)
     logic = logic + generator
     if simd > 1:
-        fifos.append(Fifo("tap_words", pe * simd * a_bits, hw.STREAM_FIFO_DEPTH))
-        logic = logic + hw.gearbox(pe * a_bits, pe * simd * a_bits)
-    cycles = w.reads(pe) + max(w.emits(pe), compute)
+        fifos.append(Fifo("tap_words", lanes * simd * a_bits, hw.STREAM_FIFO_DEPTH))
+        logic = logic + hw.gearbox(lanes * a_bits, lanes * simd * a_bits)
+    cycles = w.reads(pe) + max(w.emits(pe, group), compute)
     depth = ceil_div(w.first_window_elems, pe) + w.kh * w.kw + pipe
-    return Hardware(cycles=cycles, depth=depth, macs=mvu.macs(ar, pe, simd), memories=memories, fifos=tuple(fifos),
+    return Hardware(cycles=cycles, depth=depth, macs=mvu.macs(ar, lanes, simd), memories=memories, fifos=tuple(fifos),
                     logic=logic)  # fmt: skip
 
 

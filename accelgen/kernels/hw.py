@@ -53,9 +53,10 @@ LUT_MULT_MAX_BITS = 4
 #: DSP48E2 multiplier: 27 x 18 bits, two's complement (UG579); 26 / 17 bits of magnitude
 DSP_A_BITS = 27
 DSP_B_BITS = 18
-#: WP486 packs two products that share an operand into one DSP48E2 (both operands <= 8
-#: bits); the generated code does not pack (one ``*`` per product, BIND_OP dsp), so the
-#: cost model does not either
+#: WP486 packs two products that share an operand into one DSP48E2; mac.h's DspPacked does
+#: it for the matrix unit's PE pairs (they share the input lane): a * (w1 * 2^K + w0) with
+#: K = a_bits + w_bits, when the packed operand (K + w_bits + 1 bits) fits the 27-bit port
+#: and the activation the 18-bit one (:func:`packs_pair`)
 #: pipeline latency of a DSP48E2 multiply with A/B, M and P registers (UG579)
 DSP_LATENCY = 3
 
@@ -151,7 +152,14 @@ def mac_kind(a_bipolar: bool, a_bits: int, w_bipolar: bool, w_bits: int) -> str:
         return "InputSign"
     if a_bits <= LUT_MULT_MAX_BITS and w_bits <= LUT_MULT_MAX_BITS:
         return "LutMultiply"
-    return "DspMultiply"
+    return "DspMultiply"  # the matrix unit packs PE pairs of these where they fit (mvu.matrix_mac)
+
+
+def packs_pair(a_bits: int, w_bits: int) -> bool:
+    """Whether mac.h's packed_pair computes two a x w products in one DSP48E2: the packed
+    weights ``w1 * 2^K + w0`` (``a_bits + 2 * w_bits + 1`` bits) on the 27-bit port, the
+    activation on the 18-bit one."""
+    return a_bits + 2 * w_bits + 1 <= DSP_A_BITS and a_bits <= DSP_B_BITS
 
 
 def mac_resources(m: Mac) -> Resources:
@@ -162,6 +170,10 @@ def mac_resources(m: Mac) -> Resources:
     first compressor level (:func:`popcount`)."""
     if m.kind == "DspMultiply":
         return Resources(dsp=m.count * dsp_tiles(m.a_bits, m.w_bits))
+    if m.kind == "DspPacked":  # count / 2 pairs: a DSP, the packing adder and the correction adder each
+        pairs = ceil_div(m.count, 2)
+        k = m.a_bits + m.w_bits
+        return Resources(dsp=pairs, lut=pairs * (m.w_bits + 1 + k), ff=pairs * k)
     if m.kind == "XnorPopcount":
         return Resources(ff=m.count * (m.a_bits + m.w_bits))
     if m.kind == "SignSelect":
@@ -297,19 +309,21 @@ def gearbox(in_bits: int, out_bits: int) -> Resources:
 SWG_INDEX_BITS = 32
 
 
-def window_generator(word_bits: int, buffer_words: int) -> Resources:
+def window_generator(word_bits: int, buffer_words: int, pixels: int = 1) -> Resources:
     """swg.h's sliding-window generator, beside its line buffer (priced as a Memory): the
-    padding select (``inside ? row : pad``, one LUT per word bit) and the output register;
-    the input coordinates ``iy``, ``ix`` (two 32-bit adders, registered) and their four
-    bounds comparisons; the line-buffer address ``(slot * W + x) * CF + cf`` (two adders of
-    the address width, registered); two pipelined loop nests (read and emit), each
-    :data:`KERNEL_CONTROL`. The line-buffer slots are wrapping counters of a few bits
-    (no ``% ROWS`` divider, no DSP); calibration.DSP_PER_WINDOW is the published designs'
-    per-window DSPs, added on top as an allowance."""
+    padding select (``inside ? row : pad``, one LUT per output word bit) and the output
+    register; the input coordinates ``iy`` and, per pixel of a group, ``ix`` (32-bit
+    adders, registered) and their bounds comparisons; the line-buffer address
+    ``(slot * W + x) * CF + cf`` (two adders of the address width, registered) per pixel;
+    two pipelined loop nests (read and emit), each :data:`KERNEL_CONTROL`. The line-buffer
+    slots are wrapping counters of a few bits (no ``% ROWS`` divider, no DSP);
+    calibration.DSP_PER_WINDOW is the published designs' per-window DSPs, added on top as
+    an allowance. ``word_bits``: one pixel's word; ``pixels``: pixels emitted per cycle."""
     addr = max(1, (max(buffer_words, 1) - 1).bit_length())
     idx = SWG_INDEX_BITS
-    lut = word_bits + 2 * idx + 4 * comparator_luts(idx) + 2 * addr
-    ff = word_bits + 2 * idx + addr
+    out_bits = word_bits * pixels
+    lut = out_bits + (1 + pixels) * idx + (2 + 2 * pixels) * comparator_luts(idx) + 2 * addr * pixels
+    ff = out_bits + (1 + pixels) * idx + addr * pixels
     return Resources(lut=lut, ff=ff) + KERNEL_CONTROL * 2
 
 

@@ -72,8 +72,36 @@ def describe(x: ir.Tensor, w_qtype: ir.QType, matrix: np.ndarray, out: ir.Tensor
     )
 
 
-def macs(ar: Arith, pe: int, simd: int) -> tuple[Mac, ...]:
-    return (Mac(ar.mac, pe * simd, ar.a_bits, ar.w_bits),)
+def macs(ar: Arith, pe: int, simd: int, pixels: int = 1) -> tuple[Mac, ...]:
+    """``pe * simd`` products per pixel, ``pixels`` pixels side by side."""
+    return (Mac(ar.mac, pe * simd * pixels, ar.a_bits, ar.w_bits),)
+
+
+def matrix_mac(ar: Arith, pe: int) -> str:
+    """The policy the matrix unit (mvau.h) instantiates: DspPacked (two PEs' products of the
+    same input lane per DSP48E2) for DSP products that fit a pair when there are two PEs or
+    more, else the arithmetic's own kind. The vector units share no operand and never pack."""
+    if pe >= 2 and ar.mac == "DspMultiply" and hw.packs_pair(*signed_widths(ar)):
+        return "DspPacked"
+    return ar.mac
+
+
+def signed_widths(ar: Arith) -> tuple[int, int]:
+    """The activation's and the weight's widths as signed numbers (mac.h's SignedWidth: an
+    unsigned type takes one bit more), the operands mac.h's packed_pair multiplies."""
+    return ar.a_bits + (ar.x_range[0] >= 0), ar.w_bits + (ar.w_range[0] >= 0)
+
+
+def matrix_macs(ar: Arith, pe: int, simd: int, pixels: int = 1) -> tuple[Mac, ...]:
+    """The matrix unit's products: as :func:`macs`, with PE pairs packed (DspPacked) where
+    :func:`matrix_mac` says so; an odd last PE stays a DspMultiply."""
+    if matrix_mac(ar, pe) != "DspPacked":
+        return macs(ar, pe, simd, pixels)
+    lanes = simd * pixels
+    out = [Mac("DspPacked", 2 * (pe // 2) * lanes, ar.a_bits, ar.w_bits)]
+    if pe % 2:
+        out.append(Mac("DspMultiply", lanes, ar.a_bits, ar.w_bits))
+    return tuple(out)
 
 
 def weights(ar: Arith, pe: int, simd: int, tiles: int) -> tuple[Memory, ...]:
@@ -81,22 +109,26 @@ def weights(ar: Arith, pe: int, simd: int, tiles: int) -> tuple[Memory, ...]:
     return (Memory("weights", "rom", simd * ar.w_bits, tiles, pe),) if tiles > 0 else ()
 
 
-def unit_multiplier(ar: Arith, n_macs: int) -> MultiplierNeed:
+def unit_multiplier(ar: Arith, n_macs: int, pairs: bool = False) -> MultiplierNeed:
     """The cheapest one product can be, for the lower bound: one product of the layer's kind
-    (a bipolar product: its share of the popcount's first level)."""
+    (a bipolar product: its share of the popcount's first level; ``pairs``: a matrix unit
+    that can have two PEs, whose DSP products pack two to a DSP48E2, half a DSP each)."""
     res = hw.mac_resources(Mac(ar.mac, 1, ar.a_bits, ar.w_bits))
     unit = {k: float(v) for k, v in res.as_dict().items() if k in ("lut", "dsp") and v}
+    if pairs and matrix_mac(ar, 2) == "DspPacked":
+        unit = {"dsp": 0.5}
     if ar.mac == "XnorPopcount":
         unit = {"lut": hw.POPCOUNT_GROUP_LUTS / hw.POPCOUNT_GROUP}
     return MultiplierNeed(n_macs, unit)
 
 
-def logic(ar: Arith, pe: int, simd: int, channels: int) -> tuple[Resources, int]:
-    """Adder trees (popcounts for bipolar products), accumulators, requantizers and control of ``pe`` PEs, and the pipeline
+def logic(ar: Arith, pe: int, simd: int, channels: int, pixels: int = 1) -> tuple[Resources, int]:
+    """Adder trees (popcounts for bipolar products), accumulators, requantizers and control of ``pe`` PEs
+    (per pixel of ``pixels`` side by side, sharing the requantizers' tables), and the pipeline
     latency (weight read, multiply, tree, accumulate, requantize)."""
     tree = hw.popcount(simd) if ar.mac == "XnorPopcount" else hw.adder_tree(simd, ar.product_bits)
-    res = tree * pe + hw.adder(ar.acc_bits) * pe
-    rq_res, rq_depth = requant.cost(ar.requant, ar.acc_bits, ar.out_bits, pe, channels)
+    res = (tree * pe + hw.adder(ar.acc_bits) * pe) * pixels
+    rq_res, rq_depth = requant.cost(ar.requant, ar.acc_bits, ar.out_bits, pe, channels, pixels)
     res = res + rq_res + hw.KERNEL_CONTROL
-    mult = hw.DSP_LATENCY if ar.mac == "DspMultiply" else 1
+    mult = hw.DSP_LATENCY if ar.mac == "DspMultiply" else 1  # DspPacked: the same DSP pipeline
     return res, hw.BRAM_READ_LATENCY + mult + hw.tree_levels(simd) + 1 + rq_depth

@@ -1,6 +1,7 @@
 """Pooling kernel (MaxPool, AvgPool): a window reduction, ``pe`` channels per cycle.
 
-Folding (accelgen.plan): ``pe | C``, ``simd`` = 1. As generated (hls/accelgen/pool.h):
+Folding (accelgen.plan): ``pe | C``, ``simd`` = 1; a window pool also ``pixels`` output
+pixels per cycle (``pixels | OW``, above 1 only at ``pe == C``: ``pixels * C`` reduction lanes). As generated (hls/accelgen/pool.h):
 a global pool (one window over the whole map) reads every pixel once into ``C/pe`` words
 of ``pe`` accumulators (a RAM from 4 words up, else registers) and then writes them: IH*IW*(C/pe) + C/pe cycles per frame; any
 other pool is the window generator (conv.Window, depthwise order: reads then emissions,
@@ -54,7 +55,7 @@ def matches(op: ir.Op) -> bool:
 
 def describe(op: ir.MaxPool | ir.AvgPool, graph: ir.Graph) -> PoolSpec:
     x, out = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
-    win = window(x, out, op.kernel, (1, 1), op.pads)
+    win = window(x, out, op.kernel, (1, 1), op.pads, op.strides)
     a_bits = element_bits(x)
     is_sum = isinstance(op, ir.AvgPool)
     lo, hi = ir.centred_range(x.qtype)
@@ -70,7 +71,10 @@ def describe(op: ir.MaxPool | ir.AvgPool, graph: ir.Graph) -> PoolSpec:
 
 
 def legal(spec: PoolSpec) -> dict[str, list[int]]:
-    return {"pe": divisors(spec.win.ic), "simd": [1]}
+    """``pixels``: output pixels per cycle of a window pool (a divisor of the output width,
+    above 1 only with every channel in parallel); a global pool takes one."""
+    pixels = [1] if is_global(spec) else divisors(spec.win.ow)
+    return {"pe": divisors(spec.win.ic), "simd": [1], "pixels": pixels, "pixels_pe": spec.win.ic}
 
 
 def is_global(spec: PoolSpec) -> bool:
@@ -80,13 +84,14 @@ def is_global(spec: PoolSpec) -> bool:
 
 
 def hardware(spec: PoolSpec, fold: LayerFold) -> Hardware:
-    w, pe = spec.win, fold.pe
+    w, pe, group = spec.win, fold.pe, fold.pixels
+    lanes = pe * group  # ``group`` pixels side by side (pe == C): a reduction of that many lanes
     if spec.reduce == "max":
         unit = Resources(lut=hw.comparator_luts(spec.a_bits) + spec.a_bits, ff=spec.a_bits)
     else:
         unit = hw.adder(spec.acc_bits)
-    rq_res, rq_depth = requant.cost(spec.requant, spec.acc_bits, spec.out_bits, pe, w.ic)
-    logic = unit * pe + rq_res + hw.KERNEL_CONTROL
+    rq_res, rq_depth = requant.cost(spec.requant, spec.acc_bits, spec.out_bits, lanes, w.ic * group)
+    logic = unit * lanes + rq_res + hw.KERNEL_CONTROL
     fifos = list(hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (pe,)))
     if is_global(spec):
         groups = w.ic // pe
@@ -96,11 +101,11 @@ def hardware(spec: PoolSpec, fold: LayerFold) -> Hardware:
             memories, logic = (), logic + Resources(ff=groups * pe * spec.acc_bits)
         cycles, depth = w.reads(pe) + groups, w.reads(pe) + hw.BRAM_READ_LATENCY + 1 + rq_depth
     else:
-        buffer, windows, generator = w.generator(pe, spec.a_bits)
+        buffer, windows, generator = w.generator(pe, spec.a_bits, group)
         memories = (buffer,)
         fifos.append(windows)
-        logic = logic + generator + Resources(ff=pe * spec.acc_bits)
-        cycles = w.reads(pe) + w.emits(pe)
+        logic = logic + generator + Resources(ff=lanes * spec.acc_bits)
+        cycles = w.reads(pe) + w.emits(pe, group)
         depth = ceil_div(w.first_window_elems, pe) + w.kh * w.kw + 1 + rq_depth
     return Hardware(cycles=cycles, depth=depth, memories=memories, fifos=tuple(fifos), logic=logic)
 

@@ -61,16 +61,18 @@ def describe(rq: ir.Requant | None, acc_bits: int, out_bits: int) -> RequantSpec
     raise ValueError(f"requantizer {type(rq).__name__} is not integer")  # verify() forbids it after the passes
 
 
-def cost(spec: RequantSpec, acc_bits: int, out_bits: int, pe: int, channels: int) -> tuple[Resources, int]:
-    """Resources of ``pe`` units serving ``channels`` channels, and the unit's latency."""
+def cost(spec: RequantSpec, acc_bits: int, out_bits: int, pe: int, channels: int,
+         copies: int = 1) -> tuple[Resources, int]:  # fmt: skip
+    """Resources of ``pe`` units serving ``channels`` channels, and the unit's latency;
+    ``copies``: that many units per table row (several pixels per cycle share the tables)."""
     if spec.kind == "none":
         return NONE, 0
     rows = ceil_div(channels, pe)
     table = hw.rom(spec.channel_bits, rows) * pe if spec.channel_bits else NONE
     if spec.kind == "thresholds":
         unit = Resources(lut=spec.levels * hw.comparator_luts(acc_bits) + spec.levels, ff=out_bits)
-        return unit * pe + table, 2
+        return unit * pe * copies + table, 2
     product = acc_bits + spec.multiplier_bits
     unit = Resources(dsp=hw.dsp_tiles(acc_bits, spec.multiplier_bits)) + hw.adder(product)
     unit = unit + Resources(lut=2 * hw.comparator_luts(product) + out_bits, ff=out_bits)
-    return unit * pe + table, hw.DSP_LATENCY + 2
+    return unit * pe * copies + table, hw.DSP_LATENCY + 2

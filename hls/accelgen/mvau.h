@@ -126,25 +126,25 @@ inline void centred_lanes(const WORD& x, typename CsimLane<CFG>::type* xs) {
 /// \tparam CFG   the unit's configuration
 /// \tparam LANES input lanes held (MATRIX_W for the matrix unit, SIMD * PE per word for the
 ///   vector unit)
-template <class CFG, unsigned LANES>
+template <class CFG, unsigned LANES, unsigned GROUP = 1>
 struct NativeUnit {
     typedef typename CsimLane<CFG>::type lane_t;
     const DecodedWeights<CFG, typename CFG::weights_t>* weights;
     DecodedWeights<CFG, typename CFG::weights_t> own;  // only when the cached decode is of another memory
     std::vector<lane_t> input;
-    long long acc[CFG::PE];
+    long long acc[GROUP][CFG::PE];  // per pixel of a group, per processing element
 
     explicit NativeUnit(const typename CFG::weights_t& w)
         : weights(&DecodedWeights<CFG, typename CFG::weights_t>::of(w)), own(w, weights->source != &w),
           input(LANES) {
         if (weights->source != &w) weights = &own;
     }
-    /// Processing element \p pe: acc (or a fresh sum) + dot(input lanes from \p at, tile).
-    void step(unsigned pe, unsigned tile, const lane_t* xs, bool first) {
+    /// Processing element \p pe of pixel \p j: acc (or a fresh sum) + dot(input lanes \p xs, tile).
+    void step(unsigned pe, unsigned tile, const lane_t* xs, bool first, unsigned j = 0) {
         const long long d = dot_native<CFG>(xs, &weights->values[(size_t(pe) * CFG::TILES + tile) * CFG::SIMD]);
-        acc[pe] = first ? d : acc[pe] + d;
+        acc[j][pe] = first ? d : acc[j][pe] + d;
     }
-    typename CFG::acc_t result(unsigned pe) const { return typename CFG::acc_t(acc[pe]); }
+    typename CFG::acc_t result(unsigned pe, unsigned j = 0) const { return typename CFG::acc_t(acc[j][pe]); }
 };
 #endif
 
@@ -156,64 +156,105 @@ struct NativeUnit {
 /// vector takes NF * SF cycles with NF = MATRIX_H / PE and SF = MATRIX_W / SIMD. The
 /// first output fold (nf == 0) reads the input and keeps it in a buffer for the others.
 ///
-/// \tparam CFG configuration: MATRIX_W, MATRIX_H, PIXELS, SIMD, PE, in_code,
-///   IN_ZERO_POINT, centred_t, weight_code, mac (dot-product policy), acc_t, out_code,
-///   weights_t (WeightMemory), requant_t (Thresholds, MultiplyShift or PassThrough).
+/// With PIXELS_PER_CYCLE (PPC) > 1, each input word holds PPC words of SIMD elements, one
+/// per pixel of a group of PPC consecutive pixels (the window generator's grouped
+/// output), and the unit computes the PPC pixels side by side with the same weights:
+/// PPC * PE * SIMD products per cycle, PIXELS / PPC * SF cycles per sample. It needs every
+/// output channel in parallel (NF == 1), so each output word (PPC * PE lanes, pixel-major)
+/// is PPC whole pixels in channels-last order.
+///
+/// \tparam CFG configuration: MATRIX_W, MATRIX_H, PIXELS, SIMD, PE, PIXELS_PER_CYCLE,
+///   in_code, IN_ZERO_POINT, centred_t, weight_code, mac (dot-product policy), acc_t,
+///   out_code, weights_t (WeightMemory), requant_t (Thresholds, MultiplyShift or PassThrough).
 ///
 /// Pragmas: PIPELINE II=1 on the flattened fold loop; the accumulators are completely
 /// partitioned; the generator partitions weights and requant parameters along PE.
 template <class CFG>
-void mvau(hls::stream<typename Word<typename CFG::in_code, CFG::SIMD>::type>& in,
-          hls::stream<typename Word<typename CFG::out_code, CFG::PE>::type>& out, const typename CFG::weights_t& weights,
-          const typename CFG::requant_t& requant, const unsigned reps) {
+void mvau(hls::stream<typename Word<typename CFG::in_code, CFG::SIMD * CFG::PIXELS_PER_CYCLE>::type>& in,
+          hls::stream<typename Word<typename CFG::out_code, CFG::PE * CFG::PIXELS_PER_CYCLE>::type>& out,
+          const typename CFG::weights_t& weights, const typename CFG::requant_t& requant, const unsigned reps) {
     static_assert(CFG::SIMD >= 1 && CFG::PE >= 1, "SIMD and PE are at least 1");
     static_assert(CFG::MATRIX_W % CFG::SIMD == 0, "SIMD must divide the matrix width");
     static_assert(CFG::MATRIX_H % CFG::PE == 0, "PE must divide the matrix height");
     static_assert(CFG::PIXELS >= 1, "at least one vector per sample");
+    static_assert(CFG::PIXELS_PER_CYCLE >= 1 && CFG::PIXELS % CFG::PIXELS_PER_CYCLE == 0,
+                  "PIXELS_PER_CYCLE must divide the pixels");
+    static_assert(CFG::PIXELS_PER_CYCLE == 1 || CFG::PE == CFG::MATRIX_H,
+                  "several pixels per cycle need every output channel in parallel (PE == MATRIX_H)");
+    const unsigned PPC = CFG::PIXELS_PER_CYCLE;
     typedef typename Word<typename CFG::in_code, CFG::SIMD>::type in_word_t;
+    typedef typename Word<typename CFG::in_code, CFG::SIMD * CFG::PIXELS_PER_CYCLE>::type in_group_t;
     const unsigned SF = CFG::MATRIX_W / CFG::SIMD;
     const unsigned NF = CFG::MATRIX_H / CFG::PE;
 
-    typename CFG::acc_t acc[CFG::PE];
-#pragma HLS ARRAY_PARTITION variable = acc complete
+    typename CFG::acc_t acc[CFG::PIXELS_PER_CYCLE][CFG::PE];
+#pragma HLS ARRAY_PARTITION variable = acc complete dim = 0
 #ifdef ACCELGEN_CSIM_FAST
-    NativeUnit<CFG, CFG::MATRIX_W> native(weights);  // C simulation: native arithmetic, same values
+    // C simulation: native arithmetic, same values; input lanes [pixel of the group][MATRIX_W]
+    NativeUnit<CFG, CFG::MATRIX_W * CFG::PIXELS_PER_CYCLE, CFG::PIXELS_PER_CYCLE> native(weights);
+    typename CsimLane<CFG>::type group_lanes[CFG::SIMD * CFG::PIXELS_PER_CYCLE];
 #else
-    in_word_t vector[SF];  // the input vector, read while nf == 0
+    in_group_t vector[SF];  // the input vector, read while nf == 0 (PPC == 1 whenever NF > 1)
 #endif
 
 mvau_samples:
     for (unsigned rep = 0; rep < reps; rep++) {
         unsigned sf = 0, nf = 0;
-    // Flattened (pixel, nf, sf) nest: iteration i = (pixel * NF + nf) * SF + sf.
+    // Flattened (pixel group, nf, sf) nest: iteration i = (group * NF + nf) * SF + sf.
     mvau_folds:
-        for (unsigned i = 0; i < CFG::PIXELS * NF * SF; i++) {
+        for (unsigned i = 0; i < CFG::PIXELS / PPC * NF * SF; i++) {
 #pragma HLS PIPELINE II = 1
 #ifdef ACCELGEN_CSIM_FAST
-            if (nf == 0) centred_lanes<CFG, CFG::SIMD>(in.read(), &native.input[sf * CFG::SIMD]);
-            for (unsigned pe = 0; pe < CFG::PE; pe++) native.step(pe, nf * SF + sf, &native.input[sf * CFG::SIMD], sf == 0);
-            for (unsigned pe = 0; pe < CFG::PE; pe++) acc[pe] = sf == SF - 1 ? native.result(pe) : acc[pe];
+            if (nf == 0) {
+                centred_lanes<CFG, CFG::SIMD * CFG::PIXELS_PER_CYCLE>(in.read(), group_lanes);
+                for (unsigned j = 0; j < PPC; j++)
+                    for (unsigned k = 0; k < CFG::SIMD; k++)
+                        native.input[j * CFG::MATRIX_W + sf * CFG::SIMD + k] = group_lanes[j * CFG::SIMD + k];
+            }
+            for (unsigned j = 0; j < PPC; j++) {
+                const typename CsimLane<CFG>::type* xs = &native.input[j * CFG::MATRIX_W + sf * CFG::SIMD];
+                for (unsigned pe = 0; pe < CFG::PE; pe++) native.step(pe, nf * SF + sf, xs, sf == 0, j);
+                for (unsigned pe = 0; pe < CFG::PE; pe++) acc[j][pe] = sf == SF - 1 ? native.result(pe, j) : acc[j][pe];
+            }
 #else
-            in_word_t x;
+            in_group_t x;
             if (nf == 0) {
                 x = in.read();
                 vector[sf] = x;
             } else {
                 x = vector[sf];
             }
-        mvau_pe:
-            for (unsigned pe = 0; pe < CFG::PE; pe++) {
+        mvau_pixels:
+            for (unsigned j = 0; j < PPC; j++) {
 #pragma HLS UNROLL
-                const typename CFG::acc_t partial = CFG::mac::template dot<CFG>(x, weights.word(pe, nf * SF + sf));
-                acc[pe] = (sf == 0) ? partial : typename CFG::acc_t(acc[pe] + partial);
+                const in_word_t xj = in_word_t(x >> (j * CFG::SIMD * CFG::in_code::bits));
+            mvau_pe:
+                for (unsigned pe = 0; pe < CFG::PE; pe++) {
+#pragma HLS UNROLL
+                    const unsigned tile = nf * SF + sf;
+                    if (Pairs<typename CFG::mac>::value && pe % 2 == 1) continue;  // done with pe - 1
+                    if (Pairs<typename CFG::mac>::value && pe + 1 < CFG::PE) {
+                        typename CFG::acc_t p0, p1;  // PEs pe and pe + 1 share the input lanes: one DSP per lane
+                        Pairs<typename CFG::mac>::template pair<CFG>(xj, weights.word(pe, tile), weights.word(pe + 1, tile),
+                                                                     p0, p1);
+                        acc[j][pe] = (sf == 0) ? p0 : typename CFG::acc_t(acc[j][pe] + p0);
+                        acc[j][pe + 1] = (sf == 0) ? p1 : typename CFG::acc_t(acc[j][pe + 1] + p1);
+                        continue;
+                    }
+                    const typename CFG::acc_t partial = CFG::mac::template dot<CFG>(xj, weights.word(pe, tile));
+                    acc[j][pe] = (sf == 0) ? partial : typename CFG::acc_t(acc[j][pe] + partial);
+                }
             }
 #endif
             if (sf == SF - 1) {
-                WordBuilder<typename CFG::out_code, CFG::PE> y;
+                WordBuilder<typename CFG::out_code, CFG::PE * CFG::PIXELS_PER_CYCLE> y;
             mvau_requant:
-                for (unsigned pe = 0; pe < CFG::PE; pe++) {
+                for (unsigned j = 0; j < PPC; j++) {
 #pragma HLS UNROLL
-                    y.set(pe, requant.apply(acc[pe], pe, nf));
+                    for (unsigned pe = 0; pe < CFG::PE; pe++) {
+#pragma HLS UNROLL
+                        y.set(j * CFG::PE + pe, requant.apply(acc[j][pe], pe, nf));
+                    }
                 }
                 out.write(y.word());
             }

@@ -19,26 +19,40 @@ namespace accelgen {
 /// Positions outside the image emit PAD_RAW in every lane (the zero point for
 /// convolutions and average pools, the smallest code for max pools).
 ///
+/// PIXELS_PER_CYCLE (PPC) output pixels of a row are emitted together: each output word
+/// holds PPC words of LANES lanes, word j (lanes [j * LANES, (j + 1) * LANES)) belonging
+/// to output pixel ox = g * PPC + j of pixel group g, all at the same tap and channel
+/// word; a row takes OUT_W / PPC * KH * KW * CF emission cycles. With PPC > 1 the line
+/// buffer's x dimension is partitioned cyclically by PPC * SW, so the PPC reads of one
+/// cycle (x positions SW apart) fall in distinct banks.
+///
 /// The line buffer holds (KH - 1) * DH + 1 rows. Before emitting output row oy it reads
 /// input rows up to the last one that row needs (rows a stride skips are read and
 /// overwritten); after the last output row it drains the rows no window uses.
 ///
 /// \tparam CFG configuration: code, LANES, CHANNELS, IN_H, IN_W, OUT_H, OUT_W, KH, KW,
-///   SH, SW, DH, DW, PAD_T, PAD_L, PAD_RAW, DEPTHWISE.
+///   SH, SW, DH, DW, PAD_T, PAD_L, PAD_RAW, DEPTHWISE, PIXELS_PER_CYCLE.
 ///
 /// Line buffer slots are wrapping counters (no `%` by ROWS, which is rarely a power of
 /// two, inside the pipelined loops): row r lives in slot r mod ROWS.
 ///
 /// Pragmas: PIPELINE II=1 on the row read, emission and drain loops; LOOP_TRIPCOUNT on
-/// the two loops whose trip count depends on the output row (fill, drain).
+/// the two loops whose trip count depends on the output row (fill, drain); UNROLL of the
+/// PPC reads of one emission; ARRAY_PARTITION cyclic of the line buffer's x dimension by
+/// PPC * SW when PPC > 1.
 template <class CFG>
 void sliding_window(hls::stream<typename Word<typename CFG::code, CFG::LANES>::type>& in,
-                    hls::stream<typename Word<typename CFG::code, CFG::LANES>::type>& out, const unsigned reps) {
+                    hls::stream<typename Word<typename CFG::code, CFG::LANES * CFG::PIXELS_PER_CYCLE>::type>& out,
+                    const unsigned reps) {
     static_assert(CFG::CHANNELS % CFG::LANES == 0, "LANES must divide the channels");
     static_assert(CFG::KH >= 1 && CFG::KW >= 1 && CFG::SH >= 1 && CFG::SW >= 1, "empty kernel or stride");
     static_assert(CFG::DH >= 1 && CFG::DW >= 1, "dilation is at least 1");
     static_assert(CFG::OUT_H >= 1 && CFG::OUT_W >= 1, "empty output");
+    static_assert(CFG::PIXELS_PER_CYCLE >= 1 && CFG::OUT_W % CFG::PIXELS_PER_CYCLE == 0,
+                  "PIXELS_PER_CYCLE must divide the output width");
     typedef typename Word<typename CFG::code, CFG::LANES>::type word_t;
+    const unsigned PPC = CFG::PIXELS_PER_CYCLE;
+    typedef typename Word<typename CFG::code, CFG::LANES * CFG::PIXELS_PER_CYCLE>::type out_word_t;
     const unsigned CF = CFG::CHANNELS / CFG::LANES;
     const int ROWS = (CFG::KH - 1) * CFG::DH + 1;
     const int IN_H = CFG::IN_H, IN_W = CFG::IN_W;
@@ -52,8 +66,11 @@ void sliding_window(hls::stream<typename Word<typename CFG::code, CFG::LANES>::t
     const int TOP_SLOT0 = ((-int(CFG::PAD_T)) % ROWS + ROWS) % ROWS;
     const int SH_SLOTS = int(CFG::SH) % ROWS;
 
+    // one bank per pixel of a group and stride step (a factor of 1: no partition at one pixel per cycle)
+    const unsigned BANKS = PPC > 1 ? PPC * CFG::SW : 1;
     word_t rows[ROWS][CFG::IN_W][CF];
 #pragma HLS BIND_STORAGE variable = rows type = ram_2p
+#pragma HLS ARRAY_PARTITION variable = rows cyclic factor = BANKS dim = 2
     const word_t pad = replicate<typename CFG::code, CFG::LANES>(typename CFG::code::raw_t(CFG::PAD_RAW));
 
 swg_samples:
@@ -84,17 +101,29 @@ swg_samples:
                 next_row++;
                 if (++fill_slot == ROWS) fill_slot = 0;
             }
-            // Emission counters: ox outermost; (kh, kw, cf) or (cf, kh, kw) inside.
+            // Emission counters: ox (the first pixel of the group) outermost; (kh, kw, cf) or (cf, kh, kw) inside.
             unsigned ox = 0, kh = 0, kw = 0, cf = 0;
         swg_emit:
-            for (unsigned i = 0; i < CFG::OUT_W * CFG::KH * CFG::KW * CF; i++) {
+            for (unsigned i = 0; i < CFG::OUT_W / PPC * CFG::KH * CFG::KW * CF; i++) {
 #pragma HLS PIPELINE II = 1
                 const int iy = top + int(kh * CFG::DH);
-                const int ix = int(ox * CFG::SW) - int(CFG::PAD_L) + int(kw * CFG::DW);
-                const bool inside = iy >= 0 && iy < IN_H && ix >= 0 && ix < IN_W;
+                const bool row_inside = iy >= 0 && iy < IN_H;
                 int row_slot = top_slot + int(kh * CFG::DH);  // kh * DH <= ROWS - 1: one wrap at most
                 if (row_slot >= ROWS) row_slot -= ROWS;
-                out.write(inside ? rows[row_slot][ix][cf] : pad);
+                out_word_t group = 0;
+            swg_group:
+                for (unsigned j = 0; j < PPC; j++) {
+#pragma HLS UNROLL
+                    const int ix = int((ox + j) * CFG::SW) - int(CFG::PAD_L) + int(kw * CFG::DW);
+                    const bool inside = row_inside && ix >= 0 && ix < IN_W;
+                    const word_t w = inside ? rows[row_slot][ix][cf] : pad;
+                    if (PPC == 1) {
+                        group = w;
+                    } else {
+                        group |= out_word_t(w) << (j * CFG::LANES * CFG::code::bits);
+                    }
+                }
+                out.write(group);
                 if (CFG::DEPTHWISE) {
                     if (++kw == CFG::KW) {
                         kw = 0;
@@ -102,7 +131,7 @@ swg_samples:
                             kh = 0;
                             if (++cf == CF) {
                                 cf = 0;
-                                ox++;
+                                ox += PPC;
                             }
                         }
                     }
@@ -113,7 +142,7 @@ swg_samples:
                             kw = 0;
                             if (++kh == CFG::KH) {
                                 kh = 0;
-                                ox++;
+                                ox += PPC;
                             }
                         }
                     }
