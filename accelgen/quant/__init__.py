@@ -13,10 +13,15 @@ import warnings
 # Brevitas warns at import about an optional package of its own (fast_hadamard_transform)
 warnings.filterwarnings("ignore", message="fast_hadamard_transform package not found")
 
-from accelgen.quant.convert import METHODS  # noqa: E402, activation_nodes, compute_layers, to_brevitas
-from accelgen.quant.gaussian import gaussian_mse  # noqa: E402, optimal_step, ul2q_lambda
-from accelgen.quant.quantizers import LsqActQuant  # noqa: E402, LsqWeightQuant, UL2QWeightQuant, freeze_weights_
-from accelgen.quant.train import QuantResult  # noqa: E402, export_qonnx, quantize
+from accelgen.quant.convert import METHODS, activation_nodes, compute_layers, to_brevitas  # noqa: E402
+from accelgen.quant.gaussian import gaussian_mse, optimal_step, ul2q_lambda  # noqa: E402
+from accelgen.quant.quantizers import (  # noqa: E402
+    LsqActQuant,
+    LsqWeightQuant,
+    UL2QWeightQuant,
+    freeze_weights_,
+)
+from accelgen.quant.train import QuantResult, export_qonnx, quantize  # noqa: E402
 
 __all__ = [
     "METHODS",
