@@ -23,7 +23,7 @@ def _mse_by_quadrature(step: float, levels: np.ndarray) -> float:
 
 def _optimum(levels_of) -> float:
     res = optimize.minimize_scalar(lambda s: _mse_by_quadrature(s, levels_of(s)), bounds=(0.01, 3.0),
-                                   method="bounded", options={"xatol": 1e-9})  # fmt: skip
+                                   method="bounded", options={"xatol": 1e-8})  # fmt: skip
     return float(res.x)
 
 

@@ -108,7 +108,7 @@ def _matmul(b: _Builder, node) -> None:
 def _linear(b: _Builder, node, w: np.ndarray, bias: np.ndarray | None) -> None:
     layer = nn.Linear(w.shape[1], w.shape[0], bias=True)
     with torch.no_grad():
-        layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32)))
+        layer.weight.copy_(torch.from_numpy(np.array(w, dtype=np.float32)))  # a writable copy
         layer.bias.copy_(
             torch.from_numpy(np.zeros(w.shape[0], np.float32) if bias is None else bias.astype(np.float32))
         )
