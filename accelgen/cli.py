@@ -88,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_build_command(sub)
     _add_sweep_command(sub)
     _add_train_build_command(sub)
+    _add_quantize_command(sub)
     return p
 
 
@@ -465,6 +466,53 @@ def cmd_train_build(args) -> int:
     else:
         print(train_build.report_markdown(design.report), end="")
         print(f"written {design.outdir}")
+
+
+# -- accelgen quantize ------------------------------------------------------------------------
+
+
+def _add_quantize_command(sub) -> None:
+    q = sub.add_parser("quantize", help="float ONNX model -> ultra-low-bit QONNX (µL2Q / LSQ training on Brevitas)")
+    q.add_argument("model", help="float ONNX model (Gemm/MatMul, Conv, BatchNorm, Relu, pools, Flatten, Add)")
+    q.add_argument("--data", required=True, metavar="DATA.npz|digits",
+                   help="an .npz of X and y (optionally X_val, y_val), or 'digits' (scikit-learn's 8x8 digits)")  # fmt: skip
+    q.add_argument("--w-bits", default="2", help="weight bits: 1..8 or 'ternary' (default 2)")
+    q.add_argument("--a-bits", default="2", help="activation bits: 1..8 (default 2)")
+    q.add_argument("--method", default="ul2q", choices=["ul2q", "lsq", "brevitas"], help="quantizer (default ul2q)")
+    q.add_argument("--epochs", type=int, default=30, help="fine-tuning epochs (default 30)")
+    q.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("-o", "--output", required=True, metavar="OUT.onnx", help="the QONNX model to write")
+    q.set_defaults(func=cmd_quantize)
+
+
+def cmd_quantize(args) -> int:
+    try:
+        from accelgen.quant.quantizers import parse_bits
+
+        w_bits, a_bits = parse_bits(args.w_bits, "--w-bits"), parse_bits(args.a_bits, "--a-bits")
+    except ImportError as exc:
+        raise InputError(f"accelgen quantize needs the train extra: pip install 'accelgen[train]' ({exc})") from None
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    if a_bits == "ternary":
+        raise InputError("--a-bits: activations cannot be ternary; give 1..8")
+    if args.epochs < 0:
+        raise InputError(f"--epochs {args.epochs}: give 0 or more")
+    out = Path(args.output)
+    if not out.parent.is_dir():
+        raise InputError(f"-o {out}: the directory {out.parent} does not exist; create it first")
+    from accelgen.quant import data
+    from accelgen.quant.onnx_import import load_float_onnx
+    from accelgen.quant.train import quantize
+
+    model, sample_shape = load_float_onnx(args.model)
+    x, y, xv, yv = data.digits() if args.data == "digits" else data.load_npz(args.data, args.seed)
+    x, xv = data.fit_to_input(x, sample_shape, "--data"), data.fit_to_input(xv, sample_shape, "--data (validation)")
+    result = quantize(model, (x, y), (xv, yv), w_bits=w_bits, a_bits=a_bits, method=args.method,
+                      epochs=args.epochs, lr=args.lr, seed=args.seed, output=out)  # fmt: skip
+    print(f"float accuracy {result.float_accuracy:.4f}, {args.method} W{w_bits}A{a_bits} {result.val_accuracy:.4f} "
+          f"(validation, {len(yv)} samples); wrote {out}")  # fmt: skip
     return 0
 
 

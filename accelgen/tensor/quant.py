@@ -19,7 +19,7 @@ from torch import nn
 
 from accelgen import ir
 
-__all__ = ["FakeQuant", "QuantSpec"]
+__all__ = ["FakeQuant", "QuantSpec", "lsq_quantize"]
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,11 @@ class QuantSpec:
 
 
 class _LsqQuantize(torch.autograd.Function):
-    """``clip(round(x / s), lo, hi) * s`` with LSQ's gradients, keeping only ``x`` for the backward.
+    """``(clip(R(x / s), lo, hi) + offset) * s`` with LSQ's gradients, keeping only ``x`` for the backward.
+
+    ``offset`` 0: a mid-tread grid, ``R`` rounds half to even (or stochastically); offset 0.5:
+    a mid-rise grid (µL2Q's levels at odd multiples of s/2), ``R`` is floor. ``s`` is a scalar
+    or broadcasts against ``x`` (per channel); its gradient is summed to its shape.
 
     Written as one function rather than composed from torch operators so that training
     saves one copy of ``x`` (plus 1-byte codes when rounding stochastically) instead of every
@@ -49,29 +53,58 @@ class _LsqQuantize(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, scale, lo, hi, gradient_factor, stochastic):
-        clipped = torch.clamp(x / scale, lo, hi)
-        codes = torch.floor(clipped + torch.rand_like(clipped)) if stochastic else torch.round(clipped)
-        ctx.lo, ctx.hi, ctx.gradient_factor, ctx.stochastic = lo, hi, gradient_factor, stochastic
+    def forward(ctx, x, scale, lo, hi, gradient_factor, stochastic, offset=0.0):
+        v = x / scale
+        if offset:
+            codes = torch.clamp(torch.floor(v), lo, hi)
+        else:
+            clipped = torch.clamp(v, lo, hi)
+            codes = torch.floor(clipped + torch.rand_like(clipped)) if stochastic else torch.round(clipped)
+        ctx.lo, ctx.hi, ctx.gradient_factor, ctx.stochastic, ctx.offset = lo, hi, gradient_factor, stochastic, offset
         if stochastic:
             # the drawn codes cannot be recomputed; they fit one byte (2..8 bits)
             code_type = torch.int8 if lo < 0 else torch.uint8
             ctx.save_for_backward(x, scale, codes.to(code_type))
         else:
             ctx.save_for_backward(x, scale)
-        return codes * scale
+        return (codes + offset) * scale
 
     @staticmethod
     def backward(ctx, grad_out):
         x, scale, *saved_codes = ctx.saved_tensors
         v = x / scale
-        inside = (v >= ctx.lo) & (v <= ctx.hi)
-        codes = saved_codes[0].to(x.dtype) if ctx.stochastic else torch.round(v)
-        # d(out)/d(scale): round(v) - v inside the range, the clipped code outside (LSQ)
-        d_scale = torch.where(inside, codes - v, torch.where(v < ctx.lo, float(ctx.lo), float(ctx.hi)))
+        lo, hi = ctx.lo + ctx.offset, ctx.hi + ctx.offset  # the outermost levels, in steps
+        inside = (v >= lo) & (v <= hi)
+        if ctx.stochastic:
+            levels = saved_codes[0].to(x.dtype)
+        elif ctx.offset:
+            levels = torch.clamp(torch.floor(v), ctx.lo, ctx.hi) + ctx.offset
+        else:
+            levels = torch.round(v)
+        # d(out)/d(scale): level - v inside the range, the outermost level outside (LSQ)
+        d_scale = torch.where(inside, levels - v, torch.where(v < lo, float(lo), float(hi)))
         grad_x = grad_out * inside.to(grad_out.dtype) if ctx.needs_input_grad[0] else None
-        grad_scale = (grad_out * d_scale).sum().reshape(scale.shape) * ctx.gradient_factor
-        return grad_x, grad_scale, None, None, None, None
+        grad_scale = None
+        if ctx.needs_input_grad[1]:
+            grad_scale = _sum_to(grad_out * d_scale, scale.shape) * ctx.gradient_factor
+        return grad_x, grad_scale, None, None, None, None, None
+
+
+def _sum_to(t: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """Sum ``t`` over the axes a tensor of ``shape`` was broadcast along."""
+    if t.shape == shape:
+        return t
+    lead = t.dim() - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and t.shape[lead + i] != 1)
+    return t.sum(dim=axes, keepdim=True).reshape(shape) if axes else t.reshape(shape)
+
+
+def lsq_quantize(x, scale, lo: int, hi: int, *, gradient_factor: float = 1.0, offset: float = 0.0,
+                 stochastic: bool = False) -> torch.Tensor:  # fmt: skip
+    """``(clip(R(x / scale), lo, hi) + offset) * scale`` with straight-through gradients for ``x``
+    inside the outermost levels and LSQ's gradient (times ``gradient_factor``) for ``scale``
+    (see :class:`_LsqQuantize`). A ``scale`` without ``requires_grad`` gets no gradient."""
+    return _LsqQuantize.apply(x, scale, lo, hi, gradient_factor, stochastic, offset)
 
 
 class FakeQuant(nn.Module):
@@ -122,7 +155,9 @@ class FakeQuant(nn.Module):
         gradient_factor = 1.0 / math.sqrt(x.numel() * spec.hi)
         # abs keeps the step positive whatever the optimiser does; clamp keeps it non-zero
         scale = self.scale.abs().clamp_min(1e-12).to(x.dtype)
-        return _LsqQuantize.apply(x, scale, spec.lo, spec.hi, gradient_factor, self.stochastic and self.training)
+        return lsq_quantize(
+            x, scale, spec.lo, spec.hi, gradient_factor=gradient_factor, stochastic=self.stochastic and self.training
+        )
 
     def extra_repr(self) -> str:
         kind = "signed" if self.signed else "unsigned"
