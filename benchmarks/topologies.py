@@ -65,7 +65,7 @@ class QonnxNet:
         return name
 
     def _weights(self, shape: tuple[int, ...], fan_in: int) -> str:
-        w = self.rng.uniform(-1.0, 1.0, shape).astype(np.float32) / np.sqrt(fan_in)
+        w = (self.rng.uniform(-1.0, 1.0, shape) / np.sqrt(fan_in)).astype(np.float32)  # ONNX wants float32
         qmax = max((1 << (self.w_bits - 1)) - 1, 1)
         scale = float(np.abs(w).max()) / qmax
         return self.quant(self._const(w, "w"), self.w_bits, True, scale=scale, narrow=self.w_bits > 1)

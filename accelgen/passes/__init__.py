@@ -11,6 +11,7 @@ from collections.abc import Callable
 from accelgen import ir
 from accelgen.config import CompileConfig
 from accelgen.errors import InternalError
+from accelgen.passes.bipolar import widen_padded_bipolar
 from accelgen.passes.fold import fold_batchnorm
 from accelgen.passes.fuse import check_host_tail, fuse_requant, sink_reshape
 from accelgen.passes.layout import channels_last
@@ -26,6 +27,7 @@ PASSES: list[Pass] = [
     check_host_tail,
     integer_requant,
     remove_identity_requant,
+    widen_padded_bipolar,
     channels_last,
 ]
 
