@@ -147,6 +147,7 @@ class Row:
     plumbing: Resources  # the stream plumbing the plan instantiates (accelgen.kernels.plumbing)
     shell_part: Resources  # the shell (not fitted, none out of context) and the stream plumbing (priced)
     ii: int
+    vector_bits: int  # sum over the matrix layers of fan-in x input bits (one input vector each)
 
 
 def _without(a: Resources, b: Resources) -> Resources:
@@ -155,7 +156,8 @@ def _without(a: Resources, b: Resources) -> Resources:
 
 def evaluate(design: Design) -> Row:
     graph = compile_model(design.build()).graph
-    names = [la.name for la in describe_layers(graph)]
+    layers = describe_layers(graph)
+    names = [la.name for la in layers]
     if len(names) != len(design.folding):
         raise SystemExit(f"{design.name}: {len(names)} layers, folding lists {len(design.folding)}")
     plan = FoldingPlan({n: LayerFold(pe, simd) for n, (pe, simd) in zip(names, design.folding)})
@@ -170,7 +172,17 @@ def evaluate(design: Design) -> Row:
     # the published scope: the explorer's whole design, less its shell when the figure has none
     whole = e.whole_design if design.shell else _without(e.whole_design, own_shell)
     shell_part = (shell.shell(design.shell, ports) if design.shell else Resources()) + plumb
-    return Row(design, e.resources, whole, shell.windows(graph), plumb, shell_part._replace(dsp=0), e.ii_cycles)
+    vector_bits = sum(_fan_in(la.spec) * la.spec.in_bits[0] for la in layers if hasattr(la.spec, "arith"))
+    return Row(design, e.resources, whole, shell.windows(graph), plumb, shell_part._replace(dsp=0), e.ii_cycles,
+               vector_bits)  # fmt: skip
+
+
+def _fan_in(spec) -> int:
+    """Inputs per output of a matrix layer (dense: its features; convolution: its window)."""
+    if hasattr(spec, "in_features"):
+        return spec.in_features
+    w = spec.win
+    return w.ic * (1 if spec.pointwise else w.kh * w.kw)
 
 
 # -- the fit ----------------------------------------------------------------------------------
@@ -187,20 +199,34 @@ def _fit_linear(x: np.ndarray, y: np.ndarray, target: np.ndarray, scale: np.ndar
     return float(p), float(q)
 
 
+#: BRAM18 is counted, not scaled: the in-sample designs keep each layer's weights in one memory
+#: as wide as all its PEs (FINN's decoupled weight streamer: 1280 bits / 36 -> 36 BRAM18 for
+#: UNSW-MLP-B's first layer) where accelgen's generated code partitions them per PE (16 x
+#: ceil(80 / 36) = 48), so a scale fitted on them would carry FINN's packing into accelgen's
+#: count; :func:`bram18_scale_if_fitted` prints what it would have been
+UNFITTED_SCALE = {"bram18": 1.0}
+
+
+def _scale_fit(rows: list[Row], key: str) -> float:
+    """published - (shell + stream plumbing) = scale * kernels, least squares of the relative
+    error: one factor per resource, for what the kernels' structural models do not capture
+    (synthesis's logic optimisation and register retiming); no per-layer or per-design term."""
+    rows = [r for r in rows if not r.design.held_out]
+    pub = np.array([r.design.published[key] for r in rows], float)
+    kern = np.array([r.kernels.as_dict()[key] for r in rows], float)
+    rest = pub - np.array([r.shell_part.as_dict()[key] for r in rows], float)
+    s, _ = _fit_linear(kern, np.zeros_like(kern), rest, pub)
+    return round(s, 3)
+
+
 def fit(rows: list[Row]) -> dict:
     """The calibration constants from the in-sample rows."""
-    rows = [r for r in rows if not r.design.held_out]
-    pub = {k: np.array([r.design.published[k] for r in rows], float) for k in KEYS}
-    scale = {}
-    for k in ("lut", "ff", "bram18"):
-        kern = np.array([r.kernels.as_dict()[k] for r in rows], float)
-        rest = pub[k] - np.array([r.shell_part.as_dict()[k] for r in rows], float)
-        # published - (shell + stream plumbing) = scale * kernels: one factor per resource, for
-        # what the kernels' structural models do not capture (synthesis's logic optimisation
-        # and register retiming, how block RAM packs); no per-layer or per-design term
-        s, _ = _fit_linear(kern, np.zeros_like(kern), rest, pub[k])
-        scale[k] = round(s, 3)
-    return {"KERNEL_SCALE": scale}
+    scale = {k: _scale_fit(rows, k) for k in ("lut", "ff")}
+    return {"KERNEL_SCALE": {**scale, **UNFITTED_SCALE}}
+
+
+def bram18_scale_if_fitted(rows: list[Row]) -> float:
+    return _scale_fit(rows, "bram18")
 
 
 def committed() -> dict:
@@ -230,6 +256,38 @@ def table(rows: list[Row], held_out: bool) -> list[str]:
             for src in r.design.sources:
                 print(f"    {src}")
     return misses
+
+
+def why(rows: list[Row]) -> list[str]:
+    """What the held-out misses rest on (read from finn-hlslib, BNN-PYNQ's library; nothing
+    below is added to the estimate: accelgen's generated code does not build it)."""
+    by = {r.design.name: r for r in rows}
+
+    def ratio(r: Row, k: str, extra: int = 0) -> str:
+        return f"{(r.whole.as_dict()[k] + extra) / r.design.published[k]:.2f}x"
+
+    lfc, cnv = by["LFC-W1A1"], by["CNV-W1A1"]
+    return [
+        "Why the held-out designs miss (BNN-PYNQ's HLS against accelgen's generated structure):",
+        "* FF: finn-hlslib's matrix-vector unit keeps its whole input vector in registers (inputBuf[SF], "
+        "ARRAY_PARTITION complete): fan-in x input bits FFs per layer, "
+        f"{cnv.vector_bits:,} in CNV-W1A1, {lfc.vector_bits:,} in LFC-W1A1. accelgen's mvau.h keeps it in a "
+        "RAM (vector[SF]), priced as one. Counted in, CNV-W1A1's FF would be "
+        f"{ratio(cnv, 'ff', cnv.vector_bits)} and LFC-W1A1's {ratio(lfc, 'ff', lfc.vector_bits)}: the "
+        "registers are about half of CNV's shortfall, while the LFCs are already over (the FF scale, fitted "
+        "on a 2-bit MLP whose FINN design has them too, is high for binarized lanes).",
+        "* LUT: the binarized designs (LFC, CNV) are short although the 2-bit in-sample MLP is met: no "
+        "in-sample design has XNOR-popcount lanes, so hw.popcount (a compressor tree with the XNOR merged) "
+        "is not calibrated by the fit; BNN-PYNQ's LFC-W1A1 spends ~4 LUTs per lane "
+        f"({lfc.design.published['lut']:,} LUTs, {sum(p * q for p, q in lfc.design.folding):,} lanes).",
+        "* BRAM18: counted from the structure (no scale). CNV's remaining shortfall: finn-hlslib's window "
+        "generator keeps K / stride + 1 line blocks (swg.h keeps K rows) and BNN-PYNQ's weights and "
+        "thresholds are run-time writable RAMs partitioned per PE.",
+        "* DSP: accelgen prices DSPs only for products of operands wider than 4 bits (CNV-W2A2's 8-bit "
+        "first layer: PE x SIMD = 24); BNN-PYNQ's other DSPs are its own HLS index and address arithmetic "
+        "(the m_axi top level, the window generators' counters), which nothing in the in-sample set has "
+        "and accelgen's code does not build.",
+    ]
 
 
 def breakdown(rows: list[Row]) -> None:
@@ -268,9 +326,12 @@ def main() -> None:
         print(f"Target (held-out within +-20% on LUT, FF, BRAM18, DSP) NOT reached on {len(misses)} figure(s):")
         for m in misses:
             print(f"  {m}")
+        print("\n".join(why(rows)))
         print()
     else:
         print("Target reached: every held-out figure within +-20%.")
+    print(f"BRAM18 is counted, not scaled (UNFITTED_SCALE); a fitted BRAM18 scale would be "
+          f"{bram18_scale_if_fitted(rows):.3f}.")
     print("Parts of the estimate (uncalibrated kernels; plumbing and shell are not scaled):")
     breakdown(rows)
 

@@ -33,10 +33,13 @@ LUTRAM_SDP_WIDTH = 7
 LUTRAM_SDP_LUTS = 8
 #: SRLC32E (UG574): one LUT is a 32-deep shift register; shallow FIFOs are built from them
 SRL_DEPTH = 32
-#: policy of this model (close to Vivado synthesis's automatic choice for small arrays):
-#: a memory at most this deep, or holding at most LUT_MEMORY_MAX_BITS, goes to LUTs, since
-#: a BRAM18 spent on it would be mostly empty; everything else goes to BRAM18
-LUT_MEMORY_MAX_DEPTH = 64
+#: policy of this model (Vivado's automatic choice as published syntheses show it): a memory
+#: at most LUT_MEMORY_MAX_DEPTH deep (a LUT's 32-deep dual-5-input mode, RAM32M / SRLC32E,
+#: fully used) or of at most LUT_MEMORY_MAX_BITS bits goes to LUTs, since a BRAM18 spent on it
+#: would be mostly empty; everything else to BRAM18. Not 64 deep: FINN's UNSW-NB15 MLP
+#: (bench_calibration.py) has its 60- and 64-deep, 128- to 1280-bit-wide weight memories in
+#: block RAM (published 44 BRAM18 = 1280 / 36 + 2 x 128 / 36)
+LUT_MEMORY_MAX_DEPTH = 32
 LUT_MEMORY_MAX_BITS = 1024
 
 # -- streams ---------------------------------------------------------------------------------
