@@ -307,8 +307,7 @@ def window_generator(word_bits: int, buffer_words: int) -> Resources:
     bounds comparisons; the line-buffer address ``(slot * W + x) * CF + cf`` (two adders of
     the address width, registered); two pipelined loop nests (read and emit), each
     :data:`KERNEL_CONTROL`. The line-buffer slots are wrapping counters of a few bits
-    (no ``% ROWS`` divider, no DSP); calibration.DSP_PER_WINDOW is the published designs'
-    per-window DSPs, added on top as an allowance."""
+    (no ``% ROWS`` divider, no DSP; calibration.DSP_PER_WINDOW adds none)."""
     addr = max(1, (max(buffer_words, 1) - 1).bit_length())
     idx = SWG_INDEX_BITS
     lut = word_bits + 2 * idx + 4 * comparator_luts(idx) + 2 * addr
