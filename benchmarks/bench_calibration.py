@@ -9,18 +9,18 @@ from its PE / SIMD) and clock; each row names its sources (repository, file, com
 
 * **In-sample (the fit)**: FINN's UNSW-NB15 MLP (W2A2, 600-64-64-64-1, xc7z020, 100 MHz)
   at the two foldings FINN's cybersecurity notebook published out-of-context synthesis
-  results for (FINN v0.5b, Dec 2020; FINN 0.8, Vivado 2022.1, Jun 2022): the accelerator
+  results for (FINN of Dec 2020; FINN of Jun 2022 with Vivado 2022.1): the accelerator
   alone (stitched IP: layers, FIFOs, width converters), no DMA or interconnect shell.
 * **Held-out (never fitted on)**: every BNN-PYNQ LFC and CNV variant with published
   figures (LFC-W1A1, LFC-W1A2, CNV-W1A1, CNV-W1A2, CNV-W2A2: Vivado 2018.2 routed-design
   utilisation of the whole Zynq design, shell included, in the networks' READMEs).
 
-The fit (``--fit``): for LUT, FF and BRAM18 separately, ``published - shell - plumbing =
-scale x kernels``, least squares of the relative error, where ``kernels`` is the cost
-models' sum over the layers and ``plumbing`` the stream plumbing code generation
-instantiates at the plan (accelgen.kernels.plumbing, priced from hw primitives, not
-fitted); the shell (only in whole-Zynq figures) is an engineering estimate
-(calibration.py). DSP: nothing to fit (the in-sample designs use none and have no window
+The fit (``--fit``): for LUT and FF separately, ``published - shell - plumbing = scale x
+kernels``, least squares of the relative error, where ``kernels`` is the cost models' sum
+over the layers and ``plumbing`` the stream plumbing code generation instantiates at the
+plan (accelgen.kernels.plumbing, priced from hw primitives, not fitted); the shell (only in
+whole-Zynq figures) is an engineering estimate (calibration.py). BRAM18 is the structural
+count, not scaled (UNFITTED_SCALE says why). DSP: nothing to fit (the in-sample designs use none and have no window
 generator); the held-out DSPs are BNN-PYNQ's own HLS index arithmetic, which accelgen's
 generated code does not have.
 
@@ -117,11 +117,11 @@ DESIGNS = (
     # MatrixVectorActivation / StreamingFCLayer_Batch 0..3), figures from its printed
     # report/ooc_synth_and_timing.json ("BRAM" counts RAMB36 tiles, a RAMB18 as half)
     Design("UNSW-MLP-A", False, lambda: topologies.cybsec_mlp(2, 2), ((32, 15), (4, 16), (4, 16), (1, 1)),
-           {"lut": 7073, "ff": 7534, "bram18": 2 * 18, "dsp": 0}, CYBSEC_MEASURED + ", FINN v0.5b",
+           {"lut": 7073, "ff": 7534, "bram18": 2 * 18, "dsp": 0}, CYBSEC_MEASURED + ", FINN of Dec 2020",
            (Source(FINN, CYBSEC_NB, "5243b77eaf115b984cb79960940cf40b0cae6afd", "utilisation and folding"),),
            shell=None),
     Design("UNSW-MLP-B", False, lambda: topologies.cybsec_mlp(2, 2), ((16, 40), (1, 64), (1, 64), (1, 1)),
-           {"lut": 7234, "ff": 10233, "bram18": _bram18(22, 0), "dsp": 0}, CYBSEC_MEASURED + ", Vivado 2022.1",
+           {"lut": 7234, "ff": 10233, "bram18": _bram18(22, 0), "dsp": 0}, CYBSEC_MEASURED + ", FINN of Jun 2022, Vivado 2022.1",
            (Source(FINN, CYBSEC_NB, "365a5781926a5b0424c2af81dc714735b9bbc42b", "utilisation and folding"),),
            shell=None),
     Design("LFC-W1A1", True, lambda: topologies.bnn_pynq_lfc(1, 1), _LFC,

@@ -15,7 +15,7 @@ output) on published synthesis results of designs other than BNN-PYNQ's: FINN's 
 MLP (W2A2, 600-64-64-64-1, xc7z020, 100 MHz) at the two foldings its cybersecurity
 notebook published out-of-context synthesis for (Xilinx/finn
 notebooks/end2end_example/cybersecurity/3-build-accelerator-with-finn.ipynb at 5243b77e
-(FINN v0.5b) and 365a5781 (Vivado 2022.1)), rebuilt in accelgen at the same bit widths,
+(Dec 2020) and 365a5781 (Jun 2022, Vivado 2022.1)), rebuilt in accelgen at the same bit widths,
 padded shapes, folding and clock. LUT, FF: one scale each, least squares of the relative
 error of ``published - shell - plumbing = scale x kernels`` (what the structural models do
 not capture: synthesis's logic optimisation and pipeline registers); no per-layer or
