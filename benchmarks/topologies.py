@@ -4,7 +4,9 @@ Weights are seeded random numbers: these models exist to be planned (shapes, bit
 layer structure), not to be accurate. Every activation is a QONNX ``Quant`` node with a
 fixed scale; every weight is ``Quant(float W)`` with a per-tensor scale. The topologies
 follow the MLPerf Tiny reference models (ResNet-8, DS-CNN, MobileNetV1-0.25, the FC
-autoencoder), FINN's CNV, a KWS MLP and ResNet-50 by layer shapes.
+autoencoder), FINN's CNV, a KWS MLP and ResNet-50 by layer shapes, and the published
+designs benchmarks/bench_calibration.py rebuilds (BNN-PYNQ's LFC and CNV at their padded
+shapes, FINN's UNSW-NB15 MLP).
 """
 
 from __future__ import annotations
@@ -88,11 +90,14 @@ class QonnxNet:
         oh, ow = (h + 2 * ph - kh) // stride + 1, (w + 2 * pw - kw) // stride + 1
         return self._shaped(self._act(y, relu), (out_ch, oh, ow))
 
-    def dense(self, x: str, out_features: int, relu: bool = True, quantize: bool = True) -> str:
-        """MatMul(Quant W) -> [Relu] -> Quant (a float output when ``quantize`` is False)."""
+    def dense(self, x: str, out_features: int, relu: bool = True, quantize: bool = True, bipolar: bool = False) -> str:
+        """MatMul(Quant W) -> [Relu] -> Quant (a float output when ``quantize`` is False, a
+        bipolar sign when ``bipolar``: a binarized classifier's thresholded output)."""
         (n,) = self.shapes[x]
         y = self._node("MatMul", [x, self._weights((n, out_features), n)])
-        if quantize:
+        if bipolar:
+            y = self.quant(y, 1, True)
+        elif quantize:
             y = self._act(y, relu)
         return self._shaped(y, (out_features,))
 
@@ -196,6 +201,45 @@ def resnet50(w_bits: int, a_bits: int) -> onnx.ModelProto:
             shortcut = net.conv(x, 4 * width, 1, s, relu=False) if b == 0 else x
             x = net.add(y, shortcut)
     return net.model(net.dense(net.global_avgpool(x), 1000, quantize=False))
+
+
+def bnn_pynq_lfc(w_bits: int, a_bits: int) -> onnx.ModelProto:
+    """BNN-PYNQ's LFC as its hardware runs it (bnn/src/network/lfcW*A*/hw/config.h): a
+    binarized 28x28 image padded from 784 to 832 inputs (L0_MW), three 1024-wide layers, 10
+    classes padded to 64 (L3_MH), the last layer's raw accumulators out."""
+    net = QonnxNet(f"lfc_w{w_bits}a{a_bits}", w_bits, a_bits)
+    x = net.input((832,), bits=1)
+    for _ in range(3):
+        x = net.dense(x, 1024)
+    return net.model(net.dense(x, 64, quantize=False))
+
+
+def bnn_pynq_cnv(w_bits: int, a_bits: int) -> onnx.ModelProto:
+    """BNN-PYNQ's CNV as its hardware runs it: an 8-bit 32x32x3 image, six unpadded 3x3
+    convolutions (64-64-P-128-128-P-256-256), two 512-wide layers, 10 classes padded to 64
+    (L8_MH), raw accumulators out."""
+    net = QonnxNet(f"cnv_w{w_bits}a{a_bits}", w_bits, a_bits)
+    x = net.input((3, 32, 32), bits=8)
+    for i, channels in enumerate((64, 64, 128, 128, 256, 256)):
+        x = net.conv(x, channels, 3, pad=0)
+        if i in (1, 3):
+            x = net.maxpool(x, 2, 2)
+    x = net.flatten(x)
+    for _ in range(2):
+        x = net.dense(x, 512)
+    return net.model(net.dense(x, 64, quantize=False))
+
+
+def cybsec_mlp(w_bits: int = 2, a_bits: int = 2) -> onnx.ModelProto:
+    """FINN's UNSW-NB15 intrusion-detection MLP (notebooks/end2end_example/cybersecurity): 593
+    binarized features padded to 600, presented as bipolar codes (the export's {-1, +1} ->
+    {0, 1} shift is absorbed into the first layer's thresholds by FINN's streamlining),
+    64-64-64 hidden with 2-bit ReLUs, one output thresholded to a bipolar sign."""
+    net = QonnxNet(f"cybsec_mlp_w{w_bits}a{a_bits}", w_bits, a_bits)
+    x = net.input((600,), bits=1)
+    for _ in range(3):
+        x = net.dense(x, 64)
+    return net.model(net.dense(x, 1, bipolar=True))
 
 
 #: MLPerf Tiny topologies and what they stand for in the benchmark printout

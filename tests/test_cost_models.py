@@ -151,7 +151,6 @@ def test_dense_cost_by_hand():
         32 * 15  # 32 LUT multipliers 4 x 4
         + 4 * (4 * 9 + 2 * 10 + 11)  # 4 adder trees over 8 products of 8 bits
         + 4 * 14  # 4 accumulators of 14 bits
-        + 4 * 32  # 4 weight ROMs, 32 bits x 64 words: LUT ROM
         + 4 * (15 * 7 + 15)  # 4 threshold units: 15 comparators of 14 bits + encoder
         + 4 * 210  # 4 threshold tables: 15 x 14 bits x 8 channels each: LUT ROM
         + 64  # kernel control
@@ -159,8 +158,9 @@ def test_dense_cost_by_hand():
         + 36  # input FIFO: 32 SRLs + 4 counter bits
     )
     ff = 32 * 8 + 4 * 67 + 4 * 14 + 4 * 4 + 64 + 32 + 36
-    assert c.resources == Resources(lut=lut, ff=ff, lutram=40 + 32)
-    assert lut == 2392 and ff == 728
+    # 4 weight ROMs, 32 bits x 64 words: above 32 deep and 1024 bits, one BRAM18 each
+    assert c.resources == Resources(lut=lut, ff=ff, bram18=4, lutram=40 + 32)
+    assert lut == 2264 and ff == 728
     # depth: 8 input words + BRAM read 2 + LUT multiply 1 + 3 tree levels + accumulate 1 + thresholds 2
     assert c.depth == 8 + 9
     assert c.multipliers == 32
@@ -221,8 +221,8 @@ def test_conv_cost_by_hand():
     assert c.resources.dsp == 4 + 2
     # line buffer: 3 whole rows of 8 one-word pixels (4 channels) -> 32 bits x 24 words (5 RAM64M8 = 40
     # LUTs); the window vector kept for 4 passes, 32 bits x 9 words (40); input and window FIFOs 32
-    # SRLs each. Weights (32 bits x 36 words) are LUT ROM: logic LUTs, not LUTRAM.
-    assert c.resources.lutram == 40 + 40 + 32 + 32 and c.resources.bram18 == 0
+    # SRLs each. Weights (32 bits x 36 words: above 32 deep and 1024 bits) one BRAM18 per PE.
+    assert c.resources.lutram == 40 + 40 + 32 + 32 and c.resources.bram18 == 2
     # first window: 2 whole rows of 8 pixels, 4 channels: 64 entries = 16 words; 9 tap words;
     # pipeline: BRAM 2 + DSP 3 + 2 tree levels + accumulate 1 + multiply-shift 3 + 2
     assert c.depth == 16 + 9 + 13
@@ -251,9 +251,10 @@ def test_depthwise_cost_by_hand():
     # (the unit's 6*6 * 2 * 9/3 = 216 cycles are faster than the window generator's emission)
     assert c.cycles == 6 * 6 * 2 + 6 * 6 * 9 * 2 == 720
     assert c.resources.dsp == 12  # 8-bit products: one DSP each
-    # line buffer: 3 whole rows of 6 pixels x 2 words of 4 channels: 32 bits x 36 words (40 LUTs);
-    # input and window FIFOs: 4 channels x 8 bits = 32 SRLs each; 3 taps gathered: a 96-bit FIFO
-    assert c.resources.lutram == 40 + 32 + 32 + 96
+    # line buffer: 3 whole rows of 6 pixels x 2 words of 4 channels: 32 bits x 36 words (above 32
+    # deep and 1024 bits: one BRAM18); input and window FIFOs: 4 channels x 8 bits = 32 SRLs each;
+    # 3 taps gathered: a 96-bit FIFO
+    assert c.resources.lutram == 32 + 32 + 96 and c.resources.bram18 == 1
     # so simd > 1 buys nothing here: the same cycles at simd = 1, with fewer multipliers
     assert depthwise.cost(spec, LayerFold(pe=4, simd=1)).cycles == 720
 
@@ -267,7 +268,7 @@ def test_pool_cost_by_hand():
     c = pool.cost(spec, LayerFold(pe=4))
     # the window generator reads 8*8 pixels of 4 words, then emits 4*4 windows x 4 taps x 4 words
     assert c.cycles == 8 * 8 * 4 + 4 * 4 * 4 * 4 == 512
-    # line buffer 2 rows x 8 pixels x 4 words of 32 bits = 64 words (RAM64M8: 40 LUTs, 32 FFs);
+    # line buffer 2 rows x 8 pixels x 4 words of 32 bits = 64 words (one BRAM18);
     # 4 comparators (4 + 8 LUTs, 8 FFs); reduction control 64; 4 accumulator registers of 8 bits;
     # input and window FIFOs (32 SRLs + 4 counter bits each); the window generator: padding select
     # (32 LUTs) and output register (32 FFs), two 32-bit coordinate adders (registered), four 32-bit
@@ -276,9 +277,9 @@ def test_pool_cost_by_hand():
     swg_lut = 32 + 2 * 32 + 4 * 16 + 2 * 6 + 2 * 64
     swg_ff = 32 + 2 * 32 + 6 + 2 * 64
     assert hw.window_generator(32, 64) == Resources(lut=swg_lut, ff=swg_ff)
-    lut = 40 + 4 * 12 + 64 + swg_lut + 2 * 36
-    ff = 32 + 4 * 8 + 64 + swg_ff + 4 * 8 + 2 * 36
-    assert c.resources == Resources(lut=lut, ff=ff, lutram=40 + 2 * 32)
+    lut = 4 * 12 + 64 + swg_lut + 2 * 36
+    ff = 4 * 8 + 64 + swg_ff + 4 * 8 + 2 * 36
+    assert c.resources == Resources(lut=lut, ff=ff, bram18=1, lutram=2 * 32)
     # an overlapping 3x3 / 2 window visits 9 taps per output: 16 outputs x 9 > 64 inputs
     y2 = codes("y", (4, 4, 16), U8)
     op2 = ir.MaxPool("pool", ("x",), ("y",), kernel=(3, 3), strides=(2, 2), pads=(1, 1, 1, 1))

@@ -7,28 +7,30 @@ does not give. The whole-design estimate (accelgen.kernels.shell) is
 
     KERNEL_SCALE x (the kernels' cost models, summed)
     + the stream plumbing the plan instantiates (priced, not scaled)
-    + DSP_PER_WINDOW x window generators
+    + DSP_PER_WINDOW x window generators (zero: see below)
     + the shell: SHELL_FIXED[family] + SHELL_PER_PORT x ports
 
 Fitted by ``python benchmarks/bench_calibration.py --fit`` (the values marked fitted are its
-output) on BNN-PYNQ's published post-implementation utilisation of LFC-W1A2, CNV-W1A2 and
-CNV-W2A2 on PYNQ-Z1/Z2 (Vivado 2018.2; Xilinx/BNN-PYNQ bnn/src/network/<net>/README.md at
-d84f6e887d224791b6a20e7a907123bf9e15ee41, folding from .../hw/config.h), rebuilt in
-accelgen at the same bit widths, padded shapes, folding and clock. LUT, FF, BRAM18: one
-scale each, least squares of the relative error of ``published - shell - plumbing = scale
-x kernels`` (what the structural models do not capture: synthesis's logic optimisation and
-pipeline registers, how block RAM packs); no per-layer or per-design term. DSP: least
-squares of ``published = fixed + per_window x windows`` (windows: convolutions with a
-kernel above 1 x 1; the kernels price no DSP for 1- and 2-bit products, so these are
-BNN-PYNQ's: its window generators' and top level's index arithmetic). accelgen's own
-window generator (swg.h) steps its line-buffer slots with wrapping counters, no divider
-and no DSP, so for accelgen's designs the fitted per-window DSPs are an allowance the
-generated code may not use (priced, never unpriced) until a synthesis of accelgen's own
-design measures it. LFC-W1A1 and CNV-W1A1 are held out (the benchmark prints both). Limits: three
-in-sample designs, all 1-2-bit BNN-PYNQ dataflow designs on a Zynq-7000 (BNN-PYNQ's own HLS,
-not accelgen's generated code); nothing is fitted for Zynq UltraScale+. hls4ml's synthesis
-baselines could not be used: they are 16- and 32-bit fixed-point designs and accelgen builds
-1- to 8-bit datapaths; finn-examples publishes no utilisation figures.
+output) on published synthesis results of designs other than BNN-PYNQ's: FINN's UNSW-NB15
+MLP (W2A2, 600-64-64-64-1, xc7z020, 100 MHz) at the two foldings its cybersecurity
+notebook published out-of-context synthesis for (Xilinx/finn
+notebooks/end2end_example/cybersecurity/3-build-accelerator-with-finn.ipynb at 5243b77e
+(Dec 2020) and 365a5781 (Jun 2022, Vivado 2022.1)), rebuilt in accelgen at the same bit widths,
+padded shapes, folding and clock. LUT, FF: one scale each, least squares of the relative
+error of ``published - shell - plumbing = scale x kernels`` (what the structural models do
+not capture: synthesis's logic optimisation and pipeline registers); no per-layer or
+per-design term; out of context there is no shell. BRAM18 is the structural count, not
+scaled (see KERNEL_SCALE). DSP: nothing to
+fit (the in-sample designs use none and have no window generator), so no DSP is charged
+beyond what the kernels instantiate: accelgen's window generator (swg.h) steps its
+line-buffer slots with wrapping counters, no divider and no multiplier. Every BNN-PYNQ LFC
+and CNV variant (Vivado 2018.2 routed utilisation of the whole PYNQ-Z1/Z2 design, in the
+networks' READMEs) is held out: the benchmark prints each against its estimate. Limits: two
+in-sample designs, both the same 2-bit MLP on a Zynq-7000 (FINN's HLS, not accelgen's
+generated code); nothing is fitted for Zynq UltraScale+, convolutions or DSP products.
+hls4ml's synthesis baselines could not be used: they are HLS C-synthesis estimates of
+16-bit fixed-point layers and accelgen builds 1- to 8-bit datapaths; finn-examples
+publishes no utilisation figures.
 
 Vendor figures for the shell: PG021 (AXI DMA v7.1, April 2018) and PG059 (AXI Interconnect)
 defer their resource tables to Xilinx's online "Performance and Resource Utilization"
@@ -42,19 +44,25 @@ from __future__ import annotations
 from accelgen.kernels.base import Resources
 
 # -- fitted (bench_calibration.py --fit) -----------------------------------------------------
-KERNEL_SCALE = {"lut": 1.241, "ff": 1.217, "bram18": 1.122}
+#: LUT and FF fitted; BRAM18 counted (1.0, not fitted): the in-sample designs hold each
+#: layer's weights in one memory as wide as all its PEs, accelgen's code one per PE, so a
+#: fitted scale would carry that packing into accelgen's count (bench_calibration.UNFITTED_SCALE)
+KERNEL_SCALE = {"lut": 0.961, "ff": 1.308, "bram18": 1.0}
+
+# -- engineering estimates (not fitted) ----------------------------------------------------
 SHELL_FIXED = {
-    # LUT / FF / BRAM18: ENGINEERING ESTIMATE (not fitted, no vendor table at hand): the PS
-    # reset block, the AXI-Lite interconnect to the DMA registers and the HP-port
-    # interconnect; DSP: fitted (it also absorbs BNN-PYNQ's own top-level address arithmetic)
-    "zynq7": Resources(lut=1200, ff=1500, dsp=4),
+    # ENGINEERING ESTIMATE (not fitted, no vendor table at hand, no in-sample design with a
+    # shell): the PS reset block, the AXI-Lite interconnect to the DMA registers and the
+    # HP-port interconnect; no DSP (address counters, no multiplier)
+    "zynq7": Resources(lut=1200, ff=1500),
     # no published Zynq UltraScale+ whole design to fit on: engineering estimate (the
     # Zynq-7000 composition plus the 64 -> 128-bit upsizer in front of the HP port)
     "zynqmp": Resources(lut=1600, ff=2200),
 }
-DSP_PER_WINDOW = 4.06
+#: DSPs charged per sliding-window generator beyond the kernels' own: none (no in-sample
+#: design to fit one on, and swg.h instantiates no multiplier)
+DSP_PER_WINDOW = 0.0
 
-# -- engineering estimates (not fitted) ----------------------------------------------------
 #: per AXI-Stream port: one AXI DMA channel in direct register mode (no scatter-gather,
 #: PG021), its burst buffer in block RAM and its AXI-Lite registers (ENGINEERING ESTIMATE:
 #: PG021's resource table is not in the reference corpus)

@@ -33,10 +33,13 @@ LUTRAM_SDP_WIDTH = 7
 LUTRAM_SDP_LUTS = 8
 #: SRLC32E (UG574): one LUT is a 32-deep shift register; shallow FIFOs are built from them
 SRL_DEPTH = 32
-#: policy of this model (close to Vivado synthesis's automatic choice for small arrays):
-#: a memory at most this deep, or holding at most LUT_MEMORY_MAX_BITS, goes to LUTs, since
-#: a BRAM18 spent on it would be mostly empty; everything else goes to BRAM18
-LUT_MEMORY_MAX_DEPTH = 64
+#: policy of this model (Vivado's automatic choice as published syntheses show it): a memory
+#: at most LUT_MEMORY_MAX_DEPTH deep (a LUT's 32-deep dual-5-input mode, RAM32M / SRLC32E,
+#: fully used) or of at most LUT_MEMORY_MAX_BITS bits goes to LUTs, since a BRAM18 spent on it
+#: would be mostly empty; everything else to BRAM18. Not 64 deep: FINN's UNSW-NB15 MLP
+#: (bench_calibration.py) has its 60- and 64-deep, 128- to 1280-bit-wide weight memories in
+#: block RAM (published 44 BRAM18 = 1280 / 36 + 2 x 128 / 36)
+LUT_MEMORY_MAX_DEPTH = 32
 LUT_MEMORY_MAX_BITS = 1024
 
 # -- streams ---------------------------------------------------------------------------------
@@ -316,9 +319,9 @@ def window_generator(word_bits: int, buffer_words: int, pixels: int = 1) -> Reso
     adders, registered) and their bounds comparisons; the line-buffer address
     ``(slot * W + x) * CF + cf`` (two adders of the address width, registered) per pixel;
     two pipelined loop nests (read and emit), each :data:`KERNEL_CONTROL`. The line-buffer
-    slots are wrapping counters of a few bits (no ``% ROWS`` divider, no DSP);
-    calibration.DSP_PER_WINDOW is the published designs' per-window DSPs, added on top as
-    an allowance. ``word_bits``: one pixel's word; ``pixels``: pixels emitted per cycle."""
+    slots are wrapping counters of a few bits (no ``% ROWS`` divider, no DSP;
+    calibration.DSP_PER_WINDOW adds none). ``word_bits``: one pixel's word; ``pixels``:
+    pixels emitted per cycle."""
     addr = max(1, (max(buffer_words, 1) - 1).bit_length())
     idx = SWG_INDEX_BITS
     out_bits = word_bits * pixels

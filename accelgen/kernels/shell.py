@@ -8,7 +8,7 @@
 * **Shell**: the DMA + interconnect + PS-reset logic of the block design, per board
   family (``zynq7``: Zynq-7000, ``zynqmp``: Zynq UltraScale+), one DMA channel per port
   (constants of :mod:`accelgen.kernels.calibration`, with their sources), and the DSPs
-  fitted per sliding-window generator.
+  charged per sliding-window generator (calibration.DSP_PER_WINDOW: none at present).
 * **Stream plumbing**: the forks, width converters, AXI-Stream adapters and their streams
   that code generation instantiates around the layers, predicted from the layers' foldings
   and priced from hw primitives (:mod:`accelgen.kernels.plumbing`; it depends on the plan).
@@ -120,7 +120,7 @@ def stream_plumbing(graph: ir.Graph, folds: Mapping[str, LayerFold] | None = Non
 
 def overhead(family: str, iface: Interface, plumb: Resources = NONE, n_windows: int = 0) -> Resources:
     """Everything outside the layer kernels' own cost models: the shell, the stream plumbing
-    (``plumb``, :func:`stream_plumbing`) and the window generators' fitted DSPs."""
+    (``plumb``, :func:`stream_plumbing`) and the window generators' DSPs (calibration.DSP_PER_WINDOW)."""
     return shell(family, len(iface.ports)) + plumb + window_dsps(n_windows)
 
 
