@@ -5,7 +5,10 @@
 Networks: the fixtures of tests/models/mlperf_tiny (ResNet-8 32x32x3, DS-CNN 49x10x1,
 MobileNetV1 0.25 96x96x3, FC AutoEncoder 640; 8-bit weights per channel and 8-bit activations,
 tests/models/make_mlperf_tiny.py). Boards: pynq-z2, ultra96 (Ultra96-V2), kv260, each at its
-default clock. Every accelgen figure is an ESTIMATE of its cost models (accelgen.kernels,
+default clock. Columns: II (cycles per frame), latency (us, one frame), frames/s, the whole design's
+LUT / FF / DSP / BRAM18, the explorer's proven lower bound on the II at this budget (II bnd: the
+plan is optimal in its design space when equal) and the MAC bound (total MACs over the
+multipliers the budget affords, the target's reference). Every accelgen figure is an ESTIMATE of its cost models (accelgen.kernels,
 calibrated whole-design resources; no synthesis, no board run): latency is one frame through
 the layer pipeline (``latency_cycles / clock``), frames/s is ``clock / II``.
 
@@ -34,6 +37,7 @@ much and why: the slowest layers' cycles against their MAC lower bound (MACs / m
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from dataclasses import dataclass
@@ -107,9 +111,9 @@ NOT_LIKE_FOR_LIKE = (
 )
 
 
-def fixtures() -> dict[str, dict]:
-    manifest = json.loads((MODELS / "manifest.json").read_text())["models"]
-    return {m["network"]: m for m in manifest}
+def fixtures(models: Path) -> dict[str, Path]:
+    manifest = json.loads((models / "manifest.json").read_text())["models"]
+    return {m["network"]: models / m["file"] for m in manifest}
 
 
 def plan(graph, board: str, clock_mhz: float | None = None) -> Estimate | str:
@@ -119,21 +123,21 @@ def plan(graph, board: str, clock_mhz: float | None = None) -> Estimate | str:
         return f"does not fit: {str(exc)[:100]}"
 
 
-HEADER = (f"{'network':17s} {'board':8s} {'MHz':>4s} {'II cyc':>9s} {'lat us':>9s} {'frames/s':>10s} "
-          f"{'LUT':>7s} {'FF':>7s} {'DSP':>4s} {'BRAM18':>6s} {'MAC bnd':>8s}")  # fmt: skip
+HEADER = (f"{'network':22s} {'board':8s} {'MHz':>4s} {'II cyc':>9s} {'lat us':>9s} {'frames/s':>10s} "
+          f"{'LUT':>7s} {'FF':>7s} {'DSP':>4s} {'BRAM18':>6s} {'II bnd':>8s} {'MAC bnd':>8s}")  # fmt: skip
 
 
 def row(name: str, board: str, e: Estimate | str) -> str:
     if isinstance(e, str):
-        return f"{name:17s} {board:8s} {e}"
+        return f"{name:22s} {board:8s} {e}"
     r = e.whole_design
-    return (f"{name:17s} {board:8s} {e.clock_mhz:4.0f} {e.ii_cycles:9,d} {e.latency_us:9.1f} {e.fps:10,.0f} "
-            f"{r.lut:7,d} {r.ff:7,d} {r.dsp:4d} {r.bram18:6d} {e.bound.ii_cycles:8,d}")  # fmt: skip
+    return (f"{name:22s} {board:8s} {e.clock_mhz:4.0f} {e.ii_cycles:9,d} {e.latency_us:9.1f} {e.fps:10,.0f} "
+            f"{r.lut:7,d} {r.ff:7,d} {r.dsp:4d} {r.bram18:6d} {e.bound.ii_cycles:8,d} {e.bound.macs_per_multiplier:8,d}")  # fmt: skip
 
 
 def published_row(p: Published) -> str:
-    return (f"{'  published':17s} {p.board:8s} {p.clock_mhz:4.0f} {'-':>9s} {p.latency_us:9.1f} {p.throughput:10,.0f} "
-            f"{p.lut:7,d} {p.ff:7,d} {p.dsp:4d} {str(p.bram36) + 'x36':>6s} {'-':>8s}  "
+    return (f"{'  published':22s} {p.board:8s} {p.clock_mhz:4.0f} {'-':>9s} {p.latency_us:9.1f} {p.throughput:10,.0f} "
+            f"{p.lut:7,d} {p.ff:7,d} {p.dsp:4d} {str(p.bram36) + 'x36':>6s} {'-':>8s} {'-':>8s}  "
             f"measured latency/throughput; {p.entry}")  # fmt: skip
 
 
@@ -146,19 +150,29 @@ def why(e: Estimate, layers: int = 3) -> list[str]:
         macs = lp.layer.kernel.multiplier(lp.layer.spec).macs
         mults = max(lp.cost.multipliers, 1)
         bound = -(-macs // mults)
-        out.append(f"    {lp.name:22s} {lp.layer.op.__class__.__name__:16s} cycles {lp.cost.cycles:8,d}  MACs {macs:10,d}  "
+        out.append(f"    {lp.name:26s} {lp.layer.op.__class__.__name__:8s} cycles {lp.cost.cycles:8,d}  MACs {macs:10,d}  "
                    f"multipliers {lp.cost.multipliers:4d} (pe {lp.fold.pe}, simd {lp.fold.simd})  MACs/multipliers "
                    f"{bound:8,d}  -> busy {bound / lp.cost.cycles:5.1%}")  # fmt: skip
+    out.append(f"    why: the slowest layers keep their multipliers busy, but there are too few of them: the plan "
+               f"instantiates {e.multipliers} multipliers ({e.whole_design.dsp} DSPs of the board's "
+               f"{e.board.resources['dsp']}, budget {e.max_util:.0%}; the other {e.whole_design.dsp - e.multipliers} "
+               "DSPs are requantizers, window generators and the shell); 8-bit products take one DSP each (no DSP "
+               "packing yet) and a convolution is parallel over channels only (pe, simd divide the channel counts; "
+               "one output pixel per cycle, at best OH x OW x KH x KW cycles), so the next II step doubles the "
+               "bottleneck layers' multipliers, which the DSP budget does not hold; the MAC bound assumes the budget's "
+               "multipliers spread perfectly. Issue 15 items 1-2 (output-pixel parallelism, DSP packing) address both.")  # fmt: skip
     return out
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=Path, default=MODELS, help="a directory of networks with a manifest.json")
+    args = parser.parse_args()
     print("accelgen figures are ESTIMATES (cost models, calibrated whole design; no synthesis, no board).")
     print("Published figures: MEASURED latency / throughput on the board (EEMBC runner, single stream) and the")
     print("published Vivado utilisation; sources below each entry.")
     print()
-    nets = fixtures()
-    graphs = {k: compile_model(MODELS / m["file"]).graph for k, m in nets.items()}
+    graphs = {k: compile_model(path).graph for k, path in fixtures(args.models).items()}
     print("Each network on each board at the board's default clock (estimates):")
     print(HEADER)
     for kind, graph in graphs.items():
