@@ -1,0 +1,129 @@
+"""The four MLPerf Tiny networks at their real shapes (tests/models/mlperf_tiny, issue 15).
+
+ResNet-8 (32x32x3), DS-CNN (49x10x1), MobileNetV1 0.25 (96x96x3) and the FC AutoEncoder (640),
+8-bit weights and activations, made by tests/models/make_mlperf_tiny.py with Brevitas. Each is
+compiled, planned for pynq-z2 and generated into an HLS project with a few input vectors, built
+with g++ (cached by content hash, two builds at a time) and run through its C testbench, which
+compares every layer with the golden model element by element; the golden model itself is held
+to the qonnx executor (an independent reference) on the same vectors.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from accelgen import golden
+from accelgen.boards import get_board
+from accelgen.codegen import generate
+from accelgen.csim import build, host_epilogue, read_design, run_csim
+from accelgen.dse import explore
+from accelgen.pipeline import compile_model
+from tests.conftest import FIGURES
+from tests.mlperf_data import split
+from tests.reference import run_reference
+from tests.test_fidelity import compare, output_step
+
+pytestmark = pytest.mark.csim
+
+MODELS = Path(__file__).parent / "models" / "mlperf_tiny"
+MANIFEST = {m["file"]: m for m in json.loads((MODELS / "manifest.json").read_text())["models"]}
+#: vectors per network: MobileNet at 96x96 is the heavy one (its testbench compares ~0.3M layer elements a vector)
+VECTORS = {"ic": 4, "kws": 4, "vww": 2, "ad": 4}
+#: the real MLPerf Tiny input and output shapes (mlcommons/tiny benchmark/training)
+SHAPES = {"ic": ((3, 32, 32), 10), "kws": ((1, 49, 10), 12), "vww": ((3, 96, 96), 2), "ad": ((640,), 640)}
+
+
+@functools.cache
+def compiled(file: str):
+    """The compiled model, once per file (the front end takes seconds on MobileNet's 30 layers)."""
+    return compile_model(MODELS / file)
+
+
+def vectors(file: str) -> np.ndarray:
+    kind = MANIFEST[file]["network"]
+    return split(kind)[2][: VECTORS[kind]]
+
+
+@pytest.fixture(scope="module")
+def designs(tmp_path_factory) -> dict[str, tuple[Path, object]]:
+    root = tmp_path_factory.mktemp("mlperf_tiny")
+    out = {}
+    for file in sorted(MANIFEST):
+        model = compiled(file)
+        out[file] = (generate(model, None, root / Path(file).stem, vectors=(vectors(file),)), model.graph)
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda d: build(d[0]), out.values()))
+    return out
+
+
+def test_the_four_networks_at_their_real_shapes():
+    assert {m["network"] for m in MANIFEST.values()} == {"ic", "kws", "vww", "ad"}
+    for file, m in MANIFEST.items():
+        graph = compiled(file).graph
+        shape, outputs = SHAPES[m["network"]]
+        assert tuple(graph.tensors[graph.inputs[0]].shape[1:]) == shape, file
+        y = next(iter(golden.run(graph, vectors(file)[:1]).values()))
+        assert y.shape == (1, outputs), file
+        assert m["w_bits"] == m["a_bits"] == 8 and m["accuracy_claimed_on_the_real_data_set"] is None
+        assert (MODELS / file).stat().st_size < 400_000, file
+
+
+@pytest.mark.parametrize("file", sorted(MANIFEST))
+def test_golden_matches_the_qonnx_executor(file):
+    graph = compiled(file).graph
+    x = vectors(file)
+    ours = next(iter(golden.run(graph, x).values()))
+    r = compare(ours, run_reference(MODELS / file, x), output_step(graph))
+    assert round(r["max_steps"]) <= 1 and r["float_noise"] < 0.05, r
+
+
+@pytest.mark.parametrize("file", sorted(MANIFEST))
+def test_every_layer_carries_varied_codes(file):
+    """The briefly trained networks are not degenerate: every integer layer output has many distinct codes
+    and is not mostly zero on the test vectors, so C-sim == golden compares real arithmetic."""
+    graph = compiled(file).graph
+    env = golden.run(graph, vectors(file), keep=True)
+    checked = 0
+    for op in graph.ops:
+        codes = env.get(op.outputs[0])
+        if codes is None or codes.dtype.kind == "f":
+            continue
+        assert len(np.unique(codes)) >= 8 and (codes != 0).mean() >= 0.1, (file, op.outputs[0])
+        checked += 1
+    assert checked >= 9, file
+
+
+@pytest.mark.parametrize("file", sorted(MANIFEST))
+def test_csim_equals_golden(designs, file):
+    outdir, graph = designs[file]
+    x = vectors(file)
+    result = run_csim(outdir, keep_outputs=True)
+    assert result["passed"], result.get("first_mismatch") or result.get("error")
+    assert result["vectors"] == len(x) and result["mismatches"] == 0 and result["stream_warnings"] == 0
+    layers = [r for r in result["layers"] if r["kind"] == "layer"]
+    assert len(layers) == len(read_design(outdir)["layers"]) and all(r["mismatches"] == 0 for r in layers)
+    hw = host_epilogue(outdir, result["outputs"])
+    ref = golden.run(graph, x)
+    for name in ref:
+        np.testing.assert_array_equal(hw[name], ref[name])
+    FIGURES.append(
+        f"{file:32s} C-sim == golden on {len(x)} vectors, {len(layers)} layers, "
+        f"{sum(r['elements'] for r in layers):,} layer elements, 0 mismatches"
+    )
+
+
+@pytest.mark.parametrize("board", ["pynq-z2", "ultra96", "kv260"])
+def test_every_network_fits_every_board(board):
+    """The benchmark's boards: a plan exists for each network (no FitError), within the budget."""
+    for file in MANIFEST:
+        e = explore(compiled(file).graph, get_board(board))
+        used = e.whole_design.as_dict()
+        for key, n in get_board(board).resources.items():
+            assert used.get(key, 0) <= n, (file, board, key)
+        assert e.ii_cycles >= e.bound.ii_cycles > 0
