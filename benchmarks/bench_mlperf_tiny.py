@@ -151,16 +151,17 @@ def why(e: Estimate, layers: int = 3) -> list[str]:
         mults = max(lp.cost.multipliers, 1)
         bound = -(-macs // mults)
         out.append(f"    {lp.name:26s} {lp.layer.op.__class__.__name__:8s} cycles {lp.cost.cycles:8,d}  MACs {macs:10,d}  "
-                   f"multipliers {lp.cost.multipliers:4d} (pe {lp.fold.pe}, simd {lp.fold.simd})  MACs/multipliers "
+                   f"multipliers {lp.cost.multipliers:4d} (pe {lp.fold.pe}, simd {lp.fold.simd}, pixels {lp.fold.pixels})  "
+                   "MACs/multipliers "
                    f"{bound:8,d}  -> busy {bound / lp.cost.cycles:5.1%}")  # fmt: skip
     out.append(f"    why: the slowest layers keep their multipliers busy, but there are too few of them: the plan "
                f"instantiates {e.multipliers} multipliers ({e.whole_design.dsp} DSPs of the board's "
-               f"{e.board.resources['dsp']}, budget {e.max_util:.0%}; the other {e.whole_design.dsp - e.multipliers} "
-               "DSPs are requantizers, window generators and the shell); 8-bit products take one DSP each (no DSP "
-               "packing yet) and a convolution is parallel over channels only (pe, simd divide the channel counts; "
-               "one output pixel per cycle, at best OH x OW x KH x KW cycles), so the next II step doubles the "
-               "bottleneck layers' multipliers, which the DSP budget does not hold; the MAC bound assumes the budget's "
-               "multipliers spread perfectly. Issue 15 items 1-2 (output-pixel parallelism, DSP packing) address both.")  # fmt: skip
+               f"{e.board.resources['dsp']}, budget {e.max_util:.0%}; DSPs beside the products are requantizers, "
+               "window generators and the shell; two 8-bit products share a DSP only in a matrix unit's PE pairs); a "
+               "layer's parallelism moves in whole divisors (pe and simd of the channel counts, pixels of the output "
+               "width, and pixels only with pe = every output channel), so the next step of a bottleneck layer at "
+               "least doubles its multipliers, which the DSP budget does not hold; the MAC bound assumes the "
+               "budget's multipliers spread perfectly.")  # fmt: skip
     return out
 
 
