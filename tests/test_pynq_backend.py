@@ -117,7 +117,25 @@ class FakeIP:
         return 0x0 if self.busy else 0x4  # ap_idle
 
 
-class FakeOverlay:
+class StandInOverlay:
+    """What every stand-in overlay shares: ``download`` (reloading the bitstream resets the
+    programmable logic: the IP idles, the DMAs restart) and ``free``. A subclass holds
+    ``accel``, ``dma_in0``, ``dma_out0``, ``hang``, ``freed`` and ``downloads``."""
+
+    def download(self):
+        self.downloads += 1
+        self.accel.busy = False
+        for dma in (self.dma_in0, self.dma_out0):
+            dma.write(0x00, 0x4)
+            for chan in (dma.sendchannel, dma.recvchannel):
+                chan.start()
+        self.hang = False
+
+    def free(self):
+        self.freed = True
+
+
+class FakeOverlay(StandInOverlay):
     """accel + dma_in0 + dma_out0; the hardware is the C-simulation library."""
 
     def __init__(self, outdir: Path, hang=False, max_size=(1 << 14) - 1):
@@ -153,17 +171,6 @@ class FakeOverlay:
         np.asarray(rbuf).view(np.uint8)[rstart : rstart + rbytes] = padded.reshape(-1).view(np.uint8)
         recv.busy, self.accel.busy = False, False
 
-    def download(self):  # reloading the bitstream resets the programmable logic
-        self.downloads += 1
-        self.accel.busy = False
-        for dma in (self.dma_in0, self.dma_out0):
-            dma.write(0x00, 0x4)
-            for chan in (dma.sendchannel, dma.recvchannel):
-                chan.start()
-        self.hang = False
-
-    def free(self):
-        self.freed = True
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from accelgen.cli import main
 from accelgen.rtl.core import graph_from_json
 from accelgen.runtime import Accelerator
 from tests.data import digits_split
-from tests.test_pynq_backend import FakeDMA, FakeIP, FakePynq
+from tests.test_pynq_backend import FakeDMA, FakeIP, FakePynq, StandInOverlay
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "tests" / "models" / "qonnx_mlp_w2a2.onnx"
@@ -45,7 +45,7 @@ def encode(codes: np.ndarray, words: int, bits: int) -> np.ndarray:
     return out
 
 
-class RtlBoard:
+class RtlBoard(StandInOverlay):
     """accel + dma_in0 + dma_out0 of the RTL block design; the core is its golden model."""
 
     def __init__(self, outdir: Path, hang=False, max_size=(1 << 14) - 1):
@@ -75,17 +75,6 @@ class RtlBoard:
         np.asarray(rbuf).view(np.uint8)[rstart : rstart + rbytes] = out.reshape(-1).view(np.uint8)
         recv.busy, self.accel.busy = False, False
 
-    def download(self):
-        self.downloads += 1
-        self.accel.busy = False
-        for dma in (self.dma_in0, self.dma_out0):
-            dma.write(0x00, 0x4)
-            for chan in (dma.sendchannel, dma.recvchannel):
-                chan.start()
-        self.hang = False
-
-    def free(self):
-        self.freed = True
 
 
 @pytest.fixture(scope="module")
