@@ -63,7 +63,8 @@ sim-tools:
 			iverilog yosys g++ make perl tcl >/dev/null; \
 	fi
 
-# everything but the tests marked `slowest` (Yosys synthesis of RTL cores: minutes each)
+# everything but the tests marked `slowest` (Yosys synthesis of RTL cores, the mutant fuzzer, a wheel in
+# a fresh virtualenv: 25 s to minutes each)
 test: lint sim-tools
 	$(PYTEST) -m "not slowest"
 

@@ -58,6 +58,7 @@ def _problem(code, err: str) -> str | None:
     return None
 
 
+@pytest.mark.slowest  # about a minute of mutants (make test-all)
 @pytest.mark.skipif(not hasattr(signal, "SIGALRM"), reason="needs SIGALRM for the hang guard")
 def test_fuzz_mutants(capsys, tmp_path):
     outcomes: collections.Counter = collections.Counter()

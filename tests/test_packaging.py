@@ -42,6 +42,7 @@ def test_wheel_installs_and_finds_its_data(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.slowest  # a fresh virtualenv and a wheel install (make test-all)
 def test_wheel_in_a_fresh_virtualenv_runs_the_build(tmp_path):
     """pip install of the wheel (and its dependencies from the index) into a new venv, then
     the README's main job from outside the checkout."""

@@ -209,6 +209,7 @@ def test_yosys_figures_and_calibrated_estimate(fixtures):
 
 @pytest.mark.yosys
 @pytest.mark.slow
+@pytest.mark.slowest  # a Yosys run (make test-all)
 def test_deep_pipeline_lut_estimate_against_yosys(tmp_path):
     """A register after nearly every adder-tree level (what a high --clock chooses): the
     registered partial sums are priced (before: a third of Yosys' LUTs on such designs)."""
