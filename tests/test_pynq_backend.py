@@ -118,9 +118,25 @@ class FakeIP:
 
 
 class StandInOverlay:
-    """What every stand-in overlay shares: ``download`` (reloading the bitstream resets the
-    programmable logic: the IP idles, the DMAs restart) and ``free``. A subclass holds
-    ``accel``, ``dma_in0``, ``dma_out0``, ``hang``, ``freed`` and ``downloads``."""
+    """What every stand-in overlay shares: ap_start's DMA hand-off (``_start``), ``download``
+    (reloading the bitstream resets the programmable logic: the IP idles, the DMAs restart)
+    and ``free``. A subclass holds ``accel``, ``dma_in0``, ``dma_out0``, ``hang``, ``freed``
+    and ``downloads``, and computes a chunk's output words from its input bytes (``_compute``)."""
+
+    def _start(self, reps):
+        send, recv = self.dma_in0.sendchannel, self.dma_out0.recvchannel
+        if send.armed is None or recv.armed is None or self.dma_in0.status[0x00] or self.dma_out0.status[0x30]:
+            return  # the IP waits for words that never come: stays busy
+        buf, start, nbytes = send.armed
+        words = np.asarray(buf).view(np.uint8)[start : start + nbytes]
+        send.busy = False
+        if self.hang:
+            return
+        out = self._compute(words, reps)
+        rbuf, rstart, rbytes = recv.armed
+        assert rbytes == out.nbytes, "the receive channel is armed for exactly the chunk's words"
+        np.asarray(rbuf).view(np.uint8)[rstart : rstart + rbytes] = out.reshape(-1).view(np.uint8)
+        recv.busy, self.accel.busy = False, False
 
     def download(self):
         self.downloads += 1
@@ -151,26 +167,14 @@ class FakeOverlay(StandInOverlay):
         self.dma_in0, self.dma_out0 = FakeDMA(max_size), FakeDMA(max_size)
         self.hang, self.freed, self.downloads = hang, False, 0
 
-    def _start(self, reps):
-        send, recv = self.dma_in0.sendchannel, self.dma_out0.recvchannel
-        if send.armed is None or recv.armed is None or self.dma_in0.status[0x00] or self.dma_out0.status[0x30]:
-            return  # the IP waits for words that never come: stays busy
-        buf, start, nbytes = send.armed
-        words = np.asarray(buf).view(np.uint8)[start : start + nbytes]
+    def _compute(self, words, reps):
         codes = words.view(np.int8).reshape(reps, -1)[:, : self.inp["elements"]]
-        send.busy = False
-        if self.hang:
-            return
         out = self.hw.run({self.inp["tensor"]: codes.reshape(reps, *self.inp["shape"]).astype(np.int64)})
         acc = out[self.outp["tensor"]].reshape(reps, -1).astype(np.int32)
         per = self.outp["words_per_sample"] * 2
         padded = np.zeros((reps, per), np.int32)
         padded[:, : acc.shape[1]] = acc
-        rbuf, rstart, rbytes = recv.armed
-        assert rbytes == padded.nbytes, "the receive channel is armed for exactly the chunk's words"
-        np.asarray(rbuf).view(np.uint8)[rstart : rstart + rbytes] = padded.reshape(-1).view(np.uint8)
-        recv.busy, self.accel.busy = False, False
-
+        return padded
 
 
 @pytest.fixture(scope="module")
