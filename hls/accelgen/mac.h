@@ -230,16 +230,8 @@ struct Pairs {
                      typename CFG::acc_t&) {}
 };
 template <>
-struct Pairs<DspPacked> {
+struct Pairs<DspPacked> : DspPacked {  // its pair() is DspPacked's
     static const bool value = true;
-    template <class CFG>
-    static void pair(const typename Word<typename CFG::in_code, CFG::SIMD>::type& x,
-                     const typename Word<typename CFG::weight_code, CFG::SIMD>::type& w0,
-                     const typename Word<typename CFG::weight_code, CFG::SIMD>::type& w1, typename CFG::acc_t& sum0,
-                     typename CFG::acc_t& sum1) {
-#pragma HLS INLINE
-        DspPacked::template pair<CFG>(x, w0, w1, sum0, sum1);
-    }
 };
 
 }  // namespace accelgen
