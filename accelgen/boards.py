@@ -27,6 +27,7 @@ RESOURCES = ("lut", "ff", "dsp", "bram18", "uram")
 OPTIONAL_RESOURCES = ("lutram",)
 PROCESSING_SYSTEMS = ("zynq7", "zynqmp")
 DEFAULT_MAX_UTIL = 0.8
+DEFAULT_BOARD = "ultra96v2"  # the board a build, a generated project and the CLI take when none is named
 
 _REQUIRED = {
     "name": str,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from accelgen.boards import DEFAULT_BOARD
 from accelgen.errors import InputError
 
 REQUANT_POLICIES = ("auto", "thresholds", "multiply_shift")
@@ -66,7 +67,7 @@ def _default_max_util() -> float:
 class BuildOptions:
     """What `accelgen build` was asked for (see DESIGN.md section 7); None: not given."""
 
-    board: str = "ultra96v2"
+    board: str = DEFAULT_BOARD
     clock_mhz: float | None = None
     max_util: float | None = None
     target_fps: float | None = None

@@ -158,33 +158,33 @@ def _stage_synth(ctx: BuildContext):
     return vendor.synthesize(ctx.path, ctx.ws.log_path("synth"), ctx.options, ctx.log)
 
 
-def _stage_package(ctx: BuildContext) -> dict:
+def _package(
+    ctx: BuildContext, hardware: dict, clock_mhz: float, ii_cycles: int, fps: float, latency_us: float
+) -> dict:
+    """OUTDIR/driver for either architecture: the PYNQ driver and notebook of ``hardware``
+    (accel.json's ports), their texts from the build's figures, the overlay when synthesis made
+    one whose timing is met (or allowed; PYNQ wants one basename), and the manifest a driver
+    copied to the board checks itself with."""
     from accelgen.package import package_driver
-
-    design = json.loads((ctx.path / "hls" / "design.json").read_text())
-    hardware = {k: design[k] for k in ("top", "bus_bits", "inputs", "outputs", "part", "clock_mhz") if k in design}
-    context = {
-        "model_file": ctx.model_path.name,
-        "title": ctx.model_path.stem,
-        "dialect": ctx.compiled.dialect,
-        "board": ctx.board.name,
-        "board_title": ctx.board.title,
-        "clock_mhz": ctx.estimate.clock_mhz,
-        "ii_cycles": ctx.estimate.ii_cycles,
-        "fps": f"{ctx.estimate.fps:,.0f}",
-        "latency_us": f"{ctx.estimate.latency_us:.2f}",
-        "reference_accuracy": "n/a",
-    }
-    summary = package_driver(ctx.compiled.graph, ctx.path, context=context, hardware=hardware,
-                             vectors=ctx.vectors, labels=ctx.labels, backend="pynq")  # fmt: skip
     from accelgen.runtime.pynq_backend import OVERLAY
     from accelgen.vendor import overlay_files
 
-    # the overlay, when synthesis made one and its timing is met (or allowed): PYNQ wants one basename
+    context = {"model_file": ctx.model_path.name, "title": ctx.model_path.stem, "dialect": ctx.compiled.dialect,
+               "board": ctx.board.name, "board_title": ctx.board.title, "clock_mhz": clock_mhz, "ii_cycles": ii_cycles,
+               "fps": f"{fps:,.0f}", "latency_us": f"{latency_us:.3f}", "reference_accuracy": "n/a"}  # fmt: skip
+    summary = package_driver(ctx.compiled.graph, ctx.path, context=context, hardware=hardware,
+                             vectors=ctx.vectors, labels=ctx.labels, backend="pynq")  # fmt: skip
     for src in overlay_files(ctx.path, ctx.results.get("synth")):
         shutil.copy2(src, ctx.path / "driver" / f"{OVERLAY}{src.suffix}")
-    write_manifest(ctx.path / "driver")  # a driver copied to the board checks itself
+    write_manifest(ctx.path / "driver")
     return summary
+
+
+def _stage_package(ctx: BuildContext) -> dict:
+    design = json.loads((ctx.path / "hls" / "design.json").read_text())
+    hardware = {k: design[k] for k in ("top", "bus_bits", "inputs", "outputs", "part", "clock_mhz") if k in design}
+    e = ctx.estimate
+    return _package(ctx, hardware, e.clock_mhz, e.ii_cycles, e.fps, e.latency_us)
 
 
 def _stage_report(ctx: BuildContext) -> dict:
@@ -341,21 +341,13 @@ def _stage_rtl_scripts(ctx: BuildContext) -> dict:
 
 def _stage_rtl_package(ctx: BuildContext) -> dict:
     from accelgen import rtl
-    from accelgen.package import package_driver
     from accelgen.rtl.board import driver_hardware, throughput
 
     design = rtl.load_design(ctx.path / "rtl")
     clock = ctx.options.clock_mhz
     rate = throughput(design, clock)
-    context = {"model_file": ctx.model_path.name, "title": ctx.model_path.stem, "dialect": ctx.compiled.dialect,
-               "board": ctx.board.name, "board_title": ctx.board.title, "clock_mhz": clock,
-               "ii_cycles": rate["ii_cycles"], "fps": f"{rate['fps']:,.0f}", "latency_us": f"{rate['latency_us']:.3f}",
-               "reference_accuracy": "n/a"}  # fmt: skip
     hardware = driver_hardware(design, ctx.compiled.graph, ctx.board.part, clock)
-    summary = package_driver(ctx.compiled.graph, ctx.path, context=context, hardware=hardware, vectors=ctx.vectors,
-                             labels=ctx.labels, backend="pynq")  # fmt: skip
-    write_manifest(ctx.path / "driver")
-    return summary
+    return _package(ctx, hardware, clock, rate["ii_cycles"], rate["fps"], rate["latency_us"])
 
 
 #: The order of `accelgen build --arch rtl`.

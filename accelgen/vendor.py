@@ -253,6 +253,32 @@ def bitstream_name(model_name: str) -> str:
     return identifier(model_name)
 
 
+def board_facts(board) -> dict[str, object]:
+    """What the scripts and design.json say about a board (a name or :class:`accelgen.boards.Board`;
+    None: the default board): name, part, board part, processing system, default clock."""
+    from accelgen.boards import DEFAULT_BOARD, Board, get_board
+
+    b = board if isinstance(board, Board) else get_board(board or DEFAULT_BOARD)
+    return {"name": b.name, "part": b.part, "board_part": b.board_part, "processing_system": b.processing_system,
+            "default_clock_mhz": float(b.default_clock_mhz)}  # fmt: skip
+
+
+def script_values(facts: dict, clock_mhz: float, model_name: str, top: str, bus_bits: int) -> dict[str, object]:
+    """The values templates/scripts read (bd_<ps>.tcl, the Makefiles, hls.tcl), one set for the
+    dataflow and the RTL architecture: the board's facts (:func:`board_facts`), the clock, the model's identifier
+    (the block-design project's name), the bitstream's basename, the driver's overlay name, the
+    accelerator cell (``top``) and the AXI DMA sized for a ``bus_bits`` stream."""
+    from accelgen import __version__
+    from accelgen.codegen.names import identifier
+    from accelgen.runtime.pynq_backend import OVERLAY
+
+    return {
+        "version": __version__, "board": facts, "clock_mhz": clock_mhz,
+        "period_ns": f"{1000.0 / clock_mhz:.3f}", "model": identifier(model_name), "bitstream": bitstream_name(model_name),
+        "overlay": OVERLAY, "top": top, "ip_name": top, "bus_bits": bus_bits, "dma": dma_settings(bus_bits),
+    }  # fmt: skip
+
+
 def overlay_files(outdir: Path, synth: dict | None) -> list[Path]:
     """The bitstream and hardware handoff to put next to the driver: those bd.tcl wrote to
     OUTDIR/bitstream, and only when synthesis ran and its timing was met or explicitly allowed

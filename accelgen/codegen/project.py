@@ -39,13 +39,11 @@ from accelgen.kernels import shell
 from accelgen.plan import FoldingPlan
 from accelgen.resources import data_dir
 from accelgen.runtime import save_program
-from accelgen.runtime.pynq_backend import OVERLAY
 from accelgen.templating import environment
 
 DESIGN_FORMAT = "accelgen-hls"
 DESIGN_VERSION = 1
 DEFAULT_BUS_BITS = shell.DEFAULT_BUS_BITS  # one definition: the width the explorer costs
-DEFAULT_BOARD = "ultra96v2"
 #: samples per call of the top function inside the emulator
 EMU_CHUNK = 256
 #: random input samples when no vectors are given
@@ -62,20 +60,6 @@ def _graph_of(compiled_or_graph) -> tuple[ir.Graph, str]:
     if not isinstance(graph, ir.Graph):
         raise InputError("generate() takes a compiled model (accelgen.compile_model) or a lowered ir.Graph")
     return graph, Path(getattr(compiled_or_graph, "model_path", graph.name)).stem
-
-
-def _board_facts(board) -> dict[str, Any]:
-    """part, board_part, processing_system, default clock: from accelgen.boards."""
-    from accelgen.boards import Board, get_board
-
-    b = board if isinstance(board, Board) else get_board(board or DEFAULT_BOARD)
-    return {
-        "name": b.name,
-        "part": b.part,
-        "board_part": b.board_part,
-        "processing_system": b.processing_system,
-        "default_clock_mhz": float(b.default_clock_mhz),
-    }
 
 
 def _input_real_range(graph: ir.Graph, name: str) -> tuple[float, float]:
@@ -201,12 +185,8 @@ def render_files(design: Design, board: dict[str, Any], clock_mhz: float, model_
                       for t in design.layers],
     }  # fmt: skip
     files["hls/tb.cpp"] = env.get_template("hls/tb.cpp.j2").render(**common, **tb)
-    scripts = {
-        **common, "board": board, "clock_mhz": clock_mhz, "period_ns": f"{1000.0 / clock_mhz:.3f}",
-        "model": identifier(model_name), "bitstream": vendor.bitstream_name(model_name), "overlay": OVERLAY,
-        "ip_name": design.top, "dma": vendor.dma_settings(design.bus_bits),
-        "ap_types": _ap_types_for_make(),
-    }  # fmt: skip
+    scripts = {**common, **vendor.script_values(board, clock_mhz, model_name, design.top, design.bus_bits),
+               "ap_types": _ap_types_for_make()}  # fmt: skip
     files["scripts/hls.tcl"] = env.get_template("scripts/hls.tcl.j2").render(**scripts)
     files["scripts/bd.tcl"] = env.get_template(f"scripts/bd_{board['processing_system']}.tcl.j2").render(**scripts)
     files["scripts/Makefile"] = env.get_template("scripts/Makefile.j2").render(**scripts)
@@ -315,7 +295,7 @@ def generate(
     Existing ``hls/`` and ``scripts/`` in OUTDIR are replaced; other files are kept.
     """
     graph, model_name = _graph_of(compiled_or_graph)
-    facts = _board_facts(board)
+    facts = vendor.board_facts(board)
     clock = float(clock_mhz or (plan.clock_mhz if plan is not None and plan.clock_mhz else facts["default_clock_mhz"]))
     top_name = identifier(top or f"accel_{model_name}", max_len=40)
     design = build_design(graph, plan, top=top_name, bus_bits=bus_bits)

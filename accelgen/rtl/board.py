@@ -12,32 +12,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from accelgen import __version__, vendor
-from accelgen.rtl.names import identifier
-from accelgen.runtime.pynq_backend import OVERLAY
+from accelgen import vendor
 from accelgen.templating import environment
 
 
 def render_scripts(design: dict[str, Any], board: Any, clock_mhz: float, model_name: str) -> dict[str, str]:
     """scripts/bd.tcl and scripts/Makefile for the RTL design ``design`` (design.json) on ``board``."""
     ports = design["board"]
-    rtl = {"top": ports["top"], "files": ports["files"], "bus_bits": ports["bus_bits"]}
-    facts = {"name": board.name, "part": board.part, "board_part": board.board_part,
-             "processing_system": board.processing_system}  # fmt: skip
     values = {
-        "version": __version__,
-        "board": facts,
-        "clock_mhz": clock_mhz,
-        "model": identifier(model_name, prefix="model"),
-        "bitstream": vendor.bitstream_name(model_name),
-        "overlay": OVERLAY,
-        "top": ports["top"],
-        "ip_name": ports["top"],
-        "dma": vendor.dma_settings(int(ports["bus_bits"])),
-        "inputs": ports["inputs"],
-        "outputs": ports["outputs"],
-        "rtl": rtl,
-    }
+        **vendor.script_values(vendor.board_facts(board), clock_mhz, model_name, ports["top"], int(ports["bus_bits"])),
+        "inputs": ports["inputs"], "outputs": ports["outputs"],
+        "rtl": {"top": ports["top"], "files": ports["files"], "bus_bits": ports["bus_bits"]},
+    }  # fmt: skip
     env = environment()
     return {
         "scripts/bd.tcl": env.get_template(f"scripts/bd_{board.processing_system}.tcl.j2").render(**values),
