@@ -2,7 +2,8 @@
 
     python benchmarks/bench_utilisation.py [--boards ultra96v2,zcu104]
 
-For the bundled CNN (examples/digits_cnn_w4a8.onnx) and the CNN fixtures of tests/models, on
+For the bundled CNN (examples/digits_cnn_w4a8.onnx), the four MLPerf Tiny networks at their
+real shapes (tests/models/mlperf_tiny, W8A8) and the CNN fixtures of tests/models, on
 each board at its default clock and the default 80% budget, the explorer's minimum-II plan:
 
 * II: the planned initiation interval (cycles per frame);
@@ -38,8 +39,11 @@ TARGET_UTIL = 0.80
 
 
 def models() -> list[tuple[str, Path]]:
-    """The bundled CNN and every fixture with a convolution (the MLP fixtures have no windows)."""
+    """The bundled CNN, the MLPerf Tiny networks and every fixture with a convolution (the MLP
+    fixtures have no windows)."""
     found = [("digits_cnn_w4a8 (bundled)", ROOT / "examples" / "digits_cnn_w4a8.onnx")]
+    tiny = json.loads((ROOT / "tests" / "models" / "mlperf_tiny" / "manifest.json").read_text())["models"]
+    found += [(e["file"].removesuffix(".onnx"), ROOT / "tests" / "models" / "mlperf_tiny" / e["file"]) for e in tiny]
     manifest = json.loads((ROOT / "tests" / "models" / "manifest.json").read_text())["models"]
     for entry in manifest:
         name = entry["file"].removesuffix(".onnx")
