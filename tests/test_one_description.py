@@ -64,11 +64,12 @@ def instantiated(design, block) -> dict:
         elif k.function == "sliding_window":
             cf = f["channels"] // f["lanes"]
             rows = (f["kh"] - 1) * f["dh"] + 1
-            group = f["pixels_per_cycle"]
-            banks = group * f["sw"] if group > 1 else 1  # swg.h: x partitioned cyclically by PPC * SW
+            group, taps = f["pixels_per_cycle"], f["taps_per_word"]
+            # swg.h: x partitioned cyclically by PPC * SW (pixels per cycle) or TPW * DW (taps per word)
+            banks = group * f["sw"] if group > 1 else taps * f["dw"] if taps > 1 else 1
             depth = rows * -(-f["in_w"] // banks) * cf
             memories.append(("line_buffer", "ram", f["lanes"] * _bits(f["code"]), depth, banks))
-            swg = (f["in_h"] * f["in_w"] * cf, f["out_h"] * f["out_w"] // group * f["kh"] * f["kw"] * cf)
+            swg = (f["in_h"] * f["in_w"] * cf, f["out_h"] * f["out_w"] // group * f["kh"] * f["kw"] // taps * cf)
         elif k.function == "global_pool":
             groups = f["channels"] // f["pe"]
             if groups >= 4:  # pool.h: a RAM from GLOBAL_POOL_RAM_GROUPS groups up, else a shift register
@@ -184,11 +185,16 @@ def mul_shift(rng, channels: int, out: ir.QType) -> ir.MultiplyShift:
 
 
 def random_fold(rng, legal: dict) -> LayerFold:
-    """A legal folding; for a window kernel, several pixels per cycle a third of the time."""
+    """A legal folding; for a window kernel, several pixels per cycle a third of the time
+    (at a ``pixels_simd``), and a tap-parallel ``simd`` (beyond ``pixels_simd``) 60% of the
+    rest (where there is one)."""
     pixels = [p for p in legal.get("pixels", [1]) if p > 1]
+    pixels_simd = legal.get("pixels_simd", legal["simd"])
     if pixels and rng.random() < 0.35:
-        return LayerFold(legal["pixels_pe"], int(rng.choice(legal["simd"])), pixels=int(rng.choice(pixels)))
-    return LayerFold(int(rng.choice(legal["pe"])), int(rng.choice(legal["simd"])))
+        return LayerFold(legal["pixels_pe"], int(rng.choice(pixels_simd)), pixels=int(rng.choice(pixels)))
+    taps = [s for s in legal["simd"] if s not in pixels_simd]
+    simd = rng.choice(taps) if taps and rng.random() < 0.6 else rng.choice(legal["simd"])
+    return LayerFold(int(rng.choice(legal["pe"])), int(simd))
 
 
 def plan_for(rng, graph: ir.Graph) -> FoldingPlan:
@@ -205,7 +211,7 @@ def conv_shape(rng) -> dict:
         "kernel": (k, int(rng.integers(1, 4))),
         "strides": (int(rng.integers(1, 3)), int(rng.integers(1, 3))),
         "pads": tuple(int(rng.integers(0, 2)) for _ in range(4)),
-        "dilations": (int(rng.integers(1, 3)), 1),
+        "dilations": (int(rng.integers(1, 3)), int(rng.integers(1, 3))),
     }
 
 
@@ -327,18 +333,26 @@ GENERATORS = {
 @pytest.mark.parametrize("kind", sorted(GENERATORS))
 def test_the_cost_model_prices_what_codegen_instantiates(kind):
     rng = np.random.default_rng(sum(map(ord, kind)))
-    checked = grouped = 0
+    checked = grouped = tapped = 0
     for _ in range(60):
         graph = GENERATORS[kind](rng)
         plan = plan_for(rng, graph)
         try:
             checked += check_design(graph, plan, bus_bits=int(rng.choice([16, 32, 64])))
             grouped += sum(f.pixels > 1 for f in plan.layers.values())
+            tapped += sum(tap_parallel(graph, op, plan.fold(op.name)) for op in graph.integer_ops())
         except InputError as e:  # a configuration the hardware refuses (e.g. padding a bipolar input)
             assert "bipolar" in str(e)
     assert checked >= 40
     if kind in ("conv", "pool", "residual"):  # window kernels: several pixels per cycle checked too
         assert grouped >= 5
+    if kind in ("conv", "residual"):  # dense convolutions: several taps a word checked too
+        assert tapped >= 5
+
+
+def tap_parallel(graph: ir.Graph, op: ir.Op, fold: LayerFold) -> bool:
+    """A dense convolution folded beyond its input channels (several kernel taps a word)."""
+    return isinstance(op, ir.Conv) and op.groups == 1 and fold.simd > graph.tensors[op.inputs[0]].shape[-1]
 
 
 def test_a_tensor_train_layer_prices_its_steps_as_generated():

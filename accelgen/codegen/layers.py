@@ -8,14 +8,15 @@ from the op's kernel module in accelgen.kernels, the same description its cost m
 prices. Folding per kernel (as ``accelgen.plan`` documents):
 
 * Dense: ``simd | in_features``, ``pe | out_features``; one matrix-vector unit.
-* Conv (groups == 1): ``simd | IC``, ``pe | OC``; sliding window generator (convolution
+* Conv (groups == 1): ``pe | OC``, ``simd | IC`` or ``simd = IC * t`` (``t | KW`` taps a
+  word, accelgen.kernels.conv.legal and word); sliding window generator (convolution
   order) + matrix-vector unit. A 1x1 convolution with stride 1 and no padding needs no
   window generator.
 * Depthwise Conv (groups == IC == OC): ``pe | C`` channels, ``simd | KH*KW`` taps;
   window generator (depthwise order) + width converter + vector unit.
 * Other grouped Conv (channel multiplier, or several channels per group): run as a
   dense convolution with block-diagonal weights (exact: the zeros add nothing), folded
-  like one (``simd | IC``, ``pe | OC``).
+  like one.
 * MaxPool / AvgPool: ``pe | C``, ``simd == 1``; window generator (depthwise order) +
   window reduction, or a global pool (no line buffer) when one window covers the map.
 * Add, Requantize: ``pe | C``. Concat: words of gcd(channels) lanes.
@@ -38,6 +39,7 @@ from accelgen.codegen.params import pack_words, requant_param, requant_partition
 from accelgen.codegen.types import CodeType, IntType, code_of, int_type, signed_type, zero_point
 from accelgen.errors import InputError, InternalError
 from accelgen.kernels import conv, depthwise, mvu, tt
+from accelgen.kernels.base import fold_problems
 from accelgen.plan import FoldingPlan, LayerFold
 
 
@@ -172,19 +174,19 @@ def _unit_fields(arith: dict, **shape) -> dict:
 
 def _window_stream_and_kernel(
     ctx: Context, ident: str, src: Stream, *, hwc, out_hw, kernel, strides, pads, dilations, pad_raw: int,
-    depthwise: bool, pixels: int = 1,
+    depthwise: bool, pixels: int = 1, taps: int = 1,
 ) -> tuple[Kernel, Stream]:  # fmt: skip
     h, w, c = hwc
     oh, ow = out_hw
     kh, kw = kernel
-    words = oh * ow * kh * kw * c // src.lanes // pixels
-    out = ctx.stream(f"{ident}_windows", src.code, src.lanes * pixels, words)
+    words = oh * ow * kh * kw * c // src.lanes // pixels // taps
+    out = ctx.stream(f"{ident}_windows", src.code, src.lanes * pixels * taps, words)
     cfg = ctx.config(f"{ident}_swg")
     fields = {
         "code": src.code.as_dict(), "lanes": src.lanes, "channels": c, "in_h": h, "in_w": w, "out_h": oh,
         "out_w": ow, "kh": kh, "kw": kw, "sh": strides[0], "sw": strides[1], "dh": dilations[0],
         "dw": dilations[1], "pad_t": pads[0], "pad_l": pads[1], "pad_raw": pad_raw, "depthwise": depthwise,
-        "pixels_per_cycle": pixels,
+        "pixels_per_cycle": pixels, "taps_per_word": taps,
     }  # fmt: skip
     return Kernel("sliding_window", "sliding_window", cfg, fields, [src.name], [out.name]), out
 
@@ -231,15 +233,10 @@ def build_conv(ctx: Context, op: ir.Conv, ident: str) -> Block:
     oh, ow, oc = _fm(y)
     kh, kw = (int(d) for d in op.weights.shape[2:])
     fold = ctx.fold(op)
-    what = "Conv folds output channels by pe and input channels by simd"
-    _check_fold(
-        op,
-        fold,
-        oc,
-        c,
-        what if op.groups == 1 else f"a grouped {what} (block-diagonal weights)",
-        pixels_of=None if conv.is_pointwise(op) else ow,
-    )
+    bad = fold_problems(conv.legal(conv.describe(op, ctx.graph)), fold)
+    if bad:
+        what = "Conv" if op.groups == 1 else "grouped Conv (block-diagonal weights)"
+        raise InputError(f"folding plan: layer '{op.name}' ({op.kind}, a {what}): illegal {' and '.join(bad)}")
     matrix = conv.dense_weights(op, c)  # columns in (kh, kw, ic) window order
     if conv.is_pointwise(op):
         return _mvau_block(ctx, op, ident, x, y, matrix, pixels=h * w, fold=fold, window=None)
@@ -254,13 +251,14 @@ def _mvau_block(ctx, op, ident, x, y, matrix, *, pixels, fold: LayerFold, window
     pe, simd, group = fold.pe, fold.simd, fold.pixels
     arith = _arith(op, x, y, matrix, pe, w_qtype=conv.weight_qtype(op) if isinstance(op, ir.Conv) else None)
     rows, cols = matrix.shape
-    src = ctx.stream(f"{ident}_in", arith["in_code"], simd, x.elements_per_sample() // simd)
+    lanes, taps = conv.word(window["hwc"][2], simd) if window is not None else (simd, 1)
+    src = ctx.stream(f"{ident}_in", arith["in_code"], lanes, x.elements_per_sample() // lanes)
     kernels, streams = [], [src]
     vectors = src
     if window is not None:
         pad = _pad_raw(arith["in_code"], arith["zero_point"], op, getattr(op, "pads", (0, 0, 0, 0)))
         k, vectors = _window_stream_and_kernel(ctx, ident, src, pad_raw=pad, depthwise=False, pixels=group,
-                                               **window)  # fmt: skip
+                                               taps=taps, **window)  # fmt: skip
         kernels.append(k)
         streams.append(vectors)
     out = ctx.stream(f"{ident}_out", arith["out_code"], pe * group, pixels * rows // pe // group)

@@ -6,7 +6,8 @@ A kernel module (``dense``, ``conv``, ...) implements :class:`Kernel`:
 * ``describe(op, graph) -> LayerSpec``: everything its cost model needs, read once;
 * ``legal(spec) -> {"pe": [...], "simd": [...]}``: the legal values (every pair is legal);
   a window kernel adds ``"pixels"``, its legal output pixels per cycle, and ``"pixels_pe"``,
-  the only ``pe`` at which more than one pixel per cycle is legal (every output channel);
+  the only ``pe`` at which more than one pixel per cycle is legal (every output channel),
+  and may add ``"pixels_simd"``, the only ``simd`` values at which it is (default: all);
   a kernel that works in steps (TTDense) adds ``"steps": [(p_0, p_1, ...), ...]``, the
   per-step parallelisms the explorer searches, and ``"step_options"``, the legal values of
   each step (what a plan given by the user is checked against, see :func:`fold_problems`);
@@ -185,11 +186,13 @@ def divisors(n: int) -> list[int]:
 
 def foldings(legal: dict[str, list]) -> list[LayerFold]:
     """Every legal (pe, simd[, steps][, pixels]) combination of a kernel's legal values,
-    pe-major, increasing (more than one pixel per cycle only at ``pixels_pe``)."""
+    pe-major, increasing (more than one pixel per cycle only at ``pixels_pe`` and a
+    ``pixels_simd`` value)."""
     steps = legal.get("steps", [()])
+    pixels_simd = legal.get("pixels_simd", legal["simd"])
     out = []
     for pe, simd, st, px in itertools.product(legal["pe"], legal["simd"], steps, legal.get("pixels", [1])):
-        if px == 1 or pe == legal.get("pixels_pe"):
+        if px == 1 or (pe == legal.get("pixels_pe") and simd in pixels_simd):
             out.append(LayerFold(pe, simd, tuple(st), px))
     return out
 
@@ -198,7 +201,7 @@ def fold_problems(legal: dict[str, list], fold: LayerFold) -> list[str]:
     """What makes ``fold`` illegal under a kernel's ``legal`` values (empty: it is legal).
 
     ``pe``, ``simd`` and ``pixels`` must be legal values (``pixels`` above 1 only at
-    ``pixels_pe``); with ``step_options``, ``fold.steps`` holds
+    ``pixels_pe`` and, when given, a ``pixels_simd`` value); with ``step_options``, ``fold.steps`` holds
     one legal value per step (empty: every step at 1).
     """
     bad = [f"{key}={getattr(fold, key)} (legal: {', '.join(map(str, legal[key]))})"
@@ -209,6 +212,9 @@ def fold_problems(legal: dict[str, list], fold: LayerFold) -> list[str]:
     elif fold.pixels > 1 and fold.pe != legal.get("pixels_pe"):
         bad.append(f"pixels={fold.pixels} with pe={fold.pe} (more than one pixel per cycle needs "
                    f"pe={legal.get('pixels_pe')}, every output channel)")  # fmt: skip
+    elif fold.pixels > 1 and fold.simd not in legal.get("pixels_simd", legal["simd"]):
+        bad.append(f"pixels={fold.pixels} with simd={fold.simd} (more than one pixel per cycle needs simd "
+                   f"among {', '.join(map(str, legal['pixels_simd']))}, channels of one tap)")  # fmt: skip
     options = legal.get("step_options")
     if options is None:
         if fold.steps:

@@ -1,22 +1,28 @@
 """Convolution kernel (dense or grouped): a sliding-window generator feeding a matrix-vector unit.
 
-Folding (accelgen.plan): ``simd`` input channels and ``pe`` output channels per cycle,
-``simd | IC``, ``pe | OC``, and ``pixels`` output pixels per cycle (``pixels | OW``, above
-1 only at ``pe == OC``: the window generator emits that many windows per word and the
-unit computes them side by side with the same weights, ``pe * simd * pixels`` products a
-cycle; the emissions and the unit's passes take ``1 / pixels`` of the cycles). A grouped convolution that is not depthwise (a channel
+Folding (accelgen.plan): ``simd`` window elements and ``pe`` output channels per cycle,
+``pe | OC``. ``simd`` is either a divisor of IC (``simd`` channels of one tap a word) or,
+with a window generator, ``IC * t`` for ``t | KW`` above 1 (tap-parallel: ``t``
+consecutive taps of one kernel row, all their channels, a word; :func:`word`), so a layer
+with few input channels is parallel over its kernel. ``pixels`` output pixels per cycle
+(``pixels | OW``, above 1 only at ``pe == OC`` and ``simd | IC``: the window generator
+emits that many windows per word and the unit computes them side by side with the same
+weights, ``pe * simd * pixels`` products a cycle; the emissions and the unit's passes take
+``1 / pixels`` of the cycles). A grouped convolution that is not depthwise (a channel
 multiplier, several channels per group) runs as a dense convolution with block-diagonal
 weights (exact: the zeros add nothing) and is priced as one. A 1x1 convolution with
 stride 1 and no padding reads the feature map directly (no window generator).
 
-As generated (hls/accelgen/swg.h, mvau.h): the window generator keeps ``(KH-1)*DH + 1``
-whole input rows (``simd`` channels per word); for each output row it first reads the
-input rows that row needs and then emits the row's windows, one word per cycle, so its
-reads and emissions do not overlap: cycles per frame = IH*IW*(IC/simd) (reads) +
-max(OH*OW * KH*KW*(IC/simd) (emissions), the matrix-vector unit's
-OH*OW * KH*KW*(IC/simd) * (OC/pe)). The unit keeps the window vector for its OC/pe passes
-when there is more than one; ``pe`` weight ROMs of ``simd * w_bits`` x
-``KH*KW*(IC/simd) * (OC/pe)``.
+As generated (hls/accelgen/swg.h, mvau.h): the window generator reads words of ``lanes``
+channels (``simd``, or IC when tap-parallel) and keeps ``(KH-1)*DH + 1`` whole input
+rows; for each output row it first reads the input rows that row needs and then emits the
+row's windows, one word of ``simd`` elements per cycle, so its reads and emissions do not
+overlap: cycles per frame = IH*IW*(IC/lanes) (reads) + max(OH*OW * KH*KW*IC/simd
+(emissions), the matrix-vector unit's OH*OW * KH*KW*IC/simd * (OC/pe)). Tap-parallel, the
+line buffer's x dimension is split into ``t * DW`` banks so the ``t`` taps of a word
+(``DW`` apart) are read from distinct banks in one cycle. The unit keeps the window vector
+for its OC/pe passes when there is more than one; ``pe`` weight ROMs of ``simd * w_bits``
+x ``KH*KW*IC/simd * (OC/pe)``.
 """
 
 from __future__ import annotations
@@ -61,6 +67,7 @@ class Window:
     pad_top: int
     pad_left: int
     stride_w: int = 1
+    dilation_w: int = 1
 
     @property
     def buffer_rows(self) -> int:
@@ -74,29 +81,33 @@ class Window:
         rows = min(self.ih, max(1, self.extent_h - self.pad_top))
         return rows * self.iw * self.ic
 
-    def banks(self, pixels: int) -> int:
+    def banks(self, pixels: int, taps: int = 1) -> int:
         """Banks of the line buffer: swg.h partitions its x dimension cyclically by
-        ``pixels * stride_w`` when it emits several pixels per cycle (one bank otherwise)."""
-        return pixels * self.stride_w if pixels > 1 else 1
+        ``pixels * stride_w`` when it emits several pixels per cycle, by ``taps *
+        dilation_w`` when it emits several taps per word (one bank otherwise)."""
+        if pixels > 1:
+            return pixels * self.stride_w
+        return taps * self.dilation_w if taps > 1 else 1
 
-    def line_buffer(self, lanes: int, bits: int, pixels: int = 1) -> Memory:
-        banks = self.banks(pixels)
+    def line_buffer(self, lanes: int, bits: int, pixels: int = 1, taps: int = 1) -> Memory:
+        banks = self.banks(pixels, taps)
         depth = self.buffer_rows * ceil_div(self.iw, banks) * (self.ic // lanes)
         return Memory("line_buffer", "ram", lanes * bits, depth, banks)
 
-    def generator(self, lanes: int, bits: int, pixels: int = 1) -> tuple[Memory, Fifo, Resources]:
-        """swg.h at ``lanes`` codes of ``bits`` a word and ``pixels`` windows per cycle: its
-        line buffer, the window stream it writes and its logic (shared by the conv,
-        depthwise and pool kernels)."""
-        buffer = self.line_buffer(lanes, bits, pixels)
-        windows = Fifo("windows", pixels * lanes * bits, hw.STREAM_FIFO_DEPTH)
-        return buffer, windows, hw.window_generator(buffer.width, buffer.depth * buffer.count, pixels)
+    def generator(self, lanes: int, bits: int, pixels: int = 1, taps: int = 1) -> tuple[Memory, Fifo, Resources]:
+        """swg.h at ``lanes`` codes of ``bits`` per tap, ``taps`` taps a word and ``pixels``
+        windows per cycle: its line buffer, the window stream it writes and its logic
+        (shared by the conv, depthwise and pool kernels)."""
+        buffer = self.line_buffer(lanes, bits, pixels, taps)
+        windows = Fifo("windows", pixels * taps * lanes * bits, hw.STREAM_FIFO_DEPTH)
+        logic = hw.window_generator(buffer.width, buffer.depth * buffer.count, pixels, taps, buffer.count)
+        return buffer, windows, logic
 
     def reads(self, lanes: int) -> int:
         return self.ih * self.iw * (self.ic // lanes)
 
-    def emits(self, lanes: int, pixels: int = 1) -> int:
-        return self.oh * self.ow // pixels * self.kh * self.kw * (self.ic // lanes)
+    def emits(self, lanes: int, pixels: int = 1, taps: int = 1) -> int:
+        return self.oh * self.ow // pixels * self.kh * (self.kw // taps) * (self.ic // lanes)
 
 
 def window(x: ir.Tensor, out: ir.Tensor, kernel: tuple[int, int], dilations: tuple[int, int],
@@ -107,7 +118,7 @@ def window(x: ir.Tensor, out: ir.Tensor, kernel: tuple[int, int], dilations: tup
     return Window(
         ih=ih, iw=iw, ic=ic, oh=oh, ow=ow, kh=kh, kw=kw,
         extent_h=(kh - 1) * dilations[0] + 1, extent_w=(kw - 1) * dilations[1] + 1,
-        pad_top=pads[0], pad_left=pads[1], stride_w=int(strides[1]),
+        pad_top=pads[0], pad_left=pads[1], stride_w=int(strides[1]), dilation_w=int(dilations[1]),
     )  # fmt: skip
 
 
@@ -167,34 +178,50 @@ def describe(op: ir.Conv, graph: ir.Graph) -> ConvSpec:
     )  # fmt: skip
 
 
+def word(ic: int, simd: int) -> tuple[int, int]:
+    """(lanes, taps) of a window word at ``simd``: ``simd`` channels of one tap when
+    ``simd | IC``, else all IC channels of ``simd / IC`` consecutive taps of a kernel row.
+    The input stream carries words of ``lanes`` channels; code generation and the cost
+    model both read the split from here."""
+    return (simd, 1) if simd <= ic else (ic, simd // ic)
+
+
 def legal(spec: ConvSpec) -> dict[str, list[int]]:
-    """``pixels``: output pixels per cycle, a divisor of the output width, above 1 only with
-    every output channel in parallel; a pointwise convolution reads no windows (1 pixel)."""
-    pixels = [1] if spec.pointwise else divisors(spec.win.ow)
-    return {"pe": divisors(spec.oc), "simd": divisors(spec.win.ic), "pixels": pixels, "pixels_pe": spec.oc}
+    """``simd``: the divisors of IC, and (with a window generator) IC times each divisor
+    ``t > 1`` of KW, ``t`` taps a word. ``pixels``: output pixels per cycle, a divisor of
+    the output width, above 1 only with every output channel in parallel and ``simd | IC``
+    (``pixels_simd``: swg.h emits several pixels or several taps a word, not both); a
+    pointwise convolution reads no windows (1 pixel, no taps)."""
+    channels = divisors(spec.win.ic)
+    if spec.pointwise:
+        return {"pe": divisors(spec.oc), "simd": channels, "pixels": [1], "pixels_pe": spec.oc}
+    taps = [spec.win.ic * t for t in divisors(spec.win.kw) if t > 1]
+    return {"pe": divisors(spec.oc), "simd": channels + taps, "pixels": divisors(spec.win.ow), "pixels_pe": spec.oc,
+            "pixels_simd": channels}  # fmt: skip
 
 
 def hardware(spec: ConvSpec, fold: LayerFold) -> Hardware:
     w, pe, simd, group, ar = spec.win, fold.pe, fold.simd, fold.pixels, spec.arith
     a_bits = spec.in_bits[0]
-    taps_words = (1 if spec.pointwise else w.kh * w.kw) * (w.ic // simd)
+    lanes, taps = word(w.ic, simd)
+    taps_words = (1 if spec.pointwise else w.kh * w.kw) * w.ic // simd
     passes = spec.oc // pe
     pixels = w.ih * w.iw if spec.pointwise else w.oh * w.ow
     compute = pixels // group * taps_words * passes
     memories = [*mvu.weights(ar, pe, simd, taps_words * passes)]
     if passes > 1:
         memories.append(Memory("input_vector", "ram", simd * a_bits, taps_words))
-    fifos = list(hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (simd,)))
+    fifos = list(hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (lanes,)))
     logic, pipe = mvu.logic(ar, pe, simd, spec.oc, group)
     if spec.pointwise:
         cycles, depth = compute, taps_words + pipe
     else:
-        buffer, windows, generator = w.generator(simd, a_bits, group)
+        buffer, windows, generator = w.generator(lanes, a_bits, group, taps)
         memories.append(buffer)
         fifos.append(windows)
         logic = logic + generator
-        cycles = w.reads(simd) + max(w.emits(simd, group), compute)
-        depth = ceil_div(w.first_window_elems, simd) + taps_words + pipe
+        cycles = w.reads(lanes) + max(w.emits(lanes, group, taps), compute)
+        depth = ceil_div(w.first_window_elems, lanes) + taps_words + pipe
     return Hardware(cycles=cycles, depth=depth, macs=mvu.matrix_macs(ar, pe, simd, group), memories=tuple(memories),
                     fifos=tuple(fifos), logic=logic)  # fmt: skip
 

@@ -312,21 +312,28 @@ def gearbox(in_bits: int, out_bits: int) -> Resources:
 SWG_INDEX_BITS = 32
 
 
-def window_generator(word_bits: int, buffer_words: int, pixels: int = 1) -> Resources:
+def window_generator(word_bits: int, buffer_words: int, pixels: int = 1, taps: int = 1, banks: int = 1) -> Resources:
     """swg.h's sliding-window generator, beside its line buffer (priced as a Memory): the
     padding select (``inside ? row : pad``, one LUT per output word bit) and the output
-    register; the input coordinates ``iy`` and, per pixel of a group, ``ix`` (32-bit
-    adders, registered) and their bounds comparisons; the line-buffer address
-    ``(slot * W + x) * CF + cf`` (two adders of the address width, registered) per pixel;
-    two pipelined loop nests (read and emit), each :data:`KERNEL_CONTROL`. The line-buffer
-    slots are wrapping counters of a few bits (no ``% ROWS`` divider, no DSP;
-    calibration.DSP_PER_WINDOW adds none). ``word_bits``: one pixel's word; ``pixels``:
-    pixels emitted per cycle."""
+    register; the input coordinates ``iy`` and, per pixel of a group or tap of a word,
+    ``ix`` (32-bit adders, registered) and their bounds comparisons; the line-buffer address
+    ``(slot * W + x) * CF + cf`` (two adders of the address width, registered) per pixel, or
+    per bank when tap-parallel, which adds the banks' position counters and a ``banks``-to-1
+    select per tap bit (a LUT6 muxes four); two pipelined loop nests (read and emit), each
+    :data:`KERNEL_CONTROL`. The line-buffer slots are wrapping counters of a few bits (no
+    ``% ROWS`` divider, no DSP; calibration.DSP_PER_WINDOW adds none). ``word_bits``: one
+    pixel's (one tap's) word; ``pixels``: pixels emitted per cycle; ``taps``: taps per word,
+    read from ``banks`` banks."""
     addr = max(1, (max(buffer_words, 1) - 1).bit_length())
     idx = SWG_INDEX_BITS
-    out_bits = word_bits * pixels
-    lut = out_bits + (1 + pixels) * idx + (2 + 2 * pixels) * comparator_luts(idx) + 2 * addr * pixels
-    ff = out_bits + (1 + pixels) * idx + addr * pixels
+    out_bits = word_bits * pixels * taps
+    reads = pixels * taps
+    addresses = banks if taps > 1 else pixels
+    lut = out_bits + (1 + reads) * idx + (2 + 2 * reads) * comparator_luts(idx) + 2 * addr * addresses
+    ff = out_bits + (1 + reads) * idx + addr * addresses
+    if taps > 1:
+        lut += out_bits * ceil_div(banks - 1, 3) + 2 * idx
+        ff += 2 * idx
     return Resources(lut=lut, ff=ff) + KERNEL_CONTROL * 2
 
 

@@ -26,33 +26,50 @@ namespace accelgen {
 /// buffer's x dimension is partitioned cyclically by PPC * SW, so the PPC reads of one
 /// cycle (x positions SW apart) fall in distinct banks.
 ///
+/// TAPS_PER_WORD (TPW) > 1 (convolution order, one pixel per cycle, TPW | KW, LANES ==
+/// CHANNELS) emits TPW consecutive taps of one kernel row a word: word (kh, g) of a pixel
+/// holds taps (kh, g * TPW + u) for u < TPW in lanes [u * LANES, (u + 1) * LANES), so the
+/// words still follow the (kh, kw, channel) order and a row takes OUT_W * KH * KW / TPW
+/// cycles. The TPW taps sit DW apart in x; the line buffer's x dimension is partitioned
+/// cyclically by BANKS = TPW * DW, so they fall in distinct banks: each bank is read once a
+/// cycle (bank b at the one position of [base, base + BANKS) it holds, base the first
+/// tap's x) and each tap selects its bank (base + u * DW mod BANKS). base mod BANKS and
+/// base / BANKS are counters (no division): the next group of taps is BANKS further (the
+/// same bank, the next address), the next pixel SW further.
+///
 /// The line buffer holds (KH - 1) * DH + 1 rows. Before emitting output row oy it reads
 /// input rows up to the last one that row needs (rows a stride skips are read and
 /// overwritten); after the last output row it drains the rows no window uses.
 ///
 /// \tparam CFG configuration: code, LANES, CHANNELS, IN_H, IN_W, OUT_H, OUT_W, KH, KW,
-///   SH, SW, DH, DW, PAD_T, PAD_L, PAD_RAW, DEPTHWISE, PIXELS_PER_CYCLE.
+///   SH, SW, DH, DW, PAD_T, PAD_L, PAD_RAW, DEPTHWISE, PIXELS_PER_CYCLE, TAPS_PER_WORD.
 ///
 /// Line buffer slots are wrapping counters (no `%` by ROWS, which is rarely a power of
 /// two, inside the pipelined loops): row r lives in slot r mod ROWS.
 ///
 /// Pragmas: PIPELINE II=1 on the row read, emission and drain loops; LOOP_TRIPCOUNT on
 /// the two loops whose trip count depends on the output row (fill, drain); UNROLL of the
-/// PPC reads of one emission; ARRAY_PARTITION cyclic of the line buffer's x dimension by
-/// PPC * SW when PPC > 1.
+/// PPC reads (TPW taps, BANKS bank reads) of one emission; ARRAY_PARTITION cyclic of the
+/// line buffer's x dimension by PPC * SW when PPC > 1, by TPW * DW when TPW > 1.
 template <class CFG>
-void sliding_window(hls::stream<typename Word<typename CFG::code, CFG::LANES>::type>& in,
-                    hls::stream<typename Word<typename CFG::code, CFG::LANES * CFG::PIXELS_PER_CYCLE>::type>& out,
-                    const unsigned reps) {
+void sliding_window(
+    hls::stream<typename Word<typename CFG::code, CFG::LANES>::type>& in,
+    hls::stream<typename Word<typename CFG::code, CFG::LANES * CFG::PIXELS_PER_CYCLE * CFG::TAPS_PER_WORD>::type>& out,
+    const unsigned reps) {
     static_assert(CFG::CHANNELS % CFG::LANES == 0, "LANES must divide the channels");
     static_assert(CFG::KH >= 1 && CFG::KW >= 1 && CFG::SH >= 1 && CFG::SW >= 1, "empty kernel or stride");
     static_assert(CFG::DH >= 1 && CFG::DW >= 1, "dilation is at least 1");
     static_assert(CFG::OUT_H >= 1 && CFG::OUT_W >= 1, "empty output");
     static_assert(CFG::PIXELS_PER_CYCLE >= 1 && CFG::OUT_W % CFG::PIXELS_PER_CYCLE == 0,
                   "PIXELS_PER_CYCLE must divide the output width");
+    static_assert(CFG::TAPS_PER_WORD >= 1 && CFG::KW % CFG::TAPS_PER_WORD == 0, "TAPS_PER_WORD must divide KW");
+    static_assert(CFG::TAPS_PER_WORD == 1 || (!CFG::DEPTHWISE && CFG::PIXELS_PER_CYCLE == 1 &&
+                                              CFG::LANES == CFG::CHANNELS),
+                  "several taps a word: convolution order, one pixel per cycle, every channel a tap");
     typedef typename Word<typename CFG::code, CFG::LANES>::type word_t;
     const unsigned PPC = CFG::PIXELS_PER_CYCLE;
-    typedef typename Word<typename CFG::code, CFG::LANES * CFG::PIXELS_PER_CYCLE>::type out_word_t;
+    const unsigned TPW = CFG::TAPS_PER_WORD;
+    typedef typename Word<typename CFG::code, CFG::LANES * CFG::PIXELS_PER_CYCLE * CFG::TAPS_PER_WORD>::type out_word_t;
     const unsigned CF = CFG::CHANNELS / CFG::LANES;
     const int ROWS = (CFG::KH - 1) * CFG::DH + 1;
     const int IN_H = CFG::IN_H, IN_W = CFG::IN_W;
@@ -66,9 +83,14 @@ void sliding_window(hls::stream<typename Word<typename CFG::code, CFG::LANES>::t
     const int TOP_SLOT0 = ((-int(CFG::PAD_T)) % ROWS + ROWS) % ROWS;
     const int SH_SLOTS = int(CFG::SH) % ROWS;
 
-    // one bank per pixel of a group and stride step (a factor of 1: no partition at one pixel per cycle)
-    const unsigned BANKS = PPC > 1 ? PPC * CFG::SW : 1;
-    word_t rows[ROWS][CFG::IN_W][CF];
+    // one bank per pixel of a group and stride step, or per tap of a word and dilation step (a factor of 1: no
+    // partition at one pixel and one tap); x rounded up to whole banks, so every bank has every address
+    const unsigned BANKS = PPC > 1 ? PPC * CFG::SW : TPW > 1 ? TPW * CFG::DW : 1;
+    const int BANK_WORDS = int((CFG::IN_W + BANKS - 1) / BANKS);
+    // the first tap's x of an output row's first pixel, -PAD_L, as (address, bank): floor division
+    const int BASE_ADDR0 = -int((CFG::PAD_L + BANKS - 1) / BANKS);
+    const int BASE_BANK0 = -int(CFG::PAD_L) - BASE_ADDR0 * int(BANKS);
+    word_t rows[ROWS][BANK_WORDS * BANKS][CF];
 #pragma HLS BIND_STORAGE variable = rows type = ram_2p
 #pragma HLS ARRAY_PARTITION variable = rows cyclic factor = BANKS dim = 2
     const word_t pad = replicate<typename CFG::code, CFG::LANES>(typename CFG::code::raw_t(CFG::PAD_RAW));
@@ -101,26 +123,52 @@ swg_samples:
                 next_row++;
                 if (++fill_slot == ROWS) fill_slot = 0;
             }
-            // Emission counters: ox (the first pixel of the group) outermost; (kh, kw, cf) or (cf, kh, kw) inside.
+            // Emission counters: ox (the first pixel of the group) outermost; (kh, kw, cf) or (cf, kh, kw) inside;
+            // with TPW > 1 the first tap's x, ox * SW - PAD_L + kw * DW, as BANKS * (base_addr + kw / TPW) + base_bank.
             unsigned ox = 0, kh = 0, kw = 0, cf = 0;
+            int base_addr = BASE_ADDR0, base_bank = BASE_BANK0, tap_group = 0;
         swg_emit:
-            for (unsigned i = 0; i < CFG::OUT_W / PPC * CFG::KH * CFG::KW * CF; i++) {
+            for (unsigned i = 0; i < CFG::OUT_W / PPC * CFG::KH * (CFG::KW / TPW) * CF; i++) {
 #pragma HLS PIPELINE II = 1
                 const int iy = top + int(kh * CFG::DH);
                 const bool row_inside = iy >= 0 && iy < IN_H;
                 int row_slot = top_slot + int(kh * CFG::DH);  // kh * DH <= ROWS - 1: one wrap at most
                 if (row_slot >= ROWS) row_slot -= ROWS;
                 out_word_t group = 0;
-            swg_group:
-                for (unsigned j = 0; j < PPC; j++) {
+                if (TPW > 1) {
+                    word_t banked[BANKS];
+#pragma HLS ARRAY_PARTITION variable = banked complete
+                swg_banks:
+                    for (unsigned b = 0; b < BANKS; b++) {
 #pragma HLS UNROLL
-                    const int ix = int((ox + j) * CFG::SW) - int(CFG::PAD_L) + int(kw * CFG::DW);
-                    const bool inside = row_inside && ix >= 0 && ix < IN_W;
-                    const word_t w = inside ? rows[row_slot][ix][cf] : pad;
-                    if (PPC == 1) {
-                        group = w;
-                    } else {
-                        group |= out_word_t(w) << (j * CFG::LANES * CFG::code::bits);
+                        // bank b's position in [base, base + BANKS): this group's address, the next below base_bank
+                        int addr = base_addr + tap_group + (int(b) < base_bank ? 1 : 0);
+                        if (addr < 0) addr = 0;  // only padding taps read outside the buffer
+                        if (addr > BANK_WORDS - 1) addr = BANK_WORDS - 1;
+                        banked[b] = rows[row_slot][addr * int(BANKS) + int(b)][0];
+                    }
+                swg_taps:
+                    for (unsigned u = 0; u < TPW; u++) {
+#pragma HLS UNROLL
+                        const int ix = int(ox * CFG::SW) - int(CFG::PAD_L) + int((kw + u) * CFG::DW);
+                        const bool inside = row_inside && ix >= 0 && ix < IN_W;
+                        int b = base_bank + int(u * CFG::DW);  // u * DW < BANKS: one wrap at most
+                        if (b >= int(BANKS)) b -= int(BANKS);
+                        const word_t w = inside ? banked[b] : pad;
+                        group |= out_word_t(w) << (u * CFG::LANES * CFG::code::bits);
+                    }
+                } else {
+                swg_group:
+                    for (unsigned j = 0; j < PPC; j++) {
+#pragma HLS UNROLL
+                        const int ix = int((ox + j) * CFG::SW) - int(CFG::PAD_L) + int(kw * CFG::DW);
+                        const bool inside = row_inside && ix >= 0 && ix < IN_W;
+                        const word_t w = inside ? rows[row_slot][ix][cf] : pad;
+                        if (PPC == 1) {
+                            group = w;
+                        } else {
+                            group |= out_word_t(w) << (j * CFG::LANES * CFG::code::bits);
+                        }
                     }
                 }
                 out.write(group);
@@ -138,11 +186,20 @@ swg_samples:
                 } else {
                     if (++cf == CF) {
                         cf = 0;
-                        if (++kw == CFG::KW) {
+                        kw += TPW;
+                        tap_group++;
+                        if (kw == CFG::KW) {
                             kw = 0;
+                            tap_group = 0;
                             if (++kh == CFG::KH) {
                                 kh = 0;
                                 ox += PPC;
+                                base_addr += int(CFG::SW / BANKS);  // the next pixel's first tap, SW further
+                                base_bank += int(CFG::SW % BANKS);
+                                if (base_bank >= int(BANKS)) {
+                                    base_bank -= int(BANKS);
+                                    base_addr++;
+                                }
                             }
                         }
                     }
