@@ -249,10 +249,15 @@ def test_folding_plan_is_checked_per_layer(mlp):
 
 def test_pixels_per_cycle_are_checked_against_the_output_width_and_pe():
     graph = compile_model(MODELS / "qonnx_cnn_w4a8.onnx").graph  # conv1: 8 x 8 x 16 out
-    with pytest.raises(InputError, match=r"conv:/conv1/Conv.*pixels=3.*divide the output width 8"):
+    with pytest.raises(InputError, match=r"conv:/conv1/Conv.*pixels=3 \(legal: 1, 2, 4, 8\)"):
         build_design(graph, FoldingPlan({"conv:/conv1/Conv": LayerFold(16, 1, pixels=3)}), top="t")
-    with pytest.raises(InputError, match=r"pixels=2, pe=8.*needs pe=16"):
+    with pytest.raises(InputError, match=r"pixels=2 with pe=8.*needs pe=16"):
         build_design(graph, FoldingPlan({"conv:/conv1/Conv": LayerFold(8, 1, pixels=2)}), top="t")
+    # conv1 reads 1 channel through a 3x3 kernel: simd 3 is three taps a word, never with several pixels
+    with pytest.raises(InputError, match=r"conv:/conv1/Conv.*pixels=2 with simd=3.*one kernel tap a word, simd among 1"):
+        build_design(graph, FoldingPlan({"conv:/conv1/Conv": LayerFold(16, 3, pixels=2)}), top="t")
+    with pytest.raises(InputError, match=r"conv:/conv1/Conv' \(Conv\): illegal simd=2 \(legal: 1, 3\)"):
+        build_design(graph, FoldingPlan({"conv:/conv1/Conv": LayerFold(16, 2)}), top="t")
     design = build_design(graph, FoldingPlan({"conv:/conv1/Conv": LayerFold(16, 1, pixels=4)}), top="t")
     swg = next(k for k in design.kernels if k.function == "sliding_window")
     mvau = next(k for k in design.kernels if k.function == "mvau")

@@ -272,7 +272,8 @@ def test_dse_json_and_folding_round_trip(tmp_path, capsys):
     assert {n: (f.pe, f.simd, f.pixels) for n, f in plan.layers.items()} == {
         la["name"]: (la["pe"], la["simd"], la.get("pixels", 1)) for la in first["layers"]
     }
-    assert any(f.pixels > 1 for f in plan.layers.values())  # the first conv: one input channel
+    # the first conv reads one input channel: parallel over pixels or kernel taps beyond it
+    assert plan.fold("conv:/conv1/Conv").pixels > 1 or plan.fold("conv:/conv1/Conv").simd > 1
     assert main(["dse", CNN, "--board", "ultra96", "--json", "--folding", str(tmp_path / "out" / "folding.json")]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["mode"] == "given"
@@ -299,7 +300,10 @@ def test_illegal_folding_names_the_layer_and_the_legal_values(tmp_path, capsys):
     # several pixels per cycle: a divisor of the output width (8), only with every output channel
     for fold, says in ((LayerFold(16, 1, pixels=3), "pixels=3 (legal: 1, 2, 4, 8)"),
                        (LayerFold(8, 1, pixels=2), "needs pe=16"),
-                       (LayerFold(16, 1, pixels=0), "pixels")):  # fmt: skip
+                       (LayerFold(16, 1, pixels=0), "pixels"),
+                       # conv1: 1 input channel, 3x3 kernel: simd 3 is three taps a word, 2 is no whole taps
+                       (LayerFold(16, 2), "simd=2 (legal: 1, 3)"),
+                       (LayerFold(16, 3, pixels=2), "pixels=2 with simd=3")):  # fmt: skip
         plan["layers"] = {"conv:/conv1/Conv": {"pe": fold.pe, "simd": fold.simd, "pixels": fold.pixels}}
         path.write_text(json.dumps(plan))
         assert main(["dse", CNN, "--board", "ultra96", "--folding", str(path)]) == 2

@@ -584,6 +584,32 @@ def _():
     return b.finish(b.avgpool(y, (2, 2), (1, 1), qt(8, False), (1, 1, 1, 1), fold=F(3, 1, pixels=5), rq="thresholds"))
 
 
+# -- tap-parallel convolutions: simd = IC * t, t consecutive kernel taps a word ---------------------
+
+
+@case("conv_c1_taps3_pad1_two_passes")
+def _():
+    b = GraphBuilder("tap", 40)
+    x = b.input("x", (7, 6, 1), qt(8, True))
+    return b.finish(b.conv(x, 4, (3, 3), qt(8, True), qt(8, True), pads=(1, 1, 1, 1), fold=F(2, 3), rq="ms"))
+
+
+@case("conv_c3_taps3_stride2_then_c6_taps2")
+def _():
+    b = GraphBuilder("tap", 41)
+    x = b.input("x", (9, 8, 3), qt(6, False, zp=5))
+    y = b.conv(x, 6, (3, 3), qt(5, True), qt(4, False), strides=(2, 2), pads=(1, 1, 1, 1), fold=F(3, 9))
+    return b.finish(b.conv(y, 5, (2, 2), qt(4, True), qt(8, True), pads=(0, 1, 1, 0), fold=F(5, 12), rq="ms"))
+
+
+@case("conv_c1_k4x4_taps4_dilated_padded")
+def _():
+    b = GraphBuilder("tap", 42)
+    x = b.input("x", (10, 9, 1), qt(8, True))
+    return b.finish(b.conv(x, 3, (4, 4), qt(8, True), None, strides=(2, 1), pads=(1, 3, 2, 1), dil=(1, 2),
+                           fold=F(1, 4), rq="none"))  # fmt: skip
+
+
 # -- width converters between folds, AXI packing, several outputs -----------------------------------
 
 
@@ -699,3 +725,5 @@ def test_coverage_of_the_issue(emulators):
 
     packed = [c.name for c in CASES if "accelgen::DspPacked mac;" in configs(c.name)]
     assert "conv_dsp_packed_odd_pe_pixels2" in packed and any(n.startswith("dense_dsp") for n in packed)
+    # tap-parallel window generators (several kernel taps a word) are generated and checked
+    assert sum("TAPS_PER_WORD = 1;" not in configs(c.name) for c in CASES) >= 3

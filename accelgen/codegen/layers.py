@@ -235,8 +235,8 @@ def build_conv(ctx: Context, op: ir.Conv, ident: str) -> Block:
     fold = ctx.fold(op)
     bad = fold_problems(conv.legal(conv.describe(op, ctx.graph)), fold)
     if bad:
-        what = "Conv" if op.groups == 1 else "grouped Conv (block-diagonal weights)"
-        raise InputError(f"folding plan: layer '{op.name}' ({op.kind}, a {what}): illegal {' and '.join(bad)}")
+        what = op.kind if op.groups == 1 else f"grouped {op.kind}, run with block-diagonal weights"
+        raise InputError(f"folding plan: layer '{op.name}' ({what}): illegal {' and '.join(bad)}")
     matrix = conv.dense_weights(op, c)  # columns in (kh, kw, ic) window order
     if conv.is_pointwise(op):
         return _mvau_block(ctx, op, ident, x, y, matrix, pixels=h * w, fold=fold, window=None)

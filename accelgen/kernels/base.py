@@ -213,8 +213,8 @@ def fold_problems(legal: dict[str, list], fold: LayerFold) -> list[str]:
         bad.append(f"pixels={fold.pixels} with pe={fold.pe} (more than one pixel per cycle needs "
                    f"pe={legal.get('pixels_pe')}, every output channel)")  # fmt: skip
     elif fold.pixels > 1 and fold.simd not in legal.get("pixels_simd", legal["simd"]):
-        bad.append(f"pixels={fold.pixels} with simd={fold.simd} (more than one pixel per cycle needs simd "
-                   f"among {', '.join(map(str, legal['pixels_simd']))}, channels of one tap)")  # fmt: skip
+        bad.append(f"pixels={fold.pixels} with simd={fold.simd} (more than one pixel per cycle needs one kernel "
+                   f"tap a word, simd among {', '.join(map(str, legal['pixels_simd']))})")  # fmt: skip
     options = legal.get("step_options")
     if options is None:
         if fold.steps:
