@@ -1,10 +1,13 @@
-"""Whole models at the explorer's own plans, where it takes several pixels per cycle and packs
-DSP products: the generated design's C simulation equals the golden model on every layer.
+"""Whole models at the explorer's own plans, where it takes several pixels per cycle or several
+kernel taps a word and packs DSP products: the generated design's C simulation equals the
+golden model on every layer.
 
 tests/test_csim_models.py runs every fixture fully folded (pe = simd = 1); here the CNN
-(the bundled digits CNN's fixture) at its Ultra96 plan and the depthwise-separable KWS
-network at its ZCU104 plan, whose window layers take 2 to 8 output pixels per cycle and
-whose matrix units pack PE pairs into DSPs, are built and compared layer by layer.
+(the bundled digits CNN's fixture) at its Ultra96 plan, whose convolutions take three kernel
+taps a word (conv1: 1 input channel, simd 3; conv2: 16 channels, simd 48), and the
+depthwise-separable KWS network at its ZCU104 plan, whose window layers take 2 to 8 output
+pixels per cycle, both with matrix units that pack PE pairs into DSPs, are built and
+compared layer by layer.
 """
 
 from __future__ import annotations
@@ -28,16 +31,22 @@ MANIFEST = {m["file"]: m for m in json.loads((MODELS / "manifest.json").read_tex
 SAMPLES = 24
 
 
-@pytest.mark.parametrize("file,board", [("qonnx_cnn_w4a8.onnx", "ultra96v2"), ("qdq_dscnn_s8w4_msdomain.onnx", "zcu104")])
-def test_the_planned_design_equals_golden(tmp_path, file, board):
+@pytest.mark.parametrize(
+    "file,board,parallel",
+    [
+        ("qonnx_cnn_w4a8.onnx", "ultra96v2", "TAPS_PER_WORD"),
+        ("qdq_dscnn_s8w4_msdomain.onnx", "zcu104", "PIXELS_PER_CYCLE"),
+    ],
+)
+def test_the_planned_design_equals_golden(tmp_path, file, board, parallel):
     compiled = compile_model(MODELS / file)
     plan = explore(compiled.graph, get_board(board)).plan()
-    assert any(f.pixels > 1 for f in plan.layers.values()), "the plan takes several pixels per cycle somewhere"
     _, _, x, _ = digits_split()
     x = (as_images(x) if MANIFEST[file]["input_layout"] == "image" else x)[:SAMPLES]
     outdir = generate(compiled, plan, tmp_path / "d", vectors=(x,))
     configs = "".join(f.read_text() for f in (outdir / "hls" / "config").glob("*.h"))
-    assert "PIXELS_PER_CYCLE = 1;" in configs and any(f"PIXELS_PER_CYCLE = {p};" in configs for p in (2, 4, 8))
+    # the plan's window generators take several pixels per cycle, or several taps a word, somewhere
+    assert f"{parallel} = 1;" in configs and any(f"{parallel} = {p};" in configs for p in (2, 3, 4, 8))
     assert "accelgen::DspPacked mac;" in configs
     build(outdir)
     result = run_csim(outdir)
