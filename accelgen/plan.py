@@ -7,8 +7,10 @@ Folding semantics, per kernel (every kernel module validates its own):
 
 * Dense: ``simd`` input features and ``pe`` output neurons per cycle;
   ``simd | in_features``, ``pe | out_features``; cycles = (IN/simd) * (OUT/pe).
-* Conv (groups == 1): ``simd`` input channels, ``pe`` output channels per cycle;
-  ``simd | IC``, ``pe | OC``; cycles = OH*OW * KH*KW * (IC/simd) * (OC/pe).
+* Conv (groups == 1): ``simd`` window elements, ``pe`` output channels per cycle;
+  ``pe | OC``, ``simd | IC`` (channels of one tap) or ``simd = IC * t`` with a window
+  (``t`` taps a word: ``t | KW``, or ``KW`` times a divisor of KH, whole kernel rows;
+  accelgen.kernels.conv); cycles = OH*OW * KH*KW*IC/simd * (OC/pe).
 * Depthwise / grouped Conv: ``pe`` channels in parallel, ``simd`` kernel taps per cycle;
   ``pe | OC``, ``simd | KH*KW``.
 * MaxPool, AvgPool, Add, Requantize, Resize: ``pe`` channels per cycle, ``pe | C``; ``simd`` is 1.

@@ -158,8 +158,8 @@ def why(e: Estimate, layers: int = 3) -> list[str]:
                f"instantiates {e.multipliers} multipliers ({e.whole_design.dsp} DSPs of the board's "
                f"{e.board.resources['dsp']}, budget {e.max_util:.0%}; DSPs beside the products are requantizers, "
                "window generators and the shell; two 8-bit products share a DSP only in a matrix unit's PE pairs); a "
-               "layer's parallelism moves in whole divisors (pe and simd of the channel counts, pixels of the output "
-               "width, and pixels only with pe = every output channel), so the next step of a bottleneck layer at "
+               "layer's parallelism moves in whole divisors (pe and simd of the channel counts, simd also in whole "
+               "kernel taps, pixels of the output width, and pixels only with pe = every output channel), so the next step of a bottleneck layer at "
                "least doubles its multipliers, which the DSP budget does not hold; the MAC bound assumes the "
                "budget's multipliers spread perfectly.")  # fmt: skip
     return out

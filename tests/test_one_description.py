@@ -65,10 +65,13 @@ def instantiated(design, block) -> dict:
             cf = f["channels"] // f["lanes"]
             rows = (f["kh"] - 1) * f["dh"] + 1
             group, taps = f["pixels_per_cycle"], f["taps_per_word"]
-            # swg.h: x partitioned cyclically by PPC * SW (pixels per cycle) or TPW * DW (taps per word)
-            banks = group * f["sw"] if group > 1 else taps * f["dw"] if taps > 1 else 1
-            depth = rows * -(-f["in_w"] // banks) * cf
-            memories.append(("line_buffer", "ram", f["lanes"] * _bits(f["code"]), depth, banks))
+            # swg.h: x partitioned cyclically by PPC * SW (pixels per cycle) or COLS * DW (COLS taps of a
+            # kernel row per word), row slots each their own memory when a word takes several kernel rows
+            cols = min(taps, f["kw"])
+            banks = group * f["sw"] if group > 1 else cols * f["dw"] if cols > 1 else 1
+            slots = rows if taps > f["kw"] else 1
+            depth = rows // slots * -(-f["in_w"] // banks) * cf
+            memories.append(("line_buffer", "ram", f["lanes"] * _bits(f["code"]), depth, banks * slots))
             swg = (f["in_h"] * f["in_w"] * cf, f["out_h"] * f["out_w"] // group * f["kh"] * f["kw"] // taps * cf)
         elif k.function == "global_pool":
             groups = f["channels"] // f["pe"]
@@ -333,7 +336,7 @@ GENERATORS = {
 @pytest.mark.parametrize("kind", sorted(GENERATORS))
 def test_the_cost_model_prices_what_codegen_instantiates(kind):
     rng = np.random.default_rng(sum(map(ord, kind)))
-    checked = grouped = tapped = 0
+    checked = grouped = tapped = rowed = 0
     for _ in range(60):
         graph = GENERATORS[kind](rng)
         plan = plan_for(rng, graph)
@@ -341,18 +344,22 @@ def test_the_cost_model_prices_what_codegen_instantiates(kind):
             checked += check_design(graph, plan, bus_bits=int(rng.choice([16, 32, 64])))
             grouped += sum(f.pixels > 1 for f in plan.layers.values())
             tapped += sum(tap_parallel(graph, op, plan.fold(op.name)) for op in graph.integer_ops())
+            rowed += sum(tap_parallel(graph, op, plan.fold(op.name), rows=True) for op in graph.integer_ops())
         except InputError as e:  # a configuration the hardware refuses (e.g. padding a bipolar input)
             assert "bipolar" in str(e)
     assert checked >= 40
     if kind in ("conv", "pool", "residual"):  # window kernels: several pixels per cycle checked too
         assert grouped >= 5
     if kind in ("conv", "residual"):  # dense convolutions: several taps a word checked too
-        assert tapped >= 5
+        assert tapped >= 5 and rowed >= 5
 
 
-def tap_parallel(graph: ir.Graph, op: ir.Op, fold: LayerFold) -> bool:
-    """A dense convolution folded beyond its input channels (several kernel taps a word)."""
-    return isinstance(op, ir.Conv) and op.groups == 1 and fold.simd > graph.tensors[op.inputs[0]].shape[-1]
+def tap_parallel(graph: ir.Graph, op: ir.Op, fold: LayerFold, rows: bool = False) -> bool:
+    """A dense convolution folded beyond its input channels (several kernel taps a word),
+    or (``rows``) beyond a kernel row's taps (whole kernel rows a word)."""
+    if not isinstance(op, ir.Conv) or op.groups != 1:
+        return False
+    return fold.simd > graph.tensors[op.inputs[0]].shape[-1] * (int(op.weights.shape[3]) if rows else 1)
 
 
 def test_a_tensor_train_layer_prices_its_steps_as_generated():

@@ -1,7 +1,8 @@
 """The sliding window generator (hls/accelgen/swg.h) alone, against a numpy im2col written here.
 
 Each case is a configuration of swg.h in convolution order: taps a word (``TAPS_PER_WORD``,
-several consecutive taps of one kernel row), or pixels per cycle, with strides, dilations,
+several consecutive taps of one kernel row, whole kernel rows, the whole window), or pixels
+per cycle, with strides, dilations,
 asymmetric padding and maps narrower than the line buffer's banks. A C++ driver written
 here streams two samples of distinct 8-bit codes (so a wrong tap, channel or pixel shows
 up as a wrong value) through each configuration and prints every lane of every output
@@ -56,6 +57,11 @@ CASES = [
     Geometry("c1_narrower_than_banks_taps3", (4, 2, 1), (3, 3), pads=(1, 1, 1, 1), taps=3),
     Geometry("c2_k1x4_dilated3_pad_taps2", (3, 9, 2), (1, 4), dilations=(1, 3), pads=(0, 3, 0, 1), taps=2),
     Geometry("c1_k1x4_pad3_taps2", (3, 5, 1), (1, 4), pads=(0, 3, 0, 3), taps=2),
+    Geometry("c3_k3_whole_window_taps9", (6, 5, 3), (3, 3), strides=(2, 1), pads=(1, 1, 1, 0), taps=9),
+    Geometry("c1_k10x4_two_rows_taps8", (14, 10, 1), (10, 4), strides=(2, 2), pads=(4, 1, 5, 2), taps=8),
+    Geometry("c2_k4x2_dilated_rows_taps4", (9, 8, 2), (4, 2), strides=(1, 2), dilations=(2, 3), pads=(3, 2, 2, 3),
+             taps=4),
+    Geometry("c1_k3x1_whole_column_taps3", (5, 4, 1), (3, 1), pads=(1, 0, 1, 0), taps=3),
     Geometry("c4_two_lanes_one_tap", (5, 6, 4), (3, 3), strides=(2, 1), pads=(1, 1, 0, 1), lanes=2),
     Geometry("c2_two_pixels", (5, 8, 2), (3, 3), pads=(1, 1, 1, 1), pixels=2),
 ]
@@ -158,6 +164,7 @@ def test_window_generator_emits_im2col(emitted, g):
 def test_the_cases_cover_tap_parallel_geometries():
     tap = [g for g in CASES if g.taps > 1]
     assert {g.taps for g in tap} >= {2, 3, 4}
+    assert any(g.taps > g.kernel[1] for g in tap) and any(g.taps == g.kernel[0] * g.kernel[1] for g in tap)
     assert any(g.strides[1] > 1 for g in tap) and any(g.dilations[1] > 1 for g in tap)
     assert any(g.pads[1] > g.taps * g.dilations[1] for g in tap)  # padding wider than the banks
     assert any(g.hwc[1] < g.taps * g.dilations[1] for g in tap)  # a map narrower than the banks

@@ -8,7 +8,7 @@ from the op's kernel module in accelgen.kernels, the same description its cost m
 prices. Folding per kernel (as ``accelgen.plan`` documents):
 
 * Dense: ``simd | in_features``, ``pe | out_features``; one matrix-vector unit.
-* Conv (groups == 1): ``pe | OC``, ``simd | IC`` or ``simd = IC * t`` (``t | KW`` taps a
+* Conv (groups == 1): ``pe | OC``, ``simd | IC`` or ``simd = IC * t`` (``t`` kernel taps a
   word, accelgen.kernels.conv.legal and word); sliding window generator (convolution
   order) + matrix-vector unit. A 1x1 convolution with stride 1 and no padding needs no
   window generator.

@@ -3,8 +3,9 @@
 Folding (accelgen.plan): ``simd`` window elements and ``pe`` output channels per cycle,
 ``pe | OC``. ``simd`` is either a divisor of IC (``simd`` channels of one tap a word) or,
 with a window generator, ``IC * t`` for ``t | KW`` above 1 (tap-parallel: ``t``
-consecutive taps of one kernel row, all their channels, a word; :func:`word`), so a layer
-with few input channels is parallel over its kernel. ``pixels`` output pixels per cycle
+consecutive taps of one kernel row, or ``t = KW * r`` for ``r | KH``, ``r`` whole kernel
+rows, all their channels, a word; :func:`word`), so a layer with few input channels is
+parallel over its kernel. ``pixels`` output pixels per cycle
 (``pixels | OW``, above 1 only at ``pe == OC`` and ``simd | IC``: the window generator
 emits that many windows per word and the unit computes them side by side with the same
 weights, ``pe * simd * pixels`` products a cycle; the emissions and the unit's passes take
@@ -19,8 +20,9 @@ rows; for each output row it first reads the input rows that row needs and then 
 row's windows, one word of ``simd`` elements per cycle, so its reads and emissions do not
 overlap: cycles per frame = IH*IW*(IC/lanes) (reads) + max(OH*OW * KH*KW*IC/simd
 (emissions), the matrix-vector unit's OH*OW * KH*KW*IC/simd * (OC/pe)). Tap-parallel, the
-line buffer's x dimension is split into ``t * DW`` banks so the ``t`` taps of a word
-(``DW`` apart) are read from distinct banks in one cycle. The unit keeps the window vector
+line buffer's x dimension is split into ``min(t, KW) * DW`` banks so the taps of a kernel
+row in one word (``DW`` apart) are read from distinct banks in one cycle, and with whole
+rows a word every row slot is a memory of its own. The unit keeps the window vector
 for its OC/pe passes when there is more than one; ``pe`` weight ROMs of ``simd * w_bits``
 x ``KH*KW*IC/simd * (OC/pe)``.
 """
@@ -82,17 +84,24 @@ class Window:
         return rows * self.iw * self.ic
 
     def banks(self, pixels: int, taps: int = 1) -> int:
-        """Banks of the line buffer: swg.h partitions its x dimension cyclically by
-        ``pixels * stride_w`` when it emits several pixels per cycle, by ``taps *
-        dilation_w`` when it emits several taps per word (one bank otherwise)."""
+        """Banks of the line buffer's x dimension: swg.h partitions it cyclically by
+        ``pixels * stride_w`` when it emits several pixels per cycle, by ``cols *
+        dilation_w`` when it emits ``cols`` taps of a kernel row per word (``min(taps,
+        KW)``; one bank otherwise)."""
         if pixels > 1:
             return pixels * self.stride_w
-        return taps * self.dilation_w if taps > 1 else 1
+        cols = min(taps, self.kw)
+        return cols * self.dilation_w if cols > 1 else 1
+
+    def slots(self, taps: int) -> int:
+        """Memories the line buffer's rows are split into: every row slot its own when a
+        word takes several kernel rows (``taps > KW``), else one."""
+        return self.buffer_rows if taps > self.kw else 1
 
     def line_buffer(self, lanes: int, bits: int, pixels: int = 1, taps: int = 1) -> Memory:
-        banks = self.banks(pixels, taps)
-        depth = self.buffer_rows * ceil_div(self.iw, banks) * (self.ic // lanes)
-        return Memory("line_buffer", "ram", lanes * bits, depth, banks)
+        banks, slots = self.banks(pixels, taps), self.slots(taps)
+        depth = self.buffer_rows // slots * ceil_div(self.iw, banks) * (self.ic // lanes)
+        return Memory("line_buffer", "ram", lanes * bits, depth, banks * slots)
 
     def generator(self, lanes: int, bits: int, pixels: int = 1, taps: int = 1) -> tuple[Memory, Fifo, Resources]:
         """swg.h at ``lanes`` codes of ``bits`` per tap, ``taps`` taps a word and ``pixels``
@@ -107,7 +116,7 @@ class Window:
         return self.ih * self.iw * (self.ic // lanes)
 
     def emits(self, lanes: int, pixels: int = 1, taps: int = 1) -> int:
-        return self.oh * self.ow // pixels * self.kh * (self.kw // taps) * (self.ic // lanes)
+        return self.oh * self.ow // pixels * (self.kh * self.kw // taps) * (self.ic // lanes)
 
 
 def window(x: ir.Tensor, out: ir.Tensor, kernel: tuple[int, int], dilations: tuple[int, int],
@@ -180,22 +189,26 @@ def describe(op: ir.Conv, graph: ir.Graph) -> ConvSpec:
 
 def word(ic: int, simd: int) -> tuple[int, int]:
     """(lanes, taps) of a window word at ``simd``: ``simd`` channels of one tap when
-    ``simd | IC``, else all IC channels of ``simd / IC`` consecutive taps of a kernel row.
+    ``simd | IC``, else all IC channels of ``simd / IC`` consecutive taps (of one kernel
+    row, or whole kernel rows).
     The input stream carries words of ``lanes`` channels; code generation and the cost
     model both read the split from here."""
     return (simd, 1) if simd <= ic else (ic, simd // ic)
 
 
 def legal(spec: ConvSpec) -> dict[str, list[int]]:
-    """``simd``: the divisors of IC, and (with a window generator) IC times each divisor
-    ``t > 1`` of KW, ``t`` taps a word. ``pixels``: output pixels per cycle, a divisor of
+    """``simd``: the divisors of IC, and (with a window generator) IC * t for ``t`` taps a
+    word: ``t > 1`` a divisor of KW (taps of one kernel row), or KW times a divisor ``r >
+    1`` of KH (``r`` whole kernel rows; ``r = KH``: the whole window). ``pixels``: output pixels per cycle, a divisor of
     the output width, above 1 only with every output channel in parallel and ``simd | IC``
     (``pixels_simd``: swg.h emits several pixels or several taps a word, not both); a
     pointwise convolution reads no windows (1 pixel, no taps)."""
     channels = divisors(spec.win.ic)
     if spec.pointwise:
         return {"pe": divisors(spec.oc), "simd": channels, "pixels": [1], "pixels_pe": spec.oc}
-    taps = [spec.win.ic * t for t in divisors(spec.win.kw) if t > 1]
+    w = spec.win
+    taps = [t for t in divisors(w.kw) if t > 1] + [w.kw * r for r in divisors(w.kh) if r > 1]
+    taps = [w.ic * t for t in sorted(set(taps))]
     return {"pe": divisors(spec.oc), "simd": channels + taps, "pixels": divisors(spec.win.ow), "pixels_pe": spec.oc,
             "pixels_simd": channels}  # fmt: skip
 

@@ -26,16 +26,19 @@ namespace accelgen {
 /// buffer's x dimension is partitioned cyclically by PPC * SW, so the PPC reads of one
 /// cycle (x positions SW apart) fall in distinct banks.
 ///
-/// TAPS_PER_WORD (TPW) > 1 (convolution order, one pixel per cycle, TPW | KW, LANES ==
-/// CHANNELS) emits TPW consecutive taps of one kernel row a word: word (kh, g) of a pixel
-/// holds taps (kh, g * TPW + u) for u < TPW in lanes [u * LANES, (u + 1) * LANES), so the
-/// words still follow the (kh, kw, channel) order and a row takes OUT_W * KH * KW / TPW
-/// cycles. The TPW taps sit DW apart in x; the line buffer's x dimension is partitioned
-/// cyclically by BANKS = TPW * DW, so they fall in distinct banks: each bank is read once a
-/// cycle (bank b at the one position of [base, base + BANKS) it holds, base the first
-/// tap's x) and each tap selects its bank (base + u * DW mod BANKS). base mod BANKS and
-/// base / BANKS are counters (no division): the next group of taps is BANKS further (the
-/// same bank, the next address), the next pixel SW further.
+/// TAPS_PER_WORD (TPW) > 1 (convolution order, one pixel per cycle, LANES == CHANNELS)
+/// emits TPW consecutive taps a word, in the (kh, kw, channel) order: COLS = TPW taps of
+/// one kernel row when TPW | KW, or RPW = TPW / KW whole kernel rows when TPW = KW * RPW
+/// with RPW | KH (COLS = KW). Word (kh, g) of a pixel holds taps (kh + q, g * COLS + u)
+/// for q < RPW, u < COLS in lanes [(q * COLS + u) * LANES, ...), and a row takes
+/// OUT_W * KH * KW / TPW cycles. The COLS taps of a row sit DW apart in x; the line
+/// buffer's x dimension is partitioned cyclically by BANKS = COLS * DW, so they fall in
+/// distinct banks: each bank is read once a cycle (bank b at the one position of
+/// [base, base + BANKS) it holds, base the first tap's x) and each tap selects its bank
+/// (base + u * DW mod BANKS). base mod BANKS and base / BANKS are counters (no division):
+/// the next group of taps is BANKS further (the same bank, the next address), the next
+/// pixel SW further. With RPW > 1 the row slots are partitioned too (every slot is read
+/// at the same bank addresses, each kernel row selects its slot).
 ///
 /// The line buffer holds (KH - 1) * DH + 1 rows. Before emitting output row oy it reads
 /// input rows up to the last one that row needs (rows a stride skips are read and
@@ -62,13 +65,18 @@ void sliding_window(
     static_assert(CFG::OUT_H >= 1 && CFG::OUT_W >= 1, "empty output");
     static_assert(CFG::PIXELS_PER_CYCLE >= 1 && CFG::OUT_W % CFG::PIXELS_PER_CYCLE == 0,
                   "PIXELS_PER_CYCLE must divide the output width");
-    static_assert(CFG::TAPS_PER_WORD >= 1 && CFG::KW % CFG::TAPS_PER_WORD == 0, "TAPS_PER_WORD must divide KW");
+    static_assert(CFG::TAPS_PER_WORD >= 1 && (CFG::KW % CFG::TAPS_PER_WORD == 0 ||
+                                              (CFG::TAPS_PER_WORD % CFG::KW == 0 &&
+                                               CFG::KH % (CFG::TAPS_PER_WORD / CFG::KW) == 0)),
+                  "TAPS_PER_WORD must divide KW, or be KW times a divisor of KH");
     static_assert(CFG::TAPS_PER_WORD == 1 || (!CFG::DEPTHWISE && CFG::PIXELS_PER_CYCLE == 1 &&
                                               CFG::LANES == CFG::CHANNELS),
                   "several taps a word: convolution order, one pixel per cycle, every channel a tap");
     typedef typename Word<typename CFG::code, CFG::LANES>::type word_t;
     const unsigned PPC = CFG::PIXELS_PER_CYCLE;
     const unsigned TPW = CFG::TAPS_PER_WORD;
+    const unsigned COLS = TPW < CFG::KW ? TPW : CFG::KW;  // taps of one kernel row a word
+    const unsigned RPW = TPW / COLS;                       // kernel rows a word
     typedef typename Word<typename CFG::code, CFG::LANES * CFG::PIXELS_PER_CYCLE * CFG::TAPS_PER_WORD>::type out_word_t;
     const unsigned CF = CFG::CHANNELS / CFG::LANES;
     const int ROWS = (CFG::KH - 1) * CFG::DH + 1;
@@ -85,7 +93,9 @@ void sliding_window(
 
     // one bank per pixel of a group and stride step, or per tap of a word and dilation step (a factor of 1: no
     // partition at one pixel and one tap); x rounded up to whole banks, so every bank has every address
-    const unsigned BANKS = PPC > 1 ? PPC * CFG::SW : TPW > 1 ? TPW * CFG::DW : 1;
+    const unsigned BANKS = PPC > 1 ? PPC * CFG::SW : COLS > 1 ? COLS * CFG::DW : 1;
+    // the row slots each a memory of their own when a word takes several kernel rows
+    const unsigned SLOTS = RPW > 1 ? unsigned(ROWS) : 1;
     const int BANK_WORDS = int((CFG::IN_W + BANKS - 1) / BANKS);
     // the first tap's x of an output row's first pixel, -PAD_L, as (address, bank): floor division
     const int BASE_ADDR0 = -int((CFG::PAD_L + BANKS - 1) / BANKS);
@@ -93,6 +103,7 @@ void sliding_window(
     word_t rows[ROWS][BANK_WORDS * BANKS][CF];
 #pragma HLS BIND_STORAGE variable = rows type = ram_2p
 #pragma HLS ARRAY_PARTITION variable = rows cyclic factor = BANKS dim = 2
+#pragma HLS ARRAY_PARTITION variable = rows cyclic factor = SLOTS dim = 1
     const word_t pad = replicate<typename CFG::code, CFG::LANES>(typename CFG::code::raw_t(CFG::PAD_RAW));
 
 swg_samples:
@@ -124,11 +135,11 @@ swg_samples:
                 if (++fill_slot == ROWS) fill_slot = 0;
             }
             // Emission counters: ox (the first pixel of the group) outermost; (kh, kw, cf) or (cf, kh, kw) inside;
-            // with TPW > 1 the first tap's x, ox * SW - PAD_L + kw * DW, as BANKS * (base_addr + kw / TPW) + base_bank.
+            // with TPW > 1 the first tap's x, ox * SW - PAD_L + kw * DW, as BANKS * (base_addr + kw / COLS) + base_bank.
             unsigned ox = 0, kh = 0, kw = 0, cf = 0;
             int base_addr = BASE_ADDR0, base_bank = BASE_BANK0, tap_group = 0;
         swg_emit:
-            for (unsigned i = 0; i < CFG::OUT_W / PPC * CFG::KH * (CFG::KW / TPW) * CF; i++) {
+            for (unsigned i = 0; i < CFG::OUT_W / PPC * (CFG::KH * CFG::KW / TPW) * CF; i++) {
 #pragma HLS PIPELINE II = 1
                 const int iy = top + int(kh * CFG::DH);
                 const bool row_inside = iy >= 0 && iy < IN_H;
@@ -136,26 +147,41 @@ swg_samples:
                 if (row_slot >= ROWS) row_slot -= ROWS;
                 out_word_t group = 0;
                 if (TPW > 1) {
-                    word_t banked[BANKS];
-#pragma HLS ARRAY_PARTITION variable = banked complete
-                swg_banks:
-                    for (unsigned b = 0; b < BANKS; b++) {
+                    word_t banked[SLOTS][BANKS];
+#pragma HLS ARRAY_PARTITION variable = banked complete dim = 0
+                swg_slots:
+                    for (unsigned r = 0; r < SLOTS; r++) {
 #pragma HLS UNROLL
-                        // bank b's position in [base, base + BANKS): this group's address, the next below base_bank
-                        int addr = base_addr + tap_group + (int(b) < base_bank ? 1 : 0);
-                        if (addr < 0) addr = 0;  // only padding taps read outside the buffer
-                        if (addr > BANK_WORDS - 1) addr = BANK_WORDS - 1;
-                        banked[b] = rows[row_slot][addr * int(BANKS) + int(b)][0];
+                    swg_banks:
+                        for (unsigned b = 0; b < BANKS; b++) {
+#pragma HLS UNROLL
+                            // bank b's position in [base, base + BANKS): this group's address, the next below base_bank
+                            int addr = base_addr + tap_group + (int(b) < base_bank ? 1 : 0);
+                            if (addr < 0) addr = 0;  // only padding taps read outside the buffer
+                            if (addr > BANK_WORDS - 1) addr = BANK_WORDS - 1;
+                            banked[r][b] = rows[SLOTS > 1 ? int(r) : row_slot][addr * int(BANKS) + int(b)][0];
+                        }
                     }
-                swg_taps:
-                    for (unsigned u = 0; u < TPW; u++) {
+                swg_rows:
+                    for (unsigned q = 0; q < RPW; q++) {
 #pragma HLS UNROLL
-                        const int ix = int(ox * CFG::SW) - int(CFG::PAD_L) + int((kw + u) * CFG::DW);
-                        const bool inside = row_inside && ix >= 0 && ix < IN_W;
-                        int b = base_bank + int(u * CFG::DW);  // u * DW < BANKS: one wrap at most
-                        if (b >= int(BANKS)) b -= int(BANKS);
-                        const word_t w = inside ? banked[b] : pad;
-                        group |= out_word_t(w) << (u * CFG::LANES * CFG::code::bits);
+                        const int iy_q = iy + int(q * CFG::DH);
+                        const bool row_q_inside = iy_q >= 0 && iy_q < IN_H;
+                        int slot = 0;
+                        if (SLOTS > 1) {
+                            slot = row_slot + int(q * CFG::DH);  // (kh + q) * DH <= ROWS - 1: one wrap at most
+                            if (slot >= ROWS) slot -= ROWS;
+                        }
+                    swg_taps:
+                        for (unsigned u = 0; u < COLS; u++) {
+#pragma HLS UNROLL
+                            const int ix = int(ox * CFG::SW) - int(CFG::PAD_L) + int((kw + u) * CFG::DW);
+                            const bool inside = row_q_inside && ix >= 0 && ix < IN_W;
+                            int b = base_bank + int(u * CFG::DW);  // u * DW < BANKS: one wrap at most
+                            if (b >= int(BANKS)) b -= int(BANKS);
+                            const word_t w = inside ? banked[slot][b] : pad;
+                            group |= out_word_t(w) << ((q * COLS + u) * CFG::LANES * CFG::code::bits);
+                        }
                     }
                 } else {
                 swg_group:
@@ -186,12 +212,13 @@ swg_samples:
                 } else {
                     if (++cf == CF) {
                         cf = 0;
-                        kw += TPW;
+                        kw += COLS;
                         tap_group++;
                         if (kw == CFG::KW) {
                             kw = 0;
                             tap_group = 0;
-                            if (++kh == CFG::KH) {
+                            kh += RPW;
+                            if (kh == CFG::KH) {
                                 kh = 0;
                                 ox += PPC;
                                 base_addr += int(CFG::SW / BANKS);  // the next pixel's first tap, SW further
