@@ -10,7 +10,7 @@ import pytest
 
 from accelgen import ir
 from accelgen.kernels import add, conv, dense, depthwise, hw, kernel_for, mvu, pool, requant, streams
-from accelgen.kernels.base import Cost, Mac, Resources, divisors
+from accelgen.kernels.base import Cost, Mac, Resources, divisors, fold_problems
 from accelgen.plan import LayerFold
 
 U4, S4, U8, S8 = ir.QType(4, False), ir.QType(4, True), ir.QType(8, False), ir.QType(8, True)
@@ -212,7 +212,9 @@ def test_conv_cost_by_hand():
     assert kernel_for(op) is conv
     spec = conv.describe(op, g)
     assert spec.arith.acc_bits == 22 and spec.arith.requant.multiplier_bits == 12  # 1875 < 2**11
-    assert conv.legal(spec) == {"pe": [1, 2, 4, 8], "simd": [1, 2, 4], "pixels": [1, 2, 4, 8], "pixels_pe": 8}
+    # simd: channels of one tap (1, 2, 4), three taps of a kernel row (12), the whole 3x3 window (36)
+    assert conv.legal(spec) == {"pe": [1, 2, 4, 8], "simd": [1, 2, 4, 12, 36], "pixels": [1, 2, 4, 8], "pixels_pe": 8,
+                                "pixels_simd": [1, 2, 4]}  # fmt: skip
     c = conv.cost(spec, LayerFold(pe=2, simd=4))
     # the window generator reads 8*8 one-word pixels, then the unit computes 8*8 windows of 9 words
     # in 8/2 passes (its emissions, 8*8*9, are no slower): reads and emissions do not overlap
@@ -227,6 +229,30 @@ def test_conv_cost_by_hand():
     # pipeline: BRAM 2 + DSP 3 + 2 tree levels + accumulate 1 + multiply-shift 3 + 2
     assert c.depth == 16 + 9 + 13
     assert conv.multiplier(spec).macs == 8 * 8 * 8 * 4 * 9
+
+
+def test_tap_parallel_conv_by_hand():
+    op, g = conv_layer()  # 8x8x4 -> 8x8x8, 3x3, padding 1
+    spec = conv.describe(op, g)
+    # simd 12: three taps of a kernel row (4 channels each) a word, 3 words a window; input words of 4 channels
+    hw12 = conv.hardware(spec, LayerFold(pe=2, simd=12))
+    assert conv.word(4, 12) == (4, 3)
+    assert hw12.cycles == 8 * 8 * 1 + 8 * 8 * 3 * (8 // 2) == 832
+    buffers = [m for m in hw12.memories if m.role == "line_buffer"]
+    # x split in 3 banks (three taps one column apart), each 3 rows x ceil(8 / 3) positions of one 32-bit word
+    assert [(m.width, m.depth, m.count) for m in buffers] == [(32, 3 * 3, 3)]
+    assert [(f.width, f.depth) for f in hw12.fifos][0][0] == 4 * 8  # the input stream: 4 channels a word
+    assert hw12.fifos[-1].width == 12 * 8  # the window stream: 12 elements a word
+    assert hw12.macs[0].count == 2 * 12
+    # simd 36: the whole window a word; every row slot a memory of its own as well
+    hw36 = conv.hardware(spec, LayerFold(pe=8, simd=36))
+    assert hw36.cycles == 8 * 8 + 8 * 8 * 1 * 1 == 128
+    assert [(m.width, m.depth, m.count) for m in hw36.memories if m.role == "line_buffer"] == [(32, 3, 9)]
+    # first window: 2 rows x 8 pixels of one 4-channel word; 1 word a window; the pipeline of
+    # test_conv_cost_by_hand with a 36-input adder tree (6 levels, not 2)
+    assert hw36.depth == 16 + 1 + (13 - 2 + 6)
+    # several pixels per cycle stay at one tap a word
+    assert fold_problems(conv.legal(spec), LayerFold(pe=8, simd=12, pixels=2))
 
 
 def test_strided_conv_pays_for_its_input_reads():
