@@ -253,10 +253,11 @@ def test_pixels_per_cycle_are_checked_against_the_output_width_and_pe():
         build_design(graph, FoldingPlan({"conv:/conv1/Conv": LayerFold(16, 1, pixels=3)}), top="t")
     with pytest.raises(InputError, match=r"pixels=2 with pe=8.*needs pe=16"):
         build_design(graph, FoldingPlan({"conv:/conv1/Conv": LayerFold(8, 1, pixels=2)}), top="t")
-    # conv1 reads 1 channel through a 3x3 kernel: simd 3 is three taps a word, never with several pixels
+    # conv1 reads 1 channel through a 3x3 kernel: simd 3 is three taps a word, 9 the whole window, neither
+    # with several pixels
     with pytest.raises(InputError, match=r"conv:/conv1/Conv.*pixels=2 with simd=3.*one kernel tap a word, simd among 1"):
         build_design(graph, FoldingPlan({"conv:/conv1/Conv": LayerFold(16, 3, pixels=2)}), top="t")
-    with pytest.raises(InputError, match=r"conv:/conv1/Conv' \(Conv\): illegal simd=2 \(legal: 1, 3\)"):
+    with pytest.raises(InputError, match=r"conv:/conv1/Conv' \(Conv\): illegal simd=2 \(legal: 1, 3, 9\)"):
         build_design(graph, FoldingPlan({"conv:/conv1/Conv": LayerFold(16, 2)}), top="t")
     design = build_design(graph, FoldingPlan({"conv:/conv1/Conv": LayerFold(16, 1, pixels=4)}), top="t")
     swg = next(k for k in design.kernels if k.function == "sliding_window")

@@ -302,7 +302,7 @@ def test_illegal_folding_names_the_layer_and_the_legal_values(tmp_path, capsys):
                        (LayerFold(8, 1, pixels=2), "needs pe=16"),
                        (LayerFold(16, 1, pixels=0), "pixels"),
                        # conv1: 1 input channel, 3x3 kernel: simd 3 is three taps a word, 2 is no whole taps
-                       (LayerFold(16, 2), "simd=2 (legal: 1, 3)"),
+                       (LayerFold(16, 2), "simd=2 (legal: 1, 3, 9)"),
                        (LayerFold(16, 3, pixels=2), "pixels=2 with simd=3")):  # fmt: skip
         plan["layers"] = {"conv:/conv1/Conv": {"pe": fold.pe, "simd": fold.simd, "pixels": fold.pixels}}
         path.write_text(json.dumps(plan))
@@ -351,8 +351,9 @@ def test_search_spends_no_more_than_needed_on_fast_layers(graphs):
 
 
 def test_small_cnn_option_counts():
-    # conv a: pe | 6 (4 values) x simd | 4 (3), and at pe = 6 pixels 2, 3, 6 (| OW = 6) x simd (3);
-    # conv b: pe | 4 (3) x simd | 6 (4), and at pe = 4 pixels 2, 3, 6 x simd (4); add: pe | 4 (3);
-    # pool: pe | 4 (3), and at pe = 4 pixels 3 (| OW = 3)
+    # conv a: pe | 6 (4 values) x simd (| 4, or 4 x 3 and 4 x 9 taps a word: 5), and at pe = 6
+    # pixels 2, 3, 6 (| OW = 6) x simd | 4 (3); conv b: pe | 4 (3) x simd (| 6, or 6 x 3, 6 x 9: 6),
+    # and at pe = 4 pixels 2, 3, 6 x simd | 6 (4); add: pe | 4 (3); pool: pe | 4 (3), and at pe = 4
+    # pixels 3 (| OW = 3)
     layers = dse.describe_layers(small_cnn())
-    assert [len(la.folds) for la in layers] == [12 + 9, 12 + 12, 3, 3 + 1]
+    assert [len(la.folds) for la in layers] == [20 + 9, 18 + 12, 3, 3 + 1]

@@ -52,8 +52,9 @@ namespace accelgen {
 ///
 /// Pragmas: PIPELINE II=1 on the row read, emission and drain loops; LOOP_TRIPCOUNT on
 /// the two loops whose trip count depends on the output row (fill, drain); UNROLL of the
-/// PPC reads (TPW taps, BANKS bank reads) of one emission; ARRAY_PARTITION cyclic of the
-/// line buffer's x dimension by PPC * SW when PPC > 1, by TPW * DW when TPW > 1.
+/// PPC reads (TPW taps, SLOTS * BANKS memory reads) of one emission; ARRAY_PARTITION
+/// cyclic of the line buffer's x dimension by PPC * SW when PPC > 1, by COLS * DW when
+/// TPW > 1, and of its row slots (every slot a memory) when RPW > 1.
 template <class CFG>
 void sliding_window(
     hls::stream<typename Word<typename CFG::code, CFG::LANES>::type>& in,
@@ -91,8 +92,9 @@ void sliding_window(
     const int TOP_SLOT0 = ((-int(CFG::PAD_T)) % ROWS + ROWS) % ROWS;
     const int SH_SLOTS = int(CFG::SH) % ROWS;
 
-    // one bank per pixel of a group and stride step, or per tap of a word and dilation step (a factor of 1: no
-    // partition at one pixel and one tap); x rounded up to whole banks, so every bank has every address
+    // one bank per pixel of a group and stride step, or per tap of a kernel row in a word and dilation step (a
+    // factor of 1: no partition at one pixel and one tap); x rounded up to whole banks, so every bank has every
+    // address
     const unsigned BANKS = PPC > 1 ? PPC * CFG::SW : COLS > 1 ? COLS * CFG::DW : 1;
     // the row slots each a memory of their own when a word takes several kernel rows
     const unsigned SLOTS = RPW > 1 ? unsigned(ROWS) : 1;
