@@ -24,6 +24,7 @@ from accelgen.codegen import generate
 from accelgen.csim import build, host_epilogue, read_design, run_csim
 from accelgen.dse import explore
 from accelgen.pipeline import compile_model
+from accelgen.plan import FoldingPlan, LayerFold
 from tests.conftest import FIGURES
 from tests.mlperf_data import split
 from tests.reference import run_reference
@@ -164,3 +165,29 @@ def test_every_network_fits_every_board(board):
         for key, n in get_board(board).resources.items():
             assert used.get(key, 0) <= n, (file, board, key)
         assert e.ii_cycles >= e.bound.ii_cycles > 0
+
+
+#: stems folded over their kernel taps (simd = IC * taps a word): ResNet-8's 3-channel 3x3 stem
+#: with the whole window a word (simd 27), DS-CNN's 1-channel 10x4 first conv with five kernel
+#: rows a word (simd 20); every other layer at pe = simd = 1
+TAP_STEMS = {"mlperf_resnet8_w8a8.onnx": ("conv:/stem/stem.0/Conv", 2, 27),
+             "mlperf_dscnn_w8a8.onnx": ("conv:/body/body.0/Conv", 4, 20)}  # fmt: skip
+
+
+@pytest.mark.parametrize("file", sorted(TAP_STEMS))
+def test_tap_parallel_stem_csim_equals_golden(tmp_path, file):
+    layer, pe, simd = TAP_STEMS[file]
+    model = compiled(file)
+    x = vectors(file)
+    outdir = generate(model, FoldingPlan({layer: LayerFold(pe, simd)}), tmp_path / "d", vectors=(x,))
+    configs = "".join(f.read_text() for f in (outdir / "hls" / "config").glob("*.h"))
+    assert f"TAPS_PER_WORD = {simd // model.graph.tensors[model.graph.op(layer).inputs[0]].shape[-1]};" in configs
+    build(outdir)
+    result = run_csim(outdir, keep_outputs=True)
+    assert result["passed"], result.get("first_mismatch") or result.get("error")
+    assert result["vectors"] == len(x) and result["mismatches"] == 0 and result["stream_warnings"] == 0
+    layers = [r for r in result["layers"] if r["kind"] == "layer"]
+    assert all(r["mismatches"] == 0 for r in layers)
+    hw = host_epilogue(outdir, result["outputs"])
+    for name, want in golden.run(model.graph, x).items():
+        np.testing.assert_array_equal(hw[name], want)

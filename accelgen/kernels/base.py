@@ -212,7 +212,7 @@ def fold_problems(legal: dict[str, list], fold: LayerFold) -> list[str]:
     elif fold.pixels > 1 and fold.pe != legal.get("pixels_pe"):
         bad.append(f"pixels={fold.pixels} with pe={fold.pe} (more than one pixel per cycle needs "
                    f"pe={legal.get('pixels_pe')}, every output channel)")  # fmt: skip
-    elif fold.pixels > 1 and fold.simd not in legal.get("pixels_simd", legal["simd"]):
+    elif fold.pixels > 1 and "pixels_simd" in legal and fold.simd not in legal["pixels_simd"]:
         bad.append(f"pixels={fold.pixels} with simd={fold.simd} (more than one pixel per cycle needs one kernel "
                    f"tap a word, simd among {', '.join(map(str, legal['pixels_simd']))})")  # fmt: skip
     options = legal.get("step_options")
