@@ -48,6 +48,12 @@ def lanes(spec: ConcatSpec) -> int:
     return math.gcd(*spec.channels)
 
 
+def stream_lanes(spec: ConcatSpec, fold: LayerFold) -> tuple[tuple[int, ...], int]:
+    """Every input and the output at :func:`lanes` a word (the folding does not change them)."""
+    n = lanes(spec)
+    return (n,) * len(spec.in_bits), n
+
+
 def hardware(spec: ConcatSpec, fold: LayerFold) -> Hardware:
     """A chain of two-input concatenations (streams.h concat), each forwarding per pixel
     the words of its first input then those of its second: the last moves every word."""

@@ -243,6 +243,12 @@ def cost(spec: ConvSpec, fold: LayerFold) -> Cost:
     return hw.price(hardware(spec, fold))
 
 
+def stream_lanes(spec: ConvSpec, fold: LayerFold) -> tuple[tuple[int, ...], int]:
+    """The window generator reads :func:`word`'s lanes (``simd``, or the input channels when
+    tap-parallel); the matrix unit writes ``pe`` lanes per pixel of a word."""
+    return (word(spec.win.ic, fold.simd)[0],), fold.pe * fold.pixels
+
+
 def lag(spec: ConvSpec) -> int:
     return spec.win.ic if spec.pointwise else spec.win.first_window_elems
 

@@ -61,6 +61,11 @@ def cost(spec: DenseSpec, fold: LayerFold) -> Cost:
     return hw.price(hardware(spec, fold))
 
 
+def stream_lanes(spec: DenseSpec, fold: LayerFold) -> tuple[tuple[int, ...], int]:
+    """The matrix unit reads ``simd`` and writes ``pe`` lanes a word."""
+    return (fold.simd,), fold.pe
+
+
 def lag(spec: DenseSpec) -> int:
     return spec.in_features  # the first output needs the whole input vector
 

@@ -71,25 +71,15 @@ class Plumbing:
 
 def stream_lanes(op: ir.Op, spec: LayerSpec, fold: LayerFold) -> tuple[tuple[int, ...], int]:
     """Lanes (elements per word) of the streams a layer reads (one per input) and writes, as
-    its kernel module and code generation lay them out: an MVU reads ``simd`` (a tap-parallel
-    convolution: its input channels, :func:`accelgen.kernels.conv.word`) and writes
-    ``pe`` lanes (``pe * pixels`` at several pixels per cycle, as the window kernels); channel-parallel kernels (depthwise, pools, Add, Requantize, Resize) read
-    and write ``pe``; Concat the channels' common divisor; TTDense its first step's input
-    lanes and its last step's ``pe``."""
-    from accelgen.kernels import concat, conv, tt
+    its kernel module and code generation lay them out: the kernel's own ``stream_lanes``
+    when it has one (the matrix units, Concat, TTDense), else a channel-parallel kernel's
+    ``pe`` in (``pe * pixels`` out at several pixels per cycle)."""
+    from accelgen.kernels import kernel_for
 
-    n = len(op.inputs)
-    if isinstance(op, ir.Dense):
-        return (fold.simd,), fold.pe * fold.pixels
-    if isinstance(op, ir.Conv) and not conv.is_depthwise(op):
-        return (conv.word(spec.win.ic, fold.simd)[0],), fold.pe * fold.pixels
-    if isinstance(op, ir.TTDense):
-        units = tt.step_units(tt.geometry(op.modes_in, op.modes_out, op.ranks, op.order), fold, op.name)
-        return (units[0].in_lanes,), units[-1].pe
-    if isinstance(op, ir.Concat):
-        lanes = concat.lanes(spec)
-        return (lanes,) * n, lanes
-    return (fold.pe,) * n, fold.pe * fold.pixels
+    own = getattr(kernel_for(op), "stream_lanes", None)
+    if own is not None:
+        return own(spec, fold)
+    return (fold.pe,) * len(spec.in_bits), fold.pe * fold.pixels
 
 
 def plumbing(graph: ir.Graph, specs: Mapping[str, LayerSpec], folds: Mapping[str, LayerFold],

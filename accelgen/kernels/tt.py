@@ -290,6 +290,12 @@ def describe(op: ir.TTDense, graph: ir.Graph) -> TTSpec:
     )  # fmt: skip
 
 
+def stream_lanes(spec: TTSpec, fold: LayerFold) -> tuple[tuple[int, ...], int]:
+    """The first step's input lanes in, the last step's ``pe`` out."""
+    units = step_units(list(spec.steps), fold, spec.name)
+    return (units[0].in_lanes,), units[-1].pe
+
+
 def step_options(st: Step) -> list[int]:
     """The legal parallelisms of one step: divisors of red x cols."""
     return divisors(st.red * st.cols)
