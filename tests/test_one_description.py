@@ -38,7 +38,7 @@ def instantiated(design, block) -> dict:
     """Multipliers, memories, FIFOs and cycles of one layer's generated kernels."""
     streams = {s.name: s for s in design.streams}
     kernels = [k for k in design.kernels if k in block.kernels]
-    macs, memories, fifos, trips = [], [], [], []
+    macs, memories, fifos, trips, requantizers = [], [], [], [], []
     swg = None
     for k in kernels:
         f = k.fields
@@ -54,13 +54,21 @@ def instantiated(design, block) -> dict:
             else:
                 macs.append((f["mac"], f["pe"] * lanes, a_bits, w_bits))
             memories.append(("weights", "rom", f["simd"] * _bits(f["weight_code"]), f["tiles"], f["pe"]))
+        drain = 0
+        if k.function in ("mvau", "vvau"):  # mvau.h: REQUANT_LANES requantizers for the word's lanes
+            word_lanes, units = f["pe"] * f.get("pixels_per_cycle", 1), f["requant_lanes"]
+            kind = {"pass_through": "none"}.get(f["requant"]["kind"], f["requant"]["kind"])
+            requantizers.append((kind, word_lanes, units))
+            if units < word_lanes:  # SharedRequant: ceil(lanes / units) steps per word, drained per sample
+                drain = -(-word_lanes // units)
+                assert drain <= f["tiles"] // (f["matrix_h"] // f["pe"] if k.function == "mvau" else f["channels"] // f["pe"])
         if k.function == "mvau":
             sf, nf = f["matrix_w"] // f["simd"], f["matrix_h"] // f["pe"]
             if nf > 1:
                 memories.append(("input_vector", "ram", f["simd"] * _bits(f["in_code"]), sf, 1))
-            trips.append(f["pixels"] // f["pixels_per_cycle"] * f["tiles"])
+            trips.append(f["pixels"] // f["pixels_per_cycle"] * f["tiles"] + drain)
         elif k.function == "vvau":
-            trips.append(f["pixels"] * f["tiles"])
+            trips.append(f["pixels"] * f["tiles"] + drain)
         elif k.function == "sliding_window":
             cf = f["channels"] // f["lanes"]
             rows = (f["kh"] - 1) * f["dh"] + 1
@@ -86,7 +94,8 @@ def instantiated(design, block) -> dict:
             trips.append(f["pixels"] * (f["a_words"] + f["b_words"]))
     busy = max(trips, default=0)
     cycles = swg[0] + max(swg[1], busy) if swg else busy
-    return {"macs": Counter(macs), "memories": Counter(memories), "fifos": Counter(fifos), "cycles": cycles}
+    return {"macs": Counter(macs), "memories": Counter(memories), "fifos": Counter(fifos), "cycles": cycles,
+            "requantizers": Counter(requantizers)}  # fmt: skip
 
 
 def priced(hardware, tt: bool = False) -> dict:
@@ -98,6 +107,7 @@ def priced(hardware, tt: bool = False) -> dict:
         "memories": Counter(memories),
         "fifos": Counter((f.width, f.depth) for f in hardware.fifos),
         "cycles": hardware.cycles,
+        "requantizers": Counter((r.kind, r.lanes, r.units) for r in hardware.requantizers),
     }
 
 

@@ -16,7 +16,9 @@ reads and emissions do not overlap: cycles per frame = IH*IW*(IC/simd) (reads) +
 max(OH*OW * KH*KW*(IC/simd) (emissions), the matrix-vector unit's
 OH*OW * KH*KW*(IC/simd) * (OC/pe)). The unit keeps the window vector for its OC/pe passes
 when there is more than one; ``pe`` weight ROMs of ``simd * w_bits`` x
-``KH*KW*(IC/simd) * (OC/pe)``.
+``KH*KW*(IC/simd) * (OC/pe)``. With KH*KW*(IC/simd) > 1 cycles per output word, its
+multiply-shift requantizers are shared in time (:func:`accelgen.kernels.mvu.requantizers`;
+the unit's pass takes their drain more).
 """
 
 from __future__ import annotations
@@ -180,12 +182,13 @@ def hardware(spec: ConvSpec, fold: LayerFold) -> Hardware:
     taps_words = (1 if spec.pointwise else w.kh * w.kw) * (w.ic // simd)
     passes = spec.oc // pe
     pixels = w.ih * w.iw if spec.pointwise else w.oh * w.ow
-    compute = pixels // group * taps_words * passes
+    rq = mvu.requantizers(ar, pe * group, taps_words)
+    compute = pixels // group * taps_words * passes + rq.drain
     memories = [*mvu.weights(ar, pe, simd, taps_words * passes)]
     if passes > 1:
         memories.append(Memory("input_vector", "ram", simd * a_bits, taps_words))
     fifos = list(hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (simd,)))
-    logic, pipe = mvu.logic(ar, pe, simd, spec.oc, group)
+    logic, pipe = mvu.logic(ar, pe, simd, spec.oc, group, rq)
     if spec.pointwise:
         cycles, depth = compute, taps_words + pipe
     else:
@@ -196,7 +199,7 @@ def hardware(spec: ConvSpec, fold: LayerFold) -> Hardware:
         cycles = w.reads(simd) + max(w.emits(simd, group), compute)
         depth = ceil_div(w.first_window_elems, simd) + taps_words + pipe
     return Hardware(cycles=cycles, depth=depth, macs=mvu.matrix_macs(ar, pe, simd, group), memories=tuple(memories),
-                    fifos=tuple(fifos), logic=logic)  # fmt: skip
+                    fifos=tuple(fifos), logic=logic, requantizers=(rq,))  # fmt: skip
 
 
 def cost(spec: ConvSpec, fold: LayerFold) -> Cost:
