@@ -150,7 +150,8 @@ class Requantizers:
     """``units`` requantizers of ``kind`` (accelgen.kernels.requant.RequantSpec) serving the
     ``lanes`` lanes of a unit's output word (hls/accelgen/mvau.h): one per lane, or fewer
     shared in time (SharedRequant), each requantizing one lane per cycle for ``steps``
-    cycles after the word is finished; a sample then takes ``drain`` cycles more."""
+    cycles after the word is finished (within the unit's cycles per word: no cycle more per
+    frame, the output ``steps`` cycles later)."""
 
     kind: str
     lanes: int
@@ -163,10 +164,6 @@ class Requantizers:
     @property
     def steps(self) -> int:
         return ceil_div(self.lanes, self.units) if self.shared else 1
-
-    @property
-    def drain(self) -> int:
-        return self.steps if self.shared else 0
 
 
 @dataclass(frozen=True)

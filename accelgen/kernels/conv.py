@@ -18,7 +18,7 @@ OH*OW * KH*KW*(IC/simd) * (OC/pe)). The unit keeps the window vector for its OC/
 when there is more than one; ``pe`` weight ROMs of ``simd * w_bits`` x
 ``KH*KW*(IC/simd) * (OC/pe)``. With KH*KW*(IC/simd) > 1 cycles per output word, its
 multiply-shift requantizers are shared in time (:func:`accelgen.kernels.mvu.requantizers`;
-the unit's pass takes their drain more).
+no cycle more per frame, the output a few cycles later).
 """
 
 from __future__ import annotations
@@ -183,7 +183,7 @@ def hardware(spec: ConvSpec, fold: LayerFold) -> Hardware:
     passes = spec.oc // pe
     pixels = w.ih * w.iw if spec.pointwise else w.oh * w.ow
     rq = mvu.requantizers(ar, pe * group, taps_words)
-    compute = pixels // group * taps_words * passes + rq.drain
+    compute = pixels // group * taps_words * passes
     memories = [*mvu.weights(ar, pe, simd, taps_words * passes)]
     if passes > 1:
         memories.append(Memory("input_vector", "ram", simd * a_bits, taps_words))

@@ -5,7 +5,8 @@ Folding (accelgen.plan): ``simd`` input features and ``pe`` output neurons per c
 Weights: ``pe`` ROMs of ``simd * w_bits`` x ``(IN / simd) * (OUT / pe)``. When the
 outputs take more than one pass (OUT / pe > 1) the input vector is buffered for re-reading.
 With IN / simd > 1 cycles per output word, multiply-shift requantizers are shared in time
-(:func:`accelgen.kernels.mvu.requantizers`; a frame takes their drain, a few cycles, more).
+(:func:`accelgen.kernels.mvu.requantizers`; no cycle more per frame, the output a few
+cycles later).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def hardware(spec: DenseSpec, fold: LayerFold) -> Hardware:
         memories.append(Memory("input_vector", "ram", simd * spec.in_bits[0], in_words))
     rq = mvu.requantizers(ar, pe, in_words)
     logic, pipe = mvu.logic(ar, pe, simd, spec.out_features, rq=rq)
-    return Hardware(cycles=in_words * passes + rq.drain, depth=in_words + pipe, macs=mvu.matrix_macs(ar, pe, simd),
+    return Hardware(cycles=in_words * passes, depth=in_words + pipe, macs=mvu.matrix_macs(ar, pe, simd),
                     memories=tuple(memories), fifos=hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (simd,)),
                     logic=logic, requantizers=(rq,))  # fmt: skip
 

@@ -15,8 +15,8 @@ IH*IW*(C/pe) (reads) + OH*OW * KH*KW*(C/pe) (emissions; the vector unit's
 OH*OW*(C/pe)*(KH*KW/simd) never exceeds them, so ``simd`` > 1 only costs).
 Weights: ``pe`` ROMs of ``simd * w_bits`` x ``(C/pe) * (KH*KW/simd)``. With KH*KW/simd > 1
 cycles per output word, multiply-shift requantizers are shared in time (one per KH*KW/simd
-lanes instead of one per lane: :func:`accelgen.kernels.mvu.requantizers`; the unit's pass
-takes their drain more).
+lanes instead of one per lane: :func:`accelgen.kernels.mvu.requantizers`; no cycle more
+per frame, the output a few cycles later).
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def hardware(spec: DepthwiseSpec, fold: LayerFold) -> Hardware:
     lanes = pe * group  # ``group`` pixels side by side (pe == C): one vector unit of that many lanes
     taps_words = w.kh * w.kw // simd
     rq = mvu.requantizers(ar, lanes, taps_words)
-    compute = w.oh * w.ow // group * (w.ic // pe) * taps_words + rq.drain
+    compute = w.oh * w.ow // group * (w.ic // pe) * taps_words
     buffer, windows, generator = w.generator(pe, a_bits, group)
     memories = (*mvu.weights(ar, lanes, simd, (w.ic // pe) * taps_words), buffer)
     fifos = [*hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (pe,)), windows]

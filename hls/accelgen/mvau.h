@@ -156,7 +156,9 @@ struct NativeUnit {
 /// to the bank \c held, and each of the next STEPS = ceil(LANES / R) cycles advance()
 /// requantizes R of them, lanes step * R + r (r < R), into the output word, written after
 /// the last step. STEPS <= SF (the unit's static_assert), so a word is done by the cycle
-/// the next one is loaded; the last word of a sample drains in STEPS extra cycles.
+/// the next one is loaded, also across samples (the steps of a sample's last word run in
+/// the next sample's first cycles); only the last sample's last word drains, in DRAIN =
+/// STEPS cycles after the samples. A frame takes no cycle more, its output STEPS later.
 ///
 /// Requantizer r reads its parameters at [r][nf * STEPS + step]: the generator lays the
 /// tables out by this schedule (accelgen.codegen.params, lane l of fold nf holds channel
@@ -171,7 +173,7 @@ template <class CFG, unsigned LANES, bool SHARED = (CFG::REQUANT_LANES < LANES)>
 struct SharedRequant {
     static const unsigned R = CFG::REQUANT_LANES;
     static const unsigned STEPS = (LANES + R - 1) / R;
-    static const unsigned DRAIN = STEPS;  // extra cycles per sample
+    static const unsigned DRAIN = STEPS;  // cycles after the last sample
     static_assert(R >= 1, "at least one requantizer");
     typedef WordBuilder<typename CFG::out_code, LANES> builder_t;
 
@@ -267,7 +269,7 @@ struct SharedRequant<CFG, LANES, false> {
 ///
 /// With REQUANT_LANES (R) below the PPC * PE lanes of a word, R requantizers are shared in
 /// time (SharedRequant): a word is requantized in the ceil(PPC * PE / R) cycles after it is
-/// finished, and a sample takes that many cycles more. With R == PPC * PE every lane is
+/// finished (and the last one drained after the samples). With R == PPC * PE every lane is
 /// requantized in the cycle its word is finished, requant parameters at [pe][nf].
 ///
 /// \tparam CFG configuration: MATRIX_W, MATRIX_H, PIXELS, SIMD, PE, PIXELS_PER_CYCLE,
@@ -317,13 +319,11 @@ void mvau(hls::stream<typename Word<typename CFG::in_code, CFG::SIMD * CFG::PIXE
 mvau_samples:
     for (unsigned rep = 0; rep < reps; rep++) {
         unsigned sf = 0, nf = 0;
-    // Flattened (pixel group, nf, sf) nest: iteration i = (group * NF + nf) * SF + sf while
-    // i < FOLDS; then the shared requantizers' drain (DRAIN iterations, none unless SHARED).
+    // Flattened (pixel group, nf, sf) nest: iteration i = (group * NF + nf) * SF + sf.
     mvau_folds:
-        for (unsigned i = 0; i < FOLDS + shared_t::DRAIN; i++) {
+        for (unsigned i = 0; i < FOLDS; i++) {
 #pragma HLS PIPELINE II = 1
             shared.advance(requant, out);  // the word loaded earlier (before this one's load)
-            if (i >= FOLDS) continue;
 #ifdef ACCELGEN_CSIM_FAST
             if (nf == 0) {
                 centred_lanes<CFG, CFG::SIMD * CFG::PIXELS_PER_CYCLE>(in.read(), group_lanes);
@@ -386,6 +386,11 @@ mvau_samples:
             }
         }
     }
+mvau_drain:  // the last sample's last word, when the requantizers are shared
+    for (unsigned i = 0; i < shared_t::DRAIN; i++) {
+#pragma HLS PIPELINE II = 1
+        shared.advance(requant, out);
+    }
 }
 
 /// \brief Depthwise vector unit: each channel convolves with its own KERNEL taps.
@@ -397,7 +402,7 @@ mvau_samples:
 /// SF = KERNEL / SIMD.
 ///
 /// With REQUANT_LANES (R) below PE, R requantizers are shared in time as in mvau
-/// (SharedRequant): a sample takes ceil(PE / R) cycles more.
+/// (SharedRequant): a word is requantized in the ceil(PE / R) cycles after it is finished.
 ///
 /// \tparam CFG configuration: CHANNELS, KERNEL (taps), PIXELS, SIMD, PE, REQUANT_LANES,
 ///   in_code, IN_ZERO_POINT, centred_t, weight_code, mac, acc_t, out_code, weights_t,
@@ -434,13 +439,11 @@ void vvau(hls::stream<typename Word<typename CFG::in_code, CFG::SIMD * CFG::PE>:
 vvau_samples:
     for (unsigned rep = 0; rep < reps; rep++) {
         unsigned sf = 0, nf = 0;
-    // Flattened (pixel, nf, sf) nest: iteration i = (pixel * NF + nf) * SF + sf while
-    // i < FOLDS; then the shared requantizers' drain (DRAIN iterations, none unless SHARED).
+    // Flattened (pixel, nf, sf) nest: iteration i = (pixel * NF + nf) * SF + sf.
     vvau_folds:
-        for (unsigned i = 0; i < FOLDS + shared_t::DRAIN; i++) {
+        for (unsigned i = 0; i < FOLDS; i++) {
 #pragma HLS PIPELINE II = 1
             shared.advance(requant, out);  // the word loaded earlier (before this one's load)
-            if (i >= FOLDS) continue;
 #ifdef ACCELGEN_CSIM_FAST
             centred_lanes<CFG, CFG::SIMD * CFG::PE>(in.read(), &native.input[0]);
             for (unsigned pe = 0; pe < CFG::PE; pe++) {
@@ -480,6 +483,11 @@ vvau_samples:
                 if (++nf == NF) nf = 0;
             }
         }
+    }
+vvau_drain:  // the last sample's last word, when the requantizers are shared
+    for (unsigned i = 0; i < shared_t::DRAIN; i++) {
+#pragma HLS PIPELINE II = 1
+        shared.advance(requant, out);
     }
 }
 
