@@ -217,15 +217,16 @@ def test_conv_cost_by_hand():
     # the window generator reads 8*8 one-word pixels, then the unit computes 8*8 windows of 9 words
     # in 8/2 passes (its emissions, 8*8*9, are no slower): reads and emissions do not overlap
     assert c.cycles == 8 * 8 * 1 + 8 * 8 * 9 * (4 // 4) * (8 // 2) == 2368
-    # products: 4 DSPs (the PE pair packed, per lane); requantization: 22 x 12 bits = one DSP per PE
-    assert c.resources.dsp == 4 + 2
+    # products: 4 DSPs (the PE pair packed, per lane); requantization: 22 x 12 bits = one DSP per
+    # requantizer, and the 2 PEs' words are finished once every 9 cycles: one requantizer, 2 steps
+    assert c.resources.dsp == 4 + 1
     # line buffer: 3 whole rows of 8 one-word pixels (4 channels) -> 32 bits x 24 words (5 RAM64M8 = 40
     # LUTs); the window vector kept for 4 passes, 32 bits x 9 words (40); input and window FIFOs 32
     # SRLs each. Weights (32 bits x 36 words: above 32 deep and 1024 bits) one BRAM18 per PE.
     assert c.resources.lutram == 40 + 40 + 32 + 32 and c.resources.bram18 == 2
     # first window: 2 whole rows of 8 pixels, 4 channels: 64 entries = 16 words; 9 tap words;
-    # pipeline: BRAM 2 + DSP 3 + 2 tree levels + accumulate 1 + multiply-shift 3 + 2
-    assert c.depth == 16 + 9 + 13
+    # pipeline: BRAM 2 + DSP 3 + 2 tree levels + accumulate 1 + multiply-shift 3 + 2, + 2 shared steps
+    assert c.depth == 16 + 9 + 13 + 2
     assert conv.multiplier(spec).macs == 8 * 8 * 8 * 4 * 9
 
 

@@ -64,11 +64,12 @@ def _by_schedule(values: np.ndarray, channels: int, pe: int, shared: bool, rq: R
         return [[values[0].tolist()] for _ in range(rq.units)]
     if values.shape[0] == 1:
         values = np.repeat(values, channels, axis=0)
+
+    def channel(f: int, s: int, r: int) -> int:
+        return f * pe + min(s * rq.units + r, rq.lanes - 1) % pe
+
     folds = channels // pe
-    return [
-        [values[f * pe + min(s * rq.units + r, rq.lanes - 1) % pe].tolist() for f in range(folds) for s in range(rq.steps)]
-        for r in range(rq.units)
-    ]
+    return [[values[channel(f, s, r)].tolist() for f in range(folds) for s in range(rq.steps)] for r in range(rq.units)]
 
 
 def _shared(channels: int, *arrays: np.ndarray) -> bool:
