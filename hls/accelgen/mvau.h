@@ -246,6 +246,7 @@ template <class CFG, unsigned LANES>
 struct SharedRequant<CFG, LANES, false> {
     static const unsigned STEPS = 1;
     static const unsigned DRAIN = 0;
+    typename CFG::acc_t held[1];  // never used: the unit's ARRAY_PARTITION pragma names it
     template <class ACC>
     void load(const ACC&, unsigned) {}
     template <class OUT_WORD>
