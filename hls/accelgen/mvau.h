@@ -177,7 +177,7 @@ struct SharedRequant {
     static_assert(R >= 1, "at least one requantizer");
     typedef WordBuilder<typename CFG::out_code, LANES> builder_t;
 
-    typename CFG::acc_t held[STEPS * R];  // lane l at [l]; the last R - LANES % R are padding
+    typename CFG::acc_t held[STEPS * R];  // lane l at [l]; entries from LANES on are padding (0)
     builder_t y;
     unsigned step, fold;
     bool busy;
