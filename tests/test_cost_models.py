@@ -129,6 +129,24 @@ def test_requant_summaries_read_the_ir():
     assert requant.describe(None, 14, 14) == requant.NO_REQUANT
 
 
+def test_shared_requantizers_by_hand():
+    """10 lanes finished once every 4 cycles share ceil(10 / 4) = 3 multiply-shift units in 4 steps."""
+    ms = requant.RequantSpec("multiply_shift", 0, 45, 12)
+    rq = requant.units(ms, 10, 4)
+    assert (rq.units, rq.shared, rq.steps) == (3, True, 4)
+    assert not requant.units(ms, 10, 1).shared  # one cycle per word: one unit per lane
+    assert not requant.units(requant.RequantSpec("thresholds", 15, 0), 10, 4).shared  # no DSP to save
+    res, depth = requant.shared_cost(ms, 20, 8, rq, folds=2)
+    # a unit: one DSP (20 x 12 bits), its 32-bit offset adder (32 LUT + 32 FF), two 32-bit clip
+    # comparators (16 LUTs each), 8 LUTs of clip select and its 8-bit output register;
+    # its table: 45 bits x (2 folds x 4 steps) deep, a LUT ROM (45 LUTs); its 4:1 bank mux: 20 LUTs
+    unit = Resources(lut=32 + 32 + 8 + 45 + 20, ff=32 + 8, dsp=1)
+    # the bank and the output word: 10 x (20 + 8) FFs, an enable LUT per lane; step (3 bits),
+    # fold (1 bit) and busy registers
+    assert res == unit * 3 + Resources(lut=10, ff=10 * 28) + Resources(lut=5, ff=5)
+    assert depth == hw.DSP_LATENCY + 2 + 4  # the last lane leaves 4 steps after its word
+
+
 # -- kernels ----------------------------------------------------------------------------
 
 
@@ -219,15 +237,16 @@ def test_conv_cost_by_hand():
     # the window generator reads 8*8 one-word pixels, then the unit computes 8*8 windows of 9 words
     # in 8/2 passes (its emissions, 8*8*9, are no slower): reads and emissions do not overlap
     assert c.cycles == 8 * 8 * 1 + 8 * 8 * 9 * (4 // 4) * (8 // 2) == 2368
-    # products: 4 DSPs (the PE pair packed, per lane); requantization: 22 x 12 bits = one DSP per PE
-    assert c.resources.dsp == 4 + 2
+    # products: 4 DSPs (the PE pair packed, per lane); requantization: 22 x 12 bits = one DSP per
+    # requantizer, and the 2 PEs' words are finished once every 9 cycles: one requantizer, 2 steps
+    assert c.resources.dsp == 4 + 1
     # line buffer: 3 whole rows of 8 one-word pixels (4 channels) -> 32 bits x 24 words (5 RAM64M8 = 40
     # LUTs); the window vector kept for 4 passes, 32 bits x 9 words (40); input and window FIFOs 32
     # SRLs each. Weights (32 bits x 36 words: above 32 deep and 1024 bits) one BRAM18 per PE.
     assert c.resources.lutram == 40 + 40 + 32 + 32 and c.resources.bram18 == 2
     # first window: 2 whole rows of 8 pixels, 4 channels: 64 entries = 16 words; 9 tap words;
-    # pipeline: BRAM 2 + DSP 3 + 2 tree levels + accumulate 1 + multiply-shift 3 + 2
-    assert c.depth == 16 + 9 + 13
+    # pipeline: BRAM 2 + DSP 3 + 2 tree levels + accumulate 1 + multiply-shift 3 + 2, + 2 shared steps
+    assert c.depth == 16 + 9 + 13 + 2
     assert conv.multiplier(spec).macs == 8 * 8 * 8 * 4 * 9
 
 

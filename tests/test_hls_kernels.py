@@ -626,6 +626,82 @@ def _():
                            fold=F(4, 8)))  # fmt: skip
 
 
+# -- multiply-shift requantizers shared in time (mvau.h SharedRequant) ---------------------------------
+# REQUANT_LANES = ceil(lanes / SF): R = 1, R dividing the lanes, R not dividing them (padding
+# lanes), as many steps as SF (a word's last step in the cycle the next word is loaded),
+# several channel folds (the schedule's fold index), several pixels per cycle, the vector unit.
+
+SHARED_REQUANT = {  # case: REQUANT_LANES of its first unit
+    "shared_rq_dense_r1_steps_eq_sf": 1,
+    "shared_rq_dense_r3_of_12": 3,
+    "shared_rq_dense_r3_of_10_padded": 3,
+    "shared_rq_conv_pixels3_r2_of_15": 2,
+    "shared_rq_conv_nf2_r1": 1,
+    "shared_rq_depthwise_r4_of_11": 4,
+    "shared_rq_depthwise_nf2_r1": 1,
+    "shared_rq_depthwise_pixels2_r4_of_10": 4,
+}
+
+
+@case("shared_rq_dense_r1_steps_eq_sf")
+def _():
+    b = GraphBuilder("s", 600)  # 2 lanes, SF = 2: R = 1, 2 steps
+    x = b.input("x", (20,), qt(8, False, zp=9))
+    return b.finish(b.dense(x, 12, qt(8, True), qt(8, False), fold=F(2, 10), rq="ms"))
+
+
+@case("shared_rq_dense_r3_of_12")
+def _():
+    b = GraphBuilder("s", 601)  # 12 lanes, SF = 4: R = 3, 4 steps
+    x = b.input("x", (20,), qt(6, True))
+    return b.finish(b.dense(x, 12, qt(5, True), qt(7, True), fold=F(12, 5), rq="ms"))
+
+
+@case("shared_rq_dense_r3_of_10_padded")
+def _():
+    b = GraphBuilder("s", 602)  # 10 lanes, SF = 4: R = 3, 4 steps, 2 padding lanes
+    x = b.input("x", (20,), qt(8, True))
+    return b.finish(b.dense(x, 10, qt(8, True), qt(6, False), fold=F(10, 5), rq="ms"))
+
+
+@case("shared_rq_conv_pixels3_r2_of_15")
+def _():
+    b = GraphBuilder("s", 603)  # 1 input channel, 3x3: SF = 9; 5 channels x 3 pixels = 15 lanes: R = 2
+    x = b.input("x", (5, 6, 1), qt(8, False, zp=128))
+    return b.finish(b.conv(x, 5, (3, 3), qt(8, True), qt(8, False), pads=(1, 1, 1, 1), fold=F(5, 1, pixels=3), rq="ms"))
+
+
+@case("shared_rq_conv_nf2_r1")
+def _():
+    b = GraphBuilder("s", 604)  # 3 of 6 channels per pass (NF = 2), SF = 18: R = 1, 3 steps
+    x = b.input("x", (4, 5, 2), qt(7, True))
+    return b.finish(b.conv(x, 6, (3, 3), qt(6, True), qt(8, True), pads=(0, 1, 1, 0), fold=F(3, 1), rq="ms"))
+
+
+@case("shared_rq_depthwise_r4_of_11")
+def _():
+    b = GraphBuilder("s", 605)  # 11 lanes, 3 taps per cycle: SF = 3, R = 4, 3 steps, 1 padding lane
+    x = b.input("x", (5, 5, 11), qt(8, False, zp=3))
+    return b.finish(b.conv(x, 11, (3, 3), qt(8, True), qt(8, False), pads=(1, 1, 1, 1), groups=11, fold=F(11, 3),
+                           rq="ms"))  # fmt: skip
+
+
+@case("shared_rq_depthwise_nf2_r1")
+def _():
+    b = GraphBuilder("s", 606)  # 2 of 4 channels per pass (NF = 2), 3 taps per cycle: R = 1, 2 steps
+    x = b.input("x", (5, 4, 4), qt(8, True))
+    return b.finish(b.conv(x, 4, (3, 3), qt(8, True), qt(5, True), strides=(1, 2), pads=(1, 0, 1, 1), groups=4,
+                           fold=F(2, 3), rq="ms"))  # fmt: skip
+
+
+@case("shared_rq_depthwise_pixels2_r4_of_10")
+def _():
+    b = GraphBuilder("s", 607)  # 5 channels x 2 pixels = 10 lanes, SF = 3: R = 4, 3 steps, 2 padding lanes
+    x = b.input("x", (6, 6, 5), qt(6, False, zp=20))
+    return b.finish(b.conv(x, 5, (3, 3), qt(7, True), qt(8, False), pads=(1, 1, 1, 1), groups=5,
+                           fold=F(5, 3, pixels=2), rq="ms"))  # fmt: skip
+
+
 # -- width converters between folds, AXI packing, several outputs -----------------------------------
 
 
@@ -743,3 +819,22 @@ def test_coverage_of_the_issue(emulators):
     assert "conv_dsp_packed_odd_pe_pixels2" in packed and any(n.startswith("dense_dsp") for n in packed)
     # tap-parallel window generators (several kernel taps a word) are generated and checked
     assert sum("TAPS_PER_WORD = 1;" not in configs(c.name) for c in CASES) >= 5
+
+
+
+
+def test_shared_requantizers_are_generated(emulators):
+    """The shared-requantizer cases generate the REQUANT_LANES the issue names (so their
+    bit-exact runs test SharedRequant), and a threshold requantizer stays one per lane."""
+    import re  # noqa: PLC0415
+
+    def lanes(name: str) -> list[int]:
+        cfg = (emulators[name, "native"][0].outdir / "hls" / "config")
+        found = []
+        for f in sorted(cfg.glob("*.h")):
+            found += [int(v) for v in re.findall(r"REQUANT_LANES = (\d+);", f.read_text())]
+        return found
+
+    for name, units in SHARED_REQUANT.items():
+        assert lanes(name)[:1] == [units], name
+    assert lanes("dense_lut_u4zp_u4zp_pe3_simd4") == [3]  # thresholds: one per lane (PE 3)

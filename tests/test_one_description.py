@@ -38,7 +38,7 @@ def instantiated(design, block) -> dict:
     """Multipliers, memories, FIFOs and cycles of one layer's generated kernels."""
     streams = {s.name: s for s in design.streams}
     kernels = [k for k in design.kernels if k in block.kernels]
-    macs, memories, fifos, trips = [], [], [], []
+    macs, memories, fifos, trips, requantizers = [], [], [], [], []
     swg = None
     for k in kernels:
         f = k.fields
@@ -54,6 +54,13 @@ def instantiated(design, block) -> dict:
             else:
                 macs.append((f["mac"], f["pe"] * lanes, a_bits, w_bits))
             memories.append(("weights", "rom", f["simd"] * _bits(f["weight_code"]), f["tiles"], f["pe"]))
+        if k.function in ("mvau", "vvau"):  # mvau.h: REQUANT_LANES requantizers for the word's lanes
+            word_lanes, units = f["pe"] * f.get("pixels_per_cycle", 1), f["requant_lanes"]
+            kind = {"pass_through": "none"}.get(f["requant"]["kind"], f["requant"]["kind"])
+            requantizers.append((kind, word_lanes, units))
+            folds = f["matrix_h"] // f["pe"] if k.function == "mvau" else f["channels"] // f["pe"]
+            if units < word_lanes:  # SharedRequant: ceil(lanes / units) steps within a word's SF cycles
+                assert -(-word_lanes // units) <= f["tiles"] // folds
         if k.function == "mvau":
             sf, nf = f["matrix_w"] // f["simd"], f["matrix_h"] // f["pe"]
             if nf > 1:
@@ -90,7 +97,8 @@ def instantiated(design, block) -> dict:
             trips.append(f["pixels"] * (f["a_words"] + f["b_words"]))
     busy = max(trips, default=0)
     cycles = swg[0] + max(swg[1], busy) if swg else busy
-    return {"macs": Counter(macs), "memories": Counter(memories), "fifos": Counter(fifos), "cycles": cycles}
+    return {"macs": Counter(macs), "memories": Counter(memories), "fifos": Counter(fifos), "cycles": cycles,
+            "requantizers": Counter(requantizers)}  # fmt: skip
 
 
 def priced(hardware, tt: bool = False) -> dict:
@@ -102,6 +110,7 @@ def priced(hardware, tt: bool = False) -> dict:
         "memories": Counter(memories),
         "fifos": Counter((f.width, f.depth) for f in hardware.fifos),
         "cycles": hardware.cycles,
+        "requantizers": Counter((r.kind, r.lanes, r.units) for r in hardware.requantizers),
     }
 
 
@@ -412,3 +421,40 @@ def test_the_explorers_overhead_is_the_plumbing_its_plan_generates():
         assert e.overhead == shell.overhead("zynqmp", e.interface, predicted.resources(), shell.windows(graph))
         checked += len(predicted.gearboxes) + len(predicted.duplicates)
     assert checked >= 8  # width converters between layers and at the ports, and a fork
+
+
+def test_shared_requantizers_are_read_back_and_priced():
+    """A 3x3 convolution of one input channel (SF = 9) at 16 channels x 4 pixels: the 64 lanes
+    share ceil(64 / 9) = 8 multiply-shift requantizers (REQUANT_LANES read from the generated
+    configuration) in ceil(64 / 8) = 8 steps: no cycle more per frame, 8 more of latency, and
+    56 fewer requantizer DSPs than one per lane; a cost side that believed in one per lane
+    is caught."""
+    from accelgen.kernels import hw, requant  # noqa: PLC0415
+    from accelgen.kernels.base import Requantizers  # noqa: PLC0415
+
+    rng = np.random.default_rng(3)
+    xq, wq, yq = ir.QType(8, False), ir.QType(8, True), ir.QType(8, True)
+    op = ir.Conv("conv", ("x",), ("y",), weights=random_weights(rng, (16, 1, 3, 3), wq), w_qtype=wq,
+                 pads=(1, 1, 1, 1), requant=mul_shift(rng, 16, yq))  # fmt: skip
+    graph = ir.Graph("t", {"x": codes("x", (8, 8, 1), xq), "y": codes("y", (8, 8, 16), yq)}, [op], ["x"], ["y"])
+    fold = LayerFold(16, 1, pixels=4)
+    plan = FoldingPlan({"conv": fold})
+    design = build_design(graph, plan, top="t")
+    block = next(b for b in design.blocks if b.op is not None)
+    mvau = next(k for k in block.kernels if k.function == "mvau")
+    assert (mvau.fields["requant_lanes"], mvau.fields["requant_shared"]) == (8, True)
+    assert mvau.fields["requant"]["nf_store"] == 8  # one fold x 8 steps per requantizer
+    assert check_design(graph, plan) == 1
+    spec = layer_specs(graph)["conv"]
+    shared = kernel_for(op).hardware(spec, fold)
+    assert shared.requantizers == (Requantizers("multiply_shift", 64, 8),)
+    ar = spec.arith
+    per_lane, _ = requant.cost(ar.requant, ar.acc_bits, ar.out_bits, 16, 16, 4)
+    tile = hw.dsp_tiles(ar.acc_bits, ar.requant.multiplier_bits)
+    mac_dsps = sum(hw.mac_resources(m).dsp for m in shared.macs)
+    assert per_lane.dsp == 64 * tile and hw.price(shared).resources.dsp == mac_dsps + 8 * tile
+    with pytest.MonkeyPatch.context() as m:  # the cost side alone keeps one requantizer per lane
+        m.setattr(requant, "units", lambda spec, lanes, sf: Requantizers(spec.kind, lanes, lanes))
+        unshared = kernel_for(op).hardware(spec, fold)
+    assert priced(unshared) != instantiated(design, block)
+    assert (unshared.cycles, unshared.depth) == (shared.cycles, shared.depth - 8)

@@ -107,25 +107,29 @@ def _weights_code(name: str, wq: ir.QType, matrix: np.ndarray) -> CodeType:
     return code
 
 
-def _arith(op: ir.Op, x: ir.Tensor, y: ir.Tensor, matrix: np.ndarray, pe: int,
+def _arith(op: ir.Op, x: ir.Tensor, y: ir.Tensor, matrix: np.ndarray, pe: int, *, lanes: int, sf: int,
            w_qtype: ir.QType | None = None, copies: int = 1) -> dict:  # fmt: skip
     """Types of a weighted-sum unit: input / weight codes, accumulator, MAC policy, requantizer,
     all from the kernel's one description of the arithmetic (:func:`accelgen.kernels.mvu.describe`).
     ``copies``: the unit's lanes are that many pixels side by side (``matrix`` is already
-    tiled: rows ``j * C + c``); the requantizer's per-channel tables are tiled alike."""
+    tiled: rows ``j * C + c``); the requantizer's per-channel tables are tiled alike.
+    ``lanes``, ``sf``: lanes per output word and cycles per word, from which the kernel
+    decides how many requantizers serve them (:func:`accelgen.kernels.mvu.requantizers`)."""
     wq = w_qtype or op.w_qtype
     zp = zero_point(x, f"layer '{op.name}'")
     ar = mvu.describe(x, wq, matrix, y, _tiled_requant(op.requant, copies))
+    units = mvu.requantizers(ar, lanes, sf)
     in_code = code_of(x.qtype)
     centred = int_type(*ar.x_range)
     w_code = _weights_code(op.name, wq, matrix)
     acc = signed_type(*ar.acc_range)
     out_code = _out_code(y, acc)
     rq = requant_param(_tiled_requant(op.requant, copies), channels=matrix.shape[0], pe=pe, acc_lo=ar.acc_range[0], acc_hi=ar.acc_range[1],
-                       out_code=out_code)  # fmt: skip
+                       out_code=out_code, units=units)  # fmt: skip
     return {
         "in_code": in_code, "zero_point": zp, "centred": centred, "weight_code": w_code, "acc": acc,
         "acc_range": ar.acc_range, "mac": ar.mac, "out_code": out_code, "requant": rq, "spec": ar,
+        "requant_lanes": units.units, "requant_shared": units.shared,
     }  # fmt: skip
 
 
@@ -169,6 +173,8 @@ def _unit_fields(arith: dict, **shape) -> dict:
         "acc": arith["acc"].as_dict(),
         "out_code": arith["out_code"].as_dict(),
         "requant": arith["requant"],
+        "requant_lanes": arith["requant_lanes"],
+        "requant_shared": arith["requant_shared"],
     }
 
 
@@ -249,8 +255,9 @@ def build_conv(ctx: Context, op: ir.Conv, ident: str) -> Block:
 
 def _mvau_block(ctx, op, ident, x, y, matrix, *, pixels, fold: LayerFold, window) -> Block:
     pe, simd, group = fold.pe, fold.simd, fold.pixels
-    arith = _arith(op, x, y, matrix, pe, w_qtype=conv.weight_qtype(op) if isinstance(op, ir.Conv) else None)
     rows, cols = matrix.shape
+    arith = _arith(op, x, y, matrix, pe, lanes=pe * group, sf=cols // simd,
+                   w_qtype=conv.weight_qtype(op) if isinstance(op, ir.Conv) else None)  # fmt: skip
     lanes, taps = conv.word(window["hwc"][2], simd) if window is not None else (simd, 1)
     src = ctx.stream(f"{ident}_in", arith["in_code"], lanes, x.elements_per_sample() // lanes)
     kernels, streams = [], [src]
@@ -291,7 +298,7 @@ def build_depthwise(ctx: Context, op: ir.Conv, ident: str) -> Block:
     # ``group`` pixels side by side (pe == C): a vector unit of group * C lanes, weights tiled
     matrix = np.tile(depthwise.weight_matrix(op), (group, 1))
     lanes = pe * group
-    arith = _arith(op, x, y, matrix, lanes, copies=group)
+    arith = _arith(op, x, y, matrix, lanes, lanes=lanes, sf=taps // simd, copies=group)
     src = ctx.stream(f"{ident}_in", arith["in_code"], pe, h * w * c // pe)
     pad = _pad_raw(arith["in_code"], arith["zero_point"], op, op.pads)
     swg, windows = _window_stream_and_kernel(

@@ -3,8 +3,9 @@
 Layouts follow the kernels (hls/accelgen/mvau.h, requant.h): processing element ``pe``
 handles channels ``nf * PE + pe``; a weight word holds SIMD weights, lane ``i`` in bits
 ``[i*bits, (i+1)*bits)``. Requantizer parameters are stored ``[pe][nf]`` (``[pe][0]``
-when one set is shared by every channel). The integer types are proved here from the
-accumulator range, so the hardware's arithmetic never overflows.
+when one set is shared by every channel), or, for requantizers shared in time by a unit's
+lanes (mvau.h SharedRequant), ``[r][nf * steps + s]`` by their schedule. The integer types
+are proved here from the accumulator range, so the hardware's arithmetic never overflows.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 from accelgen import ir
 from accelgen.codegen.types import CodeType, IntType, signed_type
 from accelgen.errors import InternalError
+from accelgen.kernels.base import Requantizers
 
 
 def chunk_lanes(simd: int, bits: int) -> int:
@@ -52,6 +54,24 @@ def _by_pe(values: np.ndarray, channels: int, pe: int, shared: bool) -> list:
     return [[values[f * pe + p].tolist() for f in range(nf)] for p in range(pe)]
 
 
+def _by_schedule(values: np.ndarray, channels: int, pe: int, shared: bool, rq: Requantizers) -> list:
+    """[r][nf * steps + s] nesting of per-channel values for ``rq.units`` requantizers shared
+    in time: requantizer r at step s of channel fold nf takes lane l = s * units + r, channel
+    ``nf * pe + l % pe`` (a word's lanes are pixel-major: lane j * pe + p is channel p); a
+    padding lane past ``rq.lanes`` repeats the last lane's values (its result is dropped)."""
+    values = np.asarray(values)
+    if shared:
+        return [[values[0].tolist()] for _ in range(rq.units)]
+    if values.shape[0] == 1:
+        values = np.repeat(values, channels, axis=0)
+
+    def channel(f: int, s: int, r: int) -> int:
+        return f * pe + min(s * rq.units + r, rq.lanes - 1) % pe
+
+    folds = channels // pe
+    return [[values[channel(f, s, r)].tolist() for f in range(folds) for s in range(rq.steps)] for r in range(rq.units)]
+
+
 def _shared(channels: int, *arrays: np.ndarray) -> bool:
     sizes = {np.asarray(a).shape[0] for a in arrays}
     if sizes - {1, channels}:
@@ -61,11 +81,20 @@ def _shared(channels: int, *arrays: np.ndarray) -> bool:
 
 def requant_param(
     rq: ir.Thresholds | ir.MultiplyShift | None, *, channels: int, pe: int, acc_lo: int, acc_hi: int,
-    out_code: CodeType,
+    out_code: CodeType, units: Requantizers | None = None,
 ) -> dict:  # fmt: skip
-    """The requantizer's kind, types and tables (see hls/accelgen/requant.h)."""
+    """The requantizer's kind, types and tables (see hls/accelgen/requant.h); ``units``: a
+    matrix or vector unit's requantizers, whose tables are laid out by their schedule when
+    they are shared in time."""
     if rq is None:
         return {"kind": "pass_through"}
+    steps = units.steps if units is not None and units.shared else 1
+
+    def layout(values: np.ndarray, shared: bool) -> list:
+        if steps > 1:
+            return _by_schedule(values, channels, pe, shared, units)
+        return _by_pe(values, channels, pe, shared)
+
     if isinstance(rq, ir.Thresholds):
         T = np.asarray(rq.thresholds, dtype=np.int64)
         negate = (np.asarray(rq.direction) < 0).astype(np.int64)
@@ -74,13 +103,13 @@ def requant_param(
         hi = max(int(T.max()), acc_hi, -acc_lo if negate.any() else acc_hi)
         return {
             "kind": "thresholds",
-            "nf_store": 1 if shared else channels // pe,
+            "nf_store": 1 if shared else channels // pe * steps,
             "levels": int(T.shape[1]),
             "step": int(rq.step),
             "th": signed_type(lo, hi).as_dict(),
-            "threshold": _by_pe(T, channels, pe, shared),
-            "base": _by_pe(np.asarray(rq.base).reshape(-1), channels, pe, shared),
-            "negate": _by_pe(negate.reshape(-1), channels, pe, shared),
+            "threshold": layout(T, shared),
+            "base": layout(np.asarray(rq.base).reshape(-1), shared),
+            "negate": layout(negate.reshape(-1), shared),
         }
     if isinstance(rq, ir.MultiplyShift):
         if out_code.bipolar:
@@ -98,16 +127,16 @@ def requant_param(
             prod = IntType(rq.shift + 1, True)
         return {
             "kind": "multiply_shift",
-            "nf_store": 1 if shared else channels // pe,
+            "nf_store": 1 if shared else channels // pe * steps,
             "shift": int(rq.shift),
             "mul": IntType(max(1, m_max.bit_length()), False).as_dict(),
             "off": signed_type(int(b.min()), int(b.max())).as_dict(),
             "prod": prod.as_dict(),
-            "multiplier": _by_pe(m.reshape(-1), channels, pe, shared),
-            "offset": _by_pe(b.reshape(-1), channels, pe, shared),
-            "lo": _by_pe(np.asarray(rq.lo).reshape(-1), channels, pe, shared),
-            "hi": _by_pe(np.asarray(rq.hi).reshape(-1), channels, pe, shared),
-            "negate": _by_pe(negate.reshape(-1), channels, pe, shared),
+            "multiplier": layout(m.reshape(-1), shared),
+            "offset": layout(b.reshape(-1), shared),
+            "lo": layout(np.asarray(rq.lo).reshape(-1), shared),
+            "hi": layout(np.asarray(rq.hi).reshape(-1), shared),
+            "negate": layout(negate.reshape(-1), shared),
         }
     raise InternalError(f"requantizer {type(rq).__name__} is not integer")
 

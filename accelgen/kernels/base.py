@@ -147,10 +147,33 @@ class Fifo:
 
 
 @dataclass(frozen=True)
+class Requantizers:
+    """``units`` requantizers of ``kind`` (accelgen.kernels.requant.RequantSpec) serving the
+    ``lanes`` lanes of a unit's output word (hls/accelgen/mvau.h): one per lane, or fewer
+    shared in time (SharedRequant), each requantizing one lane per cycle for ``steps``
+    cycles after the word is finished (within the unit's cycles per word: no cycle more per
+    frame, the output ``steps`` cycles later)."""
+
+    kind: str
+    lanes: int
+    units: int
+
+    @property
+    def shared(self) -> bool:
+        return self.units < self.lanes
+
+    @property
+    def steps(self) -> int:
+        return ceil_div(self.lanes, self.units) if self.shared else 1
+
+
+@dataclass(frozen=True)
 class Hardware:
     """What a layer instantiates at one folding, as generated: the one description its
     cost and its code are both derived from. ``logic``: adders, comparators,
-    requantizers and control, already priced (their shapes follow from the same fields)."""
+    requantizers and control, already priced (their shapes follow from the same fields);
+    ``requantizers``: how a matrix or vector unit's requantizers serve its lanes (priced in
+    ``logic``, listed so the generated configuration can be checked against it)."""
 
     cycles: int
     depth: int
@@ -158,6 +181,7 @@ class Hardware:
     memories: tuple[Memory, ...] = ()
     fifos: tuple[Fifo, ...] = ()
     logic: Resources = NONE
+    requantizers: tuple[Requantizers, ...] = ()
 
     @property
     def multipliers(self) -> int:

@@ -24,7 +24,9 @@ line buffer's x dimension is split into ``min(t, KW) * DW`` banks so the taps of
 row in one word (``DW`` apart) are read from distinct banks in one cycle, and with whole
 rows a word every row slot is a memory of its own. The unit keeps the window vector
 for its OC/pe passes when there is more than one; ``pe`` weight ROMs of ``simd * w_bits``
-x ``KH*KW*IC/simd * (OC/pe)``.
+x ``KH*KW*IC/simd * (OC/pe)``. With KH*KW*IC/simd > 1 cycles per output word,
+its multiply-shift requantizers are shared in time (:func:`accelgen.kernels.mvu.requantizers`;
+no cycle more per frame, the output a few cycles later).
 """
 
 from __future__ import annotations
@@ -220,12 +222,13 @@ def hardware(spec: ConvSpec, fold: LayerFold) -> Hardware:
     taps_words = (1 if spec.pointwise else w.kh * w.kw) * w.ic // simd
     passes = spec.oc // pe
     pixels = w.ih * w.iw if spec.pointwise else w.oh * w.ow
+    rq = mvu.requantizers(ar, pe * group, taps_words)
     compute = pixels // group * taps_words * passes
     memories = [*mvu.weights(ar, pe, simd, taps_words * passes)]
     if passes > 1:
         memories.append(Memory("input_vector", "ram", simd * a_bits, taps_words))
     fifos = list(hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (lanes,)))
-    logic, pipe = mvu.logic(ar, pe, simd, spec.oc, group)
+    logic, pipe = mvu.logic(ar, pe, simd, spec.oc, group, rq)
     if spec.pointwise:
         cycles, depth = compute, taps_words + pipe
     else:
@@ -236,7 +239,7 @@ def hardware(spec: ConvSpec, fold: LayerFold) -> Hardware:
         cycles = w.reads(lanes) + max(w.emits(lanes, group, taps), compute)
         depth = ceil_div(w.first_window_elems, lanes) + taps_words + pipe
     return Hardware(cycles=cycles, depth=depth, macs=mvu.matrix_macs(ar, pe, simd, group), memories=tuple(memories),
-                    fifos=tuple(fifos), logic=logic)  # fmt: skip
+                    fifos=tuple(fifos), logic=logic, requantizers=(rq,))  # fmt: skip
 
 
 def cost(spec: ConvSpec, fold: LayerFold) -> Cost:

@@ -4,6 +4,9 @@ Folding (accelgen.plan): ``simd`` input features and ``pe`` output neurons per c
 ``simd | IN``, ``pe | OUT``; cycles per frame = (IN / simd) * (OUT / pe).
 Weights: ``pe`` ROMs of ``simd * w_bits`` x ``(IN / simd) * (OUT / pe)``. When the
 outputs take more than one pass (OUT / pe > 1) the input vector is buffered for re-reading.
+With IN / simd > 1 cycles per output word, multiply-shift requantizers are shared in time
+(:func:`accelgen.kernels.mvu.requantizers`; no cycle more per frame, the output a few
+cycles later).
 """
 
 from __future__ import annotations
@@ -51,10 +54,11 @@ def hardware(spec: DenseSpec, fold: LayerFold) -> Hardware:
     memories = list(mvu.weights(ar, pe, simd, in_words * passes))
     if passes > 1:
         memories.append(Memory("input_vector", "ram", simd * spec.in_bits[0], in_words))
-    logic, pipe = mvu.logic(ar, pe, simd, spec.out_features)
+    rq = mvu.requantizers(ar, pe, in_words)
+    logic, pipe = mvu.logic(ar, pe, simd, spec.out_features, rq=rq)
     return Hardware(cycles=in_words * passes, depth=in_words + pipe, macs=mvu.matrix_macs(ar, pe, simd),
                     memories=tuple(memories), fifos=hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (simd,)),
-                    logic=logic)  # fmt: skip
+                    logic=logic, requantizers=(rq,))  # fmt: skip
 
 
 def cost(spec: DenseSpec, fold: LayerFold) -> Cost:

@@ -13,7 +13,10 @@ gathers ``simd`` taps into one word when ``simd > 1``; the vector unit multiplie
 lane with its own weight (no operand shared: no packing). Cycles per frame =
 IH*IW*(C/pe) (reads) + OH*OW * KH*KW*(C/pe) (emissions; the vector unit's
 OH*OW*(C/pe)*(KH*KW/simd) never exceeds them, so ``simd`` > 1 only costs).
-Weights: ``pe`` ROMs of ``simd * w_bits`` x ``(C/pe) * (KH*KW/simd)``.
+Weights: ``pe`` ROMs of ``simd * w_bits`` x ``(C/pe) * (KH*KW/simd)``. With KH*KW/simd > 1
+cycles per output word, multiply-shift requantizers are shared in time (one per KH*KW/simd
+lanes instead of one per lane: :func:`accelgen.kernels.mvu.requantizers`; no cycle more
+per frame, the output a few cycles later).
 """
 
 from __future__ import annotations
@@ -70,11 +73,12 @@ def hardware(spec: DepthwiseSpec, fold: LayerFold) -> Hardware:
     a_bits = spec.in_bits[0]
     lanes = pe * group  # ``group`` pixels side by side (pe == C): one vector unit of that many lanes
     taps_words = w.kh * w.kw // simd
+    rq = mvu.requantizers(ar, lanes, taps_words)
     compute = w.oh * w.ow // group * (w.ic // pe) * taps_words
     buffer, windows, generator = w.generator(pe, a_bits, group)
     memories = (*mvu.weights(ar, lanes, simd, (w.ic // pe) * taps_words), buffer)
     fifos = [*hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (pe,)), windows]
-    logic, pipe = mvu.logic(ar, lanes, simd, w.ic * group)
+    logic, pipe = mvu.logic(ar, lanes, simd, w.ic * group, rq=rq)
     logic = logic + generator
     if simd > 1:
         fifos.append(Fifo("tap_words", lanes * simd * a_bits, hw.STREAM_FIFO_DEPTH))
@@ -82,7 +86,7 @@ def hardware(spec: DepthwiseSpec, fold: LayerFold) -> Hardware:
     cycles = w.reads(pe) + max(w.emits(pe, group), compute)
     depth = ceil_div(w.first_window_elems, pe) + w.kh * w.kw + pipe
     return Hardware(cycles=cycles, depth=depth, macs=mvu.macs(ar, lanes, simd), memories=memories, fifos=tuple(fifos),
-                    logic=logic)  # fmt: skip
+                    logic=logic, requantizers=(rq,))  # fmt: skip
 
 
 def cost(spec: DepthwiseSpec, fold: LayerFold) -> Cost:

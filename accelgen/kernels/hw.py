@@ -276,6 +276,13 @@ def comparator_luts(bits: int) -> int:
     return ceil_div(bits, 2)
 
 
+def mux_luts(inputs: int, bits: int) -> int:
+    """A ``inputs``:1 multiplexer of ``bits``-bit words: a tree of LUT6s, each a 4:1 mux
+    of one bit (UG574: a LUT6 is any function of six inputs), ``ceil((inputs - 1) / 3)``
+    per bit; one input is wiring."""
+    return bits * ceil_div(max(inputs - 1, 0), 3)
+
+
 def const_multiplier_luts(m: int, bits: int) -> int:
     """x * m for a constant m by shift-and-add: one adder of ``bits + bitlen(m)`` bits per
     extra set bit of |m| (a power of two is wiring); a negative m adds a negation."""

@@ -2,7 +2,8 @@
 
 ``pe`` processing elements each take ``simd`` products per cycle: multipliers of one kind
 (:func:`accelgen.kernels.hw.mac_kind`), an adder tree per PE, an accumulator per PE, a
-weight ROM per PE (``simd`` weights wide, ``tiles`` deep), and a requantization unit per PE.
+weight ROM per PE (``simd`` weights wide, ``tiles`` deep), and requantization units (one per
+lane, or fewer shared in time: :func:`requantizers`).
 
 :func:`describe` is the one definition of a layer's arithmetic as generated: the width of
 the centred activation (``code - zero_point``), of the weight codes, the multiplier kind
@@ -18,7 +19,7 @@ import numpy as np
 
 from accelgen import ir
 from accelgen.kernels import hw, requant
-from accelgen.kernels.base import Mac, Memory, MultiplierNeed, Resources, element_bits
+from accelgen.kernels.base import Mac, Memory, MultiplierNeed, Requantizers, Resources, element_bits
 
 
 @dataclass(frozen=True)
@@ -122,13 +123,25 @@ def unit_multiplier(ar: Arith, n_macs: int, pairs: bool = False) -> MultiplierNe
     return MultiplierNeed(n_macs, unit)
 
 
-def logic(ar: Arith, pe: int, simd: int, channels: int, pixels: int = 1) -> tuple[Resources, int]:
+def requantizers(ar: Arith, lanes: int, sf: int) -> Requantizers:
+    """The requantizers of a matrix or vector unit with ``lanes`` lanes per output word and
+    ``sf`` synapse folds (cycles per word): :func:`accelgen.kernels.requant.units`, which
+    code generation reads as the unit's REQUANT_LANES."""
+    return requant.units(ar.requant, lanes, sf)
+
+
+def logic(ar: Arith, pe: int, simd: int, channels: int, pixels: int = 1,
+          rq: Requantizers | None = None) -> tuple[Resources, int]:  # fmt: skip
     """Adder trees (popcounts for bipolar products), accumulators, requantizers and control of ``pe`` PEs
     (per pixel of ``pixels`` side by side, sharing the requantizers' tables), and the pipeline
-    latency (weight read, multiply, tree, accumulate, requantize)."""
+    latency (weight read, multiply, tree, accumulate, requantize). ``rq``: the unit's
+    requantizers (:func:`requantizers`; None: one per lane, as tt.h's steps have)."""
     tree = hw.popcount(simd) if ar.mac == "XnorPopcount" else hw.adder_tree(simd, ar.product_bits)
     res = (tree * pe + hw.adder(ar.acc_bits) * pe) * pixels
-    rq_res, rq_depth = requant.cost(ar.requant, ar.acc_bits, ar.out_bits, pe, channels, pixels)
+    if rq is not None and rq.shared:
+        rq_res, rq_depth = requant.shared_cost(ar.requant, ar.acc_bits, ar.out_bits, rq, channels // pe)
+    else:
+        rq_res, rq_depth = requant.cost(ar.requant, ar.acc_bits, ar.out_bits, pe, channels, pixels)
     res = res + rq_res + hw.KERNEL_CONTROL
     mult = hw.DSP_LATENCY if ar.mac == "DspMultiply" else 1  # DspPacked: the same DSP pipeline
     return res, hw.BRAM_READ_LATENCY + mult + hw.tree_levels(simd) + 1 + rq_depth

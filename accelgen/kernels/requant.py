@@ -9,6 +9,11 @@ prices ``pe`` units plus their parameter tables.
   table is a ROM per PE (C / pe rows of L x acc_bits); a shared (1, L) table is constants.
 * MultiplyShift: an acc_bits x multiplier_bits product in DSP48E2 tiles, the offset adder,
   the clip comparators; per-channel multipliers and offsets are a ROM per PE.
+
+A matrix or vector unit finishes its output words once every ``sf`` cycles (its synapse
+folds), so its multiply-shift requantizers are shared in time (:func:`units`,
+:func:`shared_cost`, hls/accelgen/mvau.h SharedRequant): DSPs go to products, not to
+requantizers that would idle ``sf - 1`` cycles in ``sf``.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import numpy as np
 
 from accelgen import ir
 from accelgen.kernels import hw
-from accelgen.kernels.base import NONE, Resources, ceil_div
+from accelgen.kernels.base import NONE, Requantizers, Resources, ceil_div
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,26 @@ def describe(rq: ir.Requant | None, acc_bits: int, out_bits: int) -> RequantSpec
     raise ValueError(f"requantizer {type(rq).__name__} is not integer")  # verify() forbids it after the passes
 
 
+def units(spec: RequantSpec, lanes: int, sf: int) -> Requantizers:
+    """The requantizers of a unit with ``lanes`` lanes per output word, finished once every
+    ``sf`` cycles: ``ceil(lanes / sf)`` multiply-shift units shared in time when ``sf > 1``
+    (each of ``lanes - ceil(lanes / sf)`` DSP products saved costs two registers of the bank
+    and a multiplexer input); comparator (thresholds) and pass-through requantizers use no
+    DSP and stay one per lane."""
+    if spec.kind == "multiply_shift" and sf > 1:
+        return Requantizers(spec.kind, lanes, ceil_div(lanes, sf))
+    return Requantizers(spec.kind, lanes, lanes)
+
+
+def _unit(spec: RequantSpec, acc_bits: int, out_bits: int) -> tuple[Resources, int]:
+    """One requantizer (its output registered) and its latency."""
+    if spec.kind == "thresholds":
+        return Resources(lut=spec.levels * hw.comparator_luts(acc_bits) + spec.levels, ff=out_bits), 2
+    product = acc_bits + spec.multiplier_bits
+    unit = Resources(dsp=hw.dsp_tiles(acc_bits, spec.multiplier_bits)) + hw.adder(product)
+    return unit + Resources(lut=2 * hw.comparator_luts(product) + out_bits, ff=out_bits), hw.DSP_LATENCY + 2
+
+
 def cost(spec: RequantSpec, acc_bits: int, out_bits: int, pe: int, channels: int,
          copies: int = 1) -> tuple[Resources, int]:  # fmt: skip
     """Resources of ``pe`` units serving ``channels`` channels, and the unit's latency;
@@ -69,10 +94,21 @@ def cost(spec: RequantSpec, acc_bits: int, out_bits: int, pe: int, channels: int
         return NONE, 0
     rows = ceil_div(channels, pe)
     table = hw.rom(spec.channel_bits, rows) * pe if spec.channel_bits else NONE
-    if spec.kind == "thresholds":
-        unit = Resources(lut=spec.levels * hw.comparator_luts(acc_bits) + spec.levels, ff=out_bits)
-        return unit * pe * copies + table, 2
-    product = acc_bits + spec.multiplier_bits
-    unit = Resources(dsp=hw.dsp_tiles(acc_bits, spec.multiplier_bits)) + hw.adder(product)
-    unit = unit + Resources(lut=2 * hw.comparator_luts(product) + out_bits, ff=out_bits)
-    return unit * pe * copies + table, hw.DSP_LATENCY + 2
+    unit, depth = _unit(spec, acc_bits, out_bits)
+    return unit * pe * copies + table, depth
+
+
+def shared_cost(spec: RequantSpec, acc_bits: int, out_bits: int, rq: Requantizers,
+                folds: int) -> tuple[Resources, int]:  # fmt: skip
+    """mvau.h's SharedRequant for a unit of ``folds`` channel folds: ``rq.units`` units, each
+    with its parameter table laid out by the schedule (a ROM ``folds * rq.steps`` deep), the
+    bank holding a finished word's accumulators (``lanes * acc_bits`` FFs), each unit's
+    ``steps``:1 multiplexer of the bank, the output word register (``lanes * out_bits`` FFs,
+    one enable LUT per lane) and the step, fold and busy registers; the latency grows by
+    the ``steps`` cycles a word takes."""
+    unit, depth = _unit(spec, acc_bits, out_bits)
+    table = hw.rom(spec.channel_bits, folds * rq.steps) if spec.channel_bits else NONE
+    mux = Resources(lut=hw.mux_luts(rq.steps, acc_bits))
+    word = Resources(lut=rq.lanes, ff=rq.lanes * (acc_bits + out_bits))
+    counters = (rq.steps.bit_length() + max(folds - 1, 0).bit_length() + 1) * Resources(lut=1, ff=1)
+    return (unit + table + mux) * rq.units + word + counters, depth + rq.steps

@@ -148,6 +148,111 @@ struct NativeUnit {
 };
 #endif
 
+/// \brief Requantizers shared in time by the LANES accumulators of one output word: R =
+/// CFG::REQUANT_LANES of them (R < LANES), fed from a second register bank.
+///
+/// A unit's output words are finished once every SF cycles (the last synapse fold), so
+/// the LANES accumulators need not be requantized in the same cycle: load() copies them
+/// to the bank \c held, and each of the next STEPS = ceil(LANES / R) cycles advance()
+/// requantizes R of them, lanes step * R + r (r < R), into the output word, written after
+/// the last step. STEPS <= SF (the unit's static_assert), so a word is done by the cycle
+/// the next one is loaded, also across samples (the steps of a sample's last word run in
+/// the next sample's first cycles); only the last sample's last word drains, in DRAIN =
+/// STEPS cycles after the samples. A frame takes no cycle more, its output STEPS later.
+///
+/// Requantizer r reads its parameters at [r][nf * STEPS + step]: the generator lays the
+/// tables out by this schedule (accelgen.codegen.params, lane l of fold nf holds channel
+/// nf * PE + l % PE; lanes past LANES are padding), so each of the R partitions is read at
+/// one variable address per cycle and no parameter multiplexer is needed. Only the bank
+/// read held[step * R + r] is a STEPS:1 multiplexer per requantizer.
+/// \tparam CFG   the unit's configuration (REQUANT_LANES, acc_t, out_code, requant_t)
+/// \tparam LANES lanes of one output word
+/// \tparam SHARED REQUANT_LANES < LANES (else the unit requantizes every lane at once and
+///   this type is empty)
+template <class CFG, unsigned LANES, bool SHARED = (CFG::REQUANT_LANES < LANES)>
+struct SharedRequant {
+    static const unsigned R = CFG::REQUANT_LANES;
+    static const unsigned STEPS = (LANES + R - 1) / R;
+    static const unsigned DRAIN = STEPS;  // cycles after the last sample
+    static_assert(R >= 1, "at least one requantizer");
+    typedef WordBuilder<typename CFG::out_code, LANES> builder_t;
+
+    typename CFG::acc_t held[STEPS * R];  // lane l at [l]; entries from LANES on are padding (0)
+    builder_t y;
+    unsigned step, fold;
+    bool busy;
+
+    SharedRequant() : step(0), fold(0), busy(false) {}
+
+    /// Take the finished accumulators of channel fold \p nf: lane j * COLS + c at acc[j][c]
+    /// (the matrix unit's [pixel][pe], pixel-major as its output word).
+    template <unsigned ROWS, unsigned COLS>
+    void load(const typename CFG::acc_t (&acc)[ROWS][COLS], unsigned nf) {
+#pragma HLS INLINE
+        static_assert(ROWS * COLS == LANES, "one accumulator per lane");
+    shared_load:
+        for (unsigned l = 0; l < STEPS * R; l++) {
+#pragma HLS UNROLL
+            held[l] = 0;
+            if (l < LANES) held[l] = acc[l / COLS][l % COLS];
+        }
+        start(nf);
+    }
+
+    /// Take the finished accumulators of channel fold \p nf: lane l at acc[l].
+    void load(const typename CFG::acc_t (&acc)[LANES], unsigned nf) {
+#pragma HLS INLINE
+    shared_load_lanes:
+        for (unsigned l = 0; l < STEPS * R; l++) {
+#pragma HLS UNROLL
+            held[l] = 0;
+            if (l < LANES) held[l] = acc[l];
+        }
+        start(nf);
+    }
+
+    void start(unsigned nf) {
+#pragma HLS INLINE
+        y = builder_t();
+        step = 0;
+        fold = nf;
+        busy = true;
+    }
+
+    /// One cycle's share: R lanes requantized; the word is written after the last step.
+    template <class OUT_WORD>
+    void advance(const typename CFG::requant_t& requant, hls::stream<OUT_WORD>& out) {
+#pragma HLS INLINE
+        if (!busy) return;
+    shared_requant:
+        for (unsigned r = 0; r < R; r++) {
+#pragma HLS UNROLL
+            const typename CFG::out_code::raw_t raw = requant.apply(held[step * R + r], r, fold * STEPS + step);
+        shared_place:
+            for (unsigned s = 0; s < STEPS; s++) {  // lane s * R + r is written at step s only: an enable
+#pragma HLS UNROLL
+                if (s == step && s * R + r < LANES) y.set(s * R + r, raw);
+            }
+        }
+        if (++step == STEPS) {
+            out.write(y.word());
+            busy = false;
+        }
+    }
+};
+
+/// Every lane requantized in the cycle its word is finished (the unit's own loop): nothing held.
+template <class CFG, unsigned LANES>
+struct SharedRequant<CFG, LANES, false> {
+    static const unsigned STEPS = 1;
+    static const unsigned DRAIN = 0;
+    typename CFG::acc_t held[1];  // never used: the unit's ARRAY_PARTITION pragma names it
+    template <class ACC>
+    void load(const ACC&, unsigned) {}
+    template <class OUT_WORD>
+    void advance(const typename CFG::requant_t&, hls::stream<OUT_WORD>&) {}
+};
+
 /// \brief Matrix-vector-activation unit: out[p][o] = requant(sum_i w[o][i] * (x[p][i] - zp)).
 ///
 /// Per sample it processes PIXELS input vectors of MATRIX_W elements (one per output
@@ -163,12 +268,19 @@ struct NativeUnit {
 /// output channel in parallel (NF == 1), so each output word (PPC * PE lanes, pixel-major)
 /// is PPC whole pixels in channels-last order.
 ///
-/// \tparam CFG configuration: MATRIX_W, MATRIX_H, PIXELS, SIMD, PE, PIXELS_PER_CYCLE,
-///   in_code, IN_ZERO_POINT, centred_t, weight_code, mac (dot-product policy), acc_t,
-///   out_code, weights_t (WeightMemory), requant_t (Thresholds, MultiplyShift or PassThrough).
+/// With REQUANT_LANES (R) below the PPC * PE lanes of a word, R requantizers are shared in
+/// time (SharedRequant): a word is requantized in the ceil(PPC * PE / R) cycles after it is
+/// finished (and the last one drained after the samples). With R == PPC * PE every lane is
+/// requantized in the cycle its word is finished, requant parameters at [pe][nf].
 ///
-/// Pragmas: PIPELINE II=1 on the flattened fold loop; the accumulators are completely
-/// partitioned; the generator partitions weights and requant parameters along PE.
+/// \tparam CFG configuration: MATRIX_W, MATRIX_H, PIXELS, SIMD, PE, PIXELS_PER_CYCLE,
+///   REQUANT_LANES, in_code, IN_ZERO_POINT, centred_t, weight_code, mac (dot-product
+///   policy), acc_t, out_code, weights_t (WeightMemory), requant_t (Thresholds,
+///   MultiplyShift or PassThrough).
+///
+/// Pragmas: PIPELINE II=1 on the flattened fold loop; the accumulators and the shared
+/// requantizers' bank are completely partitioned; the generator partitions weights along
+/// PE and requant parameters along their first dimension (PE, or R when shared).
 template <class CFG>
 void mvau(hls::stream<typename Word<typename CFG::in_code, CFG::SIMD * CFG::PIXELS_PER_CYCLE>::type>& in,
           hls::stream<typename Word<typename CFG::out_code, CFG::PE * CFG::PIXELS_PER_CYCLE>::type>& out,
@@ -186,9 +298,17 @@ void mvau(hls::stream<typename Word<typename CFG::in_code, CFG::SIMD * CFG::PIXE
     typedef typename Word<typename CFG::in_code, CFG::SIMD * CFG::PIXELS_PER_CYCLE>::type in_group_t;
     const unsigned SF = CFG::MATRIX_W / CFG::SIMD;
     const unsigned NF = CFG::MATRIX_H / CFG::PE;
+    const unsigned LANES = CFG::PE * CFG::PIXELS_PER_CYCLE;
+    typedef SharedRequant<CFG, LANES> shared_t;
+    const bool SHARED = CFG::REQUANT_LANES < LANES;
+    static_assert(CFG::REQUANT_LANES >= 1 && CFG::REQUANT_LANES <= LANES, "1 to PE * PIXELS_PER_CYCLE requantizers");
+    static_assert(!SHARED || shared_t::STEPS <= SF, "shared requantizers finish a word before the next one");
+    const unsigned FOLDS = CFG::PIXELS / PPC * NF * SF;
 
     typename CFG::acc_t acc[CFG::PIXELS_PER_CYCLE][CFG::PE];
 #pragma HLS ARRAY_PARTITION variable = acc complete dim = 0
+    shared_t shared;
+#pragma HLS ARRAY_PARTITION variable = shared.held complete
 #ifdef ACCELGEN_CSIM_FAST
     // C simulation: native arithmetic, same values; input lanes [pixel of the group][MATRIX_W]
     NativeUnit<CFG, CFG::MATRIX_W * CFG::PIXELS_PER_CYCLE, CFG::PIXELS_PER_CYCLE> native(weights);
@@ -202,8 +322,9 @@ mvau_samples:
         unsigned sf = 0, nf = 0;
     // Flattened (pixel group, nf, sf) nest: iteration i = (group * NF + nf) * SF + sf.
     mvau_folds:
-        for (unsigned i = 0; i < CFG::PIXELS / PPC * NF * SF; i++) {
+        for (unsigned i = 0; i < FOLDS; i++) {
 #pragma HLS PIPELINE II = 1
+            shared.advance(requant, out);  // the word loaded earlier (before this one's load)
 #ifdef ACCELGEN_CSIM_FAST
             if (nf == 0) {
                 centred_lanes<CFG, CFG::SIMD * CFG::PIXELS_PER_CYCLE>(in.read(), group_lanes);
@@ -246,7 +367,9 @@ mvau_samples:
                 }
             }
 #endif
-            if (sf == SF - 1) {
+            if (sf == SF - 1 && SHARED) {
+                shared.load(acc, nf);  // lane j * PE + pe: pixel-major, as the output word
+            } else if (sf == SF - 1) {
                 WordBuilder<typename CFG::out_code, CFG::PE * CFG::PIXELS_PER_CYCLE> y;
             mvau_requant:
                 for (unsigned j = 0; j < PPC; j++) {
@@ -264,6 +387,11 @@ mvau_samples:
             }
         }
     }
+mvau_drain:  // the last sample's last word, when the requantizers are shared
+    for (unsigned i = 0; i < shared_t::DRAIN; i++) {
+#pragma HLS PIPELINE II = 1
+        shared.advance(requant, out);
+    }
 }
 
 /// \brief Depthwise vector unit: each channel convolves with its own KERNEL taps.
@@ -274,10 +402,15 @@ mvau_samples:
 /// accumulators with SIMD taps; a pixel takes NF * SF cycles, NF = CHANNELS / PE and
 /// SF = KERNEL / SIMD.
 ///
-/// \tparam CFG configuration: CHANNELS, KERNEL (taps), PIXELS, SIMD, PE, in_code,
-///   IN_ZERO_POINT, centred_t, weight_code, mac, acc_t, out_code, weights_t, requant_t.
+/// With REQUANT_LANES (R) below PE, R requantizers are shared in time as in mvau
+/// (SharedRequant): a word is requantized in the ceil(PE / R) cycles after it is finished.
 ///
-/// Pragmas: PIPELINE II=1 on the flattened loop; accumulators completely partitioned.
+/// \tparam CFG configuration: CHANNELS, KERNEL (taps), PIXELS, SIMD, PE, REQUANT_LANES,
+///   in_code, IN_ZERO_POINT, centred_t, weight_code, mac, acc_t, out_code, weights_t,
+///   requant_t.
+///
+/// Pragmas: PIPELINE II=1 on the flattened loop; accumulators and the shared
+/// requantizers' bank completely partitioned.
 template <class CFG>
 void vvau(hls::stream<typename Word<typename CFG::in_code, CFG::SIMD * CFG::PE>::type>& in,
           hls::stream<typename Word<typename CFG::out_code, CFG::PE>::type>& out, const typename CFG::weights_t& weights,
@@ -289,9 +422,16 @@ void vvau(hls::stream<typename Word<typename CFG::in_code, CFG::SIMD * CFG::PE>:
     typedef typename Word<typename CFG::in_code, CFG::SIMD>::type tap_word_t;
     const unsigned SF = CFG::KERNEL / CFG::SIMD;
     const unsigned NF = CFG::CHANNELS / CFG::PE;
+    typedef SharedRequant<CFG, CFG::PE> shared_t;
+    const bool SHARED = CFG::REQUANT_LANES < CFG::PE;
+    static_assert(CFG::REQUANT_LANES >= 1 && CFG::REQUANT_LANES <= CFG::PE, "1 to PE requantizers");
+    static_assert(!SHARED || shared_t::STEPS <= SF, "shared requantizers finish a word before the next one");
+    const unsigned FOLDS = CFG::PIXELS * NF * SF;
 
     typename CFG::acc_t acc[CFG::PE];
 #pragma HLS ARRAY_PARTITION variable = acc complete
+    shared_t shared;
+#pragma HLS ARRAY_PARTITION variable = shared.held complete
 #ifdef ACCELGEN_CSIM_FAST
     NativeUnit<CFG, CFG::SIMD * CFG::PE> native(weights);  // C simulation: native arithmetic, same values
     typename CsimLane<CFG>::type taps_n[CFG::SIMD];
@@ -302,8 +442,9 @@ vvau_samples:
         unsigned sf = 0, nf = 0;
     // Flattened (pixel, nf, sf) nest: iteration i = (pixel * NF + nf) * SF + sf.
     vvau_folds:
-        for (unsigned i = 0; i < CFG::PIXELS * NF * SF; i++) {
+        for (unsigned i = 0; i < FOLDS; i++) {
 #pragma HLS PIPELINE II = 1
+            shared.advance(requant, out);  // the word loaded earlier (before this one's load)
 #ifdef ACCELGEN_CSIM_FAST
             centred_lanes<CFG, CFG::SIMD * CFG::PE>(in.read(), &native.input[0]);
             for (unsigned pe = 0; pe < CFG::PE; pe++) {
@@ -327,7 +468,9 @@ vvau_samples:
                 acc[pe] = (sf == 0) ? partial : typename CFG::acc_t(acc[pe] + partial);
             }
 #endif
-            if (sf == SF - 1) {
+            if (sf == SF - 1 && SHARED) {
+                shared.load(acc, nf);
+            } else if (sf == SF - 1) {
                 WordBuilder<typename CFG::out_code, CFG::PE> y;
             vvau_requant:
                 for (unsigned pe = 0; pe < CFG::PE; pe++) {
@@ -341,6 +484,11 @@ vvau_samples:
                 if (++nf == NF) nf = 0;
             }
         }
+    }
+vvau_drain:  // the last sample's last word, when the requantizers are shared
+    for (unsigned i = 0; i < shared_t::DRAIN; i++) {
+#pragma HLS PIPELINE II = 1
+        shared.advance(requant, out);
     }
 }
 

@@ -8,7 +8,9 @@
 // Parameters are stored per processing element: channel c = nf * PE + pe lives at
 // [pe][nf]. NF_STORE is NF for per-channel parameters and 1 when every channel shares
 // one set (then nf is ignored). The generator partitions the [pe] dimension so that
-// all PE lanes requantize in the same cycle.
+// all PE lanes requantize in the same cycle. Requantizers shared in time by a unit's lanes
+// (mvau.h SharedRequant) are instantiated with PE = R units and NF_STORE = NF * steps:
+// unit r's parameters for step s of fold nf at [r][nf * steps + s].
 #ifndef ACCELGEN_REQUANT_H
 #define ACCELGEN_REQUANT_H
 
