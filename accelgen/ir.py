@@ -178,7 +178,9 @@ class FloatStep:
     """One monotone element-wise float operation of a requantization chain.
 
     ``op`` is one of ``mul``, ``add`` (per-channel ``values``), ``relu``, ``clip``
-    (``values`` = [lo, hi]), ``round`` (to an integer with rounding ``mode``).
+    (``values`` = [lo, hi]), ``round`` (to an integer with rounding ``mode``), ``batchnorm``
+    (``values`` = rows gamma, beta, mean, var, epsilon per channel: ``(x - mean) * gamma /
+    sqrt(var + epsilon) + beta``, kept unfolded so that requantization can be exact).
     """
 
     op: str
@@ -504,10 +506,16 @@ class Transpose(Op):
 
 @dataclass(frozen=True, eq=False)
 class Affine(Op):
-    """Float ``x * mul + add`` per channel (bias, Mul, folded BatchNorm)."""
+    """Float ``x * mul + add`` per channel (bias, Mul, folded BatchNorm).
+
+    ``batchnorm``: for a folded BatchNorm, its constants (gamma, beta, mean, var, epsilon
+    rows per channel), of which ``mul`` and ``add`` are float64 roundings; a requantizer
+    fused from it uses them (see :mod:`accelgen.passes.requant`).
+    """
 
     mul: np.ndarray = field(default_factory=lambda: np.ones(1))
     add: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    batchnorm: np.ndarray | None = None
     kind = "Affine"
     elementwise_float = True
 
