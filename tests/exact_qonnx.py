@@ -15,9 +15,9 @@ taken as the reals they denote) with no rounding at all but ``Quant``'s own:
   squares), every element whose estimate lies within a generous error bound of a rounding
   tie; exact ties round half to even (``ROUND``).
 
-The operators are those of the Brevitas QONNX exports in ``tests/models`` (Quant, Cast and
-Mul of weight codes, Conv, MatMul, Gemm, BatchNormalization, Relu, Add, AveragePool,
-Flatten, Transpose); anything else raises. numpy and the standard library only: nothing
+The operators are those of the Brevitas QONNX exports in ``tests/models`` (Quant,
+BipolarQuant, Cast and Mul of weight codes, Conv, MatMul, Gemm, BatchNormalization, Relu,
+Add, AveragePool, MaxPool, ReduceMean, Flatten, Transpose; not Trunc); anything else raises. numpy and the standard library only: nothing
 from accelgen.
 """
 
@@ -30,6 +30,10 @@ from math import gcd
 import numpy as np
 import onnx
 from onnx import numpy_helper
+
+#: the op types :func:`run` evaluates
+OPS = frozenset({"Quant", "BipolarQuant", "Cast", "Mul", "Conv", "MatMul", "Gemm", "BatchNormalization", "Relu",
+                 "Add", "AveragePool", "MaxPool", "ReduceMean", "Flatten", "Transpose"})  # fmt: skip
 
 #: the float64 estimate of a value is trusted when it lies farther than this, relative to
 #: the sum of the magnitudes of its terms, from a rounding tie. A float64 evaluation of the
@@ -158,6 +162,18 @@ def _quant_linear(v: Linear, scale, zp, qmin, qmax) -> tuple[np.ndarray, int]:
     return np.clip(c, qmin, qmax).astype(np.int64), int(near.sum())
 
 
+def _bipolar(x) -> np.ndarray:
+    """BipolarQuant's codes: +1 where x >= 0, else -1 (the sign settled exactly near 0)."""
+    if isinstance(x, np.ndarray):
+        return np.where(x >= 0, 1, -1).astype(np.int64)
+    v = _linear_of(x)
+    value, size = v.estimate()
+    codes = np.where(value >= 0, 1, -1).astype(np.int64)
+    for index in zip(*np.nonzero(np.abs(value) <= TRUST * (size + 1.0))):
+        codes[index] = 1 if v.relu or v.sign_minus(index, Fraction(0)) >= 0 else -1
+    return codes
+
+
 def _conv(x: np.ndarray, w: np.ndarray, attrs: dict) -> np.ndarray:
     """Integer NCHW convolution (float64 BLAS on integers whose every partial sum is below 2**53)."""
     n, c, _, _ = x.shape
@@ -238,7 +254,7 @@ def run(model_path, x: np.ndarray) -> tuple[dict, dict]:
             env[out] = Linear(P, _product_scale(xq.scale, wq.scale, 4), _zero(), bias)
         elif op == "Transpose" and isinstance(ins[0], Codes):
             t, perm = ins[0], attrs["perm"]
-            env[out] = Codes(*(np.transpose(a, perm) if a.ndim else a for a in (t.codes, t.scale, t.zp)))
+            env[out] = Codes(*(np.transpose(a, perm) if a.ndim == len(perm) else a for a in (t.codes, t.scale, t.zp)))
         elif op in ("MatMul", "Gemm"):
             aq, bq = ins[0], ins[1]
             bc, bs = bq.centred(), bq.scale
@@ -274,6 +290,18 @@ def run(model_path, x: np.ndarray) -> tuple[dict, dict]:
             win = np.lib.stride_tricks.sliding_window_view(ins[0].centred(), (kh, kw), axis=(2, 3))
             P = win[:, :, ::sh, ::sw].sum(axis=(-2, -1))
             env[out] = Linear(P, ins[0].scale / (kh * kw), _zero(), _zero())
+        elif op == "MaxPool" and isinstance(ins[0], Codes) and ins[0].scale.size == 1 and ins[0].scale.item() > 0:
+            assert not any(attrs.get("pads", ())) and not attrs.get("ceil_mode", 0), node.name
+            (kh, kw), (sh, sw) = attrs["kernel_shape"], attrs.get("strides", (1, 1))
+            win = np.lib.stride_tricks.sliding_window_view(ins[0].codes, (kh, kw), axis=(2, 3))
+            env[out] = Codes(win[:, :, ::sh, ::sw].max(axis=(-2, -1)), ins[0].scale, ins[0].zp)
+        elif op == "ReduceMean" and isinstance(ins[0], Codes) and ins[0].scale.size == 1:
+            axes = tuple(int(a) for a in (ins[1] if len(ins) > 1 else attrs["axes"]))
+            keep = bool(attrs.get("keepdims", 1))
+            n = int(np.prod([ins[0].codes.shape[a] for a in axes]))
+            env[out] = Linear(ins[0].centred().sum(axis=axes, keepdims=keep), ins[0].scale / n, _zero(), _zero())
+        elif op == "BipolarQuant":
+            env[out] = Codes(_bipolar(ins[0]), _fractions(ins[1]), _zero())
         elif op == "Flatten" and isinstance(ins[0], Codes) and ins[0].scale.size == 1:
             t = ins[0]
             env[out] = Codes(t.codes.reshape(t.codes.shape[0], -1), t.scale, t.zp)

@@ -155,11 +155,13 @@ def test_multiply_shift_policy_names_layer_when_impossible():
 def test_batchnorm_chains_round_like_the_real_numbers(tmp_path, epsilon, var):
     """Conv -> BatchNorm -> Relu -> Quant at (near-)ties: the requantizer's codes are those of
     the model's constants in exact arithmetic (Fractions here, sqrt compared by squares), on
-    every input code: code = round(x * 32 / 8 / sqrt(var + epsilon) / 0.25) for channel 0."""
+    every input code: code = round(x * 32 / 8 / sqrt(var + epsilon) / 0.25) for channel 0. The
+    exact evaluator the MLPerf Tiny networks are checked with (tests/exact_qonnx.py) agrees."""
     from fractions import Fraction
 
     from accelgen import golden
     from accelgen.pipeline import compile_model
+    from tests import exact_qonnx
     from tests.builders import qonnx_conv_bn, save
 
     f32 = lambda v: Fraction(float(np.float32(v)))  # noqa: E731
@@ -182,3 +184,6 @@ def test_batchnorm_chains_round_like_the_real_numbers(tmp_path, epsilon, var):
 
     want = np.array([[exact(int(c), g) for c in codes] for g in (1.0, 3.0)]).T.reshape(-1, 16, 2).transpose(0, 2, 1)
     np.testing.assert_array_equal(got.reshape(-1, 2, 16), want)
+    env, decided = exact_qonnx.run(path, x)
+    np.testing.assert_array_equal(env["y"].codes.reshape(-1, 2, 16), want)
+    assert decided["y"] > 0 or epsilon == 1e-5  # the ties went through its rational path
