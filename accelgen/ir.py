@@ -322,12 +322,17 @@ class Quantize(Op):
     ``zero_point_after_rounding``: ONNX QuantizeLinear and the QLinear* ops compute
     ``round(x / scale) + zero_point``; QONNX Quant computes ``round(x / scale + zero_point)``.
     The two differ on exact ties when the zero point is odd.
+
+    ``float32_quotient``: ONNX QuantizeLinear divides its float32 tensor by the scale in
+    float32 (its reference implementation and onnxruntime do); QONNX Quant is defined on the
+    real numbers. The float32 quotient can land on a rounding tie the real one is not on.
     """
 
     qtype: QType = QType(8, True)
     rounding: str = "HALF_EVEN"
     divisor: float | None = None  # divide by this instead of the scale (QONNX Trunc)
     zero_point_after_rounding: bool = False
+    float32_quotient: bool = False
     float32: Float32Multiply | Float32Sum | None = None  # onnxruntime's arithmetic (QOperator)
     kind = "Quantize"
 

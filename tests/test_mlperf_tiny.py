@@ -4,8 +4,10 @@ ResNet-8 (32x32x3), DS-CNN (49x10x1), MobileNetV1 0.25 (96x96x3) and the FC Auto
 8-bit weights and activations, made by tests/models/make_mlperf_tiny.py with Brevitas. Each is
 compiled, planned for pynq-z2 and generated into an HLS project with a few input vectors, built
 with g++ (cached by content hash, two builds at a time) and run through its C testbench, which
-compares every layer with the golden model element by element; the golden model itself is held
-to the qonnx executor (an independent reference) on the same vectors.
+compares every layer with the golden model element by element. The golden model itself is held,
+on the same vectors, to the models' operators evaluated exactly on real numbers
+(tests/exact_qonnx.py), and every difference of the qonnx executor (float32) from those is shown
+to be a float32 rounding at a tie.
 """
 
 from __future__ import annotations
