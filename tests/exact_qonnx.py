@@ -15,10 +15,10 @@ taken as the reals they denote) with no rounding at all but ``Quant``'s own:
   squares), every element whose estimate lies within a generous error bound of a rounding
   tie; exact ties round half to even (``ROUND``).
 
-The operators are those of the Brevitas QONNX exports in ``tests/models`` (Quant,
-BipolarQuant, Cast and Mul of weight codes, Conv, MatMul, Gemm, BatchNormalization, Relu,
-Add, AveragePool, MaxPool, ReduceMean, Flatten, Transpose; not Trunc); anything else raises. numpy and the standard library only: nothing
-from accelgen.
+The operators are those of the Brevitas QONNX exports in ``tests/models`` (:data:`OPS`:
+Quant, BipolarQuant, Cast and Mul of weight codes, Conv, MatMul, Gemm, BatchNormalization,
+Relu, Add, AveragePool, MaxPool, ReduceMean, Flatten, Transpose; not Trunc); anything else
+raises. numpy and the standard library only: nothing from accelgen.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ def _fractions(values) -> np.ndarray:
 
 
 def as_float(frac) -> np.ndarray:
+    """Fractions (an object array or one) as float64, each rounded to nearest."""
     frac = np.asarray(frac, dtype=object)
     return np.vectorize(float, otypes=[np.float64])(frac) if frac.size else frac.astype(np.float64)
 
@@ -272,7 +273,7 @@ def run(model_path, x: np.ndarray) -> tuple[dict, dict]:
             ndim = v.P.ndim
             g, beta, mean, var = (_channel(_fractions(t), ndim) for t in ins[1:5])
             eps = Fraction(float(np.float32(attrs.get("epsilon", 1e-5))))
-            env[out] = Linear(v.P, v.a, v.d - mean, beta, (g, var + eps))
+            env[out] = Linear(v.P, v.a, v.b + v.d - mean, beta, (g, var + eps))
         elif op == "Relu":
             env[out] = dataclasses.replace(_linear_of(ins[0]), relu=True)
         elif op == "Add" and all(isinstance(t, Codes) and t.scale.size == 1 for t in ins):
