@@ -3,7 +3,8 @@
 A layer's output code is a monotone function of its integer accumulator: the float chain
 (scale, bias, BatchNorm, ReLU, clip) followed by rounding and clipping. *Thresholds*
 store, per channel and output level, the smallest accumulator that reaches the level;
-they are exact for any monotone chain. A *multiply-shift* ``floor((acc*M + B) >> S)`` is
+they are exact for any monotone chain (found in float64, and in rational arithmetic on the
+model's constants wherever float64 comes near a rounding tie). A *multiply-shift* ``floor((acc*M + B) >> S)`` is
 cheaper for wide outputs; it is used only when its own thresholds equal the exact ones on
 the layer's whole accumulator range, which is checked in integer arithmetic.
 """
