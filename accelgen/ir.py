@@ -178,7 +178,9 @@ class FloatStep:
     """One monotone element-wise float operation of a requantization chain.
 
     ``op`` is one of ``mul``, ``add`` (per-channel ``values``), ``relu``, ``clip``
-    (``values`` = [lo, hi]), ``round`` (to an integer with rounding ``mode``).
+    (``values`` = [lo, hi]), ``round`` (to an integer with rounding ``mode``), ``batchnorm``
+    (``values`` = rows gamma, beta, mean, var, epsilon per channel: ``(x - mean) * gamma /
+    sqrt(var + epsilon) + beta``, kept unfolded so that requantization can be exact).
     """
 
     op: str
@@ -320,12 +322,17 @@ class Quantize(Op):
     ``zero_point_after_rounding``: ONNX QuantizeLinear and the QLinear* ops compute
     ``round(x / scale) + zero_point``; QONNX Quant computes ``round(x / scale + zero_point)``.
     The two differ on exact ties when the zero point is odd.
+
+    ``float32_quotient``: ONNX QuantizeLinear divides its float32 tensor by the scale in
+    float32 (its reference implementation and onnxruntime do); QONNX Quant is defined on the
+    real numbers. The float32 quotient can land on a rounding tie the real one is not on.
     """
 
     qtype: QType = QType(8, True)
     rounding: str = "HALF_EVEN"
     divisor: float | None = None  # divide by this instead of the scale (QONNX Trunc)
     zero_point_after_rounding: bool = False
+    float32_quotient: bool = False
     float32: Float32Multiply | Float32Sum | None = None  # onnxruntime's arithmetic (QOperator)
     kind = "Quantize"
 
@@ -504,10 +511,16 @@ class Transpose(Op):
 
 @dataclass(frozen=True, eq=False)
 class Affine(Op):
-    """Float ``x * mul + add`` per channel (bias, Mul, folded BatchNorm)."""
+    """Float ``x * mul + add`` per channel (bias, Mul, folded BatchNorm).
+
+    ``batchnorm``: for a folded BatchNorm, its constants (gamma, beta, mean, var, epsilon
+    rows per channel), of which ``mul`` and ``add`` are float64 roundings; a requantizer
+    fused from it uses them (see :mod:`accelgen.passes.requant`).
+    """
 
     mul: np.ndarray = field(default_factory=lambda: np.ones(1))
     add: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    batchnorm: np.ndarray | None = None
     kind = "Affine"
     elementwise_float = True
 

@@ -71,3 +71,28 @@ def qonnx_quant_mlp(act_bits: float = 4.0, w_bits: float = 4.0, scale: float = 0
 def save(model: onnx.ModelProto, path) -> str:
     onnx.save(model, str(path))
     return str(path)
+
+
+def qonnx_conv_bn(epsilon: float, var, gamma, w_codes=(32, 32), x_bits: float = 8.0) -> onnx.ModelProto:
+    """x [batch, 1, 1, 16] -> Quant (scale 2**-4) -> Conv 1x1 (2 channels, Quant'd weight codes
+    ``w_codes`` at scale 2**-3) -> BatchNormalization (``gamma``, ``var``, ``epsilon``; mean
+    and beta 0) -> Relu -> Quant (unsigned 8 bits, scale 2**-2) in the QONNX dialect: with var
+    + epsilon a square, a code that is odd lands exactly on a rounding tie."""
+    dom = "qonnx.custom_op.general"
+    nodes = [
+        helper.make_node("Quant", ["x", "s", "z", "b"], ["xq"], domain=dom, signed=1, narrow=0, rounding_mode="ROUND"),
+        helper.make_node("Quant", ["w", "ws", "z", "b"], ["wq"], domain=dom, signed=1, narrow=1, rounding_mode="ROUND"),
+        helper.make_node("Conv", ["xq", "wq"], ["c"], kernel_shape=[1, 1]),
+        helper.make_node("BatchNormalization", ["c", "g", "beta", "mean", "var"], ["n"], epsilon=epsilon),
+        helper.make_node("Relu", ["n"], ["r"]),
+        helper.make_node("Quant", ["r", "so", "z", "b"], ["y"], domain=dom, signed=0, narrow=0, rounding_mode="ROUND"),
+    ]  # fmt: skip
+    inits = [
+        init("s", np.float32(2**-4)), init("z", np.float32(0)), init("b", np.float32(x_bits)),
+        init("w", (np.array(w_codes, np.float32) * np.float32(2**-3)).reshape(2, 1, 1, 1)),
+        init("ws", np.float32(2**-3)), init("so", np.float32(2**-2)),
+        init("g", np.array(gamma, np.float32)), init("beta", np.zeros(2, np.float32)),
+        init("mean", np.zeros(2, np.float32)), init("var", np.array(var, np.float32)),
+    ]  # fmt: skip
+    return make_model([*nodes], [float_input("x", ("batch", 1, 1, 16))], [float_input("y", ("batch", 2, 1, 16))],
+                      inits, qonnx=True)  # fmt: skip

@@ -22,6 +22,7 @@ import pytest
 
 from accelgen import golden, ir
 from accelgen.pipeline import compile_model
+from tests import exact_qonnx
 from tests.conftest import FIGURES
 from tests.data import as_images, digits_split
 from tests.reference import ort_session, run_onnx_float64, run_reference
@@ -211,3 +212,23 @@ def test_golden_vs_onnxruntime_optimised(file):
     )
     assert r["argmax_equal"] == 1.0
     assert r["identical"] >= 0.98
+
+
+@pytest.mark.parametrize(
+    "file", [m["file"] for m in MANIFEST if m["dialect"] == "qonnx" and set(m["op_types"]) <= exact_qonnx.OPS]
+)
+def test_golden_equals_the_exact_semantics_on_every_layer(file):
+    """Every integer layer's codes equal the model's operators evaluated on real numbers
+    (tests/exact_qonnx.py; the MLPerf Tiny networks are checked the same way), on the whole
+    test split."""
+    path, graph, x, _, _ = prepared(file)
+    env, ref = golden.run(graph, x, keep=True), exact_qonnx.run(path, x)[0]
+    compared = 0
+    for op in graph.ops:
+        name = op.outputs[0]
+        if not isinstance(ref.get(name), exact_qonnx.Codes) or env[name].dtype.kind == "f":
+            continue
+        ours = np.transpose(env[name], (0, 3, 1, 2)) if graph.tensors[name].layout == "NHWC" else env[name]
+        np.testing.assert_array_equal(ours, ref[name].codes, err_msg=f"{file}: {name}")
+        compared += 1
+    assert compared >= 3, file

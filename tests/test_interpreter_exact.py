@@ -246,3 +246,37 @@ def test_reused_buffers_never_change_a_returned_value():
         assert not np.array_equal(first[name], second[name]), "inputs chosen to differ"
     for name, value in kept.items():
         assert np.array_equal(kept_live[name], value), f"a kept tensor '{name}' was overwritten"
+
+
+@pytest.mark.parametrize("dialect", ["qonnx", "qdq"])
+def test_the_host_quantizer_divides_as_its_dialect_defines(tmp_path, dialect):
+    """QONNX Quant rounds x / scale as the real number it is; ONNX QuantizeLinear divides its
+    float32 tensor in float32 (onnxruntime, ONNX's reference implementation). Inputs one
+    float32 step either side of each rounding tie (k + 1/2) * scale, and on it, with a scale
+    that is not a power of two: the float32 quotient lands on the tie for some of them and
+    rounds to even, one code off the real one (x = 1.5436499 / 0.0123 is 125.49999697)."""
+    from fractions import Fraction
+
+    from accelgen.pipeline import compile_model
+    from tests.builders import qdq_mlp, qonnx_quant_mlp, save
+
+    scale = np.float32(0.0123)
+    model = qonnx_quant_mlp(act_bits=8.0, scale=float(scale)) if dialect == "qonnx" else qdq_mlp(float(scale))
+    graph = compile_model(save(model, tmp_path / "m.onnx")).graph
+    (quantize,) = [op for op in graph.ops if op.kind == "Quantize"]
+    ties = (np.arange(255, dtype=np.float64) + 0.5) * float(scale)
+    x = np.concatenate([np.nextafter(ties.astype(np.float32), np.float32(d)) for d in (-np.inf, np.inf)])
+    x = np.concatenate([x, ties.astype(np.float32)])
+    x = np.resize(x, (-(-x.size // 16), 16)).astype(np.float32)
+    got = golden.run(graph, x, keep=True)[quantize.outputs[0]]
+
+    def exact(v: float) -> int:
+        q = Fraction(v) / Fraction(float(scale))
+        k = q.numerator // q.denominator
+        k += (q - k > Fraction(1, 2)) or (q - k == Fraction(1, 2) and k % 2 == 1)
+        return min(max(k, 0), 255)
+
+    real = np.array([[exact(float(v)) for v in row] for row in x])
+    float32 = np.clip(np.round(x / scale), 0, 255)
+    assert np.sum(float32 != real) >= 20
+    np.testing.assert_array_equal(got, real if dialect == "qonnx" else float32)

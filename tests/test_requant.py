@@ -142,3 +142,48 @@ def test_multiply_shift_policy_names_layer_when_impossible():
     g = g.copy(ops=[g.ops[0].replace(w_qtype=ir.QType(4, True, (1.0,), (0,)))])
     with pytest.raises(InputError, match="layer 'fc'.*--requant thresholds"):
         integer_requant(g, CompileConfig(requant="multiply_shift"))
+
+
+@pytest.mark.parametrize(
+    "epsilon, var",
+    [
+        (2.0**-60, 4.0),  # sqrt(4 + 2**-60) is 2 in float64: ties there, just below them in the reals
+        (0.0, 4.0),  # exact ties: rounded half to even
+        (1e-5, 3.99999),  # no tie near: the float64 chain alone decides
+    ],
+)
+def test_batchnorm_chains_round_like_the_real_numbers(tmp_path, epsilon, var):
+    """Conv -> BatchNorm -> Relu -> Quant at (near-)ties: the requantizer's codes are those of
+    the model's constants in exact arithmetic (Fractions here, sqrt compared by squares), on
+    every input code: code = round(x * 32 / 8 / sqrt(var + epsilon) / 0.25) for channel 0. The
+    exact evaluator the MLPerf Tiny networks are checked with (tests/exact_qonnx.py) agrees."""
+    from fractions import Fraction
+
+    from accelgen import golden
+    from accelgen.pipeline import compile_model
+    from tests import exact_qonnx
+    from tests.builders import qonnx_conv_bn, save
+
+    f32 = lambda v: Fraction(float(np.float32(v)))  # noqa: E731
+    path = save(qonnx_conv_bn(epsilon, var=[var, var], gamma=[1.0, 3.0]), tmp_path / "bn.onnx")
+    codes = np.arange(-128, 128)
+    x = (codes.astype(np.float32) * np.float32(2**-4)).reshape(-1, 1, 1, 16)
+    (got,) = golden.run(compile_model(path).graph, x).values()
+    got = np.rint(got / 0.25).astype(np.int64)
+
+    def exact(code: int, gamma: float) -> int:
+        num = Fraction(code * 32, 2**7) * f32(gamma) / Fraction(1, 4)  # t = num / sqrt(v)
+        v = f32(var) + f32(epsilon)
+        if num <= 0:
+            return 0
+        k = 0
+        while (k + 1) ** 2 * v <= num * num:  # k = floor(t)
+            k += 1
+        half = num * num - (k + Fraction(1, 2)) ** 2 * v
+        return min(255, k + (half > 0 or (half == 0 and k % 2 == 1)))
+
+    want = np.array([[exact(int(c), g) for c in codes] for g in (1.0, 3.0)]).T.reshape(-1, 16, 2).transpose(0, 2, 1)
+    np.testing.assert_array_equal(got.reshape(-1, 2, 16), want)
+    env, decided = exact_qonnx.run(path, x)
+    np.testing.assert_array_equal(env["y"].codes.reshape(-1, 2, 16), want)
+    assert decided["y"] > 0 or epsilon == 1e-5  # the ties went through its rational path

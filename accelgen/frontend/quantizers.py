@@ -135,7 +135,7 @@ def _quantize_dynamic(ctx: ImportContext, src: Value | PendingConcat, qtype: ir.
     """Quantize a dynamic tensor: float->codes, or codes->codes when already quantized.
 
     ``zero_point_after_rounding``: ONNX quantizers round before adding the zero point,
-    QONNX Quant after (see :class:`ir.Quantize`).
+    QONNX Quant after; ONNX quantizers also divide in float32 (see :class:`ir.Quantize`).
     """
     if isinstance(src, PendingConcat):
         resolve_concat(ctx, src, qtype, rounding, out_name, view, zero_point_after_rounding)
@@ -150,7 +150,8 @@ def _quantize_dynamic(ctx: ImportContext, src: Value | PendingConcat, qtype: ir.
         ctx.emit(ir.Requantize, [src.tensor], out, requant=requant)
     else:
         ctx.emit(ir.Quantize, [src.tensor], out, qtype=qtype, rounding=rounding,
-                   zero_point_after_rounding=zero_point_after_rounding)  # fmt: skip
+                   zero_point_after_rounding=zero_point_after_rounding,
+                   float32_quotient=zero_point_after_rounding)  # fmt: skip
     ctx.set(out_name, out, view)
 
 

@@ -12,7 +12,9 @@ from accelgen.errors import InputError
 def _steps(chain: list[ir.Op]) -> tuple[ir.FloatStep, ...]:
     steps: list[ir.FloatStep] = []
     for op in chain:
-        if isinstance(op, ir.Affine):
+        if isinstance(op, ir.Affine) and op.batchnorm is not None:
+            steps.append(ir.FloatStep("batchnorm", op.batchnorm))
+        elif isinstance(op, ir.Affine):
             if not np.all(op.mul == 1.0):
                 steps.append(ir.FloatStep("mul", np.asarray(op.mul, dtype=np.float64)))
             if not np.all(op.add == 0.0):

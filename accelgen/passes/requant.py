@@ -3,7 +3,8 @@
 A layer's output code is a monotone function of its integer accumulator: the float chain
 (scale, bias, BatchNorm, ReLU, clip) followed by rounding and clipping. *Thresholds*
 store, per channel and output level, the smallest accumulator that reaches the level;
-they are exact for any monotone chain. A *multiply-shift* ``floor((acc*M + B) >> S)`` is
+they are exact for any monotone chain (found in float64, and in rational arithmetic on the
+model's constants wherever float64 comes near a rounding tie). A *multiply-shift* ``floor((acc*M + B) >> S)`` is
 cheaper for wide outputs; it is used only when its own thresholds equal the exact ones on
 the layer's whole accumulator range, which is checked in integer arithmetic.
 """
@@ -11,6 +12,8 @@ the layer's whole accumulator range, which is checked in integer arithmetic.
 from __future__ import annotations
 
 import dataclasses
+import math
+from fractions import Fraction
 
 import numpy as np
 
@@ -28,15 +31,34 @@ ADD_MAX_SHIFT = 24
 # -- the float reference of one requantization ------------------------------------------------
 
 
-def eval_float_requant(fr: ir.FloatRequant, value: np.ndarray, ch: np.ndarray) -> np.ndarray:
-    """Codes the float chain gives for real accumulator values ``value`` of channels ``ch``."""
+def _step_size(step: ir.FloatStep) -> int:
+    """The number of channels a step's values describe (clip: 2, its bounds)."""
+    return step.values.shape[-1] if step.op == "batchnorm" else step.values.size
+
+
+def _per(vals: np.ndarray, ch: np.ndarray) -> np.ndarray:
+    return vals[..., ch] if vals.shape[-1] > 1 else vals[..., 0]
+
+
+def pre_rounding(fr: ir.FloatRequant, value: np.ndarray, ch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the float chain's value divided by the output scale, before rounding; a bound on the
+    magnitudes of the terms it sums, in the same unit) for real accumulator values ``value``
+    of channels ``ch``, in float64: it errs by a few units in the last place of the bound."""
     v = np.asarray(value, dtype=np.float64)
+    size = np.abs(v)
     for step in fr.steps:
         vals = step.values
         if step.op == "mul":
-            v = v * (vals[ch] if vals.size > 1 else vals[0])
+            v = v * _per(vals, ch)
+            size = size * np.abs(_per(vals, ch))
         elif step.op == "add":
-            v = v + (vals[ch] if vals.size > 1 else vals[0])
+            v = v + _per(vals, ch)
+            size = size + np.abs(_per(vals, ch))
+        elif step.op == "batchnorm":
+            gamma, beta, mean, var, eps = _per(vals, ch)
+            mul = gamma / np.sqrt(var + eps)
+            v = (v - mean) * mul + beta
+            size = (size + np.abs(mean)) * np.abs(mul) + np.abs(beta)
         elif step.op == "relu":
             v = np.maximum(v, 0.0)
         elif step.op == "clip":
@@ -45,12 +67,21 @@ def eval_float_requant(fr: ir.FloatRequant, value: np.ndarray, ch: np.ndarray) -
             v = round_mode(v, step.mode)
         else:
             raise InternalError(f"unknown float step {step.op}")
+    divisor = _divisor(fr, ch)
+    return v / divisor, size / np.abs(divisor)
+
+
+def _divisor(fr: ir.FloatRequant, ch: np.ndarray) -> np.ndarray:
+    if fr.divisor is not None:
+        return np.float64(fr.divisor)
+    return _per(np.asarray(fr.out_qtype.scale, dtype=np.float64), ch)
+
+
+def eval_float_requant(fr: ir.FloatRequant, value: np.ndarray, ch: np.ndarray) -> np.ndarray:
+    """Codes the float chain gives for real accumulator values ``value`` of channels ``ch``."""
     q = fr.out_qtype
-    scale = np.asarray(q.scale, dtype=np.float64)
-    zp = np.asarray(q.zero_point, dtype=np.float64)
-    divisor = fr.divisor if fr.divisor is not None else (scale[ch] if scale.size > 1 else scale[0])
-    z = zp[ch] if zp.size > 1 else zp[0]
-    codes = to_codes(v / divisor, z, q.qmin, q.qmax, fr.rounding, fr.zero_point_after_rounding)
+    z = _per(np.asarray(q.zero_point, dtype=np.float64), ch)
+    codes = to_codes(pre_rounding(fr, value, ch)[0], z, q.qmin, q.qmax, fr.rounding, fr.zero_point_after_rounding)
     return codes.astype(np.int64)
 
 
@@ -80,6 +111,8 @@ def chain_direction(fr: ir.FloatRequant, acc_scale: np.ndarray, channels: int) -
     for step in fr.steps:
         if step.op == "mul":
             sign = sign * np.sign(np.broadcast_to(step.values, (channels,))).astype(np.int64)
+        elif step.op == "batchnorm":
+            sign = sign * np.sign(np.broadcast_to(step.values[0], (channels,))).astype(np.int64)
     return np.where(sign < 0, -1, 1).astype(np.int64)
 
 
@@ -119,6 +152,19 @@ def acc_range_and_scale(graph: ir.Graph, op: ir.Op) -> tuple[np.ndarray, np.ndar
         lo, hi, scale = tt_step_ranges(op, xq)[-1]
         return np.array([lo]), np.array([hi]), np.array([scale])
     raise InternalError(f"no accumulator range for {op.kind}")
+
+
+def exact_unit(graph: ir.Graph, op: ir.Op) -> list[Fraction] | None:
+    """The real value of one accumulator step per channel, exactly (as acc_range_and_scale's
+    float64 one), or None (a TT layer)."""
+    s_in = Fraction(float(graph.tensors[op.inputs[0]].qtype.scale[0]))
+    if isinstance(op, (ir.Conv, ir.Dense)):
+        return [s_in * Fraction(float(s)) for s in op.w_qtype.scale]
+    if isinstance(op, ir.AvgPool):
+        return [s_in / (op.kernel[0] * op.kernel[1])]
+    if isinstance(op, ir.Requantize):
+        return [s_in]
+    return None
 
 
 def tt_step_ranges(op: ir.TTDense, xq: ir.QType) -> list[tuple[int, int, float]]:
@@ -189,6 +235,136 @@ def search_thresholds(fn, lo: np.ndarray, hi: np.ndarray, q: ir.QType) -> np.nda
         a_new = np.where(ge, a_new, mid[open_] + 1)
         b[open_] = b_new
         a[open_] = a_new
+
+
+# -- exact thresholds --------------------------------------------------------------------------
+#
+# The float64 chain rounds: where its value lies within a few units in its last place of a
+# rounding tie, its code may be one off the real numbers' (a BatchNorm epsilon of 2**-60
+# vanishes in var + epsilon, putting exact ties where the reals have none). Every threshold
+# whose accumulator, or the one below, is that near a tie is decided again in rational
+# arithmetic on the model's constants: values p + q / sqrt(v) (one BatchNorm per chain).
+
+#: a float64 value within this fraction of its terms' magnitudes of a tie is decided exactly
+#: (float64 errs by ~1e-16 of them)
+TIE_MARGIN = 1e-9
+
+
+def _cmp(x: tuple, r: Fraction) -> int:
+    """The sign of x - r for x = (p, q, v), the real p + q / sqrt(v) (v > 0)."""
+    p, q, v = x
+    a = p - r
+    sign_a = (a > 0) - (a < 0)
+    if q == 0 or sign_a == 0:
+        return sign_a if q == 0 else (q > 0) - (q < 0)
+    if (a > 0) == (q > 0):
+        return sign_a
+    d = a * a * v - q * q  # |a| against |q| / sqrt(v)
+    return sign_a * ((d > 0) - (d < 0))
+
+
+def _exact_round(y: tuple, mode: str) -> int | None:
+    """y = (p, q, v) rounded with ``mode`` (None for modes not decided here)."""
+    p, q, v = y
+    k = math.floor(float(p) + float(q) / math.sqrt(float(v)))
+    while _cmp(y, Fraction(k)) < 0:
+        k -= 1
+    while _cmp(y, Fraction(k + 1)) >= 0:
+        k += 1
+    if mode == "FLOOR":
+        return k
+    if mode == "CEIL":
+        return k if _cmp(y, Fraction(k)) == 0 else k + 1
+    if mode == "HALF_EVEN":
+        half = _cmp(y, k + Fraction(1, 2))
+        return k + 1 if half > 0 or (half == 0 and k % 2) else k
+    return None
+
+
+def exact_code(fr: ir.FloatRequant, value: Fraction, ch: int) -> int | None:
+    """The code of the real accumulator value ``value`` of channel ``ch``, in exact arithmetic
+    (None for chains it does not decide: a rounding step, two BatchNorms, a rare mode)."""
+    x = (value, Fraction(0), Fraction(1))
+    for step in fr.steps:
+        vals = step.values
+        if step.op in ("mul", "add"):
+            c = Fraction(float(_per(vals, ch)))
+            x = (x[0] * c, x[1] * c, x[2]) if step.op == "mul" else (x[0] + c, x[1], x[2])
+        elif step.op == "batchnorm":
+            gamma, beta, mean, var, eps = (Fraction(float(c)) for c in _per(vals, ch))
+            if x[1] != 0 or var + eps <= 0:
+                return None
+            x = (beta, (x[0] - mean) * gamma, var + eps)
+        elif step.op == "relu":
+            x = x if _cmp(x, Fraction(0)) >= 0 else (Fraction(0), Fraction(0), Fraction(1))
+        elif step.op == "clip":
+            lo, hi = (Fraction(float(c)) if math.isfinite(c) else None for c in vals[:2])
+            if lo is not None and _cmp(x, lo) < 0:
+                x = (lo, Fraction(0), Fraction(1))
+            elif hi is not None and _cmp(x, hi) > 0:
+                x = (hi, Fraction(0), Fraction(1))
+        else:
+            return None
+    q = fr.out_qtype
+    d = Fraction(float(_divisor(fr, ch)))
+    z = int(_per(np.asarray(q.zero_point, dtype=np.int64), ch))
+    shift, offset = (0, z) if fr.zero_point_after_rounding else (z, 0)
+    y = (x[0] / d + shift, x[1] / d, x[2])
+    lo, hi = q.qmin - offset, q.qmax - offset
+    if _cmp(y, Fraction(lo)) <= 0:
+        return lo + offset
+    if _cmp(y, Fraction(hi)) >= 0:
+        return hi + offset
+    k = _exact_round(y, fr.rounding)
+    return None if k is None else k + offset
+
+
+def near_tie(fr: ir.FloatRequant, value: np.ndarray, ch: np.ndarray) -> np.ndarray:
+    """Where the float64 chain on real accumulator values ``value`` (channels ``ch``) comes
+    within TIE_MARGIN of a rounding tie: where its code is not certain."""
+    t, size = pre_rounding(fr, value, ch)
+    z = _per(np.asarray(fr.out_qtype.zero_point, dtype=np.float64), ch)
+    t = t if fr.zero_point_after_rounding else t + z
+    return np.abs(t - (np.floor(t) + 0.5)) <= TIE_MARGIN * (size + np.abs(z) + 1.0)
+
+
+def exact_thresholds(fr: ir.FloatRequant, T: np.ndarray, lo, hi, direction, scale, unit) -> np.ndarray:
+    """``T`` (from the float64 chain on the direction-adjusted accumulator range [lo, hi], one
+    accumulator step being ``scale`` in float64 and ``unit`` exactly, per channel; a TT
+    layer's float64 unit stands for its exact one) with every threshold next to a near-tie
+    decided in exact arithmetic."""
+    base, step, count = levels(fr.out_qtype)
+    channels = T.shape[0]
+    ch = np.repeat(np.arange(channels)[:, None], count, axis=1)
+    lo_c, hi_c = lo[:, None], hi[:, None]
+    flagged = np.zeros(T.shape, dtype=bool)
+    for a in (T, T - 1):
+        near = near_tie(fr, (direction[ch] * a).astype(np.float64) * scale[ch], ch)
+        flagged |= near & (a >= lo_c) & (a <= hi_c)
+    T = T.copy()
+    for c, j in zip(*np.nonzero(flagged)):
+        level, c = base + step * (int(j) + 1), int(c)
+
+        def code(a: int, c: int = c) -> int:
+            got = exact_code(fr, int(direction[c]) * a * Fraction(unit[c]), c)
+            if got is None:
+                raise _Undecided
+            return got
+
+        a = int(T[c, j])
+        try:
+            while a > lo[c] and code(a - 1) >= level:
+                a -= 1
+            while a <= hi[c] and code(a) < level:
+                a += 1
+        except _Undecided:
+            continue
+        T[c, j] = a
+    return T
+
+
+class _Undecided(Exception):
+    """exact_code does not decide this chain: the float64 threshold stands."""
 
 
 # -- multiply-shift ----------------------------------------------------------------------------
@@ -314,7 +490,7 @@ def _solve_monotone(graph: ir.Graph, op: ir.Op, config: CompileConfig):
     f32 = fr.float32 if config.arithmetic == "reference" else None
     if isinstance(f32, ir.Float32Sum):  # QLinearAdd with a constant operand (a Requantize)
         return _solve_constant_sum(graph, op, f32, config)
-    sizes = [s.values.size for s in fr.steps] + ([f32.bias.size, f32.multiplier.size] if f32 else [])
+    sizes = [_step_size(s) for s in fr.steps] + ([f32.bias.size, f32.multiplier.size] if f32 else [])
     channels = max(lo.size, scale.size, *sizes, len(fr.out_qtype.scale))
     lo = np.broadcast_to(lo, (channels,)).astype(np.int64)
     hi = np.broadcast_to(hi, (channels,)).astype(np.int64)
@@ -331,12 +507,12 @@ def _solve_monotone(graph: ir.Graph, op: ir.Op, config: CompileConfig):
         hi_d = np.where(direction > 0, hi, -lo)
         T = search_thresholds(fn, lo_d, hi_d, fr.out_qtype)
         return _choose(op, T, lo_d, hi_d, direction, fr.out_qtype, config, note)
-    return _solve_float(op, fr, lo, hi, scale_b, config)
+    return _solve_float(op, fr, lo, hi, scale_b, config, exact_unit(graph, op))
 
 
-def _solve_float(op: ir.Op, fr: ir.FloatRequant, lo, hi, scale, config: CompileConfig):
+def _solve_float(op: ir.Op, fr: ir.FloatRequant, lo, hi, scale, config: CompileConfig, unit=None):
     """Thresholds (or an exact multiply-shift) of the float chain ``fr`` on the range [lo, hi]."""
-    sizes = [s.values.size for s in fr.steps]
+    sizes = [_step_size(s) for s in fr.steps]
     channels = max(lo.size, scale.size, *sizes, len(fr.out_qtype.scale))
     lo = np.broadcast_to(lo, (channels,)).astype(np.int64)
     hi = np.broadcast_to(hi, (channels,)).astype(np.int64)
@@ -350,6 +526,8 @@ def _solve_float(op: ir.Op, fr: ir.FloatRequant, lo, hi, scale, config: CompileC
     lo_d = np.where(direction > 0, lo, -hi)
     hi_d = np.where(direction > 0, hi, -lo)
     T = search_thresholds(fn, lo_d, hi_d, fr.out_qtype)
+    unit = scale_b.tolist() if unit is None else np.broadcast_to(np.array(unit, dtype=object), (channels,))
+    T = exact_thresholds(fr, T, lo_d, hi_d, direction, scale_b, unit)
     return _choose(op, T, lo_d, hi_d, direction, fr.out_qtype, config, "")
 
 
@@ -391,6 +569,10 @@ def _solve_add(graph: ir.Graph, op: ir.Add, config: CompileConfig):
         real = sa * xa.astype(np.float64) + sb * xb.astype(np.float64)
         zero = np.zeros(real.shape, dtype=np.int64)
         ref = eval_float_requant(fr, real, zero).reshape(-1)
+        for i in np.flatnonzero(near_tie(fr, real, zero)):  # decided again in exact arithmetic
+            a, b = int(xa.reshape(-1)[i]), int(xb.reshape(-1)[i])
+            code = exact_code(fr, Fraction(float(sa)) * a + Fraction(float(sb)) * b, 0)
+            ref[i] = ref[i] if code is None else code
     smin = min(sa, sb)
     direction = chain_direction(fr, np.array([1.0]), 1)
     for shift in range(0, ADD_MAX_SHIFT + 1):

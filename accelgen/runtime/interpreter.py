@@ -4,8 +4,9 @@
 graph loaded from the JSON program in a build's driver directory (:mod:`.program`). Ops
 are told apart by ``op.kind``. Integer convolutions and matrix products run over
 ``code - zero_point``; requantizers are integer (thresholds or multiply-shift); pools,
-residual adds and concatenations are exact. Only the host ops (quantizing the float input,
-the float tail) use floating point, in float32 as onnxruntime and the qonnx executor do.
+residual adds and concatenations are exact. The host's quantizer rounds x / scale as the
+model's dialect defines it (see ``_quantize``); the float tail computes in float32 as
+onnxruntime and the qonnx executor do.
 
 Part of the standalone runtime: numpy only, Python >= 3.8, no import from the compiler.
 """
@@ -643,8 +644,15 @@ def _resize(op, ins, graph) -> np.ndarray:
 
 def _quantize_constants(op, ndim: int):
     q = op.qtype
-    divisor = np.float32(op.divisor) if op.divisor is not None else _per_axis(q.scale, ndim, q.axis).astype(np.float32)
-    return divisor, _per_axis(q.zero_point, ndim, q.axis).astype(np.float32), qrange(q)
+    dtype = np.float32 if _float32_quotient(op) else np.float64
+    divisor = dtype(op.divisor) if op.divisor is not None else _per_axis(q.scale, ndim, q.axis).astype(dtype)
+    return divisor, _per_axis(q.zero_point, ndim, q.axis).astype(dtype), qrange(q)
+
+
+def _float32_quotient(op) -> bool:
+    """Whether the op divides in float32 (ONNX QuantizeLinear); programs written before the
+    field existed did so for every quantizer."""
+    return getattr(op, "float32_quotient", True)
 
 
 def _quantize_plan(op, graph):
@@ -652,11 +660,20 @@ def _quantize_plan(op, graph):
 
 
 def _quantize(op, ins, graph) -> np.ndarray:
-    """Float -> codes in float32 arithmetic, as onnxruntime and the qonnx executor do."""
+    """Float -> codes: the rounding of x / scale (+ zero point), as the model's quantizer defines it.
+
+    ONNX QuantizeLinear divides in float32, as onnxruntime does (``float32_quotient``). QONNX
+    Quant rounds the real quotient: the input is float32 and a model's scales are float32 (or
+    powers of two), so x / scale is at least 2**-25 away from every rounding tie it is not on
+    (both have 24-bit mantissas), and its float64 quotient and sum with the integer zero
+    point err by less while |x / scale| < 2**26 (beyond, every code range of up to 26 bits
+    is saturated anyway). A float32 division, the qonnx executor's, can land on a tie and
+    round to the wrong side: x = -1.56825 with scale 0.0123 is -127.4999994, not -127.5.
+    """
     divisor, zp, (qmin, qmax) = _plan(op, graph, _quantize_plan)
     if any(np.ndim(v) not in (0, ins[0].ndim) for v in (divisor, zp)):  # another rank than described
         divisor, zp, _ = _quantize_constants(op, ins[0].ndim)
-    scaled = ins[0].astype(np.float32, copy=False) / divisor  # a new array: the input is not changed
+    scaled = ins[0].astype(divisor.dtype) / divisor  # a new array: the input is not changed
     codes = to_codes(scaled, zp, qmin, qmax, op.rounding, op.zero_point_after_rounding)
     return codes.astype(np.int64)
 
