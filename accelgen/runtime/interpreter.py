@@ -22,6 +22,8 @@ from .numeric import (
     _compact,
     _in_blocks,
     _per_channel,
+    _codes_dtype,
+    _floor_clip,
     _Tiled,
     _widen,
     apply_requant,
@@ -116,20 +118,42 @@ def evaluate_ops(graph, ops, env: dict, arena: tuple | None = None) -> None:
     """Evaluate ``ops`` (a part of ``graph``, in order) on the tensors in ``env``, in place.
 
     With ``arena`` (see :func:`_arena`), the outputs it lists may be written into buffers of
-    the graph's previous run: only for values that never leave the run."""
+    the graph's previous run: only for values that never leave the run.
+
+    Within a run, an integer tensor may be held as float32 codes (exact: requantizers produce
+    float32 only for codes below 2**24 in magnitude): the matrix products take them in the
+    float type they compute in, so the codes are never cast to int64 and back between
+    layers. Ops not in ``_TAKES_FLOAT_CODES`` get them as int64, and every tensor that may
+    leave the run (all of them without ``arena``) is int64 in ``env`` afterwards.
+    """
     buffers, inner = arena if arena is not None else (None, ())
+    tensors = graph.tensors
     for op in ops:
         fn = _EVAL.get(op.kind)
         if fn is None:
             raise OpFailure(f"no evaluation for {op.kind} ('{op.name}')")
         out = op.outputs[0]
+        args = [env[t] for t in op.inputs]
+        if op.kind not in _TAKES_FLOAT_CODES:
+            args = [_int_codes(tensors[t], a) for t, a in zip(op.inputs, args)]
         SCRATCH.slot = (buffers, out) if out in inner else None
         try:
-            env[out] = fn(op, [env[t] for t in op.inputs], graph)
+            env[out] = fn(op, args, graph)
         except Exception as exc:  # name the op: this is a bug or a foreign graph
             raise OpFailure(f"{op.kind} '{op.name}': {exc!r}") from exc
         finally:
             SCRATCH.slot = None
+    for op in ops:
+        out = op.outputs[0]
+        if out not in inner:
+            env[out] = _int_codes(tensors[out], env[out])
+
+
+def _int_codes(t, x: np.ndarray) -> np.ndarray:
+    """An integer tensor's codes as int64 (held as float32 within a run: see ``evaluate_ops``)."""
+    if x.dtype.kind == "f" and t.kind != "float":
+        return x.astype(np.int64)
+    return x
 
 
 def check_input(graph, name: str, x: np.ndarray) -> np.ndarray:
@@ -144,7 +168,7 @@ def check_input(graph, name: str, x: np.ndarray) -> np.ndarray:
         if x.dtype.kind not in "fiu":
             raise InputValidationError(f"input '{name}' has dtype {x.dtype}; expected float")
         x = x.astype(np.float32)
-        if not np.all(np.isfinite(x)):
+        if not np.isfinite(x).all():
             raise InputValidationError(f"input '{name}' contains NaN or infinite values")
         return x
     if x.dtype.kind not in "iu" and np.dtype(x.dtype).name not in SMALL_INT_TYPES:
@@ -229,10 +253,15 @@ _PLANS: dict = {}
 
 def _plan(op, graph, build):
     key = id(op)
-    deps = tuple(graph.tensors[t] for t in op.inputs)
     entry = _PLANS.get(key)
-    if entry is not None and entry[0]() is op and all(a is b for a, b in zip(entry[1], deps)):
-        return entry[2]
+    if entry is not None and entry[0]() is op:
+        tensors = graph.tensors
+        for name, dep in zip(op.inputs, entry[1]):
+            if tensors[name] is not dep:
+                break
+        else:
+            return entry[2]
+    deps = tuple(graph.tensors[t] for t in op.inputs)
     plan = build(op, graph)
     try:
         ref = weakref.ref(op, lambda _ref, key=key: _PLANS.pop(key, None))
@@ -263,16 +292,10 @@ def _centering(q, ndim: int, dtype):
     limit = FLOAT32_EXACT if dtype == np.float32 else FLOAT64_EXACT
     if max(abs(qmin), abs(qmax), int(np.abs(zp).max(initial=0))) >= limit:
         return lambda x: _centered(x, q).astype(dtype)
-    if not np.any(zp != 0):
-        return lambda x: x.astype(dtype)
+    if not np.any(zp != 0):  # (read only: no copy when the codes are already in dtype)
+        return lambda x: x.astype(dtype, copy=False)
     zpf = _per_axis(q.zero_point, ndim, q.axis).astype(dtype)
-
-    def center(x):
-        xf = x.astype(dtype)
-        xf -= zpf
-        return xf
-
-    return center
+    return lambda x: np.subtract(x, zpf, dtype=dtype)
 
 
 def _row_bounds(w2: np.ndarray, x_max: int) -> int:
@@ -333,20 +356,18 @@ def _windows(x: np.ndarray, kernel, strides, pads, dilations=(1, 1), pad_value=0
 class _FusedShift:
     """The end of a multiply-shift whose multiplier and 2**-shift are folded into the weights."""
 
-    def __init__(self, bias, lo, hi) -> None:
-        self.tiled = _Tiled(bias, lo, hi)
+    def __init__(self, bias, lo, hi, out_dtype) -> None:
+        self.tiled, self.out_dtype = _Tiled(bias, lo, hi), out_dtype
 
     @staticmethod
-    def _codes(y, bias, lo, hi):
+    def _codes(y, out, bias, lo, hi):
         y += bias  # in place: y is the op's own product matrix
-        np.floor(y, out=y)
-        np.maximum(y, lo, out=y)  # clip, without np.clip's wrapper
-        np.minimum(y, hi, out=y)
-        return y.astype(np.int64)
+        _floor_clip(y, lo, hi, out)
 
     def __call__(self, y: np.ndarray) -> np.ndarray:
         wide, k = _widen(y, y.shape[-1])
-        return _in_blocks(lambda blk: self._codes(blk, *self.tiled(k)), wide).reshape(y.shape)
+        tiled = self.tiled(k)
+        return _in_blocks(lambda blk, out: self._codes(blk, out, *tiled), wide, self.out_dtype).reshape(y.shape)
 
 
 def _fused_shift(op, w2: np.ndarray, x_max: int):
@@ -376,7 +397,8 @@ def _fused_shift(op, w2: np.ndarray, x_max: int):
     scale = 2.0 ** -int(rq.shift)
     lo = _compact(_per_channel(np.asarray(rq.lo, dtype=np.int64), oc).astype(np.float64))
     hi = _compact(_per_channel(np.asarray(rq.hi, dtype=np.int64), oc).astype(np.float64))
-    return dm.astype(np.float64) * scale, _FusedShift(_compact(off.astype(np.float64) * scale), lo, hi)
+    fin = _FusedShift(_compact(off.astype(np.float64) * scale), lo, hi, _codes_dtype(lo, hi))
+    return dm.astype(np.float64) * scale, fin
 
 
 def _conv_plan(op, graph):
@@ -462,7 +484,7 @@ def _conv(op, ins, graph) -> np.ndarray:
 
 def _conv_exact(op, ins, graph, rq) -> np.ndarray:
     """Accumulators beyond 2**53: products summed as Python integers."""
-    x = _centered(ins[0], graph.tensors[op.inputs[0]].qtype)
+    x = _centered(ins[0].astype(np.int64, copy=False), graph.tensors[op.inputs[0]].qtype)
     w = op.weights
     oc, icg, kh, kw = w.shape
     x_max, w_max = int(np.abs(x).max(initial=0)), int(np.abs(w).max(initial=0))
@@ -504,7 +526,7 @@ def _dense_plan(op, graph):
 def _dense(op, ins, graph) -> np.ndarray:
     q, center, wt, rq = _plan(op, graph, _dense_plan)
     if center is None:
-        acc = _matmul_exact(_centered(ins[0], q), op.weights.T)
+        acc = _matmul_exact(_centered(ins[0].astype(np.int64, copy=False), q), op.weights.T)
         return acc if rq is None else rq(acc)
     acc = center(ins[0]) @ wt
     return acc.astype(np.int64) if rq is None else rq(acc)
@@ -644,7 +666,8 @@ def _resize(op, ins, graph) -> np.ndarray:
 def _quantize_constants(op, ndim: int):
     q = op.qtype
     divisor = np.float32(op.divisor) if op.divisor is not None else _per_axis(q.scale, ndim, q.axis).astype(np.float32)
-    return divisor, _per_axis(q.zero_point, ndim, q.axis).astype(np.float32), qrange(q)
+    zp = _per_axis(q.zero_point, ndim, q.axis).astype(np.float32)
+    return divisor, zp, qrange(q), bool(np.all(zp == np.round(zp)))
 
 
 def _quantize_plan(op, graph):
@@ -653,12 +676,12 @@ def _quantize_plan(op, graph):
 
 def _quantize(op, ins, graph) -> np.ndarray:
     """Float -> codes in float32 arithmetic, as onnxruntime and the qonnx executor do."""
-    divisor, zp, (qmin, qmax) = _plan(op, graph, _quantize_plan)
-    if any(np.ndim(v) not in (0, ins[0].ndim) for v in (divisor, zp)):  # another rank than described
-        divisor, zp, _ = _quantize_constants(op, ins[0].ndim)
+    divisor, zp, (qmin, qmax), integral = _plan(op, graph, _quantize_plan)
+    if np.ndim(divisor) not in (0, ins[0].ndim) or np.ndim(zp) not in (0, ins[0].ndim):  # another rank
+        divisor, zp, _, integral = _quantize_constants(op, ins[0].ndim)
     scaled = ins[0].astype(np.float32, copy=False) / divisor  # a new array: the input is not changed
-    codes = to_codes(scaled, zp, qmin, qmax, op.rounding, op.zero_point_after_rounding)
-    return codes.astype(np.int64)
+    codes = to_codes(scaled, zp, qmin, qmax, op.rounding, op.zero_point_after_rounding, integral)
+    return codes if max(-qmin, qmax) < FLOAT32_EXACT else codes.astype(np.int64)  # float32 codes, exact
 
 
 def _dequantize(op, ins, graph) -> np.ndarray:
@@ -711,6 +734,13 @@ def _sigmoid(op, ins, graph):
 def _transpose(op, ins, graph):
     return np.ascontiguousarray(np.transpose(ins[0], op.perm))
 
+
+#: the ops that take integer tensors held as float32 codes (see ``evaluate_ops``): they
+#: compute in float (exact: codes and their differences below 2**24), compare or move values
+_TAKES_FLOAT_CODES = frozenset(
+    ("Conv", "Dense", "MaxPool", "Concat", "Reshape", "Resize", "Transpose", "Dequantize", "Affine", "Relu", "Clip",
+     "Round", "Softmax", "Sigmoid")
+)  # fmt: skip
 
 _EVAL = {
     "Conv": _conv,

@@ -36,18 +36,29 @@ def round_mode(x: np.ndarray, mode: str) -> np.ndarray:
     raise ValueError(f"unsupported rounding mode {mode}")
 
 
-def to_codes(scaled, zero_point, qmin: int, qmax: int, mode: str, zero_point_after_rounding: bool = False):
+try:  # numpy's clip ufunc, without np.clip's Python wrapper (microseconds per call)
+    from numpy._core.umath import clip as _CLIP
+except ImportError:  # numpy < 2
+    from numpy.core.umath import clip as _CLIP
+
+
+def to_codes(
+    scaled, zero_point, qmin: int, qmax: int, mode: str, zero_point_after_rounding: bool = False, integral_zp=False
+):
     """Integer codes of values already divided by their scale, clipped to [qmin, qmax].
 
     QONNX Quant rounds ``scaled + zero_point``; ONNX QuantizeLinear (and the QLinear* ops)
     round ``scaled`` and add the zero point after (``zero_point_after_rounding``). With an
-    odd zero point the two differ on exact ties.
+    odd zero point the two differ on exact ties. ``integral_zp``: the caller knows every zero
+    point is an integer; then the codes are in range without the final clip (every rounding
+    mode is monotone and keeps integers, so a value clipped to integer bounds rounds within
+    them).
     """
     if zero_point_after_rounding:
-        codes = round_mode(np.clip(scaled, qmin - zero_point, qmax - zero_point), mode) + zero_point
+        codes = round_mode(_CLIP(scaled, qmin - zero_point, qmax - zero_point), mode) + zero_point
     else:
-        codes = round_mode(np.clip(scaled + zero_point, qmin, qmax), mode)
-    return np.clip(codes, qmin, qmax)
+        codes = round_mode(_CLIP(scaled + zero_point, qmin, qmax), mode)
+    return codes if integral_zp else _CLIP(codes, qmin, qmax)
 
 
 def qrange(q) -> tuple:
@@ -101,6 +112,14 @@ def _widen(a: np.ndarray, channels: int):
 SCRATCH_MAX_BYTES = 64 << 20
 
 
+def _count(shape) -> int:
+    """The number of elements of ``shape`` (Python integers: np.prod costs microseconds)."""
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
 class _Scratch(threading.local):
     """Reusable temporaries by role, one set per thread.
 
@@ -121,7 +140,7 @@ class _Scratch(threading.local):
     def take(self, role: str, shape: tuple, dtype) -> np.ndarray:
         """A C-contiguous array of ``shape`` and ``dtype`` (contents undefined) for ``role``."""
         dtype = np.dtype(dtype)
-        size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        size = _count(shape) * dtype.itemsize
         if size > SCRATCH_MAX_BYTES:  # not kept: its allocation is small beside its use
             return np.empty(shape, dtype=dtype)
         buf = self.buffers.get(role)
@@ -135,7 +154,7 @@ class _Scratch(threading.local):
         is new), else a new array."""
         slot, self.slot = self.slot, None
         dtype = np.dtype(dtype)
-        if slot is None or int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > SCRATCH_MAX_BYTES:
+        if slot is None or _count(shape) * dtype.itemsize > SCRATCH_MAX_BYTES:
             return np.empty(shape, dtype=dtype)
         arena, name = slot
         buf = arena.get(name)
@@ -152,16 +171,31 @@ SCRATCH = _Scratch()
 BLOCK = 1 << 15
 
 
-def _in_blocks(fn, wide: np.ndarray) -> np.ndarray:
-    """``fn`` (elementwise along rows) applied to blocks of rows of the 2-D ``wide``."""
+def _in_blocks(fn, wide: np.ndarray, dtype=np.int64) -> np.ndarray:
+    """``fn(block, out)`` (elementwise along rows, writing its result into ``out``) applied
+    to blocks of rows of the 2-D ``wide``; the result in ``dtype``."""
     rows, width = wide.shape
     step = max(1, BLOCK // max(1, width))
-    if rows <= step:
-        return fn(wide)
-    out = SCRATCH.output(wide.shape, np.int64)
+    out = SCRATCH.output(wide.shape, dtype)
     for s in range(0, rows, step):
-        out[s : s + step] = fn(wide[s : s + step])
+        fn(wide[s : s + step], out[s : s + step])
     return out
+
+
+def _floor_clip(y, lo, hi, out) -> None:
+    """``out = clip(floor(y), lo, hi)`` for float ``y`` (changed) and integer ``lo``, ``hi``:
+    clipping first gives the same (floor is monotone and fixes integers) in one pass fewer,
+    and the floor writes the codes, integers in [lo, hi], straight into ``out``'s dtype."""
+    _CLIP(y, lo, hi, out=y)
+    np.floor(y, out=out, casting="unsafe")  # (to int64: integers, exact)
+
+
+def _codes_dtype(lo, hi):
+    """float32 for codes whose every value in [min lo, max hi] is exact in it (the
+    interpreter's integer tensors may be held as float32: see ``interpreter.evaluate_ops``),
+    else int64."""
+    bound = max((abs(int(v)) for v in np.concatenate([np.ravel(lo), np.ravel(hi)])), default=0)
+    return np.float32 if bound < FLOAT32_EXACT else np.int64
 
 
 class _Tiled:
@@ -339,7 +373,8 @@ class PreparedThresholds:
             return _loop_thresholds(v * self.d, self.T, self.b, np.ones_like(self.d), self.step)
         shape = v.shape
         v, k = _widen(v, self.channels)
-        return _in_blocks(lambda blk: self._codes(blk, *self.tiled(k)), v).reshape(shape)
+        tiled = self.tiled(k)
+        return _in_blocks(lambda blk, out: np.copyto(out, self._codes(blk, *tiled)), v).reshape(shape)
 
     def _codes(self, v, negate, lo, hi, shift, b, before):
         if negate is not None:
@@ -384,7 +419,7 @@ class PreparedMultiplyShift:
         self.shift = int(shift)
         self.lo = _per_channel(np.asarray(lo, dtype=np.int64), channels)
         self.hi = _per_channel(np.asarray(hi, dtype=np.int64), channels)
-        self.float = False
+        self.float, self.out_dtype = False, np.int64
         if acc_bound is not None:
             mmax = max((abs(int(x)) for x in self.dm), default=0)
             omax = max((abs(int(x)) for x in self.off), default=0)
@@ -402,21 +437,21 @@ class PreparedMultiplyShift:
                 self.hi_f = _compact(self.hi.astype(np.float64))
                 self.channels = channels
                 self.tiled = _Tiled(self.dm_f, self.off_f, self.lo_f, self.hi_f)
+                self.out_dtype = _codes_dtype(self.lo, self.hi)
 
     @staticmethod
-    def _codes(blk, dm, off, lo, hi):
+    def _codes(blk, out, dm, off, lo, hi):
         y = np.multiply(blk, dm, dtype=np.float64)  # float32 -> float64 is exact
         y += off
-        np.floor(y, out=y)
-        np.maximum(y, lo, out=y)  # clip, without np.clip's wrapper
-        np.minimum(y, hi, out=y)
-        return y.astype(np.int64)
+        _floor_clip(y, lo, hi, out)
 
     def __call__(self, acc) -> np.ndarray:
+        """The codes: int64, or float32 holding them (``out_dtype``) on the float path."""
         if self.float:
             a = np.asarray(acc)
             wide, k = _widen(a, self.channels)
-            return _in_blocks(lambda blk: self._codes(blk, *self.tiled(k)), wide).reshape(a.shape)
+            tiled = self.tiled(k)
+            return _in_blocks(lambda blk, out: self._codes(blk, out, *tiled), wide, self.out_dtype).reshape(a.shape)
         a = np.asarray(acc)
         if a.dtype != np.int64:
             a = a.astype(np.int64)
