@@ -19,11 +19,11 @@ import numpy as np
 
 from .numeric import (
     SCRATCH,
+    _codes_dtype,
     _compact,
+    _floor_clip,
     _in_blocks,
     _per_channel,
-    _codes_dtype,
-    _floor_clip,
     _Tiled,
     _widen,
     apply_requant,
