@@ -125,6 +125,33 @@ def test_prepared_thresholds_count_exactly_at_every_threshold(lut_entries, mode,
     assert np.array_equal(numeric.apply_requant(acc, ir.Thresholds(T, base, direction, step)), want)
 
 
+@pytest.mark.parametrize("shared", [False, True])
+def test_prepared_thresholds_estimate_counts_exactly_at_every_threshold(shared):
+    """Thresholds of an affine requantizer (evenly spaced up to rounding, a cluster at each
+    end as a clipped range leaves, a repeated one) too spread for a lookup table: the
+    corrected affine estimate, at every threshold, one below and one above, and the ends of
+    int64's useful range, against Python integers; a spacing no affine estimate follows
+    within one level falls back to the search."""
+    channels, levels = 4, 255
+    scale = np.array([4100.3] if shared else [732.4, 1000.7, 513.3, 2048.0])[:, None]  # beyond 2**19 keys
+    T = np.floor(np.arange(levels) * scale - 90_000).astype(np.int64)
+    T[:, :40] = T[:, 40:41]  # the lowest 40 levels at one threshold (a clipped range)
+    T[:, -30:] = T[:, -31:-30]
+    T[0, 100:102] = T[0, 100]  # a skipped output level
+    base = np.array([-128, 0, -5, 3])
+    direction = np.array([1, -1, 1, -1])
+    step = 1 if shared else 2
+    probes = np.unique(np.concatenate([T.reshape(-1) + o for o in (-1, 0, 1)] + [[-(2**62), 2**62, 0]]))
+    acc = np.stack([probes, -probes, probes, -probes], axis=-1)
+    prepared = numeric.PreparedThresholds(T, base, direction, step, channels)
+    assert prepared.mode == "estimate"
+    want = _count_reference(acc, T, base, direction, step)
+    assert np.array_equal(prepared(acc), want)
+    assert np.array_equal(prepared(acc[1:-1].astype(np.float32)), want[1:-1])  # float32 accumulators
+    T[0, 120:] += 200_000  # one jump far wider than a level: the estimate is off by many
+    assert numeric.PreparedThresholds(T, base, direction, step, channels).mode != "estimate"
+
+
 def test_prepared_thresholds_with_unsorted_rows_fall_back_to_the_loop():
     T = np.array([[5, 1, 9]])
     prepared = numeric.PreparedThresholds(T, np.array([0]), np.array([1]), 1, 1)

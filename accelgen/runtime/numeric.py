@@ -237,6 +237,84 @@ def _blocks(widths, k: int):
     return starts, pos
 
 
+class _Estimate:
+    """count(T_c <= v) from an affine estimate, corrected by one comparison on each side.
+
+    Over channel c's distinct thresholds U_1 < ... < U_M (the count of T_c <= v is the
+    number of thresholds at the distinct ones <= v: a table), the estimate
+    ``e(v) = clip(floor(v * a_c + b_c), 0, M)`` (in float64, the row offset of channel c
+    folded into b_c and the clip bounds) is non-decreasing in v, as the count u(v) of
+    distinct thresholds <= v is: every step (the conversion to float64, the product with
+    a_c >= 0, the sum, floor, clip) is monotone. If |e - u| <= 1 at every U_i and U_i - 1, it
+    holds for every v: between two distinct thresholds t < t', u is constant and e lies
+    between e(t) and e(t' - 1); below the first and from the last on, the clip and
+    monotonicity bound it likewise. Then u = e - [v < U_e] + [v >= U_(e+1)] (U_0 = -inf,
+    U_(M+1) = +inf), read from tables indexed by the row offset plus e. This is checked
+    once, at every threshold, with the same float64 operations the runtime uses (numpy
+    applies them element by element, the same whatever the layout). The thresholds are below
+    2**53 - 1 in magnitude, so comparing them in float64 to an accumulator (float, or int64
+    rounded to float64: monotone, and U and U - 1 are exact) gives the integer comparison.
+    About a dozen passes over the accumulator, against the bucketed search's gathers from
+    tables of megabytes.
+    """
+
+    @classmethod
+    def build(cls, T, base, step: int, channels: int, negate):
+        """The estimate for sorted int64 thresholds ``T`` (one row per channel, or one shared
+        row) of the accumulator times ``negate`` (the directions, or None), or None when it
+        does not hold or the thresholds are too large."""
+        if T.shape[0] not in (1, channels) or int(np.abs(T).max()) >= FLOAT64_EXACT - 1:
+            return None
+        rows = [np.unique(t, return_counts=True) for t in np.broadcast_to(T, (channels, T.shape[1]))]
+        width = max(len(u) for u, _ in rows) + 2
+        self = cls()
+        self.a, self.b = np.zeros(channels), np.zeros(channels)
+        self.lo, self.hi = np.zeros(channels), np.zeros(channels)
+        self.t_lo, self.t_hi = np.full(channels * width, np.inf), np.full(channels * width, np.inf)
+        codes = np.zeros(channels * width, dtype=np.int64)
+        base = _per_channel(base, channels)
+        for c, (u, counts) in enumerate(rows):
+            m, row = len(u), c * width
+            span = float(u[-1] - u[0])
+            self.a[c] = (m - 1) / span if span > 0 else 0.0
+            self.b[c] = 1.0 - float(u[0]) * self.a[c] + row  # e(U_1) ~ 1, e(U_M) ~ M
+            self.lo[c], self.hi[c] = row, row + m
+            points = np.concatenate([u, u - 1])
+            e = self._index(points, self.a[c], self.b[c], self.lo[c], self.hi[c]) - row
+            if np.abs(e - np.searchsorted(u, points, side="right")).max() > 1:
+                return None
+            self.t_lo[row] = -np.inf
+            self.t_lo[row + 1 : row + m + 1] = u
+            self.t_hi[row : row + m] = u
+            codes[row : row + m + 1] = base[c] + step * np.concatenate([[0], np.cumsum(counts)])
+        self.out_dtype = _codes_dtype(codes.min(), codes.max())
+        self.codes = codes.astype(self.out_dtype)  # base + step * count(T_c <= U_u) at row + u
+        self.tiled = _Tiled(_compact(self.a), self.b, self.lo, self.hi, negate)
+        return self
+
+    @staticmethod
+    def _index(v, a, b, lo, hi):
+        y = np.multiply(v, a, dtype=np.float64)
+        y += b
+        np.floor(y, out=y)
+        _CLIP(y, lo, hi, out=y)
+        return y.astype(np.intp)
+
+    def __call__(self, v, k: int):
+        *tiled, negate = self.tiled(k)
+
+        def codes(blk, out):
+            if negate is not None:
+                blk = blk * negate
+            idx = self._index(blk, *tiled)
+            above = blk >= np.take(self.t_hi, idx)
+            idx -= blk < np.take(self.t_lo, idx)
+            idx += above
+            np.take(self.codes, idx, out=out)
+
+        return _in_blocks(codes, v, self.out_dtype)
+
+
 class PreparedThresholds:
     """A threshold requantizer prepared once for ``channels`` channels (channel axis last).
 
@@ -304,6 +382,11 @@ class PreparedThresholds:
         self.shift = _compact(np.array(shift, dtype=np.int64))
         # the base is folded into a table when every channel uses the table's block and base
         self.fold = T.shape[0] == channels or bool(np.all(self.b == self.b[0]))
+        if not (k == 0 and total <= lut_entries):  # no lookup table: an estimate, if it holds
+            self.estimate = _Estimate.build(T, self.b, self.step, channels, self.negate)
+            if self.estimate is not None:
+                self.mode = "estimate"
+                return
         if k == 0 and total <= lut_entries:
             table = np.empty(total, dtype=np.int64)
             for c in range(T.shape[0]):
@@ -367,12 +450,14 @@ class PreparedThresholds:
         v = np.asarray(acc)
         if self.mode == "const":
             return np.broadcast_to(self.b, v.shape).astype(np.int64)
-        if v.dtype != np.int64:
+        if v.dtype != np.int64 and self.mode != "estimate":
             v = v.astype(np.int64)  # integer-valued floats below 2**53: exact
         if self.mode == "loop":
             return _loop_thresholds(v * self.d, self.T, self.b, np.ones_like(self.d), self.step)
         shape = v.shape
         v, k = _widen(v, self.channels)
+        if self.mode == "estimate":
+            return self.estimate(v, k).reshape(shape)
         tiled = self.tiled(k)
         return _in_blocks(lambda blk, out: np.copyto(out, self._codes(blk, *tiled)), v).reshape(shape)
 
