@@ -184,10 +184,14 @@ def _in_blocks(fn, wide: np.ndarray, dtype=np.int64) -> np.ndarray:
 
 def _floor_clip(y, lo, hi, out) -> None:
     """``out = clip(floor(y), lo, hi)`` for float ``y`` (changed) and integer ``lo``, ``hi``:
-    clipping first gives the same (floor is monotone and fixes integers) in one pass fewer,
-    and the floor writes the codes, integers in [lo, hi], straight into ``out``'s dtype."""
-    _CLIP(y, lo, hi, out=y)
-    np.floor(y, out=out, casting="unsafe")  # (to int64: integers, exact)
+    the codes, integers in [lo, hi], exact in ``out``'s dtype (float32 or int64).
+
+    np.maximum / np.minimum in place and a separate cast (measured: each about half the
+    time of numpy's clip ufunc, branchy on clipped data, or of a ufunc casting its output)."""
+    np.floor(y, out=y)
+    np.maximum(y, lo, out=y)
+    np.minimum(y, hi, out=y)
+    np.copyto(out, y, casting="unsafe")
 
 
 def _codes_dtype(lo, hi):
@@ -526,7 +530,9 @@ class PreparedMultiplyShift:
 
     @staticmethod
     def _codes(blk, out, dm, off, lo, hi):
-        y = np.multiply(blk, dm, dtype=np.float64)  # float32 -> float64 is exact
+        y = SCRATCH.take("requant", blk.shape, np.float64)
+        np.copyto(y, blk)  # float32 -> float64 is exact (and a cast, then a product, is faster)
+        y *= dm
         y += off
         _floor_clip(y, lo, hi, out)
 
