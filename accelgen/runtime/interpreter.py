@@ -617,11 +617,38 @@ def _add_plan(op, graph):
     qa, qb = (graph.tensors[t].qtype for t in op.inputs)
     ma, mb = (int(m) for m in op.input_multipliers)
     bound = abs(ma) * _code_bound(qa) + abs(mb) * _code_bound(qb)
-    return qa, qb, ma, mb, _prepared_requant(op, bound)
+    rq = _prepared_requant(op, bound)
+    # in float64 when every intermediate (code - zero point, times its multiplier, the sum)
+    # is an integer below 2**53 in magnitude: the same integers, exact
+    zps = [_float_zero_point(q, len(graph.tensors[t].shape)) for q, t in zip((qa, qb), op.inputs)]
+    in_float = rq is not None and bound < FLOAT64_EXACT and all(z is not False for z in zps)
+    return qa, qb, ma, mb, rq, zps if in_float else None
+
+
+def _float_zero_point(q, ndim: int):
+    """A quantization type's zero points in float64 for inputs of ``ndim`` axes (None when
+    there are none to subtract), or False when a code or zero point is not exact in float64."""
+    qmin, qmax = qrange(q)
+    zp = np.zeros(1) if q.bipolar else np.asarray(q.zero_point)
+    if max(abs(qmin), abs(qmax), int(np.abs(zp).max(initial=0))) >= FLOAT64_EXACT:
+        return False
+    return _per_axis(q.zero_point, ndim, q.axis).astype(np.float64) if np.any(zp != 0) else None
 
 
 def _add(op, ins, graph) -> np.ndarray:
-    qa, qb, ma, mb, rq = _plan(op, graph, _add_plan)
+    qa, qb, ma, mb, rq, zps = _plan(op, graph, _add_plan)
+    if zps is not None and ins[0].shape == ins[1].shape:
+        acc, other = (SCRATCH.take(role, ins[0].shape, np.float64) for role in ("add", "add_other"))
+        for dst, x, zp, m in ((acc, ins[0], zps[0], ma), (other, ins[1], zps[1], mb)):
+            if zp is None:
+                np.copyto(dst, x)
+            else:
+                np.subtract(x, zp, out=dst)
+            if m != 1:
+                dst *= m
+        acc += other
+        return rq(acc)
+    ins = [x.astype(np.int64, copy=False) for x in ins]
     acc = _centered(ins[0], qa)  # int64, in place: the same integers as the formula
     if acc is ins[0]:  # bipolar codes are their own value: never change the input
         acc = acc.copy()
@@ -738,7 +765,7 @@ def _transpose(op, ins, graph):
 #: the ops that take integer tensors held as float32 codes (see ``evaluate_ops``): they
 #: compute in float (exact: codes and their differences below 2**24), compare or move values
 _TAKES_FLOAT_CODES = frozenset(
-    ("Conv", "Dense", "MaxPool", "Concat", "Reshape", "Resize", "Transpose", "Dequantize", "Affine", "Relu", "Clip",
+    ("Conv", "Dense", "Add", "MaxPool", "Concat", "Reshape", "Resize", "Transpose", "Dequantize", "Affine", "Relu", "Clip",
      "Round", "Softmax", "Sigmoid")
 )  # fmt: skip
 

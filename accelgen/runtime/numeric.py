@@ -242,24 +242,27 @@ def _blocks(widths, k: int):
 
 
 class _Estimate:
-    """count(T_c <= v) from an affine estimate, corrected by one comparison on each side.
+    """count(T_c <= v) from an affine estimate, corrected by comparisons.
 
     Over channel c's distinct thresholds U_1 < ... < U_M (the count of T_c <= v is the
     number of thresholds at the distinct ones <= v: a table), the estimate
-    ``e(v) = clip(floor(v * a_c + b_c), 0, M)`` (in float64, the row offset of channel c
-    folded into b_c and the clip bounds) is non-decreasing in v, as the count u(v) of
-    distinct thresholds <= v is: every step (the conversion to float64, the product with
-    a_c >= 0, the sum, floor, clip) is monotone. If |e - u| <= 1 at every U_i and U_i - 1, it
-    holds for every v: between two distinct thresholds t < t', u is constant and e lies
-    between e(t) and e(t' - 1); below the first and from the last on, the clip and
-    monotonicity bound it likewise. Then u = e - [v < U_e] + [v >= U_(e+1)] (U_0 = -inf,
-    U_(M+1) = +inf), read from tables indexed by the row offset plus e. This is checked
-    once, at every threshold, with the same float64 operations the runtime uses (numpy
-    applies them element by element, the same whatever the layout). The thresholds are below
-    2**53 - 1 in magnitude, so comparing them in float64 to an accumulator (float, or int64
-    rounded to float64: monotone, and U and U - 1 are exact) gives the integer comparison.
-    About a dozen passes over the accumulator, against the bucketed search's gathers from
-    tables of megabytes.
+    ``e(v) = trunc(clip(v * a_c + b_c, 0, M))`` (in float64, the row offset of channel c
+    folded into b_c and the clip bounds; trunc is floor on these non-negative values, and
+    clipping to integers before or after flooring is the same) is non-decreasing in v, as the
+    count u(v) of distinct thresholds <= v is: every step (the conversion to float64, the
+    product with a_c >= 0, the sum, the clip, trunc) is monotone. If e - u lies in [lo, hi]
+    at every U_i and U_i - 1, it does for every v: between two distinct thresholds t < t', u
+    is constant and e lies between e(t) and e(t' - 1); below the first and from the last on,
+    the clip and monotonicity bound it likewise. With e - u in {0, 1} (the estimate raised
+    by half a level, tried first), u = e - [v < U_e]; with e - u in {-1, 0, 1},
+    u = e - [v < U_e] + [v >= U_(e+1)] (U_0 = -inf, U_(M+1) = +inf), read from tables
+    indexed by the row offset plus e. This is checked once, at every threshold, with the
+    same float64 operations the runtime uses (numpy applies them element by element, the
+    same whatever the layout). The thresholds are below 2**53 - 1 in magnitude, so
+    comparing them in float64 to an accumulator (float, or int64 rounded to float64:
+    monotone, and U and U - 1 are exact) gives the integer comparison. Eight to eleven
+    passes over the accumulator, against the bucketed search's gathers from tables of
+    megabytes.
     """
 
     @classmethod
@@ -271,37 +274,46 @@ class _Estimate:
             return None
         rows = [np.unique(t, return_counts=True) for t in np.broadcast_to(T, (channels, T.shape[1]))]
         width = max(len(u) for u, _ in rows) + 2
-        self = cls()
-        self.a, self.b = np.zeros(channels), np.zeros(channels)
-        self.lo, self.hi = np.zeros(channels), np.zeros(channels)
+        for raise_by, (low, high) in ((0.5, (0, 1)), (0.0, (-1, 1))):
+            self = cls()
+            self.one_sided = low == 0
+            self.a, self.b = np.zeros(channels), np.zeros(channels)
+            self.lo, self.hi = np.zeros(channels), np.zeros(channels)
+            for c, (u, _) in enumerate(rows):
+                m, row = len(u), c * width
+                span = float(u[-1] - u[0])
+                self.a[c] = (m - 1) / span if span > 0 else 0.0
+                self.b[c] = 1.0 + raise_by - float(u[0]) * self.a[c] + row  # e(U_1) ~ 1, e(U_M) ~ M
+                self.lo[c], self.hi[c] = row, row + m
+                points = np.concatenate([u, u - 1])
+                e = self._index(points, self.a[c], self.b[c], self.lo[c], self.hi[c]) - row
+                error = e - np.searchsorted(u, points, side="right")
+                if error.min() < low or error.max() > high:
+                    break
+            else:
+                break
+        else:
+            return None
         self.t_lo, self.t_hi = np.full(channels * width, np.inf), np.full(channels * width, np.inf)
         codes = np.zeros(channels * width, dtype=np.int64)
         base = _per_channel(base, channels)
         for c, (u, counts) in enumerate(rows):
             m, row = len(u), c * width
-            span = float(u[-1] - u[0])
-            self.a[c] = (m - 1) / span if span > 0 else 0.0
-            self.b[c] = 1.0 - float(u[0]) * self.a[c] + row  # e(U_1) ~ 1, e(U_M) ~ M
-            self.lo[c], self.hi[c] = row, row + m
-            points = np.concatenate([u, u - 1])
-            e = self._index(points, self.a[c], self.b[c], self.lo[c], self.hi[c]) - row
-            if np.abs(e - np.searchsorted(u, points, side="right")).max() > 1:
-                return None
             self.t_lo[row] = -np.inf
             self.t_lo[row + 1 : row + m + 1] = u
             self.t_hi[row : row + m] = u
             codes[row : row + m + 1] = base[c] + step * np.concatenate([[0], np.cumsum(counts)])
         self.out_dtype = _codes_dtype(codes.min(), codes.max())
         self.codes = codes.astype(self.out_dtype)  # base + step * count(T_c <= U_u) at row + u
-        self.tiled = _Tiled(_compact(self.a), self.b, self.lo, self.hi, negate)
+        self.tiled = _Tiled(_compact(self.a), _compact(self.b), _compact(self.lo), _compact(self.hi), negate)
         return self
 
     @staticmethod
     def _index(v, a, b, lo, hi):
         y = np.multiply(v, a, dtype=np.float64)
         y += b
-        np.floor(y, out=y)
-        _CLIP(y, lo, hi, out=y)
+        np.maximum(y, lo, out=y)  # (not np.clip: see _floor_clip)
+        np.minimum(y, hi, out=y)
         return y.astype(np.intp)
 
     def __call__(self, v, k: int):
@@ -311,9 +323,11 @@ class _Estimate:
             if negate is not None:
                 blk = blk * negate
             idx = self._index(blk, *tiled)
-            above = blk >= np.take(self.t_hi, idx)
+            if not self.one_sided:
+                above = blk >= np.take(self.t_hi, idx)
             idx -= blk < np.take(self.t_lo, idx)
-            idx += above
+            if not self.one_sided:
+                idx += above
             np.take(self.codes, idx, out=out)
 
         return _in_blocks(codes, v, self.out_dtype)
