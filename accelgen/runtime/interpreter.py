@@ -663,12 +663,19 @@ def _add(op, ins, graph) -> np.ndarray:
 
 def _requantize_plan(op, graph):
     q = graph.tensors[op.inputs[0]].qtype
-    return q, _prepared_requant(op, _code_bound(q))
+    rq = _prepared_requant(op, _code_bound(q))
+    # codes held in float (see evaluate_ops) are centered in float64: exact when the codes
+    # and zero points are (|code - zp| is then bounded by _code_bound, below them)
+    zp = _float_zero_point(q, len(graph.tensors[op.inputs[0]].shape)) if rq is not None else False
+    return q, rq, zp
 
 
 def _requantize(op, ins, graph) -> np.ndarray:
-    q, rq = _plan(op, graph, _requantize_plan)
-    acc = _centered(ins[0], q)
+    q, rq, zp = _plan(op, graph, _requantize_plan)
+    x = ins[0]
+    if x.dtype.kind == "f" and zp is not False:
+        return rq(x if zp is None else np.subtract(x, zp, dtype=np.float64))
+    acc = _centered(x.astype(np.int64, copy=False), q)
     return acc if rq is None else rq(acc)
 
 
@@ -765,7 +772,7 @@ def _transpose(op, ins, graph):
 #: the ops that take integer tensors held as float32 codes (see ``evaluate_ops``): they
 #: compute in float (exact: codes and their differences below 2**24), compare or move values
 _TAKES_FLOAT_CODES = frozenset(
-    ("Conv", "Dense", "Add", "MaxPool", "Concat", "Reshape", "Resize", "Transpose", "Dequantize", "Affine", "Relu", "Clip",
+    ("Conv", "Dense", "Add", "Requantize", "MaxPool", "Concat", "Reshape", "Resize", "Transpose", "Dequantize", "Affine", "Relu", "Clip",
      "Round", "Softmax", "Sigmoid")
 )  # fmt: skip
 

@@ -541,6 +541,18 @@ class PreparedMultiplyShift:
                 self.channels = channels
                 self.tiled = _Tiled(self.dm_f, self.off_f, self.lo_f, self.hi_f)
                 self.out_dtype = _codes_dtype(self.lo, self.hi)
+                # no shift and everything below 2**24: integer arithmetic in float32 (a clip,
+                # or a rescaling by an integer, as between two activation types)
+                self.small = (
+                    self.shift == 0 and int(acc_bound) * mmax + omax < FLOAT32_EXACT and self.out_dtype == np.float32
+                )
+                if self.small:
+                    self.tiled = _Tiled(
+                        None if np.all(self.dm == 1) else _compact(self.dm.astype(np.float32)),
+                        None if not np.any(self.off) else _compact(self.off.astype(np.float32)),
+                        _compact(self.lo.astype(np.float32)),
+                        _compact(self.hi.astype(np.float32)),
+                    )
 
     @staticmethod
     def _codes(blk, out, dm, off, lo, hi):
@@ -550,13 +562,24 @@ class PreparedMultiplyShift:
         y += off
         _floor_clip(y, lo, hi, out)
 
+    @staticmethod
+    def _small_codes(blk, out, dm, off, lo, hi):
+        np.copyto(out, blk, casting="same_kind")  # integers below 2**24: exact in float32
+        if dm is not None:
+            out *= dm
+        if off is not None:
+            out += off
+        np.maximum(out, lo, out=out)
+        np.minimum(out, hi, out=out)
+
     def __call__(self, acc) -> np.ndarray:
         """The codes: int64, or float32 holding them (``out_dtype``) on the float path."""
         if self.float:
             a = np.asarray(acc)
             wide, k = _widen(a, self.channels)
             tiled = self.tiled(k)
-            return _in_blocks(lambda blk, out: self._codes(blk, out, *tiled), wide, self.out_dtype).reshape(a.shape)
+            fn = self._small_codes if self.small else self._codes
+            return _in_blocks(lambda blk, out: fn(blk, out, *tiled), wide, self.out_dtype).reshape(a.shape)
         a = np.asarray(acc)
         if a.dtype != np.int64:
             a = a.astype(np.int64)
