@@ -5,7 +5,9 @@ beyond; the references here are numpy's integer matmul (no floating point) and P
 integers. The whole-model checks drive the fixture CNNs (regular, depthwise and residual
 convolutions) with inputs that quantize to the ends of the input range, against the ONNX
 semantics (onnxruntime with graph optimisations off; for QDQ models also ONNX's reference
-implementation in float64).
+implementation in float64). The fixtures on which onnxruntime agrees with the golden
+model code for code are compared output by output, and a layer whose accumulator bound
+exceeds 2**53 is checked to take the integer path.
 """
 
 from __future__ import annotations
@@ -279,3 +281,64 @@ def test_reused_buffers_never_change_a_returned_value():
         assert not np.array_equal(first[name], second[name]), "inputs chosen to differ"
     for name, value in kept.items():
         assert np.array_equal(kept_live[name], value), f"a kept tensor '{name}' was overwritten"
+
+
+@pytest.mark.parametrize("kind", ["Dense", "Conv"])
+@pytest.mark.parametrize("codes_dtype", [np.int64, np.float32])
+def test_accumulators_beyond_2_53_take_the_integer_path(kind, codes_dtype):
+    """A layer whose accumulator bound (sum |w| * max |x - zp|) exceeds 2**53 is summed in
+    Python integers: here the row sums to 254 * (2**47 + 1) + 1, odd and beyond 2**54, which
+    no float64 holds (float64 BLAS would round it). Its input as int64 codes or as the
+    float32 codes the interpreter holds between layers; against Python integers."""
+    from accelgen.runtime.program import Node
+
+    q = Node(bits=8, signed=True, narrow=False, bipolar=False, zero_point=np.array([0]), axis=None)
+    graph = Node(tensors={"x": Node(qtype=q)})
+    w = np.array([[(1 << 47) + 1, (1 << 47) + 1, 1], [1, -1, 3]], dtype=np.int64)
+    x = np.array([[127, 127, 1], [-128, 127, -3], [0, 1, 0]], dtype=np.int64)
+    want = np.array([[sum(int(a) * int(b) for a, b in zip(row, col)) for col in w] for row in x])
+    assert int(want[0, 0]) == 254 * ((1 << 47) + 1) + 1 and int(float(want[0, 0])) != int(want[0, 0])
+    if kind == "Dense":
+        op = Node(kind="Dense", name="d", inputs=["x"], outputs=["y"], weights=w, requant=None)
+        got = interpreter._dense(op, [x.astype(codes_dtype)], graph)
+        assert interpreter._PLANS[id(op)][2][1] is None  # no float centering: the integer path
+    else:  # the same products as a 1x3 convolution over a 1x3 image
+        op = Node(kind="Conv", name="c", inputs=["x"], outputs=["y"], weights=w.reshape(2, 3, 1, 1)[:, :, :, :],
+                  groups=1, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), requant=None)  # fmt: skip
+        got = interpreter._conv(op, [x.reshape(3, 1, 1, 3).astype(codes_dtype)], graph).reshape(3, 2)
+        assert interpreter._PLANS[id(op)][2][1] is None  # no float type: the integer path
+    assert got.dtype == np.int64
+    assert np.array_equal(got.astype(object), want.astype(object))
+
+
+#: the QDQ / QOperator fixtures on which the golden model and onnxruntime (graph
+#: optimisations off) agree on every output code; the other two (resnet8, dscnn msdomain)
+#: differ by one step where onnxruntime requantizes in float (see test_fidelity)
+ORT_EXACT = ["qdq_mlp_pertensor.onnx", "qdq_mlp_s8.onnx", "qdq_cnn_perchannel_residual.onnx",
+             "qop_mlp_pertensor.onnx", "qop_cnn_perchannel_residual.onnx", "torch_qdq_mlp.onnx",
+             "qcdq_mlp_w4a4.onnx", "qcdq_cnn_w3a3.onnx", "torch_ao_qat_mlp_opset13.onnx",
+             "torch_ao_qat_mlp_opset20.onnx", "qop_dscnn_perchannel.onnx", "qop_mlp_matmul_add.onnx"]  # fmt: skip
+
+
+@pytest.mark.parametrize("file", ORT_EXACT)
+def test_golden_equals_onnxruntime_code_for_code(file):
+    """The digits test split, random inputs over the input's range and beyond, and inputs at
+    the ends of the input range (every code at qmin or qmax, or mixed): every output the
+    same code as onnxruntime's (below half a step apart: float noise of a float tail only);
+    run twice, so that the second run reuses the first's buffers."""
+    path, graph, x, _, step = prepared(file)
+    rng = np.random.default_rng(7)
+    big = np.float32(1e4)
+    batches = [
+        x[:360],
+        (rng.standard_normal(x[:97].shape) * np.abs(x).max()).astype(np.float32),
+        np.full_like(x[:4], big),
+        np.full_like(x[:4], -big),
+        np.where(rng.random(x[:64].shape) < 0.5, big, -big).astype(np.float32),
+    ]
+    for xb in batches:
+        ref = run_reference(path, xb, ort_optimize=False)
+        for _ in range(2):
+            ours = next(iter(golden.run(graph, xb).values()))
+            r = compare(ours, ref, step)
+            assert r["max_steps"] < 0.5, (file, r)
