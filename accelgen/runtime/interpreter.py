@@ -395,9 +395,12 @@ def _fused_shift(op, w2: np.ndarray, x_max: int):
     if worst >= FLOAT64_EXACT:
         return None
     scale = 2.0 ** -int(rq.shift)
-    lo = _compact(_per_channel(np.asarray(rq.lo, dtype=np.int64), oc).astype(np.float64))
-    hi = _compact(_per_channel(np.asarray(rq.hi, dtype=np.int64), oc).astype(np.float64))
-    fin = _FusedShift(_compact(off.astype(np.float64) * scale), lo, hi, _codes_dtype(lo, hi))
+    lo = _per_channel(np.asarray(rq.lo, dtype=np.int64), oc)
+    hi = _per_channel(np.asarray(rq.hi, dtype=np.int64), oc)
+    codes = _codes_dtype(lo, hi)
+    bounds = np.float32 if codes == np.float32 else np.float64  # (see _floor_clip)
+    fin = _FusedShift(_compact(off.astype(np.float64) * scale), _compact(lo.astype(bounds)),
+                      _compact(hi.astype(bounds)), codes)  # fmt: skip
     return dm.astype(np.float64) * scale, fin
 
 
@@ -436,9 +439,17 @@ def _conv(op, ins, graph) -> np.ndarray:
     oc, icg, kh, kw = op.weights.shape
     if dtype is None:
         return _conv_exact(op, ins, graph, rq)
+    xc = center(ins[0])
+    if kh == kw == 1 and len(mats) == 1 and tuple(op.strides) == (1, 1) and not any(op.pads):
+        # pointwise: the NHWC input is already the window matrix
+        n, h, w = xc.shape[:3]
+        acc = SCRATCH.take("acc", (n * h * w, oc), dtype)
+        np.matmul(xc.reshape(n * h * w, icg), mats[0], out=acc)
+        acc = acc.reshape(n, h, w, oc)
+        return acc.astype(np.int64) if rq is None else rq(acc)
     # the windows are taken of the input already in the float type the products need (no
     # copy of the larger window matrix in int64 first); padding adds zeros only
-    win = _windows(center(ins[0]), (kh, kw), op.strides, op.pads, op.dilations)
+    win = _windows(xc, (kh, kw), op.strides, op.pads, op.dilations)
     n, oh, ow = win.shape[:3]
     if depthwise:  # tap by tap: kh * kw multiply-adds over the whole map, exact below the bound
         mult = oc // op.groups

@@ -187,11 +187,18 @@ def _floor_clip(y, lo, hi, out) -> None:
     the codes, integers in [lo, hi], exact in ``out``'s dtype (float32 or int64).
 
     np.maximum / np.minimum in place and a separate cast (measured: each about half the
-    time of numpy's clip ufunc, branchy on clipped data, or of a ufunc casting its output)."""
+    time of numpy's clip ufunc, branchy on clipped data, or of a ufunc casting its output);
+    the clip after the cast, on the narrower float32 when that is the output (a float64
+    integer below 2**24 in magnitude, or beyond it clipped to such bounds, casts to the
+    float32 of the same order, and the bounds are exact in float32: the same codes)."""
     np.floor(y, out=y)
+    if out.dtype == np.float32:
+        np.copyto(out, y, casting="same_kind")
+        y = out
     np.maximum(y, lo, out=y)
     np.minimum(y, hi, out=y)
-    np.copyto(out, y, casting="unsafe")
+    if y is not out:
+        np.copyto(out, y, casting="unsafe")
 
 
 def _codes_dtype(lo, hi):
@@ -536,11 +543,12 @@ class PreparedMultiplyShift:
                 scale = 2.0**-self.shift
                 self.dm_f = _compact(self.dm.astype(np.float64) * scale)
                 self.off_f = _compact(self.off.astype(np.float64) * scale)
-                self.lo_f = _compact(self.lo.astype(np.float64))
-                self.hi_f = _compact(self.hi.astype(np.float64))
+                self.out_dtype = _codes_dtype(self.lo, self.hi)
+                bounds_dtype = np.float32 if self.out_dtype == np.float32 else np.float64  # (see _floor_clip)
+                self.lo_f = _compact(self.lo.astype(bounds_dtype))
+                self.hi_f = _compact(self.hi.astype(bounds_dtype))
                 self.channels = channels
                 self.tiled = _Tiled(self.dm_f, self.off_f, self.lo_f, self.hi_f)
-                self.out_dtype = _codes_dtype(self.lo, self.hi)
                 # no shift and everything below 2**24: integer arithmetic in float32 (a clip,
                 # or a rescaling by an integer, as between two activation types)
                 self.small = (
