@@ -125,6 +125,13 @@ def test_prepared_thresholds_count_exactly_at_every_threshold(lut_entries, mode,
     assert np.array_equal(prepared(acc), want)
     assert np.array_equal(prepared(acc[:64].astype(np.float64)), want[:64])  # float accumulators
     assert np.array_equal(numeric.apply_requant(acc, ir.Thresholds(T, base, direction, step)), want)
+    # every direction +1: float accumulators keyed in float (the lookup table), or as int64
+    ones = np.ones(channels, dtype=np.int64)
+    plain = numeric.PreparedThresholds(T, base, ones, step, channels, lut_entries)
+    assert ("float_keys" in plain.__dict__) == (mode == "lut" and not shared)
+    want = _count_reference(acc, T, base, ones, step)
+    for dtype in (np.float32, np.float64):
+        assert np.array_equal(plain(acc.astype(dtype)), want)
 
 
 @pytest.mark.parametrize("jitter", [0.0, 0.45])

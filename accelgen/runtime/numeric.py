@@ -420,6 +420,14 @@ class PreparedThresholds:
                 table[starts[c] : starts[c] + widths[c]] = fill + (self.b[c] if self.fold else 0)
             self.table = table
             self.mode = "lut"
+            # float accumulators clipped and shifted in float (the bounds, shifts and keys
+            # below 2**24: exact in float32, so in either float type), then one gather
+            # from the table of the codes in their own type
+            limit = max(abs(int(x)) for x in (*lo, *hi, *shift, total))
+            if self.fold and limit < FLOAT32_EXACT:
+                self.codes = table.astype(_codes_dtype(table.min(), table.max()))
+                self.float_keys = _Tiled(*(_broadcast(np.asarray(v, dtype=np.float32), channels)
+                                           for v in (self.lo, self.hi, self.shift)))  # fmt: skip
             return
         flat = (T + np.array(shift, dtype=np.int64)[:, None]).reshape(-1)  # ascending: the blocks are disjoint
         before = np.arange(T.shape[0], dtype=np.int64) * L
@@ -475,6 +483,18 @@ class PreparedThresholds:
         v = np.asarray(acc)
         if self.mode == "const":
             return np.broadcast_to(self.b, v.shape).astype(np.int64)
+        if v.dtype.kind == "f" and "float_keys" in self.__dict__ and self.negate is None:
+            shape = v.shape
+            v, k = _widen(v, self.channels)
+            lo, hi, shift = self.float_keys(k)
+
+            def lookup(blk, out):
+                key = np.maximum(blk, lo)
+                np.minimum(key, hi, out=key)
+                key += shift
+                np.take(self.codes, key.astype(np.intp), out=out)
+
+            return _in_blocks(lookup, v, self.codes.dtype).reshape(shape)
         if v.dtype != np.int64 and self.mode != "estimate":
             v = v.astype(np.int64)  # integer-valued floats below 2**53: exact
         if self.mode == "loop":
