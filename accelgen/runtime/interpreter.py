@@ -524,7 +524,8 @@ def _dense_plan(op, graph):
     x_max = _code_bound(q)
     bound = _row_bounds(w, x_max)  # bounds every partial sum, as for Conv
     dtype = _float_dtype(bound)
-    rq = _prepared_requant(op, bound)
+    # (the accumulator's channels are the weights' rows: prepared now, not on first use)
+    rq = None if op.requant is None else prepare_requant(op.requant, w.shape[0], bound)
     fused = _fused_shift(op, w, x_max) if dtype is not None else None
     scale = np.ones(w.shape[0])
     if fused is not None:
@@ -539,8 +540,11 @@ def _dense(op, ins, graph) -> np.ndarray:
     if center is None:
         acc = _matmul_exact(_centered(ins[0].astype(np.int64, copy=False), q), op.weights.T)
         return acc if rq is None else rq(acc)
-    acc = center(ins[0]) @ wt
-    return acc.astype(np.int64) if rq is None else rq(acc)
+    x = center(ins[0])
+    if rq is None:
+        return (x @ wt).astype(np.int64)
+    acc = SCRATCH.take("acc", (x.shape[0], wt.shape[1]), wt.dtype)  # (read by rq only)
+    return rq(np.matmul(x, wt, out=acc))
 
 
 def _tt_dense(op, ins, graph) -> np.ndarray:

@@ -132,6 +132,9 @@ class _Scratch(threading.local):
 
     def __init__(self) -> None:
         self.buffers: dict = {}
+        #: the last array taken per role, as (shape, dtype, array): the same again is most
+        #: common (the same op on the next batch of the same size)
+        self.views: dict = {}
         #: where the running op's output may go: a dict {tensor name: buffer} kept for one
         #: graph, and the tensor's name; set by the interpreter for outputs that never leave
         #: a run (see ``output``)
@@ -139,27 +142,35 @@ class _Scratch(threading.local):
 
     def take(self, role: str, shape: tuple, dtype) -> np.ndarray:
         """A C-contiguous array of ``shape`` and ``dtype`` (contents undefined) for ``role``."""
-        dtype = np.dtype(dtype)
-        size = _count(shape) * dtype.itemsize
+        last = self.views.get(role)
+        if last is not None and last[0] == shape and last[1] is dtype:
+            return last[2]
+        dt = np.dtype(dtype)
+        size = _count(shape) * dt.itemsize
         if size > SCRATCH_MAX_BYTES:  # not kept: its allocation is small beside its use
-            return np.empty(shape, dtype=dtype)
+            return np.empty(shape, dtype=dt)
         buf = self.buffers.get(role)
         if buf is None or buf.nbytes < size:
             buf = self.buffers[role] = np.empty(max(size, 1), dtype=np.uint8)
-        return buf[:size].view(dtype).reshape(shape)
+        view = buf[:size].view(dt).reshape(shape)
+        self.views[role] = (shape, dtype, view)
+        return view
 
     def output(self, shape: tuple, dtype) -> np.ndarray:
         """An array for an op's output: the buffer its tensor had in the graph's last run when
         the interpreter has opened a slot for it (taken once: a second array the op asks for
         is new), else a new array."""
         slot, self.slot = self.slot, None
-        dtype = np.dtype(dtype)
-        if slot is None or _count(shape) * dtype.itemsize > SCRATCH_MAX_BYTES:
+        if slot is None:
             return np.empty(shape, dtype=dtype)
         arena, name = slot
         buf = arena.get(name)
-        if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
-            buf = arena[name] = np.empty(shape, dtype=dtype)
+        if buf is not None and buf.shape == tuple(shape) and buf.dtype == dtype:
+            return buf
+        dtype = np.dtype(dtype)
+        if _count(shape) * dtype.itemsize > SCRATCH_MAX_BYTES:
+            return np.empty(shape, dtype=dtype)
+        buf = arena[name] = np.empty(shape, dtype=dtype)
         return buf
 
 
@@ -607,6 +618,10 @@ class PreparedMultiplyShift:
             wide, k = _widen(a, self.channels)
             tiled = self.tiled(k)
             fn = self._small_codes if self.small else self._codes
+            if wide.size <= BLOCK:  # one block (the same as _in_blocks, without its loop)
+                out = SCRATCH.output(wide.shape, self.out_dtype)
+                fn(wide, out, *tiled)
+                return out.reshape(a.shape)
             return _in_blocks(lambda blk, out: fn(blk, out, *tiled), wide, self.out_dtype).reshape(a.shape)
         a = np.asarray(acc)
         if a.dtype != np.int64:
