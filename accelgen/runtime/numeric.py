@@ -110,6 +110,8 @@ def _widen(a: np.ndarray, channels: int):
 
 #: the largest temporary kept for reuse, per role and thread
 SCRATCH_MAX_BYTES = 64 << 20
+#: the most scratch views remembered per thread (see _Scratch.views)
+VIEWS_KEPT = 64
 
 
 def _count(shape) -> int:
@@ -132,8 +134,9 @@ class _Scratch(threading.local):
 
     def __init__(self) -> None:
         self.buffers: dict = {}
-        #: the last array taken per role, as (shape, dtype, array): the same again is most
-        #: common (the same op on the next batch of the same size)
+        #: the arrays taken, by (role, shape, dtype): the same again is most common (the
+        #: same op on the next batch of the same size); views of a role's buffer, or of the
+        #: smaller one it replaced (kept alive by the view: at most VIEWS_KEPT of them)
         self.views: dict = {}
         #: where the running op's output may go: a dict {tensor name: buffer} kept for one
         #: graph, and the tensor's name; set by the interpreter for outputs that never leave
@@ -142,9 +145,10 @@ class _Scratch(threading.local):
 
     def take(self, role: str, shape: tuple, dtype) -> np.ndarray:
         """A C-contiguous array of ``shape`` and ``dtype`` (contents undefined) for ``role``."""
-        last = self.views.get(role)
-        if last is not None and last[0] == shape and last[1] is dtype:
-            return last[2]
+        key = (role, shape, dtype)
+        view = self.views.get(key)
+        if view is not None:
+            return view
         dt = np.dtype(dtype)
         size = _count(shape) * dt.itemsize
         if size > SCRATCH_MAX_BYTES:  # not kept: its allocation is small beside its use
@@ -153,7 +157,9 @@ class _Scratch(threading.local):
         if buf is None or buf.nbytes < size:
             buf = self.buffers[role] = np.empty(max(size, 1), dtype=np.uint8)
         view = buf[:size].view(dt).reshape(shape)
-        self.views[role] = (shape, dtype, view)
+        if len(self.views) >= VIEWS_KEPT:
+            self.views.clear()
+        self.views[key] = view
         return view
 
     def output(self, shape: tuple, dtype) -> np.ndarray:
