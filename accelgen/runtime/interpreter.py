@@ -618,12 +618,18 @@ def _maxpool(op, ins, graph) -> np.ndarray:
 def _avgpool_plan(op, graph):
     q = graph.tensors[op.inputs[0]].qtype
     bound = _code_bound(q) * int(np.prod(op.kernel))
-    return q, _prepared_requant(op, bound)
+    rq = _prepared_requant(op, bound)
+    # float codes (see evaluate_ops) summed in the float type every partial sum is exact in
+    dtype = _float_dtype(bound)
+    center = _centering(q, 4, dtype) if rq is not None and dtype is not None else None
+    return q, rq, center
 
 
 def _avgpool(op, ins, graph) -> np.ndarray:
-    q, rq = _plan(op, graph, _avgpool_plan)
-    x = _centered(ins[0], q)
+    q, rq, center = _plan(op, graph, _avgpool_plan)
+    if center is not None and ins[0].dtype.kind == "f":
+        return rq(_taps(_windows(center(ins[0]), op.kernel, op.strides, op.pads), np.add))
+    x = _centered(ins[0].astype(np.int64, copy=False), q)
     acc = _taps(_windows(x, op.kernel, op.strides, op.pads), np.add)  # int64: exact
     return acc if rq is None else rq(acc)
 
@@ -787,7 +793,7 @@ def _transpose(op, ins, graph):
 #: the ops that take integer tensors held as float32 codes (see ``evaluate_ops``): they
 #: compute in float (exact: codes and their differences below 2**24), compare or move values
 _TAKES_FLOAT_CODES = frozenset(
-    ("Conv", "Dense", "Add", "Requantize", "MaxPool", "Concat", "Reshape", "Resize", "Transpose", "Dequantize", "Affine", "Relu", "Clip",
+    ("Conv", "Dense", "Add", "Requantize", "AvgPool", "MaxPool", "Concat", "Reshape", "Resize", "Transpose", "Dequantize", "Affine", "Relu", "Clip",
      "Round", "Softmax", "Sigmoid")
 )  # fmt: skip
 
