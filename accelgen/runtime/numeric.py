@@ -298,16 +298,21 @@ class _Estimate:
             return None
         rows = [np.unique(t, return_counts=True) for t in np.broadcast_to(T, (channels, T.shape[1]))]
         width = max(len(u) for u, _ in rows) + 2
-        for raise_by, (low, high) in ((0.5, (0, 1)), (0.0, (-1, 1))):
+        # the line through the second and the last but one distinct thresholds first (the
+        # first and last levels are often cut short by the clipped range), then through the
+        # first and the last
+        candidates = [(r, inner) for r in ((0.5, (0, 1)), (0.0, (-1, 1))) for inner in (True, False)]
+        for (raise_by, (low, high)), inner in candidates:
             self = cls()
             self.one_sided = low == 0
             self.a, self.b = np.zeros(channels), np.zeros(channels)
             self.lo, self.hi = np.zeros(channels), np.zeros(channels)
             for c, (u, _) in enumerate(rows):
                 m, row = len(u), c * width
-                span = float(u[-1] - u[0])
-                self.a[c] = (m - 1) / span if span > 0 else 0.0
-                self.b[c] = 1.0 + raise_by - float(u[0]) * self.a[c] + row  # e(U_1) ~ 1, e(U_M) ~ M
+                i0, i1 = (1, m - 2) if inner and m > 3 else (0, m - 1)
+                span = float(u[i1] - u[i0])
+                self.a[c] = (i1 - i0) / span if span > 0 else 0.0
+                self.b[c] = i0 + 1.0 + raise_by - float(u[i0]) * self.a[c] + row  # e(U_i) ~ i
                 self.lo[c], self.hi[c] = row, row + m
                 points = np.concatenate([u, u - 1])
                 e = self._index(points, self.a[c], self.b[c], self.lo[c], self.hi[c]) - row
