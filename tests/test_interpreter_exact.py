@@ -163,6 +163,13 @@ def test_prepared_thresholds_estimate_counts_exactly_at_every_threshold(shared, 
     want = _count_reference(acc, T, base, direction, step)
     assert np.array_equal(prepared(acc), want)
     assert np.array_equal(prepared(acc[1:-1].astype(np.float32)), want[1:-1])  # float32 accumulators
+    # with a bound on |acc| (that of every probe but the ends of int64's range): guard entries
+    # instead of the clip
+    bound = int(np.abs(acc[1:-1]).max())
+    guarded = numeric.PreparedThresholds(T, base, direction, step, channels, acc_bound=bound)
+    assert guarded.mode == "estimate" and guarded.estimate.guard > 0
+    for dtype in (np.int64, np.float32, np.float64):
+        assert np.array_equal(guarded(acc[1:-1].astype(dtype)), want[1:-1])
     T[0, 120:] += 200_000  # one jump far wider than a level: the estimate is off by many
     assert numeric.PreparedThresholds(T, base, direction, step, channels).mode != "estimate"
 

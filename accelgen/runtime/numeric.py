@@ -270,94 +270,137 @@ class _Estimate:
 
     Over channel c's distinct thresholds U_1 < ... < U_M (the count of T_c <= v is the
     number of thresholds at the distinct ones <= v: a table), the estimate
-    ``e(v) = trunc(clip(v * a_c + b_c, 0, M))`` (in float64, the row offset of channel c
-    folded into b_c and the clip bounds; trunc is floor on these non-negative values, and
-    clipping to integers before or after flooring is the same) is non-decreasing in v, as the
-    count u(v) of distinct thresholds <= v is: every step (the conversion to float64, the
-    product with a_c >= 0, the sum, the clip, trunc) is monotone. If e - u lies in [lo, hi]
-    at every U_i and U_i - 1, it does for every v: between two distinct thresholds t < t', u
-    is constant and e lies between e(t) and e(t' - 1); below the first and from the last on,
-    the clip and monotonicity bound it likewise. With e - u in {0, 1} (the estimate raised
-    by half a level, tried first), u = e - [v < U_e]; with e - u in {-1, 0, 1},
+    ``e(v) = clip(trunc(v * a_c + b_c), 0, M)`` (in float32, from v in float64: every
+    integer accumulator converts to float64, then float32, by rounding; the row offset of
+    channel c is folded into b_c and the clip bounds) is non-decreasing in v, as the count
+    u(v) of distinct thresholds <= v is: every step (the roundings, the product with
+    a_c >= 0, the sum, trunc, clip) is monotone. If e - u lies in [lo, hi] at every U_i and
+    U_i - 1, it does for every v: between two distinct thresholds t < t', u is constant and
+    e lies between e(t) and e(t' - 1); below the first and from the last on, the clip and
+    monotonicity bound it likewise. With e - u in {0, 1} (the estimate raised by half a
+    level, tried first), u = e - [v < U_e]; with e - u in {-1, 0, 1},
     u = e - [v < U_e] + [v >= U_(e+1)] (U_0 = -inf, U_(M+1) = +inf), read from tables
     indexed by the row offset plus e. This is checked once, at every threshold, with the
-    same float64 operations the runtime uses (numpy applies them element by element, the
-    same whatever the layout). The thresholds are below 2**53 - 1 in magnitude, so
-    comparing them in float64 to an accumulator (float, or int64 rounded to float64:
-    monotone, and U and U - 1 are exact) gives the integer comparison. Eight to eleven
-    passes over the accumulator, against the bucketed search's gathers from tables of
-    megabytes.
+    same float operations the runtime uses (numpy applies them element by element, the same
+    whatever the layout). The thresholds are below 2**53 - 1 in magnitude, so comparing them
+    in float64 to an accumulator (float, or int64 rounded to float64: monotone, and U and
+    U - 1 are exact) gives the integer comparison.
+
+    With a bound on |v| (``acc_bound``), the clip is replaced by guard entries: each row is
+    extended on both sides by copies of its first and last entries, as far as trunc(v * a_c
+    + b_c) reaches for |v| <= acc_bound (computed with the same operations at the two ends;
+    monotone, so no v in between reaches further): reading a copy is reading the clipped
+    index. Six to nine passes over the accumulator, against the bucketed search's gathers
+    from tables of megabytes.
     """
 
+    #: the most guard entries a row may need on either side
+    MAX_GUARD = 1 << 14
+
     @classmethod
-    def build(cls, T, base, step: int, channels: int, negate):
+    def build(cls, T, base, step: int, channels: int, negate, acc_bound=None):
         """The estimate for sorted int64 thresholds ``T`` (one row per channel, or one shared
         row) of the accumulator times ``negate`` (the directions, or None), or None when it
         does not hold or the thresholds are too large."""
         if T.shape[0] not in (1, channels) or int(np.abs(T).max()) >= FLOAT64_EXACT - 1:
             return None
         rows = [np.unique(t, return_counts=True) for t in np.broadcast_to(T, (channels, T.shape[1]))]
-        width = max(len(u) for u, _ in rows) + 2
         # the line through the second and the last but one distinct thresholds first (the
         # first and last levels are often cut short by the clipped range), then through the
         # first and the last
         candidates = [(r, inner) for r in ((0.5, (0, 1)), (0.0, (-1, 1))) for inner in (True, False)]
         for (raise_by, (low, high)), inner in candidates:
-            self = cls()
-            self.one_sided = low == 0
-            self.a, self.b = np.zeros(channels), np.zeros(channels)
-            self.lo, self.hi = np.zeros(channels), np.zeros(channels)
-            for c, (u, _) in enumerate(rows):
-                m, row = len(u), c * width
-                i0, i1 = (1, m - 2) if inner and m > 3 else (0, m - 1)
-                span = float(u[i1] - u[i0])
-                self.a[c] = (i1 - i0) / span if span > 0 else 0.0
-                self.b[c] = i0 + 1.0 + raise_by - float(u[i0]) * self.a[c] + row  # e(U_i) ~ i
-                self.lo[c], self.hi[c] = row, row + m
-                points = np.concatenate([u, u - 1])
-                e = self._index(points, self.a[c], self.b[c], self.lo[c], self.hi[c]) - row
-                error = e - np.searchsorted(u, points, side="right")
-                if error.min() < low or error.max() > high:
-                    break
-            else:
+            self = cls._fit(rows, channels, raise_by, inner, low, high, acc_bound)
+            if self is not None:
                 break
         else:
             return None
-        self.t_lo, self.t_hi = np.full(channels * width, np.inf), np.full(channels * width, np.inf)
-        codes = np.zeros(channels * width, dtype=np.int64)
+        size = channels * self.width
+        self.t_lo, self.t_hi = np.full(size, np.inf), np.full(size, np.inf)
+        codes = np.zeros(size, dtype=np.int64)
         base = _per_channel(base, channels)
         for c, (u, counts) in enumerate(rows):
-            m, row = len(u), c * width
-            self.t_lo[row] = -np.inf
+            m, row = len(u), c * self.width + self.guard
+            start, end = row - self.guard, (c + 1) * self.width
+            self.t_lo[start : row + 1] = -np.inf  # (left guards: copies of entry 0)
             self.t_lo[row + 1 : row + m + 1] = u
+            self.t_lo[row + m + 1 : end] = u[-1]  # (right guards: copies of entry M)
+            self.t_hi[start:row] = u[0]
             self.t_hi[row : row + m] = u
-            codes[row : row + m + 1] = base[c] + step * np.concatenate([[0], np.cumsum(counts)])
+            level = base[c] + step * np.concatenate([[0], np.cumsum(counts)])
+            codes[start:row] = level[0]
+            codes[row : row + m + 1] = level
+            codes[row + m + 1 : end] = level[-1]
         self.out_dtype = _codes_dtype(codes.min(), codes.max())
         self.codes = codes.astype(self.out_dtype)  # base + step * count(T_c <= U_u) at row + u
-        self.tiled = _Tiled(_compact(self.a), _compact(self.b), _compact(self.lo), _compact(self.hi), negate)
+        self.tiled = _Tiled(_compact(self.a), _compact(self.b), self.lo, self.hi, negate)
+        return self
+
+    @classmethod
+    def _fit(cls, rows, channels: int, raise_by: float, inner: bool, low: int, high: int, acc_bound):
+        self = cls()
+        self.one_sided = low == 0
+        ms = [len(u) for u, _ in rows]
+        slope, offset = np.zeros(channels), np.zeros(channels)
+        for c, (u, _) in enumerate(rows):
+            m = ms[c]
+            i0, i1 = (1, m - 2) if inner and m > 3 else (0, m - 1)
+            span = float(u[i1] - u[i0])
+            slope[c] = (i1 - i0) / span if span > 0 else 0.0
+            offset[c] = i0 + 1.0 + raise_by - float(u[i0]) * slope[c]  # e(U_i) ~ i
+        self.guard, self.width = 0, max(ms) + 2
+        if acc_bound is not None:  # the guards the unshifted estimate needs, and a margin
+            ends = np.array([-float(acc_bound), float(acc_bound)])
+            reach = [
+                self._index(ends, np.float32(slope[c]), np.float32(offset[c]), None, None) for c in range(channels)
+            ]
+            self.guard = max(0, *(max(-int(r[0]), int(r[1]) - m) for r, m in zip(reach, ms))) + 2
+            if self.guard > cls.MAX_GUARD:
+                self.guard = 0
+            self.width = max(ms) + 2 + 2 * self.guard
+        rows_at = np.arange(channels) * self.width + self.guard
+        self.a = slope.astype(np.float32)
+        self.b = (offset + rows_at).astype(np.float32)
+        lo, hi = rows_at.astype(np.float32), (rows_at + np.array(ms)).astype(np.float32)
+        for c, (u, _) in enumerate(rows):
+            points = np.concatenate([u, u - 1]).astype(np.float64)
+            e = self._index(points, self.a[c], self.b[c], lo[c], hi[c]) - rows_at[c]
+            error = e - np.searchsorted(u, points, side="right")
+            if error.min() < low or error.max() > high:
+                return None
+            if self.guard:  # the shifted estimate within its guards at both ends of |v|
+                r = self._index(np.array([-float(acc_bound), float(acc_bound)]), self.a[c], self.b[c], None, None)
+                if r[0] < rows_at[c] - self.guard or r[1] >= (c + 1) * self.width:
+                    return None
+        self.lo, self.hi = (None, None) if self.guard else (_compact(lo), _compact(hi))
         return self
 
     @staticmethod
     def _index(v, a, b, lo, hi):
-        y = np.multiply(v, a, dtype=np.float64)
+        if v.dtype.kind != "f":
+            v = v.astype(np.float64)  # (then to float32: the same two roundings as for floats)
+        y = np.multiply(v, a, dtype=np.float32)
         y += b
-        np.maximum(y, lo, out=y)  # (not np.clip: see _floor_clip)
-        np.minimum(y, hi, out=y)
+        if lo is not None:
+            np.maximum(y, lo, out=y)  # (not np.clip: see _floor_clip)
+            np.minimum(y, hi, out=y)
         return y.astype(np.intp)
 
     def __call__(self, v, k: int):
         *tiled, negate = self.tiled(k)
+        mode = "clip"  # (every index is in range: clipped, or within the guards; and numpy
+        # buffers a gather into ``out`` in its default mode)
 
         def codes(blk, out):
             if negate is not None:
                 blk = blk * negate
             idx = self._index(blk, *tiled)
             if not self.one_sided:
-                above = blk >= np.take(self.t_hi, idx)
-            idx -= blk < np.take(self.t_lo, idx)
+                above = blk >= np.take(self.t_hi, idx, mode=mode)
+            idx -= blk < np.take(self.t_lo, idx, mode=mode)
             if not self.one_sided:
                 idx += above
-            np.take(self.codes, idx, out=out)
+            np.take(self.codes, idx, out=out, mode=mode)
 
         return _in_blocks(codes, v, self.out_dtype)
 
@@ -380,7 +423,9 @@ class PreparedThresholds:
     produced by the compiler) fall back to the per-channel loop.
     """
 
-    def __init__(self, thresholds, base, direction, step: int, channels: int, lut_entries: int = LUT_ENTRIES):
+    def __init__(
+        self, thresholds, base, direction, step: int, channels: int, lut_entries: int = LUT_ENTRIES, acc_bound=None
+    ):
         # shared thresholds (one row) stay one block whose lo, hi and shift broadcast over
         # the channels
         T = np.asarray(thresholds, dtype=np.int64)
@@ -430,7 +475,7 @@ class PreparedThresholds:
         # the base is folded into a table when every channel uses the table's block and base
         self.fold = T.shape[0] == channels or bool(np.all(self.b == self.b[0]))
         if not (k == 0 and total <= lut_entries):  # no lookup table: an estimate, if it holds
-            self.estimate = _Estimate.build(T, self.b, self.step, channels, self.negate)
+            self.estimate = _Estimate.build(T, self.b, self.step, channels, self.negate, acc_bound)
             if self.estimate is not None:
                 self.mode = "estimate"
                 return
@@ -648,7 +693,7 @@ def prepare_requant(rq, channels: int, acc_bound=None, lut_entries: int = LUT_EN
     (channel axis last): a callable from the accumulator to the codes. ``acc_bound`` bounds
     |acc| (a Python integer) and lets multiply-shift run in float64 where that is exact."""
     if rq.kind == "thresholds":
-        return PreparedThresholds(rq.thresholds, rq.base, rq.direction, rq.step, channels, lut_entries)
+        return PreparedThresholds(rq.thresholds, rq.base, rq.direction, rq.step, channels, lut_entries, acc_bound)
     if rq.kind == "multiply_shift":
         return PreparedMultiplyShift(
             rq.multiplier, rq.offset, rq.shift, rq.lo, rq.hi, rq.direction, channels, acc_bound
