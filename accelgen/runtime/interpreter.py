@@ -207,7 +207,9 @@ def _centered(x: np.ndarray, q: object) -> np.ndarray:
     """code - zero_point (bipolar codes are their own value)."""
     if q.bipolar:
         return x
-    return x - _per_axis(q.zero_point, x.ndim, q.axis).astype(np.int64)
+    zp = _per_axis(q.zero_point, x.ndim, q.axis).astype(np.int64)
+    # (float codes in float64, whatever numpy's casting rules for a zero-dimensional zp)
+    return np.subtract(x, zp, dtype=np.float64) if x.dtype.kind == "f" else x - zp
 
 
 def _matmul_exact(a: np.ndarray, b: np.ndarray, b_max: int | None = None, a_max: int | None = None) -> np.ndarray:
@@ -664,7 +666,7 @@ def _add(op, ins, graph) -> np.ndarray:
             if zp is None:
                 np.copyto(dst, x)
             else:
-                np.subtract(x, zp, out=dst)
+                np.subtract(x, zp, out=dst, dtype=np.float64)
             if m != 1:
                 dst *= m
         acc += other
@@ -758,6 +760,8 @@ def _as_float(x: np.ndarray, t: object) -> np.ndarray:
     """The real value of a tensor (float tensors are their own value)."""
     if t.kind == "float":
         return x.astype(np.float64)
+    if x.dtype.kind == "f":  # float codes (see evaluate_ops): in float64 first, so that the
+        x = x.astype(np.float64)  # arithmetic below is float64 under numpy 1's casting rules too
     q = t.qtype
     c = x if q.bipolar else x - _per_axis(q.zero_point, x.ndim, q.axis)
     return c * _per_axis(q.scale, x.ndim, q.axis)
@@ -776,9 +780,11 @@ def _round(op, ins, graph):
 
 
 def _softmax(op, ins, graph):
-    x = _as_float(ins[0], graph.tensors[op.inputs[0]])
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+    x = _as_float(ins[0], graph.tensors[op.inputs[0]])  # a new array: changed in place
+    x -= x.max(axis=-1, keepdims=True)
+    np.exp(x, out=x)
+    x /= x.sum(axis=-1, keepdims=True)
+    return x.astype(np.float32)
 
 
 def _sigmoid(op, ins, graph):
