@@ -7,6 +7,12 @@ are told apart by ``op.kind``. Integer convolutions and matrix products run over
 residual adds and concatenations are exact. Only the host ops (quantizing the float input,
 the float tail) use floating point, in float32 as onnxruntime and the qonnx executor do.
 
+For speed, integer arithmetic runs in float BLAS and float ufuncs wherever a bound proves
+it exact (every integer involved below 2**24 for float32, 2**53 for float64; bounds from
+the weights and the code ranges, computed once per op), and integer tensors are held as
+float32 codes between the ops that compute in float; beyond the bounds, int64 or Python
+integers. The results are the integer formulas' either way.
+
 Part of the standalone runtime: numpy only, Python >= 3.8, no import from the compiler.
 """
 
@@ -781,10 +787,21 @@ def _round(op, ins, graph):
 
 def _softmax(op, ins, graph):
     x = _as_float(ins[0], graph.tensors[op.inputs[0]])  # a new array: changed in place
-    x -= x.max(axis=-1, keepdims=True)
+    x -= _row_max(x)
     np.exp(x, out=x)
     x /= x.sum(axis=-1, keepdims=True)
     return x.astype(np.float32)
+
+
+def _row_max(x: np.ndarray) -> np.ndarray:
+    """x.max(axis=-1, keepdims=True): for a few columns, column by column (numpy's reduction
+    over a short last axis costs several times more; a maximum is exact in any order)."""
+    if x.ndim < 2 or not 1 < x.shape[-1] <= 32:
+        return x.max(axis=-1, keepdims=True)
+    m = x[..., :1].copy()
+    for j in range(1, x.shape[-1]):
+        np.maximum(m, x[..., j : j + 1], out=m)
+    return m
 
 
 def _sigmoid(op, ins, graph):
