@@ -134,19 +134,18 @@ def test_prepared_thresholds_count_exactly_at_every_threshold(lut_entries, mode,
         assert np.array_equal(plain(acc.astype(dtype)), want)
 
 
-@pytest.mark.parametrize("jitter", [0.0, 0.45])
+@pytest.mark.parametrize("jitter", [0.0, 0.8])
 @pytest.mark.parametrize("shared", [False, True])
 def test_prepared_thresholds_estimate_counts_exactly_at_every_threshold(shared, jitter):
     """Thresholds of an affine requantizer (evenly spaced up to rounding, a cluster at each
     end as a clipped range leaves, a repeated one) too spread for a lookup table: the
     corrected affine estimate, at every threshold, one below and one above, and the ends of
     int64's useful range, against Python integers; a spacing no affine estimate follows
-    within one level falls back to the search. Evenly spaced, the estimate raised by half a
-    level needs one comparison; up to 0.45 of a level off their line, or with a skipped
-    level, two."""
+    within one level falls back to the search. Evenly spaced (a skipped level included),
+    the estimate needs one comparison; up to 0.8 of a level off their line, two."""
     channels, levels = 4, 255
     scale = np.array([4100.3] if shared else [732.4, 1000.7, 513.3, 2048.0])[:, None]  # beyond 2**19 keys
-    # (thresholds drifting off their line by up to 0.45 of a level: the estimate needs both
+    # (thresholds drifting off their line by up to 0.8 of a level: the estimate needs both
     # corrections)
     T = np.floor((np.arange(levels) + jitter * np.sin(np.arange(levels) / 10)) * scale - 90_000).astype(np.int64)
     T[:, :40] = T[:, 40:41]  # the lowest 40 levels at one threshold (a clipped range)
@@ -159,7 +158,7 @@ def test_prepared_thresholds_estimate_counts_exactly_at_every_threshold(shared, 
     probes = np.unique(np.concatenate([T.reshape(-1) + o for o in (-1, 0, 1)] + [[-(2**62), 2**62, 0]]))
     acc = np.stack([probes, -probes, probes, -probes], axis=-1)
     prepared = numeric.PreparedThresholds(T, base, direction, step, channels)
-    assert prepared.mode == "estimate" and prepared.estimate.one_sided == (shared and not jitter)
+    assert prepared.mode == "estimate" and prepared.estimate.one_sided == (not jitter)
     want = _count_reference(acc, T, base, direction, step)
     assert np.array_equal(prepared(acc), want)
     assert np.array_equal(prepared(acc[1:-1].astype(np.float32)), want[1:-1])  # float32 accumulators

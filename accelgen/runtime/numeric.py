@@ -278,7 +278,7 @@ class _Estimate:
     U_i - 1, it does for every v: between two distinct thresholds t < t', u is constant and
     e lies between e(t) and e(t' - 1); below the first and from the last on, the clip and
     monotonicity bound it likewise. With e - u in {0, 1} (the estimate raised by half a
-    level, tried first), u = e - [v < U_e]; with e - u in {-1, 0, 1},
+    level or so, tried first), u = e - [v < U_e]; with e - u in {-1, 0, 1},
     u = e - [v < U_e] + [v >= U_(e+1)] (U_0 = -inf, U_(M+1) = +inf), read from tables
     indexed by the row offset plus e. This is checked once, at every threshold, with the
     same float operations the runtime uses (numpy applies them element by element, the same
@@ -307,10 +307,10 @@ class _Estimate:
         rows = [np.unique(t, return_counts=True) for t in np.broadcast_to(T, (channels, T.shape[1]))]
         # the line through the second and the last but one distinct thresholds first (the
         # first and last levels are often cut short by the clipped range), then through the
-        # first and the last
-        candidates = [(r, inner) for r in ((0.5, (0, 1)), (0.0, (-1, 1))) for inner in (True, False)]
-        for (raise_by, (low, high)), inner in candidates:
-            self = cls._fit(rows, channels, raise_by, inner, low, high, acc_bound)
+        # first and the last; one comparison first, then two
+        candidates = [(bounds, inner) for bounds in ((0, 1), (-1, 1)) for inner in (True, False)]
+        for (low, high), inner in candidates:
+            self = cls._fit(rows, channels, inner, low, high, acc_bound)
             if self is not None:
                 break
         else:
@@ -337,7 +337,10 @@ class _Estimate:
         return self
 
     @classmethod
-    def _fit(cls, rows, channels: int, raise_by: float, inner: bool, low: int, high: int, acc_bound):
+    def _fit(cls, rows, channels: int, inner: bool, low: int, high: int, acc_bound):
+        """The estimate for e - u in [low, high], or None. The line is raised so that its
+        distance to the count at the thresholds (before trunc) is centred in
+        [low, high + 1): trunc then lands in [low, high] with the widest margin."""
         self = cls()
         self.one_sided = low == 0
         ms = [len(u) for u, _ in rows]
@@ -347,7 +350,10 @@ class _Estimate:
             i0, i1 = (1, m - 2) if inner and m > 3 else (0, m - 1)
             span = float(u[i1] - u[i0])
             slope[c] = (i1 - i0) / span if span > 0 else 0.0
-            offset[c] = i0 + 1.0 + raise_by - float(u[i0]) * slope[c]  # e(U_i) ~ i
+            offset[c] = i0 + 1.0 - float(u[i0]) * slope[c]  # e(U_i) ~ i
+            points = np.concatenate([u, u - 1])
+            d = points * slope[c] + offset[c] - np.searchsorted(u, points, side="right")
+            offset[c] += (low + high + 1) / 2 - (d.max() + d.min()) / 2
         self.guard, self.width = 0, max(ms) + 2
         if acc_bound is not None:  # the guards the unshifted estimate needs, and a margin
             ends = np.array([-float(acc_bound), float(acc_bound)])
