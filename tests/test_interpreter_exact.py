@@ -241,10 +241,12 @@ def test_multiply_shift_folded_into_the_weights_only_below_2_53(margin):
     assert np.array_equal(got, np.array(want))
 
 
-@pytest.mark.parametrize("mult, strides, dilations", [(1, (1, 1), (1, 1)), (1, (2, 2), (1, 1)), (2, (1, 2), (2, 1))])
+@pytest.mark.parametrize(
+    "mult, strides, dilations", [(1, (1, 1), (1, 1)), (1, (2, 2), (1, 1)), (1, (2, 3), (2, 2)), (2, (1, 2), (2, 1))]
+)
 def test_depthwise_taps_match_an_integer_convolution(mult, strides, dilations):
     """The depthwise path (taps in float32, a few images at a time, channels merged with the
-    width when the stride across is 1) against a loop over output pixels in int64, at the
+    width, the columns split by phase for a stride across) against a loop over output pixels in int64, at the
     ends of the int8 range (a batch of 70: chunks of unequal size)."""
     from accelgen.runtime.program import Node
 

@@ -341,19 +341,25 @@ def _prepared_requant(op, acc_bound):
 # -- integer ops -----------------------------------------------------------------------------
 
 
-def _windows(x: np.ndarray, kernel, strides, pads, dilations=(1, 1), pad_value=0) -> np.ndarray:
-    """(N, OH, OW, C, KH, KW) windows of an NHWC tensor."""
+def _padded(x: np.ndarray, pads, pad_value=0) -> np.ndarray:
+    """An NHWC tensor padded (top, left, bottom, right) with ``pad_value``: into a reused
+    buffer (read within the op only), or the tensor itself without padding."""
     top, left, bottom, right = pads
-    if top or left or bottom or right:
-        # into a reused buffer (the windows are a view of it: read within the op only)
-        n, h, w, c = x.shape
-        padded = SCRATCH.take("pad", (n, top + h + bottom, left + w + right, c), x.dtype)
-        padded[:, :top] = pad_value
-        padded[:, top + h :] = pad_value
-        padded[:, top : top + h, :left] = pad_value
-        padded[:, top : top + h, left + w :] = pad_value
-        padded[:, top : top + h, left : left + w] = x
-        x = padded
+    if not (top or left or bottom or right):
+        return x
+    n, h, w, c = x.shape
+    padded = SCRATCH.take("pad", (n, top + h + bottom, left + w + right, c), x.dtype)
+    padded[:, :top] = pad_value
+    padded[:, top + h :] = pad_value
+    padded[:, top : top + h, :left] = pad_value
+    padded[:, top : top + h, left + w :] = pad_value
+    padded[:, top : top + h, left : left + w] = x
+    return padded
+
+
+def _windows(x: np.ndarray, kernel, strides, pads, dilations=(1, 1), pad_value=0) -> np.ndarray:
+    """(N, OH, OW, C, KH, KW) windows of an NHWC tensor (views of it, padded by _padded)."""
+    x = _padded(x, pads, pad_value)
     kh, kw = kernel
     dh, dw = dilations
     ekh, ekw = (kh - 1) * dh + 1, (kw - 1) * dw + 1
@@ -457,28 +463,43 @@ def _conv(op, ins, graph) -> np.ndarray:
         return acc.astype(np.int64) if rq is None else rq(acc)
     # the windows are taken of the input already in the float type the products need (no
     # copy of the larger window matrix in int64 first); padding adds zeros only
-    win = _windows(xc, (kh, kw), op.strides, op.pads, op.dilations)
+    xp = _padded(xc, op.pads)
+    win = _windows(xp, (kh, kw), op.strides, (0, 0, 0, 0), op.dilations)
     n, oh, ow = win.shape[:3]
     if depthwise:  # tap by tap: kh * kw multiply-adds over the whole map, exact below the bound
         mult = oc // op.groups
-        merged = mult == 1 and op.strides[1] == 1
-        if merged:
-            # a tap's (ow, C) block is contiguous in the padded input: as one axis of ow * C
-            # with the weights tiled ow times, numpy's inner loop runs over ow * C elements
-            acc = np.empty((n, oh, ow * oc), dtype=dtype)
+        (sh, sw), (dh, dw) = op.strides, op.dilations
+        if mult == 1:
+            # a tap's (ow, C) block as one contiguous axis of ow * C, with the weights tiled
+            # ow times, so that numpy's inner loop runs over ow * C elements: the padded
+            # input's columns split by their phase modulo the stride across (one copy; the
+            # input itself at stride 1), tap (i, j) reads phase j * dw % sw from column
+            # j * dw // sw on
+            phases = xp[:, :, None]
+            if sw > 1:
+                wp = xp.shape[2]
+                phases = SCRATCH.take("phases", (n, xp.shape[1], sw, -(-wp // sw), oc), dtype)
+                for ph in range(sw):
+                    cols = xp[:, :, ph::sw]
+                    phases[:, :, ph, : cols.shape[2]] = cols
+            acc = SCRATCH.take("acc", (n, oh, ow * oc), dtype)  # (read by rq only)
             taps = [np.tile(wt[:, 0], ow) for wt in mats]
         else:
-            acc = np.empty((n, oh, ow, op.groups) + ((mult,) if mult > 1 else ()), dtype=dtype)
-            taps = [wt if mult > 1 else wt[:, 0] for wt in mats]
+            acc = np.empty((n, oh, ow, op.groups, mult), dtype=dtype)
         # a few images at a time, so that the accumulator and the product stay in cache (the
         # same products, added in the same tap order)
         chunk = max(1, (1 << 16) // max(1, oh * ow * oc))
-        tmp = np.empty((min(chunk, n),) + acc.shape[1:], dtype=dtype)
+        tmp = SCRATCH.take("taps", (min(chunk, n),) + acc.shape[1:], dtype)
         for s in range(0, n, chunk):
             a, p = acc[s : s + chunk], tmp[: min(chunk, n - s)]
-            for t, wt in enumerate(taps):
-                tap = win[s : s + chunk, ..., t // kw, t % kw]
-                tap = tap.reshape(a.shape) if merged else (tap[..., None] if mult > 1 else tap)
+            for t in range(kh * kw):
+                i, j = divmod(t, kw)
+                if mult == 1:
+                    r, c = i * dh, j * dw
+                    tap = phases[s : s + chunk, r : r + (oh - 1) * sh + 1 : sh, c % sw, c // sw : c // sw + ow]
+                    tap, wt = tap.reshape(a.shape), taps[t]
+                else:
+                    tap, wt = win[s : s + chunk, ..., i, j][..., None], mats[t]
                 np.multiply(tap, wt, out=a if t == 0 else p)
                 if t:
                     a += p
