@@ -294,8 +294,10 @@ class _Estimate:
     from tables of megabytes.
     """
 
-    #: the most guard entries a row may need on either side
+    #: the most guard entries a row may need on either side, and the most entries of all
+    #: rows with their guards (a plan lives as long as its op; as for LUT_ENTRIES)
     MAX_GUARD = 1 << 14
+    MAX_GUARDED_ENTRIES = LUT_ENTRIES
 
     @classmethod
     def build(cls, T, base, step: int, channels: int, negate, acc_bound=None):
@@ -361,7 +363,7 @@ class _Estimate:
                 self._index(ends, np.float32(slope[c]), np.float32(offset[c]), None, None) for c in range(channels)
             ]
             self.guard = max(0, *(max(-int(r[0]), int(r[1]) - m) for r, m in zip(reach, ms))) + 2
-            if self.guard > cls.MAX_GUARD:
+            if self.guard > cls.MAX_GUARD or channels * (max(ms) + 2 + 2 * self.guard) > cls.MAX_GUARDED_ENTRIES:
                 self.guard = 0
             self.width = max(ms) + 2 + 2 * self.guard
         rows_at = np.arange(channels) * self.width + self.guard
