@@ -5,7 +5,9 @@ beyond; the references here are numpy's integer matmul (no floating point) and P
 integers. The whole-model checks drive the fixture CNNs (regular, depthwise and residual
 convolutions) with inputs that quantize to the ends of the input range, against the ONNX
 semantics (onnxruntime with graph optimisations off; for QDQ models also ONNX's reference
-implementation in float64).
+implementation in float64). The fixtures on which onnxruntime agrees with the golden
+model code for code are compared output by output, and a layer whose accumulator bound
+exceeds 2**53 is checked to take the integer path.
 """
 
 from __future__ import annotations
@@ -123,6 +125,52 @@ def test_prepared_thresholds_count_exactly_at_every_threshold(lut_entries, mode,
     assert np.array_equal(prepared(acc), want)
     assert np.array_equal(prepared(acc[:64].astype(np.float64)), want[:64])  # float accumulators
     assert np.array_equal(numeric.apply_requant(acc, ir.Thresholds(T, base, direction, step)), want)
+    # every direction +1: float accumulators keyed in float (the lookup table), or as int64
+    ones = np.ones(channels, dtype=np.int64)
+    plain = numeric.PreparedThresholds(T, base, ones, step, channels, lut_entries)
+    assert ("float_keys" in plain.__dict__) == (mode == "lut" and not shared)
+    want = _count_reference(acc, T, base, ones, step)
+    for dtype in (np.float32, np.float64):
+        assert np.array_equal(plain(acc.astype(dtype)), want)
+
+
+@pytest.mark.parametrize("jitter", [0.0, 0.8])
+@pytest.mark.parametrize("shared", [False, True])
+def test_prepared_thresholds_estimate_counts_exactly_at_every_threshold(shared, jitter):
+    """Thresholds of an affine requantizer (evenly spaced up to rounding, a cluster at each
+    end as a clipped range leaves, a repeated one) too spread for a lookup table: the
+    corrected affine estimate, at every threshold, one below and one above, and the ends of
+    int64's useful range, against Python integers; a spacing no affine estimate follows
+    within one level falls back to the search. Evenly spaced (a skipped level included),
+    the estimate needs one comparison; up to 0.8 of a level off their line, two."""
+    channels, levels = 4, 255
+    scale = np.array([4100.3] if shared else [732.4, 1000.7, 513.3, 2048.0])[:, None]  # beyond 2**19 keys
+    # (thresholds drifting off their line by up to 0.8 of a level: the estimate needs both
+    # corrections)
+    T = np.floor((np.arange(levels) + jitter * np.sin(np.arange(levels) / 10)) * scale - 90_000).astype(np.int64)
+    T[:, :40] = T[:, 40:41]  # the lowest 40 levels at one threshold (a clipped range)
+    T[:, -30:] = T[:, -31:-30]
+    if not shared and not jitter:
+        T[0, 100:102] = T[0, 100]  # a skipped output level: a gap of two levels
+    base = np.array([-128, 0, -5, 3])
+    direction = np.array([1, -1, 1, -1])
+    step = 1 if shared else 2
+    probes = np.unique(np.concatenate([T.reshape(-1) + o for o in (-1, 0, 1)] + [[-(2**62), 2**62, 0]]))
+    acc = np.stack([probes, -probes, probes, -probes], axis=-1)
+    prepared = numeric.PreparedThresholds(T, base, direction, step, channels)
+    assert prepared.mode == "estimate" and prepared.estimate.one_sided == (not jitter)
+    want = _count_reference(acc, T, base, direction, step)
+    assert np.array_equal(prepared(acc), want)
+    assert np.array_equal(prepared(acc[1:-1].astype(np.float32)), want[1:-1])  # float32 accumulators
+    # with a bound on |acc| (that of every probe but the ends of int64's range): guard entries
+    # instead of the clip
+    bound = int(np.abs(acc[1:-1]).max())
+    guarded = numeric.PreparedThresholds(T, base, direction, step, channels, acc_bound=bound)
+    assert guarded.mode == "estimate" and guarded.estimate.guard > 0
+    for dtype in (np.int64, np.float32, np.float64):
+        assert np.array_equal(guarded(acc[1:-1].astype(dtype)), want[1:-1])
+    T[0, 120:] += 200_000  # one jump far wider than a level: the estimate is off by many
+    assert numeric.PreparedThresholds(T, base, direction, step, channels).mode != "estimate"
 
 
 def test_prepared_thresholds_with_unsorted_rows_fall_back_to_the_loop():
@@ -193,10 +241,12 @@ def test_multiply_shift_folded_into_the_weights_only_below_2_53(margin):
     assert np.array_equal(got, np.array(want))
 
 
-@pytest.mark.parametrize("mult, strides, dilations", [(1, (1, 1), (1, 1)), (1, (2, 2), (1, 1)), (2, (1, 2), (2, 1))])
+@pytest.mark.parametrize(
+    "mult, strides, dilations", [(1, (1, 1), (1, 1)), (1, (2, 2), (1, 1)), (1, (2, 3), (2, 2)), (2, (1, 2), (2, 1))]
+)
 def test_depthwise_taps_match_an_integer_convolution(mult, strides, dilations):
     """The depthwise path (taps in float32, a few images at a time, channels merged with the
-    width when the stride across is 1) against a loop over output pixels in int64, at the
+    width, the columns split by phase for a stride across) against a loop over output pixels in int64, at the
     ends of the int8 range (a batch of 70: chunks of unequal size)."""
     from accelgen.runtime.program import Node
 
@@ -280,3 +330,64 @@ def test_the_host_quantizer_divides_as_its_dialect_defines(tmp_path, dialect):
     float32 = np.clip(np.round(x / scale), 0, 255)
     assert np.sum(float32 != real) >= 20
     np.testing.assert_array_equal(got, real if dialect == "qonnx" else float32)
+
+
+@pytest.mark.parametrize("kind", ["Dense", "Conv"])
+@pytest.mark.parametrize("codes_dtype", [np.int64, np.float32])
+def test_accumulators_beyond_2_53_take_the_integer_path(kind, codes_dtype):
+    """A layer whose accumulator bound (sum |w| * max |x - zp|) exceeds 2**53 is summed in
+    Python integers: here the row sums to 254 * (2**47 + 1) + 1, odd and beyond 2**54, which
+    no float64 holds (float64 BLAS would round it). Its input as int64 codes or as the
+    float32 codes the interpreter holds between layers; against Python integers."""
+    from accelgen.runtime.program import Node
+
+    q = Node(bits=8, signed=True, narrow=False, bipolar=False, zero_point=np.array([0]), axis=None)
+    graph = Node(tensors={"x": Node(qtype=q)})
+    w = np.array([[(1 << 47) + 1, (1 << 47) + 1, 1], [1, -1, 3]], dtype=np.int64)
+    x = np.array([[127, 127, 1], [-128, 127, -3], [0, 1, 0]], dtype=np.int64)
+    want = np.array([[sum(int(a) * int(b) for a, b in zip(row, col)) for col in w] for row in x])
+    assert int(want[0, 0]) == 254 * ((1 << 47) + 1) + 1 and int(float(want[0, 0])) != int(want[0, 0])
+    if kind == "Dense":
+        op = Node(kind="Dense", name="d", inputs=["x"], outputs=["y"], weights=w, requant=None)
+        got = interpreter._dense(op, [x.astype(codes_dtype)], graph)
+        assert interpreter._PLANS[id(op)][2][1] is None  # no float centering: the integer path
+    else:  # the same products as a 1x3 convolution over a 1x3 image
+        op = Node(kind="Conv", name="c", inputs=["x"], outputs=["y"], weights=w.reshape(2, 3, 1, 1)[:, :, :, :],
+                  groups=1, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), requant=None)  # fmt: skip
+        got = interpreter._conv(op, [x.reshape(3, 1, 1, 3).astype(codes_dtype)], graph).reshape(3, 2)
+        assert interpreter._PLANS[id(op)][2][1] is None  # no float type: the integer path
+    assert got.dtype == np.int64
+    assert np.array_equal(got.astype(object), want.astype(object))
+
+
+#: the QDQ / QOperator fixtures on which the golden model and onnxruntime (graph
+#: optimisations off) agree on every output code; the other two (resnet8, dscnn msdomain)
+#: differ by one step where onnxruntime requantizes in float (see test_fidelity)
+ORT_EXACT = ["qdq_mlp_pertensor.onnx", "qdq_mlp_s8.onnx", "qdq_cnn_perchannel_residual.onnx",
+             "qop_mlp_pertensor.onnx", "qop_cnn_perchannel_residual.onnx", "torch_qdq_mlp.onnx",
+             "qcdq_mlp_w4a4.onnx", "qcdq_cnn_w3a3.onnx", "torch_ao_qat_mlp_opset13.onnx",
+             "torch_ao_qat_mlp_opset20.onnx", "qop_dscnn_perchannel.onnx", "qop_mlp_matmul_add.onnx"]  # fmt: skip
+
+
+@pytest.mark.parametrize("file", ORT_EXACT)
+def test_golden_equals_onnxruntime_code_for_code(file):
+    """The digits test split, random inputs over the input's range and beyond, and inputs at
+    the ends of the input range (every code at qmin or qmax, or mixed): every output the
+    same code as onnxruntime's (below half a step apart: float noise of a float tail only);
+    run twice, so that the second run reuses the first's buffers."""
+    path, graph, x, _, step = prepared(file)
+    rng = np.random.default_rng(7)
+    big = np.float32(1e4)
+    batches = [
+        x[:360],
+        (rng.standard_normal(x[:97].shape) * np.abs(x).max()).astype(np.float32),
+        np.full_like(x[:4], big),
+        np.full_like(x[:4], -big),
+        np.where(rng.random(x[:64].shape) < 0.5, big, -big).astype(np.float32),
+    ]
+    for xb in batches:
+        ref = run_reference(path, xb, ort_optimize=False)
+        for _ in range(2):
+            ours = next(iter(golden.run(graph, xb).values()))
+            r = compare(ours, ref, step)
+            assert r["max_steps"] < 0.5, (file, r)

@@ -8,6 +8,12 @@ residual adds and concatenations are exact. The host's quantizer rounds x / scal
 model's dialect defines it (see ``_quantize``); the float tail computes in float32 as
 onnxruntime and the qonnx executor do.
 
+For speed, integer arithmetic runs in float BLAS and float ufuncs wherever a bound proves
+it exact (every integer involved below 2**24 for float32, 2**53 for float64; bounds from
+the weights and the code ranges, computed once per op), and integer tensors are held as
+float32 codes between the ops that compute in float; beyond the bounds, int64 or Python
+integers. The results are the integer formulas' either way.
+
 Part of the standalone runtime: numpy only, Python >= 3.8, no import from the compiler.
 """
 
@@ -20,7 +26,9 @@ import numpy as np
 
 from .numeric import (
     SCRATCH,
+    _codes_dtype,
     _compact,
+    _floor_clip,
     _in_blocks,
     _per_channel,
     _Tiled,
@@ -117,20 +125,42 @@ def evaluate_ops(graph, ops, env: dict, arena: tuple | None = None) -> None:
     """Evaluate ``ops`` (a part of ``graph``, in order) on the tensors in ``env``, in place.
 
     With ``arena`` (see :func:`_arena`), the outputs it lists may be written into buffers of
-    the graph's previous run: only for values that never leave the run."""
+    the graph's previous run: only for values that never leave the run.
+
+    Within a run, an integer tensor may be held as float32 codes (exact: requantizers produce
+    float32 only for codes below 2**24 in magnitude): the matrix products take them in the
+    float type they compute in, so the codes are never cast to int64 and back between
+    layers. Ops not in ``_TAKES_FLOAT_CODES`` get them as int64, and every tensor that may
+    leave the run (all of them without ``arena``) is int64 in ``env`` afterwards.
+    """
     buffers, inner = arena if arena is not None else (None, ())
+    tensors = graph.tensors
     for op in ops:
         fn = _EVAL.get(op.kind)
         if fn is None:
             raise OpFailure(f"no evaluation for {op.kind} ('{op.name}')")
         out = op.outputs[0]
+        args = [env[t] for t in op.inputs]
+        if op.kind not in _TAKES_FLOAT_CODES:
+            args = [_int_codes(tensors[t], a) for t, a in zip(op.inputs, args)]
         SCRATCH.slot = (buffers, out) if out in inner else None
         try:
-            env[out] = fn(op, [env[t] for t in op.inputs], graph)
+            env[out] = fn(op, args, graph)
         except Exception as exc:  # name the op: this is a bug or a foreign graph
             raise OpFailure(f"{op.kind} '{op.name}': {exc!r}") from exc
         finally:
             SCRATCH.slot = None
+    for op in ops:
+        out = op.outputs[0]
+        if out not in inner:
+            env[out] = _int_codes(tensors[out], env[out])
+
+
+def _int_codes(t, x: np.ndarray) -> np.ndarray:
+    """An integer tensor's codes as int64 (held as float32 within a run: see ``evaluate_ops``)."""
+    if x.dtype.kind == "f" and t.kind != "float":
+        return x.astype(np.int64)
+    return x
 
 
 def check_input(graph, name: str, x: np.ndarray) -> np.ndarray:
@@ -145,7 +175,7 @@ def check_input(graph, name: str, x: np.ndarray) -> np.ndarray:
         if x.dtype.kind not in "fiu":
             raise InputValidationError(f"input '{name}' has dtype {x.dtype}; expected float")
         x = x.astype(np.float32)
-        if not np.all(np.isfinite(x)):
+        if not np.isfinite(x).all():
             raise InputValidationError(f"input '{name}' contains NaN or infinite values")
         return x
     if x.dtype.kind not in "iu" and np.dtype(x.dtype).name not in SMALL_INT_TYPES:
@@ -184,7 +214,9 @@ def _centered(x: np.ndarray, q: object) -> np.ndarray:
     """code - zero_point (bipolar codes are their own value)."""
     if q.bipolar:
         return x
-    return x - _per_axis(q.zero_point, x.ndim, q.axis).astype(np.int64)
+    zp = _per_axis(q.zero_point, x.ndim, q.axis).astype(np.int64)
+    # (float codes in float64, whatever numpy's casting rules for a zero-dimensional zp)
+    return np.subtract(x, zp, dtype=np.float64) if x.dtype.kind == "f" else x - zp
 
 
 def _matmul_exact(a: np.ndarray, b: np.ndarray, b_max: int | None = None, a_max: int | None = None) -> np.ndarray:
@@ -230,10 +262,15 @@ _PLANS: dict = {}
 
 def _plan(op, graph, build):
     key = id(op)
-    deps = tuple(graph.tensors[t] for t in op.inputs)
     entry = _PLANS.get(key)
-    if entry is not None and entry[0]() is op and all(a is b for a, b in zip(entry[1], deps)):
-        return entry[2]
+    if entry is not None and entry[0]() is op:
+        tensors = graph.tensors
+        for name, dep in zip(op.inputs, entry[1]):
+            if tensors[name] is not dep:
+                break
+        else:
+            return entry[2]
+    deps = tuple(graph.tensors[t] for t in op.inputs)
     plan = build(op, graph)
     try:
         ref = weakref.ref(op, lambda _ref, key=key: _PLANS.pop(key, None))
@@ -264,16 +301,10 @@ def _centering(q, ndim: int, dtype):
     limit = FLOAT32_EXACT if dtype == np.float32 else FLOAT64_EXACT
     if max(abs(qmin), abs(qmax), int(np.abs(zp).max(initial=0))) >= limit:
         return lambda x: _centered(x, q).astype(dtype)
-    if not np.any(zp != 0):
-        return lambda x: x.astype(dtype)
+    if not np.any(zp != 0):  # (read only: no copy when the codes are already in dtype)
+        return lambda x: x.astype(dtype, copy=False)
     zpf = _per_axis(q.zero_point, ndim, q.axis).astype(dtype)
-
-    def center(x):
-        xf = x.astype(dtype)
-        xf -= zpf
-        return xf
-
-    return center
+    return lambda x: np.subtract(x, zpf, dtype=dtype)
 
 
 def _row_bounds(w2: np.ndarray, x_max: int) -> int:
@@ -311,19 +342,25 @@ def _prepared_requant(op, acc_bound):
 # -- integer ops -----------------------------------------------------------------------------
 
 
-def _windows(x: np.ndarray, kernel, strides, pads, dilations=(1, 1), pad_value=0) -> np.ndarray:
-    """(N, OH, OW, C, KH, KW) windows of an NHWC tensor."""
+def _padded(x: np.ndarray, pads, pad_value=0) -> np.ndarray:
+    """An NHWC tensor padded (top, left, bottom, right) with ``pad_value``: into a reused
+    buffer (read within the op only), or the tensor itself without padding."""
     top, left, bottom, right = pads
-    if top or left or bottom or right:
-        # into a reused buffer (the windows are a view of it: read within the op only)
-        n, h, w, c = x.shape
-        padded = SCRATCH.take("pad", (n, top + h + bottom, left + w + right, c), x.dtype)
-        padded[:, :top] = pad_value
-        padded[:, top + h :] = pad_value
-        padded[:, top : top + h, :left] = pad_value
-        padded[:, top : top + h, left + w :] = pad_value
-        padded[:, top : top + h, left : left + w] = x
-        x = padded
+    if not (top or left or bottom or right):
+        return x
+    n, h, w, c = x.shape
+    padded = SCRATCH.take("pad", (n, top + h + bottom, left + w + right, c), x.dtype)
+    padded[:, :top] = pad_value
+    padded[:, top + h :] = pad_value
+    padded[:, top : top + h, :left] = pad_value
+    padded[:, top : top + h, left + w :] = pad_value
+    padded[:, top : top + h, left : left + w] = x
+    return padded
+
+
+def _windows(x: np.ndarray, kernel, strides, pads, dilations=(1, 1), pad_value=0) -> np.ndarray:
+    """(N, OH, OW, C, KH, KW) windows of an NHWC tensor (views of it, padded by _padded)."""
+    x = _padded(x, pads, pad_value)
     kh, kw = kernel
     dh, dw = dilations
     ekh, ekw = (kh - 1) * dh + 1, (kw - 1) * dw + 1
@@ -334,20 +371,18 @@ def _windows(x: np.ndarray, kernel, strides, pads, dilations=(1, 1), pad_value=0
 class _FusedShift:
     """The end of a multiply-shift whose multiplier and 2**-shift are folded into the weights."""
 
-    def __init__(self, bias, lo, hi) -> None:
-        self.tiled = _Tiled(bias, lo, hi)
+    def __init__(self, bias, lo, hi, out_dtype) -> None:
+        self.tiled, self.out_dtype = _Tiled(bias, lo, hi), out_dtype
 
     @staticmethod
-    def _codes(y, bias, lo, hi):
+    def _codes(y, out, bias, lo, hi):
         y += bias  # in place: y is the op's own product matrix
-        np.floor(y, out=y)
-        np.maximum(y, lo, out=y)  # clip, without np.clip's wrapper
-        np.minimum(y, hi, out=y)
-        return y.astype(np.int64)
+        _floor_clip(y, lo, hi, out)
 
     def __call__(self, y: np.ndarray) -> np.ndarray:
         wide, k = _widen(y, y.shape[-1])
-        return _in_blocks(lambda blk: self._codes(blk, *self.tiled(k)), wide).reshape(y.shape)
+        tiled = self.tiled(k)
+        return _in_blocks(lambda blk, out: self._codes(blk, out, *tiled), wide, self.out_dtype).reshape(y.shape)
 
 
 def _fused_shift(op, w2: np.ndarray, x_max: int):
@@ -375,9 +410,13 @@ def _fused_shift(op, w2: np.ndarray, x_max: int):
     if worst >= FLOAT64_EXACT:
         return None
     scale = 2.0 ** -int(rq.shift)
-    lo = _compact(_per_channel(np.asarray(rq.lo, dtype=np.int64), oc).astype(np.float64))
-    hi = _compact(_per_channel(np.asarray(rq.hi, dtype=np.int64), oc).astype(np.float64))
-    return dm.astype(np.float64) * scale, _FusedShift(_compact(off.astype(np.float64) * scale), lo, hi)
+    lo = _per_channel(np.asarray(rq.lo, dtype=np.int64), oc)
+    hi = _per_channel(np.asarray(rq.hi, dtype=np.int64), oc)
+    codes = _codes_dtype(lo, hi)
+    bounds = np.float32 if codes == np.float32 else np.float64  # (see _floor_clip)
+    fin = _FusedShift(_compact(off.astype(np.float64) * scale), _compact(lo.astype(bounds)),
+                      _compact(hi.astype(bounds)), codes)  # fmt: skip
+    return dm.astype(np.float64) * scale, fin
 
 
 def _conv_plan(op, graph):
@@ -415,30 +454,53 @@ def _conv(op, ins, graph) -> np.ndarray:
     oc, icg, kh, kw = op.weights.shape
     if dtype is None:
         return _conv_exact(op, ins, graph, rq)
+    xc = center(ins[0])
+    if kh == kw == 1 and len(mats) == 1 and tuple(op.strides) == (1, 1) and not any(op.pads):
+        # pointwise: the NHWC input is already the window matrix
+        n, h, w = xc.shape[:3]
+        acc = SCRATCH.take("acc", (n * h * w, oc), dtype)
+        np.matmul(xc.reshape(n * h * w, icg), mats[0], out=acc)
+        acc = acc.reshape(n, h, w, oc)
+        return acc.astype(np.int64) if rq is None else rq(acc)
     # the windows are taken of the input already in the float type the products need (no
     # copy of the larger window matrix in int64 first); padding adds zeros only
-    win = _windows(center(ins[0]), (kh, kw), op.strides, op.pads, op.dilations)
+    xp = _padded(xc, op.pads)
+    win = _windows(xp, (kh, kw), op.strides, (0, 0, 0, 0), op.dilations)
     n, oh, ow = win.shape[:3]
     if depthwise:  # tap by tap: kh * kw multiply-adds over the whole map, exact below the bound
         mult = oc // op.groups
-        merged = mult == 1 and op.strides[1] == 1
-        if merged:
-            # a tap's (ow, C) block is contiguous in the padded input: as one axis of ow * C
-            # with the weights tiled ow times, numpy's inner loop runs over ow * C elements
-            acc = np.empty((n, oh, ow * oc), dtype=dtype)
+        (sh, sw), (dh, dw) = op.strides, op.dilations
+        if mult == 1:
+            # a tap's (ow, C) block as one contiguous axis of ow * C, with the weights tiled
+            # ow times, so that numpy's inner loop runs over ow * C elements: the padded
+            # input's columns split by their phase modulo the stride across (one copy; the
+            # input itself at stride 1), tap (i, j) reads phase j * dw % sw from column
+            # j * dw // sw on
+            phases = xp[:, :, None]
+            if sw > 1:
+                wp = xp.shape[2]
+                phases = SCRATCH.take("phases", (n, xp.shape[1], sw, -(-wp // sw), oc), dtype)
+                for ph in range(sw):
+                    cols = xp[:, :, ph::sw]
+                    phases[:, :, ph, : cols.shape[2]] = cols
+            acc = SCRATCH.take("acc", (n, oh, ow * oc), dtype)  # (read by rq only)
             taps = [np.tile(wt[:, 0], ow) for wt in mats]
         else:
-            acc = np.empty((n, oh, ow, op.groups) + ((mult,) if mult > 1 else ()), dtype=dtype)
-            taps = [wt if mult > 1 else wt[:, 0] for wt in mats]
+            acc = np.empty((n, oh, ow, op.groups, mult), dtype=dtype)
         # a few images at a time, so that the accumulator and the product stay in cache (the
         # same products, added in the same tap order)
         chunk = max(1, (1 << 16) // max(1, oh * ow * oc))
-        tmp = np.empty((min(chunk, n),) + acc.shape[1:], dtype=dtype)
+        tmp = SCRATCH.take("taps", (min(chunk, n),) + acc.shape[1:], dtype)
         for s in range(0, n, chunk):
             a, p = acc[s : s + chunk], tmp[: min(chunk, n - s)]
-            for t, wt in enumerate(taps):
-                tap = win[s : s + chunk, ..., t // kw, t % kw]
-                tap = tap.reshape(a.shape) if merged else (tap[..., None] if mult > 1 else tap)
+            for t in range(kh * kw):
+                i, j = divmod(t, kw)
+                if mult == 1:
+                    r, c = i * dh, j * dw
+                    tap = phases[s : s + chunk, r : r + (oh - 1) * sh + 1 : sh, c % sw, c // sw : c // sw + ow]
+                    tap, wt = tap.reshape(a.shape), taps[t]
+                else:
+                    tap, wt = win[s : s + chunk, ..., i, j][..., None], mats[t]
                 np.multiply(tap, wt, out=a if t == 0 else p)
                 if t:
                     a += p
@@ -463,7 +525,7 @@ def _conv(op, ins, graph) -> np.ndarray:
 
 def _conv_exact(op, ins, graph, rq) -> np.ndarray:
     """Accumulators beyond 2**53: products summed as Python integers."""
-    x = _centered(ins[0], graph.tensors[op.inputs[0]].qtype)
+    x = _centered(ins[0].astype(np.int64, copy=False), graph.tensors[op.inputs[0]].qtype)
     w = op.weights
     oc, icg, kh, kw = w.shape
     x_max, w_max = int(np.abs(x).max(initial=0)), int(np.abs(w).max(initial=0))
@@ -492,7 +554,8 @@ def _dense_plan(op, graph):
     x_max = _code_bound(q)
     bound = _row_bounds(w, x_max)  # bounds every partial sum, as for Conv
     dtype = _float_dtype(bound)
-    rq = _prepared_requant(op, bound)
+    # (the accumulator's channels are the weights' rows: prepared now, not on first use)
+    rq = None if op.requant is None else prepare_requant(op.requant, w.shape[0], bound)
     fused = _fused_shift(op, w, x_max) if dtype is not None else None
     scale = np.ones(w.shape[0])
     if fused is not None:
@@ -505,10 +568,13 @@ def _dense_plan(op, graph):
 def _dense(op, ins, graph) -> np.ndarray:
     q, center, wt, rq = _plan(op, graph, _dense_plan)
     if center is None:
-        acc = _matmul_exact(_centered(ins[0], q), op.weights.T)
+        acc = _matmul_exact(_centered(ins[0].astype(np.int64, copy=False), q), op.weights.T)
         return acc if rq is None else rq(acc)
-    acc = center(ins[0]) @ wt
-    return acc.astype(np.int64) if rq is None else rq(acc)
+    x = center(ins[0])
+    if rq is None:
+        return (x @ wt).astype(np.int64)
+    acc = SCRATCH.take("acc", (x.shape[0], wt.shape[1]), wt.dtype)  # (read by rq only)
+    return rq(np.matmul(x, wt, out=acc))
 
 
 def _tt_dense(op, ins, graph) -> np.ndarray:
@@ -582,12 +648,18 @@ def _maxpool(op, ins, graph) -> np.ndarray:
 def _avgpool_plan(op, graph):
     q = graph.tensors[op.inputs[0]].qtype
     bound = _code_bound(q) * int(np.prod(op.kernel))
-    return q, _prepared_requant(op, bound)
+    rq = _prepared_requant(op, bound)
+    # float codes (see evaluate_ops) summed in the float type every partial sum is exact in
+    dtype = _float_dtype(bound)
+    center = _centering(q, 4, dtype) if rq is not None and dtype is not None else None
+    return q, rq, center
 
 
 def _avgpool(op, ins, graph) -> np.ndarray:
-    q, rq = _plan(op, graph, _avgpool_plan)
-    x = _centered(ins[0], q)
+    q, rq, center = _plan(op, graph, _avgpool_plan)
+    if center is not None and ins[0].dtype.kind == "f":
+        return rq(_taps(_windows(center(ins[0]), op.kernel, op.strides, op.pads), np.add))
+    x = _centered(ins[0].astype(np.int64, copy=False), q)
     acc = _taps(_windows(x, op.kernel, op.strides, op.pads), np.add)  # int64: exact
     return acc if rq is None else rq(acc)
 
@@ -596,11 +668,38 @@ def _add_plan(op, graph):
     qa, qb = (graph.tensors[t].qtype for t in op.inputs)
     ma, mb = (int(m) for m in op.input_multipliers)
     bound = abs(ma) * _code_bound(qa) + abs(mb) * _code_bound(qb)
-    return qa, qb, ma, mb, _prepared_requant(op, bound)
+    rq = _prepared_requant(op, bound)
+    # in float64 when every intermediate (code - zero point, times its multiplier, the sum)
+    # is an integer below 2**53 in magnitude: the same integers, exact
+    zps = [_float_zero_point(q, len(graph.tensors[t].shape)) for q, t in zip((qa, qb), op.inputs)]
+    in_float = rq is not None and bound < FLOAT64_EXACT and all(z is not False for z in zps)
+    return qa, qb, ma, mb, rq, zps if in_float else None
+
+
+def _float_zero_point(q, ndim: int):
+    """A quantization type's zero points in float64 for inputs of ``ndim`` axes (None when
+    there are none to subtract), or False when a code or zero point is not exact in float64."""
+    qmin, qmax = qrange(q)
+    zp = np.zeros(1) if q.bipolar else np.asarray(q.zero_point)
+    if max(abs(qmin), abs(qmax), int(np.abs(zp).max(initial=0))) >= FLOAT64_EXACT:
+        return False
+    return _per_axis(q.zero_point, ndim, q.axis).astype(np.float64) if np.any(zp != 0) else None
 
 
 def _add(op, ins, graph) -> np.ndarray:
-    qa, qb, ma, mb, rq = _plan(op, graph, _add_plan)
+    qa, qb, ma, mb, rq, zps = _plan(op, graph, _add_plan)
+    if zps is not None and ins[0].shape == ins[1].shape:
+        acc, other = (SCRATCH.take(role, ins[0].shape, np.float64) for role in ("add", "add_other"))
+        for dst, x, zp, m in ((acc, ins[0], zps[0], ma), (other, ins[1], zps[1], mb)):
+            if zp is None:
+                np.copyto(dst, x)
+            else:
+                np.subtract(x, zp, out=dst, dtype=np.float64)
+            if m != 1:
+                dst *= m
+        acc += other
+        return rq(acc)
+    ins = [x.astype(np.int64, copy=False) for x in ins]
     acc = _centered(ins[0], qa)  # int64, in place: the same integers as the formula
     if acc is ins[0]:  # bipolar codes are their own value: never change the input
         acc = acc.copy()
@@ -615,12 +714,19 @@ def _add(op, ins, graph) -> np.ndarray:
 
 def _requantize_plan(op, graph):
     q = graph.tensors[op.inputs[0]].qtype
-    return q, _prepared_requant(op, _code_bound(q))
+    rq = _prepared_requant(op, _code_bound(q))
+    # codes held in float (see evaluate_ops) are centered in float64: exact when the codes
+    # and zero points are (|code - zp| is then bounded by _code_bound, below them)
+    zp = _float_zero_point(q, len(graph.tensors[op.inputs[0]].shape)) if rq is not None else False
+    return q, rq, zp
 
 
 def _requantize(op, ins, graph) -> np.ndarray:
-    q, rq = _plan(op, graph, _requantize_plan)
-    acc = _centered(ins[0], q)
+    q, rq, zp = _plan(op, graph, _requantize_plan)
+    x = ins[0]
+    if x.dtype.kind == "f" and zp is not False:
+        return rq(x if zp is None else np.subtract(x, zp, dtype=np.float64))
+    acc = _centered(x.astype(np.int64, copy=False), q)
     return acc if rq is None else rq(acc)
 
 
@@ -646,7 +752,8 @@ def _quantize_constants(op, ndim: int):
     q = op.qtype
     dtype = np.float32 if _float32_quotient(op) else np.float64
     divisor = dtype(op.divisor) if op.divisor is not None else _per_axis(q.scale, ndim, q.axis).astype(dtype)
-    return divisor, _per_axis(q.zero_point, ndim, q.axis).astype(dtype), qrange(q)
+    zp = _per_axis(q.zero_point, ndim, q.axis).astype(dtype)
+    return divisor, zp, qrange(q), bool(np.all(zp == np.round(zp)))
 
 
 def _float32_quotient(op) -> bool:
@@ -670,11 +777,13 @@ def _quantize(op, ins, graph) -> np.ndarray:
     is saturated anyway). A float32 division, the qonnx executor's, can land on a tie and
     round to the wrong side: x = -1.56825 with scale 0.0123 is -127.4999994, not -127.5.
     """
-    divisor, zp, (qmin, qmax) = _plan(op, graph, _quantize_plan)
-    if any(np.ndim(v) not in (0, ins[0].ndim) for v in (divisor, zp)):  # another rank than described
-        divisor, zp, _ = _quantize_constants(op, ins[0].ndim)
+    divisor, zp, (qmin, qmax), integral = _plan(op, graph, _quantize_plan)
+    if np.ndim(divisor) not in (0, ins[0].ndim) or np.ndim(zp) not in (0, ins[0].ndim):  # another rank
+        divisor, zp, _, integral = _quantize_constants(op, ins[0].ndim)
     scaled = ins[0].astype(divisor.dtype) / divisor  # a new array: the input is not changed
-    codes = to_codes(scaled, zp, qmin, qmax, op.rounding, op.zero_point_after_rounding)
+    codes = to_codes(scaled, zp, qmin, qmax, op.rounding, op.zero_point_after_rounding, integral)
+    if max(-qmin, qmax) < FLOAT32_EXACT:  # integer codes held as float32 (exact)
+        return codes.astype(np.float32, copy=False)
     return codes.astype(np.int64)
 
 
@@ -697,6 +806,8 @@ def _as_float(x: np.ndarray, t: object) -> np.ndarray:
     """The real value of a tensor (float tensors are their own value)."""
     if t.kind == "float":
         return x.astype(np.float64)
+    if x.dtype.kind == "f":  # float codes (see evaluate_ops): in float64 first, so that the
+        x = x.astype(np.float64)  # arithmetic below is float64 under numpy 1's casting rules too
     q = t.qtype
     c = x if q.bipolar else x - _per_axis(q.zero_point, x.ndim, q.axis)
     return c * _per_axis(q.scale, x.ndim, q.axis)
@@ -715,9 +826,22 @@ def _round(op, ins, graph):
 
 
 def _softmax(op, ins, graph):
-    x = _as_float(ins[0], graph.tensors[op.inputs[0]])
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+    x = _as_float(ins[0], graph.tensors[op.inputs[0]])  # a new array: changed in place
+    x -= _row_max(x)
+    np.exp(x, out=x)
+    x /= x.sum(axis=-1, keepdims=True)
+    return x.astype(np.float32)
+
+
+def _row_max(x: np.ndarray) -> np.ndarray:
+    """x.max(axis=-1, keepdims=True): for a few columns, column by column (numpy's reduction
+    over a short last axis costs several times more; a maximum is exact in any order)."""
+    if x.ndim < 2 or not 1 < x.shape[-1] <= 32:
+        return x.max(axis=-1, keepdims=True)
+    m = x[..., :1].copy()
+    for j in range(1, x.shape[-1]):
+        np.maximum(m, x[..., j : j + 1], out=m)
+    return m
 
 
 def _sigmoid(op, ins, graph):
@@ -728,6 +852,13 @@ def _sigmoid(op, ins, graph):
 def _transpose(op, ins, graph):
     return np.ascontiguousarray(np.transpose(ins[0], op.perm))
 
+
+#: the ops that take integer tensors held as float32 codes (see ``evaluate_ops``): they
+#: compute in float (exact: codes and their differences below 2**24), compare or move values
+_TAKES_FLOAT_CODES = frozenset(
+    ("Conv", "Dense", "Add", "Requantize", "AvgPool", "MaxPool", "Concat", "Reshape", "Resize", "Transpose", "Dequantize", "Affine", "Relu", "Clip",
+     "Round", "Softmax", "Sigmoid")
+)  # fmt: skip
 
 _EVAL = {
     "Conv": _conv,

@@ -36,18 +36,29 @@ def round_mode(x: np.ndarray, mode: str) -> np.ndarray:
     raise ValueError(f"unsupported rounding mode {mode}")
 
 
-def to_codes(scaled, zero_point, qmin: int, qmax: int, mode: str, zero_point_after_rounding: bool = False):
+try:  # numpy's clip ufunc, without np.clip's Python wrapper (microseconds per call)
+    from numpy._core.umath import clip as _CLIP
+except ImportError:  # numpy < 2
+    from numpy.core.umath import clip as _CLIP
+
+
+def to_codes(
+    scaled, zero_point, qmin: int, qmax: int, mode: str, zero_point_after_rounding: bool = False, integral_zp=False
+):
     """Integer codes of values already divided by their scale, clipped to [qmin, qmax].
 
     QONNX Quant rounds ``scaled + zero_point``; ONNX QuantizeLinear (and the QLinear* ops)
     round ``scaled`` and add the zero point after (``zero_point_after_rounding``). With an
-    odd zero point the two differ on exact ties.
+    odd zero point the two differ on exact ties. ``integral_zp``: the caller knows every zero
+    point is an integer; then the codes are in range without the final clip (every rounding
+    mode is monotone and keeps integers, so a value clipped to integer bounds rounds within
+    them).
     """
     if zero_point_after_rounding:
-        codes = round_mode(np.clip(scaled, qmin - zero_point, qmax - zero_point), mode) + zero_point
+        codes = round_mode(_CLIP(scaled, qmin - zero_point, qmax - zero_point), mode) + zero_point
     else:
-        codes = round_mode(np.clip(scaled + zero_point, qmin, qmax), mode)
-    return np.clip(codes, qmin, qmax)
+        codes = round_mode(_CLIP(scaled + zero_point, qmin, qmax), mode)
+    return codes if integral_zp else _CLIP(codes, qmin, qmax)
 
 
 def qrange(q) -> tuple:
@@ -99,6 +110,16 @@ def _widen(a: np.ndarray, channels: int):
 
 #: the largest temporary kept for reuse, per role and thread
 SCRATCH_MAX_BYTES = 64 << 20
+#: the most scratch views remembered per thread (see _Scratch.views)
+VIEWS_KEPT = 64
+
+
+def _count(shape) -> int:
+    """The number of elements of ``shape`` (Python integers: np.prod costs microseconds)."""
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
 
 
 class _Scratch(threading.local):
@@ -113,6 +134,10 @@ class _Scratch(threading.local):
 
     def __init__(self) -> None:
         self.buffers: dict = {}
+        #: the arrays taken, by (role, shape, dtype): the same again is most common (the
+        #: same op on the next batch of the same size); views of a role's buffer, or of the
+        #: smaller one it replaced (kept alive by the view: at most VIEWS_KEPT of them)
+        self.views: dict = {}
         #: where the running op's output may go: a dict {tensor name: buffer} kept for one
         #: graph, and the tensor's name; set by the interpreter for outputs that never leave
         #: a run (see ``output``)
@@ -120,27 +145,38 @@ class _Scratch(threading.local):
 
     def take(self, role: str, shape: tuple, dtype) -> np.ndarray:
         """A C-contiguous array of ``shape`` and ``dtype`` (contents undefined) for ``role``."""
-        dtype = np.dtype(dtype)
-        size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        key = (role, shape, dtype)
+        view = self.views.get(key)
+        if view is not None:
+            return view
+        dt = np.dtype(dtype)
+        size = _count(shape) * dt.itemsize
         if size > SCRATCH_MAX_BYTES:  # not kept: its allocation is small beside its use
-            return np.empty(shape, dtype=dtype)
+            return np.empty(shape, dtype=dt)
         buf = self.buffers.get(role)
         if buf is None or buf.nbytes < size:
             buf = self.buffers[role] = np.empty(max(size, 1), dtype=np.uint8)
-        return buf[:size].view(dtype).reshape(shape)
+        view = buf[:size].view(dt).reshape(shape)
+        if len(self.views) >= VIEWS_KEPT:
+            self.views.clear()
+        self.views[key] = view
+        return view
 
     def output(self, shape: tuple, dtype) -> np.ndarray:
         """An array for an op's output: the buffer its tensor had in the graph's last run when
         the interpreter has opened a slot for it (taken once: a second array the op asks for
         is new), else a new array."""
         slot, self.slot = self.slot, None
-        dtype = np.dtype(dtype)
-        if slot is None or int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > SCRATCH_MAX_BYTES:
+        if slot is None:
             return np.empty(shape, dtype=dtype)
         arena, name = slot
         buf = arena.get(name)
-        if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
-            buf = arena[name] = np.empty(shape, dtype=dtype)
+        if buf is not None and buf.shape == tuple(shape) and buf.dtype == dtype:
+            return buf
+        dtype = np.dtype(dtype)
+        if _count(shape) * dtype.itemsize > SCRATCH_MAX_BYTES:
+            return np.empty(shape, dtype=dtype)
+        buf = arena[name] = np.empty(shape, dtype=dtype)
         return buf
 
 
@@ -152,16 +188,42 @@ SCRATCH = _Scratch()
 BLOCK = 1 << 15
 
 
-def _in_blocks(fn, wide: np.ndarray) -> np.ndarray:
-    """``fn`` (elementwise along rows) applied to blocks of rows of the 2-D ``wide``."""
+def _in_blocks(fn, wide: np.ndarray, dtype=np.int64) -> np.ndarray:
+    """``fn(block, out)`` (elementwise along rows, writing its result into ``out``) applied
+    to blocks of rows of the 2-D ``wide``; the result in ``dtype``."""
     rows, width = wide.shape
     step = max(1, BLOCK // max(1, width))
-    if rows <= step:
-        return fn(wide)
-    out = SCRATCH.output(wide.shape, np.int64)
+    out = SCRATCH.output(wide.shape, dtype)
     for s in range(0, rows, step):
-        out[s : s + step] = fn(wide[s : s + step])
+        fn(wide[s : s + step], out[s : s + step])
     return out
+
+
+def _floor_clip(y, lo, hi, out) -> None:
+    """``out = clip(floor(y), lo, hi)`` for float ``y`` (changed) and integer ``lo``, ``hi``:
+    the codes, integers in [lo, hi], exact in ``out``'s dtype (float32 or int64).
+
+    np.maximum / np.minimum in place and a separate cast (measured: each about half the
+    time of numpy's clip ufunc, branchy on clipped data, or of a ufunc casting its output);
+    the clip after the cast, on the narrower float32 when that is the output (a float64
+    integer below 2**24 in magnitude, or beyond it clipped to such bounds, casts to the
+    float32 of the same order, and the bounds are exact in float32: the same codes)."""
+    np.floor(y, out=y)
+    if out.dtype == np.float32:
+        np.copyto(out, y, casting="same_kind")
+        y = out
+    np.maximum(y, lo, out=y)
+    np.minimum(y, hi, out=y)
+    if y is not out:
+        np.copyto(out, y, casting="unsafe")
+
+
+def _codes_dtype(lo, hi):
+    """float32 for codes whose every value in [min lo, max hi] is exact in it (the
+    interpreter's integer tensors may be held as float32: see ``interpreter.evaluate_ops``),
+    else int64."""
+    bound = max((abs(int(v)) for v in np.concatenate([np.ravel(lo), np.ravel(hi)])), default=0)
+    return np.float32 if bound < FLOAT32_EXACT else np.int64
 
 
 class _Tiled:
@@ -203,6 +265,154 @@ def _blocks(widths, k: int):
     return starts, pos
 
 
+class _Estimate:
+    """count(T_c <= v) from an affine estimate, corrected by comparisons.
+
+    Over channel c's distinct thresholds U_1 < ... < U_M (the count of T_c <= v is the
+    number of thresholds at the distinct ones <= v: a table), the estimate
+    ``e(v) = clip(trunc(v * a_c + b_c), 0, M)`` (in float32, from v in float64: every
+    integer accumulator converts to float64, then float32, by rounding; the row offset of
+    channel c is folded into b_c and the clip bounds) is non-decreasing in v, as the count
+    u(v) of distinct thresholds <= v is: every step (the roundings, the product with
+    a_c >= 0, the sum, trunc, clip) is monotone. If e - u lies in [lo, hi] at every U_i and
+    U_i - 1, it does for every v: between two distinct thresholds t < t', u is constant and
+    e lies between e(t) and e(t' - 1); below the first and from the last on, the clip and
+    monotonicity bound it likewise. With e - u in {0, 1} (the estimate raised by half a
+    level or so, tried first), u = e - [v < U_e]; with e - u in {-1, 0, 1},
+    u = e - [v < U_e] + [v >= U_(e+1)] (U_0 = -inf, U_(M+1) = +inf), read from tables
+    indexed by the row offset plus e. This is checked once, at every threshold, with the
+    same float operations the runtime uses (numpy applies them element by element, the same
+    whatever the layout). The thresholds are below 2**53 - 1 in magnitude, so comparing them
+    in float64 to an accumulator (float, or int64 rounded to float64: monotone, and U and
+    U - 1 are exact) gives the integer comparison.
+
+    With a bound on |v| (``acc_bound``), the clip is replaced by guard entries: each row is
+    extended on both sides by copies of its first and last entries, as far as trunc(v * a_c
+    + b_c) reaches for |v| <= acc_bound (computed with the same operations at the two ends;
+    monotone, so no v in between reaches further): reading a copy is reading the clipped
+    index. Six to nine passes over the accumulator, against the bucketed search's gathers
+    from tables of megabytes.
+    """
+
+    #: the most guard entries a row may need on either side, and the most entries of all
+    #: rows with their guards (a plan lives as long as its op; as for LUT_ENTRIES)
+    MAX_GUARD = 1 << 14
+    MAX_GUARDED_ENTRIES = LUT_ENTRIES
+
+    @classmethod
+    def build(cls, T, base, step: int, channels: int, negate, acc_bound=None):
+        """The estimate for sorted int64 thresholds ``T`` (one row per channel, or one shared
+        row) of the accumulator times ``negate`` (the directions, or None), or None when it
+        does not hold or the thresholds are too large."""
+        if T.shape[0] not in (1, channels) or int(np.abs(T).max()) >= FLOAT64_EXACT - 1:
+            return None
+        rows = [np.unique(t, return_counts=True) for t in np.broadcast_to(T, (channels, T.shape[1]))]
+        # the line through the second and the last but one distinct thresholds first (the
+        # first and last levels are often cut short by the clipped range), then through the
+        # first and the last; one comparison first, then two
+        candidates = [(bounds, inner) for bounds in ((0, 1), (-1, 1)) for inner in (True, False)]
+        for (low, high), inner in candidates:
+            self = cls._fit(rows, channels, inner, low, high, acc_bound)
+            if self is not None:
+                break
+        else:
+            return None
+        size = channels * self.width
+        self.t_lo, self.t_hi = np.full(size, np.inf), np.full(size, np.inf)
+        codes = np.zeros(size, dtype=np.int64)
+        base = _per_channel(base, channels)
+        for c, (u, counts) in enumerate(rows):
+            m, row = len(u), c * self.width + self.guard
+            start, end = row - self.guard, (c + 1) * self.width
+            self.t_lo[start : row + 1] = -np.inf  # (left guards: copies of entry 0)
+            self.t_lo[row + 1 : row + m + 1] = u
+            self.t_lo[row + m + 1 : end] = u[-1]  # (right guards: copies of entry M)
+            self.t_hi[start:row] = u[0]
+            self.t_hi[row : row + m] = u
+            level = base[c] + step * np.concatenate([[0], np.cumsum(counts)])
+            codes[start:row] = level[0]
+            codes[row : row + m + 1] = level
+            codes[row + m + 1 : end] = level[-1]
+        self.out_dtype = _codes_dtype(codes.min(), codes.max())
+        self.codes = codes.astype(self.out_dtype)  # base + step * count(T_c <= U_u) at row + u
+        self.tiled = _Tiled(_compact(self.a), _compact(self.b), self.lo, self.hi, negate)
+        return self
+
+    @classmethod
+    def _fit(cls, rows, channels: int, inner: bool, low: int, high: int, acc_bound):
+        """The estimate for e - u in [low, high], or None. The line is raised so that its
+        distance to the count at the thresholds (before trunc) is centred in
+        [low, high + 1): trunc then lands in [low, high] with the widest margin."""
+        self = cls()
+        self.one_sided = low == 0
+        ms = [len(u) for u, _ in rows]
+        slope, offset = np.zeros(channels), np.zeros(channels)
+        for c, (u, _) in enumerate(rows):
+            m = ms[c]
+            i0, i1 = (1, m - 2) if inner and m > 3 else (0, m - 1)
+            span = float(u[i1] - u[i0])
+            slope[c] = (i1 - i0) / span if span > 0 else 0.0
+            offset[c] = i0 + 1.0 - float(u[i0]) * slope[c]  # e(U_i) ~ i
+            points = np.concatenate([u, u - 1])
+            d = points * slope[c] + offset[c] - np.searchsorted(u, points, side="right")
+            offset[c] += (low + high + 1) / 2 - (d.max() + d.min()) / 2
+        self.guard, self.width = 0, max(ms) + 2
+        if acc_bound is not None:  # the guards the unshifted estimate needs, and a margin
+            ends = np.array([-float(acc_bound), float(acc_bound)])
+            reach = [
+                self._index(ends, np.float32(slope[c]), np.float32(offset[c]), None, None) for c in range(channels)
+            ]
+            self.guard = max(0, *(max(-int(r[0]), int(r[1]) - m) for r, m in zip(reach, ms))) + 2
+            if self.guard > cls.MAX_GUARD or channels * (max(ms) + 2 + 2 * self.guard) > cls.MAX_GUARDED_ENTRIES:
+                self.guard = 0
+            self.width = max(ms) + 2 + 2 * self.guard
+        rows_at = np.arange(channels) * self.width + self.guard
+        self.a = slope.astype(np.float32)
+        self.b = (offset + rows_at).astype(np.float32)
+        lo, hi = rows_at.astype(np.float32), (rows_at + np.array(ms)).astype(np.float32)
+        for c, (u, _) in enumerate(rows):
+            points = np.concatenate([u, u - 1]).astype(np.float64)
+            e = self._index(points, self.a[c], self.b[c], lo[c], hi[c]) - rows_at[c]
+            error = e - np.searchsorted(u, points, side="right")
+            if error.min() < low or error.max() > high:
+                return None
+            if self.guard:  # the shifted estimate within its guards at both ends of |v|
+                r = self._index(np.array([-float(acc_bound), float(acc_bound)]), self.a[c], self.b[c], None, None)
+                if r[0] < rows_at[c] - self.guard or r[1] >= (c + 1) * self.width:
+                    return None
+        self.lo, self.hi = (None, None) if self.guard else (_compact(lo), _compact(hi))
+        return self
+
+    @staticmethod
+    def _index(v, a, b, lo, hi):
+        if v.dtype.kind != "f":
+            v = v.astype(np.float64)  # (then to float32: the same two roundings as for floats)
+        y = np.multiply(v, a, dtype=np.float32)
+        y += b
+        if lo is not None:
+            np.maximum(y, lo, out=y)  # (not np.clip: see _floor_clip)
+            np.minimum(y, hi, out=y)
+        return y.astype(np.intp)
+
+    def __call__(self, v, k: int):
+        *tiled, negate = self.tiled(k)
+        mode = "clip"  # (every index is in range: clipped, or within the guards; and numpy
+        # buffers a gather into ``out`` in its default mode)
+
+        def codes(blk, out):
+            if negate is not None:
+                blk = blk * negate
+            idx = self._index(blk, *tiled)
+            if not self.one_sided:
+                above = blk >= np.take(self.t_hi, idx, mode=mode)
+            idx -= blk < np.take(self.t_lo, idx, mode=mode)
+            if not self.one_sided:
+                idx += above
+            np.take(self.codes, idx, out=out, mode=mode)
+
+        return _in_blocks(codes, v, self.out_dtype)
+
+
 class PreparedThresholds:
     """A threshold requantizer prepared once for ``channels`` channels (channel axis last).
 
@@ -221,7 +431,9 @@ class PreparedThresholds:
     produced by the compiler) fall back to the per-channel loop.
     """
 
-    def __init__(self, thresholds, base, direction, step: int, channels: int, lut_entries: int = LUT_ENTRIES):
+    def __init__(
+        self, thresholds, base, direction, step: int, channels: int, lut_entries: int = LUT_ENTRIES, acc_bound=None
+    ):
         # shared thresholds (one row) stay one block whose lo, hi and shift broadcast over
         # the channels
         T = np.asarray(thresholds, dtype=np.int64)
@@ -270,6 +482,11 @@ class PreparedThresholds:
         self.shift = _compact(np.array(shift, dtype=np.int64))
         # the base is folded into a table when every channel uses the table's block and base
         self.fold = T.shape[0] == channels or bool(np.all(self.b == self.b[0]))
+        if not (k == 0 and total <= lut_entries):  # no lookup table: an estimate, if it holds
+            self.estimate = _Estimate.build(T, self.b, self.step, channels, self.negate, acc_bound)
+            if self.estimate is not None:
+                self.mode = "estimate"
+                return
         if k == 0 and total <= lut_entries:
             table = np.empty(total, dtype=np.int64)
             for c in range(T.shape[0]):
@@ -278,6 +495,14 @@ class PreparedThresholds:
                 table[starts[c] : starts[c] + widths[c]] = fill + (self.b[c] if self.fold else 0)
             self.table = table
             self.mode = "lut"
+            # float accumulators clipped and shifted in float (the bounds, shifts and keys
+            # below 2**24: exact in float32, so in either float type), then one gather
+            # from the table of the codes in their own type
+            limit = max(abs(int(x)) for x in (*lo, *hi, *shift, total))
+            if self.fold and limit < FLOAT32_EXACT:
+                self.codes = table.astype(_codes_dtype(table.min(), table.max()))
+                self.float_keys = _Tiled(*(_broadcast(np.asarray(v, dtype=np.float32), channels)
+                                           for v in (self.lo, self.hi, self.shift)))  # fmt: skip
             return
         flat = (T + np.array(shift, dtype=np.int64)[:, None]).reshape(-1)  # ascending: the blocks are disjoint
         before = np.arange(T.shape[0], dtype=np.int64) * L
@@ -333,13 +558,28 @@ class PreparedThresholds:
         v = np.asarray(acc)
         if self.mode == "const":
             return np.broadcast_to(self.b, v.shape).astype(np.int64)
-        if v.dtype != np.int64:
+        if v.dtype.kind == "f" and "float_keys" in self.__dict__ and self.negate is None:
+            shape = v.shape
+            v, k = _widen(v, self.channels)
+            lo, hi, shift = self.float_keys(k)
+
+            def lookup(blk, out):
+                key = np.maximum(blk, lo)
+                np.minimum(key, hi, out=key)
+                key += shift
+                np.take(self.codes, key.astype(np.intp), out=out)
+
+            return _in_blocks(lookup, v, self.codes.dtype).reshape(shape)
+        if v.dtype != np.int64 and self.mode != "estimate":
             v = v.astype(np.int64)  # integer-valued floats below 2**53: exact
         if self.mode == "loop":
             return _loop_thresholds(v * self.d, self.T, self.b, np.ones_like(self.d), self.step)
         shape = v.shape
         v, k = _widen(v, self.channels)
-        return _in_blocks(lambda blk: self._codes(blk, *self.tiled(k)), v).reshape(shape)
+        if self.mode == "estimate":
+            return self.estimate(v, k).reshape(shape)
+        tiled = self.tiled(k)
+        return _in_blocks(lambda blk, out: np.copyto(out, self._codes(blk, *tiled)), v).reshape(shape)
 
     def _codes(self, v, negate, lo, hi, shift, b, before):
         if negate is not None:
@@ -384,7 +624,7 @@ class PreparedMultiplyShift:
         self.shift = int(shift)
         self.lo = _per_channel(np.asarray(lo, dtype=np.int64), channels)
         self.hi = _per_channel(np.asarray(hi, dtype=np.int64), channels)
-        self.float = False
+        self.float, self.out_dtype = False, np.int64
         if acc_bound is not None:
             mmax = max((abs(int(x)) for x in self.dm), default=0)
             omax = max((abs(int(x)) for x in self.off), default=0)
@@ -398,25 +638,55 @@ class PreparedMultiplyShift:
                 scale = 2.0**-self.shift
                 self.dm_f = _compact(self.dm.astype(np.float64) * scale)
                 self.off_f = _compact(self.off.astype(np.float64) * scale)
-                self.lo_f = _compact(self.lo.astype(np.float64))
-                self.hi_f = _compact(self.hi.astype(np.float64))
+                self.out_dtype = _codes_dtype(self.lo, self.hi)
+                bounds_dtype = np.float32 if self.out_dtype == np.float32 else np.float64  # (see _floor_clip)
+                self.lo_f = _compact(self.lo.astype(bounds_dtype))
+                self.hi_f = _compact(self.hi.astype(bounds_dtype))
                 self.channels = channels
                 self.tiled = _Tiled(self.dm_f, self.off_f, self.lo_f, self.hi_f)
+                # no shift and everything below 2**24: integer arithmetic in float32 (a clip,
+                # or a rescaling by an integer, as between two activation types)
+                self.small = (
+                    self.shift == 0 and int(acc_bound) * mmax + omax < FLOAT32_EXACT and self.out_dtype == np.float32
+                )
+                if self.small:
+                    self.tiled = _Tiled(
+                        None if np.all(self.dm == 1) else _compact(self.dm.astype(np.float32)),
+                        None if not np.any(self.off) else _compact(self.off.astype(np.float32)),
+                        _compact(self.lo.astype(np.float32)),
+                        _compact(self.hi.astype(np.float32)),
+                    )
 
     @staticmethod
-    def _codes(blk, dm, off, lo, hi):
-        y = np.multiply(blk, dm, dtype=np.float64)  # float32 -> float64 is exact
+    def _codes(blk, out, dm, off, lo, hi):
+        y = SCRATCH.take("requant", blk.shape, np.float64)
+        np.copyto(y, blk)  # float32 -> float64 is exact (and a cast, then a product, is faster)
+        y *= dm
         y += off
-        np.floor(y, out=y)
-        np.maximum(y, lo, out=y)  # clip, without np.clip's wrapper
-        np.minimum(y, hi, out=y)
-        return y.astype(np.int64)
+        _floor_clip(y, lo, hi, out)
+
+    @staticmethod
+    def _small_codes(blk, out, dm, off, lo, hi):
+        np.copyto(out, blk, casting="same_kind")  # integers below 2**24: exact in float32
+        if dm is not None:
+            out *= dm
+        if off is not None:
+            out += off
+        np.maximum(out, lo, out=out)
+        np.minimum(out, hi, out=out)
 
     def __call__(self, acc) -> np.ndarray:
+        """The codes: int64, or float32 holding them (``out_dtype``) on the float path."""
         if self.float:
             a = np.asarray(acc)
             wide, k = _widen(a, self.channels)
-            return _in_blocks(lambda blk: self._codes(blk, *self.tiled(k)), wide).reshape(a.shape)
+            tiled = self.tiled(k)
+            fn = self._small_codes if self.small else self._codes
+            if wide.size <= BLOCK:  # one block (the same as _in_blocks, without its loop)
+                out = SCRATCH.output(wide.shape, self.out_dtype)
+                fn(wide, out, *tiled)
+                return out.reshape(a.shape)
+            return _in_blocks(lambda blk, out: fn(blk, out, *tiled), wide, self.out_dtype).reshape(a.shape)
         a = np.asarray(acc)
         if a.dtype != np.int64:
             a = a.astype(np.int64)
@@ -431,7 +701,7 @@ def prepare_requant(rq, channels: int, acc_bound=None, lut_entries: int = LUT_EN
     (channel axis last): a callable from the accumulator to the codes. ``acc_bound`` bounds
     |acc| (a Python integer) and lets multiply-shift run in float64 where that is exact."""
     if rq.kind == "thresholds":
-        return PreparedThresholds(rq.thresholds, rq.base, rq.direction, rq.step, channels, lut_entries)
+        return PreparedThresholds(rq.thresholds, rq.base, rq.direction, rq.step, channels, lut_entries, acc_bound)
     if rq.kind == "multiply_shift":
         return PreparedMultiplyShift(
             rq.multiplier, rq.offset, rq.shift, rq.lo, rq.hi, rq.direction, channels, acc_bound
