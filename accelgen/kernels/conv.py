@@ -127,33 +127,22 @@ class Window:
         """Iterations of swg.h's sample loop, which reads one word a cycle while its row's
         slot is free and emits one window word a cycle once the output row's rows are in.
 
-        The loop's schedule replayed row by row: input row ``r`` is read in ``IW * IC /
-        lanes`` consecutive iterations, from the first after the previous row's and after
-        the emission of the output rows whose window still holds ``r``'s slot (``r >= top
-        + buffer_rows``, the last one of them); output row ``oy`` emits from the iteration
-        after the last word of its last row is read (and after row ``oy - 1``). ``busy``:
-        cycles per frame of the unit reading the windows when it is slower than the
-        emissions (a convolution's passes): an output row then holds the generator for
-        ``busy / OH`` cycles, its window stream full."""
+        Output row ``oy`` emits from the iteration after the last word of the last input
+        row it needs (the reads run one word a cycle from the first iteration) or after row
+        ``oy - 1``, whichever is later. A read waiting for a slot never delays this: the
+        line buffer holds the next output row's ``SH`` rows beside this row's window, so a
+        read waits only when the reads are a whole output row ahead of the emissions, and
+        then the rows the next emission needs are in. ``busy``: cycles per frame of the
+        unit reading the windows when it is slower than the emissions (a convolution's
+        passes): an output row then holds the generator for ``busy / OH`` cycles, its
+        window stream full."""
         row_words = self.iw * (self.ic // lanes)
         row_time = max(self.emits(lanes, pixels, taps), busy) // self.oh
-        rows, extent, stride = self.buffer_rows, self.extent_h, self.stride_h
-        read_end = emit_end = 0  # the iteration after the last read / emission so far
-        emitted = []  # the iteration after each output row's last emission
-        r = 0
-        for oy in range(self.oh + 1):
-            need = min(oy * stride - self.pad_top + extent - 1, self.ih - 1) if oy < self.oh else self.ih - 1
-            while r <= need:
-                # the first output row whose slots leave r's free: r < oy' * stride - pad_top + rows
-                # (every one once all are emitted)
-                free = min(max(0, (r - rows + self.pad_top) // stride + 1), self.oh)
-                read_end = max(read_end, emitted[free - 1] if free else 0) + row_words
-                r += 1
-            if oy < self.oh:
-                emit_end = max(emit_end, read_end if need >= 0 else 0) + row_time
-                emitted.append(emit_end)
-        return max(read_end, emit_end)
-
+        emitted = 0  # the iteration after the last emission so far
+        for oy in range(self.oh):
+            need = min(oy * self.stride_h - self.pad_top + self.extent_h - 1, self.ih - 1)
+            emitted = max(emitted, (need + 1) * row_words) + row_time
+        return max(self.ih * row_words, emitted)
 
 def window(x: ir.Tensor, out: ir.Tensor, kernel: tuple[int, int], dilations: tuple[int, int],
            pads: tuple[int, int, int, int], strides: tuple[int, int] = (1, 1)) -> Window:  # fmt: skip
