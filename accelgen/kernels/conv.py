@@ -144,6 +144,7 @@ class Window:
             emitted = max(emitted, (need + 1) * row_words) + row_time
         return max(self.ih * row_words, emitted)
 
+
 def window(x: ir.Tensor, out: ir.Tensor, kernel: tuple[int, int], dilations: tuple[int, int],
            pads: tuple[int, int, int, int], strides: tuple[int, int] = (1, 1)) -> Window:  # fmt: skip
     ih, iw, ic = feature_map(x)
