@@ -52,7 +52,10 @@ namespace accelgen {
 /// In a dataflow pipeline neither side waits for the other: when both would act in one
 /// iteration the read waits for no input word and the emission for no room in the output
 /// stream (a skipped one is retried the next iteration); alone, each blocks (nothing else
-/// to do). The loop ends when the sample's last word is read and its last window emitted.
+/// to do; with the buffer full an emission can always act). So an emission never waits for
+/// a read it does not need and a read never for an emission: the generator deadlocks in no
+/// pipeline (depth-2 FIFOs, forks with bypass FIFOs) where a reads-then-emits one does not.
+/// The loop ends when the sample's last word is read and its last window emitted.
 /// With -DACCELGEN_SWG_COUNT the C model counts the loop's iterations in
 /// swg_iterations() (tests compare them with the priced cycles).
 ///
@@ -63,11 +66,13 @@ namespace accelgen {
 /// of two, inside the pipelined loop).
 ///
 /// Pragmas: PIPELINE II=1 on the sample loop and LOOP_TRIPCOUNT (its trip count depends on
-/// the schedule: between max(reads, emissions) and their sum); DEPENDENCE false on the line
-/// buffer (an iteration writes the slot of a row no emission reads); UNROLL of the PPC reads
-/// (TPW taps, SLOTS * BANKS memory reads) of one emission; ARRAY_PARTITION cyclic of the
-/// line buffer's x dimension by PPC * SW when PPC > 1, by COLS * DW when TPW > 1, and of its
-/// row slots (every slot a memory) when RPW > 1.
+/// the schedule: between max(reads, emissions) and their sum); DEPENDENCE intra false on the
+/// line buffer (an iteration writes a row its emission does not read; across iterations the
+/// dependence is real: a row's last word is written the iteration before its first window
+/// reads it); UNROLL of the PPC reads (TPW taps, SLOTS * BANKS memory reads) of one
+/// emission; ARRAY_PARTITION cyclic of the line buffer's x dimension by PPC * SW when
+/// PPC > 1, by COLS * DW when TPW > 1, and of its row slots (every slot a memory) when
+/// RPW > 1.
 #ifdef ACCELGEN_SWG_COUNT
 inline unsigned long long& swg_iterations() {
     static unsigned long long n = 0;
@@ -145,7 +150,6 @@ swg_samples:
         while (read_row < IN_H || oy < int(CFG::OUT_H)) {
 #pragma HLS PIPELINE II = 1
 #pragma HLS LOOP_TRIPCOUNT min = TRIPS_MIN max = TRIPS_MAX
-#pragma HLS DEPENDENCE variable = rows inter false
 #pragma HLS DEPENDENCE variable = rows intra false
 #ifdef ACCELGEN_SWG_COUNT
             swg_iterations()++;
