@@ -119,7 +119,7 @@ static void run(unsigned samples) {
         }
     accelgen::swg_iterations() = 0;
     accelgen::sliding_window<CFG>(in, out, samples);
-    printf("%llu\\n", accelgen::swg_iterations());
+    printf("%llu %llu\\n", accelgen::swg_iterations(), accelgen::swg_first_window());
     while (!out.empty()) {
         const typename accelgen::Word<typename CFG::code, OUT_LANES>::type w = out.read();
         for (unsigned l = 0; l < OUT_LANES; l++) printf("%u ", unsigned(accelgen::lane<typename CFG::code, OUT_LANES>(w, l)));
@@ -132,7 +132,8 @@ static void run(unsigned samples) {
 @pytest.fixture(scope="module")
 def driver_output(tmp_path_factory) -> list[str]:
     """Two lines per case from one compiled driver: its sample-loop iterations over the two
-    samples (ACCELGEN_SWG_COUNT), then its output lanes in stream order."""
+    samples and the second sample's iteration of its first emission (ACCELGEN_SWG_COUNT),
+    then its output lanes in stream order."""
     work = tmp_path_factory.mktemp("swg")
     src = DRIVER + "".join(config(i, g) for i, g in enumerate(CASES))
     src += "int main() {\n" + "".join(f"    run{i}();\n" for i in range(len(CASES))) + "    return 0;\n}\n"
@@ -151,8 +152,8 @@ def emitted(driver_output) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def iterations(driver_output) -> dict[str, int]:
-    return {g.name: int(line) for g, line in zip(CASES, driver_output[0::2])}
+def iterations(driver_output) -> dict[str, tuple[int, int]]:
+    return {g.name: tuple(int(n) for n in line.split()) for g, line in zip(CASES, driver_output[0::2])}
 
 
 def expected_stream(g: Geometry) -> np.ndarray:
@@ -180,7 +181,8 @@ def test_window_generator_emits_im2col(emitted, g):
 @pytest.mark.parametrize("g", CASES, ids=[g.name for g in CASES])
 def test_priced_cycles_are_the_loop_iterations(iterations, g):
     """conv.Window.cycles is swg.h's sample loop, iteration for iteration: its reads overlap
-    its emissions (fewer than their sum, never fewer than the larger), replayed row by row."""
+    its emissions (fewer than their sum, never fewer than the larger), replayed row by row;
+    the first window comes after first_window_elems (the kernels' lag and depth) are read."""
     (h, w, c), (kh, kw), (sh, sw), (dh, dw) = g.hwc, g.kernel, g.strides, g.dilations
     oh, ow = g.out_hw
     win = Window(ih=h, iw=w, ic=c, oh=oh, ow=ow, kh=kh, kw=kw, extent_h=(kh - 1) * dh + 1,
@@ -188,8 +190,10 @@ def test_priced_cycles_are_the_loop_iterations(iterations, g):
                  dilation_w=dw)  # fmt: skip
     lanes = g.lanes or c
     reads, emits = h * w * c // lanes, oh * ow * kh * kw * c // lanes // g.pixels // g.taps
-    assert max(reads, emits) <= iterations[g.name] // SAMPLES < reads + emits
-    assert iterations[g.name] == SAMPLES * win.cycles(lanes, g.pixels, g.taps)
+    total, first = iterations[g.name]
+    assert max(reads, emits) <= total // SAMPLES < reads + emits
+    assert total == SAMPLES * win.cycles(lanes, g.pixels, g.taps)
+    assert first == win.first_window_elems // lanes
 
 
 def test_the_cases_cover_tap_parallel_geometries():

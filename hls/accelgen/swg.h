@@ -56,8 +56,9 @@ namespace accelgen {
 /// a read it does not need and a read never for an emission: the generator deadlocks in no
 /// pipeline (depth-2 FIFOs, forks with bypass FIFOs) where a reads-then-emits one does not.
 /// The loop ends when the sample's last word is read and its last window emitted.
-/// With -DACCELGEN_SWG_COUNT the C model counts the loop's iterations in
-/// swg_iterations() (tests compare them with the priced cycles).
+/// With -DACCELGEN_SWG_COUNT the C model counts the loop's iterations in swg_iterations()
+/// and keeps the last sample's iteration of its first emission in swg_first_window() (tests
+/// compare them with the priced cycles and the first window's lag).
 ///
 /// \tparam CFG configuration: code, LANES, CHANNELS, IN_H, IN_W, OUT_H, OUT_W, KH, KW,
 ///   SH, SW, DH, DW, PAD_T, PAD_L, PAD_RAW, DEPTHWISE, PIXELS_PER_CYCLE, TAPS_PER_WORD.
@@ -75,6 +76,10 @@ namespace accelgen {
 /// RPW > 1.
 #ifdef ACCELGEN_SWG_COUNT
 inline unsigned long long& swg_iterations() {
+    static unsigned long long n = 0;
+    return n;
+}
+inline unsigned long long& swg_first_window() {
     static unsigned long long n = 0;
     return n;
 }
@@ -146,16 +151,21 @@ swg_samples:
         int oy = 0, top = -int(CFG::PAD_T), top_slot = TOP_SLOT0, need = NEED0, read_limit = ROWS - int(CFG::PAD_T);
         unsigned ox = 0, kh = 0, kw = 0, cf = 0;
         int base_addr = BASE_ADDR0, base_bank = BASE_BANK0, tap_group = 0;
+#ifdef ACCELGEN_SWG_COUNT
+        unsigned long long iteration = 0;
+#endif
     swg_stream:
         while (read_row < IN_H || oy < int(CFG::OUT_H)) {
 #pragma HLS PIPELINE II = 1
 #pragma HLS LOOP_TRIPCOUNT min = TRIPS_MIN max = TRIPS_MAX
 #pragma HLS DEPENDENCE variable = rows intra false
-#ifdef ACCELGEN_SWG_COUNT
-            swg_iterations()++;
-#endif
             const bool can_read = read_row < IN_H && read_row < read_limit;
             const bool can_emit = oy < int(CFG::OUT_H) && read_row > need;
+#ifdef ACCELGEN_SWG_COUNT
+            if (can_emit && oy == 0 && ox == 0 && kh == 0 && kw == 0 && cf == 0) swg_first_window() = iteration;
+            swg_iterations()++;
+            iteration++;
+#endif
             if (can_read && (!can_emit || !in.empty())) {
                 rows[read_slot][rx][rcf] = in.read();
                 if (++rcf == CF) {
