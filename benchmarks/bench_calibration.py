@@ -281,7 +281,7 @@ def why(rows: list[Row]) -> list[str]:
         "is not calibrated by the fit; BNN-PYNQ's LFC-W1A1 spends ~4 LUTs per lane "
         f"({lfc.design.published['lut']:,} LUTs, {sum(p * q for p, q in lfc.design.folding):,} lanes).",
         "* BRAM18: counted from the structure (no scale). CNV's remaining shortfall: finn-hlslib's window "
-        "generator keeps K / stride + 1 line blocks (swg.h keeps K rows) and BNN-PYNQ's weights and "
+        "generator keeps K / stride + 1 line blocks (swg.h keeps K + stride rows) and BNN-PYNQ's weights and "
         "thresholds are run-time writable RAMs partitioned per PE.",
         "* DSP: accelgen prices DSPs only for products of operands wider than 4 bits (CNV-W2A2's 8-bit "
         "first layer: PE x SIMD = 24); BNN-PYNQ's other DSPs are its own HLS index and address arithmetic "

@@ -70,7 +70,7 @@ def instantiated(design, block) -> dict:
             trips.append(f["pixels"] * f["tiles"])
         elif k.function == "sliding_window":
             cf = f["channels"] // f["lanes"]
-            rows = (f["kh"] - 1) * f["dh"] + 1
+            rows = (f["kh"] - 1) * f["dh"] + 1 + f["sh"]  # swg.h's BUFFER_ROWS: a window's rows and SH more
             group, taps = f["pixels_per_cycle"], f["taps_per_word"]
             # swg.h: x partitioned cyclically by PPC * SW (pixels per cycle) or COLS * DW (COLS taps of a
             # kernel row per word), row slots each their own memory when a word takes several kernel rows
@@ -79,7 +79,7 @@ def instantiated(design, block) -> dict:
             slots = rows if taps > f["kw"] else 1
             depth = rows // slots * -(-f["in_w"] // banks) * cf
             memories.append(("line_buffer", "ram", f["lanes"] * _bits(f["code"]), depth, banks * slots))
-            swg = (f["in_h"] * f["in_w"] * cf, f["out_h"] * f["out_w"] // group * f["kh"] * f["kw"] // taps * cf)
+            swg = f
         elif k.function == "global_pool":
             groups = f["channels"] // f["pe"]
             if groups >= 4:  # pool.h: a RAM from GLOBAL_POOL_RAM_GROUPS groups up, else a shift register
@@ -96,9 +96,36 @@ def instantiated(design, block) -> dict:
         elif k.function == "concat":
             trips.append(f["pixels"] * (f["a_words"] + f["b_words"]))
     busy = max(trips, default=0)
-    cycles = swg[0] + max(swg[1], busy) if swg else busy
+    cycles = swg_iterations(swg, busy) if swg else busy
     return {"macs": Counter(macs), "memories": Counter(memories), "fifos": Counter(fifos), "cycles": cycles,
             "requantizers": Counter(requantizers)}  # fmt: skip
+
+
+def swg_iterations(f: dict, busy: int) -> int:
+    """swg.h's sample loop run word by word from its template fields: each iteration reads
+    a word if its row's slot is free (the row below the emitted output row's top + BUFFER_ROWS,
+    any row once all are emitted) and emits one if every input row the output row needs is
+    in; the unit reading the windows (``busy`` cycles a frame) holds each output row for
+    ``busy / OUT_H`` cycles when slower than its emissions."""
+    cf = f["channels"] // f["lanes"]
+    extent = (f["kh"] - 1) * f["dh"] + 1
+    rows, ih, oh = extent + f["sh"], f["in_h"], f["out_h"]
+    row_words = f["in_w"] * cf
+    emits = f["out_w"] // f["pixels_per_cycle"] * f["kh"] * f["kw"] // f["taps_per_word"] * cf
+    hold = max(emits, busy // oh)
+    read, oy, emitted, i = 0, 0, 0, 0  # words read, output row, its cycles so far, iterations
+    while read < ih * row_words or oy < oh:
+        top = oy * f["sh"] - f["pad_t"]
+        done_rows = read // row_words
+        can_read = read < ih * row_words and (oy == oh or done_rows < top + rows)
+        can_emit = oy < oh and done_rows > min(top + extent - 1, ih - 1)
+        read += can_read
+        if can_emit:
+            emitted += 1
+            if emitted == hold:
+                oy, emitted = oy + 1, 0
+        i += 1
+    return i
 
 
 def priced(hardware, tt: bool = False) -> dict:

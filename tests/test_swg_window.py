@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from accelgen.csim.toolchain import CXX_STD, ap_types_dir, compiler
+from accelgen.kernels.conv import Window
 
 pytestmark = pytest.mark.csim
 
@@ -64,6 +65,8 @@ CASES = [
     Geometry("c1_k3x1_whole_column_taps3", (5, 4, 1), (3, 1), pads=(1, 0, 1, 0), taps=3),
     Geometry("c4_two_lanes_one_tap", (5, 6, 4), (3, 3), strides=(2, 1), pads=(1, 1, 0, 1), lanes=2),
     Geometry("c2_two_pixels", (5, 8, 2), (3, 3), pads=(1, 1, 1, 1), pixels=2),
+    Geometry("c2_k1_stride3_skips_rows", (8, 7, 2), (1, 1), strides=(3, 2)),  # rows no window reads, a drain
+    Geometry("c3_k2_stride2_pool_like", (6, 6, 3), (2, 2), strides=(2, 2), lanes=1),
 ]
 
 
@@ -97,6 +100,7 @@ def config(i: int, g: Geometry) -> str:
 
 
 DRIVER = """#include <cstdio>
+#define ACCELGEN_SWG_COUNT
 #include <accelgen/swg.h>
 
 // Input code of (sample, element): distinct over one sample, never PAD.
@@ -113,7 +117,9 @@ static void run(unsigned samples) {
             for (unsigned l = 0; l < L; l++) accelgen::set_lane<typename CFG::code, CFG::LANES>(w, l, code_of(s, e + l));
             in.write(w);
         }
+    accelgen::swg_iterations() = 0;
     accelgen::sliding_window<CFG>(in, out, samples);
+    printf("%llu %llu\\n", accelgen::swg_iterations(), accelgen::swg_first_window());
     while (!out.empty()) {
         const typename accelgen::Word<typename CFG::code, OUT_LANES>::type w = out.read();
         for (unsigned l = 0; l < OUT_LANES; l++) printf("%u ", unsigned(accelgen::lane<typename CFG::code, OUT_LANES>(w, l)));
@@ -124,8 +130,10 @@ static void run(unsigned samples) {
 
 
 @pytest.fixture(scope="module")
-def emitted(tmp_path_factory) -> dict[str, np.ndarray]:
-    """Every case's output lanes, in stream order, from one compiled driver."""
+def driver_output(tmp_path_factory) -> list[str]:
+    """Two lines per case from one compiled driver: its sample-loop iterations over the two
+    samples and the second sample's iteration of its first emission (ACCELGEN_SWG_COUNT),
+    then its output lanes in stream order."""
     work = tmp_path_factory.mktemp("swg")
     src = DRIVER + "".join(config(i, g) for i, g in enumerate(CASES))
     src += "int main() {\n" + "".join(f"    run{i}();\n" for i in range(len(CASES))) + "    return 0;\n}\n"
@@ -135,8 +143,17 @@ def emitted(tmp_path_factory) -> dict[str, np.ndarray]:
     cmd = [compiler(), CXX_STD, "-O1", "-fsanitize=address", "-Wno-unknown-pragmas", f"-I{HLS}",
            f"-I{ap_types_dir()}", str(work / "swg.cpp"), "-o", str(exe)]  # fmt: skip
     subprocess.run(cmd, check=True, capture_output=True, text=True)
-    lines = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.splitlines()
-    return {g.name: np.array(line.split(), dtype=np.int64) for g, line in zip(CASES, lines)}
+    return subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.splitlines()
+
+
+@pytest.fixture(scope="module")
+def emitted(driver_output) -> dict[str, np.ndarray]:
+    return {g.name: np.array(line.split(), dtype=np.int64) for g, line in zip(CASES, driver_output[1::2])}
+
+
+@pytest.fixture(scope="module")
+def iterations(driver_output) -> dict[str, tuple[int, int]]:
+    return {g.name: tuple(int(n) for n in line.split()) for g, line in zip(CASES, driver_output[0::2])}
 
 
 def expected_stream(g: Geometry) -> np.ndarray:
@@ -159,6 +176,24 @@ def test_window_generator_emits_im2col(emitted, g):
     assert got.shape == want.shape, f"{g.name}: {got.size} lanes emitted, {want.size} expected"
     bad = np.flatnonzero(got != want)
     assert bad.size == 0, f"{g.name}: first wrong lane {bad[0]}: {got[bad[0]]}, expected {want[bad[0]]}"
+
+
+@pytest.mark.parametrize("g", CASES, ids=[g.name for g in CASES])
+def test_priced_cycles_are_the_loop_iterations(iterations, g):
+    """conv.Window.cycles is swg.h's sample loop, iteration for iteration: its reads overlap
+    its emissions (fewer than their sum, never fewer than the larger), replayed row by row;
+    the first window comes after first_window_elems (the kernels' lag and depth) are read."""
+    (h, w, c), (kh, kw), (sh, sw), (dh, dw) = g.hwc, g.kernel, g.strides, g.dilations
+    oh, ow = g.out_hw
+    win = Window(ih=h, iw=w, ic=c, oh=oh, ow=ow, kh=kh, kw=kw, extent_h=(kh - 1) * dh + 1,
+                 extent_w=(kw - 1) * dw + 1, pad_top=g.pads[0], pad_left=g.pads[1], stride_h=sh, stride_w=sw,
+                 dilation_w=dw)  # fmt: skip
+    lanes = g.lanes or c
+    reads, emits = h * w * c // lanes, oh * ow * kh * kw * c // lanes // g.pixels // g.taps
+    total, first = iterations[g.name]
+    assert max(reads, emits) <= total // SAMPLES < reads + emits
+    assert total == SAMPLES * win.cycles(lanes, g.pixels, g.taps)
+    assert first == win.first_window_elems // lanes
 
 
 def test_the_cases_cover_tap_parallel_geometries():

@@ -15,11 +15,12 @@ weights (exact: the zeros add nothing) and is priced as one. A 1x1 convolution w
 stride 1 and no padding reads the feature map directly (no window generator).
 
 As generated (hls/accelgen/swg.h, mvau.h): the window generator reads words of ``lanes``
-channels (``simd``, or IC when tap-parallel) and keeps ``(KH-1)*DH + 1`` whole input
-rows; for each output row it first reads the input rows that row needs and then emits the
-row's windows, one word of ``simd`` elements per cycle, so its reads and emissions do not
-overlap: cycles per frame = IH*IW*(IC/lanes) (reads) + max(OH*OW * KH*KW*IC/simd
-(emissions), the matrix-vector unit's OH*OW * KH*KW*IC/simd * (OC/pe)). Tap-parallel, the
+channels (``simd``, or IC when tap-parallel) into a line buffer of ``(KH-1)*DH + 1 + SH``
+whole input rows and emits one word of ``simd`` elements per cycle, reading the next
+output row's ``SH`` rows while it emits this row's windows: cycles per frame =
+:meth:`Window.cycles`, about max(IH*IW*(IC/lanes) (reads), OH*OW * KH*KW*IC/simd
+(emissions), the matrix-vector unit's OH*OW * KH*KW*IC/simd * (OC/pe)) plus the rows the
+first window waits for (the schedule replayed row by row). Tap-parallel, the
 line buffer's x dimension is split into ``min(t, KW) * DW`` banks so the taps of a kernel
 row in one word (``DW`` apart) are read from distinct banks in one cycle, and with whole
 rows a word every row slot is a memory of its own. The unit keeps the window vector
@@ -70,13 +71,15 @@ class Window:
     extent_w: int
     pad_top: int
     pad_left: int
+    stride_h: int = 1
     stride_w: int = 1
     dilation_w: int = 1
 
     @property
     def buffer_rows(self) -> int:
-        """Input rows the line buffer holds (swg.h's ROWS)."""
-        return self.extent_h
+        """Input rows the line buffer holds (swg.h's ROWS): one window's rows and the
+        ``stride_h`` rows the next output row adds, read while this row is emitted."""
+        return self.extent_h + self.stride_h
 
     @property
     def first_window_elems(self) -> int:
@@ -120,6 +123,27 @@ class Window:
     def emits(self, lanes: int, pixels: int = 1, taps: int = 1) -> int:
         return self.oh * self.ow // pixels * (self.kh * self.kw // taps) * (self.ic // lanes)
 
+    def cycles(self, lanes: int, pixels: int = 1, taps: int = 1, busy: int = 0) -> int:
+        """Iterations of swg.h's sample loop, which reads one word a cycle while its row's
+        slot is free and emits one window word a cycle once the output row's rows are in.
+
+        Output row ``oy`` emits from the iteration after the last word of the last input
+        row it needs (the reads run one word a cycle from the first iteration) or after row
+        ``oy - 1``, whichever is later. A read waiting for a slot never delays this: the
+        line buffer holds the next output row's ``SH`` rows beside this row's window, so a
+        read waits only when the reads are a whole output row ahead of the emissions, and
+        then the rows the next emission needs are in. ``busy``: cycles per frame of the
+        unit reading the windows when it is slower than the emissions (a convolution's
+        passes): an output row then holds the generator for ``busy / OH`` cycles, its
+        window stream full."""
+        row_words = self.iw * (self.ic // lanes)
+        row_time = max(self.emits(lanes, pixels, taps), busy) // self.oh
+        emitted = 0  # the iteration after the last emission so far
+        for oy in range(self.oh):
+            need = min(oy * self.stride_h - self.pad_top + self.extent_h - 1, self.ih - 1)
+            emitted = max(emitted, (need + 1) * row_words) + row_time
+        return max(self.ih * row_words, emitted)
+
 
 def window(x: ir.Tensor, out: ir.Tensor, kernel: tuple[int, int], dilations: tuple[int, int],
            pads: tuple[int, int, int, int], strides: tuple[int, int] = (1, 1)) -> Window:  # fmt: skip
@@ -129,7 +153,8 @@ def window(x: ir.Tensor, out: ir.Tensor, kernel: tuple[int, int], dilations: tup
     return Window(
         ih=ih, iw=iw, ic=ic, oh=oh, ow=ow, kh=kh, kw=kw,
         extent_h=(kh - 1) * dilations[0] + 1, extent_w=(kw - 1) * dilations[1] + 1,
-        pad_top=pads[0], pad_left=pads[1], stride_w=int(strides[1]), dilation_w=int(dilations[1]),
+        pad_top=pads[0], pad_left=pads[1], stride_h=int(strides[0]), stride_w=int(strides[1]),
+        dilation_w=int(dilations[1]),
     )  # fmt: skip
 
 
@@ -236,7 +261,7 @@ def hardware(spec: ConvSpec, fold: LayerFold) -> Hardware:
         memories.append(buffer)
         fifos.append(windows)
         logic = logic + generator
-        cycles = w.reads(lanes) + max(w.emits(lanes, group, taps), compute)
+        cycles = w.cycles(lanes, group, taps, busy=compute)
         depth = ceil_div(w.first_window_elems, lanes) + taps_words + pipe
     return Hardware(cycles=cycles, depth=depth, macs=mvu.matrix_macs(ar, pe, simd, group), memories=tuple(memories),
                     fifos=tuple(fifos), logic=logic, requantizers=(rq,))  # fmt: skip

@@ -6,13 +6,14 @@ only at ``pe == C``: the window generator emits that many pixels' words at once 
 vector unit has ``pixels * C`` lanes, each with its channel's weights, so its weight ROMs
 are repeated per pixel). Other grouped convolutions are the ``conv`` kernel's.
 
-As generated (hls/accelgen/swg.h, mvau.h vvau): the window generator keeps ``(KH-1)*DH + 1``
-whole rows of ``pe``-channel words and emits one tap word per cycle in depthwise order
-(channel group major, then tap), after reading the rows each output row needs; a gearbox
-gathers ``simd`` taps into one word when ``simd > 1``; the vector unit multiplies each
-lane with its own weight (no operand shared: no packing). Cycles per frame =
-IH*IW*(C/pe) (reads) + OH*OW * KH*KW*(C/pe) (emissions; the vector unit's
-OH*OW*(C/pe)*(KH*KW/simd) never exceeds them, so ``simd`` > 1 only costs).
+As generated (hls/accelgen/swg.h, mvau.h vvau): the window generator keeps ``(KH-1)*DH + 1
++ SH`` whole rows of ``pe``-channel words and emits one tap word per cycle in depthwise
+order (channel group major, then tap), reading the next output row's rows meanwhile; a
+gearbox gathers ``simd`` taps into one word when ``simd > 1``; the vector unit multiplies
+each lane with its own weight (no operand shared: no packing). Cycles per frame =
+:meth:`accelgen.kernels.conv.Window.cycles`, about max(IH*IW*(C/pe) (reads), OH*OW *
+KH*KW*(C/pe) (emissions)) plus the first window's rows (the vector unit's
+OH*OW*(C/pe)*(KH*KW/simd) never exceeds the emissions, so ``simd`` > 1 only costs).
 Weights: ``pe`` ROMs of ``simd * w_bits`` x ``(C/pe) * (KH*KW/simd)``. With KH*KW/simd > 1
 cycles per output word, multiply-shift requantizers are shared in time (one per KH*KW/simd
 lanes instead of one per lane: :func:`accelgen.kernels.mvu.requantizers`; no cycle more
@@ -83,7 +84,7 @@ def hardware(spec: DepthwiseSpec, fold: LayerFold) -> Hardware:
     if simd > 1:
         fifos.append(Fifo("tap_words", lanes * simd * a_bits, hw.STREAM_FIFO_DEPTH))
         logic = logic + hw.gearbox(lanes * a_bits, lanes * simd * a_bits)
-    cycles = w.reads(pe) + max(w.emits(pe, group), compute)
+    cycles = w.cycles(pe, group, busy=compute)
     depth = ceil_div(w.first_window_elems, pe) + w.kh * w.kw + pipe
     return Hardware(cycles=cycles, depth=depth, macs=mvu.macs(ar, lanes, simd), memories=memories, fifos=tuple(fifos),
                     logic=logic, requantizers=(rq,))  # fmt: skip

@@ -326,11 +326,13 @@ def window_generator(word_bits: int, buffer_words: int, pixels: int = 1, taps: i
     ``ix`` (32-bit adders, registered) and their bounds comparisons; the line-buffer address
     ``(slot * W + x) * CF + cf`` (two adders of the address width, registered) per pixel, or
     per bank when tap-parallel, which adds the banks' position counters and a ``banks``-to-1
-    select per tap bit (a LUT6 muxes four); two pipelined loop nests (read and emit), each
-    :data:`KERNEL_CONTROL`. The line-buffer slots are wrapping counters of a few bits (no
-    ``% ROWS`` divider, no DSP; calibration.DSP_PER_WINDOW adds none). ``word_bits``: one
-    pixel's (one tap's) word; ``pixels``: pixels emitted per cycle; ``taps``: taps per word,
-    read from ``banks`` banks."""
+    select per tap bit (a LUT6 muxes four); the read and emission counters of its one
+    pipelined loop, each :data:`KERNEL_CONTROL`, and what schedules them: the read limit
+    and the emitted row's last input row (two 32-bit adders, registered) and the row read
+    compared with both and with the image height. The line-buffer slots are wrapping counters
+    of a few bits (no ``% ROWS`` divider, no DSP; calibration.DSP_PER_WINDOW adds none).
+    ``word_bits``: one pixel's (one tap's) word; ``pixels``: pixels emitted per cycle;
+    ``taps``: taps per word, read from ``banks`` banks."""
     addr = max(1, (max(buffer_words, 1) - 1).bit_length())
     idx = SWG_INDEX_BITS
     out_bits = word_bits * pixels * taps
@@ -338,6 +340,8 @@ def window_generator(word_bits: int, buffer_words: int, pixels: int = 1, taps: i
     addresses = banks if taps > 1 else pixels
     lut = out_bits + (1 + reads) * idx + (2 + 2 * reads) * comparator_luts(idx) + 2 * addr * addresses
     ff = out_bits + (1 + reads) * idx + addr * addresses
+    lut += 2 * idx + 3 * comparator_luts(idx)  # the schedule: read limit, last row needed, their comparisons
+    ff += 2 * idx
     if taps > 1:
         lut += out_bits * ceil_div(banks - 1, 3) + 2 * idx
         ff += 2 * idx

@@ -4,8 +4,9 @@ Folding (accelgen.plan): ``pe | C``, ``simd`` = 1; a window pool also ``pixels``
 pixels per cycle (``pixels | OW``, above 1 only at ``pe == C``: ``pixels * C`` reduction lanes). As generated (hls/accelgen/pool.h):
 a global pool (one window over the whole map) reads every pixel once into ``C/pe`` words
 of ``pe`` accumulators (a RAM from 4 words up, else registers) and then writes them: IH*IW*(C/pe) + C/pe cycles per frame; any
-other pool is the window generator (conv.Window, depthwise order: reads then emissions,
-IH*IW*(C/pe) + OH*OW*KH*KW*(C/pe) cycles) and a reduction of each window's taps in ``pe``
+other pool is the window generator (conv.Window, depthwise order, reads overlapping
+emissions: :meth:`~accelgen.kernels.conv.Window.cycles`, about max(IH*IW*(C/pe),
+OH*OW*KH*KW*(C/pe)) plus the first window's rows) and a reduction of each window's taps in ``pe``
 accumulator registers. Max compares codes; the average pool sums ``code - zero_point``
 and requantizes (the 1/k is in the requantizer).
 """
@@ -105,7 +106,7 @@ def hardware(spec: PoolSpec, fold: LayerFold) -> Hardware:
         memories = (buffer,)
         fifos.append(windows)
         logic = logic + generator + Resources(ff=lanes * spec.acc_bits)
-        cycles = w.reads(pe) + w.emits(pe, group)
+        cycles = w.cycles(pe, group)
         depth = ceil_div(w.first_window_elems, pe) + w.kh * w.kw + 1 + rq_depth
     return Hardware(cycles=cycles, depth=depth, memories=memories, fifos=tuple(fifos), logic=logic)
 

@@ -40,21 +40,51 @@ namespace accelgen {
 /// pixel SW further. With RPW > 1 the row slots are partitioned too (every slot is read
 /// at the same bank addresses, each kernel row selects its slot).
 ///
-/// The line buffer holds (KH - 1) * DH + 1 rows. Before emitting output row oy it reads
-/// input rows up to the last one that row needs (rows a stride skips are read and
-/// overwritten); after the last output row it drains the rows no window uses.
+/// The line buffer holds BUFFER_ROWS = (KH - 1) * DH + 1 + SH rows, used circularly (row r in
+/// slot r mod BUFFER_ROWS): the rows of the output row being emitted and the SH rows the next
+/// one adds. One pipelined loop (II=1) per sample reads and emits at once: each iteration
+/// reads one input word if the slot of its row is free (the row is below top + BUFFER_ROWS,
+/// top the emitted output row's first row: the row that slot held is no longer needed; any
+/// row once every output row is emitted) and emits one window word if every row of the
+/// emitted output row is in. So the next output row's rows are read while this row's
+/// windows are emitted, and a sample takes about max(reads, emissions) plus the first
+/// window's rows (accelgen.kernels.conv.Window.cycles replays this schedule).
+/// In a dataflow pipeline neither side waits for the other: when both would act in one
+/// iteration the read waits for no input word and the emission for no room in the output
+/// stream (a skipped one is retried the next iteration); alone, each blocks (nothing else
+/// to do; with the buffer full an emission can always act). So an emission never waits for
+/// a read it does not need and a read never for an emission: the generator deadlocks in no
+/// pipeline (depth-2 FIFOs, forks with bypass FIFOs) where a reads-then-emits one does not.
+/// The loop ends when the sample's last word is read and its last window emitted.
+/// With -DACCELGEN_SWG_COUNT the C model counts the loop's iterations in swg_iterations()
+/// and keeps the last sample's iteration of its first emission in swg_first_window() (tests
+/// compare them with the priced cycles and the first window's lag).
 ///
 /// \tparam CFG configuration: code, LANES, CHANNELS, IN_H, IN_W, OUT_H, OUT_W, KH, KW,
 ///   SH, SW, DH, DW, PAD_T, PAD_L, PAD_RAW, DEPTHWISE, PIXELS_PER_CYCLE, TAPS_PER_WORD.
 ///
-/// Line buffer slots are wrapping counters (no `%` by ROWS, which is rarely a power of
-/// two, inside the pipelined loops): row r lives in slot r mod ROWS.
+/// Line buffer slots are wrapping counters (no `%` by BUFFER_ROWS, which is rarely a power
+/// of two, inside the pipelined loop).
 ///
-/// Pragmas: PIPELINE II=1 on the row read, emission and drain loops; LOOP_TRIPCOUNT on
-/// the two loops whose trip count depends on the output row (fill, drain); UNROLL of the
-/// PPC reads (TPW taps, SLOTS * BANKS memory reads) of one emission; ARRAY_PARTITION
-/// cyclic of the line buffer's x dimension by PPC * SW when PPC > 1, by COLS * DW when
-/// TPW > 1, and of its row slots (every slot a memory) when RPW > 1.
+/// Pragmas: PIPELINE II=1 on the sample loop and LOOP_TRIPCOUNT (its trip count depends on
+/// the schedule: between max(reads, emissions) and their sum); DEPENDENCE intra false on the
+/// line buffer (an iteration writes a row its emission does not read; across iterations the
+/// dependence is real: a row's last word is written the iteration before its first window
+/// reads it); UNROLL of the PPC reads (TPW taps, SLOTS * BANKS memory reads) of one
+/// emission; ARRAY_PARTITION cyclic of the line buffer's x dimension by PPC * SW when
+/// PPC > 1, by COLS * DW when TPW > 1, and of its row slots (every slot a memory) when
+/// RPW > 1.
+#ifdef ACCELGEN_SWG_COUNT
+inline unsigned long long& swg_iterations() {
+    static unsigned long long n = 0;
+    return n;
+}
+inline unsigned long long& swg_first_window() {
+    static unsigned long long n = 0;
+    return n;
+}
+#endif
+
 template <class CFG>
 void sliding_window(
     hls::stream<typename Word<typename CFG::code, CFG::LANES>::type>& in,
@@ -80,17 +110,17 @@ void sliding_window(
     const unsigned RPW = TPW / COLS;                       // kernel rows a word
     typedef typename Word<typename CFG::code, CFG::LANES * CFG::PIXELS_PER_CYCLE * CFG::TAPS_PER_WORD>::type out_word_t;
     const unsigned CF = CFG::CHANNELS / CFG::LANES;
-    const int ROWS = (CFG::KH - 1) * CFG::DH + 1;
+    const int EXTENT = (CFG::KH - 1) * CFG::DH + 1;  // rows of one window
+    const int ROWS = EXTENT + int(CFG::SH);            // BUFFER_ROWS
     const int IN_H = CFG::IN_H, IN_W = CFG::IN_W;
-    // Rows read before one output row: all of the first window's, then SH (never more than the image).
-    const int FILL_STEP = ROWS > int(CFG::SH) ? ROWS : int(CFG::SH);
-    const int FILL_MAX = FILL_STEP < IN_H ? FILL_STEP : IN_H;
-    // Rows below the last output row's window, read and dropped.
-    const int LAST_USED = (int(CFG::OUT_H) - 1) * int(CFG::SH) - int(CFG::PAD_T) + (int(CFG::KH) - 1) * int(CFG::DH);
-    const int DRAIN = LAST_USED >= IN_H - 1 ? 0 : IN_H - 1 - LAST_USED;
-    // Slot of row 0 - PAD_T (the first output row's top row) and the step per output row, both mod ROWS.
+    const int READS = IN_H * IN_W * int(CF);
+    const int EMITS = int(CFG::OUT_H * (CFG::OUT_W / PPC) * (CFG::KH * CFG::KW / TPW) * CF);
+    const int TRIPS_MIN = READS > EMITS ? READS : EMITS;
+    const int TRIPS_MAX = READS + EMITS;
+    // Slot of row 0 - PAD_T (the first output row's top row), mod ROWS; the step per output row, SH < ROWS.
     const int TOP_SLOT0 = ((-int(CFG::PAD_T)) % ROWS + ROWS) % ROWS;
-    const int SH_SLOTS = int(CFG::SH) % ROWS;
+    // The last input row the first output row needs.
+    const int NEED0 = EXTENT - 1 - int(CFG::PAD_T) < IN_H - 1 ? EXTENT - 1 - int(CFG::PAD_T) : IN_H - 1;
 
     // one bank per pixel of a group and stride step, or per tap of a kernel row in a word and dilation step (a
     // factor of 1: no partition at one pixel and one tap); x rounded up to whole banks, so every bank has every
@@ -110,42 +140,47 @@ void sliding_window(
 
 swg_samples:
     for (unsigned rep = 0; rep < reps; rep++) {
-        int next_row = 0;
-        int fill_slot = 0;           // next_row mod ROWS
-        int top_slot = TOP_SLOT0;    // top mod ROWS (top may be negative: padding rows)
-    swg_output_rows:
-        for (int oy = 0; oy < int(CFG::OUT_H); oy++) {
-            const int top = oy * int(CFG::SH) - int(CFG::PAD_T);
-            int last = top + (int(CFG::KH) - 1) * int(CFG::DH);
-            if (last > IN_H - 1) last = IN_H - 1;
-        swg_fill:
-            while (next_row <= last) {
-#pragma HLS LOOP_TRIPCOUNT min = 0 max = FILL_MAX
-                const int slot = fill_slot;
-                unsigned x = 0, cf = 0;
-            // Flattened (x, cf) nest of one input row.
-            swg_read_row:
-                for (unsigned i = 0; i < CFG::IN_W * CF; i++) {
+        // Read side: the row being read (rows below it are in) and its slot, the word's (x, cf) in it.
+        int read_row = 0, read_slot = 0;
+        unsigned rx = 0, rcf = 0;
+        // Emission side: output row oy, its top row (negative in the padding) and top's slot, the last input
+        // row it needs, and the rows below read_limit (top + ROWS: their slots are free; IN_H once all is
+        // emitted). Inside a row: ox (the first pixel of the group) outermost, (kh, kw, cf) or (cf, kh, kw)
+        // inside; with TPW > 1 the first tap's x, ox * SW - PAD_L + kw * DW, as
+        // BANKS * (base_addr + kw / COLS) + base_bank.
+        int oy = 0, top = -int(CFG::PAD_T), top_slot = TOP_SLOT0, need = NEED0, read_limit = ROWS - int(CFG::PAD_T);
+        unsigned ox = 0, kh = 0, kw = 0, cf = 0;
+        int base_addr = BASE_ADDR0, base_bank = BASE_BANK0, tap_group = 0;
+#ifdef ACCELGEN_SWG_COUNT
+        unsigned long long iteration = 0;
+#endif
+    swg_stream:
+        while (read_row < IN_H || oy < int(CFG::OUT_H)) {
 #pragma HLS PIPELINE II = 1
-                    rows[slot][x][cf] = in.read();
-                    if (++cf == CF) {
-                        cf = 0;
-                        x++;
+#pragma HLS LOOP_TRIPCOUNT min = TRIPS_MIN max = TRIPS_MAX
+#pragma HLS DEPENDENCE variable = rows intra false
+            const bool can_read = read_row < IN_H && read_row < read_limit;
+            const bool can_emit = oy < int(CFG::OUT_H) && read_row > need;
+#ifdef ACCELGEN_SWG_COUNT
+            if (can_emit && oy == 0 && ox == 0 && kh == 0 && kw == 0 && cf == 0) swg_first_window() = iteration;
+            swg_iterations()++;
+            iteration++;
+#endif
+            if (can_read && (!can_emit || !in.empty())) {
+                rows[read_slot][rx][rcf] = in.read();
+                if (++rcf == CF) {
+                    rcf = 0;
+                    if (++rx == unsigned(IN_W)) {
+                        rx = 0;
+                        read_row++;
+                        if (++read_slot == ROWS) read_slot = 0;
                     }
                 }
-                next_row++;
-                if (++fill_slot == ROWS) fill_slot = 0;
             }
-            // Emission counters: ox (the first pixel of the group) outermost; (kh, kw, cf) or (cf, kh, kw) inside;
-            // with TPW > 1 the first tap's x, ox * SW - PAD_L + kw * DW, as BANKS * (base_addr + kw / COLS) + base_bank.
-            unsigned ox = 0, kh = 0, kw = 0, cf = 0;
-            int base_addr = BASE_ADDR0, base_bank = BASE_BANK0, tap_group = 0;
-        swg_emit:
-            for (unsigned i = 0; i < CFG::OUT_W / PPC * (CFG::KH * CFG::KW / TPW) * CF; i++) {
-#pragma HLS PIPELINE II = 1
+            if (can_emit && (!can_read || !out.full())) {
                 const int iy = top + int(kh * CFG::DH);
                 const bool row_inside = iy >= 0 && iy < IN_H;
-                int row_slot = top_slot + int(kh * CFG::DH);  // kh * DH <= ROWS - 1: one wrap at most
+                int row_slot = top_slot + int(kh * CFG::DH);  // kh * DH <= EXTENT - 1 < ROWS: one wrap at most
                 if (row_slot >= ROWS) row_slot -= ROWS;
                 out_word_t group = 0;
                 if (TPW > 1) {
@@ -171,7 +206,7 @@ swg_samples:
                         const bool row_q_inside = iy_q >= 0 && iy_q < IN_H;
                         int slot = 0;
                         if (SLOTS > 1) {
-                            slot = row_slot + int(q * CFG::DH);  // (kh + q) * DH <= ROWS - 1: one wrap at most
+                            slot = row_slot + int(q * CFG::DH);  // (kh + q) * DH <= EXTENT - 1: one wrap at most
                             if (slot >= ROWS) slot -= ROWS;
                         }
                     swg_taps:
@@ -233,17 +268,17 @@ swg_samples:
                         }
                     }
                 }
-            }
-            top_slot += SH_SLOTS;
-            if (top_slot >= ROWS) top_slot -= ROWS;
-        }
-    swg_drain:
-        for (; next_row < IN_H; next_row++) {
-#pragma HLS LOOP_TRIPCOUNT min = DRAIN max = DRAIN
-        swg_drain_row:
-            for (unsigned i = 0; i < CFG::IN_W * CF; i++) {
-#pragma HLS PIPELINE II = 1
-                in.read();
+                if (ox == CFG::OUT_W) {  // the output row's last window: on to the next row
+                    ox = 0;
+                    base_addr = BASE_ADDR0;
+                    base_bank = BASE_BANK0;
+                    oy++;
+                    top += int(CFG::SH);
+                    top_slot += int(CFG::SH);
+                    if (top_slot >= ROWS) top_slot -= ROWS;
+                    need = top + EXTENT - 1 < IN_H - 1 ? top + EXTENT - 1 : IN_H - 1;
+                    read_limit = oy == int(CFG::OUT_H) ? IN_H : top + ROWS;
+                }
             }
         }
     }
