@@ -12,11 +12,14 @@ Folding semantics, per kernel (every kernel module validates its own):
   (``t`` taps a word: ``t | KW``, or ``KW`` times a divisor of KH, whole kernel rows;
   accelgen.kernels.conv); cycles = OH*OW * KH*KW*IC/simd * (OC/pe).
 * Depthwise / grouped Conv: ``pe`` channels in parallel, ``simd`` kernel taps per cycle;
-  ``pe | OC``, ``simd | KH*KW``.
+  ``pe | OC``, ``simd | KH*KW``; a depthwise Conv at every channel (``pe == C``) takes
+  ``simd`` taps a word, a tap word as a Conv's (``t | KW``, or ``KW`` times a divisor of KH;
+  accelgen.kernels.depthwise): cycles = OH*OW * KH*KW/simd.
 * MaxPool, AvgPool, Add, Requantize, Resize: ``pe`` channels per cycle, ``pe | C``; ``simd`` is 1.
 * ``pixels`` (Conv with a window, depthwise Conv, window pools; 1 elsewhere): output pixels
   per cycle, ``pixels | OW``, above 1 only with every output channel in parallel (``pe`` at
-  its largest legal value): the window generator emits that many windows per cycle.
+  its largest legal value) and, for a Conv or a depthwise Conv, one tap a word: the window
+  generator emits that many windows per cycle.
 * Concat, Reshape: no folding (``pe = simd = 1``): they move whole stream words.
 * TTDense: ``steps``, one parallelism per contraction step (MACs per cycle, a divisor of
   the step's reduction length times its columns, see accelgen.kernels.tt); ``pe = simd = 1``.

@@ -267,6 +267,34 @@ def test_pixels_per_cycle_are_checked_against_the_output_width_and_pe():
     assert streams[swg.outputs[0]].lanes == 4 and streams[mvau.outputs[0]].lanes == 4 * 16
 
 
+def _depthwise_graph(kernel: tuple[int, int]) -> ir.Graph:
+    q = ir.QType(8, True)
+    op = ir.Conv("dw", ("x",), ("y",), weights=np.ones((4, 1, *kernel), np.int64), w_qtype=q, groups=4,
+                 requant=None)  # fmt: skip
+    oh, ow = 7 - kernel[0] + 1, 6 - kernel[1] + 1
+    tensors = {"x": ir.Tensor("x", (None, 7, 6, 4), "codes", q, "NHWC"),
+               "y": ir.Tensor("y", (None, oh, ow, 4), "acc", ir.QType(32, True), "NHWC")}  # fmt: skip
+    return ir.Graph("t", tensors, [op], ["x"], ["y"])
+
+
+def test_depthwise_at_every_channel_takes_tap_words():
+    """At pe == C a depthwise layer's simd is a tap word (convolution order, no gearbox); below,
+    a divisor of the taps gathered by a gearbox; other values are a clear error."""
+    graph = _depthwise_graph((3, 2))  # 6 taps: 3 is not a tap word (2 taps of a row, or whole rows: 2, 6)
+    with pytest.raises(InputError, match=r"layer 'dw' \(depthwise Conv\): illegal simd=3 with pe=4 \(legal at that pe: 1, 2, 6\)"):
+        build_design(graph, FoldingPlan({"dw": LayerFold(4, 3)}), top="t")
+    with pytest.raises(InputError, match=r"'dw'.*pixels=5 with simd=2.*simd among 1\)"):
+        build_design(graph, FoldingPlan({"dw": LayerFold(4, 2, pixels=5)}), top="t")
+    for fold, taps, gearbox in ((LayerFold(4, 6), 6, False), (LayerFold(2, 3), 1, True), (LayerFold(4, 1), 1, False)):
+        design = build_design(graph, FoldingPlan({"dw": fold}), top="t")
+        swg = next(k for k in design.kernels if k.function == "sliding_window")
+        vvau = next(k for k in design.kernels if k.function == "vvau")
+        assert swg.fields["taps_per_word"] == taps and swg.fields["depthwise"] == (taps == 1)
+        assert any(k.function == "gearbox" and k.outputs == vvau.inputs for k in design.kernels) == gearbox
+        streams = {s.name: s for s in design.streams}
+        assert streams[vvau.inputs[0]].lanes == fold.pe * fold.simd
+
+
 def test_weight_packing_and_chunks():
     assert chunk_lanes(16, 4) == 16 and chunk_lanes(32, 4) == 16 and chunk_lanes(20, 4) == 10
     assert chunk_lanes(12, 7) == 6 and chunk_lanes(128, 1) == 64

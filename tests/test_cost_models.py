@@ -10,7 +10,7 @@ import pytest
 
 from accelgen import ir
 from accelgen.kernels import add, conv, dense, depthwise, hw, kernel_for, mvu, pool, requant, streams
-from accelgen.kernels.base import Cost, Mac, Resources, divisors, fold_problems
+from accelgen.kernels.base import Cost, Mac, Resources, divisors, fold_problems, foldings
 from accelgen.plan import LayerFold
 
 U4, S4, U8, S8 = ir.QType(4, False), ir.QType(4, True), ir.QType(8, False), ir.QType(8, True)
@@ -296,7 +296,8 @@ def test_depthwise_cost_by_hand():
     op, g = conv_layer(groups=8, ic=8, oc=8, hw_in=6, rq=thresholds(8, 15))
     assert kernel_for(op) is depthwise
     spec = depthwise.describe(op, g)
-    assert depthwise.legal(spec) == {"pe": [1, 2, 4, 8], "simd": [1, 3, 9], "pixels": [1, 2, 3, 6], "pixels_pe": 8}
+    assert depthwise.legal(spec) == {"pe": [1, 2, 4, 8], "simd": [1, 3, 9], "simd_at_pe": {8: [1, 3, 9]},
+                                     "pixels": [1, 2, 3, 6], "pixels_pe": 8, "pixels_simd": [1]}  # fmt: skip
     c = depthwise.cost(spec, LayerFold(pe=4, simd=3))
     # the first window's 2 rows of 6 pixels x 2 words, then one tap word per cycle: 6*6 windows x 9
     # taps x 2 words, each next row (12 words) read meanwhile (the unit's 6*6 * 2 * 9/3 = 216 cycles
@@ -309,6 +310,38 @@ def test_depthwise_cost_by_hand():
     assert c.resources.lutram == 32 + 32 + 96 and c.resources.bram18 == 1
     # so simd > 1 buys nothing here: the same cycles at simd = 1, with fewer multipliers
     assert depthwise.cost(spec, LayerFold(pe=4, simd=1)).cycles == 672
+
+
+def test_tap_parallel_depthwise_by_hand():
+    op, g = conv_layer(groups=8, ic=8, oc=8, hw_in=6, rq=thresholds(8, 15))  # 6x6x8, 3x3, padding 1
+    spec = depthwise.describe(op, g)
+    # every channel, 3 taps of a kernel row a word: words of 8 channels, the generator in convolution
+    # order at 3 taps a word, no gearbox: it reads the first output row's 2 input rows (padding 1 on
+    # top), then emits 6 rows of 6 windows x 3 words while it reads the rest (6 words a row, ahead)
+    hw3 = depthwise.hardware(spec, LayerFold(pe=8, simd=3))
+    assert depthwise.taps(spec, LayerFold(pe=8, simd=3)) == 3 and depthwise.taps(spec, LayerFold(pe=4, simd=3)) == 1
+    assert hw3.cycles == 2 * 6 + 6 * (6 * 3) == 120
+    # x split in 3 banks (three taps one column apart), each 3 + 1 rows (a window's and the next
+    # output row's, stride 1) x 6 / 3 positions of one 64-bit word
+    assert [(m.width, m.depth, m.count) for m in hw3.memories if m.role == "line_buffer"] == [(64, 4 * 2, 3)]
+    assert [f.width for f in hw3.fifos] == [8 * 8, 3 * 8 * 8]  # the input stream, the window stream: no tap_words
+    assert hw3.macs[0].count == 8 * 3
+    # the whole window a word: one word a window, every row slot a memory of its own too: 4 slots x 3
+    # banks of 6 / 3 positions
+    hw9 = depthwise.hardware(spec, LayerFold(pe=8, simd=9))
+    assert hw9.cycles == 2 * 6 + 6 * 6 == 48
+    assert [(m.width, m.depth, m.count) for m in hw9.memories if m.role == "line_buffer"] == [(64, 2, 4 * 3)]
+    # several pixels per cycle stay at one tap a word
+    assert fold_problems(depthwise.legal(spec), LayerFold(pe=8, simd=3, pixels=2))
+    assert fold_problems(depthwise.legal(spec), LayerFold(pe=8, simd=1, pixels=2)) == []
+    # tap words only: a 10x4 kernel takes 1, 2, 4 taps of a row or 1, 2, 5, 10 whole rows at every
+    # channel, any divisor of 40 below it (the output map's shape does not enter)
+    op, g = conv_layer(groups=4, ic=4, oc=4, hw_in=12, kernel=(10, 4), pads=(0, 0, 0, 0), rq=thresholds(4, 15))
+    legal = depthwise.legal(depthwise.describe(op, g))
+    assert legal["simd"] == [1, 2, 4, 5, 8, 10, 20, 40] and legal["simd_at_pe"] == {4: [1, 2, 4, 8, 20, 40]}
+    assert fold_problems(legal, LayerFold(pe=2, simd=5)) == []
+    assert fold_problems(legal, LayerFold(pe=4, simd=5)) == ["simd=5 with pe=4 (legal at that pe: 1, 2, 4, 8, 20, 40)"]
+    assert LayerFold(4, 5) not in foldings(legal) and LayerFold(4, 40) in foldings(legal)
 
 
 def test_pool_cost_by_hand():

@@ -560,12 +560,12 @@ def _():
     return b.finish(b.conv(x, 5, (3, 3), qt(8, True), qt(8, True), pads=(1, 1, 1, 1), fold=F(5, 3, pixels=2), rq="ms"))
 
 
-@case("depthwise_pixels3_simd3_stride1")
+@case("depthwise_pixels3_stride1")
 def _():
     b = GraphBuilder("px", 33)
     x = b.input("x", (7, 6, 4), qt(4, False, zp=2))
     return b.finish(b.conv(x, 4, (3, 3), qt(4, True), qt(4, False), pads=(1, 1, 1, 1), groups=4,
-                           fold=F(4, 3, pixels=3)))  # fmt: skip
+                           fold=F(4, 1, pixels=3)))  # fmt: skip
 
 
 @case("depthwise_pixels2_stride2_ms")
@@ -626,6 +626,48 @@ def _():
                            fold=F(4, 8)))  # fmt: skip
 
 
+# -- tap-parallel depthwise convolutions: every channel (pe == C), simd taps a word in convolution order ---
+
+
+@case("depthwise_taps3_pad1_thresholds")
+def _():
+    b = GraphBuilder("dwt", 45)  # 3 taps of a kernel row a word, 3 words a window, 3 banks
+    x = b.input("x", (7, 8, 6), qt(4, False, zp=2))
+    return b.finish(b.conv(x, 6, (3, 3), qt(4, True), qt(4, False), pads=(1, 1, 1, 1), groups=6, fold=F(6, 3)))
+
+
+@case("depthwise_taps9_whole_window_stride2_ms")
+def _():
+    b = GraphBuilder("dwt", 46)  # the whole 3x3 window a word: 3 banks x 3 row slots; stride 2, uneven padding
+    x = b.input("x", (9, 11, 8), qt(8, True))
+    return b.finish(b.conv(x, 8, (3, 3), qt(8, True), qt(8, True), strides=(2, 2), pads=(1, 1, 0, 2), groups=8,
+                           fold=F(8, 9), rq="ms"))  # fmt: skip
+
+
+@case("depthwise_k5x5_whole_window_dilated")
+def _():
+    b = GraphBuilder("dwt", 47)  # 25 taps a word, 5 * 2 banks (dilation 2 in x), 5 row slots
+    x = b.input("x", (8, 12, 3), qt(6, False, zp=5))
+    return b.finish(b.conv(x, 3, (5, 5), qt(5, True), qt(6, True), strides=(1, 2), pads=(2, 3, 2, 1), dil=(1, 2),
+                           groups=3, fold=F(3, 25), rq="ms"))  # fmt: skip
+
+
+@case("depthwise_k10x4_two_rows_simd8_stride2")
+def _():
+    b = GraphBuilder("dwt", 48)  # 2 whole kernel rows a word (10 row slots), 5 words a window
+    x = b.input("x", (15, 10, 4), qt(8, False, zp=128))
+    return b.finish(b.conv(x, 4, (10, 4), qt(8, True), qt(7, False), strides=(2, 2), pads=(4, 1, 5, 2), groups=4,
+                           fold=F(4, 8)))  # fmt: skip
+
+
+@case("depthwise_k10x4_half_row_simd2_then_taps3")
+def _():
+    b = GraphBuilder("dwt", 49)  # 2 taps of a 4-tap row a word; then a 3x3 at every channel, 3 taps a word
+    x = b.input("x", (12, 9, 2), qt(5, True))
+    y = b.conv(x, 2, (10, 4), qt(4, True), qt(5, False), pads=(1, 2, 0, 1), groups=2, fold=F(2, 2), rq="ms")
+    return b.finish(b.conv(y, 2, (3, 3), qt(3, True), qt(4, True), pads=(1, 1, 1, 1), groups=2, fold=F(2, 3)))
+
+
 # -- multiply-shift requantizers shared in time (mvau.h SharedRequant) ---------------------------------
 # REQUANT_LANES = ceil(lanes / SF): R = 1, R dividing the lanes, R not dividing them (padding
 # lanes), as many steps as SF (a word's last step in the cycle the next word is loaded),
@@ -639,7 +681,7 @@ SHARED_REQUANT = {  # case: REQUANT_LANES of its first unit
     "shared_rq_conv_nf2_r1": 1,
     "shared_rq_depthwise_r4_of_11": 4,
     "shared_rq_depthwise_nf2_r1": 1,
-    "shared_rq_depthwise_pixels2_r4_of_10": 4,
+    "shared_rq_depthwise_k3x1_pixels2_r4_of_10": 4,
 }
 
 
@@ -694,12 +736,12 @@ def _():
                            fold=F(2, 3), rq="ms"))  # fmt: skip
 
 
-@case("shared_rq_depthwise_pixels2_r4_of_10")
+@case("shared_rq_depthwise_k3x1_pixels2_r4_of_10")
 def _():
-    b = GraphBuilder("s", 607)  # 5 channels x 2 pixels = 10 lanes, SF = 3: R = 4, 3 steps, 2 padding lanes
+    b = GraphBuilder("s", 607)  # 5 channels x 2 pixels = 10 lanes, 3x1 taps: SF = 3, R = 4, 3 steps, 2 padding lanes
     x = b.input("x", (6, 6, 5), qt(6, False, zp=20))
-    return b.finish(b.conv(x, 5, (3, 3), qt(7, True), qt(8, False), pads=(1, 1, 1, 1), groups=5,
-                           fold=F(5, 3, pixels=2), rq="ms"))  # fmt: skip
+    return b.finish(b.conv(x, 5, (3, 1), qt(7, True), qt(8, False), pads=(1, 1, 1, 1), groups=5,
+                           fold=F(5, 1, pixels=2), rq="ms"))  # fmt: skip
 
 
 # -- width converters between folds, AXI packing, several outputs -----------------------------------
@@ -819,6 +861,9 @@ def test_coverage_of_the_issue(emulators):
     assert "conv_dsp_packed_odd_pe_pixels2" in packed and any(n.startswith("dense_dsp") for n in packed)
     # tap-parallel window generators (several kernel taps a word) are generated and checked
     assert sum("TAPS_PER_WORD = 1;" not in configs(c.name) for c in CASES) >= 5
+    # depthwise layers at every channel take their taps the same way (convolution order, no gearbox)
+    tapped = [c.name for c in CASES if "Depthwise vector unit" in configs(c.name) and "TAPS_PER_WORD = 1;" not in configs(c.name)]
+    assert len(tapped) >= 6 and all("DEPTHWISE = false;" in configs(n) for n in tapped)
 
 
 

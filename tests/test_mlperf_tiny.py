@@ -275,3 +275,31 @@ def test_tap_parallel_stem_csim_equals_golden(tmp_path, file):
     hw = host_epilogue(outdir, result["outputs"])
     for name, want in golden.run(model.graph, x).items():
         np.testing.assert_array_equal(hw[name], want)
+
+
+#: MobileNet's first two depthwise layers at every channel with tap words: 48x48x8 with the whole
+#: 3x3 window a word (simd 9), 48x48x16 at stride 2 with a kernel row a word (simd 3)
+TAP_DEPTHWISE = {"conv:/body/body.3/Conv": LayerFold(8, 9), "conv:/body/body.9/Conv": LayerFold(16, 3)}
+
+
+def test_tap_parallel_depthwise_csim_equals_golden(tmp_path):
+    """MobileNetV1 0.25 at its planned ultra96 folding with its first depthwise layers
+    tap-parallel (convolution-order tap words, no gearbox): one vector, every layer bit-exact."""
+    file = "mlperf_mobilenet_w8a8.onnx"
+    model = compiled(file)
+    x = vectors(file)[:1]
+    plan = explore(model.graph, get_board("ultra96")).plan()
+    plan = FoldingPlan({**plan.layers, **TAP_DEPTHWISE})
+    outdir = generate(model, plan, tmp_path / "d", vectors=(x,))
+    configs = {f.name: f.read_text() for f in (outdir / "hls" / "config").glob("*.h")}
+    tapped = [n for n, text in configs.items() if "TAPS_PER_WORD = 9;" in text or "TAPS_PER_WORD = 3;" in text]
+    assert len(tapped) == 2 and all("DEPTHWISE = false;" in configs[n] for n in tapped)
+    build(outdir)
+    result = run_csim(outdir, keep_outputs=True)
+    assert result["passed"], result.get("first_mismatch") or result.get("error")
+    assert result["vectors"] == 1 and result["mismatches"] == 0 and result["stream_warnings"] == 0
+    layers = [r for r in result["layers"] if r["kind"] == "layer"]
+    assert len(layers) == len(read_design(outdir)["layers"]) and all(r["mismatches"] == 0 for r in layers)
+    hw = host_epilogue(outdir, result["outputs"])
+    for name, want in golden.run(model.graph, x).items():
+        np.testing.assert_array_equal(hw[name], want)

@@ -20,7 +20,7 @@ from accelgen import ir
 from accelgen.codegen.connect import build_design
 from accelgen.errors import InputError
 from accelgen.kernels import kernel_for, plumbing
-from accelgen.kernels.base import divisors
+from accelgen.kernels.base import divisors, simd_values
 from accelgen.kernels.streams import layer_specs
 from accelgen.plan import FoldingPlan, LayerFold
 
@@ -226,14 +226,18 @@ def mul_shift(rng, channels: int, out: ir.QType) -> ir.MultiplyShift:
 def random_fold(rng, legal: dict) -> LayerFold:
     """A legal folding; for a window kernel, several pixels per cycle a third of the time
     (at a ``pixels_simd``), and a tap-parallel ``simd`` (beyond ``pixels_simd``) 60% of the
-    rest (where there is one)."""
+    rest (where there is one); a ``pe`` with its own ``simd`` values (``simd_at_pe``: a
+    depthwise layer at every channel, tap words) half the time."""
     pixels = [p for p in legal.get("pixels", [1]) if p > 1]
     pixels_simd = legal.get("pixels_simd", legal["simd"])
     if pixels and rng.random() < 0.35:
         return LayerFold(legal["pixels_pe"], int(rng.choice(pixels_simd)), pixels=int(rng.choice(pixels)))
-    taps = [s for s in legal["simd"] if s not in pixels_simd]
-    simd = rng.choice(taps) if taps and rng.random() < 0.6 else rng.choice(legal["simd"])
-    return LayerFold(int(rng.choice(legal["pe"])), int(simd))
+    at_pe = legal.get("simd_at_pe", {})
+    pe = int(rng.choice(list(at_pe))) if at_pe and rng.random() < 0.5 else int(rng.choice(legal["pe"]))
+    simds = simd_values(legal, pe)
+    taps = [s for s in simds if s not in pixels_simd]
+    simd = rng.choice(taps) if taps and rng.random() < 0.6 else rng.choice(simds)
+    return LayerFold(pe, int(simd))
 
 
 def plan_for(rng, graph: ir.Graph) -> FoldingPlan:
@@ -372,7 +376,7 @@ GENERATORS = {
 @pytest.mark.parametrize("kind", sorted(GENERATORS))
 def test_the_cost_model_prices_what_codegen_instantiates(kind):
     rng = np.random.default_rng(sum(map(ord, kind)))
-    checked = grouped = tapped = rowed = 0
+    checked = grouped = tapped = rowed = dw_tapped = dw_rowed = 0
     for _ in range(60):
         graph = GENERATORS[kind](rng)
         plan = plan_for(rng, graph)
@@ -381,6 +385,8 @@ def test_the_cost_model_prices_what_codegen_instantiates(kind):
             grouped += sum(f.pixels > 1 for f in plan.layers.values())
             tapped += sum(tap_parallel(graph, op, plan.fold(op.name)) for op in graph.integer_ops())
             rowed += sum(tap_parallel(graph, op, plan.fold(op.name), rows=True) for op in graph.integer_ops())
+            dw_tapped += sum(depthwise_taps(graph, op, plan.fold(op.name)) for op in graph.integer_ops())
+            dw_rowed += sum(depthwise_taps(graph, op, plan.fold(op.name), rows=True) for op in graph.integer_ops())
         except InputError as e:  # a configuration the hardware refuses (e.g. padding a bipolar input)
             assert "bipolar" in str(e)
     assert checked >= 40
@@ -388,6 +394,8 @@ def test_the_cost_model_prices_what_codegen_instantiates(kind):
         assert grouped >= 5
     if kind in ("conv", "residual"):  # dense convolutions: several taps a word checked too
         assert tapped >= 5 and rowed >= 5
+    if kind == "conv":  # depthwise convolutions at every channel: several taps a word, whole rows too
+        assert dw_tapped >= 5 and dw_rowed >= 3
 
 
 def tap_parallel(graph: ir.Graph, op: ir.Op, fold: LayerFold, rows: bool = False) -> bool:
@@ -396,6 +404,15 @@ def tap_parallel(graph: ir.Graph, op: ir.Op, fold: LayerFold, rows: bool = False
     if not isinstance(op, ir.Conv) or op.groups != 1:
         return False
     return fold.simd > graph.tensors[op.inputs[0]].shape[-1] * (int(op.weights.shape[3]) if rows else 1)
+
+
+def depthwise_taps(graph: ir.Graph, op: ir.Op, fold: LayerFold, rows: bool = False) -> bool:
+    """A depthwise convolution at every channel with several kernel taps a word, or (``rows``)
+    whole kernel rows a word."""
+    if not isinstance(op, ir.Conv) or op.groups == 1 or op.groups != int(op.weights.shape[0]):
+        return False
+    at_all = fold.pe == graph.tensors[op.inputs[0]].shape[-1] and fold.simd > 1
+    return at_all and (not rows or fold.simd > int(op.weights.shape[3]))
 
 
 def test_a_tensor_train_layer_prices_its_steps_as_generated():

@@ -13,7 +13,9 @@ prices. Folding per kernel (as ``accelgen.plan`` documents):
   order) + matrix-vector unit. A 1x1 convolution with stride 1 and no padding needs no
   window generator.
 * Depthwise Conv (groups == IC == OC): ``pe | C`` channels, ``simd | KH*KW`` taps;
-  window generator (depthwise order) + width converter + vector unit.
+  window generator (depthwise order) + width converter + vector unit; at ``pe == C`` and
+  ``simd > 1``, ``simd`` a tap word (accelgen.kernels.depthwise.legal and taps): window
+  generator in convolution order, ``simd`` taps a word, + vector unit.
 * Other grouped Conv (channel multiplier, or several channels per group): run as a
   dense convolution with block-diagonal weights (exact: the zeros add nothing), folded
   like one.
@@ -293,8 +295,12 @@ def build_depthwise(ctx: Context, op: ir.Conv, ident: str) -> Block:
     _, _, kh, kw = op.weights.shape
     taps = kh * kw
     fold = ctx.fold(op)
-    _check_fold(op, fold, c, taps, "depthwise Conv folds channels by pe and kernel taps by simd", pixels_of=ow)
+    spec = depthwise.describe(op, ctx.graph)
+    bad = fold_problems(depthwise.legal(spec), fold)
+    if bad:
+        raise InputError(f"folding plan: layer '{op.name}' (depthwise {op.kind}): illegal {' and '.join(bad)}")
     pe, simd, group = fold.pe, fold.simd, fold.pixels
+    word_taps = depthwise.taps(spec, fold)  # > 1: tap words of every channel in convolution order, no gearbox
     # ``group`` pixels side by side (pe == C): a vector unit of group * C lanes, weights tiled
     matrix = np.tile(depthwise.weight_matrix(op), (group, 1))
     lanes = pe * group
@@ -303,10 +309,11 @@ def build_depthwise(ctx: Context, op: ir.Conv, ident: str) -> Block:
     pad = _pad_raw(arith["in_code"], arith["zero_point"], op, op.pads)
     swg, windows = _window_stream_and_kernel(
         ctx, ident, src, hwc=(h, w, c), out_hw=(oh, ow), kernel=(kh, kw), strides=op.strides,
-        pads=(op.pads[0], op.pads[1]), dilations=op.dilations, pad_raw=pad, depthwise=True, pixels=group,
+        pads=(op.pads[0], op.pads[1]), dilations=op.dilations, pad_raw=pad, depthwise=word_taps == 1, pixels=group,
+        taps=word_taps,
     )  # fmt: skip
     kernels, streams = [swg], [src, windows]
-    if simd > 1:
+    if simd > word_taps:
         dwc, windows = _gearbox(ctx, ident, windows, simd * lanes)
         kernels.append(dwc)
         streams.append(windows)

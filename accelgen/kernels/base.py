@@ -8,6 +8,9 @@ A kernel module (``dense``, ``conv``, ...) implements :class:`Kernel`:
   a window kernel adds ``"pixels"``, its legal output pixels per cycle, and ``"pixels_pe"``,
   the only ``pe`` at which more than one pixel per cycle is legal (every output channel),
   and may add ``"pixels_simd"``, the only ``simd`` values at which it is (default: all);
+  a kernel whose ``simd`` means another word shape at some ``pe`` adds ``"simd_at_pe"``,
+  ``{pe: [simd, ...]}``, the legal ``simd`` values at that ``pe`` (instead of ``"simd"``:
+  a depthwise layer at every channel takes tap words, :mod:`accelgen.kernels.depthwise`);
   a kernel that works in steps (TTDense) adds ``"steps": [(p_0, p_1, ...), ...]``, the
   per-step parallelisms the explorer searches, and ``"step_options"``, the legal values of
   each step (what a plan given by the user is checked against, see :func:`fold_problems`);
@@ -210,26 +213,36 @@ def divisors(n: int) -> list[int]:
 
 def foldings(legal: dict[str, list]) -> list[LayerFold]:
     """Every legal (pe, simd[, steps][, pixels]) combination of a kernel's legal values,
-    pe-major, increasing (more than one pixel per cycle only at ``pixels_pe`` and a
-    ``pixels_simd`` value)."""
+    pe-major, increasing (``simd`` among ``simd_at_pe[pe]`` where given; more than one pixel
+    per cycle only at ``pixels_pe`` and a ``pixels_simd`` value)."""
     steps = legal.get("steps", [()])
     pixels_simd = legal.get("pixels_simd", legal["simd"])
     out = []
-    for pe, simd, st, px in itertools.product(legal["pe"], legal["simd"], steps, legal.get("pixels", [1])):
-        if px == 1 or (pe == legal.get("pixels_pe") and simd in pixels_simd):
-            out.append(LayerFold(pe, simd, tuple(st), px))
+    for pe in legal["pe"]:
+        for simd, st, px in itertools.product(simd_values(legal, pe), steps, legal.get("pixels", [1])):
+            if px == 1 or (pe == legal.get("pixels_pe") and simd in pixels_simd):
+                out.append(LayerFold(pe, simd, tuple(st), px))
     return out
+
+
+def simd_values(legal: dict[str, list], pe: int) -> list[int]:
+    """The legal ``simd`` values at ``pe``: ``simd_at_pe[pe]`` where a kernel gives it, else ``simd``."""
+    return legal.get("simd_at_pe", {}).get(pe, legal["simd"])
 
 
 def fold_problems(legal: dict[str, list], fold: LayerFold) -> list[str]:
     """What makes ``fold`` illegal under a kernel's ``legal`` values (empty: it is legal).
 
-    ``pe``, ``simd`` and ``pixels`` must be legal values (``pixels`` above 1 only at
-    ``pixels_pe`` and, when given, a ``pixels_simd`` value); with ``step_options``, ``fold.steps`` holds
-    one legal value per step (empty: every step at 1).
+    ``pe``, ``simd`` and ``pixels`` must be legal values (``simd`` among ``simd_at_pe[pe]``
+    where given; ``pixels`` above 1 only at ``pixels_pe`` and, when given, a ``pixels_simd``
+    value); with ``step_options``, ``fold.steps`` holds one legal value per step (empty:
+    every step at 1).
     """
-    bad = [f"{key}={getattr(fold, key)} (legal: {', '.join(map(str, legal[key]))})"
-           for key in ("pe", "simd") if getattr(fold, key) not in legal[key]]  # fmt: skip
+    bad = [] if fold.pe in legal["pe"] else [f"pe={fold.pe} (legal: {', '.join(map(str, legal['pe']))})"]
+    simds = simd_values(legal, fold.pe)
+    if fold.simd not in simds:
+        at = f" with pe={fold.pe}" if fold.pe in legal.get("simd_at_pe", {}) else ""
+        bad.append(f"simd={fold.simd}{at} (legal{' at that pe' if at else ''}: {', '.join(map(str, simds))})")
     pixels = legal.get("pixels", [1])
     if fold.pixels not in pixels:
         bad.append(f"pixels={fold.pixels} (legal: {', '.join(map(str, pixels))})")

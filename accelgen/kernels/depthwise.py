@@ -1,23 +1,34 @@
 """Depthwise convolution kernel (groups == IC == OC): window generator + per-channel MACs.
 
 Folding (accelgen.plan): ``pe`` channels in parallel, ``simd`` kernel taps per cycle;
-``pe | C``, ``simd | KH*KW``; ``pixels`` output pixels per cycle (``pixels | OW``, above 1
-only at ``pe == C``: the window generator emits that many pixels' words at once and the
+``pe | C``; ``simd | KH*KW`` below every channel, and at ``pe == C`` a tap word's size
+(:func:`legal`: ``t | KW``, or ``KW * r`` for ``r | KH``, as the ``conv`` kernel's tap
+words); ``pixels`` output pixels per cycle (``pixels | OW``, above 1 only at ``pe == C``
+and ``simd == 1``: the window generator emits that many pixels' words at once and the
 vector unit has ``pixels * C`` lanes, each with its channel's weights, so its weight ROMs
 are repeated per pixel). Other grouped convolutions are the ``conv`` kernel's.
 
 As generated (hls/accelgen/swg.h, mvau.h vvau): the window generator keeps ``(KH-1)*DH + 1
-+ SH`` whole rows of ``pe``-channel words and emits one tap word per cycle in depthwise
-order (channel group major, then tap), reading the next output row's rows meanwhile; a
-gearbox gathers ``simd`` taps into one word when ``simd > 1``; the vector unit multiplies
-each lane with its own weight (no operand shared: no packing). Cycles per frame =
-:meth:`accelgen.kernels.conv.Window.cycles`, about max(IH*IW*(C/pe) (reads), OH*OW *
-KH*KW*(C/pe) (emissions)) plus the first window's rows (the vector unit's
-OH*OW*(C/pe)*(KH*KW/simd) never exceeds the emissions, so ``simd`` > 1 only costs).
-Weights: ``pe`` ROMs of ``simd * w_bits`` x ``(C/pe) * (KH*KW/simd)``. With KH*KW/simd > 1
-cycles per output word, multiply-shift requantizers are shared in time (one per KH*KW/simd
-lanes instead of one per lane: :func:`accelgen.kernels.mvu.requantizers`; no cycle more
-per frame, the output a few cycles later).
++ SH`` whole rows and emits an output row's windows while it reads the next output row's
+rows, in one of two forms (:func:`taps`):
+
+* ``pe < C`` or ``simd == 1``: words of ``pe`` channels, one tap word per cycle in depthwise
+  order (channel group major, then tap); a gearbox gathers ``simd`` taps into one word when
+  ``simd > 1``, which buys no speed (the emissions are the bound);
+* ``pe == C`` and ``simd > 1`` (tap-parallel): words of all C channels in convolution order
+  with ``simd`` consecutive taps a word (swg.h TAPS_PER_WORD; lane ``t * C + c``, exactly
+  the vector unit's ``t * PE + p``), no gearbox: ``simd`` taps per cycle, the line buffer
+  banked as a convolution's at that many taps (:meth:`accelgen.kernels.conv.Window.banks`,
+  ``slots``).
+
+Cycles per frame = :meth:`accelgen.kernels.conv.Window.cycles`, about max(IH*IW*(C/pe)
+(reads), OH*OW * KH*KW/taps * (C/pe) (emissions, ``taps`` = ``simd`` tap-parallel, else 1))
+plus the first window's rows (the vector unit's OH*OW*(C/pe)*(KH*KW/simd) never exceeds the
+emissions). The vector unit multiplies each lane with its own weight (no operand shared: no
+packing). Weights: ``pe`` ROMs of ``simd * w_bits`` x ``(C/pe) * (KH*KW/simd)``. With
+KH*KW/simd > 1 cycles per output word, multiply-shift requantizers are shared in time (one
+per KH*KW/simd lanes instead of one per lane: :func:`accelgen.kernels.mvu.requantizers`; no
+cycle more per frame, the output a few cycles later).
 """
 
 from __future__ import annotations
@@ -63,29 +74,43 @@ def describe(op: ir.Conv, graph: ir.Graph) -> DepthwiseSpec:
 
 
 def legal(spec: DepthwiseSpec) -> dict[str, list[int]]:
-    """``pixels``: output pixels per cycle (a divisor of the output width), above 1 only with
-    every channel in parallel."""
+    """``simd``: the divisors of KH*KW, and at ``pe == C`` (``simd_at_pe``) the tap words
+    swg.h emits in convolution order: ``t | KW`` (taps of one kernel row) or ``KW * r``
+    for ``r | KH`` (``r`` whole kernel rows; ``r = KH``: the whole window). ``pixels``:
+    output pixels per cycle (a divisor of the output width), above 1 only with every
+    channel in parallel and one tap a word (``pixels_simd``: swg.h emits several pixels or
+    several taps a word, not both)."""
     w = spec.win
-    return {"pe": divisors(w.ic), "simd": divisors(w.kh * w.kw), "pixels": divisors(w.ow), "pixels_pe": w.ic}
+    words = sorted(set(divisors(w.kw)) | {w.kw * r for r in divisors(w.kh)})
+    return {"pe": divisors(w.ic), "simd": divisors(w.kh * w.kw), "simd_at_pe": {w.ic: words},
+            "pixels": divisors(w.ow), "pixels_pe": w.ic, "pixels_simd": [1]}  # fmt: skip
+
+
+def taps(spec: DepthwiseSpec, fold: LayerFold) -> int:
+    """Kernel taps a window word carries: ``simd`` when tap-parallel (every channel, ``simd
+    > 1``: convolution order, no gearbox), else 1 (depthwise order). Code generation and
+    the cost model both read the form from here."""
+    return fold.simd if fold.pe == spec.win.ic and fold.simd > 1 else 1
 
 
 def hardware(spec: DepthwiseSpec, fold: LayerFold) -> Hardware:
     w, pe, simd, group, ar = spec.win, fold.pe, fold.simd, fold.pixels, spec.arith
     a_bits = spec.in_bits[0]
     lanes = pe * group  # ``group`` pixels side by side (pe == C): one vector unit of that many lanes
+    word_taps = taps(spec, fold)
     taps_words = w.kh * w.kw // simd
     rq = mvu.requantizers(ar, lanes, taps_words)
     compute = w.oh * w.ow // group * (w.ic // pe) * taps_words
-    buffer, windows, generator = w.generator(pe, a_bits, group)
+    buffer, windows, generator = w.generator(pe, a_bits, group, word_taps)
     memories = (*mvu.weights(ar, lanes, simd, (w.ic // pe) * taps_words), buffer)
     fifos = [*hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (pe,)), windows]
     logic, pipe = mvu.logic(ar, lanes, simd, w.ic * group, rq=rq)
     logic = logic + generator
-    if simd > 1:
+    if simd > word_taps:  # depthwise order: a gearbox gathers ``simd`` tap words
         fifos.append(Fifo("tap_words", lanes * simd * a_bits, hw.STREAM_FIFO_DEPTH))
         logic = logic + hw.gearbox(lanes * a_bits, lanes * simd * a_bits)
-    cycles = w.cycles(pe, group, busy=compute)
-    depth = ceil_div(w.first_window_elems, pe) + w.kh * w.kw + pipe
+    cycles = w.cycles(pe, group, word_taps, busy=compute)
+    depth = ceil_div(w.first_window_elems, pe) + w.kh * w.kw // word_taps + pipe
     return Hardware(cycles=cycles, depth=depth, macs=mvu.macs(ar, lanes, simd), memories=memories, fifos=tuple(fifos),
                     logic=logic, requantizers=(rq,))  # fmt: skip
 
