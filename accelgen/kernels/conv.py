@@ -117,6 +117,12 @@ class Window:
         logic = hw.window_generator(buffer.width, buffer.depth * buffer.count, pixels, taps, buffer.count)
         return buffer, windows, logic
 
+    def tap_words(self) -> list[int]:
+        """The kernel taps a window word can carry in convolution order (swg.h
+        TAPS_PER_WORD): a divisor of KW (taps of one kernel row), or KW times a divisor of
+        KH (whole kernel rows; KH*KW: the whole window)."""
+        return sorted(set(divisors(self.kw)) | {self.kw * r for r in divisors(self.kh)})
+
     def reads(self, lanes: int) -> int:
         return self.ih * self.iw * (self.ic // lanes)
 
@@ -234,8 +240,7 @@ def legal(spec: ConvSpec) -> dict[str, list[int]]:
     if spec.pointwise:
         return {"pe": divisors(spec.oc), "simd": channels, "pixels": [1], "pixels_pe": spec.oc}
     w = spec.win
-    taps = [t for t in divisors(w.kw) if t > 1] + [w.kw * r for r in divisors(w.kh) if r > 1]
-    taps = [w.ic * t for t in sorted(set(taps))]
+    taps = [w.ic * t for t in w.tap_words() if t > 1]
     return {"pe": divisors(spec.oc), "simd": channels + taps, "pixels": divisors(spec.win.ow), "pixels_pe": spec.oc,
             "pixels_simd": channels}  # fmt: skip
 

@@ -81,8 +81,7 @@ def legal(spec: DepthwiseSpec) -> dict[str, list[int]]:
     channel in parallel and one tap a word (``pixels_simd``: swg.h emits several pixels or
     several taps a word, not both)."""
     w = spec.win
-    words = sorted(set(divisors(w.kw)) | {w.kw * r for r in divisors(w.kh)})
-    return {"pe": divisors(w.ic), "simd": divisors(w.kh * w.kw), "simd_at_pe": {w.ic: words},
+    return {"pe": divisors(w.ic), "simd": divisors(w.kh * w.kw), "simd_at_pe": {w.ic: w.tap_words()},
             "pixels": divisors(w.ow), "pixels_pe": w.ic, "pixels_simd": [1]}  # fmt: skip
 
 
