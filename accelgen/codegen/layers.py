@@ -92,6 +92,15 @@ def _check_fold(op: ir.Op, fold: LayerFold, pe_of: int, simd_of: int | None, wha
         )
 
 
+def _check_legal(op: ir.Op, fold: LayerFold, legal: dict, what: str) -> None:
+    """InputError naming the layer (``what``: its kind as the message says it) unless
+    ``fold`` is among its kernel's ``legal`` values (the explorer's and ``--folding``'s
+    rule, :func:`accelgen.kernels.base.fold_problems`)."""
+    bad = fold_problems(legal, fold)
+    if bad:
+        raise InputError(f"folding plan: layer '{op.name}' ({what}): illegal {' and '.join(bad)}")
+
+
 # -- arithmetic shared by the matrix and vector units ----------------------------------------------
 
 
@@ -241,10 +250,8 @@ def build_conv(ctx: Context, op: ir.Conv, ident: str) -> Block:
     oh, ow, oc = _fm(y)
     kh, kw = (int(d) for d in op.weights.shape[2:])
     fold = ctx.fold(op)
-    bad = fold_problems(conv.legal(conv.describe(op, ctx.graph)), fold)
-    if bad:
-        what = op.kind if op.groups == 1 else f"grouped {op.kind}, run with block-diagonal weights"
-        raise InputError(f"folding plan: layer '{op.name}' ({what}): illegal {' and '.join(bad)}")
+    what = op.kind if op.groups == 1 else f"grouped {op.kind}, run with block-diagonal weights"
+    _check_legal(op, fold, conv.legal(conv.describe(op, ctx.graph)), what)
     matrix = conv.dense_weights(op, c)  # columns in (kh, kw, ic) window order
     if conv.is_pointwise(op):
         return _mvau_block(ctx, op, ident, x, y, matrix, pixels=h * w, fold=fold, window=None)
@@ -296,9 +303,7 @@ def build_depthwise(ctx: Context, op: ir.Conv, ident: str) -> Block:
     taps = kh * kw
     fold = ctx.fold(op)
     spec = depthwise.describe(op, ctx.graph)
-    bad = fold_problems(depthwise.legal(spec), fold)
-    if bad:
-        raise InputError(f"folding plan: layer '{op.name}' (depthwise {op.kind}): illegal {' and '.join(bad)}")
+    _check_legal(op, fold, depthwise.legal(spec), f"depthwise {op.kind}")
     pe, simd, group = fold.pe, fold.simd, fold.pixels
     word_taps = depthwise.taps(spec, fold)  # > 1: tap words of every channel in convolution order, no gearbox
     # ``group`` pixels side by side (pe == C): a vector unit of group * C lanes, weights tiled
