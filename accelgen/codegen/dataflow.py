@@ -56,7 +56,8 @@ class Kernel:
     """One call ``accelgen::function<config>(inputs..., outputs..., params..., reps)``.
 
     ``template`` names the config template (templates/hls/config/<template>.h.j2) that
-    renders the struct ``config`` from ``fields``.
+    renders the struct ``config`` from ``fields``. ``frames``: the kernel's samples per
+    sample of the design (its call takes ``reps * frames``): a gearbox framed per pixel.
     """
 
     function: str
@@ -67,6 +68,7 @@ class Kernel:
     outputs: list[str]
     params: list[str] = field(default_factory=list)
     trace: dict | None = None  # set on the kernel writing a traced layer output
+    frames: int = 1
 
     @property
     def args(self) -> list[str]:

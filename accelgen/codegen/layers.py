@@ -7,8 +7,10 @@ values, which grouped convolutions are depthwise, the window generator's buffer)
 from the op's kernel module in accelgen.kernels, the same description its cost model
 prices. Folding per kernel (as ``accelgen.plan`` documents):
 
-* Dense: ``simd | in_features``, ``pe | out_features``; one matrix-vector unit.
-* Conv (groups == 1): ``pe | OC``, ``simd | IC`` or ``simd = IC * t`` (``t`` kernel taps a
+* Dense: ``simd | in_features``, ``pe`` among accelgen.kernels.mvu.pe_values(out_features);
+  one matrix-vector unit (and, when ``pe`` does not divide out_features, a gearbox dropping
+  the last fold's padded lanes).
+* Conv (groups == 1): ``pe`` as Dense's over OC, ``simd | IC`` or ``simd = IC * t`` (``t`` kernel taps a
   word, accelgen.kernels.conv.legal and word); sliding window generator (convolution
   order) + matrix-vector unit. A 1x1 convolution with stride 1 and no padding needs no
   window generator.
@@ -41,7 +43,7 @@ from accelgen.codegen.params import pack_words, requant_param, requant_partition
 from accelgen.codegen.types import CodeType, IntType, code_of, int_type, signed_type, zero_point
 from accelgen.errors import InputError, InternalError
 from accelgen.kernels import conv, depthwise, mvu, tt
-from accelgen.kernels.base import fold_problems
+from accelgen.kernels.base import ceil_div, fold_problems
 from accelgen.plan import FoldingPlan, LayerFold
 
 
@@ -75,20 +77,23 @@ def _fm(t: ir.Tensor) -> tuple[int, int, int]:
 
 
 def _check_fold(op: ir.Op, fold: LayerFold, pe_of: int, simd_of: int | None, what: str,
-                pixels_of: int | None = None) -> None:  # fmt: skip
+                pixels_of: int | None = None, pe_legal: list[int] | None = None) -> None:  # fmt: skip
     """InputError unless ``fold`` divides the layer; ``pixels_of``: the output width a window
-    kernel may take several pixels of per cycle (then only at pe == ``pe_of``)."""
+    kernel may take several pixels of per cycle (then only at pe == ``pe_of``); ``pe_legal``:
+    the legal ``pe`` when they are not the divisors of ``pe_of`` (a matrix unit's)."""
     if fold.pixels != 1 and (pixels_of is None or pixels_of % fold.pixels or fold.pe != pe_of):
         rule = (f"pixels must divide the output width {pixels_of} and needs pe={pe_of} (every channel)"
                 if pixels_of is not None else "this layer takes one pixel per cycle (pixels must be 1)")  # fmt: skip
         raise InputError(f"folding plan: layer '{op.name}' ({op.kind}) has pixels={fold.pixels}, pe={fold.pe}; {rule}")
-    bad = fold.pe < 1 or pe_of % fold.pe or (simd_of is None and fold.simd != 1)
+    bad_pe = fold.pe < 1 or pe_of % fold.pe if pe_legal is None else fold.pe not in pe_legal
+    bad = bad_pe or (simd_of is None and fold.simd != 1)
     bad = bad or (simd_of is not None and (fold.simd < 1 or simd_of % fold.simd))
     if bad:
         simd_rule = "simd must be 1" if simd_of is None else f"simd must divide {simd_of}"
+        pe_rule = f"divide {pe_of}" if pe_legal is None else f"be one of {', '.join(map(str, pe_legal))}"
         raise InputError(
             f"folding plan: layer '{op.name}' ({op.kind}) has pe={fold.pe}, simd={fold.simd}; {what}: pe must "
-            f"divide {pe_of} and {simd_rule}"
+            f"{pe_rule} and {simd_rule}"
         )
 
 
@@ -119,13 +124,15 @@ def _weights_code(name: str, wq: ir.QType, matrix: np.ndarray) -> CodeType:
 
 
 def _arith(op: ir.Op, x: ir.Tensor, y: ir.Tensor, matrix: np.ndarray, pe: int, *, lanes: int, sf: int,
-           w_qtype: ir.QType | None = None, copies: int = 1) -> dict:  # fmt: skip
+           w_qtype: ir.QType | None = None, copies: int = 1, padded: int | None = None) -> dict:  # fmt: skip
     """Types of a weighted-sum unit: input / weight codes, accumulator, MAC policy, requantizer,
     all from the kernel's one description of the arithmetic (:func:`accelgen.kernels.mvu.describe`).
     ``copies``: the unit's lanes are that many pixels side by side (``matrix`` is already
     tiled: rows ``j * C + c``); the requantizer's per-channel tables are tiled alike.
     ``lanes``, ``sf``: lanes per output word and cycles per word, from which the kernel
-    decides how many requantizers serve them (:func:`accelgen.kernels.mvu.requantizers`)."""
+    decides how many requantizers serve them (:func:`accelgen.kernels.mvu.requantizers`).
+    ``padded``: the unit's rows when ``pe`` does not divide the channels (the requantizer's
+    tables padded to them, :func:`_padded_requant`)."""
     wq = w_qtype or op.w_qtype
     zp = zero_point(x, f"layer '{op.name}'")
     ar = mvu.describe(x, wq, matrix, y, _tiled_requant(op.requant, copies))
@@ -135,8 +142,9 @@ def _arith(op: ir.Op, x: ir.Tensor, y: ir.Tensor, matrix: np.ndarray, pe: int, *
     w_code = _weights_code(op.name, wq, matrix)
     acc = signed_type(*ar.acc_range)
     out_code = _out_code(y, acc)
-    rq = requant_param(_tiled_requant(op.requant, copies), channels=matrix.shape[0], pe=pe, acc_lo=ar.acc_range[0], acc_hi=ar.acc_range[1],
-                       out_code=out_code, units=units)  # fmt: skip
+    rows = padded or matrix.shape[0]
+    rq = requant_param(_padded_requant(_tiled_requant(op.requant, copies), rows), channels=rows, pe=pe,
+                       acc_lo=ar.acc_range[0], acc_hi=ar.acc_range[1], out_code=out_code, units=units)  # fmt: skip
     return {
         "in_code": in_code, "zero_point": zp, "centred": centred, "weight_code": w_code, "acc": acc,
         "acc_range": ar.acc_range, "mac": ar.mac, "out_code": out_code, "requant": rq, "spec": ar,
@@ -144,15 +152,40 @@ def _arith(op: ir.Op, x: ir.Tensor, y: ir.Tensor, matrix: np.ndarray, pe: int, *
     }  # fmt: skip
 
 
+def _pad_rows(a: np.ndarray, rows: int) -> np.ndarray:
+    """``a`` with its last row repeated up to ``rows`` rows: the padded lanes of a unit's last
+    fold compute the last channel again (any valid weights and requantizer would do, since the
+    gearbox drops them; these keep the accumulator in its proved range and are codes even for
+    bipolar weights, which have no zero)."""
+    return a if a.shape[0] >= rows else np.concatenate([a, np.repeat(a[-1:], rows - a.shape[0], axis=0)])
+
+
+def _padded_requant(rq, rows: int):
+    """``rq`` with its per-channel arrays padded to ``rows`` channels (:func:`_pad_rows`);
+    shared arrays (one row) stay as they are."""
+    if rq is None:
+        return rq
+    padded = {}
+    for n in _requant_arrays(rq):
+        a = np.asarray(getattr(rq, n))
+        padded[n] = a if a.shape[0] == 1 else _pad_rows(a, rows)
+    return dataclasses.replace(rq, **padded)
+
+
+def _requant_arrays(rq) -> tuple[str, ...]:
+    """The per-channel (or shared, one row) arrays of an integer requantizer."""
+    if isinstance(rq, ir.Thresholds):
+        return ("thresholds", "base", "direction")
+    return ("multiplier", "offset", "lo", "hi", "direction")
+
+
 def _tiled_requant(rq, copies: int):
     """``rq`` for ``copies`` pixels side by side in one word: per-channel arrays repeated
     (lane ``j * C + c`` is channel ``c``); shared arrays (one row) stay as they are."""
     if rq is None or copies == 1:
         return rq
-    names = ("thresholds", "base", "direction") if isinstance(rq, ir.Thresholds) else (
-        "multiplier", "offset", "lo", "hi", "direction")  # fmt: skip
     tiled = {}
-    for n in names:
+    for n in _requant_arrays(rq):
         a = np.asarray(getattr(rq, n))
         tiled[n] = a if a.shape[0] == 1 else np.tile(a, (copies,) + (1,) * (a.ndim - 1))
     return dataclasses.replace(rq, **tiled)
@@ -238,7 +271,7 @@ def build_dense(ctx: Context, op: ir.Dense, ident: str) -> Block:
     matrix = np.asarray(op.weights)
     oc, ic = matrix.shape
     fold = ctx.fold(op)
-    _check_fold(op, fold, oc, ic, "Dense folds out_features by pe and in_features by simd")
+    _check_fold(op, fold, oc, ic, "Dense folds out_features by pe and in_features by simd", pe_legal=mvu.pe_values(oc))
     return _mvau_block(ctx, op, ident, x, y, matrix, pixels=1, fold=fold, window=None)
 
 
@@ -263,10 +296,14 @@ def build_conv(ctx: Context, op: ir.Conv, ident: str) -> Block:
 
 
 def _mvau_block(ctx, op, ident, x, y, matrix, *, pixels, fold: LayerFold, window) -> Block:
+    """A matrix-vector unit (behind a window generator when ``window``); when ``pe`` does
+    not divide the channels, its last fold's padded lanes dropped per pixel by a gearbox
+    (accelgen.kernels.mvu.padded_output)."""
     pe, simd, group = fold.pe, fold.simd, fold.pixels
     rows, cols = matrix.shape
+    folds = ceil_div(rows, pe)
     arith = _arith(op, x, y, matrix, pe, lanes=pe * group, sf=cols // simd,
-                   w_qtype=conv.weight_qtype(op) if isinstance(op, ir.Conv) else None)  # fmt: skip
+                   w_qtype=conv.weight_qtype(op) if isinstance(op, ir.Conv) else None, padded=folds * pe)  # fmt: skip
     lanes, taps = conv.word(window["hwc"][2], simd) if window is not None else (simd, 1)
     src = ctx.stream(f"{ident}_in", arith["in_code"], lanes, x.elements_per_sample() // lanes)
     kernels, streams = [], [src]
@@ -277,15 +314,25 @@ def _mvau_block(ctx, op, ident, x, y, matrix, *, pixels, fold: LayerFold, window
                                                taps=taps, **window)  # fmt: skip
         kernels.append(k)
         streams.append(vectors)
-    out = ctx.stream(f"{ident}_out", arith["out_code"], pe * group, pixels * rows // pe // group)
-    streams.append(out)
+    lanes_out = mvu.out_lanes(rows, pe)
+    unit_out = ctx.stream(f"{ident}_unit" if lanes_out != pe else f"{ident}_out", arith["out_code"], pe * group,
+                          pixels * folds // group)  # fmt: skip
+    streams.append(unit_out)
     cfg = ctx.config(f"{ident}_mvau")
-    tiles = (rows // pe) * (cols // simd)
-    fields = _unit_fields(arith, matrix_w=cols, matrix_h=rows, pixels=pixels, simd=simd, pe=pe, tiles=tiles,
+    tiles = folds * (cols // simd)
+    fields = _unit_fields(arith, matrix_w=cols, matrix_h=folds * pe, pixels=pixels, simd=simd, pe=pe, tiles=tiles,
                           pixels_per_cycle=group)  # fmt: skip
     fields["mac"] = mvu.matrix_mac(arith["spec"], pe)  # PE pairs packed per DSP where they fit
-    params = _params(ident, cfg, arith, pack_words(matrix, arith["weight_code"], simd, pe))
-    kernels.append(Kernel("mvau", "mvau", cfg, fields, [vectors.name], [out.name], [p.name for p in params]))
+    params = _params(ident, cfg, arith, pack_words(_pad_rows(matrix, folds * pe), arith["weight_code"], simd, pe))
+    kernels.append(Kernel("mvau", "mvau", cfg, fields, [vectors.name], [unit_out.name], [p.name for p in params]))
+    out = unit_out
+    if lanes_out != pe:  # per pixel: the unit's folds of pe lanes in, the channels in words of lanes_out out
+        out = ctx.stream(f"{ident}_out", arith["out_code"], lanes_out, pixels * rows // lanes_out)
+        streams.append(out)
+        gearbox = gearbox_kernel(ctx, ident, unit_out, out)
+        gearbox.fields.update(in_words=folds, out_words=rows // lanes_out)
+        gearbox.frames = pixels
+        kernels.append(gearbox)
     return Block(ident, comment_text(op.name), op.kind, op, kernels, params, streams, [Port(op.inputs[0], src)],
                  out, op.outputs[0], folding=_folding(fold))  # fmt: skip
 

@@ -1,7 +1,9 @@
 """Convolution kernel (dense or grouped): a sliding-window generator feeding a matrix-vector unit.
 
 Folding (accelgen.plan): ``simd`` window elements and ``pe`` output channels per cycle,
-``pe | OC``. ``simd`` is either a divisor of IC (``simd`` channels of one tap a word) or,
+``pe`` among :func:`accelgen.kernels.mvu.pe_values` (a divisor of OC, or the fewest lanes
+for a number of passes ceil(OC / pe): the last pass padded, its padded lanes dropped per
+pixel by a gearbox, :func:`accelgen.kernels.mvu.padded_output`). ``simd`` is either a divisor of IC (``simd`` channels of one tap a word) or,
 with a window generator, ``IC * t`` for ``t | KW`` above 1 (tap-parallel: ``t``
 consecutive taps of one kernel row, or ``t = KW * r`` for ``r | KH``, ``r`` whole kernel
 rows, all their channels, a word; :func:`word`), so a layer with few input channels is
@@ -19,13 +21,13 @@ channels (``simd``, or IC when tap-parallel) into a line buffer of ``(KH-1)*DH +
 whole input rows and emits one word of ``simd`` elements per cycle, reading the next
 output row's ``SH`` rows while it emits this row's windows: cycles per frame =
 :meth:`Window.cycles`, about max(IH*IW*(IC/lanes) (reads), OH*OW * KH*KW*IC/simd
-(emissions), the matrix-vector unit's OH*OW * KH*KW*IC/simd * (OC/pe)) plus the rows the
+(emissions), the matrix-vector unit's OH*OW * KH*KW*IC/simd * ceil(OC/pe)) plus the rows the
 first window waits for (the schedule replayed row by row). Tap-parallel, the
 line buffer's x dimension is split into ``min(t, KW) * DW`` banks so the taps of a kernel
 row in one word (``DW`` apart) are read from distinct banks in one cycle, and with whole
 rows a word every row slot is a memory of its own. The unit keeps the window vector
-for its OC/pe passes when there is more than one; ``pe`` weight ROMs of ``simd * w_bits``
-x ``KH*KW*IC/simd * (OC/pe)``. With KH*KW*IC/simd > 1 cycles per output word,
+for its ceil(OC/pe) passes when there is more than one; ``pe`` weight ROMs of ``simd * w_bits``
+x ``KH*KW*IC/simd * ceil(OC/pe)``. With KH*KW*IC/simd > 1 cycles per output word,
 its multiply-shift requantizers are shared in time (:func:`accelgen.kernels.mvu.requantizers`;
 no cycle more per frame, the output a few cycles later).
 """
@@ -238,10 +240,10 @@ def legal(spec: ConvSpec) -> dict[str, list[int]]:
     pointwise convolution reads no windows (1 pixel, no taps)."""
     channels = divisors(spec.win.ic)
     if spec.pointwise:
-        return {"pe": divisors(spec.oc), "simd": channels, "pixels": [1], "pixels_pe": spec.oc}
+        return {"pe": mvu.pe_values(spec.oc), "simd": channels, "pixels": [1], "pixels_pe": spec.oc}
     w = spec.win
     taps = [w.ic * t for t in w.tap_words() if t > 1]
-    return {"pe": divisors(spec.oc), "simd": channels + taps, "pixels": divisors(spec.win.ow), "pixels_pe": spec.oc,
+    return {"pe": mvu.pe_values(spec.oc), "simd": channels + taps, "pixels": divisors(spec.win.ow), "pixels_pe": spec.oc,
             "pixels_simd": channels}  # fmt: skip
 
 
@@ -250,7 +252,7 @@ def hardware(spec: ConvSpec, fold: LayerFold) -> Hardware:
     a_bits = spec.in_bits[0]
     lanes, taps = word(w.ic, simd)
     taps_words = (1 if spec.pointwise else w.kh * w.kw) * w.ic // simd
-    passes = spec.oc // pe
+    passes = ceil_div(spec.oc, pe)
     pixels = w.ih * w.iw if spec.pointwise else w.oh * w.ow
     rq = mvu.requantizers(ar, pe * group, taps_words)
     compute = pixels // group * taps_words * passes
@@ -258,7 +260,10 @@ def hardware(spec: ConvSpec, fold: LayerFold) -> Hardware:
     if passes > 1:
         memories.append(Memory("input_vector", "ram", simd * a_bits, taps_words))
     fifos = list(hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (lanes,)))
-    logic, pipe = mvu.logic(ar, pe, simd, spec.oc, group, rq)
+    logic, pipe = mvu.logic(ar, pe, simd, passes * pe, group, rq)
+    padded, drop, drop_depth = mvu.padded_output(ar, spec.oc, pe, taps_words)
+    fifos += padded
+    logic, pipe = logic + drop, pipe + drop_depth
     if spec.pointwise:
         cycles, depth = compute, taps_words + pipe
     else:
@@ -278,8 +283,9 @@ def cost(spec: ConvSpec, fold: LayerFold) -> Cost:
 
 def stream_lanes(spec: ConvSpec, fold: LayerFold) -> tuple[tuple[int, ...], int]:
     """The window generator reads :func:`word`'s lanes (``simd``, or the input channels when
-    tap-parallel); the matrix unit writes ``pe`` lanes per pixel of a word."""
-    return (word(spec.win.ic, fold.simd)[0],), fold.pe * fold.pixels
+    tap-parallel); the layer writes ``pe`` lanes (or the padded-lane gearbox's
+    :func:`accelgen.kernels.mvu.out_lanes`) per pixel of a word."""
+    return (word(spec.win.ic, fold.simd)[0],), mvu.out_lanes(spec.oc, fold.pe) * fold.pixels
 
 
 def lag(spec: ConvSpec) -> int:

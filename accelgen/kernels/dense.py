@@ -1,9 +1,11 @@
 """Dense (fully connected) kernel: a matrix-vector unit over a stream of feature vectors.
 
 Folding (accelgen.plan): ``simd`` input features and ``pe`` output neurons per cycle,
-``simd | IN``, ``pe | OUT``; cycles per frame = (IN / simd) * (OUT / pe).
-Weights: ``pe`` ROMs of ``simd * w_bits`` x ``(IN / simd) * (OUT / pe)``. When the
-outputs take more than one pass (OUT / pe > 1) the input vector is buffered for re-reading.
+``simd | IN``, ``pe`` among :func:`accelgen.kernels.mvu.pe_values` (a divisor of OUT, or the
+fewest lanes for a number of passes: the last pass padded, its padded lanes dropped by a
+gearbox, :func:`accelgen.kernels.mvu.padded_output`); passes = ceil(OUT / pe), cycles per
+frame = (IN / simd) * passes. Weights: ``pe`` ROMs of ``simd * w_bits`` x ``(IN / simd) *
+passes``. When the outputs take more than one pass the input vector is buffered for re-reading.
 With IN / simd > 1 cycles per output word, multiply-shift requantizers are shared in time
 (:func:`accelgen.kernels.mvu.requantizers`; no cycle more per frame, the output a few
 cycles later).
@@ -17,7 +19,7 @@ import numpy as np
 
 from accelgen import ir
 from accelgen.kernels import hw, mvu
-from accelgen.kernels.base import Cost, Hardware, LayerSpec, Memory, MultiplierNeed, divisors, element_bits
+from accelgen.kernels.base import Cost, Hardware, LayerSpec, Memory, MultiplierNeed, ceil_div, divisors, element_bits
 from accelgen.plan import LayerFold
 
 OPS = (ir.Dense,)
@@ -45,20 +47,21 @@ def describe(op: ir.Dense, graph: ir.Graph) -> DenseSpec:
 
 
 def legal(spec: DenseSpec) -> dict[str, list[int]]:
-    return {"pe": divisors(spec.out_features), "simd": divisors(spec.in_features)}
+    return {"pe": mvu.pe_values(spec.out_features), "simd": divisors(spec.in_features)}
 
 
 def hardware(spec: DenseSpec, fold: LayerFold) -> Hardware:
     pe, simd, ar = fold.pe, fold.simd, spec.arith
-    in_words, passes = spec.in_features // simd, spec.out_features // pe
+    in_words, passes = spec.in_features // simd, ceil_div(spec.out_features, pe)
     memories = list(mvu.weights(ar, pe, simd, in_words * passes))
     if passes > 1:
         memories.append(Memory("input_vector", "ram", simd * spec.in_bits[0], in_words))
     rq = mvu.requantizers(ar, pe, in_words)
-    logic, pipe = mvu.logic(ar, pe, simd, spec.out_features, rq=rq)
-    return Hardware(cycles=in_words * passes, depth=in_words + pipe, macs=mvu.matrix_macs(ar, pe, simd),
-                    memories=tuple(memories), fifos=hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (simd,)),
-                    logic=logic, requantizers=(rq,))  # fmt: skip
+    logic, pipe = mvu.logic(ar, pe, simd, passes * pe, rq=rq)
+    padded, drop, drop_depth = mvu.padded_output(ar, spec.out_features, pe, in_words)
+    fifos = hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (simd,)) + padded
+    return Hardware(cycles=in_words * passes, depth=in_words + pipe + drop_depth, macs=mvu.matrix_macs(ar, pe, simd),
+                    memories=tuple(memories), fifos=fifos, logic=logic + drop, requantizers=(rq,))  # fmt: skip
 
 
 def cost(spec: DenseSpec, fold: LayerFold) -> Cost:
@@ -66,8 +69,9 @@ def cost(spec: DenseSpec, fold: LayerFold) -> Cost:
 
 
 def stream_lanes(spec: DenseSpec, fold: LayerFold) -> tuple[tuple[int, ...], int]:
-    """The matrix unit reads ``simd`` and writes ``pe`` lanes a word."""
-    return (fold.simd,), fold.pe
+    """The matrix unit reads ``simd`` lanes a word; the layer writes ``pe`` lanes, or the
+    padded-lane gearbox's :func:`accelgen.kernels.mvu.out_lanes`."""
+    return (fold.simd,), mvu.out_lanes(spec.out_features, fold.pe)
 
 
 def lag(spec: DenseSpec) -> int:

@@ -5,6 +5,12 @@
 weight ROM per PE (``simd`` weights wide, ``tiles`` deep), and requantization units (one per
 lane, or fewer shared in time: :func:`requantizers`).
 
+A matrix unit's ``pe`` need not divide its output channels (:func:`pe_values`): it then
+computes ``ceil(channels / pe)`` folds of ``pe`` lanes, the last fold's lanes past the
+channels padded (weights and requantizer parameters of the last channel, so every lane
+stays in the proved accumulator range), and a gearbox drops them at the unit's output
+(:func:`padded_output`), so every stream outside the layer carries whole channels.
+
 :func:`describe` is the one definition of a layer's arithmetic as generated: the width of
 the centred activation (``code - zero_point``), of the weight codes, the multiplier kind
 and the accumulator range proved from the weight values. Code generation
@@ -19,7 +25,18 @@ import numpy as np
 
 from accelgen import ir
 from accelgen.kernels import hw, requant
-from accelgen.kernels.base import Mac, Memory, MultiplierNeed, Requantizers, Resources, element_bits
+from accelgen.kernels.base import (
+    NONE,
+    Fifo,
+    Mac,
+    Memory,
+    MultiplierNeed,
+    Requantizers,
+    Resources,
+    ceil_div,
+    divisors,
+    element_bits,
+)
 
 
 @dataclass(frozen=True)
@@ -145,3 +162,33 @@ def logic(ar: Arith, pe: int, simd: int, channels: int, pixels: int = 1,
     res = res + rq_res + hw.KERNEL_CONTROL
     mult = hw.DSP_LATENCY if ar.mac == "DspMultiply" else 1  # DspPacked: the same DSP pipeline
     return res, hw.BRAM_READ_LATENCY + mult + hw.tree_levels(simd) + 1 + rq_depth
+
+
+def pe_values(channels: int) -> list[int]:
+    """The legal ``pe`` of a matrix unit over ``channels`` output channels: for every number
+    of channel folds n, the fewest lanes that take n folds, ``ceil(channels / n)`` (every
+    divisor is one; any other ``pe`` pads more lanes for the same folds)."""
+    return sorted({ceil_div(channels, n) for n in range(1, channels + 1)})
+
+
+def out_lanes(channels: int, pe: int) -> int:
+    """Lanes of the stream a matrix unit's layer writes: ``pe`` when it divides the channels,
+    else the smallest divisor of the channels above ``pe`` (:func:`padded_output`)."""
+    return next(d for d in divisors(channels) if d >= pe)
+
+
+def padded_output(ar: Arith, channels: int, pe: int, sf: int) -> tuple[tuple[Fifo, ...], Resources, int]:
+    """The gearbox (streams.h) behind a unit whose ``pe`` does not divide its ``channels``
+    (none when it does): per pixel it reads the unit's ``ceil(channels / pe)`` words of ``pe``
+    lanes and writes ``channels / L`` words of :func:`out_lanes` L lanes, dropping the padded
+    lanes (the rest of a pixel's bits). L >= ``pe``, so it writes at most one word per word
+    read and takes one cycle per word read, within the unit's ``sf`` cycles per word: no
+    cycle more per frame. Returns the unit's output stream it reads, its logic (a general
+    gearbox: L is never a multiple of ``pe``) and the cycles it adds to the depth (the
+    first output word waits for ``ceil(L / pe)`` of the unit's words, ``sf`` cycles apart)."""
+    lanes = out_lanes(channels, pe)
+    if lanes == pe:
+        return (), NONE, 0
+    unit_out = Fifo("unit_output", pe * ar.out_bits, hw.STREAM_FIFO_DEPTH)
+    logic = hw.gearbox(pe * ar.out_bits, lanes * ar.out_bits) + hw.KERNEL_CONTROL
+    return (unit_out,), logic, (ceil_div(lanes, pe) - 1) * sf + 1
