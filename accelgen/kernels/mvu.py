@@ -19,6 +19,7 @@ and the accumulator range proved from the weight values. Code generation
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -171,12 +172,14 @@ def pe_values(channels: int) -> list[int]:
     return sorted({ceil_div(channels, n) for n in range(1, channels + 1)})
 
 
+@functools.lru_cache(maxsize=4096)
 def out_lanes(channels: int, pe: int) -> int:
     """Lanes of the stream a matrix unit's layer writes: ``pe`` when it divides the channels,
     else the smallest divisor of the channels above ``pe`` (:func:`padded_output`)."""
     return next(d for d in divisors(channels) if d >= pe)
 
 
+@functools.lru_cache(maxsize=4096)
 def padded_output(ar: Arith, channels: int, pe: int, sf: int) -> tuple[tuple[Fifo, ...], Resources, int]:
     """The gearbox (streams.h) behind a unit whose ``pe`` does not divide its ``channels``
     (none when it does): per pixel it reads the unit's ``ceil(channels / pe)`` words of ``pe``
