@@ -10,7 +10,7 @@ import pytest
 
 from accelgen import ir
 from accelgen.kernels import add, conv, dense, depthwise, hw, kernel_for, mvu, pool, requant, streams
-from accelgen.kernels.base import Cost, Mac, Resources, divisors, fold_problems, foldings
+from accelgen.kernels.base import Cost, Fifo, Mac, Memory, Resources, divisors, fold_problems, foldings
 from accelgen.plan import LayerFold
 
 U4, S4, U8, S8 = ir.QType(4, False), ir.QType(4, True), ir.QType(8, False), ir.QType(8, True)
@@ -162,7 +162,8 @@ def test_dense_cost_by_hand():
     op, g = dense_layer()
     spec = dense.describe(op, g)
     assert (spec.arith.acc_bits, spec.arith.product_bits, spec.arith.out_bits) == (14, 8, 4)
-    assert dense.legal(spec) == {"pe": [1, 2, 4, 8, 16, 32], "simd": [1, 2, 4, 8, 16, 32, 64]}
+    # pe: the fewest lanes for each number of folds, ceil(32 / n) (the divisors, and 3, 5, 6, 7, 11 padded)
+    assert dense.legal(spec) == {"pe": [1, 2, 3, 4, 5, 6, 7, 8, 11, 16, 32], "simd": [1, 2, 4, 8, 16, 32, 64]}
     c = dense.cost(spec, LayerFold(pe=4, simd=8))
     assert c.cycles == (64 // 8) * (32 // 4) == 64
     lut = (
@@ -183,6 +184,24 @@ def test_dense_cost_by_hand():
     assert c.depth == 8 + 9
     assert c.multipliers == 32
     assert dense.multiplier(spec).macs == 64 * 32 and dense.multiplier(spec).unit == {"lut": 15.0}
+
+
+def test_dense_padded_fold_by_hand():
+    # pe 11 of 32 outputs: 3 folds of 11 lanes (one padded), 8 input words per fold; a gearbox reads
+    # the unit's 44-bit words and writes 2 words of 16 lanes (64 bits) per vector
+    op, g = dense_layer()
+    spec = dense.describe(op, g)
+    h = dense.hardware(spec, LayerFold(pe=11, simd=8))
+    assert h.cycles == 8 * 3 and h.multipliers == 11 * 8
+    assert Memory("weights", "rom", 32, 24, 11) in h.memories and Fifo("unit_output", 44, 2) in h.fifos
+    # gearbox 44 -> 64 bits: neither a multiple of the other, one shift stage over its 108-bit
+    # buffer (108 LUTs, 108 FFs) and two 7-bit counters, plus its kernel control
+    gearbox = Resources(lut=108 + 14 + 64, ff=108 + 14 + 64)
+    assert mvu.padded_output(spec.arith, 32, 11, 8) == ((Fifo("unit_output", 44, 2),), gearbox, 9)
+    # its first 16-lane word needs the unit's second word, 8 cycles after the first, + its register
+    assert h.depth == dense.hardware(spec, LayerFold(pe=8, simd=8)).depth + 8 + 1
+    assert dense.stream_lanes(spec, LayerFold(pe=11, simd=8)) == ((8,), 16)
+    assert dense.stream_lanes(spec, LayerFold(pe=8, simd=8)) == ((8,), 8)
 
 
 def test_dense_wide_products_pack_two_pes_per_dsp():
@@ -231,7 +250,7 @@ def test_conv_cost_by_hand():
     spec = conv.describe(op, g)
     assert spec.arith.acc_bits == 22 and spec.arith.requant.multiplier_bits == 12  # 1875 < 2**11
     # simd: channels of one tap (1, 2, 4), three taps of a kernel row (12), the whole 3x3 window (36)
-    assert conv.legal(spec) == {"pe": [1, 2, 4, 8], "simd": [1, 2, 4, 12, 36], "pixels": [1, 2, 4, 8], "pixels_pe": 8,
+    assert conv.legal(spec) == {"pe": [1, 2, 3, 4, 8], "simd": [1, 2, 4, 12, 36], "pixels": [1, 2, 4, 8], "pixels_pe": 8,
                                 "pixels_simd": [1, 2, 4]}  # fmt: skip
     c = conv.cost(spec, LayerFold(pe=2, simd=4))
     # the first window waits for 2 whole rows of 8 one-word pixels (padding 1 above); then the unit

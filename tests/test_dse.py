@@ -285,12 +285,13 @@ def test_dse_json_and_folding_round_trip(tmp_path, capsys):
 def test_illegal_folding_names_the_layer_and_the_legal_values(tmp_path, capsys):
     graph = compile_model(CNN).graph
     plan = dse.explore(graph, get_board("ultra96")).plan().to_json()
-    plan["layers"]["conv:/conv1/Conv"] = {"pe": 3, "simd": 1}  # 16 output channels: 3 does not divide
+    # 16 output channels: 5 lanes take 4 folds, as 4 lanes do (pe 3 and 6 are legal: 6 and 3 folds, padded)
+    plan["layers"]["conv:/conv1/Conv"] = {"pe": 5, "simd": 1}
     path = tmp_path / "plan.json"
     path.write_text(json.dumps(plan))
     assert main(["dse", CNN, "--board", "ultra96", "--folding", str(path)]) == 2
     err = capsys.readouterr().err
-    assert "conv:/conv1/Conv" in err and "pe=3" in err and "legal: 1, 2, 4, 8, 16" in err
+    assert "conv:/conv1/Conv" in err and "pe=5" in err and "legal: 1, 2, 3, 4, 6, 8, 16" in err
     plan["layers"] = {"conv:nope": {"pe": 1, "simd": 1}}
     path.write_text(json.dumps(plan))
     assert main(["dse", CNN, "--board", "ultra96", "--folding", str(path)]) == 2
