@@ -197,7 +197,8 @@ def test_dense_padded_fold_by_hand():
     # gearbox 44 -> 64 bits: neither a multiple of the other, one shift stage over its 108-bit
     # buffer (108 LUTs, 108 FFs) and two 7-bit counters, plus its kernel control
     gearbox = Resources(lut=108 + 14 + 64, ff=108 + 14 + 64)
-    assert mvu.padded_output(spec.arith, 32, 11, 8) == ((Fifo("unit_output", 44, 2),), gearbox, 9)
+    assert mvu.padded_output(spec.arith, 32, 11, 8) == ((Fifo("unit_output", 44, 2),), ((44, 64),), gearbox, 9)
+    assert h.gearboxes == ((44, 64),) and dense.hardware(spec, LayerFold(pe=8, simd=8)).gearboxes == ()
     # its first 16-lane word needs the unit's second word, 8 cycles after the first, + its register
     assert h.depth == dense.hardware(spec, LayerFold(pe=8, simd=8)).depth + 8 + 1
     assert dense.stream_lanes(spec, LayerFold(pe=11, simd=8)) == ((8,), 16)

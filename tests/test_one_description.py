@@ -19,7 +19,7 @@ import pytest
 from accelgen import ir
 from accelgen.codegen.connect import build_design
 from accelgen.errors import InputError
-from accelgen.kernels import kernel_for, plumbing
+from accelgen.kernels import conv, kernel_for, plumbing
 from accelgen.kernels.base import divisors, simd_values
 from accelgen.kernels.streams import layer_specs
 from accelgen.plan import FoldingPlan, LayerFold
@@ -38,7 +38,7 @@ def instantiated(design, block) -> dict:
     """Multipliers, memories, FIFOs and cycles of one layer's generated kernels."""
     streams = {s.name: s for s in design.streams}
     kernels = [k for k in design.kernels if k in block.kernels]
-    macs, memories, fifos, trips, requantizers = [], [], [], [], []
+    macs, memories, fifos, trips, requantizers, gearboxes, converting = [], [], [], [], [], [], []
     swg = None
     for k in kernels:
         f = k.fields
@@ -95,10 +95,29 @@ def instantiated(design, block) -> dict:
             trips.append(f["in_h"] * f["fh"] * f["in_w"] * f["fw"] * f["words_per_pixel"])
         elif k.function == "concat":
             trips.append(f["pixels"] * (f["a_words"] + f["b_words"]))
+        elif k.function == "gearbox":  # inside a layer: tap words (depthwise), padded lanes dropped per pixel
+            gearboxes.append((f["in_bits"], f["out_bits"]))
+            converting.append(k.frames * gearbox_iterations(f))
     busy = max(trips, default=0)
     cycles = swg_iterations(swg, busy) if swg else busy
+    assert all(n <= cycles for n in converting), f"a gearbox takes {converting} cycles, the layer {cycles}"
     return {"macs": Counter(macs), "memories": Counter(memories), "fifos": Counter(fifos), "cycles": cycles,
-            "requantizers": Counter(requantizers)}  # fmt: skip
+            "requantizers": Counter(requantizers), "gearboxes": Counter(gearboxes)}  # fmt: skip
+
+
+def gearbox_iterations(f: dict) -> int:
+    """streams.h gearbox's loop run from its template fields, one frame: each iteration reads
+    a word while fewer than an output word's bits are held (and input is left) and writes one
+    when a word's bits are held or the input is exhausted (gearbox_widen / gearbox_narrow take
+    the same iterations)."""
+    have = nin = nout = i = 0
+    while nout < f["out_words"]:
+        if have < f["out_bits"] and nin < f["in_words"]:
+            have, nin = have + f["in_bits"], nin + 1
+        if have >= f["out_bits"] or nin == f["in_words"]:
+            have, nout = max(have - f["out_bits"], 0), nout + 1
+        i += 1
+    return i
 
 
 def swg_iterations(f: dict, busy: int) -> int:
@@ -138,6 +157,7 @@ def priced(hardware, tt: bool = False) -> dict:
         "fifos": Counter((f.width, f.depth) for f in hardware.fifos),
         "cycles": hardware.cycles,
         "requantizers": Counter((r.kind, r.lanes, r.units) for r in hardware.requantizers),
+        "gearboxes": Counter(hardware.gearboxes),
     }
 
 
@@ -264,7 +284,7 @@ def out_hw(h: int, w: int, kernel, strides, pads, dilations=(1, 1)) -> tuple[int
 
 
 def random_dense(rng) -> ir.Graph:
-    n_in, n_out = int(rng.choice([3, 8, 12, 16, 30])), int(rng.choice([2, 4, 6, 10]))
+    n_in, n_out = int(rng.choice([3, 8, 12, 16, 30])), int(rng.choice([2, 4, 6, 10, 16]))
     xq, wq, yq = random_qtype(rng), random_qtype(rng, weights=True), ir.QType(8, False)
     op = ir.Dense("fc", ("x",), ("y",), weights=random_weights(rng, (n_out, n_in), wq), w_qtype=wq,
                   requant=mul_shift(rng, n_out, yq))  # fmt: skip
@@ -313,7 +333,7 @@ def random_pool(rng) -> ir.Graph:
 
 def random_residual(rng) -> ir.Graph:
     """x -> conv (3x3, pad 1) -> conv -> add(x, .) or concat(x, .): a fork with a bypass FIFO."""
-    h, w, c = int(rng.integers(3, 7)), int(rng.integers(3, 7)), int(rng.choice([2, 4]))
+    h, w, c = int(rng.integers(3, 7)), int(rng.integers(3, 7)), int(rng.choice([2, 4, 5]))
     q = ir.QType(8, True)
     ops = []
     for i, (src, dst) in enumerate((("x", "t1"), ("t1", "t2"))):
@@ -376,7 +396,7 @@ GENERATORS = {
 @pytest.mark.parametrize("kind", sorted(GENERATORS))
 def test_the_cost_model_prices_what_codegen_instantiates(kind):
     rng = np.random.default_rng(sum(map(ord, kind)))
-    checked = grouped = tapped = rowed = dw_tapped = dw_rowed = 0
+    checked = grouped = tapped = rowed = dw_tapped = dw_rowed = padded = 0
     for _ in range(60):
         graph = GENERATORS[kind](rng)
         plan = plan_for(rng, graph)
@@ -387,6 +407,7 @@ def test_the_cost_model_prices_what_codegen_instantiates(kind):
             rowed += sum(tap_parallel(graph, op, plan.fold(op.name), rows=True) for op in graph.integer_ops())
             dw_tapped += sum(depthwise_taps(graph, op, plan.fold(op.name)) for op in graph.integer_ops())
             dw_rowed += sum(depthwise_taps(graph, op, plan.fold(op.name), rows=True) for op in graph.integer_ops())
+            padded += sum(padded_fold(graph, op, plan.fold(op.name)) for op in graph.integer_ops())
         except InputError as e:  # a configuration the hardware refuses (e.g. padding a bipolar input)
             assert "bipolar" in str(e)
     assert checked >= 40
@@ -396,6 +417,14 @@ def test_the_cost_model_prices_what_codegen_instantiates(kind):
         assert tapped >= 5 and rowed >= 5
     if kind == "conv":  # depthwise convolutions at every channel: several taps a word, whole rows too
         assert dw_tapped >= 5 and dw_rowed >= 3
+    if kind in ("chain", "conv", "dense", "residual"):  # matrix units whose pe does not divide the channels
+        assert padded >= (3 if kind == "conv" else 5)
+
+
+def padded_fold(graph: ir.Graph, op: ir.Op, fold: LayerFold) -> bool:
+    """A dense layer or convolution (not depthwise) whose ``pe`` does not divide its output channels."""
+    matrix = isinstance(op, ir.Dense) or (isinstance(op, ir.Conv) and not conv.is_depthwise(op))
+    return matrix and int(op.weights.shape[0]) % fold.pe != 0
 
 
 def tap_parallel(graph: ir.Graph, op: ir.Op, fold: LayerFold, rows: bool = False) -> bool:

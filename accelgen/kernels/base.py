@@ -175,8 +175,9 @@ class Hardware:
     """What a layer instantiates at one folding, as generated: the one description its
     cost and its code are both derived from. ``logic``: adders, comparators,
     requantizers and control, already priced (their shapes follow from the same fields);
-    ``requantizers``: how a matrix or vector unit's requantizers serve its lanes (priced in
-    ``logic``, listed so the generated configuration can be checked against it)."""
+    ``requantizers``: how a matrix or vector unit's requantizers serve its lanes, and
+    ``gearboxes``: (in_bits, out_bits) of the width converters inside the layer (both priced
+    in ``logic``, listed so the generated configuration can be checked against them)."""
 
     cycles: int
     depth: int
@@ -185,6 +186,7 @@ class Hardware:
     fifos: tuple[Fifo, ...] = ()
     logic: Resources = NONE
     requantizers: tuple[Requantizers, ...] = ()
+    gearboxes: tuple[tuple[int, int], ...] = ()
 
     @property
     def multipliers(self) -> int:

@@ -261,9 +261,9 @@ def hardware(spec: ConvSpec, fold: LayerFold) -> Hardware:
         memories.append(Memory("input_vector", "ram", simd * a_bits, taps_words))
     fifos = list(hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (lanes,)))
     logic, pipe = mvu.logic(ar, pe, simd, passes * pe, group, rq)
-    padded, drop, drop_depth = mvu.padded_output(ar, spec.oc, pe, taps_words)
-    fifos += padded
-    logic, pipe = logic + drop, pipe + drop_depth
+    out = mvu.padded_output(ar, spec.oc, pe, taps_words)
+    fifos += out.fifos
+    logic, pipe = logic + out.logic, pipe + out.depth
     if spec.pointwise:
         cycles, depth = compute, taps_words + pipe
     else:
@@ -274,7 +274,7 @@ def hardware(spec: ConvSpec, fold: LayerFold) -> Hardware:
         cycles = w.cycles(lanes, group, taps, busy=compute)
         depth = ceil_div(w.first_window_elems, lanes) + taps_words + pipe
     return Hardware(cycles=cycles, depth=depth, macs=mvu.matrix_macs(ar, pe, simd, group), memories=tuple(memories),
-                    fifos=tuple(fifos), logic=logic, requantizers=(rq,))  # fmt: skip
+                    fifos=tuple(fifos), logic=logic, requantizers=(rq,), gearboxes=out.gearboxes)  # fmt: skip
 
 
 def cost(spec: ConvSpec, fold: LayerFold) -> Cost:

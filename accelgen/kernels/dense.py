@@ -58,10 +58,11 @@ def hardware(spec: DenseSpec, fold: LayerFold) -> Hardware:
         memories.append(Memory("input_vector", "ram", simd * spec.in_bits[0], in_words))
     rq = mvu.requantizers(ar, pe, in_words)
     logic, pipe = mvu.logic(ar, pe, simd, passes * pe, rq=rq)
-    padded, drop, drop_depth = mvu.padded_output(ar, spec.out_features, pe, in_words)
-    fifos = hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (simd,)) + padded
-    return Hardware(cycles=in_words * passes, depth=in_words + pipe + drop_depth, macs=mvu.matrix_macs(ar, pe, simd),
-                    memories=tuple(memories), fifos=fifos, logic=logic + drop, requantizers=(rq,))  # fmt: skip
+    out = mvu.padded_output(ar, spec.out_features, pe, in_words)
+    fifos = hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (simd,)) + out.fifos
+    return Hardware(cycles=in_words * passes, depth=in_words + pipe + out.depth, macs=mvu.matrix_macs(ar, pe, simd),
+                    memories=tuple(memories), fifos=fifos, logic=logic + out.logic, requantizers=(rq,),
+                    gearboxes=out.gearboxes)  # fmt: skip
 
 
 def cost(spec: DenseSpec, fold: LayerFold) -> Cost:

@@ -105,13 +105,15 @@ def hardware(spec: DepthwiseSpec, fold: LayerFold) -> Hardware:
     fifos = [*hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (pe,)), windows]
     logic, pipe = mvu.logic(ar, lanes, simd, w.ic * group, rq=rq)
     logic = logic + generator
+    gearboxes = ()
     if simd > word_taps:  # depthwise order: a gearbox gathers ``simd`` tap words
         fifos.append(Fifo("tap_words", lanes * simd * a_bits, hw.STREAM_FIFO_DEPTH))
-        logic = logic + hw.gearbox(lanes * a_bits, lanes * simd * a_bits)
+        gearboxes = ((lanes * a_bits, lanes * simd * a_bits),)
+        logic = logic + hw.gearbox(*gearboxes[0])
     cycles = w.cycles(pe, group, word_taps, busy=compute)
     depth = ceil_div(w.first_window_elems, pe) + w.kh * w.kw // word_taps + pipe
     return Hardware(cycles=cycles, depth=depth, macs=mvu.macs(ar, lanes, simd), memories=memories, fifos=tuple(fifos),
-                    logic=logic, requantizers=(rq,))  # fmt: skip
+                    logic=logic, requantizers=(rq,), gearboxes=gearboxes)  # fmt: skip
 
 
 def cost(spec: DepthwiseSpec, fold: LayerFold) -> Cost:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -179,19 +180,29 @@ def out_lanes(channels: int, pe: int) -> int:
     return next(d for d in divisors(channels) if d >= pe)
 
 
+class PaddedOutput(NamedTuple):
+    """What :func:`padded_output` adds to a layer: the unit's output stream the gearbox
+    reads, the gearbox's (in_bits, out_bits), its logic, and the cycles it adds to the depth."""
+
+    fifos: tuple[Fifo, ...] = ()
+    gearboxes: tuple[tuple[int, int], ...] = ()
+    logic: Resources = NONE
+    depth: int = 0
+
+
 @functools.lru_cache(maxsize=4096)
-def padded_output(ar: Arith, channels: int, pe: int, sf: int) -> tuple[tuple[Fifo, ...], Resources, int]:
+def padded_output(ar: Arith, channels: int, pe: int, sf: int) -> PaddedOutput:
     """The gearbox (streams.h) behind a unit whose ``pe`` does not divide its ``channels``
     (none when it does): per pixel it reads the unit's ``ceil(channels / pe)`` words of ``pe``
     lanes and writes ``channels / L`` words of :func:`out_lanes` L lanes, dropping the padded
     lanes (the rest of a pixel's bits). L >= ``pe``, so it writes at most one word per word
     read and takes one cycle per word read, within the unit's ``sf`` cycles per word: no
-    cycle more per frame. Returns the unit's output stream it reads, its logic (a general
-    gearbox: L is never a multiple of ``pe``) and the cycles it adds to the depth (the
-    first output word waits for ``ceil(L / pe)`` of the unit's words, ``sf`` cycles apart)."""
+    cycle more per frame. Its logic: a general gearbox (L is never a multiple of ``pe``) and
+    its kernel control; its first output word waits for ``ceil(L / pe)`` of the unit's
+    words, ``sf`` cycles apart, and its register."""
     lanes = out_lanes(channels, pe)
     if lanes == pe:
-        return (), NONE, 0
-    unit_out = Fifo("unit_output", pe * ar.out_bits, hw.STREAM_FIFO_DEPTH)
-    logic = hw.gearbox(pe * ar.out_bits, lanes * ar.out_bits) + hw.KERNEL_CONTROL
-    return (unit_out,), logic, (ceil_div(lanes, pe) - 1) * sf + 1
+        return PaddedOutput()
+    widths = (pe * ar.out_bits, lanes * ar.out_bits)
+    return PaddedOutput((Fifo("unit_output", widths[0], hw.STREAM_FIFO_DEPTH),), (widths,),
+                        hw.gearbox(*widths) + hw.KERNEL_CONTROL, (ceil_div(lanes, pe) - 1) * sf + 1)  # fmt: skip
