@@ -6,11 +6,13 @@ The explorer writes it as ``folding.json``; the user may edit it and pass it bac
 Folding semantics, per kernel (every kernel module validates its own):
 
 * Dense: ``simd`` input features and ``pe`` output neurons per cycle;
-  ``simd | in_features``, ``pe | out_features``; cycles = (IN/simd) * (OUT/pe).
+  ``simd | in_features``, ``pe`` the fewest lanes for some number of passes n,
+  ``ceil(OUT / n)`` (every divisor, and e.g. 22 of 64: three passes, the last padded and
+  its padded outputs dropped; accelgen.kernels.mvu.pe_values); cycles = (IN/simd) * ceil(OUT/pe).
 * Conv (groups == 1): ``simd`` window elements, ``pe`` output channels per cycle;
-  ``pe | OC``, ``simd | IC`` (channels of one tap) or ``simd = IC * t`` with a window
+  ``pe`` as Dense's over OC, ``simd | IC`` (channels of one tap) or ``simd = IC * t`` with a window
   (``t`` taps a word: ``t | KW``, or ``KW`` times a divisor of KH, whole kernel rows;
-  accelgen.kernels.conv); cycles = OH*OW * KH*KW*IC/simd * (OC/pe).
+  accelgen.kernels.conv); cycles = OH*OW * KH*KW*IC/simd * ceil(OC/pe).
 * Depthwise / grouped Conv: ``pe`` channels in parallel, ``simd`` kernel taps per cycle;
   ``pe | OC``, ``simd | KH*KW``; a depthwise Conv at every channel (``pe == C``) takes
   ``simd`` taps a word, a tap word as a Conv's (``t | KW``, or ``KW`` times a divisor of KH;

@@ -141,3 +141,22 @@ def test_the_unit_output_stream_is_the_priced_fifo():
                    if k.function == "gearbox")  # fmt: skip
     assert gearbox.fields == {"in_bits": 22 * 4, "out_bits": 32 * 4, "in_words": 3, "out_words": 2}
     assert isinstance(graph.op("dense0"), ir.Dense)
+
+
+def test_padded_folds_lower_the_planned_ii(monkeypatch):
+    """DS-CNN (W8A8) on the Ultra96: its 64 -> 64 pointwise convolutions may take 10 or 11
+    lanes (7 or 6 passes) instead of jumping from 8 to 16, so the explorer's plan has a lower
+    II than the best plan at divisor foldings only."""
+    from accelgen.boards import get_board  # noqa: PLC0415
+    from accelgen.dse import explore  # noqa: PLC0415
+    from accelgen.kernels.base import divisors  # noqa: PLC0415
+    from accelgen.pipeline import compile_model  # noqa: PLC0415
+    from tests.test_planned_csim import MODELS as FILES  # noqa: PLC0415
+
+    graph = compile_model(FILES / "mlperf_tiny" / "mlperf_dscnn_w8a8.onnx").graph
+    padded = explore(graph, get_board("ultra96v2"))
+    assert any(int(lp.layer.op.weights.shape[0]) % lp.fold.pe for lp in padded.layers if isinstance(lp.layer.op, ir.Conv))
+    with monkeypatch.context() as m:
+        m.setattr(mvu, "pe_values", divisors)
+        whole = explore(graph, get_board("ultra96v2"))
+    assert padded.ii_cycles < whole.ii_cycles

@@ -232,7 +232,8 @@ def word(ic: int, simd: int) -> tuple[int, int]:
 
 
 def legal(spec: ConvSpec) -> dict[str, list[int]]:
-    """``simd``: the divisors of IC, and (with a window generator) IC * t for ``t`` taps a
+    """``pe``: :func:`accelgen.kernels.mvu.pe_values` of OC (a divisor, or the fewest lanes
+    for a number of passes). ``simd``: the divisors of IC, and (with a window generator) IC * t for ``t`` taps a
     word: ``t > 1`` a divisor of KW (taps of one kernel row), or KW times a divisor ``r >
     1`` of KH (``r`` whole kernel rows; ``r = KH``: the whole window). ``pixels``: output pixels per cycle, a divisor of
     the output width, above 1 only with every output channel in parallel and ``simd | IC``
