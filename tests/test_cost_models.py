@@ -250,9 +250,10 @@ def test_conv_cost_by_hand():
     assert kernel_for(op) is conv
     spec = conv.describe(op, g)
     assert spec.arith.acc_bits == 22 and spec.arith.requant.multiplier_bits == 12  # 1875 < 2**11
-    # simd: channels of one tap (1, 2, 4), three taps of a kernel row (12), the whole 3x3 window (36)
-    assert conv.legal(spec) == {"pe": [1, 2, 3, 4, 8], "simd": [1, 2, 4, 12, 36], "pixels": [1, 2, 4, 8], "pixels_pe": 8,
-                                "pixels_simd": [1, 2, 4]}  # fmt: skip
+    # simd: channels of one tap (1, 2, 4), three taps of a kernel row (12), the whole 3x3 window (36),
+    # and the other divisors of 36 (3, 6, 9, 18) through a gearbox after the window generator
+    assert conv.legal(spec) == {"pe": [1, 2, 3, 4, 8], "simd": [1, 2, 3, 4, 6, 9, 12, 18, 36], "pixels": [1, 2, 4, 8],
+                                "pixels_pe": 8, "pixels_simd": [1, 2, 4]}  # fmt: skip
     c = conv.cost(spec, LayerFold(pe=2, simd=4))
     # the first window waits for 2 whole rows of 8 one-word pixels (padding 1 above); then the unit
     # computes 8 rows of 8 windows of 9 words in 8/2 passes (its emissions, 8*8*9, are faster) while
@@ -276,7 +277,7 @@ def test_tap_parallel_conv_by_hand():
     spec = conv.describe(op, g)
     # simd 12: three taps of a kernel row (4 channels each) a word, 3 words a window; input words of 4 channels
     hw12 = conv.hardware(spec, LayerFold(pe=2, simd=12))
-    assert conv.word(4, 12) == (4, 3)
+    assert conv.word(spec.win, 12) == conv.Word(lanes=4, taps=3, simd=12) and not conv.word(spec.win, 12).gearbox
     # the first window's 2 rows, then 8 rows of 8 windows x 3 words x 4 passes, the next row read meanwhile
     assert hw12.cycles == 2 * 8 + 8 * (8 * 3 * (8 // 2)) == 784
     buffers = [m for m in hw12.memories if m.role == "line_buffer"]
@@ -297,6 +298,33 @@ def test_tap_parallel_conv_by_hand():
     assert hw36.depth == 16 + 1 + (13 - 2 + 6)
     # several pixels per cycle stay at one tap a word
     assert fold_problems(conv.legal(spec), LayerFold(pe=8, simd=12, pixels=2))
+
+
+def test_conv_simd_through_a_gearbox_by_hand():
+    op, g = conv_layer()  # 8x8x4 -> 8x8x8, 3x3, padding 1: 36 window elements
+    spec = conv.describe(op, g)
+    # simd 6: the smallest window word of at least 6 elements is three taps of a row (12), re-cut in two
+    feed = conv.word(spec.win, 6)
+    assert (feed.lanes, feed.taps, feed.elems, feed.gearbox) == (4, 3, 12, True)
+    assert conv.word(spec.win, 3) == conv.Word(lanes=4, taps=1, simd=3)  # 4 channels re-cut into 3s
+    assert conv.word(spec.win, 18) == conv.Word(lanes=4, taps=9, simd=18)  # the whole window in halves
+    hw6 = conv.hardware(spec, LayerFold(pe=2, simd=6))
+    # the first window's 2 rows of 8 one-word pixels, then 8 rows of 8 windows x 6 words x 4 passes (the
+    # generator's 3 words a window are faster); the next row read meanwhile
+    assert hw6.cycles == 2 * 8 + 8 * (8 * 6 * (8 // 2)) == 1552
+    # the input stream (4 channels), the window stream (12 elements), the gearbox's stream (6 elements)
+    assert [(f.role, f.width) for f in hw6.fifos] == [("input0", 4 * 8), ("windows", 12 * 8), ("simd_words", 6 * 8)]
+    assert hw6.macs[0].count == 2 * 6
+    # the line buffer as at simd 12 (3 banks of 3 + 1 rows x ceil(8 / 3) positions)
+    assert [(m.width, m.depth, m.count) for m in hw6.memories if m.role == "line_buffer"] == [(32, 4 * 3, 3)]
+    # its logic: the window generator's at simd 12 and the unit's at simd 6, plus a 96 -> 48-bit gearbox
+    hw12 = conv.hardware(spec, LayerFold(pe=2, simd=12))
+    gen = spec.win.generator(4, 8, 1, 3)[2]
+    unit = {s: mvu.logic(spec.arith, 2, s, 8, 1, h.requantizers[0])[0] for s, h in ((6, hw6), (12, hw12))}
+    assert hw6.logic == unit[6] + gen + hw.gearbox(96, 48) and hw12.logic == unit[12] + gen
+    # first window: 16 words; 6 words a window; the unit's pipeline; the gearbox's one cycle
+    assert hw6.depth == 16 + 6 + mvu.logic(spec.arith, 2, 6, 8, 1, hw6.requantizers[0])[1] + hw.GEARBOX_LATENCY
+    assert fold_problems(conv.legal(spec), LayerFold(pe=8, simd=6, pixels=2))  # one pixel a cycle
 
 
 def test_strided_conv_pays_for_its_input_reads():

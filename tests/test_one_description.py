@@ -95,7 +95,7 @@ def instantiated(design, block) -> dict:
             trips.append(f["in_h"] * f["fh"] * f["in_w"] * f["fw"] * f["words_per_pixel"])
         elif k.function == "concat":
             trips.append(f["pixels"] * (f["a_words"] + f["b_words"]))
-        elif k.function == "gearbox":  # inside a layer: tap words (depthwise), padded lanes dropped per pixel
+        elif k.function == "gearbox":  # inside a layer: tap words (depthwise), simd words (conv), padded lanes dropped per pixel
             gearboxes.append((f["in_bits"], f["out_bits"]))
             converting.append(k.frames * gearbox_iterations(f))
     busy = max(trips, default=0)
@@ -396,7 +396,7 @@ GENERATORS = {
 @pytest.mark.parametrize("kind", sorted(GENERATORS))
 def test_the_cost_model_prices_what_codegen_instantiates(kind):
     rng = np.random.default_rng(sum(map(ord, kind)))
-    checked = grouped = tapped = rowed = dw_tapped = dw_rowed = padded = 0
+    checked = grouped = tapped = rowed = dw_tapped = dw_rowed = padded = geared = 0
     for _ in range(60):
         graph = GENERATORS[kind](rng)
         plan = plan_for(rng, graph)
@@ -408,6 +408,7 @@ def test_the_cost_model_prices_what_codegen_instantiates(kind):
             dw_tapped += sum(depthwise_taps(graph, op, plan.fold(op.name)) for op in graph.integer_ops())
             dw_rowed += sum(depthwise_taps(graph, op, plan.fold(op.name), rows=True) for op in graph.integer_ops())
             padded += sum(padded_fold(graph, op, plan.fold(op.name)) for op in graph.integer_ops())
+            geared += sum(through_gearbox(graph, op, plan.fold(op.name)) for op in graph.integer_ops())
         except InputError as e:  # a configuration the hardware refuses (e.g. padding a bipolar input)
             assert "bipolar" in str(e)
     assert checked >= 40
@@ -415,6 +416,7 @@ def test_the_cost_model_prices_what_codegen_instantiates(kind):
         assert grouped >= 5
     if kind in ("conv", "residual"):  # dense convolutions: several taps a word checked too
         assert tapped >= 5 and rowed >= 5
+        assert geared >= 3  # and at a simd that is no window word: through a gearbox
     if kind == "conv":  # depthwise convolutions at every channel: several taps a word, whole rows too
         assert dw_tapped >= 5 and dw_rowed >= 3
     if kind in ("chain", "conv", "dense", "residual"):  # matrix units whose pe does not divide the channels
@@ -433,6 +435,17 @@ def tap_parallel(graph: ir.Graph, op: ir.Op, fold: LayerFold, rows: bool = False
     if not isinstance(op, ir.Conv) or op.groups != 1:
         return False
     return fold.simd > graph.tensors[op.inputs[0]].shape[-1] * (int(op.weights.shape[3]) if rows else 1)
+
+
+def through_gearbox(graph: ir.Graph, op: ir.Op, fold: LayerFold) -> bool:
+    """A dense convolution whose ``simd`` is neither a divisor of its input channels nor
+    all of them at a tap word (a divisor of KW, or KW times a divisor of KH): the window
+    generator's words reach the unit through a gearbox."""
+    if not isinstance(op, ir.Conv) or op.groups != 1:
+        return False
+    ic, (kh, kw) = graph.tensors[op.inputs[0]].shape[-1], (int(d) for d in op.weights.shape[2:])
+    tap_words = [ic * t for t in range(1, kh * kw + 1) if kw % t == 0 or (t % kw == 0 and kh % (t // kw) == 0)]
+    return ic % fold.simd != 0 and fold.simd not in tap_words
 
 
 def depthwise_taps(graph: ir.Graph, op: ir.Op, fold: LayerFold, rows: bool = False) -> bool:

@@ -10,10 +10,11 @@ prices. Folding per kernel (as ``accelgen.plan`` documents):
 * Dense: ``simd | in_features``, ``pe`` among accelgen.kernels.mvu.pe_values(out_features);
   one matrix-vector unit (and, when ``pe`` does not divide out_features, a gearbox dropping
   the last fold's padded lanes).
-* Conv (groups == 1): ``pe`` as Dense's over OC, ``simd | IC`` or ``simd = IC * t`` (``t`` kernel taps a
-  word, accelgen.kernels.conv.legal and word); sliding window generator (convolution
-  order) + matrix-vector unit. A 1x1 convolution with stride 1 and no padding needs no
-  window generator.
+* Conv (groups == 1): ``pe`` as Dense's over OC, ``simd | IC`` or ``simd = IC * t`` (``t``
+  kernel taps a word), or any other ``simd | KH*KW*IC`` (accelgen.kernels.conv.legal and
+  word); sliding window generator (convolution order) + matrix-vector unit, with a width
+  converter between them for the last kind. A 1x1 convolution with stride 1 and no padding
+  needs no window generator.
 * Depthwise Conv (groups == IC == OC): ``pe | C`` channels, ``simd | KH*KW`` taps;
   window generator (depthwise order) + width converter + vector unit; at ``pe == C`` and
   ``simd > 1``, ``simd`` a tap word (accelgen.kernels.depthwise.legal and taps): window
@@ -284,7 +285,8 @@ def build_conv(ctx: Context, op: ir.Conv, ident: str) -> Block:
     kh, kw = (int(d) for d in op.weights.shape[2:])
     fold = ctx.fold(op)
     what = op.kind if op.groups == 1 else f"grouped {op.kind}, run with block-diagonal weights"
-    _check_legal(op, fold, conv.legal(conv.describe(op, ctx.graph)), what)
+    spec = conv.describe(op, ctx.graph)
+    _check_legal(op, fold, conv.legal(spec), what)
     matrix = conv.dense_weights(op, c)  # columns in (kh, kw, ic) window order
     if conv.is_pointwise(op):
         return _mvau_block(ctx, op, ident, x, y, matrix, pixels=h * w, fold=fold, window=None)
@@ -292,26 +294,33 @@ def build_conv(ctx: Context, op: ir.Conv, ident: str) -> Block:
         "hwc": (h, w, c), "out_hw": (oh, ow), "kernel": (kh, kw), "strides": op.strides,
         "pads": (op.pads[0], op.pads[1]), "dilations": op.dilations,
     }  # fmt: skip
-    return _mvau_block(ctx, op, ident, x, y, matrix, pixels=oh * ow, fold=fold, window=window)
+    return _mvau_block(ctx, op, ident, x, y, matrix, pixels=oh * ow, fold=fold, window=window,
+                       feed=conv.word(spec.win, fold.simd))  # fmt: skip
 
 
-def _mvau_block(ctx, op, ident, x, y, matrix, *, pixels, fold: LayerFold, window) -> Block:
-    """A matrix-vector unit (behind a window generator when ``window``); when ``pe`` does
-    not divide the channels, its last fold's padded lanes dropped per pixel by a gearbox
-    (accelgen.kernels.mvu.padded_output)."""
+def _mvau_block(ctx, op, ident, x, y, matrix, *, pixels, fold: LayerFold, window,
+                feed: conv.Word | None = None) -> Block:  # fmt: skip
+    """A matrix-vector unit, behind a window generator (``window``: its fields) fed as
+    :func:`accelgen.kernels.conv.word` says (``feed``) and a gearbox when that word is
+    not ``simd`` elements; when ``pe`` does not divide the channels, its last fold's padded
+    lanes dropped per pixel by a gearbox (accelgen.kernels.mvu.padded_output)."""
     pe, simd, group = fold.pe, fold.simd, fold.pixels
     rows, cols = matrix.shape
     folds = ceil_div(rows, pe)
     arith = _arith(op, x, y, matrix, pe, lanes=pe * group, sf=cols // simd,
                    w_qtype=conv.weight_qtype(op) if isinstance(op, ir.Conv) else None, padded=folds * pe)  # fmt: skip
-    lanes, taps = conv.word(window["hwc"][2], simd) if window is not None else (simd, 1)
-    src = ctx.stream(f"{ident}_in", arith["in_code"], lanes, x.elements_per_sample() // lanes)
+    feed = feed or conv.word(None, simd)  # no window generator: ``simd`` channels a word
+    src = ctx.stream(f"{ident}_in", arith["in_code"], feed.lanes, x.elements_per_sample() // feed.lanes)
     kernels, streams = [], [src]
     vectors = src
     if window is not None:
         pad = _pad_raw(arith["in_code"], arith["zero_point"], op, getattr(op, "pads", (0, 0, 0, 0)))
         k, vectors = _window_stream_and_kernel(ctx, ident, src, pad_raw=pad, depthwise=False, pixels=group,
-                                               taps=taps, **window)  # fmt: skip
+                                               taps=feed.taps, **window)  # fmt: skip
+        kernels.append(k)
+        streams.append(vectors)
+    if feed.gearbox:  # window words re-cut into ``simd``-element words
+        k, vectors = _gearbox(ctx, ident, vectors, simd)
         kernels.append(k)
         streams.append(vectors)
     lanes_out = mvu.out_lanes(rows, pe)

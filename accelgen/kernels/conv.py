@@ -6,8 +6,11 @@ for a number of passes ceil(OC / pe): the last pass padded, its padded lanes dro
 pixel by a gearbox, :func:`accelgen.kernels.mvu.padded_output`). ``simd`` is either a divisor of IC (``simd`` channels of one tap a word) or,
 with a window generator, ``IC * t`` for ``t | KW`` above 1 (tap-parallel: ``t``
 consecutive taps of one kernel row, or ``t = KW * r`` for ``r | KH``, ``r`` whole kernel
-rows, all their channels, a word; :func:`word`), so a layer with few input channels is
-parallel over its kernel. ``pixels`` output pixels per cycle
+rows, all their channels, a word), so a layer with few input channels is parallel over
+its kernel, or any other divisor of KH*KW*IC: the window generator then emits the
+smallest of those words with at least ``simd`` elements and a gearbox (streams.h) re-cuts
+them into ``simd``-element words, so the unit's lanes need not step from IC * t to IC *
+2t (:func:`word`). ``pixels`` output pixels per cycle
 (``pixels | OW``, above 1 only at ``pe == OC`` and ``simd | IC``: the window generator
 emits that many windows per word and the unit computes them side by side with the same
 weights, ``pe * simd * pixels`` products a cycle; the emissions and the unit's passes take
@@ -18,10 +21,12 @@ stride 1 and no padding reads the feature map directly (no window generator).
 
 As generated (hls/accelgen/swg.h, mvau.h): the window generator reads words of ``lanes``
 channels (``simd``, or IC when tap-parallel) into a line buffer of ``(KH-1)*DH + 1 + SH``
-whole input rows and emits one word of ``simd`` elements per cycle, reading the next
+whole input rows and emits one window word per cycle (of ``simd`` elements, or of the
+word a gearbox re-cuts into ``simd``-element words, one per cycle), reading the next
 output row's ``SH`` rows while it emits this row's windows: cycles per frame =
-:meth:`Window.cycles`, about max(IH*IW*(IC/lanes) (reads), OH*OW * KH*KW*IC/simd
-(emissions), the matrix-vector unit's OH*OW * KH*KW*IC/simd * ceil(OC/pe)) plus the rows the
+:meth:`Window.cycles`, about max(IH*IW*(IC/lanes) (reads), OH*OW * KH*KW*IC/e
+(emissions of ``e``-element window words), the matrix-vector unit's OH*OW * KH*KW*IC/simd *
+ceil(OC/pe)) plus the rows the
 first window waits for (the schedule replayed row by row). Tap-parallel, the
 line buffer's x dimension is split into ``min(t, KW) * DW`` banks so the taps of a kernel
 row in one word (``DW`` apart) are read from distinct banks in one cycle, and with whole
@@ -125,6 +130,11 @@ class Window:
         KH (whole kernel rows; KH*KW: the whole window)."""
         return sorted(set(divisors(self.kw)) | {self.kw * r for r in divisors(self.kh)})
 
+    def words(self) -> list[int]:
+        """Window word sizes swg.h emits in convolution order: a divisor of IC (channels of
+        one tap) or IC times a tap word (all channels of several taps)."""
+        return sorted(set(divisors(self.ic)) | {self.ic * t for t in self.tap_words()})
+
     def reads(self, lanes: int) -> int:
         return self.ih * self.iw * (self.ic // lanes)
 
@@ -222,36 +232,64 @@ def describe(op: ir.Conv, graph: ir.Graph) -> ConvSpec:
     )  # fmt: skip
 
 
-def word(ic: int, simd: int) -> tuple[int, int]:
-    """(lanes, taps) of a window word at ``simd``: ``simd`` channels of one tap when
-    ``simd | IC``, else all IC channels of ``simd / IC`` consecutive taps (of one kernel
-    row, or whole kernel rows).
-    The input stream carries words of ``lanes`` channels; code generation and the cost
-    model both read the split from here."""
-    return (simd, 1) if simd <= ic else (ic, simd // ic)
+@dataclass(frozen=True)
+class Word:
+    """How the unit's ``simd`` window elements a cycle are fed: the window generator emits
+    words of ``lanes`` channels of ``taps`` consecutive taps each (the input stream carries
+    words of ``lanes`` channels), and when that word is not ``simd`` elements a gearbox
+    after it re-cuts the window stream into ``simd``-element words."""
+
+    lanes: int
+    taps: int
+    simd: int
+
+    @property
+    def elems(self) -> int:
+        """Elements of a window word (the gearbox's input word when there is one)."""
+        return self.lanes * self.taps
+
+    @property
+    def gearbox(self) -> bool:
+        return self.elems != self.simd
+
+
+def word(w: Window | None, simd: int) -> Word:
+    """The window word at ``simd``: ``simd`` channels of one tap when ``simd | IC``, all IC
+    channels of ``simd / IC`` consecutive taps when that is a tap word (of one kernel row, or
+    whole kernel rows); any other divisor of KH*KW*IC is fed by the smallest of those words
+    with at least ``simd`` elements (so the generator keeps up with the unit) and a gearbox
+    (both word sizes divide a window, so the (kh, kw, ic) order is kept). ``w``: None for a
+    pointwise convolution (no window generator: ``simd`` channels a word). Code generation
+    and the cost model both read the split from here."""
+    if w is None:
+        return Word(simd, 1, simd)
+    elems = min(e for e in w.words() if e >= simd)
+    return Word(elems, 1, simd) if elems <= w.ic else Word(w.ic, elems // w.ic, simd)
 
 
 def legal(spec: ConvSpec) -> dict[str, list[int]]:
     """``pe``: :func:`accelgen.kernels.mvu.pe_values` of OC (a divisor, or the fewest lanes
-    for a number of passes). ``simd``: the divisors of IC, and (with a window generator) IC * t for ``t`` taps a
-    word: ``t > 1`` a divisor of KW (taps of one kernel row), or KW times a divisor ``r >
-    1`` of KH (``r`` whole kernel rows; ``r = KH``: the whole window). ``pixels``: output pixels per cycle, a divisor of
-    the output width, above 1 only with every output channel in parallel and ``simd | IC``
+    for a number of passes). ``simd``: the divisors of IC, and (with a window generator)
+    every divisor of KH*KW*IC: IC * t for a tap word of ``t`` taps (``t | KW``: taps of one
+    kernel row; KW times a divisor ``r`` of KH: ``r`` whole kernel rows), and the others
+    through a gearbox after the generator (:func:`word`). ``pixels``: output pixels per
+    cycle, a divisor of the output width, above 1 only with every output channel in
+    parallel and ``simd | IC``
     (``pixels_simd``: swg.h emits several pixels or several taps a word, not both); a
     pointwise convolution reads no windows (1 pixel, no taps)."""
     channels = divisors(spec.win.ic)
     if spec.pointwise:
         return {"pe": mvu.pe_values(spec.oc), "simd": channels, "pixels": [1], "pixels_pe": spec.oc}
     w = spec.win
-    taps = [w.ic * t for t in w.tap_words() if t > 1]
-    return {"pe": mvu.pe_values(spec.oc), "simd": channels + taps, "pixels": divisors(spec.win.ow), "pixels_pe": spec.oc,
-            "pixels_simd": channels}  # fmt: skip
+    return {"pe": mvu.pe_values(spec.oc), "simd": divisors(w.kh * w.kw * w.ic), "pixels": divisors(spec.win.ow),
+            "pixels_pe": spec.oc, "pixels_simd": channels}  # fmt: skip
 
 
 def hardware(spec: ConvSpec, fold: LayerFold) -> Hardware:
     w, pe, simd, group, ar = spec.win, fold.pe, fold.simd, fold.pixels, spec.arith
     a_bits = spec.in_bits[0]
-    lanes, taps = word(w.ic, simd)
+    feed = word(None if spec.pointwise else w, simd)
+    lanes, taps = feed.lanes, feed.taps
     taps_words = (1 if spec.pointwise else w.kh * w.kw) * w.ic // simd
     passes = ceil_div(spec.oc, pe)
     pixels = w.ih * w.iw if spec.pointwise else w.oh * w.ow
@@ -274,8 +312,14 @@ def hardware(spec: ConvSpec, fold: LayerFold) -> Hardware:
         logic = logic + generator
         cycles = w.cycles(lanes, group, taps, busy=compute)
         depth = ceil_div(w.first_window_elems, lanes) + taps_words + pipe
+    gearboxes = out.gearboxes
+    if feed.gearbox:  # window words re-cut into ``simd``-element words
+        fifos.append(Fifo("simd_words", simd * a_bits, hw.STREAM_FIFO_DEPTH))
+        gearboxes = ((feed.elems * a_bits, simd * a_bits), *gearboxes)
+        logic = logic + hw.gearbox(*gearboxes[0])
+        depth += hw.GEARBOX_LATENCY
     return Hardware(cycles=cycles, depth=depth, macs=mvu.matrix_macs(ar, pe, simd, group), memories=tuple(memories),
-                    fifos=tuple(fifos), logic=logic, requantizers=(rq,), gearboxes=out.gearboxes)  # fmt: skip
+                    fifos=tuple(fifos), logic=logic, requantizers=(rq,), gearboxes=gearboxes)  # fmt: skip
 
 
 def cost(spec: ConvSpec, fold: LayerFold) -> Cost:
@@ -284,9 +328,10 @@ def cost(spec: ConvSpec, fold: LayerFold) -> Cost:
 
 def stream_lanes(spec: ConvSpec, fold: LayerFold) -> tuple[tuple[int, ...], int]:
     """The window generator reads :func:`word`'s lanes (``simd``, or the input channels when
-    tap-parallel); the layer writes ``pe`` lanes (or the padded-lane gearbox's
-    :func:`accelgen.kernels.mvu.out_lanes`) per pixel of a word."""
-    return (word(spec.win.ic, fold.simd)[0],), mvu.out_lanes(spec.oc, fold.pe) * fold.pixels
+    tap-parallel, or those of the window word a gearbox re-cuts); the layer writes ``pe``
+    lanes (or the padded-lane gearbox's :func:`accelgen.kernels.mvu.out_lanes`) per pixel
+    of a word."""
+    return (word(None if spec.pointwise else spec.win, fold.simd).lanes,), mvu.out_lanes(spec.oc, fold.pe) * fold.pixels
 
 
 def lag(spec: ConvSpec) -> int:

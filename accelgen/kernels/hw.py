@@ -315,6 +315,10 @@ def gearbox(in_bits: int, out_bits: int) -> Resources:
     return Resources(lut=width * stages + counters, ff=width + counters)
 
 
+#: streams.h's gearbox: one pipelined iteration from its first word in to its first word out
+GEARBOX_LATENCY = 1
+
+
 #: swg.h computes window coordinates in C ``int``s (32 bits)
 SWG_INDEX_BITS = 32
 
