@@ -95,28 +95,21 @@ class _OutOfNodes(Exception):
     pass
 
 
-#: options compared at once by :func:`_pareto`
-PARETO_BLOCK = 32
-
-
 def _pareto(res: np.ndarray, order: np.ndarray) -> np.ndarray:
     """The options of ``order`` (cheapest first) that no earlier one matches or beats on
     every column of ``res``.
 
-    Block by block: an option is beaten by an earlier one of its block or by one kept from
-    the blocks before (an earlier option beaten itself is beaten by a kept one, which then
-    beats this one too), so the work grows with the options times the front, not squared."""
+    Front by front: the first option left is kept and every later one it matches or beats
+    is dropped (an option beaten by a dropped one is beaten by the kept one that dropped
+    it), so the work grows with the options times the front, not with their square."""
     rows = res[order]
-    keep = np.zeros(len(order), dtype=bool)
-    front = rows[:0]
-    for start in range(0, len(rows), PARETO_BLOCK):
-        block = rows[start : start + PARETO_BLOCK]
-        covered = np.all(block[None, :, :] <= block[:, None, :], axis=2)  # [j, i]: option i <= option j
-        beaten = np.any(np.tril(covered, k=-1), axis=1)
-        beaten |= np.any(np.all(front[None, :, :] <= block[:, None, :], axis=2), axis=1)
-        keep[start : start + PARETO_BLOCK] = ~beaten
-        front = np.concatenate([front, block[~beaten]])
-    return order[keep]
+    alive = np.ones(len(order), dtype=bool)
+    i = 0
+    while i < len(order):
+        alive[i + 1 :] &= ~np.all(rows[i] <= rows[i + 1 :], axis=1)
+        later = np.flatnonzero(alive[i + 1 :])
+        i = i + 1 + int(later[0]) if later.size else len(order)
+    return order[alive]
 
 
 @dataclass

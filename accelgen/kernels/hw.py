@@ -100,6 +100,8 @@ def in_luts(width: int, depth: int) -> bool:
     return depth <= LUT_MEMORY_MAX_DEPTH or width * depth <= LUT_MEMORY_MAX_BITS
 
 
+# pure functions of widths and depths, cached: the explorer prices thousands of foldings
+@functools.lru_cache(maxsize=65536)
 def rom(width: int, depth: int) -> Resources:
     """A read-only table (weights, thresholds, requantization parameters).
 
@@ -113,6 +115,7 @@ def rom(width: int, depth: int) -> Resources:
     return Resources(bram18=bram18_count(width, depth))
 
 
+@functools.lru_cache(maxsize=65536)
 def ram(width: int, depth: int) -> Resources:
     """A read-write buffer (line buffers, partial results, deep FIFOs).
 
@@ -129,6 +132,7 @@ def ram(width: int, depth: int) -> Resources:
     return Resources(bram18=bram18_count(width, depth))
 
 
+@functools.lru_cache(maxsize=65536)
 def fifo(width: int, depth: int) -> Resources:
     """A stream FIFO: SRLC32E shift registers up to 32 deep, a buffer beyond; plus two
     pointer/counter registers of ``ceil(log2(depth + 1))`` bits (one LUT, one FF per bit)."""
@@ -224,6 +228,7 @@ def dsp_tiles(a_bits: int, b_bits: int) -> int:
     return max(1, ceil_div(max(hi - 1, 1), DSP_A_BITS - 1)) * max(1, ceil_div(max(lo - 1, 1), DSP_B_BITS - 1))
 
 
+@functools.lru_cache(maxsize=65536)
 def adder_tree(inputs: int, bits: int) -> Resources:
     """A registered binary adder tree summing ``inputs`` values of ``bits`` bits.
 
@@ -246,6 +251,7 @@ POPCOUNT_GROUP = 3
 POPCOUNT_GROUP_LUTS = 2
 
 
+@functools.lru_cache(maxsize=65536)
 def popcount(lanes: int) -> Resources:
     """The XNOR-popcount of ``lanes`` bipolar products (their sum is ``2 * matches - lanes``).
 
@@ -294,6 +300,7 @@ def const_multiplier_luts(m: int, bits: int) -> int:
     return luts
 
 
+@functools.lru_cache(maxsize=65536)
 def gearbox(in_bits: int, out_bits: int) -> Resources:
     """streams.h's width converter (this model's estimate, not a vendor figure).
 
