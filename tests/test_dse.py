@@ -352,9 +352,9 @@ def test_search_spends_no_more_than_needed_on_fast_layers(graphs):
 
 
 def test_small_cnn_option_counts():
-    # conv a: pe | 6 (4 values) x simd (| 4, or 4 x 3 and 4 x 9 taps a word: 5), and at pe = 6
-    # pixels 2, 3, 6 (| OW = 6) x simd | 4 (3); conv b: pe | 4 (3) x simd (| 6, or 6 x 3, 6 x 9: 6),
-    # and at pe = 4 pixels 2, 3, 6 x simd | 6 (4); add: pe | 4 (3); pool: pe | 4 (3), and at pe = 4
-    # pixels 3 (| OW = 3)
+    # conv a: pe = ceil(6 / n) (4 values) x simd | 4 * 3 * 3 (9: channels, tap words, and the rest
+    # through a gearbox), and at pe = 6 pixels 2, 3, 6 (| OW = 6) x simd | 4 (3); conv b: pe =
+    # ceil(4 / n) (3) x simd | 6 * 3 * 3 (8), and at pe = 4 pixels 2, 3, 6 x simd | 6 (4); add: pe | 4
+    # (3); pool: pe | 4 (3), and at pe = 4 pixels 3 (| OW = 3)
     layers = dse.describe_layers(small_cnn())
-    assert [len(la.folds) for la in layers] == [20 + 9, 18 + 12, 3, 3 + 1]
+    assert [len(la.folds) for la in layers] == [36 + 9, 24 + 12, 3, 3 + 1]
