@@ -157,11 +157,12 @@ def why(e: Estimate, layers: int = 3) -> list[str]:
     out.append(f"    why: the slowest layers keep their multipliers busy, but there are too few of them: the plan "
                f"instantiates {e.multipliers} multipliers ({e.whole_design.dsp} DSPs of the board's "
                f"{e.board.resources['dsp']}, budget {e.max_util:.0%}; DSPs beside the products are requantizers, "
-               "window generators and the shell; two 8-bit products share a DSP only in a matrix unit's PE pairs); a "
-               "layer's parallelism moves in whole divisors (pe and simd of the channel counts, simd also in whole "
-               "kernel taps, pixels of the output width, and pixels only with pe = every output channel), so the next step of a bottleneck layer at "
-               "least doubles its multipliers, which the DSP budget does not hold; the MAC bound assumes the "
-               "budget's multipliers spread perfectly.")  # fmt: skip
+               "window generators and the shell (an exact multiply-shift requantizer of 22-27-bit multipliers takes "
+               "two); two 8-bit products share a DSP only in a matrix unit's PE pairs); a layer's parallelism moves "
+               "in whole folds (pe = ceil(channels / n), simd a divisor of the window's KH*KW*IC elements, pixels a "
+               "divisor of the output width, and pixels only with pe = every output channel), so the next step of a "
+               "bottleneck layer adds more multipliers than the DSPs left; the MAC bound assumes the budget's "
+               "multipliers spread perfectly.")  # fmt: skip
     return out
 
 
