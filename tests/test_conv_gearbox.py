@@ -9,15 +9,11 @@ of accelgen.golden); the generated design is checked to take the gearbox path.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 import pytest
 
-from accelgen.codegen import generate
 from accelgen.codegen.connect import build_design
-from accelgen.csim import Emulator, build_group
-from tests.test_hls_kernels import BIPOLAR, MODELS, GraphBuilder, qt, ref_run
+from tests.test_hls_kernels import BIPOLAR, MODELS, GraphBuilder, case_emulators, qt, ref_run
 from tests.test_hls_kernels import F as Fold
 
 pytestmark = pytest.mark.csim
@@ -70,15 +66,7 @@ CASES = {
 @pytest.fixture(scope="module")
 def emulators(tmp_path_factory):
     """Every case generated, compiled into one library per C-simulation model (in parallel)."""
-    root = tmp_path_factory.mktemp("conv_gearbox")
-    built = {}
-    for i, (name, make) in enumerate(CASES.items()):
-        graph, plan, x = make()
-        built[name] = (generate(graph, plan, root / name, vectors=x, top=f"cg{i}"), graph, x)
-    outdirs = [built[n][0] for n in CASES]
-    with ThreadPoolExecutor(len(MODELS)) as pool:
-        libs = dict(zip(MODELS, pool.map(lambda m: build_group(outdirs, opt="-O1", ap_model=m == "ap_types"), MODELS)))
-    return {(n, m): (Emulator(built[n][0], library=libs[m]), built[n][1], built[n][2]) for n in CASES for m in MODELS}
+    return case_emulators(tmp_path_factory.mktemp("conv_gearbox"), CASES, "cg")
 
 
 @pytest.mark.parametrize("model", MODELS)

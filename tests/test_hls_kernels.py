@@ -96,6 +96,20 @@ def ref_pool(x: np.ndarray, op, kind: str) -> np.ndarray:
     return out
 
 
+def case_emulators(root, cases: dict, prefix: str) -> dict:
+    """Each case (a function returning graph, plan, vectors) generated under ``root`` (tops
+    ``prefix0``, ``prefix1``, ...) and compiled into one library per C-simulation model (the
+    models in parallel): ``{(name, model): (Emulator, graph, vectors)}``."""
+    built = {}
+    for i, (name, make) in enumerate(cases.items()):
+        graph, plan, x = make()
+        built[name] = (generate(graph, plan, root / name, vectors=x, top=f"{prefix}{i}"), graph, x)
+    outdirs = [out for out, _, _ in built.values()]
+    with ThreadPoolExecutor(len(MODELS)) as pool:
+        libs = dict(zip(MODELS, pool.map(lambda m: build_group(outdirs, opt="-O1", ap_model=m == "ap_types"), MODELS)))
+    return {(n, m): (Emulator(out, library=libs[m]), graph, x) for n, (out, graph, x) in built.items() for m in MODELS}
+
+
 def ref_run(g: ir.Graph, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     env = dict(inputs)
     for op in g.ops:

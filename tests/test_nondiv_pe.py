@@ -16,11 +16,10 @@ import pytest
 from accelgen import ir
 from accelgen.codegen import generate
 from accelgen.codegen.connect import build_design
-from accelgen.csim import Emulator, build_group
 from accelgen.errors import InputError
 from accelgen.kernels import conv, mvu
 from accelgen.plan import FoldingPlan, LayerFold
-from tests.test_hls_kernels import MODELS, GraphBuilder, qt, ref_run
+from tests.test_hls_kernels import MODELS, GraphBuilder, case_emulators, qt, ref_run
 
 pytestmark = pytest.mark.csim
 
@@ -74,17 +73,7 @@ CASES = {
 
 @pytest.fixture(scope="module")
 def emulators(tmp_path_factory):
-    root = tmp_path_factory.mktemp("nondiv_pe")
-    built = {}
-    for i, (name, make) in enumerate(CASES.items()):
-        graph, plan, x = make()
-        built[name] = (generate(graph, plan, root / name, vectors=x, top=f"nd{i}"), graph, x)
-    emus = {}
-    for model in MODELS:
-        lib = build_group([out for out, _, _ in built.values()], opt="-O1", ap_model=model == "ap_types")
-        for name, (out, graph, x) in built.items():
-            emus[name, model] = (Emulator(out, library=lib), graph, x)
-    return emus
+    return case_emulators(tmp_path_factory.mktemp("nondiv_pe"), CASES, "nd")
 
 
 @pytest.mark.parametrize("model", MODELS)

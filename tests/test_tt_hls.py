@@ -19,20 +19,19 @@ from __future__ import annotations
 import itertools
 import math
 import string
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
 from accelgen import analysis, boards, dse, golden, ir, report
 from accelgen.codegen import generate
-from accelgen.csim import Emulator, build_group, run_csim
+from accelgen.csim import run_csim
 from accelgen.errors import InputError
 from accelgen.kernels import dense as dense_kernel
 from accelgen.kernels import kernel_for
 from accelgen.kernels import tt as tt_kernel
 from accelgen.plan import FoldingPlan, LayerFold
-from tests.test_hls_kernels import ACC, BIPOLAR, GraphBuilder, centred, qt, random_codes, ref_requant
+from tests.test_hls_kernels import ACC, BIPOLAR, GraphBuilder, case_emulators, centred, qt, random_codes, ref_requant
 
 MODELS = ("ap_types", "native")
 
@@ -242,19 +241,7 @@ def _():
 
 @pytest.fixture(scope="module")
 def emulators(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tt_hls")
-    built = {}
-    for i, (name, make) in enumerate(CASES.items()):
-        graph, plan, x = make()
-        out = generate(graph, plan, root / name, vectors=x, top=f"tt{i}")
-        built[name] = (out, graph, x)
-    names = list(CASES)
-    jobs = [(model, names) for model in MODELS]
-    with ThreadPoolExecutor(len(jobs)) as pool:
-        libs = list(pool.map(lambda j: build_group([built[n][0] for n in j[1]], opt="-O1",
-                                                   ap_model=j[0] == "ap_types"), jobs))  # fmt: skip
-    return {(n, model): (Emulator(built[n][0], library=lib), *built[n][1:]) for (model, _), lib in zip(jobs, libs)
-            for n in names}  # fmt: skip
+    return case_emulators(tmp_path_factory.mktemp("tt_hls"), CASES, "tt")
 
 
 pytestmark = pytest.mark.csim
