@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from accelgen import ir
-from accelgen.kernels import hw, mvu
+from accelgen.kernels import hw, mvu, requant
 from accelgen.kernels.base import (
     Cost,
     Fifo,
@@ -238,11 +238,12 @@ def legal(spec: ConvSpec) -> dict[str, list[int]]:
     pointwise convolution reads no windows (1 pixel, no taps)."""
     channels = divisors(spec.win.ic)
     if spec.pointwise:
-        return {"pe": divisors(spec.oc), "simd": channels, "pixels": [1], "pixels_pe": spec.oc}
+        return {"pe": divisors(spec.oc), "simd": channels, "pixels": [1], "pixels_pe": spec.oc,
+                **requant.products(spec.arith.requant)}
     w = spec.win
     taps = [w.ic * t for t in w.tap_words() if t > 1]
     return {"pe": divisors(spec.oc), "simd": channels + taps, "pixels": divisors(spec.win.ow), "pixels_pe": spec.oc,
-            "pixels_simd": channels}  # fmt: skip
+            "pixels_simd": channels, **requant.products(spec.arith.requant)}  # fmt: skip
 
 
 def hardware(spec: ConvSpec, fold: LayerFold) -> Hardware:
@@ -252,7 +253,7 @@ def hardware(spec: ConvSpec, fold: LayerFold) -> Hardware:
     taps_words = (1 if spec.pointwise else w.kh * w.kw) * w.ic // simd
     passes = spec.oc // pe
     pixels = w.ih * w.iw if spec.pointwise else w.oh * w.ow
-    rq = mvu.requantizers(ar, pe * group, taps_words)
+    rq = mvu.requantizers(ar, pe * group, taps_words, fold.requant)
     compute = pixels // group * taps_words * passes
     memories = [*mvu.weights(ar, pe, simd, taps_words * passes)]
     if passes > 1:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from accelgen import ir
-from accelgen.kernels import hw, mvu
+from accelgen.kernels import hw, mvu, requant
 from accelgen.kernels.base import Cost, Hardware, LayerSpec, Memory, MultiplierNeed, divisors, element_bits
 from accelgen.plan import LayerFold
 
@@ -45,7 +45,7 @@ def describe(op: ir.Dense, graph: ir.Graph) -> DenseSpec:
 
 
 def legal(spec: DenseSpec) -> dict[str, list[int]]:
-    return {"pe": divisors(spec.out_features), "simd": divisors(spec.in_features)}
+    return {"pe": divisors(spec.out_features), "simd": divisors(spec.in_features), **requant.products(spec.arith.requant)}
 
 
 def hardware(spec: DenseSpec, fold: LayerFold) -> Hardware:
@@ -54,7 +54,7 @@ def hardware(spec: DenseSpec, fold: LayerFold) -> Hardware:
     memories = list(mvu.weights(ar, pe, simd, in_words * passes))
     if passes > 1:
         memories.append(Memory("input_vector", "ram", simd * spec.in_bits[0], in_words))
-    rq = mvu.requantizers(ar, pe, in_words)
+    rq = mvu.requantizers(ar, pe, in_words, fold.requant)
     logic, pipe = mvu.logic(ar, pe, simd, spec.out_features, rq=rq)
     return Hardware(cycles=in_words * passes, depth=in_words + pipe, macs=mvu.matrix_macs(ar, pe, simd),
                     memories=tuple(memories), fifos=hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (simd,)),
