@@ -5,9 +5,13 @@ accelgen) on every layer, in both arithmetic models; the binding is per layer, a
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from accelgen.cli import main
 from accelgen.codegen import generate
 from accelgen.csim import Emulator, build_group
 from accelgen.errors import InputError
@@ -94,3 +98,16 @@ def test_an_unknown_binding_names_the_layer_and_the_choices():
     plan = FoldingPlan({"a": LayerFold(4, 2, requant="bram")})
     with pytest.raises(InputError, match=r"(?s)'a'.*dsp.*fabric"):
         FoldingPlan.from_json(plan.to_json())
+
+
+def test_a_bad_binding_in_folding_exits_2_naming_the_layer(tmp_path, capsys):
+    """`--folding` with an unknown binding, or "fabric" on a requantizer with no product
+    (the bundled CNN's classifier has none: it hands its accumulators to the host): exit 2,
+    the layer and the choices."""
+    cnn = str(Path(__file__).parents[1] / "examples" / "digits_cnn_w4a8.onnx")
+    path = tmp_path / "plan.json"
+    for requant, says in (("bram", "requant='bram'"), ("fabric", "fabric only for a multiply-shift requantizer")):
+        path.write_text(json.dumps({"version": 1, "layers": {"dense:/fc/Gemm": {"pe": 10, "simd": 1, "requant": requant}}}))
+        assert main(["dse", cnn, "--board", "ultra96", "--folding", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert "dense:/fc/Gemm" in err and says in err and "Traceback" not in err
