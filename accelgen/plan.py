@@ -23,6 +23,9 @@ Folding semantics, per kernel (every kernel module validates its own):
   its largest legal value) and, for a Conv or a depthwise Conv, one tap a word: the window
   generator emits that many windows per cycle.
 * Concat, Reshape: no folding (``pe = simd = 1``): they move whole stream words.
+* ``requant`` (kernels with a multiply-shift requantizer: Dense, Conv, depthwise Conv, Add,
+  Requantize): where the requantizer's product is built, ``"dsp"`` (DSP48E2 tiles, the
+  default) or ``"fabric"`` (LUTs and the carry chain; accelgen.kernels.requant); exact either way.
 * TTDense: ``steps``, one parallelism per contraction step (MACs per cycle, a divisor of
   the step's reduction length times its columns, see accelgen.kernels.tt); ``pe = simd = 1``.
 """
@@ -37,6 +40,9 @@ from typing import Any
 from accelgen.errors import InputError
 
 PLAN_VERSION = 1
+#: where a multiply-shift requantizer's product may be built (``LayerFold.requant``)
+REQUANT_PRODUCTS = ("dsp", "fabric")
+DEFAULT_PRODUCT = "dsp"
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,8 @@ class LayerFold:
     steps: tuple[int, ...] = ()
     #: output pixels per cycle (window kernels; 1 for the others)
     pixels: int = 1
+    #: where the multiply-shift requantizer's product is built: one of REQUANT_PRODUCTS
+    requant: str = DEFAULT_PRODUCT
 
 
 @dataclass
@@ -88,7 +96,11 @@ class FoldingPlan:
                     f"{source}: layer '{name}' has pe={pe}, simd={simd}, pixels={pixels}; all must be >= 1"
                 )
             steps = _steps(entry.get("steps", []), f"{source}: layer '{name}'")
-            layers[name] = LayerFold(pe, simd, steps, pixels)
+            product = entry.get("requant", DEFAULT_PRODUCT)
+            if product not in REQUANT_PRODUCTS:
+                raise InputError(f"{source}: layer '{name}' has requant={product!r}; legal: "
+                                 f"{', '.join(map(repr, REQUANT_PRODUCTS))}")  # fmt: skip
+            layers[name] = LayerFold(pe, simd, steps, pixels, product)
         return FoldingPlan(
             layers=layers,
             board=str(data.get("board", "")),
@@ -114,6 +126,8 @@ def _fold_json(fold: LayerFold) -> dict[str, Any]:
         out["steps"] = list(fold.steps)
     if fold.pixels > 1:
         out["pixels"] = fold.pixels
+    if fold.requant != DEFAULT_PRODUCT:
+        out["requant"] = fold.requant
     return out
 
 

@@ -253,7 +253,7 @@ def test_conv_cost_by_hand():
     # simd: channels of one tap (1, 2, 4), three taps of a kernel row (12), the whole 3x3 window (36),
     # and the other divisors of 36 (3, 6, 9, 18) through a gearbox after the window generator
     assert conv.legal(spec) == {"pe": [1, 2, 3, 4, 8], "simd": [1, 2, 3, 4, 6, 9, 12, 18, 36], "pixels": [1, 2, 4, 8],
-                                "pixels_pe": 8, "pixels_simd": [1, 2, 4]}  # fmt: skip
+                                "pixels_pe": 8, "pixels_simd": [1, 2, 4], "requant": ["dsp", "fabric"]}  # fmt: skip
     c = conv.cost(spec, LayerFold(pe=2, simd=4))
     # the first window waits for 2 whole rows of 8 one-word pixels (padding 1 above); then the unit
     # computes 8 rows of 8 windows of 9 words in 8/2 passes (its emissions, 8*8*9, are faster) while

@@ -292,8 +292,10 @@ def test_tap_parallel_depthwise_csim_equals_golden(tmp_path):
     plan = FoldingPlan({**plan.layers, **TAP_DEPTHWISE})
     outdir = generate(model, plan, tmp_path / "d", vectors=(x,))
     configs = {f.name: f.read_text() for f in (outdir / "hls" / "config").glob("*.h")}
-    tapped = [n for n, text in configs.items() if "TAPS_PER_WORD = 9;" in text or "TAPS_PER_WORD = 3;" in text]
-    assert len(tapped) == 2 and all("DEPTHWISE = false;" in configs[n] for n in tapped)
+    for layer, fold in TAP_DEPTHWISE.items():
+        stem = "_body_" + layer.split("/")[2].replace(".", "_") + "_Conv.h"
+        (text,) = [t for n, t in configs.items() if n.endswith(stem)]
+        assert f"TAPS_PER_WORD = {fold.simd};" in text and "DEPTHWISE = false;" in text
     build(outdir)
     result = run_csim(outdir, keep_outputs=True)
     assert result["passed"], result.get("first_mismatch") or result.get("error")

@@ -11,6 +11,7 @@ that the explorer prices.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 
 import numpy as np
@@ -57,7 +58,7 @@ def instantiated(design, block) -> dict:
         if k.function in ("mvau", "vvau"):  # mvau.h: REQUANT_LANES requantizers for the word's lanes
             word_lanes, units = f["pe"] * f.get("pixels_per_cycle", 1), f["requant_lanes"]
             kind = {"pass_through": "none"}.get(f["requant"]["kind"], f["requant"]["kind"])
-            requantizers.append((kind, word_lanes, units))
+            requantizers.append((kind, word_lanes, units, f["requant"].get("product", "dsp")))
             folds = f["matrix_h"] // f["pe"] if k.function == "mvau" else f["channels"] // f["pe"]
             if units < word_lanes:  # SharedRequant: ceil(lanes / units) steps within a word's SF cycles
                 assert -(-word_lanes // units) <= f["tiles"] // folds
@@ -89,6 +90,8 @@ def instantiated(design, block) -> dict:
             trips.append(f["pixels"] * (f["channels"] // f["pe"]) * f["kernel"])
         elif k.function in ("add", "requantize"):
             trips.append(f["pixels"] * (f["channels"] // f["pe"]))
+            kind = {"pass_through": "none"}.get(f["requant"]["kind"], f["requant"]["kind"])  # one per lane
+            requantizers.append((kind, f["pe"], f["pe"], f["requant"].get("product", "dsp")))
         elif k.function == "upsample_nearest":
             if f["in_w"] * f["fw"] > 1:  # rows of one pixel repeat from the shift register alone
                 memories.append(("line_buffer", "ram", f["word_bits"], f["in_w"] * f["words_per_pixel"], 1))
@@ -156,7 +159,7 @@ def priced(hardware, tt: bool = False) -> dict:
         "memories": Counter(memories),
         "fifos": Counter((f.width, f.depth) for f in hardware.fifos),
         "cycles": hardware.cycles,
-        "requantizers": Counter((r.kind, r.lanes, r.units) for r in hardware.requantizers),
+        "requantizers": Counter((r.kind, r.lanes, r.units, r.product) for r in hardware.requantizers),
         "gearboxes": Counter(hardware.gearboxes),
     }
 
@@ -247,7 +250,15 @@ def random_fold(rng, legal: dict) -> LayerFold:
     """A legal folding; for a window kernel, several pixels per cycle a third of the time
     (at a ``pixels_simd``), and a tap-parallel ``simd`` (beyond ``pixels_simd``) 60% of the
     rest (where there is one); a ``pe`` with its own ``simd`` values (``simd_at_pe``: a
-    depthwise layer at every channel, tap words) half the time."""
+    depthwise layer at every channel, tap words) half the time; a multiply-shift
+    requantizer's product in DSPs or in the fabric (``requant``) by the parity of the shape
+    drawn (no extra draw: the shapes other checks count stay those of their seeds)."""
+    fold = _random_shape(rng, legal)
+    products = legal.get("requant", ["dsp"])
+    return dataclasses.replace(fold, requant=products[(fold.pe + fold.simd + fold.pixels) % len(products)])
+
+
+def _random_shape(rng, legal: dict) -> LayerFold:
     pixels = [p for p in legal.get("pixels", [1]) if p > 1]
     pixels_simd = legal.get("pixels_simd", legal["simd"])
     if pixels and rng.random() < 0.35:
@@ -540,7 +551,7 @@ def test_shared_requantizers_are_read_back_and_priced():
     mac_dsps = sum(hw.mac_resources(m).dsp for m in shared.macs)
     assert per_lane.dsp == 64 * tile and hw.price(shared).resources.dsp == mac_dsps + 8 * tile
     with pytest.MonkeyPatch.context() as m:  # the cost side alone keeps one requantizer per lane
-        m.setattr(requant, "units", lambda spec, lanes, sf: Requantizers(spec.kind, lanes, lanes))
+        m.setattr(requant, "units", lambda spec, lanes, sf, product: Requantizers(spec.kind, lanes, lanes, product))
         unshared = kernel_for(op).hardware(spec, fold)
     assert priced(unshared) != instantiated(design, block)
     assert (unshared.cycles, unshared.depth) == (shared.cycles, shared.depth - 8)

@@ -45,7 +45,7 @@ from accelgen.codegen.types import CodeType, IntType, code_of, int_type, signed_
 from accelgen.errors import InputError, InternalError
 from accelgen.kernels import conv, depthwise, mvu, tt
 from accelgen.kernels.base import ceil_div, fold_problems
-from accelgen.plan import FoldingPlan, LayerFold
+from accelgen.plan import DEFAULT_PRODUCT, FoldingPlan, LayerFold
 
 
 class Context:
@@ -125,7 +125,8 @@ def _weights_code(name: str, wq: ir.QType, matrix: np.ndarray) -> CodeType:
 
 
 def _arith(op: ir.Op, x: ir.Tensor, y: ir.Tensor, matrix: np.ndarray, pe: int, *, lanes: int, sf: int,
-           w_qtype: ir.QType | None = None, copies: int = 1, padded: int | None = None) -> dict:  # fmt: skip
+           w_qtype: ir.QType | None = None, copies: int = 1, padded: int | None = None,
+           product: str = DEFAULT_PRODUCT) -> dict:  # fmt: skip
     """Types of a weighted-sum unit: input / weight codes, accumulator, MAC policy, requantizer,
     all from the kernel's one description of the arithmetic (:func:`accelgen.kernels.mvu.describe`).
     ``copies``: the unit's lanes are that many pixels side by side (``matrix`` is already
@@ -133,11 +134,12 @@ def _arith(op: ir.Op, x: ir.Tensor, y: ir.Tensor, matrix: np.ndarray, pe: int, *
     ``lanes``, ``sf``: lanes per output word and cycles per word, from which the kernel
     decides how many requantizers serve them (:func:`accelgen.kernels.mvu.requantizers`).
     ``padded``: the unit's rows when ``pe`` does not divide the channels (the requantizer's
-    tables padded to them, :func:`_padded_requant`)."""
+    tables padded to them, :func:`_padded_requant`); ``product``: the fold's ``requant``, where a
+    multiply-shift requantizer's product is built."""
     wq = w_qtype or op.w_qtype
     zp = zero_point(x, f"layer '{op.name}'")
     ar = mvu.describe(x, wq, matrix, y, _tiled_requant(op.requant, copies))
-    units = mvu.requantizers(ar, lanes, sf)
+    units = mvu.requantizers(ar, lanes, sf, product)
     in_code = code_of(x.qtype)
     centred = int_type(*ar.x_range)
     w_code = _weights_code(op.name, wq, matrix)
@@ -145,7 +147,8 @@ def _arith(op: ir.Op, x: ir.Tensor, y: ir.Tensor, matrix: np.ndarray, pe: int, *
     out_code = _out_code(y, acc)
     rows = padded or matrix.shape[0]
     rq = requant_param(_padded_requant(_tiled_requant(op.requant, copies), rows), channels=rows, pe=pe,
-                       acc_lo=ar.acc_range[0], acc_hi=ar.acc_range[1], out_code=out_code, units=units)  # fmt: skip
+                       acc_lo=ar.acc_range[0], acc_hi=ar.acc_range[1], out_code=out_code, units=units,
+                       product=units.product)  # fmt: skip
     return {
         "in_code": in_code, "zero_point": zp, "centred": centred, "weight_code": w_code, "acc": acc,
         "acc_range": ar.acc_range, "mac": ar.mac, "out_code": out_code, "requant": rq, "spec": ar,
@@ -308,7 +311,8 @@ def _mvau_block(ctx, op, ident, x, y, matrix, *, pixels, fold: LayerFold, window
     rows, cols = matrix.shape
     folds = ceil_div(rows, pe)
     arith = _arith(op, x, y, matrix, pe, lanes=pe * group, sf=cols // simd,
-                   w_qtype=conv.weight_qtype(op) if isinstance(op, ir.Conv) else None, padded=folds * pe)  # fmt: skip
+                   w_qtype=conv.weight_qtype(op) if isinstance(op, ir.Conv) else None, padded=folds * pe,
+                   product=fold.requant)  # fmt: skip
     feed = feed or conv.word(None, simd)  # no window generator: ``simd`` channels a word
     src = ctx.stream(f"{ident}_in", arith["in_code"], feed.lanes, x.elements_per_sample() // feed.lanes)
     kernels, streams = [], [src]
@@ -347,8 +351,10 @@ def _mvau_block(ctx, op, ident, x, y, matrix, *, pixels, fold: LayerFold, window
 
 
 def _folding(fold: LayerFold) -> dict:
-    """A block's folding as the trace and report show it (``pixels`` only when above 1)."""
-    return {"pe": fold.pe, "simd": fold.simd, **({"pixels": fold.pixels} if fold.pixels > 1 else {})}
+    """A block's folding as the trace and report show it (``pixels`` only when above 1,
+    ``requant`` only when not the default)."""
+    return {"pe": fold.pe, "simd": fold.simd, **({"pixels": fold.pixels} if fold.pixels > 1 else {}),
+            **({"requant": fold.requant} if fold.requant != DEFAULT_PRODUCT else {})}  # fmt: skip
 
 
 def build_depthwise(ctx: Context, op: ir.Conv, ident: str) -> Block:
@@ -365,7 +371,7 @@ def build_depthwise(ctx: Context, op: ir.Conv, ident: str) -> Block:
     # ``group`` pixels side by side (pe == C): a vector unit of group * C lanes, weights tiled
     matrix = np.tile(depthwise.weight_matrix(op), (group, 1))
     lanes = pe * group
-    arith = _arith(op, x, y, matrix, lanes, lanes=lanes, sf=taps // simd, copies=group)
+    arith = _arith(op, x, y, matrix, lanes, lanes=lanes, sf=taps // simd, copies=group, product=fold.requant)
     src = ctx.stream(f"{ident}_in", arith["in_code"], pe, h * w * c // pe)
     pad = _pad_raw(arith["in_code"], arith["zero_point"], op, op.pads)
     swg, windows = _window_stream_and_kernel(
@@ -476,7 +482,8 @@ def build_add(ctx: Context, op: ir.Add, ident: str) -> Block:
     acc_hi = max(ma * alo, ma * ahi) + max(mb * blo, mb * bhi)
     acc = signed_type(min(acc_lo, 0), max(acc_hi, 0))
     out_code = _out_code(y, acc)
-    requant = requant_param(op.requant, channels=c, pe=pe, acc_lo=acc_lo, acc_hi=acc_hi, out_code=out_code)
+    requant = requant_param(op.requant, channels=c, pe=pe, acc_lo=acc_lo, acc_hi=acc_hi, out_code=out_code,
+                            product=fold.requant)  # fmt: skip
     sa = ctx.stream(f"{ident}_a", code_of(a.qtype), pe, pixels * c // pe)
     sb = ctx.stream(f"{ident}_b", code_of(b.qtype), pe, pixels * c // pe)
     out = ctx.stream(f"{ident}_out", out_code, pe, pixels * c // pe)
@@ -504,7 +511,8 @@ def build_requantize(ctx: Context, op: ir.Requantize, ident: str) -> Block:
     lo, hi = ir.centred_range(x.qtype)
     acc = signed_type(min(lo, 0), max(hi, 0))
     out_code = _out_code(y, acc)
-    requant = requant_param(op.requant, channels=c, pe=pe, acc_lo=lo, acc_hi=hi, out_code=out_code)
+    requant = requant_param(op.requant, channels=c, pe=pe, acc_lo=lo, acc_hi=hi, out_code=out_code,
+                            product=fold.requant)  # fmt: skip
     src = ctx.stream(f"{ident}_in", code_of(x.qtype), pe, pixels * c // pe)
     out = ctx.stream(f"{ident}_out", out_code, pe, pixels * c // pe)
     cfg = ctx.config(f"{ident}_requantize")

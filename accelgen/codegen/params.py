@@ -16,6 +16,7 @@ from accelgen import ir
 from accelgen.codegen.types import CodeType, IntType, signed_type
 from accelgen.errors import InternalError
 from accelgen.kernels.base import Requantizers
+from accelgen.plan import DEFAULT_PRODUCT
 
 
 def chunk_lanes(simd: int, bits: int) -> int:
@@ -81,11 +82,12 @@ def _shared(channels: int, *arrays: np.ndarray) -> bool:
 
 def requant_param(
     rq: ir.Thresholds | ir.MultiplyShift | None, *, channels: int, pe: int, acc_lo: int, acc_hi: int,
-    out_code: CodeType, units: Requantizers | None = None,
+    out_code: CodeType, units: Requantizers | None = None, product: str = DEFAULT_PRODUCT,
 ) -> dict:  # fmt: skip
     """The requantizer's kind, types and tables (see hls/accelgen/requant.h); ``units``: a
     matrix or vector unit's requantizers, whose tables are laid out by their schedule when
-    they are shared in time."""
+    they are shared in time; ``product``: where a multiply-shift's product is built ("dsp"
+    or "fabric", the fold's ``requant``: requant.h's DspProduct or FabricProduct)."""
     if rq is None:
         return {"kind": "pass_through"}
     steps = units.steps if units is not None and units.shared else 1
@@ -127,6 +129,7 @@ def requant_param(
             prod = IntType(rq.shift + 1, True)
         return {
             "kind": "multiply_shift",
+            "product": product,
             "nf_store": 1 if shared else channels // pe * steps,
             "shift": int(rq.shift),
             "mul": IntType(max(1, m_max.bit_length()), False).as_dict(),

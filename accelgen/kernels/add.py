@@ -58,17 +58,18 @@ def describe(op: ir.Add, graph: ir.Graph) -> AddSpec:
 
 
 def legal(spec: AddSpec) -> dict[str, list[int]]:
-    return {"pe": divisors(spec.channels), "simd": [1]}
+    return {"pe": divisors(spec.channels), "simd": [1], **requant.products(spec.requant)}
 
 
 def hardware(spec: AddSpec, fold: LayerFold) -> Hardware:
     pe = fold.pe
     scale = sum(hw.const_multiplier_luts(m, b) for m, b in zip(spec.multipliers, spec.in_bits))
     unit = hw.adder(spec.acc_bits) + Resources(lut=scale)
-    rq_res, rq_depth = requant.cost(spec.requant, spec.acc_bits, spec.out_bits, pe, spec.channels)
+    rq_res, rq_depth = requant.cost(spec.requant, spec.acc_bits, spec.out_bits, pe, spec.channels, product=fold.requant)
     fifos = hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (pe,) * len(spec.in_bits))
     return Hardware(cycles=spec.pixels * (spec.channels // pe), depth=2 + rq_depth, fifos=fifos,
-                    logic=unit * pe + rq_res + hw.KERNEL_CONTROL)  # fmt: skip
+                    logic=unit * pe + rq_res + hw.KERNEL_CONTROL,
+                    requantizers=(requant.units(spec.requant, pe, 1, fold.requant),))  # fmt: skip
 
 
 def cost(spec: AddSpec, fold: LayerFold) -> Cost:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 from accelgen import ir
-from accelgen.plan import LayerFold
+from accelgen.plan import DEFAULT_PRODUCT, LayerFold
 
 #: resources a cost model counts, in report order; ``lutram`` LUTs are also in ``lut``
 RESOURCE_KEYS = ("lut", "ff", "dsp", "bram18", "lutram", "uram")
@@ -164,6 +164,9 @@ class Requantizers:
     kind: str
     lanes: int
     units: int
+    #: where a multiply-shift unit's product is built: "dsp" (DSP48E2 tiles) or "fabric"
+    #: (LUTs and the carry chain), accelgen.kernels.requant.PRODUCTS
+    product: str = "dsp"
 
     @property
     def shared(self) -> bool:
@@ -220,14 +223,16 @@ def divisors(n: int) -> list[int]:
 def foldings(legal: dict[str, list]) -> list[LayerFold]:
     """Every legal (pe, simd[, steps][, pixels]) combination of a kernel's legal values,
     pe-major, increasing (``simd`` among ``simd_at_pe[pe]`` where given; more than one pixel
-    per cycle only at ``pixels_pe`` and a ``pixels_simd`` value)."""
+    per cycle only at ``pixels_pe`` and a ``pixels_simd`` value; each of the ``requant``
+    product bindings where a kernel has a multiply-shift requantizer)."""
     steps = legal.get("steps", [()])
     pixels_simd = legal.get("pixels_simd", legal["simd"])
+    products = legal.get("requant", [DEFAULT_PRODUCT])
     out = []
     for pe in legal["pe"]:
-        for simd, st, px in itertools.product(simd_values(legal, pe), steps, legal.get("pixels", [1])):
+        for simd, st, px, rq in itertools.product(simd_values(legal, pe), steps, legal.get("pixels", [1]), products):
             if px == 1 or (pe == legal.get("pixels_pe") and simd in pixels_simd):
-                out.append(LayerFold(pe, simd, tuple(st), px))
+                out.append(LayerFold(pe, simd, tuple(st), px, rq))
     return out
 
 
@@ -241,7 +246,8 @@ def fold_problems(legal: dict[str, list], fold: LayerFold) -> list[str]:
 
     ``pe``, ``simd`` and ``pixels`` must be legal values (``simd`` among ``simd_at_pe[pe]``
     where given; ``pixels`` above 1 only at ``pixels_pe`` and, when given, a ``pixels_simd``
-    value); with ``step_options``, ``fold.steps`` holds one legal value per step (empty:
+    value); ``requant`` among the kernel's product bindings (``"dsp"`` only without a
+    multiply-shift requantizer); with ``step_options``, ``fold.steps`` holds one legal value per step (empty:
     every step at 1).
     """
     bad = [] if fold.pe in legal["pe"] else [f"pe={fold.pe} (legal: {', '.join(map(str, legal['pe']))})"]
@@ -258,6 +264,10 @@ def fold_problems(legal: dict[str, list], fold: LayerFold) -> list[str]:
     elif fold.pixels > 1 and "pixels_simd" in legal and fold.simd not in legal["pixels_simd"]:
         bad.append(f"pixels={fold.pixels} with simd={fold.simd} (more than one pixel per cycle needs one kernel "
                    f"tap a word, simd among {', '.join(map(str, legal['pixels_simd']))})")  # fmt: skip
+    products = legal.get("requant", [DEFAULT_PRODUCT])
+    if fold.requant not in products:
+        bad.append(f"requant={fold.requant!r} (legal: {', '.join(map(repr, products))}"
+                   f"{'' if len(products) > 1 else '; fabric only for a multiply-shift requantizer'})")  # fmt: skip
     options = legal.get("step_options")
     if options is None:
         if fold.steps:

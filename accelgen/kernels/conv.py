@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from accelgen import ir
-from accelgen.kernels import hw, mvu
+from accelgen.kernels import hw, mvu, requant
 from accelgen.kernels.base import (
     Cost,
     Fifo,
@@ -279,10 +279,16 @@ def legal(spec: ConvSpec) -> dict[str, list[int]]:
     pointwise convolution reads no windows (1 pixel, no taps)."""
     channels = divisors(spec.win.ic)
     if spec.pointwise:
-        return {"pe": mvu.pe_values(spec.oc), "simd": channels, "pixels": [1], "pixels_pe": spec.oc}
+        return {
+            "pe": mvu.pe_values(spec.oc),
+            "simd": channels,
+            "pixels": [1],
+            "pixels_pe": spec.oc,
+            **requant.products(spec.arith.requant),
+        }
     w = spec.win
     return {"pe": mvu.pe_values(spec.oc), "simd": divisors(w.kh * w.kw * w.ic), "pixels": divisors(spec.win.ow),
-            "pixels_pe": spec.oc, "pixels_simd": channels}  # fmt: skip
+            "pixels_pe": spec.oc, "pixels_simd": channels, **requant.products(spec.arith.requant)}  # fmt: skip
 
 
 def hardware(spec: ConvSpec, fold: LayerFold) -> Hardware:
@@ -293,7 +299,7 @@ def hardware(spec: ConvSpec, fold: LayerFold) -> Hardware:
     taps_words = (1 if spec.pointwise else w.kh * w.kw) * w.ic // simd
     passes = ceil_div(spec.oc, pe)
     pixels = w.ih * w.iw if spec.pointwise else w.oh * w.ow
-    rq = mvu.requantizers(ar, pe * group, taps_words)
+    rq = mvu.requantizers(ar, pe * group, taps_words, fold.requant)
     compute = pixels // group * taps_words * passes
     memories = [*mvu.weights(ar, pe, simd, taps_words * passes)]
     if passes > 1:

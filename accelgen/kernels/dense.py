@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from accelgen import ir
-from accelgen.kernels import hw, mvu
+from accelgen.kernels import hw, mvu, requant
 from accelgen.kernels.base import Cost, Hardware, LayerSpec, Memory, MultiplierNeed, ceil_div, divisors, element_bits
 from accelgen.plan import LayerFold
 
@@ -47,7 +47,11 @@ def describe(op: ir.Dense, graph: ir.Graph) -> DenseSpec:
 
 
 def legal(spec: DenseSpec) -> dict[str, list[int]]:
-    return {"pe": mvu.pe_values(spec.out_features), "simd": divisors(spec.in_features)}
+    return {
+        "pe": mvu.pe_values(spec.out_features),
+        "simd": divisors(spec.in_features),
+        **requant.products(spec.arith.requant),
+    }
 
 
 def hardware(spec: DenseSpec, fold: LayerFold) -> Hardware:
@@ -56,7 +60,7 @@ def hardware(spec: DenseSpec, fold: LayerFold) -> Hardware:
     memories = list(mvu.weights(ar, pe, simd, in_words * passes))
     if passes > 1:
         memories.append(Memory("input_vector", "ram", simd * spec.in_bits[0], in_words))
-    rq = mvu.requantizers(ar, pe, in_words)
+    rq = mvu.requantizers(ar, pe, in_words, fold.requant)
     logic, pipe = mvu.logic(ar, pe, simd, passes * pe, rq=rq)
     out = mvu.padded_output(ar, spec.out_features, pe, in_words)
     fifos = hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (simd,)) + out.fifos

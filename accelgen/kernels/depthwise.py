@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from accelgen import ir
-from accelgen.kernels import hw, mvu
+from accelgen.kernels import hw, mvu, requant
 from accelgen.kernels.base import Cost, Fifo, Hardware, LayerSpec, MultiplierNeed, ceil_div, divisors, element_bits
 from accelgen.kernels.conv import Window, is_depthwise, window
 from accelgen.plan import LayerFold
@@ -82,7 +82,7 @@ def legal(spec: DepthwiseSpec) -> dict[str, list[int]]:
     several taps a word, not both)."""
     w = spec.win
     return {"pe": divisors(w.ic), "simd": divisors(w.kh * w.kw), "simd_at_pe": {w.ic: w.tap_words()},
-            "pixels": divisors(w.ow), "pixels_pe": w.ic, "pixels_simd": [1]}  # fmt: skip
+            "pixels": divisors(w.ow), "pixels_pe": w.ic, "pixels_simd": [1], **requant.products(spec.arith.requant)}  # fmt: skip
 
 
 def taps(spec: DepthwiseSpec, fold: LayerFold) -> int:
@@ -98,7 +98,7 @@ def hardware(spec: DepthwiseSpec, fold: LayerFold) -> Hardware:
     lanes = pe * group  # ``group`` pixels side by side (pe == C): one vector unit of that many lanes
     word_taps = taps(spec, fold)
     taps_words = w.kh * w.kw // simd
-    rq = mvu.requantizers(ar, lanes, taps_words)
+    rq = mvu.requantizers(ar, lanes, taps_words, fold.requant)
     compute = w.oh * w.ow // group * (w.ic // pe) * taps_words
     buffer, windows, generator = w.generator(pe, a_bits, group, word_taps)
     memories = (*mvu.weights(ar, lanes, simd, (w.ic // pe) * taps_words), buffer)

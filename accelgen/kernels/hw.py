@@ -62,6 +62,10 @@ DSP_B_BITS = 18
 #: and the activation the 18-bit one (:func:`packs_pair`)
 #: pipeline latency of a DSP48E2 multiply with A/B, M and P registers (UG579)
 DSP_LATENCY = 3
+#: pipeline stages of a wide product bound to the fabric (requant.h's FabricProduct pins it
+#: in its BIND_OP pragma): UG1399's largest latency for ``op=mul impl=fabric``, so that the
+#: array of carry-chain rows is cut into as many register stages as HLS allows
+FABRIC_MUL_LATENCY = 4
 
 # -- control ---------------------------------------------------------------------------------
 
@@ -220,6 +224,21 @@ def lut_multiplier(a_bits: int, w_bits: int) -> int:
     if b <= 1:
         return a
     return (b - 1) * (a + 1)
+
+
+def fabric_multiplier(a_bits: int, b_bits: int) -> Resources:
+    """One wide a x b product bound to the fabric (requant.h's FabricProduct), pipelined in
+    :data:`FABRIC_MUL_LATENCY` stages.
+
+    LUTs: the array multiplier of :func:`lut_multiplier`, ``(b - 1) * (a + 1)`` for b <= a:
+    each row adds one partial product (a LUT6 forms ``x_i & y_j`` and its sum bit with the
+    running sum, UG574) on the CARRY8 chain, which adds two operands. Not the ``~a * b / 2``
+    of hand-built multipliers that fold two partial-product bits into one LUT6 and add
+    three rows at once: this model does not assume synthesis finds them (an upper bound,
+    checked by no calibration design yet). FFs: each stage registers the running sum (``a + b``
+    bits) and the operand bits its rows have yet to consume (at most ``a + b``).
+    """
+    return Resources(lut=lut_multiplier(a_bits, b_bits), ff=FABRIC_MUL_LATENCY * 2 * (a_bits + b_bits))
 
 
 def dsp_tiles(a_bits: int, b_bits: int) -> int:

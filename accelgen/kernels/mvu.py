@@ -142,11 +142,12 @@ def unit_multiplier(ar: Arith, n_macs: int, pairs: bool = False) -> MultiplierNe
     return MultiplierNeed(n_macs, unit)
 
 
-def requantizers(ar: Arith, lanes: int, sf: int) -> Requantizers:
+def requantizers(ar: Arith, lanes: int, sf: int, product: str = requant.DEFAULT_PRODUCT) -> Requantizers:
     """The requantizers of a matrix or vector unit with ``lanes`` lanes per output word and
-    ``sf`` synapse folds (cycles per word): :func:`accelgen.kernels.requant.units`, which
-    code generation reads as the unit's REQUANT_LANES."""
-    return requant.units(ar.requant, lanes, sf)
+    ``sf`` synapse folds (cycles per word), their products built where ``product`` (the
+    fold's ``requant``) says: :func:`accelgen.kernels.requant.units`, which code generation
+    reads as the unit's REQUANT_LANES and its requantizer's product policy."""
+    return requant.units(ar.requant, lanes, sf, product)
 
 
 def logic(ar: Arith, pe: int, simd: int, channels: int, pixels: int = 1,
@@ -160,7 +161,8 @@ def logic(ar: Arith, pe: int, simd: int, channels: int, pixels: int = 1,
     if rq is not None and rq.shared:
         rq_res, rq_depth = requant.shared_cost(ar.requant, ar.acc_bits, ar.out_bits, rq, channels // pe)
     else:
-        rq_res, rq_depth = requant.cost(ar.requant, ar.acc_bits, ar.out_bits, pe, channels, pixels)
+        product = rq.product if rq is not None else requant.DEFAULT_PRODUCT
+        rq_res, rq_depth = requant.cost(ar.requant, ar.acc_bits, ar.out_bits, pe, channels, pixels, product)
     res = res + rq_res + hw.KERNEL_CONTROL
     mult = hw.DSP_LATENCY if ar.mac == "DspMultiply" else 1  # DspPacked: the same DSP pipeline
     return res, hw.BRAM_READ_LATENCY + mult + hw.tree_levels(simd) + 1 + rq_depth

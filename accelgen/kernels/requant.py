@@ -7,8 +7,11 @@ prices ``pe`` units plus their parameter tables.
   accumulator with the L thresholds of its channel at once (L carry-chain comparators)
   and counts the ones passed (a thermometer-to-binary encoder, ~one LUT per level). The
   table is a ROM per PE (C / pe rows of L x acc_bits); a shared (1, L) table is constants.
-* MultiplyShift: an acc_bits x multiplier_bits product in DSP48E2 tiles, the offset adder,
-  the clip comparators; per-channel multipliers and offsets are a ROM per PE.
+* MultiplyShift: an acc_bits x multiplier_bits product, the offset adder, the clip
+  comparators; per-channel multipliers and offsets are a ROM per PE. The product is built
+  where the fold's ``requant`` says (:func:`products`): in DSP48E2 tiles ("dsp", requant.h's
+  DspProduct) or in LUTs and the carry chain ("fabric", FabricProduct,
+  :func:`accelgen.kernels.hw.fabric_multiplier`), the same value either way.
 
 A matrix or vector unit finishes its output words once every ``sf`` cycles (its synapse
 folds), so its multiply-shift requantizers are shared in time (:func:`units`,
@@ -25,6 +28,7 @@ import numpy as np
 from accelgen import ir
 from accelgen.kernels import hw
 from accelgen.kernels.base import NONE, Requantizers, Resources, ceil_div
+from accelgen.plan import DEFAULT_PRODUCT, REQUANT_PRODUCTS
 
 
 @dataclass(frozen=True)
@@ -66,35 +70,48 @@ def describe(rq: ir.Requant | None, acc_bits: int, out_bits: int) -> RequantSpec
     raise ValueError(f"requantizer {type(rq).__name__} is not integer")  # verify() forbids it after the passes
 
 
-def units(spec: RequantSpec, lanes: int, sf: int) -> Requantizers:
+def products(spec: RequantSpec) -> dict[str, list[str]]:
+    """The ``requant`` legal values of a kernel with requantizer ``spec``: both product
+    bindings for a multiply-shift, none to choose otherwise (a kernel's legal() adds these)."""
+    return {"requant": list(REQUANT_PRODUCTS)} if spec.kind == "multiply_shift" else {}
+
+
+def units(spec: RequantSpec, lanes: int, sf: int, product: str = DEFAULT_PRODUCT) -> Requantizers:
     """The requantizers of a unit with ``lanes`` lanes per output word, finished once every
     ``sf`` cycles: ``ceil(lanes / sf)`` multiply-shift units shared in time when ``sf > 1``
     (each of ``lanes - ceil(lanes / sf)`` DSP products saved costs two registers of the bank
     and a multiplexer input); comparator (thresholds) and pass-through requantizers use no
-    DSP and stay one per lane."""
+    DSP and stay one per lane. ``product``: where a multiply-shift unit's product is built
+    (the fold's ``requant``; other kinds have no product and keep the default)."""
+    product = product if spec.kind == "multiply_shift" else DEFAULT_PRODUCT
     if spec.kind == "multiply_shift" and sf > 1:
-        return Requantizers(spec.kind, lanes, ceil_div(lanes, sf))
-    return Requantizers(spec.kind, lanes, lanes)
+        return Requantizers(spec.kind, lanes, ceil_div(lanes, sf), product)
+    return Requantizers(spec.kind, lanes, lanes, product)
 
 
-def _unit(spec: RequantSpec, acc_bits: int, out_bits: int) -> tuple[Resources, int]:
-    """One requantizer (its output registered) and its latency."""
+def _unit(spec: RequantSpec, acc_bits: int, out_bits: int, product: str) -> tuple[Resources, int]:
+    """One requantizer (its output registered) and its latency; ``product``: "dsp" or "fabric"."""
     if spec.kind == "thresholds":
         return Resources(lut=spec.levels * hw.comparator_luts(acc_bits) + spec.levels, ff=out_bits), 2
-    product = acc_bits + spec.multiplier_bits
-    unit = Resources(dsp=hw.dsp_tiles(acc_bits, spec.multiplier_bits)) + hw.adder(product)
-    return unit + Resources(lut=2 * hw.comparator_luts(product) + out_bits, ff=out_bits), hw.DSP_LATENCY + 2
+    if product == "fabric":
+        mul, mul_depth = hw.fabric_multiplier(acc_bits, spec.multiplier_bits), hw.FABRIC_MUL_LATENCY
+    else:
+        mul, mul_depth = Resources(dsp=hw.dsp_tiles(acc_bits, spec.multiplier_bits)), hw.DSP_LATENCY
+    width = acc_bits + spec.multiplier_bits
+    unit = mul + hw.adder(width)
+    return unit + Resources(lut=2 * hw.comparator_luts(width) + out_bits, ff=out_bits), mul_depth + 2
 
 
 def cost(spec: RequantSpec, acc_bits: int, out_bits: int, pe: int, channels: int,
-         copies: int = 1) -> tuple[Resources, int]:  # fmt: skip
+         copies: int = 1, product: str = DEFAULT_PRODUCT) -> tuple[Resources, int]:  # fmt: skip
     """Resources of ``pe`` units serving ``channels`` channels, and the unit's latency;
-    ``copies``: that many units per table row (several pixels per cycle share the tables)."""
+    ``copies``: that many units per table row (several pixels per cycle share the tables);
+    ``product``: where a multiply-shift unit's product is built."""
     if spec.kind == "none":
         return NONE, 0
     rows = ceil_div(channels, pe)
     table = hw.rom(spec.channel_bits, rows) * pe if spec.channel_bits else NONE
-    unit, depth = _unit(spec, acc_bits, out_bits)
+    unit, depth = _unit(spec, acc_bits, out_bits, product)
     return unit * pe * copies + table, depth
 
 
@@ -105,8 +122,8 @@ def shared_cost(spec: RequantSpec, acc_bits: int, out_bits: int, rq: Requantizer
     bank holding a finished word's accumulators (``lanes * acc_bits`` FFs), each unit's
     ``steps``:1 multiplexer of the bank, the output word register (``lanes * out_bits`` FFs,
     one enable LUT per lane) and the step, fold and busy registers; the latency grows by
-    the ``steps`` cycles a word takes."""
-    unit, depth = _unit(spec, acc_bits, out_bits)
+    the ``steps`` cycles a word takes; each unit's product is built where ``rq.product`` says."""
+    unit, depth = _unit(spec, acc_bits, out_bits, rq.product)
     table = hw.rom(spec.channel_bits, folds * rq.steps) if spec.channel_bits else NONE
     mux = Resources(lut=hw.mux_luts(rq.steps, acc_bits))
     word = Resources(lut=rq.lanes, ff=rq.lanes * (acc_bits + out_bits))

@@ -49,15 +49,16 @@ def describe(op: ir.Requantize, graph: ir.Graph) -> RequantizeSpec:
 
 
 def legal(spec: RequantizeSpec) -> dict[str, list[int]]:
-    return {"pe": divisors(spec.channels), "simd": [1]}
+    return {"pe": divisors(spec.channels), "simd": [1], **requant.products(spec.requant)}
 
 
 def hardware(spec: RequantizeSpec, fold: LayerFold) -> Hardware:
     pe = fold.pe
-    rq_res, rq_depth = requant.cost(spec.requant, spec.acc_bits, spec.out_bits, pe, spec.channels)
+    rq_res, rq_depth = requant.cost(spec.requant, spec.acc_bits, spec.out_bits, pe, spec.channels, product=fold.requant)
     return Hardware(cycles=spec.pixels * (spec.channels // pe), depth=1 + rq_depth,
                     fifos=hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (pe,)),
-                    logic=rq_res + hw.KERNEL_CONTROL)  # fmt: skip
+                    logic=rq_res + hw.KERNEL_CONTROL,
+                    requantizers=(requant.units(spec.requant, pe, 1, fold.requant),))  # fmt: skip
 
 
 def cost(spec: RequantizeSpec, fold: LayerFold) -> Cost:

@@ -2,7 +2,8 @@
 // the next layer's code. They reproduce accelgen's integer requantizers exactly:
 //
 //   Thresholds     out = base + STEP * count(direction * acc >= T[c][l], l < LEVELS)
-//   MultiplyShift  out = clip((direction * acc * M[c] + B[c]) >> SHIFT, lo[c], hi[c])
+//   MultiplyShift  out = clip((direction * acc * M[c] + B[c]) >> SHIFT, lo[c], hi[c]), the
+//                  product in DSP slices or in the fabric (DspProduct, FabricProduct)
 //   PassThrough    out = acc (the host dequantizes the raw accumulator)
 //
 // Parameters are stored per processing element: channel c = nf * PE + pe lives at
@@ -59,6 +60,30 @@ struct Thresholds {
     }
 };
 
+/// \brief Where MultiplyShift's product is built: DSP48E2 slices (the accelerator's default).
+struct DspProduct {
+    template <class PROD_T, class MUL_T>
+    static PROD_T mul(const PROD_T& a, const MUL_T& m) {
+#pragma HLS INLINE
+        const PROD_T product = a * m;
+#pragma HLS BIND_OP variable = product op = mul impl = dsp
+        return product;
+    }
+};
+
+/// \brief Where MultiplyShift's product is built: LUTs and the carry chain, pipelined in
+/// 4 stages (UG1399's largest latency for a fabric multiplier; the cost model prices it:
+/// accelgen.kernels.hw.FABRIC_MUL_LATENCY, fabric_multiplier). Same value as DspProduct.
+struct FabricProduct {
+    template <class PROD_T, class MUL_T>
+    static PROD_T mul(const PROD_T& a, const MUL_T& m) {
+#pragma HLS INLINE
+        const PROD_T product = a * m;
+#pragma HLS BIND_OP variable = product op = mul impl = fabric latency = 4
+        return product;
+    }
+};
+
 /// \brief Fixed-point multiply, add and arithmetic shift (floor), then clip.
 /// \tparam PE        channels requantized in parallel
 /// \tparam NF_STORE  channel folds stored (NF, or 1 when shared)
@@ -68,8 +93,9 @@ struct Thresholds {
 /// \tparam PROD_T    signed type holding direction * acc * M + B (proved by the generator)
 /// \tparam SHIFT     right shift (floor division by 2**SHIFT)
 /// \tparam OUT_CODE  output encoding (not bipolar)
+/// \tparam PRODUCT   where the product is built: DspProduct or FabricProduct
 template <unsigned PE, unsigned NF_STORE, class ACC_T, class MUL_T, class OFF_T, class PROD_T, unsigned SHIFT,
-          class OUT_CODE>
+          class OUT_CODE, class PRODUCT>
 struct MultiplyShift {
     static_assert(PE >= 1 && NF_STORE >= 1, "empty parameter table");
     static_assert(!OUT_CODE::bipolar, "multiply-shift does not produce bipolar codes");
@@ -98,7 +124,7 @@ struct MultiplyShift {
         }
 #endif
         const PROD_T a = negate[pe][n] ? PROD_T(-acc) : PROD_T(acc);
-        const PROD_T scaled = a * MUL_T(multiplier[pe][n]) + OFF_T(offset[pe][n]);
+        const PROD_T scaled = PRODUCT::mul(a, MUL_T(multiplier[pe][n])) + OFF_T(offset[pe][n]);
         const PROD_T shifted = scaled >> SHIFT;
         const bound_t low = bound_t(lo[pe][n]), high = bound_t(hi[pe][n]);
         bound_t out;
