@@ -154,11 +154,15 @@ def why(e: Estimate, layers: int = 3) -> list[str]:
                    f"multipliers {lp.cost.multipliers:4d} (pe {lp.fold.pe}, simd {lp.fold.simd}, pixels {lp.fold.pixels})  "
                    "MACs/multipliers "
                    f"{bound:8,d}  -> busy {bound / lp.cost.cycles:5.1%}")  # fmt: skip
+    in_dsp = sum(lp.fold.requant == "dsp" and "requant" in lp.layer.legal for lp in e.layers)
+    in_fabric = sum(lp.fold.requant == "fabric" for lp in e.layers)
     out.append(f"    why: the slowest layers keep their multipliers busy, but there are too few of them: the plan "
                f"instantiates {e.multipliers} multipliers ({e.whole_design.dsp} DSPs of the board's "
                f"{e.board.resources['dsp']}, budget {e.max_util:.0%}; DSPs beside the products are requantizers, "
-               "window generators and the shell (an exact multiply-shift requantizer of 22-27-bit multipliers takes "
-               "two); two 8-bit products share a DSP only in a matrix unit's PE pairs); a layer's parallelism moves "
+               "window generators and the shell (an exact multiply-shift requantizer's 22-27-bit product takes two "
+               f"DSPs or a few hundred LUTs: {in_fabric} layers' are in the fabric, {in_dsp} in DSPs); two 8-bit products "
+               "share a DSP only in a matrix unit's PE pairs, and products wider than 4 bits are never built in "
+               "LUTs); a layer's parallelism moves "
                "in whole folds (pe = ceil(channels / n), simd a divisor of the window's KH*KW*IC elements, pixels a "
                "divisor of the output width, and pixels only with pe = every output channel), so the next step of a "
                "bottleneck layer adds more multipliers than the DSPs left; the MAC bound assumes the budget's "
