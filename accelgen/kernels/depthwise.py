@@ -112,6 +112,8 @@ def hardware(spec: DepthwiseSpec, fold: LayerFold) -> Hardware:
         logic = logic + hw.gearbox(*gearboxes[0])
     cycles = w.cycles(pe, group, word_taps, busy=compute)
     depth = ceil_div(w.first_window_elems, pe) + w.kh * w.kw // word_taps + pipe
+    if gearboxes:  # the tap-word gatherer is a dataflow stage of its own, as a conv's simd gearbox is
+        depth += hw.GEARBOX_LATENCY
     return Hardware(cycles=cycles, depth=depth, macs=mvu.macs(ar, lanes, simd), memories=memories, fifos=tuple(fifos),
                     logic=logic, requantizers=(rq,), gearboxes=gearboxes)  # fmt: skip
 
