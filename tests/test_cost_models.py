@@ -344,7 +344,8 @@ def test_depthwise_cost_by_hand():
     op, g = conv_layer(groups=8, ic=8, oc=8, hw_in=6, rq=thresholds(8, 15))
     assert kernel_for(op) is depthwise
     spec = depthwise.describe(op, g)
-    assert depthwise.legal(spec) == {"pe": [1, 2, 4, 8], "simd": [1, 3, 9], "simd_at_pe": {8: [1, 3, 9]},
+    # pe: the fewest lanes for each number of channel folds (3 lanes: 3 folds, the last one padded)
+    assert depthwise.legal(spec) == {"pe": [1, 2, 3, 4, 8], "simd": [1, 3, 9], "simd_at_pe": {8: [1, 3, 9]},
                                      "pixels": [1, 2, 3, 6], "pixels_pe": 8, "pixels_simd": [1]}  # fmt: skip
     c = depthwise.cost(spec, LayerFold(pe=4, simd=3))
     # the first window's 2 rows of 6 pixels x 2 words, then one tap word per cycle: 6*6 windows x 9
@@ -358,6 +359,17 @@ def test_depthwise_cost_by_hand():
     assert c.resources.lutram == 32 + 32 + 96 and c.resources.bram18 == 1
     # so simd > 1 buys nothing here: the same cycles at simd = 1, with fewer multipliers
     assert depthwise.cost(spec, LayerFold(pe=4, simd=1)).cycles == 672
+    # pe 3 of 8 channels: the generator and the unit run on 9 channels (3 folds of 3 lanes); each
+    # pixel's 8 channels arrive in words of 4 (the smallest divisor of 8 above 3) and a gearbox
+    # re-cuts them into 3 words of 3, the last padded; another one drops the padded lane at the
+    # output: 2 rows of 6 pixels x 3 words, then 6*6 windows x 9 taps x 3 words
+    hw3 = depthwise.hardware(spec, LayerFold(pe=3, simd=1))
+    assert hw3.cycles == 2 * 6 * 3 + 6 * 6 * 9 * 3 == 1008
+    assert hw3.gearboxes == ((4 * 8, 3 * 8), (3 * 8, 4 * 8))
+    assert [f.width for f in hw3.fifos] == [4 * 8, 3 * 8, 3 * 8, 3 * 8]  # input, padded input, windows, unit output
+    assert [(m.width, m.depth) for m in hw3.memories if m.role == "line_buffer"] == [(3 * 8, 4 * 6 * 3)]
+    assert depthwise.stream_lanes(spec, LayerFold(pe=3, simd=1)) == ((4,), 4)
+    assert hw3.macs[0].count == 3 and hw3.macs[0].kind == "DspMultiply"
 
 
 def test_tap_parallel_depthwise_by_hand():

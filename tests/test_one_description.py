@@ -302,10 +302,10 @@ def random_dense(rng) -> ir.Graph:
     return ir.Graph("t", {"x": codes("x", (n_in,), xq), "y": codes("y", (n_out,), yq)}, [op], ["x"], ["y"])
 
 
-def random_conv(rng) -> ir.Graph:
+def random_conv(rng, channels=(1, 2, 3, 4, 6, 8), kinds=("dense", "depthwise", "grouped")) -> ir.Graph:
     h, w = int(rng.integers(3, 9)), int(rng.integers(3, 9))
-    ic = int(rng.choice([1, 2, 3, 4, 6, 8]))
-    kind = rng.choice(["dense", "depthwise", "grouped"])
+    ic = int(rng.choice(list(channels)))
+    kind = rng.choice(list(kinds))
     groups = ic if kind == "depthwise" else (int(rng.choice(divisors(ic))) if kind == "grouped" else 1)
     oc = ic if kind == "depthwise" else groups * int(rng.integers(1, 4))
     shape = conv_shape(rng)
@@ -400,6 +400,8 @@ def random_chain(rng) -> ir.Graph:
 
 GENERATORS = {
     "chain": random_chain, "conv": random_conv, "dense": random_dense, "pool": random_pool,
+    # depthwise convolutions of channel counts with padded folds below every channel (pe = ceil(C / n))
+    "depthwise": lambda rng: random_conv(rng, channels=(3, 5, 7, 10, 12), kinds=("depthwise",)),
     "requantize": random_requantize, "residual": random_residual, "resize": random_resize,
 }  # fmt: skip
 
@@ -407,7 +409,7 @@ GENERATORS = {
 @pytest.mark.parametrize("kind", sorted(GENERATORS))
 def test_the_cost_model_prices_what_codegen_instantiates(kind):
     rng = np.random.default_rng(sum(map(ord, kind)))
-    checked = grouped = tapped = rowed = dw_tapped = dw_rowed = padded = geared = 0
+    checked = grouped = tapped = rowed = dw_tapped = dw_rowed = padded = dw_padded = geared = 0
     for _ in range(60):
         graph = GENERATORS[kind](rng)
         plan = plan_for(rng, graph)
@@ -419,6 +421,7 @@ def test_the_cost_model_prices_what_codegen_instantiates(kind):
             dw_tapped += sum(depthwise_taps(graph, op, plan.fold(op.name)) for op in graph.integer_ops())
             dw_rowed += sum(depthwise_taps(graph, op, plan.fold(op.name), rows=True) for op in graph.integer_ops())
             padded += sum(padded_fold(graph, op, plan.fold(op.name)) for op in graph.integer_ops())
+            dw_padded += sum(padded_fold(graph, op, plan.fold(op.name), depthwise=True) for op in graph.integer_ops())
             geared += sum(through_gearbox(graph, op, plan.fold(op.name)) for op in graph.integer_ops())
         except InputError as e:  # a configuration the hardware refuses (e.g. padding a bipolar input)
             assert "bipolar" in str(e)
@@ -430,12 +433,17 @@ def test_the_cost_model_prices_what_codegen_instantiates(kind):
         assert geared >= 3  # and at a simd that is no window word: through a gearbox
     if kind == "conv":  # depthwise convolutions at every channel: several taps a word, whole rows too
         assert dw_tapped >= 5 and dw_rowed >= 3
+    if kind == "depthwise":  # below every channel at a pe that pads the last fold
+        assert dw_padded >= 5
     if kind in ("chain", "conv", "dense", "residual"):  # matrix units whose pe does not divide the channels
         assert padded >= (3 if kind == "conv" else 5)
 
 
-def padded_fold(graph: ir.Graph, op: ir.Op, fold: LayerFold) -> bool:
-    """A dense layer or convolution (not depthwise) whose ``pe`` does not divide its output channels."""
+def padded_fold(graph: ir.Graph, op: ir.Op, fold: LayerFold, depthwise: bool = False) -> bool:
+    """A dense layer or convolution (not depthwise; ``depthwise``: a depthwise convolution)
+    whose ``pe`` does not divide its output channels."""
+    if depthwise:
+        return isinstance(op, ir.Conv) and conv.is_depthwise(op) and int(op.weights.shape[0]) % fold.pe != 0
     matrix = isinstance(op, ir.Dense) or (isinstance(op, ir.Conv) and not conv.is_depthwise(op))
     return matrix and int(op.weights.shape[0]) % fold.pe != 0
 

@@ -267,6 +267,16 @@ def gearbox_kernel(ctx: Context, ident: str, src: Stream, dst: Stream) -> Kernel
     return Kernel("gearbox", "gearbox", ctx.config(f"{ident}_dwc"), fields, [src.name], [dst.name])
 
 
+def _framed_gearbox(ctx: Context, ident: str, src: Stream, dst: Stream, *, frames: int) -> Kernel:
+    """A gearbox run ``frames`` times a sample, each frame ``src.words / frames`` words in and
+    ``dst.words / frames`` out: it drops the bits of a frame beyond the output's, and pads the
+    output's beyond the input's with zeros (a padded fold's lanes, per pixel)."""
+    kernel = gearbox_kernel(ctx, ident, src, dst)
+    kernel.fields.update(in_words=src.words // frames, out_words=dst.words // frames)
+    kernel.frames = frames
+    return kernel
+
+
 # -- builders --------------------------------------------------------------------------------------
 
 
@@ -342,10 +352,7 @@ def _mvau_block(ctx, op, ident, x, y, matrix, *, pixels, fold: LayerFold, window
     if lanes_out != pe:  # per pixel: the unit's folds of pe lanes in, the channels in words of lanes_out out
         out = ctx.stream(f"{ident}_out", arith["out_code"], lanes_out, pixels * rows // lanes_out)
         streams.append(out)
-        gearbox = gearbox_kernel(ctx, ident, unit_out, out)
-        gearbox.fields.update(in_words=folds, out_words=rows // lanes_out)
-        gearbox.frames = pixels
-        kernels.append(gearbox)
+        kernels.append(_framed_gearbox(ctx, ident, unit_out, out, frames=pixels))
     return Block(ident, comment_text(op.name), op.kind, op, kernels, params, streams, [Port(op.inputs[0], src)],
                  out, op.outputs[0], folding=_folding(fold))  # fmt: skip
 
@@ -371,27 +378,44 @@ def build_depthwise(ctx: Context, op: ir.Conv, ident: str) -> Block:
     # ``group`` pixels side by side (pe == C): a vector unit of group * C lanes, weights tiled
     matrix = np.tile(depthwise.weight_matrix(op), (group, 1))
     lanes = pe * group
-    arith = _arith(op, x, y, matrix, lanes, lanes=lanes, sf=taps // simd, copies=group, product=fold.requant)
-    src = ctx.stream(f"{ident}_in", arith["in_code"], pe, h * w * c // pe)
+    padded = depthwise.padded_window(spec, pe).ic  # C, or the channels of ceil(C / pe) folds
+    arith = _arith(op, x, y, matrix, lanes, lanes=lanes, sf=taps // simd, copies=group, padded=padded * group,
+                   product=fold.requant)  # fmt: skip
+    in_lanes = mvu.out_lanes(c, pe)
+    src = ctx.stream(f"{ident}_in", arith["in_code"], in_lanes, h * w * c // in_lanes)
+    kernels, streams = [], [src]
+    vectors = src
+    if in_lanes != pe:  # per pixel: c channels in words of in_lanes, ceil(c / pe) words of pe out (zero codes pad)
+        vectors = ctx.stream(f"{ident}_padded", arith["in_code"], pe, h * w * padded // pe)
+        kernels.append(_framed_gearbox(ctx, f"{ident}_pad", src, vectors, frames=h * w))
+        streams.append(vectors)
     pad = _pad_raw(arith["in_code"], arith["zero_point"], op, op.pads)
     swg, windows = _window_stream_and_kernel(
-        ctx, ident, src, hwc=(h, w, c), out_hw=(oh, ow), kernel=(kh, kw), strides=op.strides,
+        ctx, ident, vectors, hwc=(h, w, padded), out_hw=(oh, ow), kernel=(kh, kw), strides=op.strides,
         pads=(op.pads[0], op.pads[1]), dilations=op.dilations, pad_raw=pad, depthwise=word_taps == 1, pixels=group,
         taps=word_taps,
     )  # fmt: skip
-    kernels, streams = [swg], [src, windows]
+    kernels.append(swg)
+    streams.append(windows)
     if simd > word_taps:
         dwc, windows = _gearbox(ctx, ident, windows, simd * lanes)
         kernels.append(dwc)
         streams.append(windows)
-    out = ctx.stream(f"{ident}_out", arith["out_code"], lanes, oh * ow * c // lanes)
-    streams.append(out)
+    unit_out = ctx.stream(f"{ident}_unit" if in_lanes != pe else f"{ident}_out", arith["out_code"], lanes,
+                          oh * ow * padded // pe)  # fmt: skip
+    streams.append(unit_out)
     cfg = ctx.config(f"{ident}_vvau")
-    tiles = (c // pe) * (taps // simd)
-    fields = _unit_fields(arith, channels=c * group, kernel=taps, pixels=oh * ow // group, simd=simd, pe=lanes,
+    tiles = (padded // pe) * (taps // simd)
+    fields = _unit_fields(arith, channels=padded * group, kernel=taps, pixels=oh * ow // group, simd=simd, pe=lanes,
                           tiles=tiles)  # fmt: skip
-    params = _params(ident, cfg, arith, pack_words(matrix, arith["weight_code"], simd, lanes))
-    kernels.append(Kernel("vvau", "vvau", cfg, fields, [windows.name], [out.name], [p.name for p in params]))
+    words = pack_words(_pad_rows(matrix, padded * group), arith["weight_code"], simd, lanes)
+    params = _params(ident, cfg, arith, words)
+    kernels.append(Kernel("vvau", "vvau", cfg, fields, [windows.name], [unit_out.name], [p.name for p in params]))
+    out = unit_out
+    if in_lanes != pe:  # per pixel: the unit's folds of pe lanes in, the c channels in words of in_lanes out
+        out = ctx.stream(f"{ident}_out", arith["out_code"], in_lanes, oh * ow * c // in_lanes)
+        streams.append(out)
+        kernels.append(_framed_gearbox(ctx, ident, unit_out, out, frames=oh * ow))
     return Block(ident, comment_text(op.name), "DepthwiseConv", op, kernels, params, streams,
                  [Port(op.inputs[0], src)], out, op.outputs[0], folding=_folding(fold))  # fmt: skip
 

@@ -33,6 +33,7 @@ cycle more per frame, the output a few cycles later).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,9 +80,10 @@ def legal(spec: DepthwiseSpec) -> dict[str, list[int]]:
     for ``r | KH`` (``r`` whole kernel rows; ``r = KH``: the whole window). ``pixels``:
     output pixels per cycle (a divisor of the output width), above 1 only with every
     channel in parallel and one tap a word (``pixels_simd``: swg.h emits several pixels or
-    several taps a word, not both)."""
+    several taps a word, not both). ``pe``: :func:`accelgen.kernels.mvu.pe_values`, the
+    fewest lanes for each number of channel folds (:func:`padded_window`)."""
     w = spec.win
-    return {"pe": divisors(w.ic), "simd": divisors(w.kh * w.kw), "simd_at_pe": {w.ic: w.tap_words()},
+    return {"pe": mvu.pe_values(w.ic), "simd": divisors(w.kh * w.kw), "simd_at_pe": {w.ic: w.tap_words()},
             "pixels": divisors(w.ow), "pixels_pe": w.ic, "pixels_simd": [1], **requant.products(spec.arith.requant)}  # fmt: skip
 
 
@@ -92,8 +94,22 @@ def taps(spec: DepthwiseSpec, fold: LayerFold) -> int:
     return fold.simd if fold.pe == spec.win.ic and fold.simd > 1 else 1
 
 
+def padded_window(spec: DepthwiseSpec, pe: int) -> Window:
+    """The window the generator and the vector unit see at ``pe`` lanes: the layer's own when
+    ``pe`` divides C, else over ``ceil(C / pe) * pe`` channels, the last fold padded. A
+    gearbox framed per pixel (streams.h) re-cuts each pixel's C channels, which arrive in
+    words of :func:`accelgen.kernels.mvu.out_lanes` lanes, into ``ceil(C / pe)`` words of
+    ``pe`` lanes, the last one padded with zero codes; the padded lanes run the last
+    channel's weights and requantizer (any valid code times them stays in the proved
+    accumulator range) and the unit's output gearbox drops them
+    (:func:`accelgen.kernels.mvu.padded_output`)."""
+    channels = ceil_div(spec.win.ic, pe) * pe
+    return spec.win if channels == spec.win.ic else dataclasses.replace(spec.win, ic=channels)
+
+
 def hardware(spec: DepthwiseSpec, fold: LayerFold) -> Hardware:
-    w, pe, simd, group, ar = spec.win, fold.pe, fold.simd, fold.pixels, spec.arith
+    pe, simd, group, ar = fold.pe, fold.simd, fold.pixels, spec.arith
+    w = padded_window(spec, pe)
     a_bits = spec.in_bits[0]
     lanes = pe * group  # ``group`` pixels side by side (pe == C): one vector unit of that many lanes
     word_taps = taps(spec, fold)
@@ -102,20 +118,36 @@ def hardware(spec: DepthwiseSpec, fold: LayerFold) -> Hardware:
     compute = w.oh * w.ow // group * (w.ic // pe) * taps_words
     buffer, windows, generator = w.generator(pe, a_bits, group, word_taps)
     memories = (*mvu.weights(ar, lanes, simd, (w.ic // pe) * taps_words), buffer)
-    fifos = [*hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (pe,)), windows]
+    in_lanes = mvu.out_lanes(spec.win.ic, pe)
+    fifos = [*hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (in_lanes,))]
     logic, pipe = mvu.logic(ar, lanes, simd, w.ic * group, rq=rq)
     logic = logic + generator
-    gearboxes = ()
+    gearboxes, depth = [], ceil_div(w.first_window_elems, pe) + w.kh * w.kw // word_taps + pipe
+    if in_lanes != pe:  # each pixel's channels re-cut into pe-lane words, the last one padded
+        fifos.append(Fifo("padded_input", pe * a_bits, hw.STREAM_FIFO_DEPTH))
+        gearboxes.append((in_lanes * a_bits, pe * a_bits))
+    fifos.append(windows)
     if simd > word_taps:  # depthwise order: a gearbox gathers ``simd`` tap words
         fifos.append(Fifo("tap_words", lanes * simd * a_bits, hw.STREAM_FIFO_DEPTH))
-        gearboxes = ((lanes * a_bits, lanes * simd * a_bits),)
-        logic = logic + hw.gearbox(*gearboxes[0])
-    cycles = w.cycles(pe, group, word_taps, busy=compute)
-    depth = ceil_div(w.first_window_elems, pe) + w.kh * w.kw // word_taps + pipe
-    if gearboxes:  # the tap-word gatherer is a dataflow stage of its own, as a conv's simd gearbox is
+        gearboxes.append((lanes * a_bits, lanes * simd * a_bits))
+    for widths in gearboxes:  # each a dataflow stage of its own, as a conv's simd gearbox is
+        logic = logic + hw.gearbox(*widths)
         depth += hw.GEARBOX_LATENCY
-    return Hardware(cycles=cycles, depth=depth, macs=mvu.macs(ar, lanes, simd), memories=memories, fifos=tuple(fifos),
-                    logic=logic, requantizers=(rq,), gearboxes=gearboxes)  # fmt: skip
+    if in_lanes != pe:
+        logic = logic + hw.KERNEL_CONTROL
+    out = mvu.padded_output(ar, spec.win.ic, pe, taps_words)
+    cycles = w.cycles(pe, group, word_taps, busy=compute)
+    return Hardware(cycles=cycles, depth=depth + out.depth, macs=mvu.macs(ar, lanes, simd), memories=memories,
+                    fifos=(*fifos, *out.fifos), logic=logic + out.logic, requantizers=(rq,),
+                    gearboxes=(*gearboxes, *out.gearboxes))  # fmt: skip
+
+
+def stream_lanes(spec: DepthwiseSpec, fold: LayerFold) -> tuple[tuple[int, ...], int]:
+    """The layer reads and writes words of ``pe`` lanes (``pe * pixels`` out), or, when ``pe``
+    does not divide C, of :func:`accelgen.kernels.mvu.out_lanes` lanes, which its input and
+    output gearboxes re-cut per pixel (:func:`padded_window`)."""
+    lanes = mvu.out_lanes(spec.win.ic, fold.pe)
+    return (lanes,), lanes * fold.pixels
 
 
 def cost(spec: DepthwiseSpec, fold: LayerFold) -> Cost:
