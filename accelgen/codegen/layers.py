@@ -15,8 +15,9 @@ prices. Folding per kernel (as ``accelgen.plan`` documents):
   word); sliding window generator (convolution order) + matrix-vector unit, with a width
   converter between them for the last kind. A 1x1 convolution with stride 1 and no padding
   needs no window generator.
-* Depthwise Conv (groups == IC == OC): ``pe | C`` channels, ``simd | KH*KW`` taps;
-  window generator (depthwise order) + width converter + vector unit; at ``pe == C`` and
+* Depthwise Conv (groups == IC == OC): ``pe = ceil(C / n)`` channels, ``simd | KH*KW`` taps;
+  [padding gearbox per pixel] + window generator (depthwise order) + width converter + vector
+  unit [+ a gearbox dropping the padded lanes per pixel] (accelgen.kernels.depthwise.padded_window); at ``pe == C`` and
   ``simd > 1``, ``simd`` a tap word (accelgen.kernels.depthwise.legal and taps): window
   generator in convolution order, ``simd`` taps a word, + vector unit.
 * Other grouped Conv (channel multiplier, or several channels per group): run as a

@@ -1,7 +1,8 @@
 """Depthwise convolution kernel (groups == IC == OC): window generator + per-channel MACs.
 
 Folding (accelgen.plan): ``pe`` channels in parallel, ``simd`` kernel taps per cycle;
-``pe | C``; ``simd | KH*KW`` below every channel, and at ``pe == C`` a tap word's size
+``pe = ceil(C / n)`` for a fold count n (a divisor, or the last fold padded:
+:func:`padded_window`); ``simd | KH*KW`` below every channel, and at ``pe == C`` a tap word's size
 (:func:`legal`: ``t | KW``, or ``KW * r`` for ``r | KH``, as the ``conv`` kernel's tap
 words); ``pixels`` output pixels per cycle (``pixels | OW``, above 1 only at ``pe == C``
 and ``simd == 1``: the window generator emits that many pixels' words at once and the
