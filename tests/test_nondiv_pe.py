@@ -168,7 +168,7 @@ def test_a_planned_residual_network_with_padded_folds_equals_golden(tmp_path):
     padded = [lp.layer.name for lp in e.layers if isinstance(lp.layer.op, ir.Conv)
               and int(lp.layer.op.weights.shape[0]) % lp.fold.pe]  # fmt: skip
     geared = [lp.layer.name for lp in e.layers if isinstance(lp.layer.op, ir.Conv) and not lp.layer.spec.pointwise
-              and not conv.is_depthwise(lp.layer.op) and conv.word(lp.layer.spec.win, lp.fold.simd).gearbox]  # fmt: skip
+              and not conv.is_depthwise(lp.layer.op) and conv.word(lp.layer.spec.win, lp.fold.simd, conv.reduction(lp.layer.spec)).gearbox]  # fmt: skip
     assert len(padded) >= 3 and len(geared) >= 3
     _, _, x, _ = digits_split()
     outdir = generate(compiled, e.plan(), tmp_path / "d", vectors=(as_images(x)[:16],))

@@ -323,7 +323,7 @@ def hardware(spec: ConvSpec, fold: LayerFold) -> Hardware:
     logic, pipe = mvu.logic(ar, pe, simd, passes * pe, group, rq)
     out = mvu.padded_output(ar, spec.oc, pe, taps_words)
     recut = mvu.recut_input(feed.elems, simd, a_bits)  # window words re-cut into ``simd``-element words
-    fifos += out.fifos + recut.fifos
+    fifos += out.fifos
     logic, pipe = logic + out.logic + recut.logic, pipe + out.depth + recut.depth
     if spec.pointwise:
         cycles, depth = compute, taps_words + pipe
@@ -334,6 +334,7 @@ def hardware(spec: ConvSpec, fold: LayerFold) -> Hardware:
         logic = logic + generator
         cycles = w.cycles(lanes, group, taps, busy=compute)
         depth = ceil_div(w.first_window_elems, lanes) + taps_words + pipe
+    fifos += recut.fifos
     return Hardware(cycles=cycles, depth=depth, macs=mvu.matrix_macs(ar, pe, simd, group), memories=tuple(memories),
                     fifos=tuple(fifos), logic=logic, requantizers=(rq,),
                     gearboxes=recut.gearboxes + out.gearboxes)  # fmt: skip
