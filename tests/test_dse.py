@@ -353,12 +353,12 @@ def test_search_spends_no_more_than_needed_on_fast_layers(graphs):
 
 
 def test_small_cnn_option_counts():
-    # conv a: pe = ceil(6 / n) (4 values) x simd = ceil(4 * 3 * 3 / n) (11: the 9 divisors, channels, tap
-    # words and the rest through a gearbox, and 5, 8 with the last word padded), and at pe = 6 pixels
-    # 2, 3, 6 (| OW = 6) x simd | 4 (3); conv b: pe = ceil(4 / n) (3) x simd = ceil(6 * 3 * 3 / n) (14:
-    # the 8 divisors and 4, 5, 7, 8, 11, 14 padded), and at pe = 4 pixels 2, 3, 6
+    # conv a: pe = ceil(6 / n) (4 values) x simd (11: the 9 divisors of 4 * 3 * 3, channels, tap words and
+    # the rest through a gearbox, and ceil(36 / n) up to 8 words, 5 and 8, with the last word padded), and
+    # at pe = 6 pixels 2, 3, 6 (| OW = 6) x simd | 4 (3); conv b: pe = ceil(4 / n) (3) x simd (12: the 8
+    # divisors of 6 * 3 * 3 and 7, 8, 11, 14 padded), and at pe = 4 pixels 2, 3, 6
     # x simd | 6 (4); add: pe | 4
     # (3); pool: pe | 4 (3), and at pe = 4 pixels 3 (| OW = 3); the three layers with a multiply-shift
     # requantizer take each of theirs twice, its product in DSPs or in the fabric
     layers = dse.describe_layers(small_cnn())
-    assert [len(la.folds) for la in layers] == [2 * (44 + 9), 2 * (42 + 12), 2 * 3, 3 + 1]
+    assert [len(la.folds) for la in layers] == [2 * (44 + 9), 2 * (36 + 12), 2 * 3, 3 + 1]

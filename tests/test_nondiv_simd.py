@@ -3,7 +3,7 @@ the last word's lanes past K padded (zero weights), the input re-cut per reducti
 gearbox that fills the last word with zero bits.
 
 Dense layers (with DSP-packed PE pairs too), a 3x3 convolution at the bundled CNN's conv2
-shape (IC 16, simd 14, several passes) and a pointwise convolution, one of them reading an
+shape and planned simd (IC 16, simd 29, several passes) and a pointwise convolution, one of them reading an
 input with a nonzero zero point (the padded lanes' zero bits are then codes of -128, which
 add 0 only because their weights are 0), are generated, C-simulated (both arithmetic models)
 and compared on every element of every layer with the numpy references of
@@ -38,10 +38,10 @@ def _dense(seed, n_in, n_out, fold, types, rq):
     return b.finish(b.dense(y, 6, qt(4, True), qt(4, False), fold=F(3, 2)))
 
 
-def _conv3x3_ic16_simd14():
-    b = GraphBuilder("c", 21)  # the CNN's conv2 shape: 144 = 3*3*16, 11 words of 14 (4 lanes padded), 2 passes
+def _conv3x3_ic16_simd29():
+    b = GraphBuilder("c", 21)  # the CNN's conv2 shape: 144 = 3*3*16, 5 words of 29 (1 lane padded), 2 passes
     x = b.input("x", (6, 6, 16), qt(4, False))
-    y = b.conv(x, 8, (3, 3), qt(4, True), qt(4, False), fold=F(4, 14))
+    y = b.conv(x, 8, (3, 3), qt(4, True), qt(4, False), fold=F(4, 29))
     return b.finish(b.maxpool(y, (2, 2), (2, 2), fold=F(2, 1)))
 
 
@@ -58,7 +58,7 @@ CASES = {
     "dense24_simd5": lambda: _dense(31, 24, 10, F(5, 5), (qt(4, False), qt(4, True), qt(4, False)), "thresholds"),
     "dense20_simd7_w8a8_packed": lambda: _dense(32, 20, 8, F(4, 7), W8A8, "ms"),
     "dense30_simd8_zp128": lambda: _dense(33, 30, 5, F(5, 8), (qt(8, False, zp=128), qt(3, True), qt(5, True)), "ms"),
-    "conv3x3_ic16_simd14_passes": _conv3x3_ic16_simd14,
+    "conv3x3_ic16_simd29_passes": _conv3x3_ic16_simd29,
     "pointwise_ic14_simd5_zp128": _pointwise_ic14_simd5_zp128,
 }
 
@@ -92,10 +92,10 @@ def test_padded_words_generate_a_framed_gearbox_and_padded_rows(emulators):
     reduction (K elements in, ceil(K / simd) words out); the W8A8 dense packs PE pairs."""
     for name in CASES:
         assert "accelgen::gearbox<" in (emulators[name, "native"][0].outdir / "hls" / "top.cpp").read_text(), name
-    conv = _configs(emulators, "conv3x3_ic16_simd14_passes")  # 16-channel window words -> 11 words of 14
-    assert "MATRIX_W = 154;" in conv and "SIMD = 14;" in conv and "TILES = 22;" in conv
-    assert "IN_WORDS = 9;" in conv and "OUT_WORDS = 11;" in conv
-    top = (emulators["conv3x3_ic16_simd14_passes", "native"][0].outdir / "hls" / "top.cpp").read_text()
+    conv = _configs(emulators, "conv3x3_ic16_simd29_passes")  # window words of 3 taps (48) -> 5 words of 29
+    assert "MATRIX_W = 145;" in conv and "SIMD = 29;" in conv and "TILES = 10;" in conv
+    assert "IN_WORDS = 3;" in conv and "OUT_WORDS = 5;" in conv
+    top = (emulators["conv3x3_ic16_simd29_passes", "native"][0].outdir / "hls" / "top.cpp").read_text()
     assert "reps * 16);" in top  # 4 x 4 output pixels, one gearbox frame each
     pointwise = _configs(emulators, "pointwise_ic14_simd5_zp128")  # 7-channel input words -> 3 words of 5
     assert "MATRIX_W = 15;" in pointwise and "IN_WORDS = 2;" in pointwise and "OUT_WORDS = 3;" in pointwise
@@ -104,10 +104,10 @@ def test_padded_words_generate_a_framed_gearbox_and_padded_rows(emulators):
 
 
 def test_legal_simd_are_the_fewest_lanes_per_word_count():
-    assert mvu.simd_values(144, True) == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 15, 16, 18, 21, 24, 29, 36,
-                                          48, 72, 144]  # fmt: skip
-    # 13 lanes take 12 words, as 12 do; 17 take 9, as 16 do
-    assert 13 not in mvu.simd_values(144, True) and 17 not in mvu.simd_values(144, True)
+    # up to 8 words (mvu.PADDED_SIMD_WORDS): the divisors of 144 and 21, 29 (7 and 5 words, the last padded);
+    # 14 lanes would take 11 words, 17 take 9 as 16 do
+    assert mvu.simd_values(144, True) == [1, 2, 3, 4, 6, 8, 9, 12, 16, 18, 21, 24, 29, 36, 48, 72, 144]
+    assert mvu.simd_values(20, True) == [1, 2, 3, 4, 5, 7, 10, 20]
     assert mvu.simd_values(24, False) == [1, 2, 3, 4, 6, 8, 12, 24]  # bipolar weights: no zero to pad with
     assert [mvu.in_lanes(24, s) for s in (5, 6, 8)] == [6, 6, 8] and mvu.in_lanes(30, 8) == 10
 
@@ -128,8 +128,8 @@ def test_an_illegal_simd_names_the_layer_and_the_legal_values(dense_simd, conv_s
     graph, _, _ = CASES["dense24_simd5"]()  # 24 inputs: 9 lanes take 3 words, as 8 lanes do
     with pytest.raises(InputError, match=r"'dense0' \(Dense\).*simd must be one of 1, 2, 3, 4, 5, 6, 8, 12, 24$"):
         build_design(graph, FoldingPlan({"dense0": F(5, dense_simd)}), top="t")
-    graph, _, _ = _conv3x3_ic16_simd14()  # 144 elements a window: 17 lanes take 9 words, as 16 do
-    with pytest.raises(InputError, match=rf"'conv0' \(Conv\): illegal simd={conv_simd} \(legal: 1, 2, .* 14, 15, 16, 18,"):
+    graph, _, _ = _conv3x3_ic16_simd29()  # 144 elements a window: 17 lanes take 9 words, as 16 do
+    with pytest.raises(InputError, match=rf"'conv0' \(Conv\): illegal simd={conv_simd} \(legal: 1, 2, .* 16, 18, 21, 24, 29,"):
         build_design(graph, FoldingPlan({"conv0": F(4, conv_simd)}), top="t")
 
 

@@ -43,6 +43,7 @@ no cycle more per frame, the output a few cycles later).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -257,6 +258,7 @@ class Word:
         return self.elems != self.simd
 
 
+@functools.lru_cache(maxsize=4096)
 def word(w: Window | None, simd: int, reduction: int) -> Word:
     """The window word at ``simd``: ``simd`` channels of one tap when ``simd | IC``, all IC
     channels of ``simd / IC`` consecutive taps when that is a tap word (of one kernel row, or

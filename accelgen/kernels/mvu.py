@@ -12,7 +12,7 @@ stays in the proved accumulator range), and a gearbox drops them at the unit's o
 (:func:`padded_output`), so every stream outside the layer carries whole channels.
 
 Likewise its ``simd`` need not divide the reduction (the K elements each output sums,
-:func:`simd_values`) when the weights have a zero code: it then takes ``ceil(K / simd)``
+:func:`simd_values`: up to 8 words) when the weights have a zero code: it then takes ``ceil(K / simd)``
 words per reduction, the last word's lanes past K padded (zero weights, so whatever the
 input there adds 0 and the proved accumulator range holds), and a gearbox framed per
 reduction re-cuts the input words into them (:func:`recut_input`; streams.h pads the
@@ -188,12 +188,24 @@ def pe_values(channels: int) -> list[int]:
     return sorted({ceil_div(channels, n) for n in range(1, channels + 1)})
 
 
+#: the most words a reduction takes at a ``simd`` that pads its last word: the explorer prices every
+#: (pe, simd) pair, and the fewest lanes for every word count (about 2 sqrt(K) values) would double
+#: its options on wide layers (benchmarks/bench_scale.py's slowest 50-layer plan: 0.48 s at the
+#: divisors, 2.1 s at every word count, 0.8 s up to 8 words); up to 8 words the steps between
+#: divisors are the widest (K / 2 to K / 3 ...), beyond them the divisors and padded ``pe`` step
+#: finely enough
+PADDED_SIMD_WORDS = 8
+
+
 def simd_values(reduction: int, padded: bool) -> list[int]:
     """The legal ``simd`` of a matrix unit summing ``reduction`` elements per output: the
     divisors of the reduction, and with ``padded`` (weights with a zero code, not bipolar)
-    the fewest lanes for every number of words, ``ceil(reduction / n)`` as :func:`pe_values`
-    (the last word padded with zero weights)."""
-    return pe_values(reduction) if padded else divisors(reduction)
+    the fewest lanes for every number of words n up to :data:`PADDED_SIMD_WORDS`,
+    ``ceil(reduction / n)`` as :func:`pe_values` (the last word padded with zero weights)."""
+    whole = divisors(reduction)
+    if not padded:
+        return whole
+    return sorted(set(whole) | {ceil_div(reduction, n) for n in range(1, min(reduction, PADDED_SIMD_WORDS) + 1)})
 
 
 def in_lanes(reduction: int, simd: int) -> int:
