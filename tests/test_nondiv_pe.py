@@ -146,7 +146,7 @@ def test_padded_folds_lower_the_planned_ii(monkeypatch):
     graph = compile_model(FILES / "mlperf_tiny" / "mlperf_dscnn_w8a8.onnx").graph
     padded = explore(graph, get_board("ultra96v2"))
     assert any(int(lp.layer.op.weights.shape[0]) % lp.fold.pe or lp.layer.spec.win.ic % lp.fold.simd
-               for lp in padded.layers if isinstance(lp.layer.op, ir.Conv) and lp.layer.spec.pointwise)  # fmt: skip
+               for lp in padded.layers if lp.layer.kernel is conv and lp.layer.spec.pointwise)  # fmt: skip
     with monkeypatch.context() as m:
         m.setattr(mvu, "pe_values", divisors)
         m.setattr(mvu, "PADDED_SIMD_WORDS", 1)  # simd at the divisors only
