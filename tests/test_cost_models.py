@@ -162,8 +162,11 @@ def test_dense_cost_by_hand():
     op, g = dense_layer()
     spec = dense.describe(op, g)
     assert (spec.arith.acc_bits, spec.arith.product_bits, spec.arith.out_bits) == (14, 8, 4)
-    # pe: the fewest lanes for each number of folds, ceil(32 / n) (the divisors, and 3, 5, 6, 7, 11 padded)
-    assert dense.legal(spec) == {"pe": [1, 2, 3, 4, 5, 6, 7, 8, 11, 16, 32], "simd": [1, 2, 4, 8, 16, 32, 64]}
+    # pe: the fewest lanes for each number of folds, ceil(32 / n) (the divisors, and 3, 5, 6, 7, 11 padded);
+    # simd likewise for each number of input words up to 8, ceil(64 / n) (the divisors, and 10, 11, 13, 22
+    # with the last word padded: the 4-bit weights have a zero)
+    assert dense.legal(spec) == {"pe": [1, 2, 3, 4, 5, 6, 7, 8, 11, 16, 32],
+                                 "simd": [1, 2, 4, 8, 10, 11, 13, 16, 22, 32, 64]}  # fmt: skip
     c = dense.cost(spec, LayerFold(pe=4, simd=8))
     assert c.cycles == (64 // 8) * (32 // 4) == 64
     lut = (
@@ -251,8 +254,10 @@ def test_conv_cost_by_hand():
     spec = conv.describe(op, g)
     assert spec.arith.acc_bits == 22 and spec.arith.requant.multiplier_bits == 12  # 1875 < 2**11
     # simd: channels of one tap (1, 2, 4), three taps of a kernel row (12), the whole 3x3 window (36),
-    # and the other divisors of 36 (3, 6, 9, 18) through a gearbox after the window generator
-    assert conv.legal(spec) == {"pe": [1, 2, 3, 4, 8], "simd": [1, 2, 3, 4, 6, 9, 12, 18, 36], "pixels": [1, 2, 4, 8],
+    # and the other divisors of 36 (3, 6, 9, 18) through a gearbox after the window generator, as are
+    # the fewest lanes for the other word counts up to 8, ceil(36 / n) (5, 8: the last word padded)
+    assert conv.legal(spec) == {"pe": [1, 2, 3, 4, 8], "simd": [1, 2, 3, 4, 5, 6, 8, 9, 12, 18, 36],
+                                "pixels": [1, 2, 4, 8],
                                 "pixels_pe": 8, "pixels_simd": [1, 2, 4], "requant": ["dsp", "fabric"]}  # fmt: skip
     c = conv.cost(spec, LayerFold(pe=2, simd=4))
     # the first window waits for 2 whole rows of 8 one-word pixels (padding 1 above); then the unit
@@ -277,7 +282,7 @@ def test_tap_parallel_conv_by_hand():
     spec = conv.describe(op, g)
     # simd 12: three taps of a kernel row (4 channels each) a word, 3 words a window; input words of 4 channels
     hw12 = conv.hardware(spec, LayerFold(pe=2, simd=12))
-    assert conv.word(spec.win, 12) == conv.Word(lanes=4, taps=3, simd=12) and not conv.word(spec.win, 12).gearbox
+    assert conv.word(spec.win, 12, 36) == conv.Word(lanes=4, taps=3, simd=12) and not conv.word(spec.win, 12, 36).gearbox
     # the first window's 2 rows, then 8 rows of 8 windows x 3 words x 4 passes, the next row read meanwhile
     assert hw12.cycles == 2 * 8 + 8 * (8 * 3 * (8 // 2)) == 784
     buffers = [m for m in hw12.memories if m.role == "line_buffer"]
@@ -304,10 +309,10 @@ def test_conv_simd_through_a_gearbox_by_hand():
     op, g = conv_layer()  # 8x8x4 -> 8x8x8, 3x3, padding 1: 36 window elements
     spec = conv.describe(op, g)
     # simd 6: the smallest window word of at least 6 elements is three taps of a row (12), re-cut in two
-    feed = conv.word(spec.win, 6)
+    feed = conv.word(spec.win, 6, 36)
     assert (feed.lanes, feed.taps, feed.elems, feed.gearbox) == (4, 3, 12, True)
-    assert conv.word(spec.win, 3) == conv.Word(lanes=4, taps=1, simd=3)  # 4 channels re-cut into 3s
-    assert conv.word(spec.win, 18) == conv.Word(lanes=4, taps=9, simd=18)  # the whole window in halves
+    assert conv.word(spec.win, 3, 36) == conv.Word(lanes=4, taps=1, simd=3)  # 4 channels re-cut into 3s
+    assert conv.word(spec.win, 18, 36) == conv.Word(lanes=4, taps=9, simd=18)  # the whole window in halves
     hw6 = conv.hardware(spec, LayerFold(pe=2, simd=6))
     # the first window's 2 rows of 8 one-word pixels, then 8 rows of 8 windows x 6 words x 4 passes (the
     # generator's 3 words a window are faster); the next row read meanwhile

@@ -302,8 +302,9 @@ def test_illegal_folding_names_the_layer_and_the_legal_values(tmp_path, capsys):
     for fold, says in ((LayerFold(16, 1, pixels=3), "pixels=3 (legal: 1, 2, 4, 8)"),
                        (LayerFold(8, 1, pixels=2), "needs pe=16"),
                        (LayerFold(16, 1, pixels=0), "pixels"),
-                       # conv1: 1 input channel, 3x3 kernel: simd 3 is three taps a word, 2 is no whole taps
-                       (LayerFold(16, 2), "simd=2 (legal: 1, 3, 9)"),
+                       # conv1: 1 input channel, 3x3 kernel: simd 3 is three taps a word, 2 and 5 pad the
+                       # window's last word (5 and 2 words), 4 takes 3 words as 3 does
+                       (LayerFold(16, 4), "simd=4 (legal: 1, 2, 3, 5, 9)"),
                        (LayerFold(16, 3, pixels=2), "pixels=2 with simd=3")):  # fmt: skip
         plan["layers"] = {"conv:/conv1/Conv": {"pe": fold.pe, "simd": fold.simd, "pixels": fold.pixels}}
         path.write_text(json.dumps(plan))
@@ -352,10 +353,12 @@ def test_search_spends_no_more_than_needed_on_fast_layers(graphs):
 
 
 def test_small_cnn_option_counts():
-    # conv a: pe = ceil(6 / n) (4 values) x simd | 4 * 3 * 3 (9: channels, tap words, and the rest
-    # through a gearbox), and at pe = 6 pixels 2, 3, 6 (| OW = 6) x simd | 4 (3); conv b: pe =
-    # ceil(4 / n) (3) x simd | 6 * 3 * 3 (8), and at pe = 4 pixels 2, 3, 6 x simd | 6 (4); add: pe | 4
+    # conv a: pe = ceil(6 / n) (4 values) x simd (11: the 9 divisors of 4 * 3 * 3, channels, tap words and
+    # the rest through a gearbox, and ceil(36 / n) up to 8 words, 5 and 8, with the last word padded), and
+    # at pe = 6 pixels 2, 3, 6 (| OW = 6) x simd | 4 (3); conv b: pe = ceil(4 / n) (3) x simd (12: the 8
+    # divisors of 6 * 3 * 3 and 7, 8, 11, 14 padded), and at pe = 4 pixels 2, 3, 6
+    # x simd | 6 (4); add: pe | 4
     # (3); pool: pe | 4 (3), and at pe = 4 pixels 3 (| OW = 3); the three layers with a multiply-shift
     # requantizer take each of theirs twice, its product in DSPs or in the fabric
     layers = dse.describe_layers(small_cnn())
-    assert [len(la.folds) for la in layers] == [2 * (36 + 9), 2 * (24 + 12), 2 * 3, 3 + 1]
+    assert [len(la.folds) for la in layers] == [2 * (44 + 9), 2 * (36 + 12), 2 * 3, 3 + 1]

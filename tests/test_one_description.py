@@ -249,7 +249,8 @@ def mul_shift(rng, channels: int, out: ir.QType) -> ir.MultiplyShift:
 def random_fold(rng, legal: dict) -> LayerFold:
     """A legal folding; for a window kernel, several pixels per cycle a third of the time
     (at a ``pixels_simd``), and a tap-parallel ``simd`` (beyond ``pixels_simd``) 60% of the
-    rest (where there is one); a ``pe`` with its own ``simd`` values (``simd_at_pe``: a
+    rest (where there is one), a ``simd`` that pads the last word (no divisor of the
+    reduction) a quarter (where there is one); a ``pe`` with its own ``simd`` values (``simd_at_pe``: a
     depthwise layer at every channel, tap words) half the time; a multiply-shift
     requantizer's product in DSPs or in the fabric (``requant``) by the parity of the shape
     drawn (no extra draw: the shapes other checks count stay those of their seeds)."""
@@ -266,8 +267,10 @@ def _random_shape(rng, legal: dict) -> LayerFold:
     at_pe = legal.get("simd_at_pe", {})
     pe = int(rng.choice(list(at_pe))) if at_pe and rng.random() < 0.5 else int(rng.choice(legal["pe"]))
     simds = simd_values(legal, pe)
-    taps = [s for s in simds if s not in pixels_simd]
-    simd = rng.choice(taps) if taps and rng.random() < 0.6 else rng.choice(simds)
+    whole = [s for s in simds if max(simds) % s == 0]  # divisors of the reduction (the largest simd)
+    taps, padded = [s for s in whole if s not in pixels_simd], [s for s in simds if s not in whole]
+    draw = rng.random()  # one draw, as before padded simd: the other shapes keep their seeds' odds
+    simd = rng.choice(taps) if taps and draw < 0.6 else rng.choice(padded) if padded and draw < 0.85 else rng.choice(whole)
     return LayerFold(pe, int(simd))
 
 
@@ -409,8 +412,8 @@ GENERATORS = {
 @pytest.mark.parametrize("kind", sorted(GENERATORS))
 def test_the_cost_model_prices_what_codegen_instantiates(kind):
     rng = np.random.default_rng(sum(map(ord, kind)))
-    checked = grouped = tapped = rowed = dw_tapped = dw_rowed = padded = dw_padded = geared = 0
-    for _ in range(60):
+    checked = grouped = tapped = rowed = dw_tapped = dw_rowed = padded = dw_padded = geared = padded_simd = 0
+    for _ in range(80):
         graph = GENERATORS[kind](rng)
         plan = plan_for(rng, graph)
         try:
@@ -423,6 +426,7 @@ def test_the_cost_model_prices_what_codegen_instantiates(kind):
             padded += sum(padded_fold(graph, op, plan.fold(op.name)) for op in graph.integer_ops())
             dw_padded += sum(padded_fold(graph, op, plan.fold(op.name), depthwise=True) for op in graph.integer_ops())
             geared += sum(through_gearbox(graph, op, plan.fold(op.name)) for op in graph.integer_ops())
+            padded_simd += sum(padded_words(graph, op, plan.fold(op.name)) for op in graph.integer_ops())
         except InputError as e:  # a configuration the hardware refuses (e.g. padding a bipolar input)
             assert "bipolar" in str(e)
     assert checked >= 40
@@ -437,6 +441,18 @@ def test_the_cost_model_prices_what_codegen_instantiates(kind):
         assert dw_padded >= 5
     if kind in ("chain", "conv", "dense", "residual"):  # matrix units whose pe does not divide the channels
         assert padded >= (3 if kind == "conv" else 5)
+        assert padded_simd >= 5  # and whose simd does not divide the reduction: its last word padded
+
+
+def padded_words(graph: ir.Graph, op: ir.Op, fold: LayerFold) -> bool:
+    """A dense layer or convolution (not depthwise) whose ``simd`` does not divide its
+    reduction (in_features; KH*KW*IC): the last word of each reduction padded."""
+    if isinstance(op, ir.Dense):
+        return int(op.weights.shape[1]) % fold.simd != 0
+    if not isinstance(op, ir.Conv) or conv.is_depthwise(op):
+        return False
+    ic, (kh, kw) = graph.tensors[op.inputs[0]].shape[-1], (int(d) for d in op.weights.shape[2:])
+    return (kh * kw * ic) % fold.simd != 0
 
 
 def padded_fold(graph: ir.Graph, op: ir.Op, fold: LayerFold, depthwise: bool = False) -> bool:

@@ -7,14 +7,16 @@ values, which grouped convolutions are depthwise, the window generator's buffer)
 from the op's kernel module in accelgen.kernels, the same description its cost model
 prices. Folding per kernel (as ``accelgen.plan`` documents):
 
-* Dense: ``simd | in_features``, ``pe`` among accelgen.kernels.mvu.pe_values(out_features);
-  one matrix-vector unit (and, when ``pe`` does not divide out_features, a gearbox dropping
-  the last fold's padded lanes).
+* Dense: ``simd`` among accelgen.kernels.mvu.simd_values(in_features), ``pe`` among
+  accelgen.kernels.mvu.pe_values(out_features); one matrix-vector unit (and, when ``simd``
+  does not divide in_features, a gearbox padding each vector's last word in front of it;
+  when ``pe`` does not divide out_features, one dropping the last fold's padded lanes).
 * Conv (groups == 1): ``pe`` as Dense's over OC, ``simd | IC`` or ``simd = IC * t`` (``t``
-  kernel taps a word), or any other ``simd | KH*KW*IC`` (accelgen.kernels.conv.legal and
-  word); sliding window generator (convolution order) + matrix-vector unit, with a width
-  converter between them for the last kind. A 1x1 convolution with stride 1 and no padding
-  needs no window generator.
+  kernel taps a word), or any other ``simd`` of mvu.simd_values(KH*KW*IC)
+  (accelgen.kernels.conv.legal and word); sliding window generator (convolution order) +
+  matrix-vector unit, with a width converter framed per window between them for the last
+  kind. A 1x1 convolution with stride 1 and no padding needs no window generator (its
+  ``simd`` among mvu.simd_values(IC), a converter in front when it does not divide IC).
 * Depthwise Conv (groups == IC == OC): ``pe = ceil(C / n)`` channels, ``simd | KH*KW`` taps;
   [padding gearbox per pixel] + window generator (depthwise order) + width converter + vector
   unit [+ a gearbox dropping the padded lanes per pixel] (accelgen.kernels.depthwise.padded_window); at ``pe == C`` and
@@ -44,7 +46,7 @@ from accelgen.codegen.names import Namer, comment_text
 from accelgen.codegen.params import pack_words, requant_param, requant_partitions
 from accelgen.codegen.types import CodeType, IntType, code_of, int_type, signed_type, zero_point
 from accelgen.errors import InputError, InternalError
-from accelgen.kernels import conv, depthwise, mvu, tt
+from accelgen.kernels import conv, dense, depthwise, mvu, tt
 from accelgen.kernels.base import ceil_div, fold_problems
 from accelgen.plan import DEFAULT_PRODUCT, FoldingPlan, LayerFold
 
@@ -79,19 +81,25 @@ def _fm(t: ir.Tensor) -> tuple[int, int, int]:
 
 
 def _check_fold(op: ir.Op, fold: LayerFold, pe_of: int, simd_of: int | None, what: str,
-                pixels_of: int | None = None, pe_legal: list[int] | None = None) -> None:  # fmt: skip
+                pixels_of: int | None = None, pe_legal: list[int] | None = None,
+                simd_legal: list[int] | None = None) -> None:  # fmt: skip
     """InputError unless ``fold`` divides the layer; ``pixels_of``: the output width a window
-    kernel may take several pixels of per cycle (then only at pe == ``pe_of``); ``pe_legal``:
-    the legal ``pe`` when they are not the divisors of ``pe_of`` (a matrix unit's)."""
+    kernel may take several pixels of per cycle (then only at pe == ``pe_of``); ``pe_legal``,
+    ``simd_legal``: the legal ``pe`` and ``simd`` when they are not the divisors of ``pe_of``
+    and ``simd_of`` (a matrix unit's)."""
     if fold.pixels != 1 and (pixels_of is None or pixels_of % fold.pixels or fold.pe != pe_of):
         rule = (f"pixels must divide the output width {pixels_of} and needs pe={pe_of} (every channel)"
                 if pixels_of is not None else "this layer takes one pixel per cycle (pixels must be 1)")  # fmt: skip
         raise InputError(f"folding plan: layer '{op.name}' ({op.kind}) has pixels={fold.pixels}, pe={fold.pe}; {rule}")
     bad_pe = fold.pe < 1 or pe_of % fold.pe if pe_legal is None else fold.pe not in pe_legal
     bad = bad_pe or (simd_of is None and fold.simd != 1)
-    bad = bad or (simd_of is not None and (fold.simd < 1 or simd_of % fold.simd))
+    if simd_legal is not None:
+        bad = bad or fold.simd not in simd_legal
+    else:
+        bad = bad or (simd_of is not None and (fold.simd < 1 or simd_of % fold.simd))
     if bad:
-        simd_rule = "simd must be 1" if simd_of is None else f"simd must divide {simd_of}"
+        simd_rule = ("simd must be 1" if simd_of is None else f"simd must divide {simd_of}" if simd_legal is None
+                     else f"simd must be one of {', '.join(map(str, simd_legal))}")  # fmt: skip
         pe_rule = f"divide {pe_of}" if pe_legal is None else f"be one of {', '.join(map(str, pe_legal))}"
         raise InputError(
             f"folding plan: layer '{op.name}' ({op.kind}) has pe={fold.pe}, simd={fold.simd}; {what}: pe must "
@@ -286,7 +294,9 @@ def build_dense(ctx: Context, op: ir.Dense, ident: str) -> Block:
     matrix = np.asarray(op.weights)
     oc, ic = matrix.shape
     fold = ctx.fold(op)
-    _check_fold(op, fold, oc, ic, "Dense folds out_features by pe and in_features by simd", pe_legal=mvu.pe_values(oc))
+    legal = dense.legal(dense.describe(op, ctx.graph))
+    _check_fold(op, fold, oc, ic, "Dense folds out_features by pe and in_features by simd", pe_legal=legal["pe"],
+                simd_legal=legal["simd"])  # fmt: skip
     return _mvau_block(ctx, op, ident, x, y, matrix, pixels=1, fold=fold, window=None)
 
 
@@ -309,22 +319,24 @@ def build_conv(ctx: Context, op: ir.Conv, ident: str) -> Block:
         "pads": (op.pads[0], op.pads[1]), "dilations": op.dilations,
     }  # fmt: skip
     return _mvau_block(ctx, op, ident, x, y, matrix, pixels=oh * ow, fold=fold, window=window,
-                       feed=conv.word(spec.win, fold.simd))  # fmt: skip
+                       feed=conv.word(spec.win, fold.simd, conv.reduction(spec)))  # fmt: skip
 
 
 def _mvau_block(ctx, op, ident, x, y, matrix, *, pixels, fold: LayerFold, window,
                 feed: conv.Word | None = None) -> Block:  # fmt: skip
     """A matrix-vector unit, behind a window generator (``window``: its fields) fed as
-    :func:`accelgen.kernels.conv.word` says (``feed``) and a gearbox when that word is
-    not ``simd`` elements; when ``pe`` does not divide the channels, its last fold's padded
-    lanes dropped per pixel by a gearbox (accelgen.kernels.mvu.padded_output)."""
+    :func:`accelgen.kernels.conv.word` says (``feed``) and a gearbox framed per reduction
+    when that word is not ``simd`` elements (``simd`` need not divide the reduction: the
+    last word's lanes past it are zero bits, their weights zero columns,
+    accelgen.kernels.mvu.recut_input); when ``pe`` does not divide the channels, its last
+    fold's padded lanes dropped per pixel by a gearbox (accelgen.kernels.mvu.padded_output)."""
     pe, simd, group = fold.pe, fold.simd, fold.pixels
     rows, cols = matrix.shape
-    folds = ceil_div(rows, pe)
-    arith = _arith(op, x, y, matrix, pe, lanes=pe * group, sf=cols // simd,
+    folds, words = ceil_div(rows, pe), ceil_div(cols, simd)
+    arith = _arith(op, x, y, matrix, pe, lanes=pe * group, sf=words,
                    w_qtype=conv.weight_qtype(op) if isinstance(op, ir.Conv) else None, padded=folds * pe,
                    product=fold.requant)  # fmt: skip
-    feed = feed or conv.word(None, simd)  # no window generator: ``simd`` channels a word
+    feed = feed or conv.word(None, simd, cols)  # no window generator: whole reductions in words of feed.lanes
     src = ctx.stream(f"{ident}_in", arith["in_code"], feed.lanes, x.elements_per_sample() // feed.lanes)
     kernels, streams = [], [src]
     vectors = src
@@ -334,20 +346,25 @@ def _mvau_block(ctx, op, ident, x, y, matrix, *, pixels, fold: LayerFold, window
                                                taps=feed.taps, **window)  # fmt: skip
         kernels.append(k)
         streams.append(vectors)
-    if feed.gearbox:  # window words re-cut into ``simd``-element words
-        k, vectors = _gearbox(ctx, ident, vectors, simd)
+    if feed.gearbox:  # per reduction: its words of feed.elems in, ``words`` words of ``simd`` out
+        recut = ctx.stream(f"{ident}_w{simd}", vectors.code, simd, pixels * words)
+        k = gearbox_kernel(ctx, ident, vectors, recut)
+        k.fields.update(in_words=cols // feed.elems, out_words=words)
+        k.frames = pixels
         kernels.append(k)
-        streams.append(vectors)
+        streams.append(recut)
+        vectors = recut
     lanes_out = mvu.out_lanes(rows, pe)
     unit_out = ctx.stream(f"{ident}_unit" if lanes_out != pe else f"{ident}_out", arith["out_code"], pe * group,
                           pixels * folds // group)  # fmt: skip
     streams.append(unit_out)
     cfg = ctx.config(f"{ident}_mvau")
-    tiles = folds * (cols // simd)
-    fields = _unit_fields(arith, matrix_w=cols, matrix_h=folds * pe, pixels=pixels, simd=simd, pe=pe, tiles=tiles,
-                          pixels_per_cycle=group)  # fmt: skip
+    tiles = folds * words
+    fields = _unit_fields(arith, matrix_w=words * simd, matrix_h=folds * pe, pixels=pixels, simd=simd, pe=pe,
+                          tiles=tiles, pixels_per_cycle=group)  # fmt: skip
     fields["mac"] = mvu.matrix_mac(arith["spec"], pe)  # PE pairs packed per DSP where they fit
-    params = _params(ident, cfg, arith, pack_words(_pad_rows(matrix, folds * pe), arith["weight_code"], simd, pe))
+    padded = np.pad(_pad_rows(matrix, folds * pe), ((0, 0), (0, words * simd - cols)))  # zero weights: the pad adds 0
+    params = _params(ident, cfg, arith, pack_words(padded, arith["weight_code"], simd, pe))
     kernels.append(Kernel("mvau", "mvau", cfg, fields, [vectors.name], [unit_out.name], [p.name for p in params]))
     out = unit_out
     if lanes_out != pe:  # per pixel: the unit's folds of pe lanes in, the channels in words of lanes_out out

@@ -27,6 +27,7 @@ A kernel module (``dense``, ``conv``, ...) implements :class:`Kernel`:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
@@ -214,10 +215,15 @@ class Kernel(Protocol):
 
 def divisors(n: int) -> list[int]:
     """Positive divisors of ``n`` in increasing order (``[1]`` for n <= 1)."""
+    return list(_divisors(n))
+
+
+@functools.lru_cache(maxsize=4096)
+def _divisors(n: int) -> tuple[int, ...]:  # the explorer asks for the same few per folding
     if n <= 1:
-        return [1]
+        return (1,)
     small = [d for d in range(1, int(n**0.5) + 1) if n % d == 0]
-    return sorted(set(small) | {n // d for d in small})
+    return tuple(sorted(set(small) | {n // d for d in small}))
 
 
 def foldings(legal: dict[str, list]) -> list[LayerFold]:

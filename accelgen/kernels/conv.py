@@ -7,10 +7,14 @@ pixel by a gearbox, :func:`accelgen.kernels.mvu.padded_output`). ``simd`` is eit
 with a window generator, ``IC * t`` for ``t | KW`` above 1 (tap-parallel: ``t``
 consecutive taps of one kernel row, or ``t = KW * r`` for ``r | KH``, ``r`` whole kernel
 rows, all their channels, a word), so a layer with few input channels is parallel over
-its kernel, or any other divisor of KH*KW*IC: the window generator then emits the
+its kernel, or any other ``simd`` of :func:`accelgen.kernels.mvu.simd_values` of
+KH*KW*IC (a divisor, or unless the weights are bipolar the fewest lanes for a number of
+words, the last word padded with zero weights): the window generator then emits the
 smallest of those words with at least ``simd`` elements and a gearbox (streams.h) re-cuts
-them into ``simd``-element words, so the unit's lanes need not step from IC * t to IC *
-2t (:func:`word`). ``pixels`` output pixels per cycle
+each window into ``ceil(KH*KW*IC / simd)`` ``simd``-element words, so the unit's lanes
+need not step from IC * t to IC * 2t (:func:`word`). Pointwise, ``simd`` is among
+:func:`accelgen.kernels.mvu.simd_values` of IC, a gearbox re-cutting each pixel's
+channels when it does not divide them. ``pixels`` output pixels per cycle
 (``pixels | OW``, above 1 only at ``pe == OC`` and ``simd | IC``: the window generator
 emits that many windows per word and the unit computes them side by side with the same
 weights, ``pe * simd * pixels`` products a cycle; the emissions and the unit's passes take
@@ -25,20 +29,21 @@ whole input rows and emits one window word per cycle (of ``simd`` elements, or o
 word a gearbox re-cuts into ``simd``-element words, one per cycle), reading the next
 output row's ``SH`` rows while it emits this row's windows: cycles per frame =
 :meth:`Window.cycles`, about max(IH*IW*(IC/lanes) (reads), OH*OW * KH*KW*IC/e
-(emissions of ``e``-element window words), the matrix-vector unit's OH*OW * KH*KW*IC/simd *
-ceil(OC/pe)) plus the rows the
+(emissions of ``e``-element window words), the matrix-vector unit's OH*OW *
+ceil(KH*KW*IC/simd) * ceil(OC/pe)) plus the rows the
 first window waits for (the schedule replayed row by row). Tap-parallel, the
 line buffer's x dimension is split into ``min(t, KW) * DW`` banks so the taps of a kernel
 row in one word (``DW`` apart) are read from distinct banks in one cycle, and with whole
 rows a word every row slot is a memory of its own. The unit keeps the window vector
 for its ceil(OC/pe) passes when there is more than one; ``pe`` weight ROMs of ``simd * w_bits``
-x ``KH*KW*IC/simd * ceil(OC/pe)``. With KH*KW*IC/simd > 1 cycles per output word,
-its multiply-shift requantizers are shared in time (:func:`accelgen.kernels.mvu.requantizers`;
+x ``ceil(KH*KW*IC/simd) * ceil(OC/pe)``. With more than one word per output (cycles per
+output word), its multiply-shift requantizers are shared in time (:func:`accelgen.kernels.mvu.requantizers`;
 no cycle more per frame, the output a few cycles later).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -253,50 +258,62 @@ class Word:
         return self.elems != self.simd
 
 
-def word(w: Window | None, simd: int) -> Word:
+@functools.lru_cache(maxsize=4096)
+def word(w: Window | None, simd: int, reduction: int) -> Word:
     """The window word at ``simd``: ``simd`` channels of one tap when ``simd | IC``, all IC
     channels of ``simd / IC`` consecutive taps when that is a tap word (of one kernel row, or
-    whole kernel rows); any other divisor of KH*KW*IC is fed by the smallest of those words
-    with at least ``simd`` elements (so the generator keeps up with the unit) and a gearbox
-    (both word sizes divide a window, so the (kh, kw, ic) order is kept). ``w``: None for a
-    pointwise convolution (no window generator: ``simd`` channels a word). Code generation
-    and the cost model both read the split from here."""
+    whole kernel rows); any other ``simd`` is fed by the smallest of those words with at
+    least ``simd`` elements (so the generator keeps up with the unit) and a gearbox framed
+    per window (every word size divides the window, so the (kh, kw, ic) order is kept; a
+    ``simd`` that does not divide the window pads its last word,
+    :func:`accelgen.kernels.mvu.recut_input`). ``w``: None without a window generator (a
+    pointwise convolution, a dense layer): words of :func:`accelgen.kernels.mvu.in_lanes`
+    of the ``reduction`` (IC, in_features). Code generation and the cost model both read
+    the split from here."""
     if w is None:
-        return Word(simd, 1, simd)
+        return Word(mvu.in_lanes(reduction, simd), 1, simd)
     elems = min(e for e in w.words() if e >= simd)
     return Word(elems, 1, simd) if elems <= w.ic else Word(w.ic, elems // w.ic, simd)
 
 
 def legal(spec: ConvSpec) -> dict[str, list[int]]:
     """``pe``: :func:`accelgen.kernels.mvu.pe_values` of OC (a divisor, or the fewest lanes
-    for a number of passes). ``simd``: the divisors of IC, and (with a window generator)
-    every divisor of KH*KW*IC: IC * t for a tap word of ``t`` taps (``t | KW``: taps of one
-    kernel row; KW times a divisor ``r`` of KH: ``r`` whole kernel rows), and the others
-    through a gearbox after the generator (:func:`word`). ``pixels``: output pixels per
-    cycle, a divisor of the output width, above 1 only with every output channel in
-    parallel and ``simd | IC``
-    (``pixels_simd``: swg.h emits several pixels or several taps a word, not both); a
-    pointwise convolution reads no windows (1 pixel, no taps)."""
-    channels = divisors(spec.win.ic)
+    for a number of passes). ``simd``: :func:`accelgen.kernels.mvu.simd_values` of the
+    reduction (IC pointwise, else KH*KW*IC): its divisors, and unless the weights are
+    bipolar the fewest lanes for every number of words (the last word padded). With a
+    window generator: the divisors of IC (one tap a word), IC * t for a tap word of ``t``
+    taps (``t | KW``: taps of one kernel row; KW times a divisor ``r`` of KH: ``r`` whole
+    kernel rows), and the others through a gearbox after the generator (:func:`word`);
+    pointwise, a ``simd`` that does not divide IC through a gearbox at the input.
+    ``pixels``: output pixels per cycle, a divisor of the output width, above 1 only with
+    every output channel in parallel and ``simd | IC`` (``pixels_simd``: swg.h emits
+    several pixels or several taps a word, not both); a pointwise convolution reads no
+    windows (1 pixel, no taps)."""
+    channels, padded = divisors(spec.win.ic), spec.arith.zero_weight
     if spec.pointwise:
         return {
             "pe": mvu.pe_values(spec.oc),
-            "simd": channels,
+            "simd": mvu.simd_values(spec.win.ic, padded),
             "pixels": [1],
             "pixels_pe": spec.oc,
             **requant.products(spec.arith.requant),
         }
     w = spec.win
-    return {"pe": mvu.pe_values(spec.oc), "simd": divisors(w.kh * w.kw * w.ic), "pixels": divisors(spec.win.ow),
+    return {"pe": mvu.pe_values(spec.oc), "simd": mvu.simd_values(w.kh * w.kw * w.ic, padded), "pixels": divisors(spec.win.ow),
             "pixels_pe": spec.oc, "pixels_simd": channels, **requant.products(spec.arith.requant)}  # fmt: skip
+
+
+def reduction(spec: ConvSpec) -> int:
+    """Elements each output sums: IC (pointwise), else KH*KW*IC (a window)."""
+    return (1 if spec.pointwise else spec.win.kh * spec.win.kw) * spec.win.ic
 
 
 def hardware(spec: ConvSpec, fold: LayerFold) -> Hardware:
     w, pe, simd, group, ar = spec.win, fold.pe, fold.simd, fold.pixels, spec.arith
     a_bits = spec.in_bits[0]
-    feed = word(None if spec.pointwise else w, simd)
+    feed = word(None if spec.pointwise else w, simd, reduction(spec))
     lanes, taps = feed.lanes, feed.taps
-    taps_words = (1 if spec.pointwise else w.kh * w.kw) * w.ic // simd
+    taps_words = ceil_div(reduction(spec), simd)
     passes = ceil_div(spec.oc, pe)
     pixels = w.ih * w.iw if spec.pointwise else w.oh * w.ow
     rq = mvu.requantizers(ar, pe * group, taps_words, fold.requant)
@@ -307,8 +324,9 @@ def hardware(spec: ConvSpec, fold: LayerFold) -> Hardware:
     fifos = list(hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (lanes,)))
     logic, pipe = mvu.logic(ar, pe, simd, passes * pe, group, rq)
     out = mvu.padded_output(ar, spec.oc, pe, taps_words)
+    recut = mvu.recut_input(feed.elems, simd, a_bits)  # window words re-cut into ``simd``-element words
     fifos += out.fifos
-    logic, pipe = logic + out.logic, pipe + out.depth
+    logic, pipe = logic + out.logic + recut.logic, pipe + out.depth + recut.depth
     if spec.pointwise:
         cycles, depth = compute, taps_words + pipe
     else:
@@ -318,14 +336,10 @@ def hardware(spec: ConvSpec, fold: LayerFold) -> Hardware:
         logic = logic + generator
         cycles = w.cycles(lanes, group, taps, busy=compute)
         depth = ceil_div(w.first_window_elems, lanes) + taps_words + pipe
-    gearboxes = out.gearboxes
-    if feed.gearbox:  # window words re-cut into ``simd``-element words
-        fifos.append(Fifo("simd_words", simd * a_bits, hw.STREAM_FIFO_DEPTH))
-        gearboxes = ((feed.elems * a_bits, simd * a_bits), *gearboxes)
-        logic = logic + hw.gearbox(*gearboxes[0])
-        depth += hw.GEARBOX_LATENCY
+    fifos += recut.fifos
     return Hardware(cycles=cycles, depth=depth, macs=mvu.matrix_macs(ar, pe, simd, group), memories=tuple(memories),
-                    fifos=tuple(fifos), logic=logic, requantizers=(rq,), gearboxes=gearboxes)  # fmt: skip
+                    fifos=tuple(fifos), logic=logic, requantizers=(rq,),
+                    gearboxes=recut.gearboxes + out.gearboxes)  # fmt: skip
 
 
 def cost(spec: ConvSpec, fold: LayerFold) -> Cost:
@@ -337,7 +351,8 @@ def stream_lanes(spec: ConvSpec, fold: LayerFold) -> tuple[tuple[int, ...], int]
     tap-parallel, or those of the window word a gearbox re-cuts); the layer writes ``pe``
     lanes (or the padded-lane gearbox's :func:`accelgen.kernels.mvu.out_lanes`) per pixel
     of a word."""
-    return (word(None if spec.pointwise else spec.win, fold.simd).lanes,), mvu.out_lanes(spec.oc, fold.pe) * fold.pixels
+    feed = word(None if spec.pointwise else spec.win, fold.simd, reduction(spec))
+    return (feed.lanes,), mvu.out_lanes(spec.oc, fold.pe) * fold.pixels
 
 
 def lag(spec: ConvSpec) -> int:

@@ -1,12 +1,15 @@
 """Dense (fully connected) kernel: a matrix-vector unit over a stream of feature vectors.
 
 Folding (accelgen.plan): ``simd`` input features and ``pe`` output neurons per cycle,
-``simd | IN``, ``pe`` among :func:`accelgen.kernels.mvu.pe_values` (a divisor of OUT, or the
+``simd`` among :func:`accelgen.kernels.mvu.simd_values` (a divisor of IN, or unless the
+weights are bipolar the fewest lanes for a number of words ceil(IN / simd): the input
+arrives in words of :func:`accelgen.kernels.mvu.in_lanes` and a gearbox re-cuts each
+vector into ceil(IN / simd) words, the last padded, :func:`accelgen.kernels.mvu.recut_input`), ``pe`` among :func:`accelgen.kernels.mvu.pe_values` (a divisor of OUT, or the
 fewest lanes for a number of passes: the last pass padded, its padded lanes dropped by a
 gearbox, :func:`accelgen.kernels.mvu.padded_output`); passes = ceil(OUT / pe), cycles per
-frame = (IN / simd) * passes. Weights: ``pe`` ROMs of ``simd * w_bits`` x ``(IN / simd) *
-passes``. When the outputs take more than one pass the input vector is buffered for re-reading.
-With IN / simd > 1 cycles per output word, multiply-shift requantizers are shared in time
+frame = ceil(IN / simd) * passes. Weights: ``pe`` ROMs of ``simd * w_bits`` x ``ceil(IN /
+simd) * passes``. When the outputs take more than one pass the input vector is buffered for
+re-reading. With more than one input word (cycles per output word), multiply-shift requantizers are shared in time
 (:func:`accelgen.kernels.mvu.requantizers`; no cycle more per frame, the output a few
 cycles later).
 """
@@ -19,7 +22,7 @@ import numpy as np
 
 from accelgen import ir
 from accelgen.kernels import hw, mvu, requant
-from accelgen.kernels.base import Cost, Hardware, LayerSpec, Memory, MultiplierNeed, ceil_div, divisors, element_bits
+from accelgen.kernels.base import Cost, Hardware, LayerSpec, Memory, MultiplierNeed, ceil_div, element_bits
 from accelgen.plan import LayerFold
 
 OPS = (ir.Dense,)
@@ -49,24 +52,27 @@ def describe(op: ir.Dense, graph: ir.Graph) -> DenseSpec:
 def legal(spec: DenseSpec) -> dict[str, list[int]]:
     return {
         "pe": mvu.pe_values(spec.out_features),
-        "simd": divisors(spec.in_features),
+        "simd": mvu.simd_values(spec.in_features, spec.arith.zero_weight),
         **requant.products(spec.arith.requant),
     }
 
 
 def hardware(spec: DenseSpec, fold: LayerFold) -> Hardware:
     pe, simd, ar = fold.pe, fold.simd, spec.arith
-    in_words, passes = spec.in_features // simd, ceil_div(spec.out_features, pe)
+    in_words, passes = ceil_div(spec.in_features, simd), ceil_div(spec.out_features, pe)
     memories = list(mvu.weights(ar, pe, simd, in_words * passes))
     if passes > 1:
         memories.append(Memory("input_vector", "ram", simd * spec.in_bits[0], in_words))
     rq = mvu.requantizers(ar, pe, in_words, fold.requant)
     logic, pipe = mvu.logic(ar, pe, simd, passes * pe, rq=rq)
     out = mvu.padded_output(ar, spec.out_features, pe, in_words)
-    fifos = hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (simd,)) + out.fifos
-    return Hardware(cycles=in_words * passes, depth=in_words + pipe + out.depth, macs=mvu.matrix_macs(ar, pe, simd),
-                    memories=tuple(memories), fifos=fifos, logic=logic + out.logic, requantizers=(rq,),
-                    gearboxes=out.gearboxes)  # fmt: skip
+    lanes = mvu.in_lanes(spec.in_features, simd)
+    recut = mvu.recut_input(lanes, simd, spec.in_bits[0])
+    fifos = hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (lanes,)) + recut.fifos + out.fifos
+    return Hardware(cycles=in_words * passes, depth=in_words + pipe + recut.depth + out.depth,
+                    macs=mvu.matrix_macs(ar, pe, simd), memories=tuple(memories), fifos=fifos,
+                    logic=logic + recut.logic + out.logic, requantizers=(rq,),
+                    gearboxes=recut.gearboxes + out.gearboxes)  # fmt: skip
 
 
 def cost(spec: DenseSpec, fold: LayerFold) -> Cost:
@@ -74,9 +80,10 @@ def cost(spec: DenseSpec, fold: LayerFold) -> Cost:
 
 
 def stream_lanes(spec: DenseSpec, fold: LayerFold) -> tuple[tuple[int, ...], int]:
-    """The matrix unit reads ``simd`` lanes a word; the layer writes ``pe`` lanes, or the
+    """The layer reads :func:`accelgen.kernels.mvu.in_lanes` lanes a word (``simd``, or the
+    words its input gearbox re-cuts); it writes ``pe`` lanes, or the
     padded-lane gearbox's :func:`accelgen.kernels.mvu.out_lanes`."""
-    return (fold.simd,), mvu.out_lanes(spec.out_features, fold.pe)
+    return (mvu.in_lanes(spec.in_features, fold.simd),), mvu.out_lanes(spec.out_features, fold.pe)
 
 
 def lag(spec: DenseSpec) -> int:

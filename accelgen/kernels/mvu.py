@@ -11,6 +11,13 @@ channels padded (weights and requantizer parameters of the last channel, so ever
 stays in the proved accumulator range), and a gearbox drops them at the unit's output
 (:func:`padded_output`), so every stream outside the layer carries whole channels.
 
+Likewise its ``simd`` need not divide the reduction (the K elements each output sums,
+:func:`simd_values`: up to 8 words) when the weights have a zero code: it then takes ``ceil(K / simd)``
+words per reduction, the last word's lanes past K padded (zero weights, so whatever the
+input there adds 0 and the proved accumulator range holds), and a gearbox framed per
+reduction re-cuts the input words into them (:func:`recut_input`; streams.h pads the
+last word with zero bits).
+
 :func:`describe` is the one definition of a layer's arithmetic as generated: the width of
 the centred activation (``code - zero_point``), of the weight codes, the multiplier kind
 and the accumulator range proved from the weight values. Code generation
@@ -56,6 +63,12 @@ class Arith:
     out_bits: int
     product_bits: int
     requant: requant.RequantSpec
+
+    @property
+    def zero_weight(self) -> bool:
+        """Whether the weights have a zero code (they are not bipolar: the products are not
+        a sign), so a word's lanes past the reduction can be padded (:func:`simd_values`)."""
+        return self.mac not in ("XnorPopcount", "SignSelect")
 
 
 def acc_range(matrix: np.ndarray, clo: int, chi: int) -> tuple[int, int]:
@@ -175,6 +188,33 @@ def pe_values(channels: int) -> list[int]:
     return sorted({ceil_div(channels, n) for n in range(1, channels + 1)})
 
 
+#: the most words a reduction takes at a ``simd`` that pads its last word: the explorer prices every
+#: (pe, simd) pair, and the fewest lanes for every word count (about 2 sqrt(K) values) would double
+#: its options on wide layers (benchmarks/bench_scale.py's slowest 50-layer plan: 0.48 s at the
+#: divisors, 2.1 s at every word count, 0.8 s up to 8 words); up to 8 words the steps between
+#: divisors are the widest (K / 2 to K / 3 ...), beyond them the divisors and padded ``pe`` step
+#: finely enough
+PADDED_SIMD_WORDS = 8
+
+
+def simd_values(reduction: int, padded: bool) -> list[int]:
+    """The legal ``simd`` of a matrix unit summing ``reduction`` elements per output: the
+    divisors of the reduction, and with ``padded`` (weights with a zero code, not bipolar)
+    the fewest lanes for every number of words n up to :data:`PADDED_SIMD_WORDS`,
+    ``ceil(reduction / n)`` as :func:`pe_values` (the last word padded with zero weights)."""
+    whole = divisors(reduction)
+    if not padded:
+        return whole
+    return sorted(set(whole) | {ceil_div(reduction, n) for n in range(1, min(reduction, PADDED_SIMD_WORDS) + 1)})
+
+
+def in_lanes(reduction: int, simd: int) -> int:
+    """Lanes of the input words that carry a reduction to a unit at ``simd``: ``simd`` when
+    it divides the reduction, else the smallest divisor above it (whole reductions a frame,
+    re-cut by :func:`recut_input`)."""
+    return out_lanes(reduction, simd)
+
+
 @functools.lru_cache(maxsize=4096)
 def out_lanes(channels: int, pe: int) -> int:
     """Lanes of the stream a matrix unit's layer writes: ``pe`` when it divides the channels,
@@ -183,8 +223,9 @@ def out_lanes(channels: int, pe: int) -> int:
 
 
 class PaddedOutput(NamedTuple):
-    """What :func:`padded_output` adds to a layer: the unit's output stream the gearbox
-    reads, the gearbox's (in_bits, out_bits), its logic, and the cycles it adds to the depth."""
+    """What :func:`padded_output` (or :func:`recut_input`) adds to a layer: the stream
+    between the gearbox and the unit, the gearbox's (in_bits, out_bits), its logic, and the
+    cycles it adds to the depth."""
 
     fifos: tuple[Fifo, ...] = ()
     gearboxes: tuple[tuple[int, int], ...] = ()
@@ -208,3 +249,18 @@ def padded_output(ar: Arith, channels: int, pe: int, sf: int) -> PaddedOutput:
     widths = (pe * ar.out_bits, lanes * ar.out_bits)
     return PaddedOutput((Fifo("unit_output", widths[0], hw.STREAM_FIFO_DEPTH),), (widths,),
                         hw.gearbox(*widths) + hw.KERNEL_CONTROL, (ceil_div(lanes, pe) - 1) * sf + 1)  # fmt: skip
+
+
+@functools.lru_cache(maxsize=4096)
+def recut_input(elems: int, simd: int, bits: int) -> PaddedOutput:
+    """The gearbox (streams.h) in front of a unit whose input words of ``elems`` elements of
+    ``bits`` are not its ``simd`` (none when they are): per reduction of K elements it reads
+    K / ``elems`` words and writes ``ceil(K / simd)`` words of ``simd`` lanes, the last one's
+    lanes past K zero bits (their weights are zero). ``elems`` >= ``simd``, so it writes one
+    word a cycle, as the unit reads them: no cycle more per frame; its logic (:func:`accelgen.kernels.hw.gearbox`,
+    its counters included) and its one pipelined cycle."""
+    if elems == simd:
+        return PaddedOutput()
+    widths = (elems * bits, simd * bits)
+    return PaddedOutput((Fifo("simd_words", widths[1], hw.STREAM_FIFO_DEPTH),), (widths,), hw.gearbox(*widths),
+                        hw.GEARBOX_LATENCY)  # fmt: skip
