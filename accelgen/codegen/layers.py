@@ -348,10 +348,7 @@ def _mvau_block(ctx, op, ident, x, y, matrix, *, pixels, fold: LayerFold, window
         streams.append(vectors)
     if feed.gearbox:  # per reduction: its words of feed.elems in, ``words`` words of ``simd`` out
         recut = ctx.stream(f"{ident}_w{simd}", vectors.code, simd, pixels * words)
-        k = gearbox_kernel(ctx, ident, vectors, recut)
-        k.fields.update(in_words=cols // feed.elems, out_words=words)
-        k.frames = pixels
-        kernels.append(k)
+        kernels.append(_framed_gearbox(ctx, ident, vectors, recut, frames=pixels))  # one pixel's words a frame
         streams.append(recut)
         vectors = recut
     lanes_out = mvu.out_lanes(rows, pe)
