@@ -36,7 +36,17 @@ from accelgen import analysis, ir
 from accelgen.boards import DEFAULT_MAX_UTIL, Board, check_max_util, known_boards
 from accelgen.errors import FitError, InputError
 from accelgen.kernels import kernel_for, shell, streams
-from accelgen.kernels.base import RESOURCE_KEYS, Cost, Kernel, LayerSpec, Resources, fold_problems, foldings, total
+from accelgen.kernels.base import (
+    RESOURCE_KEYS,
+    Cost,
+    Kernel,
+    LayerSpec,
+    Resources,
+    fold_problems,
+    foldings,
+    price_key,
+    total,
+)
 from accelgen.plan import FoldingPlan, LayerFold
 
 #: branch-and-bound nodes the whole exploration may spend before settling for "not proven"
@@ -76,13 +86,16 @@ def describe_layers(graph: ir.Graph) -> list[Layer]:
     every legal folding."""
     specs = streams.layer_specs(graph)
     layers = []
+    priced: dict = {}  # layers that differ only in name and accumulator range (a deep stack) price once
     for op in graph.integer_ops():
         kernel = kernel_for(op)
         spec = specs[op.name]
-        legal = kernel.legal(spec)
-        folds = foldings(legal)
-        costs = [kernel.cost(spec, f) for f in folds]
-        layers.append(Layer(op, kernel, spec, legal, folds, costs))
+        key = (kernel.__name__, price_key(spec))
+        if key not in priced:
+            legal = kernel.legal(spec)
+            folds = foldings(legal)
+            priced[key] = legal, folds, [kernel.cost(spec, f) for f in folds]
+        layers.append(Layer(op, kernel, spec, *priced[key]))
     return layers
 
 

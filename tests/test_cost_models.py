@@ -163,10 +163,10 @@ def test_dense_cost_by_hand():
     spec = dense.describe(op, g)
     assert (spec.arith.acc_bits, spec.arith.product_bits, spec.arith.out_bits) == (14, 8, 4)
     # pe: the fewest lanes for each number of folds, ceil(32 / n) (the divisors, and 3, 5, 6, 7, 11 padded);
-    # simd likewise for each number of input words up to 8, ceil(64 / n) (the divisors, and 10, 11, 13, 22
-    # with the last word padded: the 4-bit weights have a zero)
+    # simd likewise for each number of input words up to 16, ceil(64 / n) (the divisors, and 5, 6, 7, 10,
+    # 11, 13, 22 with the last word padded: the 4-bit weights have a zero)
     assert dense.legal(spec) == {"pe": [1, 2, 3, 4, 5, 6, 7, 8, 11, 16, 32],
-                                 "simd": [1, 2, 4, 8, 10, 11, 13, 16, 22, 32, 64]}  # fmt: skip
+                                 "simd": [1, 2, 4, 5, 6, 7, 8, 10, 11, 13, 16, 22, 32, 64]}  # fmt: skip
     c = dense.cost(spec, LayerFold(pe=4, simd=8))
     assert c.cycles == (64 // 8) * (32 // 4) == 64
     lut = (
@@ -255,7 +255,7 @@ def test_conv_cost_by_hand():
     assert spec.arith.acc_bits == 22 and spec.arith.requant.multiplier_bits == 12  # 1875 < 2**11
     # simd: channels of one tap (1, 2, 4), three taps of a kernel row (12), the whole 3x3 window (36),
     # and the other divisors of 36 (3, 6, 9, 18) through a gearbox after the window generator, as are
-    # the fewest lanes for the other word counts up to 8, ceil(36 / n) (5, 8: the last word padded)
+    # the fewest lanes for the other word counts up to 16, ceil(36 / n) (5, 8: the last word padded)
     assert conv.legal(spec) == {"pe": [1, 2, 3, 4, 8], "simd": [1, 2, 3, 4, 5, 6, 8, 9, 12, 18, 36],
                                 "pixels": [1, 2, 4, 8],
                                 "pixels_pe": 8, "pixels_simd": [1, 2, 4], "requant": ["dsp", "fabric"]}  # fmt: skip

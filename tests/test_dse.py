@@ -16,7 +16,7 @@ from accelgen.boards import get_board
 from accelgen.cli import main
 from accelgen.errors import FitError, InputError
 from accelgen.kernels import calibration, shell
-from accelgen.kernels.base import RESOURCE_KEYS
+from accelgen.kernels.base import RESOURCE_KEYS, price_key
 from accelgen.pipeline import compile_model
 from accelgen.plan import FoldingPlan, LayerFold
 
@@ -354,11 +354,34 @@ def test_search_spends_no_more_than_needed_on_fast_layers(graphs):
 
 def test_small_cnn_option_counts():
     # conv a: pe = ceil(6 / n) (4 values) x simd (11: the 9 divisors of 4 * 3 * 3, channels, tap words and
-    # the rest through a gearbox, and ceil(36 / n) up to 8 words, 5 and 8, with the last word padded), and
-    # at pe = 6 pixels 2, 3, 6 (| OW = 6) x simd | 4 (3); conv b: pe = ceil(4 / n) (3) x simd (12: the 8
-    # divisors of 6 * 3 * 3 and 7, 8, 11, 14 padded), and at pe = 4 pixels 2, 3, 6
+    # the rest through a gearbox, and ceil(36 / n) up to 16 words, 5 and 8, with the last word padded), and
+    # at pe = 6 pixels 2, 3, 6 (| OW = 6) x simd | 4 (3); conv b: pe = ceil(4 / n) (3) x simd (14: the 8
+    # divisors of 6 * 3 * 3 and 4, 5, 7, 8, 11, 14 padded), and at pe = 4 pixels 2, 3, 6
     # x simd | 6 (4); add: pe | 4
     # (3); pool: pe | 4 (3), and at pe = 4 pixels 3 (| OW = 3); the three layers with a multiply-shift
     # requantizer take each of theirs twice, its product in DSPs or in the fabric
     layers = dse.describe_layers(small_cnn())
-    assert [len(la.folds) for la in layers] == [2 * (44 + 9), 2 * (36 + 12), 2 * 3, 3 + 1]
+    assert [len(la.folds) for la in layers] == [2 * (44 + 9), 2 * (42 + 12), 2 * 3, 3 + 1]
+
+
+def test_layers_of_one_price_key_are_priced_alike():
+    """describe_layers prices layers that differ only in name and accumulator range once
+    (accelgen.kernels.base.price_key): every kernel must price a spec and its key the same, at every folding
+    tried here, and a deep stack of equal layers must share one list of costs."""
+    from accelgen.kernels import streams  # noqa: PLC0415
+
+    for name in ("qdq_cnn_perchannel_residual", "qdq_dscnn_s8w4_msdomain", "qdq_resnet8_s8w4_opset21"):
+        graph = compile_model(MODELS / f"{name}.onnx").graph
+        specs = streams.layer_specs(graph)
+        for layer in dse.describe_layers(graph):
+            key = price_key(specs[layer.name])
+            for fold in layer.folds[:: max(1, len(layer.folds) // 12)]:
+                assert layer.kernel.cost(key, fold) == layer.kernel.cost(specs[layer.name], fold), (layer.name, fold)
+    from benchmarks.bench_scale import deep_mlp  # noqa: PLC0415
+
+    layers = dse.describe_layers(compile_model(deep_mlp(12, 32)).graph)  # 10 hidden 32 x 32 layers
+    by_key: dict = {}
+    for la in layers:
+        by_key.setdefault(price_key(la.spec), []).append(la)
+    assert len(by_key) < len(layers) - 5
+    assert all(la.costs is group[0].costs and la.folds is group[0].folds for group in by_key.values() for la in group)

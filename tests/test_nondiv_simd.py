@@ -114,9 +114,10 @@ def test_padded_words_generate_a_framed_gearbox_and_padded_rows(emulators):
 
 
 def test_legal_simd_are_the_fewest_lanes_per_word_count():
-    # up to 8 words (mvu.PADDED_SIMD_WORDS): the divisors of 144 and 21, 29 (7 and 5 words, the last padded);
-    # 14 lanes would take 11 words, 17 take 9 as 16 do
-    assert mvu.simd_values(144, True) == [1, 2, 3, 4, 6, 8, 9, 12, 16, 18, 21, 24, 29, 36, 48, 72, 144]
+    # up to 16 words (mvu.PADDED_SIMD_WORDS): the divisors of 144 and 10, 11, 14, 15, 21, 29 (15, 14, 11,
+    # 10, 7 and 5 words, the last padded); 17 lanes take 9 words as 16 do, 7 lanes would take 21
+    assert mvu.simd_values(144, True) == [1, 2, 3, 4, 6, 8, 9, 10, 11, 12, 14, 15, 16, 18, 21, 24, 29, 36, 48, 72,
+                                          144]  # fmt: skip
     assert mvu.simd_values(20, True) == [1, 2, 3, 4, 5, 7, 10, 20]
     assert mvu.simd_values(24, False) == [1, 2, 3, 4, 6, 8, 12, 24]  # bipolar weights: no zero to pad with
     assert [mvu.in_lanes(24, s) for s in (5, 6, 8)] == [6, 6, 8] and mvu.in_lanes(30, 8) == 10

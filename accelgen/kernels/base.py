@@ -226,6 +226,17 @@ def _divisors(n: int) -> tuple[int, ...]:  # the explorer asks for the same few 
     return tuple(sorted(set(small) | {n // d for d in small}))
 
 
+def price_key(spec: LayerSpec) -> LayerSpec:
+    """What a layer's legal foldings and their prices depend on: its spec without its name and,
+    for a weighted-sum unit (a spec with an ``arith``), without the accumulator's range (its
+    width ``acc_bits`` stays). The explorer prices the layers of one key once (a deep stack
+    of equal layers); tests/test_dse.py checks that every kernel prices a spec and its key alike."""
+    arith = getattr(spec, "arith", None)
+    if arith is not None and hasattr(arith, "acc_range"):
+        spec = dataclasses.replace(spec, arith=dataclasses.replace(arith, acc_range=(0, 0)))
+    return dataclasses.replace(spec, name="")
+
+
 def foldings(legal: dict[str, list]) -> list[LayerFold]:
     """Every legal (pe, simd[, steps][, pixels]) combination of a kernel's legal values,
     pe-major, increasing (``simd`` among ``simd_at_pe[pe]`` where given; more than one pixel

@@ -12,7 +12,7 @@ stays in the proved accumulator range), and a gearbox drops them at the unit's o
 (:func:`padded_output`), so every stream outside the layer carries whole channels.
 
 Likewise its ``simd`` need not divide the reduction (the K elements each output sums,
-:func:`simd_values`: up to 8 words) when the weights have a zero code: it then takes ``ceil(K / simd)``
+:func:`simd_values`: up to 16 words) when the weights have a zero code: it then takes ``ceil(K / simd)``
 words per reduction, the last word's lanes past K padded (zero weights, so whatever the
 input there adds 0 and the proved accumulator range holds), and a gearbox framed per
 reduction re-cuts the input words into them (:func:`recut_input`; streams.h pads the
@@ -190,11 +190,12 @@ def pe_values(channels: int) -> list[int]:
 
 #: the most words a reduction takes at a ``simd`` that pads its last word: the explorer prices every
 #: (pe, simd) pair, and the fewest lanes for every word count (about 2 sqrt(K) values) would double
-#: its options on wide layers (benchmarks/bench_scale.py's slowest 50-layer plan: 0.48 s at the
-#: divisors, 2.1 s at every word count, 0.8 s up to 8 words); up to 8 words the steps between
+#: its options on wide layers (benchmarks/bench_scale.py's 50-layer MLPs took 2.1 s at every word
+#: count before describe_layers priced equal layers once); up to 16 words the steps between
 #: divisors are the widest (K / 2 to K / 3 ...), beyond them the divisors and padded ``pe`` step
-#: finely enough
-PADDED_SIMD_WORDS = 8
+#: finely enough. 8 was not enough for MobileNetV1's pointwise layers on ultra96 (K = 64 to 256 at
+#: 9 to 16 words a pixel: II 18,432 at 8, 17,280 at 16)
+PADDED_SIMD_WORDS = 16
 
 
 def simd_values(reduction: int, padded: bool) -> list[int]:
