@@ -14,6 +14,7 @@ golden are checked too.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -171,3 +172,17 @@ def test_the_bundled_cnn_at_its_ultra96_plan_equals_golden(tmp_path):
     assert result["vectors"] == SAMPLES and result["mismatches"] == 0 and result["stream_warnings"] == 0
     layers = [r for r in result["layers"] if r["kind"] == "layer"]
     assert layers and all(r["mismatches"] == 0 for r in layers)
+
+
+def test_an_illegal_simd_in_a_folding_file_exits_2(tmp_path, capsys):
+    """``accelgen dse --folding``: the bundled CNN's fc (128 inputs) at simd 20 (7 words, as 19
+    takes) exits 2 naming the layer and its legal simd (the padded ones up to 16 words among
+    them); at simd 19 (the last of 7 words padded) the plan is accepted."""
+    from accelgen.cli import main  # noqa: PLC0415
+
+    path = tmp_path / "plan.json"
+    for simd, code in ((20, 2), (19, 0)):
+        path.write_text(json.dumps({"layers": {"dense:/fc/Gemm": {"pe": 10, "simd": simd}}}))
+        assert main(["dse", str(CNN), "--board", "ultra96", "--folding", str(path), "-o", str(tmp_path / "o")]) == code
+    err = capsys.readouterr().err
+    assert "dense:/fc/Gemm" in err and "simd=20 (legal: 1, 2, 4, 8, 9, 10, 11, 12, 13, 15, 16, 19, 22, 26, 32, 43, 64, 128)" in err

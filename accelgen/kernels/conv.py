@@ -9,7 +9,7 @@ consecutive taps of one kernel row, or ``t = KW * r`` for ``r | KH``, ``r`` whol
 rows, all their channels, a word), so a layer with few input channels is parallel over
 its kernel, or any other ``simd`` of :func:`accelgen.kernels.mvu.simd_values` of
 KH*KW*IC (a divisor, or unless the weights are bipolar the fewest lanes for a number of
-words, the last word padded with zero weights): the window generator then emits the
+words up to 16, the last word padded with zero weights): the window generator then emits the
 smallest of those words with at least ``simd`` elements and a gearbox (streams.h) re-cuts
 each window into ``ceil(KH*KW*IC / simd)`` ``simd``-element words, so the unit's lanes
 need not step from IC * t to IC * 2t (:func:`word`). Pointwise, ``simd`` is among
@@ -280,7 +280,8 @@ def legal(spec: ConvSpec) -> dict[str, list[int]]:
     """``pe``: :func:`accelgen.kernels.mvu.pe_values` of OC (a divisor, or the fewest lanes
     for a number of passes). ``simd``: :func:`accelgen.kernels.mvu.simd_values` of the
     reduction (IC pointwise, else KH*KW*IC): its divisors, and unless the weights are
-    bipolar the fewest lanes for every number of words (the last word padded). With a
+    bipolar the fewest lanes for every number of words up to
+    :data:`accelgen.kernels.mvu.PADDED_SIMD_WORDS` (the last word padded). With a
     window generator: the divisors of IC (one tap a word), IC * t for a tap word of ``t``
     taps (``t | KW``: taps of one kernel row; KW times a divisor ``r`` of KH: ``r`` whole
     kernel rows), and the others through a gearbox after the generator (:func:`word`);
@@ -293,14 +294,14 @@ def legal(spec: ConvSpec) -> dict[str, list[int]]:
     if spec.pointwise:
         return {
             "pe": mvu.pe_values(spec.oc),
-            "simd": mvu.simd_values(spec.win.ic, padded),
+            "simd": mvu.simd_values(reduction(spec), padded),
             "pixels": [1],
             "pixels_pe": spec.oc,
             **requant.products(spec.arith.requant),
         }
-    w = spec.win
-    return {"pe": mvu.pe_values(spec.oc), "simd": mvu.simd_values(w.kh * w.kw * w.ic, padded), "pixels": divisors(spec.win.ow),
-            "pixels_pe": spec.oc, "pixels_simd": channels, **requant.products(spec.arith.requant)}  # fmt: skip
+    return {"pe": mvu.pe_values(spec.oc), "simd": mvu.simd_values(reduction(spec), padded),
+            "pixels": divisors(spec.win.ow), "pixels_pe": spec.oc, "pixels_simd": channels,
+            **requant.products(spec.arith.requant)}  # fmt: skip
 
 
 def reduction(spec: ConvSpec) -> int:

@@ -2,16 +2,17 @@
 
 Folding (accelgen.plan): ``simd`` input features and ``pe`` output neurons per cycle,
 ``simd`` among :func:`accelgen.kernels.mvu.simd_values` (a divisor of IN, or unless the
-weights are bipolar the fewest lanes for a number of words ceil(IN / simd): the input
-arrives in words of :func:`accelgen.kernels.mvu.in_lanes` and a gearbox re-cuts each
-vector into ceil(IN / simd) words, the last padded, :func:`accelgen.kernels.mvu.recut_input`), ``pe`` among :func:`accelgen.kernels.mvu.pe_values` (a divisor of OUT, or the
-fewest lanes for a number of passes: the last pass padded, its padded lanes dropped by a
-gearbox, :func:`accelgen.kernels.mvu.padded_output`); passes = ceil(OUT / pe), cycles per
-frame = ceil(IN / simd) * passes. Weights: ``pe`` ROMs of ``simd * w_bits`` x ``ceil(IN /
-simd) * passes``. When the outputs take more than one pass the input vector is buffered for
-re-reading. With more than one input word (cycles per output word), multiply-shift requantizers are shared in time
-(:func:`accelgen.kernels.mvu.requantizers`; no cycle more per frame, the output a few
-cycles later).
+weights are bipolar the fewest lanes for a number of words ceil(IN / simd), up to 16: the
+input arrives in words of :func:`accelgen.kernels.mvu.in_lanes` and a gearbox re-cuts each
+vector into ceil(IN / simd) words, the last padded, :func:`accelgen.kernels.mvu.recut_input`),
+``pe`` among :func:`accelgen.kernels.mvu.pe_values` (a divisor of OUT, or the fewest lanes
+for a number of passes: the last pass padded, its padded lanes dropped by a gearbox,
+:func:`accelgen.kernels.mvu.padded_output`); passes = ceil(OUT / pe), cycles per frame =
+ceil(IN / simd) * passes. Weights: ``pe`` ROMs of ``simd * w_bits`` x ``ceil(IN / simd) *
+passes``. When the outputs take more than one pass the input vector is buffered for
+re-reading. With more than one input word (cycles per output word), multiply-shift
+requantizers are shared in time (:func:`accelgen.kernels.mvu.requantizers`; no cycle more
+per frame, the output a few cycles later).
 """
 
 from __future__ import annotations

@@ -11,12 +11,12 @@ channels padded (weights and requantizer parameters of the last channel, so ever
 stays in the proved accumulator range), and a gearbox drops them at the unit's output
 (:func:`padded_output`), so every stream outside the layer carries whole channels.
 
-Likewise its ``simd`` need not divide the reduction (the K elements each output sums,
-:func:`simd_values`: up to 16 words) when the weights have a zero code: it then takes ``ceil(K / simd)``
-words per reduction, the last word's lanes past K padded (zero weights, so whatever the
-input there adds 0 and the proved accumulator range holds), and a gearbox framed per
-reduction re-cuts the input words into them (:func:`recut_input`; streams.h pads the
-last word with zero bits).
+Likewise its ``simd`` need not divide the reduction (the K elements each output sums) when
+the weights have a zero code (:func:`simd_values`, up to 16 words): it then takes
+``ceil(K / simd)`` words per reduction, the last word's lanes past K padded (zero weights,
+so whatever the input there adds 0 and the proved accumulator range holds), and a gearbox
+framed per reduction re-cuts the input words into them (:func:`recut_input`; streams.h
+pads the last word with zero bits).
 
 :func:`describe` is the one definition of a layer's arithmetic as generated: the width of
 the centred activation (``code - zero_point``), of the weight codes, the multiplier kind
@@ -258,8 +258,8 @@ def recut_input(elems: int, simd: int, bits: int) -> PaddedOutput:
     ``bits`` are not its ``simd`` (none when they are): per reduction of K elements it reads
     K / ``elems`` words and writes ``ceil(K / simd)`` words of ``simd`` lanes, the last one's
     lanes past K zero bits (their weights are zero). ``elems`` >= ``simd``, so it writes one
-    word a cycle, as the unit reads them: no cycle more per frame; its logic (:func:`accelgen.kernels.hw.gearbox`,
-    its counters included) and its one pipelined cycle."""
+    word a cycle, as the unit reads them: no cycle more per frame; its logic
+    (:func:`accelgen.kernels.hw.gearbox`, its counters included) and its one pipelined cycle."""
     if elems == simd:
         return PaddedOutput()
     widths = (elems * bits, simd * bits)
