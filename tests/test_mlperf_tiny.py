@@ -21,11 +21,12 @@ import numpy as np
 import onnx
 import pytest
 
-from accelgen import golden
+from accelgen import golden, ir
 from accelgen.boards import get_board
 from accelgen.codegen import generate
 from accelgen.csim import build, host_epilogue, read_design, run_csim
 from accelgen.dse import explore
+from accelgen.kernels import conv
 from accelgen.pipeline import compile_model
 from accelgen.plan import FoldingPlan, LayerFold
 from tests import exact_qonnx
@@ -284,12 +285,19 @@ TAP_DEPTHWISE = {"conv:/body/body.3/Conv": LayerFold(8, 9), "conv:/body/body.9/C
 
 def test_tap_parallel_depthwise_csim_equals_golden(tmp_path):
     """MobileNetV1 0.25 at its planned ultra96 folding with its first depthwise layers
-    tap-parallel (convolution-order tap words, no gearbox): one vector, every layer bit-exact."""
+    tap-parallel (convolution-order tap words, no gearbox): one vector, every layer bit-exact.
+    The rest of the plan has depthwise layers at a pe that pads the last channel fold and
+    pointwise layers at a simd that pads the last word of a pixel's channels."""
     file = "mlperf_mobilenet_w8a8.onnx"
     model = compiled(file)
     x = vectors(file)[:1]
-    plan = explore(model.graph, get_board("ultra96")).plan()
-    plan = FoldingPlan({**plan.layers, **TAP_DEPTHWISE})
+    e = explore(model.graph, get_board("ultra96"))
+    convs = [(lp, int(lp.layer.op.weights.shape[0])) for lp in e.layers if isinstance(lp.layer.op, ir.Conv)]
+    padded_dw = [lp.name for lp, oc in convs if conv.is_depthwise(lp.layer.op) and oc % lp.fold.pe]
+    padded_simd = [lp.name for lp, _ in convs if not conv.is_depthwise(lp.layer.op)
+                   and conv.reduction(lp.layer.spec) % lp.fold.simd]  # fmt: skip
+    assert len(set(padded_dw) - set(TAP_DEPTHWISE)) >= 2 and len(padded_simd) >= 3
+    plan = FoldingPlan({**e.plan().layers, **TAP_DEPTHWISE})
     outdir = generate(model, plan, tmp_path / "d", vectors=(x,))
     configs = {f.name: f.read_text() for f in (outdir / "hls" / "config").glob("*.h")}
     for layer, fold in TAP_DEPTHWISE.items():

@@ -417,7 +417,7 @@ def build_depthwise(ctx: Context, op: ir.Conv, ident: str) -> Block:
         kernels.append(dwc)
         streams.append(windows)
     unit_out = ctx.stream(f"{ident}_unit" if in_lanes != pe else f"{ident}_out", arith["out_code"], lanes,
-                          oh * ow * padded // pe)  # fmt: skip
+                          oh * ow * padded // lanes)  # fmt: skip
     streams.append(unit_out)
     cfg = ctx.config(f"{ident}_vvau")
     tiles = (padded // pe) * (taps // simd)
