@@ -163,7 +163,7 @@ def why(e: Estimate, layers: int = 3) -> list[str]:
                f"DSPs or a few hundred LUTs: {in_fabric} layers' are in the fabric, {in_dsp} in DSPs); two 8-bit products "
                "share a DSP only in a matrix unit's PE pairs, and products wider than 4 bits are never built in "
                "LUTs); a layer's parallelism moves "
-               "in whole folds (pe = ceil(channels / n), simd a divisor of the window's KH*KW*IC elements, pixels a "
+               "in whole folds (pe = ceil(channels / n), simd = ceil(K / n) of the K elements an output sums, pixels a "
                "divisor of the output width, and pixels only with pe = every output channel), so the next step of a "
                "bottleneck layer adds more multipliers than the DSPs left; the MAC bound assumes the budget's "
                "multipliers spread perfectly.")  # fmt: skip
