@@ -9,11 +9,10 @@ of accelgen.golden); the generated design is checked to take the gearbox path.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from accelgen.codegen.connect import build_design
-from tests.test_hls_kernels import BIPOLAR, MODELS, GraphBuilder, case_emulators, qt, ref_run
+from tests.test_hls_kernels import BIPOLAR, MODELS, GraphBuilder, assert_layers_equal_reference, case_emulators, qt
 from tests.test_hls_kernels import F as Fold
 
 pytestmark = pytest.mark.csim
@@ -72,14 +71,7 @@ def emulators(tmp_path_factory):
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("name", list(CASES))
 def test_a_conv_through_a_gearbox_is_bit_exact(emulators, name, model):
-    emu, graph, x = emulators[name, model]
-    ref = ref_run(graph, x)
-    got = emu.run_layers(x)
-    for op in graph.ops:
-        diff = np.argwhere(got[op.name] != ref[op.outputs[0]])
-        assert got[op.name].shape == ref[op.outputs[0]].shape and diff.size == 0, f"{op.name}: mismatch at {diff[:1]}"
-    for t in graph.outputs:
-        np.testing.assert_array_equal(got[t], ref[t])
+    assert_layers_equal_reference(*emulators[name, model])
 
 
 def test_every_case_takes_the_gearbox_path():

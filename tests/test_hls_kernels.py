@@ -110,6 +110,21 @@ def case_emulators(root, cases: dict, prefix: str) -> dict:
     return {(n, m): (Emulator(out, library=libs[m]), graph, x) for n, (out, graph, x) in built.items() for m in MODELS}
 
 
+def assert_layers_equal_reference(emu, graph: ir.Graph, x: dict[str, np.ndarray]) -> None:
+    """The emulated design's every layer (and every graph output) equals :func:`ref_run` on
+    ``x``, element for element; a mismatch names the layer, how many and the first."""
+    ref = ref_run(graph, x)
+    got = emu.run_layers(x)
+    for op in graph.ops:
+        expected = ref[op.outputs[0]]
+        assert got[op.name].shape == expected.shape, op.name
+        diff = np.argwhere(got[op.name] != expected)
+        assert diff.size == 0, (f"{op.name}: {len(diff)} mismatches, first at {tuple(diff[0])}: expected "
+                                f"{expected[tuple(diff[0])]}, got {got[op.name][tuple(diff[0])]}")  # fmt: skip
+    for t in graph.outputs:
+        np.testing.assert_array_equal(got[t], ref[t])
+
+
 def ref_run(g: ir.Graph, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     env = dict(inputs)
     for op in g.ops:

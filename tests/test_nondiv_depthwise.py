@@ -12,14 +12,13 @@ golden model, and the legal pe and the error for an illegal one are checked too.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from accelgen.codegen.connect import build_design
 from accelgen.errors import InputError
 from accelgen.kernels import depthwise
 from accelgen.plan import FoldingPlan, LayerFold
-from tests.test_hls_kernels import MODELS, GraphBuilder, case_emulators, qt, ref_run
+from tests.test_hls_kernels import MODELS, GraphBuilder, assert_layers_equal_reference, case_emulators, qt
 
 pytestmark = pytest.mark.csim
 
@@ -77,16 +76,7 @@ def emulators(tmp_path_factory):
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("name", list(CASES))
 def test_padded_depthwise_folds_are_bit_exact(emulators, name, model):
-    emu, graph, x = emulators[name, model]
-    ref = ref_run(graph, x)
-    got = emu.run_layers(x)
-    for op in graph.ops:
-        expected = ref[op.outputs[0]]
-        assert got[op.name].shape == expected.shape, op.name
-        diff = np.argwhere(got[op.name] != expected)
-        assert diff.size == 0, f"{op.name}: first mismatch at {tuple(diff[0])}"
-    for t in graph.outputs:
-        np.testing.assert_array_equal(got[t], ref[t])
+    assert_layers_equal_reference(*emulators[name, model])
 
 
 def test_each_padded_layer_has_its_two_gearboxes_framed_per_pixel(emulators):

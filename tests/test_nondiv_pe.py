@@ -10,7 +10,6 @@ of accelgen.golden). The legal ``pe`` and the error for an illegal one are check
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from accelgen import ir
@@ -19,7 +18,7 @@ from accelgen.codegen.connect import build_design
 from accelgen.errors import InputError
 from accelgen.kernels import conv, mvu
 from accelgen.plan import FoldingPlan, LayerFold
-from tests.test_hls_kernels import MODELS, GraphBuilder, case_emulators, qt, ref_run
+from tests.test_hls_kernels import MODELS, GraphBuilder, assert_layers_equal_reference, case_emulators, qt
 
 pytestmark = pytest.mark.csim
 
@@ -79,16 +78,7 @@ def emulators(tmp_path_factory):
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("name", list(CASES))
 def test_padded_folds_are_bit_exact(emulators, name, model):
-    emu, graph, x = emulators[name, model]
-    ref = ref_run(graph, x)
-    got = emu.run_layers(x)
-    for op in graph.ops:
-        expected = ref[op.outputs[0]]
-        assert got[op.name].shape == expected.shape, op.name
-        diff = np.argwhere(got[op.name] != expected)
-        assert diff.size == 0, f"{op.name}: first mismatch at {tuple(diff[0])}"
-    for t in graph.outputs:
-        np.testing.assert_array_equal(got[t], ref[t])
+    assert_layers_equal_reference(*emulators[name, model])
 
 
 def test_padded_folds_generate_a_gearbox_and_packed_pairs(emulators):

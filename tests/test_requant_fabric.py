@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from accelgen.cli import main
@@ -16,7 +15,7 @@ from accelgen.codegen import generate
 from accelgen.csim import Emulator, build_group
 from accelgen.errors import InputError
 from accelgen.plan import FoldingPlan, LayerFold
-from tests.test_hls_kernels import MODELS, GraphBuilder, qt, ref_run
+from tests.test_hls_kernels import MODELS, GraphBuilder, assert_layers_equal_reference, qt
 
 pytestmark = pytest.mark.csim
 
@@ -69,12 +68,7 @@ def emulators(tmp_path_factory):
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("name", list(CASES))
 def test_fabric_requantizers_are_bit_exact(emulators, name, model):
-    emu, graph, x = emulators[name, model]
-    ref = ref_run(graph, x)
-    got = emu.run_layers(x)
-    for op in graph.ops:
-        diff = np.argwhere(got[op.name] != ref[op.outputs[0]])
-        assert diff.size == 0, f"{op.name}: first mismatch at {tuple(diff[0])}"
+    assert_layers_equal_reference(*emulators[name, model])
 
 
 def test_the_generated_code_binds_each_product_where_the_plan_says(emulators):
