@@ -26,6 +26,7 @@ import numpy as np
 
 from .numeric import (
     SCRATCH,
+    _bounds,
     _codes_dtype,
     _compact,
     _floor_clip,
@@ -381,8 +382,7 @@ class _FusedShift:
 
     def __call__(self, y: np.ndarray) -> np.ndarray:
         wide, k = _widen(y, y.shape[-1])
-        tiled = self.tiled(k)
-        return _in_blocks(lambda blk, out: self._codes(blk, out, *tiled), wide, self.out_dtype).reshape(y.shape)
+        return _in_blocks(self._codes, wide, self.out_dtype, self.tiled, k).reshape(y.shape)
 
 
 def _fused_shift(op, w2: np.ndarray, x_max: int):
@@ -414,8 +414,7 @@ def _fused_shift(op, w2: np.ndarray, x_max: int):
     hi = _per_channel(np.asarray(rq.hi, dtype=np.int64), oc)
     codes = _codes_dtype(lo, hi)
     bounds = np.float32 if codes == np.float32 else np.float64  # (see _floor_clip)
-    fin = _FusedShift(_compact(off.astype(np.float64) * scale), _compact(lo.astype(bounds)),
-                      _compact(hi.astype(bounds)), codes)  # fmt: skip
+    fin = _FusedShift(_compact(off.astype(np.float64) * scale), *_bounds(lo.astype(bounds), hi.astype(bounds)), codes)
     return dm.astype(np.float64) * scale, fin
 
 
