@@ -12,28 +12,34 @@ import numpy as np
 ROUNDING_MODES = ("HALF_EVEN", "HALF_UP", "HALF_DOWN", "FLOOR", "CEIL", "UP", "DOWN", "BIPOLAR")
 
 
-def round_mode(x: np.ndarray, mode: str) -> np.ndarray:
-    """Round with one of the QONNX rounding modes (HALF_EVEN is ONNX QuantizeLinear's).
+def round_mode(x: np.ndarray, mode: str, out=None) -> np.ndarray:
+    """Round with one of the QONNX rounding modes (HALF_EVEN is ONNX QuantizeLinear's);
+    into ``out`` when given (an array of the result's shape and dtype; may be ``x``).
 
     ``BIPOLAR`` maps x >= 0 to +1 and x < 0 to -1 (BipolarQuant).
     """
     if mode == "HALF_EVEN":
-        return np.round(x)
+        return np.round(x, out=out)
     if mode == "FLOOR":
-        return np.floor(x)
+        return np.floor(x, out=out)
     if mode == "CEIL":
-        return np.ceil(x)
-    if mode == "UP":
-        return np.sign(x) * np.ceil(np.abs(x))
+        return np.ceil(x, out=out)
     if mode == "DOWN":
-        return np.trunc(x)
-    if mode == "HALF_UP":
-        return np.sign(x) * np.floor(np.abs(x) + 0.5)
-    if mode == "HALF_DOWN":
-        return np.sign(x) * np.ceil(np.abs(x) - 0.5)
-    if mode == "BIPOLAR":
-        return np.where(x >= 0, 1.0, -1.0)
-    raise ValueError(f"unsupported rounding mode {mode}")
+        return np.trunc(x, out=out)
+    if mode == "UP":
+        r = np.sign(x) * np.ceil(np.abs(x))
+    elif mode == "HALF_UP":
+        r = np.sign(x) * np.floor(np.abs(x) + 0.5)
+    elif mode == "HALF_DOWN":
+        r = np.sign(x) * np.ceil(np.abs(x) - 0.5)
+    elif mode == "BIPOLAR":
+        r = np.where(x >= 0, 1.0, -1.0)
+    else:
+        raise ValueError(f"unsupported rounding mode {mode}")
+    if out is None:
+        return r
+    np.copyto(out, r)
+    return out
 
 
 try:  # numpy's clip ufunc, without np.clip's Python wrapper (microseconds per call)
@@ -43,7 +49,14 @@ except ImportError:  # numpy < 2
 
 
 def to_codes(
-    scaled, zero_point, qmin: int, qmax: int, mode: str, zero_point_after_rounding: bool = False, integral_zp=False
+    scaled,
+    zero_point,
+    qmin: int,
+    qmax: int,
+    mode: str,
+    zero_point_after_rounding: bool = False,
+    integral_zp=False,
+    out=None,
 ):
     """Integer codes of values already divided by their scale, clipped to [qmin, qmax].
 
@@ -52,13 +65,15 @@ def to_codes(
     odd zero point the two differ on exact ties. ``integral_zp``: the caller knows every zero
     point is an integer; then the codes are in range without the final clip (every rounding
     mode is monotone and keeps integers, so a value clipped to integer bounds rounds within
-    them).
+    them). ``out``: every step written into it (an array of the result's shape and dtype; may
+    be ``scaled``), else into new arrays.
     """
     if zero_point_after_rounding:
-        codes = round_mode(_CLIP(scaled, qmin - zero_point, qmax - zero_point), mode) + zero_point
+        codes = round_mode(_CLIP(scaled, qmin - zero_point, qmax - zero_point, out=out), mode, out)
+        codes = np.add(codes, zero_point, out=out)
     else:
-        codes = round_mode(_CLIP(scaled + zero_point, qmin, qmax), mode)
-    return codes if integral_zp else _CLIP(codes, qmin, qmax)
+        codes = round_mode(_CLIP(np.add(scaled, zero_point, out=out), qmin, qmax, out=out), mode, out)
+    return codes if integral_zp else _CLIP(codes, qmin, qmax, out=out)
 
 
 def qrange(q) -> tuple:
