@@ -451,10 +451,10 @@ def _conv_plan(op, graph):
         ws = w.transpose(0, 2, 3, 1).reshape(oc, -1).T * scale  # (K, oc): column c scaled by s_c
         mats = [np.ascontiguousarray(ws[:, g * ocg : (g + 1) * ocg].astype(dtype)) for g in range(op.groups)]
     center = None if dtype is None else _centering(q, 4, dtype)
-    if dtype is not None and depthwise and oc == op.groups:
-        in_shape = graph.tensors[op.inputs[0]].shape
-        if in_shape[1] * in_shape[2] <= DEPTHWISE_MATRIX_MAX_PIXELS:
-            mats = _depthwise_matrices(op, w[:, 0].astype(dtype), in_shape[1:3])
+    in_hw = tuple(getattr(graph.tensors[op.inputs[0]], "shape", (None,) * 3)[1:3])  # (NHWC: H, W)
+    if dtype is not None and depthwise and oc == op.groups and all(isinstance(v, (int, np.integer)) for v in in_hw):
+        if in_hw[0] * in_hw[1] <= DEPTHWISE_MATRIX_MAX_PIXELS:
+            mats = _depthwise_matrices(op, w[:, 0].astype(dtype), in_hw)
     return center, dtype, depthwise, mats, rq
 
 
@@ -547,7 +547,15 @@ def _conv(op, ins, graph) -> np.ndarray:
     else:
         # the window matrix with rows (kh, kw, c): its copy moves runs of c contiguous values
         win = win.transpose(0, 1, 2, 4, 5, 3)
-        if len(mats) == 1:  # window and product matrices in reused buffers (see SCRATCH)
+        if len(mats) == 1 and icg == 1:
+            # one input channel: the window matrix built transposed, one contiguous row per
+            # tap (a copy of runs of ow values, against runs of kw: measured 2x faster), and
+            # multiplied as its transpose (the same products and sums)
+            cols = SCRATCH.take("cols", (kh, kw, n, oh, ow), dtype)
+            np.copyto(cols, win[..., 0].transpose(3, 4, 0, 1, 2))
+            acc = SCRATCH.take("acc", (n * oh * ow, oc), dtype)
+            np.matmul(cols.reshape(kh * kw, n * oh * ow).T, mats[0], out=acc)
+        elif len(mats) == 1:  # window and product matrices in reused buffers (see SCRATCH)
             cols = SCRATCH.take("cols", (n, oh, ow, kh, kw, icg), dtype)
             np.copyto(cols, win)
             acc = SCRATCH.take("acc", (n * oh * ow, oc), dtype)

@@ -290,7 +290,9 @@ class _Tiled:
         if got is None:
             got = tuple(v if np.ndim(v) == 0 or k == 1 else np.tile(v, k) for v in self.vectors)
             if rows is not None:
-                got = tuple(v if np.ndim(v) == 0 else np.ascontiguousarray(np.broadcast_to(v, (rows, v.size))) for v in got)
+                got = tuple(
+                    v if np.ndim(v) == 0 else np.ascontiguousarray(np.broadcast_to(v, (rows, v.size))) for v in got
+                )
             self.by_k[(k, rows)] = got
         return got
 
@@ -633,9 +635,9 @@ class PreparedThresholds:
         v, k = _widen(v, self.channels)
         if self.mode == "estimate":
             return self.estimate(v, k).reshape(shape)
-        return _in_blocks(lambda blk, out, *c: np.copyto(out, self._codes(blk, *c)), v, np.int64, self.tiled, k).reshape(
-            shape
-        )
+        return _in_blocks(
+            lambda blk, out, *c: np.copyto(out, self._codes(blk, *c)), v, np.int64, self.tiled, k
+        ).reshape(shape)
 
     def _codes(self, v, negate, lo, hi, shift, b, before):
         if negate is not None:
