@@ -228,3 +228,24 @@ def test_fixture_models_on_the_fast_routes_match_onnxruntime(file, route):
     assert how in [describe(op, graph) for op in graph.ops if op.kind == kind]
     r = compare(ours, run_reference(path, x, ort_optimize=False), step)
     assert r["identical"] == 1.0
+
+
+@pytest.mark.parametrize("kernel", [(2, 2), (3, 3), (4, 4), (2, 3), (1, 2)])
+@pytest.mark.parametrize("shape", [(3, 5, 7, 4), (2, 4, 4, 3), (1, 6, 6, 1)])
+def test_tiled_pools_equal_their_windows(kernel, shape):
+    """Pools whose windows tile the map (strides = kernel, no padding), reduced along axes:
+    max and sum of every window, against int64 loops over the windows (trailing rows and
+    columns that fill no window are dropped, as by the windows)."""
+    x = np.random.default_rng(sum(shape)).integers(-128, 128, shape)
+    kh, kw = kernel
+    oh, ow = shape[1] // kh, shape[2] // kw
+    op = Node(kernel=kernel, strides=kernel, pads=(0, 0, 0, 0))
+    for fn, reduce in ((np.maximum, np.max), (np.add, np.sum)):
+        want = np.zeros((shape[0], oh, ow, shape[3]), dtype=np.int64)
+        for i in range(oh):
+            for j in range(ow):
+                want[:, i, j] = reduce(x[:, i * kh : (i + 1) * kh, j * kw : (j + 1) * kw], axis=(1, 2))
+        for dtype in (np.int64, np.float32):
+            got = interpreter._pooled(x.astype(dtype), op, fn)
+            assert got.dtype == dtype
+            assert np.array_equal(got, want)

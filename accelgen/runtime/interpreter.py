@@ -777,10 +777,37 @@ def _taps(win: np.ndarray, fn, out_dtype=None) -> np.ndarray:
     return acc
 
 
+def _pooled(x: np.ndarray, op, fn, pad_value=0) -> np.ndarray:
+    """An NHWC tensor's (KH, KW) windows reduced with the ufunc ``fn`` (maximum, or add on
+    integers exact in ``x``'s type: any order of the taps gives the same values).
+
+    Windows that tile the map (strides equal to the kernel, no padding) as the kernel's rows
+    then its columns reduced along axes of a reshaped view: kh + kw - 1 passes, the first over
+    runs of ow * kw * C contiguous values (measured 2x faster than tap by tap); else tap by tap.
+    """
+    kh, kw = op.kernel
+    if tuple(op.strides) != (kh, kw) or any(op.pads):
+        return _taps(_windows(x, op.kernel, op.strides, op.pads, pad_value=pad_value), fn)
+    n, h, w, c = x.shape
+    oh, ow = h // kh, w // kw
+    tiles = x[:, : oh * kh, : ow * kw].reshape(n, oh, kh, ow * kw * c)
+    rows = _fold(fn, [tiles[:, :, i] for i in range(kh)])
+    cols = rows.reshape(n, oh, ow, kw, c)
+    return _fold(fn, [cols[:, :, :, j] for j in range(kw)])
+
+
+def _fold(fn, parts: list) -> np.ndarray:
+    """fn(...fn(fn(parts[0], parts[1]), parts[2])..., parts[-1]) into a new array (binary
+    ufunc calls: numpy's reduce along a short middle axis costs several times more)."""
+    acc = fn(parts[0], parts[1]) if len(parts) > 1 else parts[0].copy()
+    for part in parts[2:]:
+        fn(acc, part, out=acc)
+    return acc
+
+
 def _maxpool(op, ins, graph) -> np.ndarray:
     q = graph.tensors[op.inputs[0]].qtype
-    win = _windows(ins[0], op.kernel, op.strides, op.pads, pad_value=qrange(q)[0] - 1)
-    return _taps(win, np.maximum)
+    return _pooled(ins[0], op, np.maximum, pad_value=qrange(q)[0] - 1)
 
 
 def _avgpool_plan(op, graph):
@@ -796,9 +823,9 @@ def _avgpool_plan(op, graph):
 def _avgpool(op, ins, graph) -> np.ndarray:
     q, rq, center = _plan(op, graph, _avgpool_plan)
     if center is not None and ins[0].dtype.kind == "f":
-        return rq(_taps(_windows(center(ins[0]), op.kernel, op.strides, op.pads), np.add))
+        return rq(_pooled(center(ins[0]), op, np.add))
     x = _centered(ins[0].astype(np.int64, copy=False), q)
-    acc = _taps(_windows(x, op.kernel, op.strides, op.pads), np.add)  # int64: exact
+    acc = _pooled(x, op, np.add)  # int64: exact
     return acc if rq is None else rq(acc)
 
 
