@@ -249,3 +249,48 @@ def test_tiled_pools_equal_their_windows(kernel, shape):
             got = interpreter._pooled(x.astype(dtype), op, fn)
             assert got.dtype == dtype
             assert np.array_equal(got, want)
+
+
+def _grid_thresholds(rng, channels: int, levels: int) -> np.ndarray:
+    """Thresholds t0_c + j * spacing_c of a uniform integer grid (a uniform quantizer whose
+    output step is a whole number of accumulator steps)."""
+    t0 = rng.integers(-3000, 3000, (channels, 1))
+    spacing = rng.integers(50, 400, (channels, 1))
+    return t0 + np.arange(levels) * spacing
+
+
+def _counted(v: np.ndarray, T: np.ndarray, base: np.ndarray, step: int) -> np.ndarray:
+    """base_c + step * count(T_c <= v) per channel (last axis), in int64."""
+    return base + step * (v.astype(np.int64)[..., None] >= T).sum(axis=-1)
+
+
+@pytest.mark.parametrize("step, seed", [(1, 0), (2, 1), (1, 2)])
+def test_thresholds_as_exact_affine_codes(step, seed):
+    """Distinct thresholds on a uniform grid: the codes from trunc(v * a + b), no table; every
+    accumulator near each threshold and far beyond the ends, as int64 and as float32."""
+    rng = np.random.default_rng(seed)
+    channels, levels = 6, 15
+    T = _grid_thresholds(rng, channels, levels)
+    base = rng.integers(-8, 8, channels)
+    prepared = numeric.PreparedThresholds(T, base, np.ones(channels, dtype=np.int64), step, channels)
+    assert prepared.mode == "affine"
+    near = (T[:, :, None] + np.arange(-2, 3)).reshape(channels, -1).T  # (every value near a threshold)
+    far = np.array([[-(1 << 23)] * channels, [(1 << 23) - 1] * channels, [0] * channels])
+    v = np.concatenate([near, far, rng.integers(-20000, 20000, (50, channels))])
+    want = _counted(v, T, base, step)
+    assert np.array_equal(np.asarray(prepared(v), dtype=np.int64), want)
+    assert np.array_equal(np.asarray(prepared(v.astype(np.float32)), dtype=np.int64), want)
+
+
+def test_thresholds_with_repeats_or_off_grid_use_a_table():
+    """A repeated threshold (two levels at once) or thresholds off any line: no affine codes;
+    the table gives the same counts."""
+    rng = np.random.default_rng(5)
+    T = _grid_thresholds(rng, 4, 7)
+    T[0, 3] = T[0, 2]  # a repeat
+    T[1] = [-900, -899, -10, 0, 1, 700, 5000]  # off any line
+    base = np.zeros(4, dtype=np.int64)
+    prepared = numeric.PreparedThresholds(T, base, np.ones(4, dtype=np.int64), 1, 4)
+    assert prepared.mode != "affine"
+    v = rng.integers(-6000, 6000, (400, 4))
+    assert np.array_equal(np.asarray(prepared(v), dtype=np.int64), _counted(v, T, base, 1))

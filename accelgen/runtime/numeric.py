@@ -470,6 +470,59 @@ class _Estimate:
         return _in_blocks(codes, v, self.out_dtype, self.tiled, k)
 
 
+class _AffineCodes:
+    """Codes base_c + step * count(T_c <= v) with the count an exact affine estimate: no
+    table, no gather.
+
+    When every row's thresholds are distinct (one level each) and the estimate of
+    :class:`_Estimate` is exact at every threshold and the value below it (error bounds
+    [0, 0], checked with the same float32 operations), it is exact for every v (the monotone
+    argument of :class:`_Estimate`, the clip covering both ends): the count is
+    trunc(clip(v * a_c + b_c)) - r_c, r_c the row's offset folded into b_c and the clip. The
+    codes step * trunc(...) + (base_c - step * r_c) are then computed in float32, exact while
+    every such integer is below 2**24 in magnitude (checked): a handful of passes over the
+    accumulator (measured 3x faster than the lookup table's clip, cast and gather).
+    """
+
+    @classmethod
+    def build(cls, T, base, step: int, channels: int):
+        """The codes for sorted int64 thresholds ``T`` (one row per channel, or one shared row)
+        of a non-negated accumulator, or None when no exact estimate exists."""
+        if T.shape[0] not in (1, channels) or int(np.abs(T).max()) >= FLOAT32_EXACT:
+            return None
+        rows = [np.unique(t, return_counts=True) for t in np.broadcast_to(T, (channels, T.shape[1]))]
+        if any(int(counts.max()) > 1 for _, counts in rows):
+            return None
+        for inner in (True, False):
+            fit = _Estimate._fit(rows, channels, inner, 0, 0, None)
+            if fit is not None:
+                break
+        else:
+            return None
+        rows_at = np.arange(channels) * fit.width
+        offsets = _per_channel(base, channels) - step * rows_at
+        ends = [int(offsets.min()), int(offsets.max()), step * (channels * fit.width), int(fit.b.max())]
+        if max(abs(v) for v in ends) + abs(step) * channels * fit.width >= FLOAT32_EXACT:
+            return None
+        self = cls()
+        self.step = step
+        self.tiled = _Tiled(
+            _compact(fit.a), _compact(fit.b), *_bounds(fit.lo, fit.hi), _compact(offsets.astype(np.float32))
+        )
+        return self
+
+    def __call__(self, blk, out, a, b, lo, hi, offsets) -> None:
+        if blk.dtype.kind != "f":
+            blk = blk.astype(np.float64)  # (then to float32: the roundings the fit checked)
+        np.multiply(blk, a, out=out, dtype=np.float32)  # (as in _Estimate._index)
+        out += b
+        _clip(out, lo, hi, out)
+        np.trunc(out, out=out)
+        if self.step != 1:
+            out *= self.step
+        out += offsets
+
+
 class PreparedThresholds:
     """A threshold requantizer prepared once for ``channels`` channels (channel axis last).
 
@@ -539,6 +592,10 @@ class PreparedThresholds:
         self.shift = _compact(np.array(shift, dtype=np.int64))
         # the base is folded into a table when every channel uses the table's block and base
         self.fold = T.shape[0] == channels or bool(np.all(self.b == self.b[0]))
+        self.affine = _AffineCodes.build(T, self.b, self.step, channels) if self.negate is None else None
+        if self.affine is not None:
+            self.mode = "affine"
+            return
         if not (k == 0 and total <= lut_entries):  # no lookup table: an estimate, if it holds
             self.estimate = _Estimate.build(T, self.b, self.step, channels, self.negate, acc_bound)
             if self.estimate is not None:
@@ -616,6 +673,10 @@ class PreparedThresholds:
         v = np.asarray(acc)
         if self.mode == "const":
             return np.broadcast_to(self.b, v.shape).astype(np.int64)
+        if self.mode == "affine":
+            shape = v.shape
+            v, k = _widen(v, self.channels)
+            return _in_blocks(self.affine, v, np.float32, self.affine.tiled, k).reshape(shape)
         if v.dtype.kind == "f" and "float_keys" in self.__dict__ and self.negate is None:
             shape = v.shape
             v, k = _widen(v, self.channels)
