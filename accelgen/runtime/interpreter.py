@@ -979,7 +979,8 @@ def _as_float(x: np.ndarray, t: object) -> np.ndarray:
     if x.dtype.kind == "f":  # float codes (see evaluate_ops): in float64 first, so that the
         x = x.astype(np.float64)  # arithmetic below is float64 under numpy 1's casting rules too
     q = t.qtype
-    c = x if q.bipolar else x - _per_axis(q.zero_point, x.ndim, q.axis)
+    # (no zero point to subtract: x - 0 is x, signed zeros included)
+    c = x if q.bipolar or not np.any(q.zero_point) else x - _per_axis(q.zero_point, x.ndim, q.axis)
     return c * _per_axis(q.scale, x.ndim, q.axis)
 
 

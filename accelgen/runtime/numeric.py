@@ -229,7 +229,7 @@ def _clip(x, lo, hi, out) -> None:
     numpy's clip ufunc for scalar bounds; np.maximum / np.minimum for vectors (measured on
     23,552 elements, numpy 2: the clip ufunc 3 us with scalars and 25 us with vectors;
     np.maximum and np.minimum 9 us each with a scalar, under 5 us with a vector)."""
-    if np.ndim(lo) == 0 and np.ndim(hi) == 0:
+    if not (isinstance(lo, np.ndarray) and lo.ndim) and not (isinstance(hi, np.ndarray) and hi.ndim):
         _CLIP(x, lo, hi, out=out)
     else:
         np.maximum(x, lo, out=out)
