@@ -294,3 +294,35 @@ def test_thresholds_with_repeats_or_off_grid_use_a_table():
     assert prepared.mode != "affine"
     v = rng.integers(-6000, 6000, (400, 4))
     assert np.array_equal(np.asarray(prepared(v), dtype=np.int64), _counted(v, T, base, 1))
+
+
+def test_clip_bounds_that_no_value_crosses_become_one_value():
+    """A per-channel hi below the common 255 is kept unless the channel never exceeds it;
+    the requantizer's codes over each channel's whole accumulator range stay the formula's."""
+    rng = np.random.default_rng(8)
+    channels = 5
+    m = rng.integers(1 << 14, 1 << 15, channels)
+    shift = 20
+    off = rng.integers(0, 1 << 20, channels)
+    lo_acc, hi_acc = [-9000] * channels, [7000] * channels
+    reach = [(int(mc) * 7000 + int(o)) >> shift for mc, o in zip(m, off)]  # each channel's greatest code
+    hi = np.array([255, reach[1], reach[2] + 1, 255, reach[4]])  # channels 1, 2, 4: never above hi_c
+    rq = Node(kind="multiply_shift", multiplier=m, offset=off, shift=shift, lo=np.zeros(channels, dtype=np.int64),
+              hi=hi, direction=np.ones(channels, dtype=np.int64))  # fmt: skip
+    acc = np.arange(-9000, 7001)[:, None].repeat(channels, axis=1)  # every accumulator of the range
+    want = _requantized_all(acc, rq)
+    relaxed = numeric.PreparedMultiplyShift(m, off, shift, rq.lo, hi, rq.direction, channels, 1 << 14,
+                                            (lo_acc, hi_acc))  # fmt: skip
+    assert np.ndim(relaxed.hi_f) == 0 and relaxed.hi_f == 255  # one scalar bound
+    assert np.array_equal(np.asarray(relaxed(acc.astype(np.float32)), dtype=np.int64), want)
+    hi[2] = reach[2] - 1  # channel 2 now clipped below its reach: its bound must stay
+    rq.hi = hi
+    kept = numeric.PreparedMultiplyShift(m, off, shift, rq.lo, hi, rq.direction, channels, 1 << 14, (lo_acc, hi_acc))
+    assert np.ndim(kept.hi_f) == 1
+    assert np.array_equal(np.asarray(kept(acc.astype(np.float32)), dtype=np.int64), _requantized_all(acc, rq))
+
+
+def _requantized_all(acc: np.ndarray, rq: Node) -> np.ndarray:
+    """clip((d * acc * m + off) >> shift, lo, hi) per channel in int64 (no saturation check)."""
+    y = (rq.direction * acc.astype(np.int64) * rq.multiplier + rq.offset) >> rq.shift
+    return np.clip(y, rq.lo, rq.hi)

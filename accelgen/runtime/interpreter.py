@@ -329,21 +329,45 @@ def _row_bounds(w2: np.ndarray, x_max: int) -> int:
 
 class _Requantizer:
     """An op's requantizer, prepared on first use for the accumulator's channel count (its
-    last axis) and the static bound on |acc|."""
+    last axis), the static bound on |acc| and, when known, each channel's accumulator range."""
 
-    def __init__(self, rq, acc_bound) -> None:
-        self.rq, self.acc_bound, self.prepared = rq, acc_bound, {}
+    def __init__(self, rq, acc_bound, acc_range=None) -> None:
+        self.rq, self.acc_bound, self.acc_range, self.prepared = rq, acc_bound, acc_range, {}
 
     def __call__(self, acc: np.ndarray) -> np.ndarray:
         channels = acc.shape[-1] if acc.ndim else 1
         fn = self.prepared.get(channels)
         if fn is None:
-            fn = self.prepared[channels] = prepare_requant(self.rq, channels, self.acc_bound)
+            known = self.acc_range is not None and len(self.acc_range[0]) == channels
+            acc_range = self.acc_range if known else None
+            fn = self.prepared[channels] = prepare_requant(self.rq, channels, self.acc_bound, acc_range=acc_range)
         return fn(acc)
 
 
-def _prepared_requant(op, acc_bound):
-    return None if op.requant is None else _Requantizer(op.requant, acc_bound)
+def _prepared_requant(op, acc_bound, acc_range=None):
+    return None if op.requant is None else _Requantizer(op.requant, acc_bound, acc_range)
+
+
+def _acc_range(w2: np.ndarray, lo: int, hi: int, padded: bool = False) -> tuple:
+    """(least, greatest) of sum_k w_ck * v_k per weight row c (Python integers), over every
+    v_k in [lo, hi], and 0 for the taps that may read padding (``padded``): each term at the
+    end of its own range."""
+    big = int(np.abs(w2).max(initial=0)) * max(abs(lo), abs(hi)) * max(1, w2.shape[1]) >= 1 << 62
+    w2 = w2.astype(object) if big else w2
+    ends = np.stack([w2 * lo, w2 * hi])
+    least, greatest = ends.min(axis=0), ends.max(axis=0)
+    if padded:
+        least, greatest = np.minimum(least, 0), np.maximum(greatest, 0)
+    return [int(v) for v in least.sum(axis=1)], [int(v) for v in greatest.sum(axis=1)]
+
+
+def _centered_range(q):
+    """(least, greatest) code - zero point of a per-tensor quantization type, or None."""
+    zps = [int(z) for z in np.ravel(q.zero_point)] or [0]
+    if len(zps) != 1:
+        return None
+    qmin, qmax = qrange(q)
+    return (qmin, qmax) if q.bipolar else (qmin - zps[0], qmax - zps[0])
 
 
 # -- integer ops -----------------------------------------------------------------------------
@@ -433,7 +457,8 @@ def _conv_plan(op, graph):
     x_max = _code_bound(q)
     bound = _row_bounds(w.reshape(oc, -1), x_max)
     dtype = _float_dtype(bound)
-    rq = _prepared_requant(op, bound)
+    span = _centered_range(q)
+    rq = _prepared_requant(op, bound, None if span is None else _acc_range(w.reshape(oc, -1), *span, any(op.pads)))
     depthwise = icg == 1 and op.groups > 1
     # (not for depthwise taps: float64 taps cost twice the float32 ones, more than the
     # multiply-shift they would save)
@@ -648,7 +673,9 @@ def _dense_plan(op, graph):
         wt = np.ascontiguousarray(w.T.astype(dtype))
         return q, lambda x: x.astype(dtype, copy=False), wt, rq, "folded zero point"
     # (the accumulator's channels are the weights' rows: prepared now, not on first use)
-    rq = None if op.requant is None else prepare_requant(op.requant, w.shape[0], bound)
+    span = _centered_range(q)
+    acc_range = None if span is None else _acc_range(w, *span)
+    rq = None if op.requant is None else prepare_requant(op.requant, w.shape[0], bound, acc_range=acc_range)
     fused = _fused_shift(op, w, x_max) if dtype is not None else None
     scale = np.ones(w.shape[0])
     if fused is not None:
@@ -689,7 +716,7 @@ def _folded_zero_point(op, w: np.ndarray, q):
         return None
     prepared = PreparedMultiplyShift(
         rq.multiplier, np.array(folded, dtype=np.int64), rq.shift, rq.lo, rq.hi, rq.direction, oc,
-        _row_bounds(w, code_max),
+        _row_bounds(w, code_max), _acc_range(w, qmin, qmax),
     )  # fmt: skip
     return (dtype, prepared) if prepared.float else None
 
@@ -879,7 +906,9 @@ def _add(op, ins, graph) -> np.ndarray:
 
 def _requantize_plan(op, graph):
     q = graph.tensors[op.inputs[0]].qtype
-    rq = _prepared_requant(op, _code_bound(q))
+    span, channels = _centered_range(q), getattr(graph.tensors[op.inputs[0]], "shape", (None,))[-1]
+    known = span is not None and isinstance(channels, (int, np.integer))
+    rq = _prepared_requant(op, _code_bound(q), ([span[0]] * channels, [span[1]] * channels) if known else None)
     # codes held in float (see evaluate_ops) are centered in float64: exact when the codes
     # and zero points are (|code - zp| is then bounded by _code_bound, below them)
     zp = _float_zero_point(q, len(graph.tensors[op.inputs[0]].shape)) if rq is not None else False

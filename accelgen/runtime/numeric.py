@@ -246,6 +246,19 @@ def _bounds(lo, hi) -> tuple:
     return np.broadcast_to(lo, shape).copy(), np.broadcast_to(hi, shape).copy()
 
 
+def _relaxed_bounds(lo: np.ndarray, hi: np.ndarray, reach_lo, reach_hi) -> tuple:
+    """Per-channel clip bounds (int64) made one value each where the values cannot tell:
+    every lo_c replaced by L = min lo when, for each channel, lo_c = L or no value of the
+    channel lies below lo_c (``reach_lo[c] >= lo_c``): then max(y, L) = max(y, lo_c); hi
+    likewise with H = max hi. Either side is left as it was otherwise."""
+    low, high = int(lo.min()), int(hi.max())
+    if all(int(b) == low or int(r) >= int(b) for b, r in zip(lo, reach_lo)):
+        lo = np.full_like(lo, low)
+    if all(int(b) == high or int(r) <= int(b) for b, r in zip(hi, reach_hi)):
+        hi = np.full_like(hi, high)
+    return lo, hi
+
+
 def _floor_clip(y, lo, hi, out) -> None:
     """``out = clip(floor(y), lo, hi)`` for float ``y`` (changed) and integer ``lo``, ``hi``
     (from :func:`_bounds`): the codes, integers in [lo, hi], exact in ``out``'s dtype
@@ -733,9 +746,16 @@ class PreparedMultiplyShift:
     integer moved stays above float64's smallest subnormal 2**-1074) and ``floor`` of that
     quotient is the arithmetic shift ``>> shift``.
     Beyond the bound, or with no bound, the int64 formula is used.
+
+    ``acc_range``: (least, greatest) accumulator per channel, when known; the result is
+    monotone in the accumulator, so its values lie between those at the two ends, and clip
+    bounds they never cross are made one value (see :func:`_relaxed_bounds`: a scalar clip
+    is one fast pass, per-channel bounds two).
     """
 
-    def __init__(self, multiplier, offset, shift: int, lo, hi, direction, channels: int, acc_bound=None):
+    def __init__(
+        self, multiplier, offset, shift: int, lo, hi, direction, channels: int, acc_bound=None, acc_range=None
+    ):
         m = _per_channel(np.asarray(multiplier, dtype=np.int64), channels)
         d = _per_channel(np.asarray(direction, dtype=np.int64), channels)
         self.dm = d * m
@@ -743,6 +763,12 @@ class PreparedMultiplyShift:
         self.shift = int(shift)
         self.lo = _per_channel(np.asarray(lo, dtype=np.int64), channels)
         self.hi = _per_channel(np.asarray(hi, dtype=np.int64), channels)
+        if acc_range is not None:
+            ends = [
+                sorted(((int(dm) * int(a) + int(o)) >> self.shift) for a in (a_lo, a_hi))
+                for dm, o, a_lo, a_hi in zip(self.dm, self.off, *acc_range)
+            ]
+            self.lo, self.hi = _relaxed_bounds(self.lo, self.hi, [e[0] for e in ends], [e[1] for e in ends])
         self.float, self.out_dtype = False, np.int64
         if acc_bound is not None:
             mmax = max((abs(int(x)) for x in self.dm), default=0)
@@ -807,15 +833,17 @@ class PreparedMultiplyShift:
         return np.clip(y, self.lo, self.hi, out=y)
 
 
-def prepare_requant(rq, channels: int, acc_bound=None, lut_entries: int = LUT_ENTRIES):
+def prepare_requant(rq, channels: int, acc_bound=None, lut_entries: int = LUT_ENTRIES, acc_range=None):
     """An integer requantizer (IR object or its JSON form) prepared for ``channels`` channels
     (channel axis last): a callable from the accumulator to the codes. ``acc_bound`` bounds
-    |acc| (a Python integer) and lets multiply-shift run in float64 where that is exact."""
+    |acc| (a Python integer) and lets multiply-shift run in float64 where that is exact;
+    ``acc_range`` (least and greatest accumulator per channel) lets it drop clip bounds no
+    value crosses."""
     if rq.kind == "thresholds":
         return PreparedThresholds(rq.thresholds, rq.base, rq.direction, rq.step, channels, lut_entries, acc_bound)
     if rq.kind == "multiply_shift":
         return PreparedMultiplyShift(
-            rq.multiplier, rq.offset, rq.shift, rq.lo, rq.hi, rq.direction, channels, acc_bound
+            rq.multiplier, rq.offset, rq.shift, rq.lo, rq.hi, rq.direction, channels, acc_bound, acc_range
         )
     raise ValueError(f"requantizer '{rq.kind}' is not integer")
 
