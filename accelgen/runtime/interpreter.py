@@ -49,11 +49,13 @@ SMALL_INT_TYPES = ("int4", "uint4", "int2", "uint2")
 #: float64 products cost more than the separate multiply they save (measured: a 3x3 conv of
 #: one input channel gains 15%, a 3x3 conv of 16 channels runs 2.7x slower)
 FUSE_MAX_K = 9
-#: the most input pixels per image for which a depthwise convolution runs as one matrix
-#: product per channel (see ``_depthwise_matrices``): its products grow with the pixel count
-#: per output, the taps' passes with the kernel size (measured on 360 images of 8x8x32, 3x3:
-#: 2.5 ms against 3.8 ms by taps at stride 1, 0.9 ms against 1.5 ms at stride 2)
-DEPTHWISE_MATRIX_MAX_PIXELS = 128
+#: the most input pixels per image, per output pixel of a stride, for which a depthwise
+#: convolution runs as one matrix product per channel (see ``_depthwise_matrices``): its
+#: products per output grow with the input's pixels, the taps' passes with the kernel only
+#: (measured on 360 images of 32 channels, 3x3, matrices against taps: 8x8 3.2 / 3.6 ms and
+#: 11x11 9.4 / 8.0 ms at stride 1; 8x8 0.8 / 1.7 ms, 11x11 3.8 / 5.7 ms and 16x16 10.4 /
+#: 9.9 ms at stride 2)
+DEPTHWISE_MATRIX_MAX_PIXELS = 64
 
 
 class InputValidationError(ValueError):
@@ -478,7 +480,7 @@ def _conv_plan(op, graph):
     center = None if dtype is None else _centering(q, 4, dtype)
     in_hw = tuple(getattr(graph.tensors[op.inputs[0]], "shape", (None,) * 3)[1:3])  # (NHWC: H, W)
     if dtype is not None and depthwise and oc == op.groups and all(isinstance(v, (int, np.integer)) for v in in_hw):
-        if in_hw[0] * in_hw[1] <= DEPTHWISE_MATRIX_MAX_PIXELS:
+        if in_hw[0] * in_hw[1] <= DEPTHWISE_MATRIX_MAX_PIXELS * op.strides[0] * op.strides[1]:
             mats = _depthwise_matrices(op, w[:, 0].astype(dtype), in_hw)
     return center, dtype, depthwise, mats, rq
 
