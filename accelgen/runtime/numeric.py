@@ -285,6 +285,10 @@ def _codes_dtype(lo, hi):
     return np.float32 if bound < FLOAT32_EXACT else np.int64
 
 
+#: the most shapes of constants a _Tiled keeps
+TILED_KEPT = 4
+
+
 class _Tiled:
     """Per-channel vectors tiled for :func:`_widen` (scalars and None stay as they are),
     once per k; with ``rows``, as contiguous arrays of ``rows`` such rows.
@@ -292,7 +296,8 @@ class _Tiled:
     numpy's arithmetic between an array and a vector broadcast over its rows costs about
     twice that between two contiguous arrays of the same shape (measured on 23,552 float64
     elements, numpy 2: 8.5 us against 4.4 us; 3 us with a scalar): the full arrays are
-    worth their memory (a block's worth per constant, see :func:`_in_blocks`).
+    worth their memory (a block's worth per constant, see :func:`_in_blocks`; at most
+    ``TILED_KEPT`` shapes are kept, the batch sizes of a graph's recent runs).
     """
 
     def __init__(self, *vectors) -> None:
@@ -306,6 +311,8 @@ class _Tiled:
                 got = tuple(
                     v if np.ndim(v) == 0 else np.ascontiguousarray(np.broadcast_to(v, (rows, v.size))) for v in got
                 )
+            if len(self.by_k) >= TILED_KEPT:
+                self.by_k.clear()
             self.by_k[(k, rows)] = got
         return got
 
