@@ -326,3 +326,38 @@ def _requantized_all(acc: np.ndarray, rq: Node) -> np.ndarray:
     """clip((d * acc * m + off) >> shift, lo, hi) per channel in int64 (no saturation check)."""
     y = (rq.direction * acc.astype(np.int64) * rq.multiplier + rq.offset) >> rq.shift
     return np.clip(y, rq.lo, rq.hi)
+
+
+def test_thresholds_trimmed_to_the_accumulator_range():
+    """Thresholds clipped to each channel's accumulator range (repeats at both ends, as the
+    compiler leaves them): with the range known, those at or below its least value join the
+    base and those above its greatest go, and the affine codes hold; every accumulator of
+    the range against int64 counts of the untrimmed thresholds."""
+    rng = np.random.default_rng(11)
+    channels, levels = 4, 15
+    T = _grid_thresholds(rng, channels, levels)
+    least, greatest = T[:, 2] - 5, T[:, -3] + 5  # a range that leaves thresholds at both ends
+    T = np.clip(T, least[:, None], greatest[:, None] + 1)  # repeats at least and greatest + 1
+    base = rng.integers(-4, 4, channels)
+    ones = np.ones(channels, dtype=np.int64)
+    assert numeric.PreparedThresholds(T, base, ones, 1, channels).mode != "affine"  # the repeats
+    prepared = numeric.PreparedThresholds(T, base, ones, 1, channels, acc_range=(list(least), list(greatest)))
+    assert prepared.mode == "affine"
+    v = np.stack([np.arange(a, b + 1)[: int(min(greatest - least)) + 1] for a, b in zip(least, greatest)], axis=1)
+    assert np.array_equal(np.asarray(prepared(v.astype(np.float32)), dtype=np.int64), _counted(v, T, base, 1))
+
+
+@pytest.mark.parametrize("seed", [2, 5, 6])
+def test_thresholds_on_a_real_grid_take_the_narrowest_line(seed):
+    """ceil(t0 + j * spacing) with a real spacing, where neither line through two thresholds
+    is exact but the line of narrowest spread is: affine codes, equal to int64 counts near
+    every threshold and far beyond both ends."""
+    rng = np.random.default_rng(seed)
+    T = np.ceil(rng.uniform(-3000, 3000, (1, 1)) + np.arange(15) * rng.uniform(50, 400, (1, 1))).astype(np.int64)
+    rows = [np.unique(T[0], return_counts=True)]
+    assert all(numeric._Estimate._fit(rows, 1, inner, 0, 0, None) is None for inner in (True, False))
+    base = np.zeros(1, dtype=np.int64)
+    prepared = numeric.PreparedThresholds(T, base, np.ones(1, dtype=np.int64), 1, 1)
+    assert prepared.mode == "affine"
+    v = np.concatenate([(T[0][:, None] + np.arange(-2, 3)).reshape(-1), [-(1 << 23), (1 << 23) - 1]])[:, None]
+    assert np.array_equal(np.asarray(prepared(v), dtype=np.int64), _counted(v, T, base, 1))

@@ -343,6 +343,28 @@ def _blocks(widths, k: int):
     return starts, pos
 
 
+def _narrowest_slope(u: np.ndarray, slope: float) -> float:
+    """The slope a, near ``slope``, that minimises the spread of a * p - count(U <= p) over
+    the distinct thresholds U and the values just below them: a maximum of linear functions
+    of a minus a minimum of them, convex, so a ternary search finds it. (Only a candidate:
+    whatever line results is checked in float32 at every threshold.)"""
+    points = np.concatenate([u, u - 1]).astype(np.float64)
+    counts = np.searchsorted(u, points, side="right")
+
+    def spread(a: float) -> float:
+        d = points * a - counts
+        return float(d.max() - d.min())
+
+    lo, hi = slope / 2, slope * 2
+    for _ in range(100):
+        a1, a2 = lo + (hi - lo) / 3, hi - (hi - lo) / 3
+        if spread(a1) < spread(a2):
+            hi = a2
+        else:
+            lo = a1
+    return (lo + hi) / 2
+
+
 class _Estimate:
     """count(T_c <= v) from an affine estimate, corrected by comparisons.
 
@@ -417,10 +439,12 @@ class _Estimate:
         return self
 
     @classmethod
-    def _fit(cls, rows, channels: int, inner: bool, low: int, high: int, acc_bound):
+    def _fit(cls, rows, channels: int, inner: bool, low: int, high: int, acc_bound, narrowest: bool = False):
         """The estimate for e - u in [low, high], or None. The line is raised so that its
         distance to the count at the thresholds (before trunc) is centred in
-        [low, high + 1): trunc then lands in [low, high] with the widest margin."""
+        [low, high + 1): trunc then lands in [low, high] with the widest margin. With
+        ``narrowest``, its slope is the one that makes that distance's spread least (see
+        :func:`_narrowest_slope`)."""
         self = cls()
         self.one_sided = low == 0
         ms = [len(u) for u, _ in rows]
@@ -430,6 +454,8 @@ class _Estimate:
             i0, i1 = (1, m - 2) if inner and m > 3 else (0, m - 1)
             span = float(u[i1] - u[i0])
             slope[c] = (i1 - i0) / span if span > 0 else 0.0
+            if narrowest and slope[c] > 0:
+                slope[c] = _narrowest_slope(u, slope[c])
             offset[c] = i0 + 1.0 - float(u[i0]) * slope[c]  # e(U_i) ~ i
             points = np.concatenate([u, u - 1])
             d = points * slope[c] + offset[c] - np.searchsorted(u, points, side="right")
@@ -502,25 +528,38 @@ class _AffineCodes:
     codes step * trunc(...) + (base_c - step * r_c) are then computed in float32, exact while
     every such integer is below 2**24 in magnitude (checked): a handful of passes over the
     accumulator (measured 3x faster than the lookup table's clip, cast and gather).
+
+    With ``acc_range`` (least and greatest accumulator of each channel), thresholds at or
+    below the least are counted by every accumulator (their levels join the base) and those
+    above the greatest by none (dropped): the same codes over the range, and often the
+    repeats that thresholds clipped to the range have gone.
     """
 
     @classmethod
-    def build(cls, T, base, step: int, channels: int):
+    def build(cls, T, base, step: int, channels: int, acc_range=None):
         """The codes for sorted int64 thresholds ``T`` (one row per channel, or one shared row)
         of a non-negated accumulator, or None when no exact estimate exists."""
         if T.shape[0] not in (1, channels) or int(np.abs(T).max()) >= FLOAT32_EXACT:
             return None
-        rows = [np.unique(t, return_counts=True) for t in np.broadcast_to(T, (channels, T.shape[1]))]
+        full = np.broadcast_to(T, (channels, T.shape[1]))
+        base = np.array(_per_channel(base, channels), dtype=np.int64)
+        if acc_range is not None:
+            least, greatest = (np.array(v, dtype=object) for v in acc_range)
+            base = base + step * np.array([int((t <= a).sum()) for t, a in zip(full, least)], dtype=np.int64)
+            full = [t[(t > a) & (t <= b)] for t, a, b in zip(full, least, greatest)]
+        if any(len(t) == 0 for t in full):
+            return None
+        rows = [np.unique(t, return_counts=True) for t in full]
         if any(int(counts.max()) > 1 for _, counts in rows):
             return None
-        for inner in (True, False):
-            fit = _Estimate._fit(rows, channels, inner, 0, 0, None)
+        for inner, narrowest in ((True, False), (False, False), (False, True)):
+            fit = _Estimate._fit(rows, channels, inner, 0, 0, None, narrowest)
             if fit is not None:
                 break
         else:
             return None
         rows_at = np.arange(channels) * fit.width
-        offsets = _per_channel(base, channels) - step * rows_at
+        offsets = base - step * rows_at
         ends = [int(offsets.min()), int(offsets.max()), step * (channels * fit.width), int(fit.b.max())]
         if max(abs(v) for v in ends) + abs(step) * channels * fit.width >= FLOAT32_EXACT:
             return None
@@ -562,7 +601,15 @@ class PreparedThresholds:
     """
 
     def __init__(
-        self, thresholds, base, direction, step: int, channels: int, lut_entries: int = LUT_ENTRIES, acc_bound=None
+        self,
+        thresholds,
+        base,
+        direction,
+        step: int,
+        channels: int,
+        lut_entries: int = LUT_ENTRIES,
+        acc_bound=None,
+        acc_range=None,
     ):
         # shared thresholds (one row) stay one block whose lo, hi and shift broadcast over
         # the channels
@@ -612,7 +659,7 @@ class PreparedThresholds:
         self.shift = _compact(np.array(shift, dtype=np.int64))
         # the base is folded into a table when every channel uses the table's block and base
         self.fold = T.shape[0] == channels or bool(np.all(self.b == self.b[0]))
-        self.affine = _AffineCodes.build(T, self.b, self.step, channels) if self.negate is None else None
+        self.affine = _AffineCodes.build(T, self.b, self.step, channels, acc_range) if self.negate is None else None
         if self.affine is not None:
             self.mode = "affine"
             return
@@ -844,10 +891,12 @@ def prepare_requant(rq, channels: int, acc_bound=None, lut_entries: int = LUT_EN
     """An integer requantizer (IR object or its JSON form) prepared for ``channels`` channels
     (channel axis last): a callable from the accumulator to the codes. ``acc_bound`` bounds
     |acc| (a Python integer) and lets multiply-shift run in float64 where that is exact;
-    ``acc_range`` (least and greatest accumulator per channel) lets it drop clip bounds no
-    value crosses."""
+    ``acc_range`` (least and greatest accumulator per channel) lets a multiply-shift drop
+    clip bounds no value crosses, and thresholds those no value tells apart."""
     if rq.kind == "thresholds":
-        return PreparedThresholds(rq.thresholds, rq.base, rq.direction, rq.step, channels, lut_entries, acc_bound)
+        return PreparedThresholds(
+            rq.thresholds, rq.base, rq.direction, rq.step, channels, lut_entries, acc_bound, acc_range
+        )
     if rq.kind == "multiply_shift":
         return PreparedMultiplyShift(
             rq.multiplier, rq.offset, rq.shift, rq.lo, rq.hi, rq.direction, channels, acc_bound, acc_range
