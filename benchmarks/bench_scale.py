@@ -47,7 +47,7 @@ from benchmarks.topologies import QonnxNet  # noqa: E402
 #: hidden width of the explorer's MLPs per board: the widest at which 50 layers still fit;
 #: deeper MLPs are narrower by 50 / layers (the same number of weights would not fit: every
 #: layer also costs its own buffers)
-EXPLORER_WIDTH = {"pynq-z2": 96, "ultra96v2": 128, "kv260": 128, "zcu104": 160, "zcu102": 256}
+EXPLORER_WIDTH = {"pynq-z2": 64, "ultra96v2": 128, "kv260": 128, "zcu104": 160, "zcu102": 256}
 BATCH = 360
 REPEATS = 3
 INTERPRETER_REPEATS = 10
