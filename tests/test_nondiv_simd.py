@@ -121,14 +121,14 @@ def test_bipolar_weights_keep_divisor_simd():
     graph, _, _ = b.finish(y)
     op = graph.ops[0]
     assert dense.legal(dense.describe(op, graph))["simd"] == [1, 2, 3, 4, 6, 8, 12, 24]
-    with pytest.raises(InputError, match=r"'dense0' \(Dense\).*simd must be one of 1, 2, 3, 4, 6, 8, 12, 24"):
+    with pytest.raises(InputError, match=r"'dense0' \(Dense\): illegal simd=5 \(legal: 1, 2, 3, 4, 6, 8, 12, 24\)"):
         build_design(graph, FoldingPlan({"dense0": F(2, 5)}), top="t")
 
 
 @pytest.mark.parametrize("dense_simd, conv_simd", [(9, 17), (0, 0)])
 def test_an_illegal_simd_names_the_layer_and_the_legal_values(dense_simd, conv_simd):
     graph, _, _ = CASES["dense24_simd5"]()  # 24 inputs: 9 lanes take 3 words, as 8 lanes do
-    with pytest.raises(InputError, match=r"'dense0' \(Dense\).*simd must be one of 1, 2, 3, 4, 5, 6, 8, 12, 24$"):
+    with pytest.raises(InputError, match=rf"'dense0' \(Dense\): illegal simd={dense_simd} \(legal: 1, 2, 3, 4, 5, 6, 8, 12, 24\)$"):
         build_design(graph, FoldingPlan({"dense0": F(5, dense_simd)}), top="t")
     graph, _, _ = _conv3x3_ic16_simd29()  # 144 elements a window: 17 lanes take 9 words, as 16 do
     with pytest.raises(InputError, match=rf"'conv0' \(Conv\): illegal simd={conv_simd} \(legal: 1, 2, .* 16, 18, 21, 24, 29,"):

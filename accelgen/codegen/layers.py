@@ -81,29 +81,20 @@ def _fm(t: ir.Tensor) -> tuple[int, int, int]:
 
 
 def _check_fold(op: ir.Op, fold: LayerFold, pe_of: int, simd_of: int | None, what: str,
-                pixels_of: int | None = None, pe_legal: list[int] | None = None,
-                simd_legal: list[int] | None = None) -> None:  # fmt: skip
+                pixels_of: int | None = None) -> None:  # fmt: skip
     """InputError unless ``fold`` divides the layer; ``pixels_of``: the output width a window
-    kernel may take several pixels of per cycle (then only at pe == ``pe_of``); ``pe_legal``,
-    ``simd_legal``: the legal ``pe`` and ``simd`` when they are not the divisors of ``pe_of``
-    and ``simd_of`` (a matrix unit's)."""
+    kernel may take several pixels of per cycle (then only at pe == ``pe_of``)."""
     if fold.pixels != 1 and (pixels_of is None or pixels_of % fold.pixels or fold.pe != pe_of):
         rule = (f"pixels must divide the output width {pixels_of} and needs pe={pe_of} (every channel)"
                 if pixels_of is not None else "this layer takes one pixel per cycle (pixels must be 1)")  # fmt: skip
         raise InputError(f"folding plan: layer '{op.name}' ({op.kind}) has pixels={fold.pixels}, pe={fold.pe}; {rule}")
-    bad_pe = fold.pe < 1 or pe_of % fold.pe if pe_legal is None else fold.pe not in pe_legal
-    bad = bad_pe or (simd_of is None and fold.simd != 1)
-    if simd_legal is not None:
-        bad = bad or fold.simd not in simd_legal
-    else:
-        bad = bad or (simd_of is not None and (fold.simd < 1 or simd_of % fold.simd))
+    bad = fold.pe < 1 or pe_of % fold.pe or (simd_of is None and fold.simd != 1)
+    bad = bad or (simd_of is not None and (fold.simd < 1 or simd_of % fold.simd))
     if bad:
-        simd_rule = ("simd must be 1" if simd_of is None else f"simd must divide {simd_of}" if simd_legal is None
-                     else f"simd must be one of {', '.join(map(str, simd_legal))}")  # fmt: skip
-        pe_rule = f"divide {pe_of}" if pe_legal is None else f"be one of {', '.join(map(str, pe_legal))}"
+        simd_rule = "simd must be 1" if simd_of is None else f"simd must divide {simd_of}"
         raise InputError(
             f"folding plan: layer '{op.name}' ({op.kind}) has pe={fold.pe}, simd={fold.simd}; {what}: pe must "
-            f"{pe_rule} and {simd_rule}"
+            f"divide {pe_of} and {simd_rule}"
         )
 
 
@@ -294,9 +285,7 @@ def build_dense(ctx: Context, op: ir.Dense, ident: str) -> Block:
     matrix = np.asarray(op.weights)
     oc, ic = matrix.shape
     fold = ctx.fold(op)
-    legal = dense.legal(dense.describe(op, ctx.graph))
-    _check_fold(op, fold, oc, ic, "Dense folds out_features by pe and in_features by simd", pe_legal=legal["pe"],
-                simd_legal=legal["simd"])  # fmt: skip
+    _check_legal(op, fold, dense.legal(dense.describe(op, ctx.graph)), op.kind)
     return _mvau_block(ctx, op, ident, x, y, matrix, pixels=1, fold=fold, window=None)
 
 
