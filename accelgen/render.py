@@ -61,7 +61,7 @@ def print_dse(report: dict) -> None:
     t, b, info = report["totals"], report["bound"], report["board_info"]
     table = Table(title=f"{report['model']} on {info['title']} at {report['clock_mhz']:g} MHz  (estimates)",
                   title_justify="left")  # fmt: skip
-    cols = ("layer", "op", "in", "out", "W/A", "pe", "simd", "cycles", "DSP", "BRAM18", "LUT", "FF")
+    cols = ("layer", "op", "in", "out", "W/A", "pe", "simd", "px", "rq", "cycles", "DSP", "BRAM18", "LUT", "FF")
     for col in cols:
         table.add_column(col, justify="left" if col in ("layer", "op") else "right", no_wrap=True)
     for la in report["layers"]:
@@ -69,11 +69,12 @@ def print_dse(report: dict) -> None:
         table.add_row(
             la["source"] or la["name"], la["op"], "x".join(map(str, la["in_shape"] or [])),
             "x".join(map(str, la["out_shape"] or [])), f"{la['w_bits'] or '-'}/{la['a_bits'] or '-'}",
-            str(la["pe"]), str(la["simd"]), f"{la['cycles']:,}", f"{la['dsp']:,}", f"{la['bram18']:,}",
+            str(la["pe"]), str(la["simd"]), str(la.get("pixels", 1)), la.get("requant_product", "-"),
+            f"{la['cycles']:,}", f"{la['dsp']:,}", f"{la['bram18']:,}",
             f"{la['lut']:,}", f"{la['ff']:,}", style=style,
         )  # fmt: skip
     table.add_section()
-    table.add_row("total", f"{len(report['layers'])} layers", "", "", "", "", "", f"II {t['ii_cycles']:,}",
+    table.add_row("total", f"{len(report['layers'])} layers", "", "", "", "", "", "", "", f"II {t['ii_cycles']:,}",
                   f"{t['dsp']:,}", f"{t['bram18']:,}", f"{t['lut']:,}", f"{t['ff']:,}")  # fmt: skip
     console.print(table)
     bn = next(la for la in report["layers"] if la["bottleneck"])

@@ -58,6 +58,8 @@ def build_report(estimate: Estimate, *, csim: dict[str, Any] | None = None,
                 "simd": lp.fold.simd,
                 **({"steps": list(lp.fold.steps)} if lp.fold.steps else {}),
                 **({"pixels": lp.fold.pixels} if lp.fold.pixels > 1 else {}),
+                # where a multiply-shift requantizer's product is built (layers that have one)
+                **({"requant_product": lp.fold.requant} if "requant" in lp.layer.legal else {}),
                 "cycles": lp.cost.cycles,
                 "depth": lp.cost.depth,
                 "multipliers": lp.cost.multipliers,
@@ -241,8 +243,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         "## Layers (estimate)",
         "",
-        "| layer | op | in | out | W/A bits | pe | simd | cycles | DSP | BRAM18 | LUT | FF |",
-        "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| layer | op | in | out | W/A bits | pe | simd | pixels | requant product | cycles | DSP | BRAM18 | LUT | FF |",
+        "|---|---|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     for la in report["layers"]:
         name = f"**{la['name']}** (bottleneck)" if la["bottleneck"] else la["name"]
@@ -250,11 +252,11 @@ def render_markdown(report: dict[str, Any]) -> str:
         pe, simd = (la["pe"], la["simd"]) if not la.get("steps") else ("steps", "/".join(map(str, la["steps"])))
         lines.append(
             f"| {name} | {la['op']} | {_shape(la['in_shape'])} | {_shape(la['out_shape'])} | {bits} | {pe} | "
-            f"{simd} | {_n(la['cycles'])} | {_n(la['dsp'])} | {_n(la['bram18'])} | {_n(la['lut'])} | "
+            f"{simd} | {la.get('pixels', 1)} | {la.get('requant_product', '-')} | {_n(la['cycles'])} | {_n(la['dsp'])} | {_n(la['bram18'])} | {_n(la['lut'])} | "
             f"{_n(la['ff'])} |"
         )
     lines.append(
-        f"| **total** | {len(report['layers'])} layers | | | | | | II {_n(t['ii_cycles'])} | {_n(t['dsp'])} | "
+        f"| **total** | {len(report['layers'])} layers | | | | | | | | II {_n(t['ii_cycles'])} | {_n(t['dsp'])} | "
         f"{_n(t['bram18'])} | {_n(t['lut'])} | {_n(t['ff'])} |"
     )
     if report.get("synth"):

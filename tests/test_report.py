@@ -62,6 +62,12 @@ def test_report_json_has_the_design_fields(estimate):
     conv1 = r["layers"][0]
     assert (conv1["op"], conv1["in_shape"], conv1["out_shape"], conv1["w_bits"], conv1["a_bits"]) == (
         "Conv", [8, 8, 1], [8, 8, 16], 8, 8)  # fmt: skip
+    # where each multiply-shift requantizer's product is built, as planned; absent for layers without one
+    for layer, lp in zip(r["layers"], estimate.layers):
+        assert layer.get("requant_product") == (lp.fold.requant if "requant" in lp.layer.legal else None)
+    assert any("requant_product" in layer for layer in r["layers"])
+    assert any("requant_product" not in layer for layer in r["layers"])
+    assert "| pixels | requant product |" in rep.render_markdown(r)
     t = r["totals"]
     for key in ("ii_cycles", "latency_cycles", "fps", "latency_us", "dsp", "bram18", "lut", "ff", "utilisation"):
         assert key in t
