@@ -143,3 +143,25 @@ def test_build_arch_rtl_refuses_a_cnn_and_says_what_to_use(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "use --arch dataflow" in err and "Conv" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_the_build_summary_prints_the_whole_designs_utilisation(built):
+    """The summary's resources are the whole design's (kernels, stream plumbing and shell),
+    the figures and percentages `accelgen dse` and report.md give, not the kernels' alone."""
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    from rich.console import Console  # noqa: PLC0415
+
+    from accelgen import render  # noqa: PLC0415
+
+    report = json.loads((built / "report.json").read_text())
+    console = Console(record=True, width=300)
+    render.print_build_summary(console, SimpleNamespace(report=report, outdir=built))
+    text = console.export_text()
+    t = report["totals"]
+    assert t["whole_design"]["lut"] > t["lut"]  # the shell and plumbing add LUTs
+    for key in ("lut", "dsp", "bram18"):
+        share = t["whole_design"][key] / t["available"][key]
+        assert share == pytest.approx(t["utilisation"][key], abs=1e-4)
+        assert f"{key} {t['whole_design'][key]:,} ({100 * share:.1f}%)" in text
+    assert "whole design" in text
