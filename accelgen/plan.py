@@ -6,15 +6,20 @@ The explorer writes it as ``folding.json``; the user may edit it and pass it bac
 Folding semantics, per kernel (every kernel module validates its own):
 
 * Dense: ``simd`` input features and ``pe`` output neurons per cycle;
-  ``simd | in_features``, ``pe`` the fewest lanes for some number of passes n,
-  ``ceil(OUT / n)`` (every divisor, and e.g. 22 of 64: three passes, the last padded and
-  its padded outputs dropped; accelgen.kernels.mvu.pe_values); cycles = (IN/simd) * ceil(OUT/pe).
+  ``pe`` the fewest lanes for some number of passes n, ``ceil(OUT / n)`` (every divisor,
+  and e.g. 22 of 64: three passes, the last padded and its padded outputs dropped;
+  accelgen.kernels.mvu.pe_values); ``simd`` likewise the fewest lanes for some number of
+  words, ``ceil(IN / n)``: a divisor, or (weights that are not bipolar) up to 16 words
+  with the last padded with zero weights (accelgen.kernels.mvu.simd_values);
+  cycles = ceil(IN/simd) * ceil(OUT/pe).
 * Conv (groups == 1): ``simd`` window elements, ``pe`` output channels per cycle;
-  ``pe`` as Dense's over OC, ``simd | IC`` (channels of one tap) or ``simd = IC * t`` with a window
-  (``t`` taps a word: ``t | KW``, or ``KW`` times a divisor of KH, whole kernel rows;
-  accelgen.kernels.conv); cycles = OH*OW * KH*KW*IC/simd * ceil(OC/pe).
+  ``pe`` as Dense's over OC, ``simd`` as Dense's over the KH*KW*IC window elements (channels
+  of one tap, ``simd = IC * t`` for ``t`` taps a word, or any other such value through a
+  gearbox after the window generator; accelgen.kernels.conv);
+  cycles = OH*OW * ceil(KH*KW*IC/simd) * ceil(OC/pe).
 * Depthwise / grouped Conv: ``pe`` channels in parallel, ``simd`` kernel taps per cycle;
-  ``pe | OC``, ``simd | KH*KW``; a depthwise Conv at every channel (``pe == C``) takes
+  ``pe`` as Dense's over the channels (depthwise; a grouped Conv runs as a block-diagonal
+  Conv), ``simd | KH*KW``; a depthwise Conv at every channel (``pe == C``) takes
   ``simd`` taps a word, a tap word as a Conv's (``t | KW``, or ``KW`` times a divisor of KH;
   accelgen.kernels.depthwise): cycles = OH*OW * KH*KW/simd.
 * MaxPool, AvgPool, Add, Requantize, Resize: ``pe`` channels per cycle, ``pe | C``; ``simd`` is 1.
