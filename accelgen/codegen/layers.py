@@ -18,8 +18,9 @@ prices. Folding per kernel (as ``accelgen.plan`` documents):
   kind. A 1x1 convolution with stride 1 and no padding needs no window generator (its
   ``simd`` among mvu.simd_values(IC), a converter in front when it does not divide IC).
 * Depthwise Conv (groups == IC == OC): ``pe = ceil(C / n)`` channels, ``simd | KH*KW`` taps;
-  [padding gearbox per pixel] + window generator (depthwise order) + width converter + vector
-  unit [+ a gearbox dropping the padded lanes per pixel] (accelgen.kernels.depthwise.padded_window); at ``pe == C`` and
+  window generator (depthwise order) + width converter + vector unit, and when ``pe`` does
+  not divide C a gearbox per pixel padding the last channel word in front and one dropping
+  the padded lanes behind (accelgen.kernels.depthwise.padded_window); at ``pe == C`` and
   ``simd > 1``, ``simd`` a tap word (accelgen.kernels.depthwise.legal and taps): window
   generator in convolution order, ``simd`` taps a word, + vector unit.
 * Other grouped Conv (channel multiplier, or several channels per group): run as a
