@@ -12,6 +12,7 @@ the layer's whole accumulator range, which is checked in integer arithmetic.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from fractions import Fraction
 
@@ -25,6 +26,7 @@ from accelgen.runtime.numeric import apply_requant
 
 MAX_SHIFT = 48
 INT64_SAFE = 1 << 62
+_INT64_MIN, _INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
 ADD_MAX_SHIFT = 24
 
 
@@ -379,8 +381,8 @@ def _spread_excess(M: np.ndarray, T: np.ndarray, vlev: np.ndarray, rel: np.ndarr
     so the valid M form an interval.
     """
     r = (vlev << shift)[None, :] - M[:, None] * T
-    top = np.where(rel, r, np.iinfo(np.int64).min).max(axis=1)
-    bottom = np.where(rel, r, np.iinfo(np.int64).max).min(axis=1)
+    top = np.where(rel, r, _INT64_MIN).max(axis=1)
+    bottom = np.where(rel, r, _INT64_MAX).min(axis=1)
     return np.where(rel.any(axis=1), top - bottom - (M - 1), 0)
 
 
@@ -399,9 +401,12 @@ def _fit_multipliers(T, vlev, rel, first, last, shift: int) -> np.ndarray | None
     if np.all(excess <= 0):
         return guess
     lo, hi = np.maximum(guess // 2, 1), 2 * guess + 2
+    n = T.shape[0]
+    pairs_t, pairs_rel = np.concatenate([T, T]), np.concatenate([rel, rel])  # the excess at M and M + 1 in one pass
     while np.any(lo < hi):
         mid = (lo + hi) // 2
-        rising = _spread_excess(mid + 1, T, vlev, rel, shift) >= _spread_excess(mid, T, vlev, rel, shift)
+        both = _spread_excess(np.concatenate([mid + 1, mid]), pairs_t, vlev, pairs_rel, shift)
+        rising = both[:n] >= both[n:]
         hi = np.where(rising & (lo < hi), mid, hi)
         lo = np.where(~rising & (lo < hi), mid + 1, lo)
     best = np.where(excess <= 0, guess, lo)
@@ -428,13 +433,14 @@ def fit_multiply_shift(T: np.ndarray, lo: np.ndarray, hi: np.ndarray, q: ir.QTyp
     first = np.argmax(rel, axis=1)
     last = T.shape[1] - 1 - np.argmax(rel[:, ::-1], axis=1)
 
+    @functools.cache
     def attempt(shift: int):
         mults = _fit_multipliers(T, vlev, rel, first, last, shift)
         if mults is None:
             return None
         mults = np.where(rel.any(axis=1), mults, 0)
         r = (vlev << shift)[None, :] - mults[:, None] * T
-        offs = np.where(rel.any(axis=1), np.where(rel, r, np.iinfo(np.int64).min).max(axis=1), out_lo << shift)
+        offs = np.where(rel.any(axis=1), np.where(rel, r, _INT64_MIN).max(axis=1), out_lo << shift)
         return mults, offs
 
     if attempt(MAX_SHIFT) is None:
