@@ -110,10 +110,11 @@ def case_emulators(root, cases: dict, prefix: str) -> dict:
     return {(n, m): (Emulator(out, library=libs[m]), graph, x) for n, (out, graph, x) in built.items() for m in MODELS}
 
 
-def assert_layers_equal_reference(emu, graph: ir.Graph, x: dict[str, np.ndarray]) -> None:
-    """The emulated design's every layer (and every graph output) equals :func:`ref_run` on
-    ``x``, element for element; a mismatch names the layer, how many and the first."""
-    ref = ref_run(graph, x)
+def assert_layers_equal_reference(emu, graph: ir.Graph, x: dict[str, np.ndarray], reference=None) -> None:
+    """The emulated design's every layer (and every graph output) equals ``reference`` (by
+    default :func:`ref_run`) on ``x``, element for element; a mismatch names the layer, how
+    many and the first."""
+    ref = (reference or ref_run)(graph, x)
     got = emu.run_layers(x)
     for op in graph.ops:
         expected = ref[op.outputs[0]]

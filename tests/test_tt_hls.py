@@ -31,7 +31,17 @@ from accelgen.kernels import dense as dense_kernel
 from accelgen.kernels import kernel_for
 from accelgen.kernels import tt as tt_kernel
 from accelgen.plan import FoldingPlan, LayerFold
-from tests.test_hls_kernels import ACC, BIPOLAR, GraphBuilder, case_emulators, centred, qt, random_codes, ref_requant
+from tests.test_hls_kernels import (
+    ACC,
+    BIPOLAR,
+    GraphBuilder,
+    assert_layers_equal_reference,
+    case_emulators,
+    centred,
+    qt,
+    random_codes,
+    ref_requant,
+)
 
 MODELS = ("ap_types", "native")
 
@@ -250,17 +260,7 @@ pytestmark = pytest.mark.csim
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("name", list(CASES))
 def test_tt_bit_exact(emulators, name, model):
-    emu, graph, x = emulators[name, model]
-    ref = ref_run(graph, x)
-    got = emu.run_layers(x)
-    for op in graph.ops:
-        expected = ref[op.outputs[0]]
-        assert got[op.name].shape == expected.shape, op.name
-        diff = np.argwhere(got[op.name] != expected)
-        assert diff.size == 0, (f"{op.name}: {len(diff)} mismatches, first at {tuple(diff[0])}: expected "
-                                f"{expected[tuple(diff[0])]}, got {got[op.name][tuple(diff[0])]}")  # fmt: skip
-    for t in graph.outputs:
-        np.testing.assert_array_equal(got[t], ref[t])
+    assert_layers_equal_reference(*emulators[name, model], reference=ref_run)
 
 
 def test_testbench_passes_on_a_dense_tt_dense_design(emulators, tmp_path):
