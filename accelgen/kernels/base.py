@@ -166,8 +166,8 @@ class Requantizers:
     lanes: int
     units: int
     #: where a multiply-shift unit's product is built: "dsp" (DSP48E2 tiles) or "fabric"
-    #: (LUTs and the carry chain), accelgen.kernels.requant.PRODUCTS
-    product: str = "dsp"
+    #: (LUTs and the carry chain), accelgen.plan.REQUANT_PRODUCTS
+    product: str = DEFAULT_PRODUCT
 
     @property
     def shared(self) -> bool:

@@ -290,18 +290,11 @@ def legal(spec: ConvSpec) -> dict[str, list[int]]:
     every output channel in parallel and ``simd | IC`` (``pixels_simd``: swg.h emits
     several pixels or several taps a word, not both); a pointwise convolution reads no
     windows (1 pixel, no taps)."""
-    channels, padded = divisors(spec.win.ic), spec.arith.zero_weight
+    legal = {"pe": mvu.pe_values(spec.oc), "simd": mvu.simd_values(reduction(spec), spec.arith.zero_weight),
+             "pixels_pe": spec.oc, **requant.products(spec.arith.requant)}  # fmt: skip
     if spec.pointwise:
-        return {
-            "pe": mvu.pe_values(spec.oc),
-            "simd": mvu.simd_values(reduction(spec), padded),
-            "pixels": [1],
-            "pixels_pe": spec.oc,
-            **requant.products(spec.arith.requant),
-        }
-    return {"pe": mvu.pe_values(spec.oc), "simd": mvu.simd_values(reduction(spec), padded),
-            "pixels": divisors(spec.win.ow), "pixels_pe": spec.oc, "pixels_simd": channels,
-            **requant.products(spec.arith.requant)}  # fmt: skip
+        return {**legal, "pixels": [1]}
+    return {**legal, "pixels": divisors(spec.win.ow), "pixels_simd": divisors(spec.win.ic)}
 
 
 def reduction(spec: ConvSpec) -> int:

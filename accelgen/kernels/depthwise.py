@@ -41,7 +41,17 @@ import numpy as np
 
 from accelgen import ir
 from accelgen.kernels import hw, mvu, requant
-from accelgen.kernels.base import Cost, Fifo, Hardware, LayerSpec, MultiplierNeed, ceil_div, divisors, element_bits
+from accelgen.kernels.base import (
+    NONE,
+    Cost,
+    Fifo,
+    Hardware,
+    LayerSpec,
+    MultiplierNeed,
+    ceil_div,
+    divisors,
+    element_bits,
+)
 from accelgen.kernels.conv import Window, is_depthwise, window
 from accelgen.plan import LayerFold
 
@@ -120,22 +130,19 @@ def hardware(spec: DepthwiseSpec, fold: LayerFold) -> Hardware:
     buffer, windows, generator = w.generator(pe, a_bits, group, word_taps)
     memories = (*mvu.weights(ar, lanes, simd, (w.ic // pe) * taps_words), buffer)
     in_lanes = mvu.out_lanes(spec.win.ic, pe)
-    fifos = [*hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (in_lanes,))]
+    # each pixel's channels re-cut into pe-lane words, the last one padded (priced with its
+    # kernel control, as the output's padded-lane gearbox is)
+    padding = mvu.recut_input(in_lanes, pe, a_bits)
+    fifos = [*hw.input_fifos(spec.in_bits, spec.in_elems, spec.bypass, (in_lanes,)), *padding.fifos, windows]
     logic, pipe = mvu.logic(ar, lanes, simd, w.ic * group, rq=rq)
-    logic = logic + generator
-    gearboxes, depth = [], ceil_div(w.first_window_elems, pe) + w.kh * w.kw // word_taps + pipe
-    if in_lanes != pe:  # each pixel's channels re-cut into pe-lane words, the last one padded
-        fifos.append(Fifo("padded_input", pe * a_bits, hw.STREAM_FIFO_DEPTH))
-        gearboxes.append((in_lanes * a_bits, pe * a_bits))
-    fifos.append(windows)
-    if simd > word_taps:  # depthwise order: a gearbox gathers ``simd`` tap words
+    logic = logic + generator + padding.logic + (hw.KERNEL_CONTROL if padding.gearboxes else NONE)
+    gearboxes = list(padding.gearboxes)
+    depth = ceil_div(w.first_window_elems, pe) + w.kh * w.kw // word_taps + pipe + padding.depth
+    if simd > word_taps:  # depthwise order: a gearbox gathers ``simd`` tap words, a dataflow stage of its own
         fifos.append(Fifo("tap_words", lanes * simd * a_bits, hw.STREAM_FIFO_DEPTH))
         gearboxes.append((lanes * a_bits, lanes * simd * a_bits))
-    for widths in gearboxes:  # each a dataflow stage of its own, as a conv's simd gearbox is
-        logic = logic + hw.gearbox(*widths)
+        logic = logic + hw.gearbox(*gearboxes[-1])
         depth += hw.GEARBOX_LATENCY
-    if in_lanes != pe:
-        logic = logic + hw.KERNEL_CONTROL
     out = mvu.padded_output(ar, spec.win.ic, pe, taps_words)
     cycles = w.cycles(pe, group, word_taps, busy=compute)
     return Hardware(cycles=cycles, depth=depth + out.depth, macs=mvu.macs(ar, lanes, simd), memories=memories,
