@@ -38,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
@@ -278,6 +279,28 @@ def _framed_gearbox(ctx: Context, ident: str, src: Stream, dst: Stream, *, frame
     return kernel
 
 
+class _Tail(NamedTuple):
+    """What follows a unit in its block: streams and kernels (none, or the padded-lane gearbox)."""
+
+    streams: list[Stream]
+    kernels: list[Kernel]
+
+
+def _unit_output(ctx: Context, ident: str, code: CodeType, lanes: int, words: int, out_lanes: int, pixels: int,
+                 channels: int) -> tuple[Stream, Stream, _Tail]:  # fmt: skip
+    """The stream a matrix or vector unit writes (``lanes`` a word, ``words`` a sample), the
+    layer's output and what connects them: the same stream when the unit's lanes are the
+    layer's ``out_lanes`` (its kernel's stream_lanes, several pixels a word included), else (``pe`` does not divide the ``channels``, the last fold padded)
+    a gearbox framed per pixel that reads the unit's folds and writes the channels in words
+    of ``out_lanes``, dropping the padded lanes (accelgen.kernels.mvu.padded_output)."""
+    if out_lanes == lanes:
+        unit_out = ctx.stream(f"{ident}_out", code, lanes, words)
+        return unit_out, unit_out, _Tail([], [])
+    unit_out = ctx.stream(f"{ident}_unit", code, lanes, words)
+    out = ctx.stream(f"{ident}_out", code, out_lanes, pixels * channels // out_lanes)
+    return unit_out, out, _Tail([out], [_framed_gearbox(ctx, ident, unit_out, out, frames=pixels)])
+
+
 # -- builders --------------------------------------------------------------------------------------
 
 
@@ -341,9 +364,9 @@ def _mvau_block(ctx, op, ident, x, y, matrix, *, pixels, fold: LayerFold, window
         kernels.append(_framed_gearbox(ctx, ident, vectors, recut, frames=pixels))  # one pixel's words a frame
         streams.append(recut)
         vectors = recut
-    lanes_out = mvu.out_lanes(rows, pe)
-    unit_out = ctx.stream(f"{ident}_unit" if lanes_out != pe else f"{ident}_out", arith["out_code"], pe * group,
-                          pixels * folds // group)  # fmt: skip
+    # the layer's words: out_lanes channels of ``group`` pixels (conv.stream_lanes)
+    unit_out, out, drop = _unit_output(ctx, ident, arith["out_code"], pe * group, pixels * folds // group,
+                                       mvu.out_lanes(rows, pe) * group, pixels, rows)  # fmt: skip
     streams.append(unit_out)
     cfg = ctx.config(f"{ident}_mvau")
     tiles = folds * words
@@ -353,11 +376,8 @@ def _mvau_block(ctx, op, ident, x, y, matrix, *, pixels, fold: LayerFold, window
     padded = np.pad(_pad_rows(matrix, folds * pe), ((0, 0), (0, words * simd - cols)))  # zero weights: the pad adds 0
     params = _params(ident, cfg, arith, pack_words(padded, arith["weight_code"], simd, pe))
     kernels.append(Kernel("mvau", "mvau", cfg, fields, [vectors.name], [unit_out.name], [p.name for p in params]))
-    out = unit_out
-    if lanes_out != pe:  # per pixel: the unit's folds of pe lanes in, the channels in words of lanes_out out
-        out = ctx.stream(f"{ident}_out", arith["out_code"], lanes_out, pixels * rows // lanes_out)
-        streams.append(out)
-        kernels.append(_framed_gearbox(ctx, ident, unit_out, out, frames=pixels))
+    kernels += drop.kernels
+    streams += drop.streams
     return Block(ident, comment_text(op.name), op.kind, op, kernels, params, streams, [Port(op.inputs[0], src)],
                  out, op.outputs[0], folding=_folding(fold))  # fmt: skip
 
@@ -406,8 +426,9 @@ def build_depthwise(ctx: Context, op: ir.Conv, ident: str) -> Block:
         dwc, windows = _gearbox(ctx, ident, windows, simd * lanes)
         kernels.append(dwc)
         streams.append(windows)
-    unit_out = ctx.stream(f"{ident}_unit" if in_lanes != pe else f"{ident}_out", arith["out_code"], lanes,
-                          oh * ow * padded // lanes)  # fmt: skip
+    # the layer's words: in_lanes channels of ``group`` pixels (depthwise.stream_lanes)
+    unit_out, out, drop = _unit_output(ctx, ident, arith["out_code"], lanes, oh * ow * padded // lanes,
+                                       in_lanes * group, oh * ow, c)  # fmt: skip
     streams.append(unit_out)
     cfg = ctx.config(f"{ident}_vvau")
     tiles = (padded // pe) * (taps // simd)
@@ -416,11 +437,8 @@ def build_depthwise(ctx: Context, op: ir.Conv, ident: str) -> Block:
     words = pack_words(_pad_rows(matrix, padded * group), arith["weight_code"], simd, lanes)
     params = _params(ident, cfg, arith, words)
     kernels.append(Kernel("vvau", "vvau", cfg, fields, [windows.name], [unit_out.name], [p.name for p in params]))
-    out = unit_out
-    if in_lanes != pe:  # per pixel: the unit's folds of pe lanes in, the c channels in words of in_lanes out
-        out = ctx.stream(f"{ident}_out", arith["out_code"], in_lanes, oh * ow * c // in_lanes)
-        streams.append(out)
-        kernels.append(_framed_gearbox(ctx, ident, unit_out, out, frames=oh * ow))
+    kernels += drop.kernels
+    streams += drop.streams
     return Block(ident, comment_text(op.name), "DepthwiseConv", op, kernels, params, streams,
                  [Port(op.inputs[0], src)], out, op.outputs[0], folding=_folding(fold))  # fmt: skip
 
