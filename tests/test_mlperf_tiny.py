@@ -32,6 +32,7 @@ from accelgen.plan import FoldingPlan, LayerFold
 from tests import exact_qonnx
 from tests.conftest import FIGURES
 from tests.mlperf_data import split
+from tests.test_planned_csim import csim_bit_exact
 
 pytestmark = pytest.mark.csim
 
@@ -267,12 +268,7 @@ def test_tap_parallel_stem_csim_equals_golden(tmp_path, file):
     outdir = generate(model, FoldingPlan({layer: LayerFold(pe, simd)}), tmp_path / "d", vectors=(x,))
     configs = "".join(f.read_text() for f in (outdir / "hls" / "config").glob("*.h"))
     assert f"TAPS_PER_WORD = {simd // model.graph.tensors[model.graph.op(layer).inputs[0]].shape[-1]};" in configs
-    build(outdir)
-    result = run_csim(outdir, keep_outputs=True)
-    assert result["passed"], result.get("first_mismatch") or result.get("error")
-    assert result["vectors"] == len(x) and result["mismatches"] == 0 and result["stream_warnings"] == 0
-    layers = [r for r in result["layers"] if r["kind"] == "layer"]
-    assert all(r["mismatches"] == 0 for r in layers)
+    result = csim_bit_exact(outdir, len(x), keep_outputs=True)
     hw = host_epilogue(outdir, result["outputs"])
     for name, want in golden.run(model.graph, x).items():
         np.testing.assert_array_equal(hw[name], want)
@@ -304,12 +300,8 @@ def test_tap_parallel_depthwise_csim_equals_golden(tmp_path):
         stem = "_body_" + layer.split("/")[2].replace(".", "_") + "_Conv.h"
         (text,) = [t for n, t in configs.items() if n.endswith(stem)]
         assert f"TAPS_PER_WORD = {fold.simd};" in text and "DEPTHWISE = false;" in text
-    build(outdir)
-    result = run_csim(outdir, keep_outputs=True)
-    assert result["passed"], result.get("first_mismatch") or result.get("error")
-    assert result["vectors"] == 1 and result["mismatches"] == 0 and result["stream_warnings"] == 0
-    layers = [r for r in result["layers"] if r["kind"] == "layer"]
-    assert len(layers) == len(read_design(outdir)["layers"]) and all(r["mismatches"] == 0 for r in layers)
+    result = csim_bit_exact(outdir, 1, keep_outputs=True)
+    assert len([r for r in result["layers"] if r["kind"] == "layer"]) == len(read_design(outdir)["layers"])
     hw = host_epilogue(outdir, result["outputs"])
     for name, want in golden.run(model.graph, x).items():
         np.testing.assert_array_equal(hw[name], want)

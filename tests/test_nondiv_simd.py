@@ -23,7 +23,6 @@ from accelgen import ir
 from accelgen.boards import get_board
 from accelgen.codegen import generate
 from accelgen.codegen.connect import build_design
-from accelgen.csim import build, run_csim
 from accelgen.dse import explore
 from accelgen.errors import InputError
 from accelgen.kernels import dense, mvu
@@ -31,6 +30,7 @@ from accelgen.pipeline import compile_model
 from accelgen.plan import FoldingPlan, LayerFold
 from tests.data import as_images, digits_split
 from tests.test_hls_kernels import MODELS, GraphBuilder, assert_layers_equal_reference, case_emulators, qt
+from tests.test_planned_csim import csim_bit_exact
 
 pytestmark = pytest.mark.csim
 
@@ -156,12 +156,7 @@ def test_the_bundled_cnn_at_its_ultra96_plan_equals_golden(tmp_path):
     outdir = generate(compiled, plan, tmp_path / "d", vectors=(as_images(x)[:SAMPLES],))
     configs = "".join(f.read_text() for f in (outdir / "hls" / "config").glob("*.h"))
     assert f"MATRIX_W = {-(-144 // simd) * simd};" in configs
-    build(outdir)
-    result = run_csim(outdir)
-    assert result["passed"], result.get("first_mismatch") or result.get("error")
-    assert result["vectors"] == SAMPLES and result["mismatches"] == 0 and result["stream_warnings"] == 0
-    layers = [r for r in result["layers"] if r["kind"] == "layer"]
-    assert layers and all(r["mismatches"] == 0 for r in layers)
+    csim_bit_exact(outdir, SAMPLES)
 
 
 def test_an_illegal_simd_in_a_folding_file_exits_2(tmp_path, capsys):

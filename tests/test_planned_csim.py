@@ -31,6 +31,20 @@ MANIFEST = {m["file"]: m for m in json.loads((MODELS / "manifest.json").read_tex
 SAMPLES = 24
 
 
+def csim_bit_exact(outdir, vectors: int | None = None, **run) -> dict:
+    """Build ``outdir``'s C simulation and run it (``run``: run_csim's options): it passes
+    on ``vectors`` vectors (None: not counted), no element and no stream warning off, and
+    every traced layer bit-exact against the golden model; the result."""
+    build(outdir)
+    result = run_csim(outdir, **run)
+    assert result["passed"], result.get("first_mismatch") or result.get("error")
+    assert result["mismatches"] == 0 and result["stream_warnings"] == 0
+    assert vectors is None or result["vectors"] == vectors
+    layers = [r for r in result["layers"] if r["kind"] == "layer"]
+    assert layers and all(r["mismatches"] == 0 for r in layers)
+    return result
+
+
 @pytest.mark.parametrize(
     "file,board,parallel",
     [
@@ -51,9 +65,4 @@ def test_the_planned_design_equals_golden(tmp_path, file, board, parallel):
     assert "accelgen::DspPacked mac;" in configs
     if file.startswith("qdq_dscnn"):
         assert "accelgen::FabricProduct" in configs and "accelgen::DspProduct" in configs
-    build(outdir)
-    result = run_csim(outdir)
-    assert result["passed"], result.get("first_mismatch") or result.get("error")
-    assert result["vectors"] == SAMPLES and result["mismatches"] == 0 and result["stream_warnings"] == 0
-    layers = [r for r in result["layers"] if r["kind"] == "layer"]
-    assert layers and all(r["mismatches"] == 0 for r in layers)
+    csim_bit_exact(outdir, SAMPLES)
